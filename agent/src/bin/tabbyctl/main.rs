@@ -1,0 +1,202 @@
+//! `tabbyctl`: calicoctl's resource commands against Tabby's datastore
+//! (chosen by `DATASTORE_TYPE`, as calicoctl does).
+
+mod output;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::Read;
+use std::sync::Arc;
+use tabby_agent::apply::{apply_documents, delete_documents, ApplyError, Mode};
+use tabby_agent::datastore::{connect, Datastore, DatastoreConfig};
+use tabby_agent::resources::{parse_documents, Kind, ParsedDocument, Resource};
+
+#[derive(Parser)]
+#[command(
+    name = "tabbyctl",
+    version,
+    about = "Manage Tabby (Calico-compatible) resources",
+    after_help = "Datastore: DATASTORE_TYPE=sqlite (default; file from TABBY_DATASTORE, \
+                  default /var/lib/tabby/tabby.db) or etcdv3 (ETCD_ENDPOINTS)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create or update the resources in FILE ("-" for stdin).
+    Apply {
+        #[arg(short = 'f', long = "filename")]
+        file: String,
+    },
+    /// Create the resources in FILE; fails if any exists.
+    Create {
+        #[arg(short = 'f', long = "filename")]
+        file: String,
+    },
+    /// Replace the resources in FILE; fails if any is missing.
+    Replace {
+        #[arg(short = 'f', long = "filename")]
+        file: String,
+    },
+    /// Delete the resources in FILE, or KIND NAME.
+    Delete {
+        #[arg(short = 'f', long = "filename")]
+        file: Option<String>,
+        kind: Option<String>,
+        name: Option<String>,
+    },
+    /// Show resources of KIND (e.g. ippools, bgppeers, bgpconfig, nodes).
+    Get {
+        kind: String,
+        name: Option<String>,
+        #[arg(short = 'o', long = "output", value_enum, default_value = "ps")]
+        output: Output,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Ps,
+    Wide,
+    Yaml,
+    Json,
+}
+
+fn read_input(file: &str) -> Result<(String, String)> {
+    if file == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading standard input")?;
+        return Ok(("<stdin>".into(), s));
+    }
+    let s = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+    Ok((file.to_string(), s))
+}
+
+fn parse_file(file: &str) -> Result<(String, Vec<ParsedDocument>)> {
+    let (source, text) = read_input(file)?;
+    match parse_documents(&source, &text) {
+        Ok(docs) if docs.is_empty() => bail!("{source}: no resources found"),
+        Ok(docs) => Ok((source, docs)),
+        Err(errs) => Err(invalid(
+            &errs.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        )),
+    }
+}
+
+fn invalid(lines: &[String]) -> anyhow::Error {
+    anyhow!("{}\nNothing was applied.", lines.join("\n"))
+}
+
+fn kind_summary(rs: &[Resource]) -> String {
+    let mut kinds: Vec<Kind> = rs.iter().map(Resource::kind).collect();
+    kinds.dedup();
+    match kinds.as_slice() {
+        [one] => format!("{} '{}' resource(s)", rs.len(), one),
+        _ => format!("{} resource(s)", rs.len()),
+    }
+}
+
+fn report(e: ApplyError) -> anyhow::Error {
+    match e {
+        ApplyError::Invalid(errs) => {
+            invalid(&errs.iter().map(|e| e.to_string()).collect::<Vec<_>>())
+        }
+        other => anyhow!(other),
+    }
+}
+
+async fn write_cmd(store: &dyn Datastore, file: &str, mode: Mode, verb: &str) -> Result<()> {
+    let (source, docs) = parse_file(file)?;
+    let stored = apply_documents(store, &source, docs, mode)
+        .await
+        .map_err(report)?;
+    println!("Successfully {verb} {}", kind_summary(&stored));
+    Ok(())
+}
+
+fn kind_arg(s: &str) -> Result<Kind> {
+    Kind::from_cli(s).ok_or_else(|| {
+        anyhow!(
+            "{s:?} is not a resource kind (expected one of {})",
+            Kind::ALL.map(|k| k.plural()).join(", ")
+        )
+    })
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let cfg = DatastoreConfig::from_env().map_err(|e| anyhow!(e))?;
+    let store: Arc<dyn Datastore> = connect(&cfg).await?;
+    let store = store.as_ref();
+    match cli.cmd {
+        Cmd::Apply { file } => write_cmd(store, &file, Mode::Apply, "applied").await,
+        Cmd::Create { file } => write_cmd(store, &file, Mode::Create, "created").await,
+        Cmd::Replace { file } => write_cmd(store, &file, Mode::Replace, "replaced").await,
+        Cmd::Delete { file, kind, name } => {
+            let deleted = match (file, kind, name) {
+                (Some(f), None, None) => {
+                    let (source, docs) = parse_file(&f)?;
+                    delete_documents(store, &source, &docs)
+                        .await
+                        .map_err(report)?
+                }
+                (None, Some(k), Some(n)) => vec![store.delete(kind_arg(&k)?, &n, None).await?],
+                _ => bail!("use either `delete -f FILE` or `delete KIND NAME`"),
+            };
+            println!("Successfully deleted {}", kind_summary(&deleted));
+            Ok(())
+        }
+        Cmd::Get { kind, name, output } => {
+            let kind = kind_arg(&kind)?;
+            let (items, revision, single) = match &name {
+                Some(n) => {
+                    let r = store.get(kind, n).await?;
+                    let rev = r.revision().unwrap_or(0);
+                    (vec![r], rev, true)
+                }
+                None => {
+                    let l = store.list(kind, None).await?;
+                    (l.items, l.revision, false)
+                }
+            };
+            let text = match output {
+                Output::Ps | Output::Wide => {
+                    output::render_table(kind, &items, matches!(output, Output::Wide))
+                }
+                Output::Yaml | Output::Json => {
+                    let v = if single {
+                        items[0].to_json_value()
+                    } else {
+                        output::list_value(kind, &items, revision)
+                    };
+                    if matches!(output, Output::Yaml) {
+                        serde_yaml::to_string(&v)?
+                    } else {
+                        serde_json::to_string_pretty(&v)? + "\n"
+                    }
+                }
+            };
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TABBY_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = run(Cli::parse()).await {
+        eprintln!("Error: {e:#}");
+        std::process::exit(1);
+    }
+}

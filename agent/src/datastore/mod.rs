@@ -1,0 +1,187 @@
+//! The datastore every part of Tabby shares: Calico resources keyed by
+//! (kind, name), compare-and-swap on a revision, and an ordered, resumable
+//! watch.
+//!
+//! Revisions are store-wide and increase with every write, like etcd's
+//! revision and Kubernetes' resourceVersion. A resource read from a store
+//! carries its last-modified revision in `metadata.resourceVersion`; an
+//! update or delete that names a revision succeeds only if it is still
+//! current. A list returns the store revision it was read at, and a watch
+//! from that revision delivers every later change in order, so
+//! list-then-watch never misses or repeats an event.
+
+mod config;
+pub mod etcd;
+mod etcd_keys;
+pub mod memory;
+pub mod sqlite;
+mod stream;
+
+pub use config::{connect, DatastoreConfig};
+
+use crate::resources::{Kind, Resource};
+use async_trait::async_trait;
+use futures::Stream;
+use std::pin::Pin;
+
+/// A store-wide revision. Kubernetes documents resourceVersion as opaque;
+/// in practice it is the etcd revision, which is what this models.
+pub type Revision = u64;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    #[error("{kind} {name:?} not found")]
+    NotFound { kind: Kind, name: String },
+    #[error("{kind} {name:?} already exists")]
+    AlreadyExists { kind: Kind, name: String },
+    #[error(
+        "{kind} {name:?} was modified concurrently: expected revision {expected}, current is {current}"
+    )]
+    Conflict {
+        kind: Kind,
+        name: String,
+        expected: Revision,
+        current: Revision,
+    },
+    #[error("datastore unavailable: {0}")]
+    Unavailable(String),
+    #[error(
+        "cannot watch from revision {requested}: history up to {compacted} was compacted; list again"
+    )]
+    Compacted {
+        requested: Revision,
+        compacted: Revision,
+    },
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("stored {kind} {name:?} could not be read: {reason}")]
+    Corrupt {
+        kind: Kind,
+        name: String,
+        reason: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// One change. For `Deleted`, `resource` is the last state before deletion.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WatchEvent {
+    pub revision: Revision,
+    pub event_type: EventType,
+    pub resource: Resource,
+}
+
+#[derive(Clone, Debug)]
+pub struct ListResult {
+    pub items: Vec<Resource>,
+    /// The store revision the list was read at: watch from here.
+    pub revision: Revision,
+}
+
+pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, Error>> + Send>>;
+
+#[async_trait]
+pub trait Datastore: Send + Sync {
+    /// "sqlite", "etcdv3" or "memory", for messages.
+    fn backend(&self) -> &'static str;
+
+    async fn get(&self, kind: Kind, name: &str) -> Result<Resource, Error>;
+
+    /// All resources of `kind` whose name starts with `name_prefix`, sorted
+    /// by name.
+    async fn list(&self, kind: Kind, name_prefix: Option<&str>) -> Result<ListResult, Error>;
+
+    /// Fails with `AlreadyExists` if the name is taken. Returns the stored
+    /// resource with its new revision.
+    async fn create(&self, resource: Resource) -> Result<Resource, Error>;
+
+    /// Compare-and-swap: `metadata.resourceVersion` must name the current
+    /// revision, else `Conflict` and nothing is written.
+    async fn update(&self, resource: Resource) -> Result<Resource, Error>;
+
+    /// Deletes; with `Some(revision)` only if that is still current.
+    /// Returns the deleted resource.
+    async fn delete(
+        &self,
+        kind: Kind,
+        name: &str,
+        revision: Option<Revision>,
+    ) -> Result<Resource, Error>;
+
+    /// Every change to `kinds` (all kinds if empty) after revision `from`,
+    /// in revision order. A consumer resumes after a disconnect by watching
+    /// from the last revision it saw.
+    async fn watch(&self, kinds: &[Kind], from: Revision) -> Result<WatchStream, Error>;
+}
+
+/// Stamps what the store owns on a new resource: uid and creation time.
+/// The payload never carries a revision: that is the store's.
+pub(crate) fn prepare_create(r: &mut Resource) {
+    use std::hash::{BuildHasher, Hasher};
+    let m = r.metadata_mut();
+    m.resource_version = None;
+    if m.uid.is_none() {
+        let a = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let b = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let h = format!("{a:016x}{b:016x}");
+        m.uid = Some(format!(
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        ));
+    }
+    if m.creation_timestamp.is_none() {
+        m.creation_timestamp =
+            Some(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
+    }
+}
+
+/// The revision an update must match, or `Invalid` if the caller gave none.
+pub(crate) fn required_revision(r: &Resource) -> Result<Revision, Error> {
+    r.revision().ok_or_else(|| {
+        Error::Invalid(format!(
+            "update of {} {:?} needs metadata.resourceVersion (compare-and-swap)",
+            r.kind(),
+            r.name()
+        ))
+    })
+}
+
+/// The payload as stored: v3 JSON without the revision.
+pub(crate) fn stored_bytes(r: &Resource) -> Vec<u8> {
+    let mut c = r.clone();
+    c.metadata_mut().resource_version = None;
+    c.to_json_bytes()
+}
+
+pub(crate) fn decode(
+    kind: Kind,
+    name: &str,
+    bytes: &[u8],
+    rev: Revision,
+) -> Result<Resource, Error> {
+    let mut r = Resource::from_json_slice(bytes).map_err(|reason| Error::Corrupt {
+        kind,
+        name: name.to_string(),
+        reason,
+    })?;
+    r.set_revision(rev);
+    Ok(r)
+}
+
+pub(crate) fn wants(kinds: &[Kind], k: Kind) -> bool {
+    kinds.is_empty() || kinds.contains(&k)
+}

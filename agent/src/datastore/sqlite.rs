@@ -1,0 +1,372 @@
+//! The embedded default: one SQLite file (bundled SQLite, WAL) that several
+//! `tabby-node` and `tabbyctl` processes on one host share. Every write is a
+//! `BEGIN IMMEDIATE` transaction that checks the revision, bumps the
+//! store-wide revision and appends to an event log; watchers in any process
+//! follow the log, which is what makes watch work across processes.
+
+use super::stream::polling_stream;
+use super::*;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How many events the log keeps; a watch from further back gets
+/// `Compacted` and must list again, as with etcd.
+const EVENT_HISTORY: u64 = 100_000;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+const WATCH_POLL: Duration = Duration::from_millis(100);
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    path: PathBuf,
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Error {
+    Error::Unavailable(e.to_string())
+}
+
+fn open_conn(path: &Path) -> Result<Connection, Error> {
+    let conn = Connection::open(path)
+        .map_err(|e| Error::Unavailable(format!("opening {}: {e}", path.display())))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(unavailable)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(unavailable)?;
+    Ok(conn)
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('revision', 0), ('compacted', 0);
+CREATE TABLE IF NOT EXISTS resources (
+    kind TEXT NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,
+    mod_revision INTEGER NOT NULL, PRIMARY KEY (kind, name));
+CREATE TABLE IF NOT EXISTS events (
+    revision INTEGER PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL,
+    type INTEGER NOT NULL, value BLOB NOT NULL);
+";
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path`.
+    pub async fn open(path: &Path) -> Result<SqliteStore, Error> {
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| Error::Unavailable(format!("creating {}: {e}", dir.display())))?;
+            }
+            let conn = open_conn(&path)?;
+            conn.execute_batch(SCHEMA).map_err(unavailable)?;
+            Ok(SqliteStore {
+                path,
+                conn: Arc::new(Mutex::new(conn)),
+            })
+        })
+        .await
+        .map_err(unavailable)?
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut g = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut g)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+
+    /// One write: checks `check` against the current row inside an
+    /// IMMEDIATE transaction, then writes the row and the event at the next
+    /// revision.
+    async fn write(
+        &self,
+        kind: Kind,
+        name: String,
+        check: impl FnOnce(Option<(Vec<u8>, Revision)>) -> Result<WriteOp, Error> + Send + 'static,
+    ) -> Result<Resource, Error> {
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let current: Option<(Vec<u8>, i64)> = tx
+                .query_row(
+                    "SELECT value, mod_revision FROM resources WHERE kind = ?1 AND name = ?2",
+                    params![kind.as_str(), name],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            let op = check(current.map(|(v, r)| (v, r as Revision)))?;
+            let rev: i64 = tx
+                .query_row(
+                    "UPDATE meta SET value = value + 1 WHERE key = 'revision' RETURNING value",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(unavailable)?;
+            let (ty, value) = match &op {
+                WriteOp::Put { value, created } => {
+                    tx.execute(
+                        "INSERT INTO resources (kind, name, value, mod_revision) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (kind, name) DO UPDATE SET value = ?3, mod_revision = ?4",
+                        params![kind.as_str(), name, value, rev],
+                    )
+                    .map_err(unavailable)?;
+                    (if *created { 0 } else { 1 }, value)
+                }
+                WriteOp::Delete { last } => {
+                    tx.execute(
+                        "DELETE FROM resources WHERE kind = ?1 AND name = ?2",
+                        params![kind.as_str(), name],
+                    )
+                    .map_err(unavailable)?;
+                    (2, last)
+                }
+            };
+            tx.execute(
+                "INSERT INTO events (revision, kind, name, type, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![rev, kind.as_str(), name, ty, value],
+            )
+            .map_err(unavailable)?;
+            if rev as u64 % 1000 == 0 && rev as u64 > EVENT_HISTORY {
+                let keep_from = rev - EVENT_HISTORY as i64;
+                tx.execute("DELETE FROM events WHERE revision < ?1", params![keep_from])
+                    .map_err(unavailable)?;
+                tx.execute(
+                    "UPDATE meta SET value = ?1 WHERE key = 'compacted'",
+                    params![keep_from - 1],
+                )
+                .map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)?;
+            let bytes = match op {
+                WriteOp::Put { value, .. } => value,
+                WriteOp::Delete { last } => last,
+            };
+            decode(kind, &name, &bytes, rev as Revision)
+        })
+        .await
+    }
+}
+
+enum WriteOp {
+    Put { value: Vec<u8>, created: bool },
+    Delete { last: Vec<u8> },
+}
+
+fn event_type(ty: i64) -> EventType {
+    match ty {
+        0 => EventType::Added,
+        1 => EventType::Modified,
+        _ => EventType::Deleted,
+    }
+}
+
+fn fetch_events(
+    conn: &Connection,
+    after: Revision,
+    kinds: &[Kind],
+) -> Result<(Vec<WatchEvent>, Revision), Error> {
+    let compacted: i64 = conn
+        .query_row("SELECT value FROM meta WHERE key = 'compacted'", [], |r| {
+            r.get(0)
+        })
+        .map_err(unavailable)?;
+    if (after as i64) < compacted {
+        return Err(Error::Compacted {
+            requested: after,
+            compacted: compacted as Revision,
+        });
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT revision, kind, name, type, value FROM events WHERE revision > ?1
+             ORDER BY revision LIMIT 1000",
+        )
+        .map_err(unavailable)?;
+    let rows = stmt
+        .query_map(params![after as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+            ))
+        })
+        .map_err(unavailable)?;
+    let mut out = Vec::new();
+    let mut cursor = after;
+    for row in rows {
+        let (rev, kind_s, name, ty, value) = row.map_err(unavailable)?;
+        cursor = rev as Revision;
+        let Some(kind) = Kind::from_kind_field(&kind_s) else {
+            continue;
+        };
+        if !wants(kinds, kind) {
+            continue;
+        }
+        out.push(WatchEvent {
+            revision: rev as Revision,
+            event_type: event_type(ty),
+            resource: decode(kind, &name, &value, rev as Revision)?,
+        });
+    }
+    Ok((out, cursor))
+}
+
+#[async_trait]
+impl Datastore for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn get(&self, kind: Kind, name: &str) -> Result<Resource, Error> {
+        let name = name.to_string();
+        self.run(move |conn| {
+            let row: Option<(Vec<u8>, i64)> = conn
+                .query_row(
+                    "SELECT value, mod_revision FROM resources WHERE kind = ?1 AND name = ?2",
+                    params![kind.as_str(), name],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            match row {
+                Some((v, rev)) => decode(kind, &name, &v, rev as Revision),
+                None => Err(Error::NotFound { kind, name }),
+            }
+        })
+        .await
+    }
+
+    async fn list(&self, kind: Kind, name_prefix: Option<&str>) -> Result<ListResult, Error> {
+        let prefix = name_prefix.unwrap_or("").to_string();
+        self.run(move |conn| {
+            // One read transaction so the items and the revision agree.
+            let tx = conn.transaction().map_err(unavailable)?;
+            let revision: i64 = tx
+                .query_row("SELECT value FROM meta WHERE key = 'revision'", [], |r| {
+                    r.get(0)
+                })
+                .map_err(unavailable)?;
+            let mut items = Vec::new();
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "SELECT name, value, mod_revision FROM resources
+                         WHERE kind = ?1 AND substr(name, 1, length(?2)) = ?2 ORDER BY name",
+                    )
+                    .map_err(unavailable)?;
+                let rows = stmt
+                    .query_map(params![kind.as_str(), prefix], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, Vec<u8>>(1)?,
+                            r.get::<_, i64>(2)?,
+                        ))
+                    })
+                    .map_err(unavailable)?;
+                for row in rows {
+                    let (name, v, rev) = row.map_err(unavailable)?;
+                    items.push(decode(kind, &name, &v, rev as Revision)?);
+                }
+            }
+            Ok(ListResult {
+                items,
+                revision: revision as Revision,
+            })
+        })
+        .await
+    }
+
+    async fn create(&self, mut resource: Resource) -> Result<Resource, Error> {
+        prepare_create(&mut resource);
+        let (kind, name) = (resource.kind(), resource.name().to_string());
+        let value = stored_bytes(&resource);
+        let n = name.clone();
+        self.write(kind, name, move |cur| match cur {
+            Some(_) => Err(Error::AlreadyExists { kind, name: n }),
+            None => Ok(WriteOp::Put {
+                value,
+                created: true,
+            }),
+        })
+        .await
+    }
+
+    async fn update(&self, resource: Resource) -> Result<Resource, Error> {
+        let expected = required_revision(&resource)?;
+        let (kind, name) = (resource.kind(), resource.name().to_string());
+        let value = stored_bytes(&resource);
+        let n = name.clone();
+        self.write(kind, name, move |cur| match cur {
+            None => Err(Error::NotFound { kind, name: n }),
+            Some((_, current)) if current != expected => Err(Error::Conflict {
+                kind,
+                name: n,
+                expected,
+                current,
+            }),
+            Some(_) => Ok(WriteOp::Put {
+                value,
+                created: false,
+            }),
+        })
+        .await
+    }
+
+    async fn delete(
+        &self,
+        kind: Kind,
+        name: &str,
+        revision: Option<Revision>,
+    ) -> Result<Resource, Error> {
+        let n = name.to_string();
+        self.write(kind, name.to_string(), move |cur| match cur {
+            None => Err(Error::NotFound { kind, name: n }),
+            Some((_, current)) if revision.is_some_and(|r| r != current) => Err(Error::Conflict {
+                kind,
+                name: n,
+                expected: revision.unwrap_or_default(),
+                current,
+            }),
+            Some((last, _)) => Ok(WriteOp::Delete { last }),
+        })
+        .await
+    }
+
+    async fn watch(&self, kinds: &[Kind], from: Revision) -> Result<WatchStream, Error> {
+        // Each watch reads through its own connection so that it never
+        // waits behind this handle's writes.
+        let path = self.path.clone();
+        let conn = tokio::task::spawn_blocking(move || open_conn(&path))
+            .await
+            .map_err(unavailable)??;
+        let conn = Arc::new(Mutex::new(conn));
+        let kinds = kinds.to_vec();
+        Ok(polling_stream(
+            from,
+            move |after| {
+                let conn = conn.clone();
+                let kinds = kinds.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        let g = conn.lock().unwrap_or_else(|p| p.into_inner());
+                        fetch_events(&g, after, &kinds)
+                    })
+                    .await
+                    .map_err(unavailable)?
+                }
+            },
+            || tokio::time::sleep(WATCH_POLL),
+        ))
+    }
+}

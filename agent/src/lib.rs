@@ -1,0 +1,7 @@
+//! Tabby's agent: Calico's resource model, the datastore backends, and the
+//! wiring behind the `tabbyctl`, `tabby-node` and `tabby` binaries. This is
+//! the only crate that knows about Kubernetes and Calico's API.
+
+pub mod apply;
+pub mod datastore;
+pub mod resources;

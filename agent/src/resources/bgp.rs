@@ -1,0 +1,142 @@
+//! BGPPeer and BGPConfiguration.
+
+use super::asn::AsNumber;
+use super::meta::BgpPassword;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BgpPeerSpec {
+    /// Only this node peers (node-specific peer). Exclusive with nodeSelector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<String>,
+    /// `A.B.C.D`, `A.B.C.D:port`, an IPv6 address or `[v6]:port`.
+    #[serde(default, rename = "peerIP", skip_serializing_if = "Option::is_none")]
+    pub peer_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_selector: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_number: Option<AsNumber>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<BgpPassword>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_original_next_hop: bool,
+    /// Go duration string, e.g. "120s".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_restart_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_detection_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bird_gateway_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_allowed_local_as_numbers: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_security: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reachable_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_workload_selector: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_hop_mode: Option<String>,
+    /// Not part of Calico's API: a per-peer prefix limit (Cease 6/1 when
+    /// exceeded). Optional, so Calico manifests never carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_prefixes: Option<u32>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CidrEntry {
+    pub cidr: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Community {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrefixAdvertisement {
+    pub cidr: String,
+    #[serde(default)]
+    pub communities: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BgpConfigurationSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_severity_screen: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_to_node_mesh_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_number: Option<AsNumber>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_port: Option<u16>,
+    #[serde(
+        default,
+        rename = "serviceClusterIPs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub service_cluster_ips: Vec<CidrEntry>,
+    #[serde(
+        default,
+        rename = "serviceExternalIPs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub service_external_ips: Vec<CidrEntry>,
+    #[serde(
+        default,
+        rename = "serviceLoadBalancerIPs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub service_load_balancer_ips: Vec<CidrEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub communities: Vec<Community>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prefix_advertisements: Vec<PrefixAdvertisement>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_mesh_password: Option<BgpPassword>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_mesh_max_restart_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored_interfaces: Vec<String>,
+    #[serde(
+        default,
+        rename = "localWorkloadPeeringIPV4",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub local_workload_peering_ipv4: Option<String>,
+    #[serde(
+        default,
+        rename = "localWorkloadPeeringIPV6",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub local_workload_peering_ipv6: Option<String>,
+}
+
+impl BgpConfigurationSpec {
+    /// Calico's defaults apply where a field is unset.
+    pub fn effective_as(&self) -> AsNumber {
+        self.as_number.unwrap_or(AsNumber::DEFAULT)
+    }
+    pub fn mesh_enabled(&self) -> bool {
+        self.node_to_node_mesh_enabled.unwrap_or(true)
+    }
+    pub fn effective_listen_port(&self) -> u16 {
+        self.listen_port.unwrap_or(179)
+    }
+}

@@ -1,0 +1,93 @@
+//! The resource kinds Tabby stores, their names in each API and on the CLI.
+
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    IpPool,
+    BgpPeer,
+    BgpConfiguration,
+    Node,
+    IpamBlock,
+    BlockAffinity,
+    IpamHandle,
+    IpamConfig,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 8] = [
+        Kind::IpPool,
+        Kind::BgpPeer,
+        Kind::BgpConfiguration,
+        Kind::Node,
+        Kind::IpamBlock,
+        Kind::BlockAffinity,
+        Kind::IpamHandle,
+        Kind::IpamConfig,
+    ];
+
+    /// The `kind:` field value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::IpPool => "IPPool",
+            Kind::BgpPeer => "BGPPeer",
+            Kind::BgpConfiguration => "BGPConfiguration",
+            Kind::Node => "Node",
+            Kind::IpamBlock => "IPAMBlock",
+            Kind::BlockAffinity => "BlockAffinity",
+            Kind::IpamHandle => "IPAMHandle",
+            Kind::IpamConfig => "IPAMConfig",
+        }
+    }
+
+    /// The lowercase plural used in etcd keys and CRD names.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::IpPool => "ippools",
+            Kind::BgpPeer => "bgppeers",
+            Kind::BgpConfiguration => "bgpconfigurations",
+            Kind::Node => "nodes",
+            Kind::IpamBlock => "ipamblocks",
+            Kind::BlockAffinity => "blockaffinities",
+            Kind::IpamHandle => "ipamhandles",
+            Kind::IpamConfig => "ipamconfigs",
+        }
+    }
+
+    /// Reads a `kind:` value. The v3 API calls IPAMConfig
+    /// `IPAMConfiguration`; both are accepted.
+    pub fn from_kind_field(s: &str) -> Option<Kind> {
+        if s == "IPAMConfiguration" {
+            return Some(Kind::IpamConfig);
+        }
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Reads a kind as typed on the command line (`ippool`, `ippools`,
+    /// `IPPool`, `bgpconfig`, ...), case-insensitively like calicoctl.
+    pub fn from_cli(s: &str) -> Option<Kind> {
+        let l = s.to_ascii_lowercase();
+        let k = match l.as_str() {
+            "ippool" | "ippools" | "ipp" | "ipps" | "pool" | "pools" => Kind::IpPool,
+            "bgppeer" | "bgppeers" | "bgpp" | "bgpps" | "bp" | "bps" => Kind::BgpPeer,
+            "bgpconfiguration" | "bgpconfigurations" | "bgpconfig" | "bgpconfigs" => {
+                Kind::BgpConfiguration
+            }
+            "node" | "nodes" | "no" | "nos" => Kind::Node,
+            "ipamblock" | "ipamblocks" => Kind::IpamBlock,
+            "blockaffinity" | "blockaffinities" => Kind::BlockAffinity,
+            "ipamhandle" | "ipamhandles" => Kind::IpamHandle,
+            "ipamconfig" | "ipamconfigs" | "ipamconfiguration" | "ipamconfigurations" => {
+                Kind::IpamConfig
+            }
+            _ => return None,
+        };
+        Some(k)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,123 @@
+//! Calico's resource kinds as typed Rust values, and reading them from
+//! multi-document YAML/JSON in either `projectcalico.org/v3` (calicoctl) or
+//! `crd.projectcalico.org/v1` (kubectl) form.
+
+pub mod asn;
+pub mod bgp;
+pub mod duration;
+pub mod ipam;
+pub mod ippool;
+pub mod kind;
+pub mod meta;
+pub mod node;
+mod parse;
+pub mod validate;
+
+pub use asn::AsNumber;
+pub use kind::Kind;
+pub use meta::{Object, ObjectMeta, API_CRD_V1, API_V3};
+pub use parse::{parse_documents, ParseError, ParsedDocument};
+
+use serde::Serialize;
+
+pub type IpPool = Object<ippool::IpPoolSpec>;
+pub type BgpPeer = Object<bgp::BgpPeerSpec>;
+pub type BgpConfiguration = Object<bgp::BgpConfigurationSpec>;
+pub type Node = Object<node::NodeSpec>;
+pub type IpamBlock = Object<ipam::IpamBlockSpec>;
+pub type BlockAffinity = Object<ipam::BlockAffinitySpec>;
+pub type IpamHandle = Object<ipam::IpamHandleSpec>;
+pub type IpamConfig = Object<ipam::IpamConfigSpec>;
+
+/// One resource of any kind Tabby stores.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Resource {
+    IpPool(IpPool),
+    BgpPeer(BgpPeer),
+    BgpConfiguration(BgpConfiguration),
+    Node(Node),
+    IpamBlock(IpamBlock),
+    BlockAffinity(BlockAffinity),
+    IpamHandle(IpamHandle),
+    IpamConfig(IpamConfig),
+}
+
+/// Runs `$body` with `$o` bound to the inner `Object<_>` of any variant.
+macro_rules! each_variant {
+    ($r:expr, $o:ident => $body:expr) => {
+        match $r {
+            Resource::IpPool($o) => $body,
+            Resource::BgpPeer($o) => $body,
+            Resource::BgpConfiguration($o) => $body,
+            Resource::Node($o) => $body,
+            Resource::IpamBlock($o) => $body,
+            Resource::BlockAffinity($o) => $body,
+            Resource::IpamHandle($o) => $body,
+            Resource::IpamConfig($o) => $body,
+        }
+    };
+}
+
+impl Resource {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Resource::IpPool(_) => Kind::IpPool,
+            Resource::BgpPeer(_) => Kind::BgpPeer,
+            Resource::BgpConfiguration(_) => Kind::BgpConfiguration,
+            Resource::Node(_) => Kind::Node,
+            Resource::IpamBlock(_) => Kind::IpamBlock,
+            Resource::BlockAffinity(_) => Kind::BlockAffinity,
+            Resource::IpamHandle(_) => Kind::IpamHandle,
+            Resource::IpamConfig(_) => Kind::IpamConfig,
+        }
+    }
+
+    pub fn metadata(&self) -> &ObjectMeta {
+        each_variant!(self, o => &o.metadata)
+    }
+
+    pub fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        each_variant!(self, o => &mut o.metadata)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.metadata().name
+    }
+
+    /// The revision this copy was read at, if it came from a datastore.
+    pub fn revision(&self) -> Option<u64> {
+        self.metadata()
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+    }
+
+    pub fn set_revision(&mut self, rev: u64) {
+        self.metadata_mut().resource_version = Some(rev.to_string());
+    }
+
+    /// The resource in calicoctl's v3 form, as a JSON value.
+    pub fn to_json_value(&self) -> serde_json::Value {
+        let mut c = self.clone();
+        each_variant!(&mut c, o => o.api_version = API_V3.to_string());
+        // Serializing these plain data types cannot fail.
+        each_variant!(&c, o => serde_json::to_value(o).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Reads a resource from its v3 (or CRD v1) JSON form.
+    pub fn from_json_slice(bytes: &[u8]) -> Result<Resource, String> {
+        let v: serde_yaml::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        parse::resource_from_value(v).map_err(|e| e.to_string())
+    }
+
+    /// Serializes as v3 JSON bytes (the stored form in sqlite and etcd).
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.to_json_value()).unwrap_or_default()
+    }
+}
+
+impl Serialize for Resource {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_json_value().serialize(s)
+    }
+}

@@ -1,0 +1,225 @@
+//! Multi-document YAML (or JSON) to typed resources, with errors that name
+//! the source, the document, the resource and the field.
+
+use super::{Kind, Object, Resource, API_CRD_V1, API_V3};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::fmt;
+
+/// A resource read from a file, with the 1-based document it came from.
+#[derive(Clone, Debug)]
+pub struct ParsedDocument {
+    pub document: usize,
+    pub resource: Resource,
+}
+
+/// Why a document could not be read or validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParseError {
+    pub source: String,
+    pub document: usize,
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: document {}", self.source, self.document)?;
+        match (&self.kind, &self.name) {
+            (Some(k), Some(n)) if !n.is_empty() => write!(f, " ({k} {n:?})")?,
+            (Some(k), _) => write!(f, " ({k})")?,
+            _ => {}
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": {field}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// A field-level problem before the source and document are known.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct FieldProblem {
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for FieldProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{field}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Reads every document of `text`. `source` names the file in errors.
+/// Returns every problem found, not just the first, so one run of
+/// `tabbyctl apply` shows them all.
+pub fn parse_documents(source: &str, text: &str) -> Result<Vec<ParsedDocument>, Vec<ParseError>> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let document = i + 1;
+        let value = match serde_yaml::Value::deserialize(doc) {
+            Ok(v) => v,
+            Err(e) => {
+                errors.push(ParseError {
+                    source: source.to_string(),
+                    document,
+                    kind: None,
+                    name: None,
+                    field: None,
+                    message: format!("not valid YAML: {e}"),
+                });
+                // The YAML stream is broken; later documents can't be trusted.
+                break;
+            }
+        };
+        if value.is_null() {
+            continue;
+        }
+        let kind = str_field(&value, "kind");
+        let name = value
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(|n| n.as_str())
+            .map(str::to_string);
+        let err = |p: FieldProblem, kind: Option<String>, name: Option<String>| ParseError {
+            source: source.to_string(),
+            document,
+            kind,
+            name,
+            field: p.field,
+            message: p.message,
+        };
+        // calicoctl's `get -o yaml` of many resources writes a `<Kind>List`;
+        // reading it back must work for get/apply to round-trip.
+        if let Some(list_kind) = kind.as_deref().filter(|k| k.ends_with("List")) {
+            let items = value.get("items").and_then(|i| i.as_sequence());
+            let Some(items) = items else {
+                errors.push(err(
+                    FieldProblem {
+                        field: Some("items".into()),
+                        message: format!("a {list_kind} needs an items list"),
+                    },
+                    kind.clone(),
+                    None,
+                ));
+                continue;
+            };
+            for (j, item) in items.iter().enumerate() {
+                let ik = str_field(item, "kind");
+                let iname = item
+                    .get("metadata")
+                    .and_then(|m| m.get("name"))
+                    .and_then(|n| n.as_str())
+                    .map(str::to_string);
+                match resource_from_value(item.clone()) {
+                    Ok(r) => out.push(ParsedDocument {
+                        document,
+                        resource: r,
+                    }),
+                    Err(mut p) => {
+                        p.field = Some(match p.field {
+                            Some(f) => format!("items[{j}].{f}"),
+                            None => format!("items[{j}]"),
+                        });
+                        errors.push(err(p, ik, iname));
+                    }
+                }
+            }
+            continue;
+        }
+        match resource_from_value(value) {
+            Ok(r) => out.push(ParsedDocument {
+                document,
+                resource: r,
+            }),
+            Err(p) => errors.push(err(p, kind, name)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+fn str_field(v: &serde_yaml::Value, key: &str) -> Option<String> {
+    v.get(key).and_then(|k| k.as_str()).map(str::to_string)
+}
+
+/// Reads one resource from a parsed document.
+pub(crate) fn resource_from_value(value: serde_yaml::Value) -> Result<Resource, FieldProblem> {
+    if !value.is_mapping() {
+        return Err(FieldProblem {
+            field: None,
+            message: "expected a resource (a mapping with apiVersion, kind, metadata, spec)".into(),
+        });
+    }
+    let api = str_field(&value, "apiVersion").ok_or_else(|| FieldProblem {
+        field: Some("apiVersion".into()),
+        message: format!("required (expected {API_V3} or {API_CRD_V1})"),
+    })?;
+    if api != API_V3 && api != API_CRD_V1 {
+        return Err(FieldProblem {
+            field: Some("apiVersion".into()),
+            message: format!("unknown apiVersion {api:?} (expected {API_V3} or {API_CRD_V1})"),
+        });
+    }
+    let kind_s = str_field(&value, "kind").ok_or_else(|| FieldProblem {
+        field: Some("kind".into()),
+        message: "required".into(),
+    })?;
+    let kind = Kind::from_kind_field(&kind_s).ok_or_else(|| FieldProblem {
+        field: Some("kind".into()),
+        message: format!(
+            "unknown kind {kind_s:?} (expected one of {})",
+            Kind::ALL.map(|k| k.as_str()).join(", ")
+        ),
+    })?;
+    let mut r = match kind {
+        Kind::IpPool => Resource::IpPool(typed(value)?),
+        Kind::BgpPeer => Resource::BgpPeer(typed(value)?),
+        Kind::BgpConfiguration => Resource::BgpConfiguration(typed(value)?),
+        Kind::Node => Resource::Node(typed(value)?),
+        Kind::IpamBlock => Resource::IpamBlock(typed(value)?),
+        Kind::BlockAffinity => Resource::BlockAffinity(typed(value)?),
+        Kind::IpamHandle => Resource::IpamHandle(typed(value)?),
+        Kind::IpamConfig => Resource::IpamConfig(typed(value)?),
+    };
+    // One canonical kind spelling inside Tabby, whatever the file said.
+    set_kind(&mut r, kind);
+    Ok(r)
+}
+
+fn set_kind(r: &mut Resource, kind: Kind) {
+    let k = kind.as_str().to_string();
+    match r {
+        Resource::IpPool(o) => o.kind = k,
+        Resource::BgpPeer(o) => o.kind = k,
+        Resource::BgpConfiguration(o) => o.kind = k,
+        Resource::Node(o) => o.kind = k,
+        Resource::IpamBlock(o) => o.kind = k,
+        Resource::BlockAffinity(o) => o.kind = k,
+        Resource::IpamHandle(o) => o.kind = k,
+        Resource::IpamConfig(o) => o.kind = k,
+    }
+}
+
+fn typed<S: DeserializeOwned + Default>(
+    value: serde_yaml::Value,
+) -> Result<Object<S>, FieldProblem> {
+    serde_path_to_error::deserialize::<_, Object<S>>(value).map_err(|e| {
+        let path = e.path().to_string();
+        FieldProblem {
+            field: (path != ".").then_some(path),
+            message: e.into_inner().to_string(),
+        }
+    })
+}

@@ -1,0 +1,396 @@
+//! Validation at the edge: every resource is checked (and Calico's defaults
+//! filled) before it reaches a datastore. Each problem names its field.
+
+use super::bgp::{BgpConfigurationSpec, BgpPeerSpec};
+use super::duration::parse_go_duration;
+use super::ipam::{affinity_name, block_name};
+use super::ippool::{EncapMode, IpPoolSpec};
+use super::node::NodeSpec;
+use super::parse::FieldProblem;
+use super::{IpPool, Resource};
+use ipnet::IpNet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+fn problem(field: &str, message: impl Into<String>) -> FieldProblem {
+    FieldProblem {
+        field: Some(field.to_string()),
+        message: message.into(),
+    }
+}
+
+/// Checks one resource on its own and fills Calico's defaults. Problems
+/// that need other resources (pool overlap) are checked by the caller.
+pub(crate) fn validate(r: &mut Resource) -> Vec<FieldProblem> {
+    let mut p = Vec::new();
+    match r {
+        Resource::IpPool(o) => {
+            check_name(&o.metadata.name, &mut p);
+            check_pool(&mut o.spec, &mut p);
+        }
+        Resource::BgpPeer(o) => {
+            check_name(&o.metadata.name, &mut p);
+            check_peer(&o.spec, &mut p);
+        }
+        Resource::BgpConfiguration(o) => {
+            check_name(&o.metadata.name, &mut p);
+            check_bgp_config(&o.spec, &mut p);
+        }
+        Resource::Node(o) => {
+            check_name(&o.metadata.name, &mut p);
+            check_node(&o.spec, &mut p);
+        }
+        Resource::IpamBlock(o) => match o.spec.cidr.parse::<IpNet>() {
+            Ok(net) => o.metadata.name = block_name(&net.trunc().to_string()),
+            Err(_) => p.push(problem("spec.cidr", cidr_msg(&o.spec.cidr))),
+        },
+        Resource::BlockAffinity(o) => {
+            if o.spec.node.is_empty() {
+                p.push(problem("spec.node", "required"));
+            }
+            match o.spec.cidr.parse::<IpNet>() {
+                Ok(_) => o.metadata.name = affinity_name(&o.spec.node, &o.spec.cidr),
+                Err(_) => p.push(problem("spec.cidr", cidr_msg(&o.spec.cidr))),
+            }
+        }
+        Resource::IpamHandle(o) => {
+            if o.spec.handle_id.is_empty() {
+                o.spec.handle_id = o.metadata.name.clone();
+            }
+            if o.metadata.name.is_empty() {
+                o.metadata.name = o.spec.handle_id.clone();
+            }
+            if o.metadata.name.is_empty() {
+                p.push(problem("spec.handleID", "required"));
+            }
+        }
+        Resource::IpamConfig(o) => {
+            if o.metadata.name.is_empty() {
+                o.metadata.name = "default".into();
+            }
+            if o.metadata.name != "default" {
+                p.push(problem(
+                    "metadata.name",
+                    format!(
+                        "{:?}: IPAMConfig is a singleton named \"default\"",
+                        o.metadata.name
+                    ),
+                ));
+            }
+            if !o.spec.strict_affinity && !o.spec.auto_allocate_blocks {
+                p.push(problem(
+                    "spec.autoAllocateBlocks",
+                    "false requires strictAffinity: true (otherwise no host could ever get a block)",
+                ));
+            }
+        }
+    }
+    p
+}
+
+/// Calico requires lowercase RFC 1123 subdomain names.
+fn check_name(name: &str, p: &mut Vec<FieldProblem>) {
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.';
+    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if name.is_empty() {
+        p.push(problem("metadata.name", "required"));
+    } else if name.len() > 253
+        || !name.chars().all(ok_char)
+        || !alnum(name.chars().next())
+        || !alnum(name.chars().last())
+    {
+        p.push(problem(
+            "metadata.name",
+            format!(
+                "{name:?} is not a valid name (lowercase letters, digits, '-' and '.', \
+                 starting and ending with a letter or digit, at most 253 characters)"
+            ),
+        ));
+    }
+}
+
+fn cidr_msg(s: &str) -> String {
+    format!("{s:?} is not a CIDR (expected e.g. 192.168.0.0/16 or fd00::/48)")
+}
+
+fn check_pool(spec: &mut IpPoolSpec, p: &mut Vec<FieldProblem>) {
+    if spec.cidr.is_empty() {
+        p.push(problem("spec.cidr", "required"));
+        return;
+    }
+    let net: IpNet = match spec.cidr.parse() {
+        Ok(n) => n,
+        Err(_) => {
+            p.push(problem("spec.cidr", cidr_msg(&spec.cidr)));
+            return;
+        }
+    };
+    if net.trunc() != net {
+        p.push(problem(
+            "spec.cidr",
+            format!(
+                "{} has host bits set; did you mean {}?",
+                spec.cidr,
+                net.trunc()
+            ),
+        ));
+    }
+    let link_local: IpNet = if net.addr().is_ipv4() {
+        "169.254.0.0/16".parse().unwrap_or(net)
+    } else {
+        "fe80::/10".parse().unwrap_or(net)
+    };
+    if overlaps(&net, &link_local) {
+        p.push(problem(
+            "spec.cidr",
+            format!("{net} overlaps the link-local range {link_local}"),
+        ));
+    }
+    let v6 = net.addr().is_ipv6();
+    spec.fill_defaults(v6);
+    let bs = spec.block_size.unwrap_or(if v6 { 122 } else { 26 });
+    let (lo, hi) = if v6 { (116, 128) } else { (20, 32) };
+    if !(lo..=hi).contains(&bs) {
+        p.push(problem(
+            "spec.blockSize",
+            format!(
+                "{bs} is outside {lo}..{hi} for an {} pool",
+                if v6 { "IPv6" } else { "IPv4" }
+            ),
+        ));
+    } else if bs < net.prefix_len() {
+        p.push(problem(
+            "spec.blockSize",
+            format!(
+                "/{bs} blocks are larger than the pool {net}: blockSize must be at least the pool's prefix length {}",
+                net.prefix_len()
+            ),
+        ));
+    }
+    let ipip = spec.ipip_mode.unwrap_or_default();
+    let vxlan = spec.vxlan_mode.unwrap_or_default();
+    if ipip != EncapMode::Never && vxlan != EncapMode::Never {
+        p.push(problem(
+            "spec.vxlanMode",
+            "ipipMode and vxlanMode cannot both be enabled on one pool",
+        ));
+    }
+    if v6 && ipip != EncapMode::Never {
+        p.push(problem(
+            "spec.ipipMode",
+            "IPIP is not supported on IPv6 pools",
+        ));
+    }
+}
+
+fn overlaps(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// The first existing pool (other than one of the same name) that `pool`
+/// overlaps.
+pub(crate) fn overlapping_pool<'a>(pool: &IpPool, existing: &'a [IpPool]) -> Option<&'a IpPool> {
+    let net: IpNet = pool.spec.cidr.parse().ok()?;
+    existing.iter().find(|e| {
+        e.metadata.name != pool.metadata.name
+            && e.spec
+                .cidr
+                .parse::<IpNet>()
+                .is_ok_and(|other| overlaps(&net, &other))
+    })
+}
+
+/// Calico's peerIP: an address, optionally with a port (`1.2.3.4:180`,
+/// `[fd00::1]:180`).
+pub fn parse_peer_ip(s: &str) -> Option<(IpAddr, Option<u16>)> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Some((ip, None));
+    }
+    s.parse::<SocketAddr>()
+        .ok()
+        .map(|sa| (sa.ip(), Some(sa.port())))
+}
+
+fn check_peer(spec: &BgpPeerSpec, p: &mut Vec<FieldProblem>) {
+    if spec.node.is_some() && spec.node_selector.is_some() {
+        p.push(problem(
+            "spec.nodeSelector",
+            "node and nodeSelector cannot both be set",
+        ));
+    }
+    match (&spec.peer_ip, &spec.peer_selector) {
+        (Some(_), Some(_)) => p.push(problem(
+            "spec.peerSelector",
+            "peerIP and peerSelector cannot both be set",
+        )),
+        (None, None) => p.push(problem(
+            "spec.peerIP",
+            "one of peerIP or peerSelector is required",
+        )),
+        (Some(ip), None) => {
+            if parse_peer_ip(ip).is_none() {
+                p.push(problem(
+                    "spec.peerIP",
+                    format!("{ip:?} is not an IP address (expected e.g. 10.0.0.1, 10.0.0.1:179 or [fd00::1]:179)"),
+                ));
+            }
+            if spec.as_number.is_none() {
+                p.push(problem("spec.asNumber", "required when peerIP is set"));
+            }
+        }
+        (None, Some(_)) => {}
+    }
+    if let Some(d) = &spec.max_restart_time {
+        if let Err(e) = parse_go_duration(d) {
+            p.push(problem("spec.maxRestartTime", e));
+        }
+    }
+    if let Some(sa) = &spec.source_address {
+        if sa != "UseNodeIP" && sa != "None" {
+            p.push(problem(
+                "spec.sourceAddress",
+                format!("{sa:?} is not one of UseNodeIP, None"),
+            ));
+        }
+    }
+    if spec
+        .password
+        .as_ref()
+        .is_some_and(|pw| pw.secret_key_ref.is_none())
+    {
+        p.push(problem(
+            "spec.password.secretKeyRef",
+            "required when password is set",
+        ));
+    }
+}
+
+fn check_bgp_config(spec: &BgpConfigurationSpec, p: &mut Vec<FieldProblem>) {
+    if spec.listen_port == Some(0) {
+        p.push(problem("spec.listenPort", "0 is not a port (1..65535)"));
+    }
+    for (field, list) in [
+        ("spec.serviceClusterIPs", &spec.service_cluster_ips),
+        ("spec.serviceExternalIPs", &spec.service_external_ips),
+        (
+            "spec.serviceLoadBalancerIPs",
+            &spec.service_load_balancer_ips,
+        ),
+    ] {
+        for (i, e) in list.iter().enumerate() {
+            if e.cidr.parse::<IpNet>().is_err() && e.cidr.parse::<IpAddr>().is_err() {
+                p.push(problem(&format!("{field}[{i}].cidr"), cidr_msg(&e.cidr)));
+            }
+        }
+    }
+    for (i, c) in spec.communities.iter().enumerate() {
+        if !valid_community(&c.value) {
+            p.push(problem(
+                &format!("spec.communities[{i}].value"),
+                format!(
+                    "{:?} is not a community (expected aa:nn or aa:nn:mm)",
+                    c.value
+                ),
+            ));
+        }
+    }
+    for (i, pa) in spec.prefix_advertisements.iter().enumerate() {
+        if pa.cidr.parse::<IpNet>().is_err() {
+            p.push(problem(
+                &format!("spec.prefixAdvertisements[{i}].cidr"),
+                cidr_msg(&pa.cidr),
+            ));
+        }
+        for (j, c) in pa.communities.iter().enumerate() {
+            let named = spec.communities.iter().any(|n| &n.name == c);
+            if !named && !valid_community(c) {
+                p.push(problem(
+                    &format!("spec.prefixAdvertisements[{i}].communities[{j}]"),
+                    format!("{c:?} is neither a community value nor a name from spec.communities"),
+                ));
+            }
+        }
+    }
+    if let Some(b) = &spec.bind_mode {
+        if b != "None" && b != "NodeIP" {
+            p.push(problem(
+                "spec.bindMode",
+                format!("{b:?} is not one of None, NodeIP"),
+            ));
+        }
+    }
+    if let Some(d) = &spec.node_mesh_max_restart_time {
+        if let Err(e) = parse_go_duration(d) {
+            p.push(problem("spec.nodeMeshMaxRestartTime", e));
+        }
+    }
+}
+
+/// `aa:nn` (standard, 16-bit parts) or `aa:nn:mm` (large, 32-bit parts).
+fn valid_community(s: &str) -> bool {
+    let parts: Vec<&str> = s.split(':').collect();
+    match parts.len() {
+        2 => parts.iter().all(|x| x.parse::<u16>().is_ok()),
+        3 => parts.iter().all(|x| x.parse::<u32>().is_ok()),
+        _ => false,
+    }
+}
+
+fn check_node(spec: &NodeSpec, p: &mut Vec<FieldProblem>) {
+    if let Some(bgp) = &spec.bgp {
+        if let Some(a) = &bgp.ipv4_address {
+            if !is_v4_addr_or_net(a) {
+                p.push(problem(
+                    "spec.bgp.ipv4Address",
+                    format!("{a:?} is not an IPv4 address (expected e.g. 10.0.0.5/24)"),
+                ));
+            }
+        }
+        if let Some(a) = &bgp.ipv6_address {
+            let ok = a.parse::<IpNet>().is_ok_and(|n| n.addr().is_ipv6())
+                || a.parse::<IpAddr>().is_ok_and(|i| i.is_ipv6());
+            if !ok {
+                p.push(problem(
+                    "spec.bgp.ipv6Address",
+                    format!("{a:?} is not an IPv6 address (expected e.g. fd00::5/64)"),
+                ));
+            }
+        }
+        if let Some(id) = &bgp.route_reflector_cluster_id {
+            if id.parse::<Ipv4Addr>().is_err() {
+                p.push(problem(
+                    "spec.bgp.routeReflectorClusterID",
+                    format!("{id:?} is not in IPv4 address form (e.g. 224.0.0.1)"),
+                ));
+            }
+        }
+    }
+    if let Some(a) = &spec.ipv4_vxlan_tunnel_addr {
+        if a.parse::<Ipv4Addr>().is_err() {
+            p.push(problem(
+                "spec.ipv4VXLANTunnelAddr",
+                format!("{a:?} is not an IPv4 address"),
+            ));
+        }
+    }
+    if let Some(m) = &spec.vxlan_tunnel_mac_addr {
+        if !is_mac(m) {
+            p.push(problem(
+                "spec.vxlanTunnelMACAddr",
+                format!("{m:?} is not a MAC address (expected e.g. 66:d1:a3:8e:01:2c)"),
+            ));
+        }
+    }
+}
+
+fn is_v4_addr_or_net(a: &str) -> bool {
+    a.parse::<IpNet>().is_ok_and(|n| n.addr().is_ipv4())
+        || a.parse::<IpAddr>().is_ok_and(|i| i.is_ipv4())
+}
+
+fn is_mac(m: &str) -> bool {
+    let parts: Vec<&str> = m.split(':').collect();
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|x| x.len() == 2 && u8::from_str_radix(x, 16).is_ok())
+}

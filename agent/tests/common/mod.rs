@@ -1,0 +1,107 @@
+//! Shared test helpers: a real etcd on loopback, and a store of each kind.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tabby_agent::datastore::{etcd::EtcdStore, memory::MemoryStore, sqlite::SqliteStore, Datastore};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding a loopback port")
+}
+
+/// A real etcd server on free loopback ports with its own data directory,
+/// killed when dropped. The README's test command installs `etcd-server`.
+pub struct Etcd {
+    child: Child,
+    pub endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Etcd {
+    pub async fn start() -> Etcd {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (client, peer) = (free_port(), free_port());
+        let endpoint = format!("http://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let child = Command::new("etcd")
+            .arg("--name=tabby-test")
+            .arg(format!("--data-dir={}", dir.path().display()))
+            .arg(format!("--listen-client-urls={endpoint}"))
+            .arg(format!("--advertise-client-urls={endpoint}"))
+            .arg(format!("--listen-peer-urls={peer_url}"))
+            .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+            .arg(format!("--initial-cluster=tabby-test={peer_url}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting etcd: is etcd-server installed? (the README's test command installs it)");
+        let etcd = Etcd {
+            child,
+            endpoint,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(s) = EtcdStore::connect(std::slice::from_ref(&etcd.endpoint)).await {
+                if s.list(tabby_agent::resources::Kind::IpPool, None).await.is_ok() {
+                    return etcd;
+                }
+            }
+            assert!(Instant::now() < deadline, "etcd did not come up on {}", etcd.endpoint);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn client(&self) -> Arc<dyn Datastore> {
+        Arc::new(
+            EtcdStore::connect(std::slice::from_ref(&self.endpoint))
+                .await
+                .expect("connecting to the test etcd"),
+        )
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A backend under test plus whatever keeps it alive, and a way to open a
+/// second, independent client to the same data.
+pub enum Backend {
+    Memory(MemoryStore),
+    Sqlite(tempfile::TempDir),
+    Etcd(Etcd),
+}
+
+impl Backend {
+    pub async fn new(kind: &str) -> Backend {
+        match kind {
+            "memory" => Backend::Memory(MemoryStore::new()),
+            "sqlite" => Backend::Sqlite(tempfile::tempdir().expect("tempdir")),
+            "etcd" => Backend::Etcd(Etcd::start().await),
+            other => panic!("unknown backend {other}"),
+        }
+    }
+
+    /// A client. Each call opens a separate connection (sqlite, etcd).
+    pub async fn client(&self) -> Arc<dyn Datastore> {
+        match self {
+            Backend::Memory(m) => Arc::new(m.clone()),
+            Backend::Sqlite(dir) => Arc::new(
+                SqliteStore::open(&dir.path().join("tabby.db"))
+                    .await
+                    .expect("opening sqlite"),
+            ),
+            Backend::Etcd(e) => e.client().await,
+        }
+    }
+}

@@ -57,7 +57,10 @@ async fn cas_conflict_overwrites_nothing(b: Backend) {
     let rev1 = created.revision().unwrap();
     assert!(matches!(
         s.create(pool("p1", "10.1.0.0/16")).await,
-        Err(Error::AlreadyExists { kind: Kind::IpPool, .. })
+        Err(Error::AlreadyExists {
+            kind: Kind::IpPool,
+            ..
+        })
     ));
     let updated = s.update(with_nat(created.clone(), true)).await.unwrap();
     let rev2 = updated.revision().unwrap();
@@ -73,7 +76,10 @@ async fn cas_conflict_overwrites_nothing(b: Backend) {
         other => panic!("expected a conflict, got {other:?}"),
     }
     let now = s.get(Kind::IpPool, "p1").await.unwrap();
-    assert!(nat_of(&now), "the conflicting update must not have been written");
+    assert!(
+        nat_of(&now),
+        "the conflicting update must not have been written"
+    );
     assert_eq!(now.revision(), Some(rev2));
     assert_eq!(now.metadata().uid, created.metadata().uid);
     // Update without a revision is not a silent overwrite.
@@ -103,10 +109,18 @@ async fn cas_conflict_overwrites_nothing(b: Backend) {
 
 async fn list_by_kind_and_prefix(b: Backend) {
     let s = b.client().await;
-    for (n, c) in [("a-1", "10.1.0.0/16"), ("a-2", "10.2.0.0/16"), ("b-1", "10.3.0.0/16")] {
+    for (n, c) in [
+        ("a-1", "10.1.0.0/16"),
+        ("a-2", "10.2.0.0/16"),
+        ("b-1", "10.3.0.0/16"),
+    ] {
         s.create(pool(n, c)).await.unwrap();
     }
-    let cfg = Resource::IpamConfig(Object::new("IPAMConfig", "default", IpamConfigSpec::default()));
+    let cfg = Resource::IpamConfig(Object::new(
+        "IPAMConfig",
+        "default",
+        IpamConfigSpec::default(),
+    ));
     let last = s.create(cfg).await.unwrap().revision().unwrap();
     let all = s.list(Kind::IpPool, None).await.unwrap();
     let names: Vec<&str> = all.items.iter().map(|r| r.name()).collect();
@@ -130,13 +144,21 @@ async fn watch_is_ordered_and_resumable(b: Backend) {
             .create(pool(&format!("p{i}"), &format!("10.{i}.0.0/16")))
             .await
             .unwrap();
-        expect.push((EventType::Added, r.name().to_string(), r.revision().unwrap()));
+        expect.push((
+            EventType::Added,
+            r.name().to_string(),
+            r.revision().unwrap(),
+        ));
     }
     let cur = s.get(Kind::IpPool, "p3").await.unwrap();
     let r = s.update(with_nat(cur, true)).await.unwrap();
     expect.push((EventType::Modified, "p3".into(), r.revision().unwrap()));
     // A change to another kind must not show up in this watch.
-    let cfg = Resource::IpamConfig(Object::new("IPAMConfig", "default", IpamConfigSpec::default()));
+    let cfg = Resource::IpamConfig(Object::new(
+        "IPAMConfig",
+        "default",
+        IpamConfigSpec::default(),
+    ));
     s.create(cfg).await.unwrap();
 
     let got = next_events(&mut w, 6).await;
@@ -156,10 +178,16 @@ async fn watch_is_ordered_and_resumable(b: Backend) {
         .iter()
         .map(|e| (e.event_type, e.resource.name().to_string()))
         .collect();
-    let want: Vec<_> = expect[6..].iter().map(|(t, n, _)| (*t, n.clone())).collect();
+    let want: Vec<_> = expect[6..]
+        .iter()
+        .map(|(t, n, _)| (*t, n.clone()))
+        .collect();
     assert_eq!(seen, want);
     let revs: Vec<u64> = rest.iter().map(|e| e.revision).collect();
-    assert!(revs.windows(2).all(|w| w[0] < w[1]), "revisions in order: {revs:?}");
+    assert!(
+        revs.windows(2).all(|w| w[0] < w[1]),
+        "revisions in order: {revs:?}"
+    );
     // The delete event carries the last state.
     let last = rest.last().unwrap();
     assert_eq!(last.resource.metadata().uid, del.metadata().uid);
@@ -201,7 +229,10 @@ async fn racing_clients_exactly_one_wins(b: Backend) {
         let loser = if u1.is_ok() { &u2 } else { &u1 };
         assert!(matches!(loser, Err(Error::Conflict { .. })));
         let winner_nat = u1.is_ok();
-        assert_eq!(nat_of(&c2.get(Kind::IpPool, &name).await.unwrap()), winner_nat);
+        assert_eq!(
+            nat_of(&c2.get(Kind::IpPool, &name).await.unwrap()),
+            winner_nat
+        );
     }
 }
 

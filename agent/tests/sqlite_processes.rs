@@ -37,7 +37,9 @@ fn done(c: std::process::Child) -> Output {
 }
 
 fn pool_yaml(name: &str, n: u8, rv: Option<u64>, nat: bool) -> String {
-    let rv = rv.map(|r| format!("\n  resourceVersion: \"{r}\"")).unwrap_or_default();
+    let rv = rv
+        .map(|r| format!("\n  resourceVersion: \"{r}\""))
+        .unwrap_or_default();
     format!(
         "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: {name}{rv}\nspec:\n  cidr: 10.20.{n}.0/24\n  natOutgoing: {nat}\n"
     )
@@ -64,8 +66,16 @@ async fn two_processes_racing_on_one_key_exactly_one_wins() {
         // Both processes replace from the same resourceVersion: a real CAS
         // race across processes.
         let rv = store.get(Kind::IpPool, &name).await.unwrap().revision();
-        let a = tabbyctl(&db, &["replace", "-f", "-"], Some(&pool_yaml(&name, round, rv, true)));
-        let b = tabbyctl(&db, &["replace", "-f", "-"], Some(&pool_yaml(&name, round, rv, true)));
+        let a = tabbyctl(
+            &db,
+            &["replace", "-f", "-"],
+            Some(&pool_yaml(&name, round, rv, true)),
+        );
+        let b = tabbyctl(
+            &db,
+            &["replace", "-f", "-"],
+            Some(&pool_yaml(&name, round, rv, true)),
+        );
         let (a, b) = (done(a), done(b));
         assert_eq!(
             a.status.success() as u8 + b.status.success() as u8,
@@ -76,7 +86,11 @@ async fn two_processes_racing_on_one_key_exactly_one_wins() {
         let msg = String::from_utf8_lossy(&loser.stderr);
         assert!(msg.contains("modified concurrently"), "{msg}");
         let now = store.get(Kind::IpPool, &name).await.unwrap();
-        assert_eq!(now.revision(), rv.map(|r| r + 1), "exactly one write landed");
+        assert_eq!(
+            now.revision(),
+            rv.map(|r| r + 1),
+            "exactly one write landed"
+        );
     }
 }
 
@@ -87,10 +101,22 @@ async fn watch_sees_writes_from_another_process() {
     let store = SqliteStore::open(&db).await.unwrap();
     let from = store.list(Kind::IpPool, None).await.unwrap().revision;
     let mut w = store.watch(&[Kind::IpPool], from).await.unwrap();
-    let out = done(tabbyctl(&db, &["apply", "-f", "-"], Some(&pool_yaml("x", 1, None, false))));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = done(tabbyctl(
+        &db,
+        &["apply", "-f", "-"],
+        Some(&pool_yaml("x", 1, None, false)),
+    ));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = done(tabbyctl(&db, &["delete", "ippool", "x"], None));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut seen = Vec::new();
     for _ in 0..2 {
         let ev = tokio::time::timeout(Duration::from_secs(10), w.next())
@@ -102,6 +128,9 @@ async fn watch_sees_writes_from_another_process() {
     }
     assert_eq!(
         seen,
-        [(EventType::Added, "x".into()), (EventType::Deleted, "x".into())]
+        [
+            (EventType::Added, "x".into()),
+            (EventType::Deleted, "x".into())
+        ]
     );
 }

@@ -97,8 +97,14 @@ fn docs_round_trip(ctl: &Ctl) {
     }
     let wide = ctl.ok(&["get", "ippools", "-o", "wide"]);
     let header = wide.lines().next().unwrap();
-    assert!(header.starts_with("NAME") && header.contains("VXLANMODE"), "{wide}");
-    assert!(wide.contains("vxlan-pool") && wide.contains("Always"), "{wide}");
+    assert!(
+        header.starts_with("NAME") && header.contains("VXLANMODE"),
+        "{wide}"
+    );
+    assert!(
+        wide.contains("vxlan-pool") && wide.contains("Always"),
+        "{wide}"
+    );
     // A whole list printed by get applies back too.
     let list = ctl.ok(&["get", "ippools", "-o", "yaml"]);
     assert!(list.contains("kind: IPPoolList"), "{list}");
@@ -115,17 +121,50 @@ fn strip_rev(r: &Resource) -> Resource {
 
 /// Each bad input: (yaml, text the single error line must contain).
 const BAD: &[(&str, &str)] = &[
-    ("kind: IPPool\nmetadata: {name: a}\nspec: {cidr: 10.50.0.0/16, blockSize: 19}", "(IPPool \"a\"): spec.blockSize: 19 is outside 20..32"),
-    ("kind: IPPool\nmetadata: {name: a}\nspec: {cidr: 'fd00::/48', blockSize: 64}", "spec.blockSize: 64 is outside 116..128"),
-    ("kind: IPPool\nmetadata: {name: a}\nspec: {cidr: 10.50.0.0/28, blockSize: 26}", "spec.blockSize: /26 blocks are larger than the pool"),
-    ("kind: IPPool\nmetadata: {name: a}\nspec: {cidr: 10.500.0.0/16}", "spec.cidr: \"10.500.0.0/16\" is not a CIDR"),
-    ("kind: IPPool\nmetadata: {name: a}\nspec: {cidr: 10.50.0.0/16, vxlanMode: sometimes}", "spec.vxlanMode: unknown variant `sometimes`"),
-    ("kind: IPPool\nmetadata: {name: a}\nspec: {cidr: 10.50.0.0/16, ipipMode: Maybe}", "spec.ipipMode: unknown variant `Maybe`"),
-    ("kind: IPPool\nmetadata: {name: a}\nspec: {cidr: 10.1.128.0/17}", "spec.cidr: 10.1.128.0/17 overlaps IPPool \"my.ippool-1\""),
-    ("kind: BGPConfiguration\nmetadata: {name: default}\nspec: {asNumber: 4294967296}", "spec.asNumber: AS number 4294967296 is out of range"),
-    ("kind: BGPPeer\nmetadata: {name: p}\nspec: {peerIP: 10.0.0.300, asNumber: 64512}", "spec.peerIP: \"10.0.0.300\" is not an IP address"),
-    ("kind: FelixConfigurationz\nmetadata: {name: default}\nspec: {}", "kind: unknown kind \"FelixConfigurationz\""),
-    ("kind: IPPool\nmetadata: {name: a}\nspec: {cidr: 10.50.0.0/16, blockSze: 26}", "spec.blockSze: unknown field `blockSze`, expected one of `cidr`, `blockSize`"),
+    (
+        "kind: IPPool\nmetadata: {name: a}\nspec: {cidr: 10.50.0.0/16, blockSize: 19}",
+        "(IPPool \"a\"): spec.blockSize: 19 is outside 20..32",
+    ),
+    (
+        "kind: IPPool\nmetadata: {name: a}\nspec: {cidr: 'fd00::/48', blockSize: 64}",
+        "spec.blockSize: 64 is outside 116..128",
+    ),
+    (
+        "kind: IPPool\nmetadata: {name: a}\nspec: {cidr: 10.50.0.0/28, blockSize: 26}",
+        "spec.blockSize: /26 blocks are larger than the pool",
+    ),
+    (
+        "kind: IPPool\nmetadata: {name: a}\nspec: {cidr: 10.500.0.0/16}",
+        "spec.cidr: \"10.500.0.0/16\" is not a CIDR",
+    ),
+    (
+        "kind: IPPool\nmetadata: {name: a}\nspec: {cidr: 10.50.0.0/16, vxlanMode: sometimes}",
+        "spec.vxlanMode: unknown variant `sometimes`",
+    ),
+    (
+        "kind: IPPool\nmetadata: {name: a}\nspec: {cidr: 10.50.0.0/16, ipipMode: Maybe}",
+        "spec.ipipMode: unknown variant `Maybe`",
+    ),
+    (
+        "kind: IPPool\nmetadata: {name: a}\nspec: {cidr: 10.1.128.0/17}",
+        "spec.cidr: 10.1.128.0/17 overlaps IPPool \"my.ippool-1\"",
+    ),
+    (
+        "kind: BGPConfiguration\nmetadata: {name: default}\nspec: {asNumber: 4294967296}",
+        "spec.asNumber: AS number 4294967296 is out of range",
+    ),
+    (
+        "kind: BGPPeer\nmetadata: {name: p}\nspec: {peerIP: 10.0.0.300, asNumber: 64512}",
+        "spec.peerIP: \"10.0.0.300\" is not an IP address",
+    ),
+    (
+        "kind: FelixConfigurationz\nmetadata: {name: default}\nspec: {}",
+        "kind: unknown kind \"FelixConfigurationz\"",
+    ),
+    (
+        "kind: IPPool\nmetadata: {name: a}\nspec: {cidr: 10.50.0.0/16, blockSze: 26}",
+        "spec.blockSze: unknown field `blockSze`, expected one of `cidr`, `blockSize`",
+    ),
 ];
 
 fn bad_inputs_are_rejected_whole(ctl: &Ctl) {
@@ -143,8 +182,14 @@ fn bad_inputs_are_rejected_whole(ctl: &Ctl) {
         let err = String::from_utf8_lossy(&o.stderr);
         let lines: Vec<&str> = err.lines().filter(|l| l.contains("document")).collect();
         assert_eq!(lines.len(), 1, "case {i}: one error line expected:\n{err}");
-        assert!(lines[0].contains(&format!("{path}: document 2")), "case {i}: {err}");
-        assert!(lines[0].contains(want), "case {i}: want {want:?} in:\n{err}");
+        assert!(
+            lines[0].contains(&format!("{path}: document 2")),
+            "case {i}: {err}"
+        );
+        assert!(
+            lines[0].contains(want),
+            "case {i}: want {want:?} in:\n{err}"
+        );
         assert!(err.contains("Nothing was applied."), "{err}");
     }
     assert_eq!(ctl.snapshot(), before, "the datastore changed");

@@ -135,7 +135,7 @@ impl SqliteStore {
                 params![rev, kind.as_str(), name, ty, value],
             )
             .map_err(unavailable)?;
-            if rev as u64 % 1000 == 0 && rev as u64 > EVENT_HISTORY {
+            if (rev as u64).is_multiple_of(1000) && rev as u64 > EVENT_HISTORY {
                 let keep_from = rev - EVENT_HISTORY as i64;
                 tx.execute("DELETE FROM events WHERE revision < ?1", params![keep_from])
                     .map_err(unavailable)?;

@@ -6,7 +6,9 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tabby_agent::datastore::{etcd::EtcdStore, memory::MemoryStore, sqlite::SqliteStore, Datastore};
+use tabby_agent::datastore::{
+    etcd::EtcdStore, memory::MemoryStore, sqlite::SqliteStore, Datastore,
+};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -40,7 +42,9 @@ impl Etcd {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("starting etcd: is etcd-server installed? (the README's test command installs it)");
+            .expect(
+                "starting etcd: is etcd-server installed? (the README's test command installs it)",
+            );
         let etcd = Etcd {
             child,
             endpoint,
@@ -49,11 +53,18 @@ impl Etcd {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(s) = EtcdStore::connect(std::slice::from_ref(&etcd.endpoint)).await {
-                if s.list(tabby_agent::resources::Kind::IpPool, None).await.is_ok() {
+                if s.list(tabby_agent::resources::Kind::IpPool, None)
+                    .await
+                    .is_ok()
+                {
                     return etcd;
                 }
             }
-            assert!(Instant::now() < deadline, "etcd did not come up on {}", etcd.endpoint);
+            assert!(
+                Instant::now() < deadline,
+                "etcd did not come up on {}",
+                etcd.endpoint
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

@@ -60,22 +60,17 @@ async fn current(
     }
 }
 
-/// Validates `docs` against each other and the store, then writes them.
-/// Returns the stored resources, in document order.
-pub async fn apply_documents(
-    store: &dyn Datastore,
-    source: &str,
-    mut docs: Vec<ParsedDocument>,
-    mode: Mode,
-) -> Result<Vec<Resource>, ApplyError> {
+/// Checks each document on its own (fills defaults, derives IPAM names) and
+/// against the others in the same input.
+pub fn validate_documents(source: &str, docs: &mut [ParsedDocument]) -> Vec<ParseError> {
     let mut errors = Vec::new();
-    for d in &mut docs {
+    for d in docs.iter_mut() {
         for p in validate(&mut d.resource) {
             errors.push(doc_error(source, d, p.field.as_deref(), p.message));
         }
     }
     let mut seen = HashSet::new();
-    for d in &docs {
+    for d in docs.iter() {
         if !seen.insert((d.resource.kind(), d.resource.name().to_string())) {
             errors.push(doc_error(
                 source,
@@ -85,6 +80,18 @@ pub async fn apply_documents(
             ));
         }
     }
+    errors
+}
+
+/// Validates `docs` against each other and the store, then writes them.
+/// Returns the stored resources, in document order.
+pub async fn apply_documents(
+    store: &dyn Datastore,
+    source: &str,
+    mut docs: Vec<ParsedDocument>,
+    mode: Mode,
+) -> Result<Vec<Resource>, ApplyError> {
+    let mut errors = validate_documents(source, &mut docs);
     if !errors.is_empty() {
         return Err(ApplyError::Invalid(errors));
     }

@@ -217,3 +217,37 @@ async fn etcd_docs_examples_round_trip_and_bad_input_changes_nothing() {
     .await
     .unwrap();
 }
+
+/// A file with several broken documents reports every problem in one run,
+/// parse errors and validation errors alike, in document order.
+#[test]
+fn every_problem_in_a_file_is_reported_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = Ctl::sqlite(&dir.path().join("tabby.db"));
+    let text: String = BAD[..3]
+        .iter()
+        .chain(&BAD[4..6])
+        .enumerate()
+        .map(|(i, (doc, _))| {
+            format!(
+                "apiVersion: projectcalico.org/v3\n{}\n---\n",
+                doc.replace("{name: a}", &format!("{{name: a{i}}}"))
+            )
+        })
+        .collect();
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(tmp.path(), &text).unwrap();
+    let o = ctl.run(&["apply", "-f", tmp.path().to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    let docs: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.split(": document ").nth(1))
+        .filter_map(|rest| rest.split(' ').next())
+        .collect();
+    assert_eq!(docs, ["1", "2", "3", "4", "5"], "{err}");
+    assert!(
+        ctl.ok(&["get", "ippools"]).lines().count() == 1,
+        "only the header"
+    );
+}

@@ -16,7 +16,7 @@ pub mod validate;
 pub use asn::AsNumber;
 pub use kind::Kind;
 pub use meta::{Object, ObjectMeta, API_CRD_V1, API_V3};
-pub use parse::{parse_documents, ParseError, ParsedDocument};
+pub use parse::{parse_documents, parse_documents_lenient, ParseError, ParsedDocument};
 
 use serde::Serialize;
 

@@ -58,9 +58,18 @@ impl fmt::Display for FieldProblem {
 }
 
 /// Reads every document of `text`. `source` names the file in errors.
-/// Returns every problem found, not just the first, so one run of
-/// `tabbyctl apply` shows them all.
 pub fn parse_documents(source: &str, text: &str) -> Result<Vec<ParsedDocument>, Vec<ParseError>> {
+    let (docs, errors) = parse_documents_lenient(source, text);
+    if errors.is_empty() {
+        Ok(docs)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Like [`parse_documents`], but also returns the documents that did parse,
+/// so a caller can validate them and report every problem in one run.
+pub fn parse_documents_lenient(source: &str, text: &str) -> (Vec<ParsedDocument>, Vec<ParseError>) {
     let mut out = Vec::new();
     let mut errors = Vec::new();
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
@@ -143,11 +152,7 @@ pub fn parse_documents(source: &str, text: &str) -> Result<Vec<ParsedDocument>, 
             Err(p) => errors.push(err(p, kind, name)),
         }
     }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors)
-    }
+    (out, errors)
 }
 
 fn str_field(v: &serde_yaml::Value, key: &str) -> Option<String> {

@@ -7,9 +7,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Read;
 use std::sync::Arc;
-use tabby_agent::apply::{apply_documents, delete_documents, ApplyError, Mode};
+use tabby_agent::apply::{apply_documents, delete_documents, validate_documents, ApplyError, Mode};
 use tabby_agent::datastore::{connect, Datastore, DatastoreConfig};
-use tabby_agent::resources::{parse_documents, Kind, ParsedDocument, Resource};
+use tabby_agent::resources::{parse_documents_lenient, Kind, ParsedDocument, Resource};
 
 #[derive(Parser)]
 #[command(
@@ -79,13 +79,20 @@ fn read_input(file: &str) -> Result<(String, String)> {
 
 fn parse_file(file: &str) -> Result<(String, Vec<ParsedDocument>)> {
     let (source, text) = read_input(file)?;
-    match parse_documents(&source, &text) {
-        Ok(docs) if docs.is_empty() => bail!("{source}: no resources found"),
-        Ok(docs) => Ok((source, docs)),
-        Err(errs) => Err(invalid(
+    let (mut docs, mut errs) = parse_documents_lenient(&source, &text);
+    if !errs.is_empty() {
+        // Report the problems of the documents that did parse too, so one
+        // run shows everything that needs fixing.
+        errs.extend(validate_documents(&source, &mut docs));
+        errs.sort_by_key(|e| e.document);
+        return Err(invalid(
             &errs.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
-        )),
+        ));
     }
+    if docs.is_empty() {
+        bail!("{source}: no resources found");
+    }
+    Ok((source, docs))
 }
 
 fn invalid(lines: &[String]) -> anyhow::Error {

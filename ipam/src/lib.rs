@@ -4,3 +4,5 @@
 //! The crate does no I/O of its own: the agent's datastore backends implement
 //! its store trait. The allocator arrives with the IPAM issue; the workspace
 //! reserves its room now so the crate boundaries are fixed from the start.
+
+pub mod block;

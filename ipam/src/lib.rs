@@ -6,3 +6,5 @@
 //! reserves its room now so the crate boundaries are fixed from the start.
 
 pub mod block;
+pub mod pool;
+pub mod selector;

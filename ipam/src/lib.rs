@@ -5,6 +5,9 @@
 //! its store trait. The allocator arrives with the IPAM issue; the workspace
 //! reserves its room now so the crate boundaries are fixed from the start.
 
+pub mod allocator;
 pub mod block;
+pub mod memory;
 pub mod pool;
 pub mod selector;
+pub mod store;

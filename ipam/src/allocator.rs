@@ -1,0 +1,534 @@
+//! Auto-assignment and release with Calico's block-affinity semantics.
+//!
+//! A host assigns from its confirmed affine blocks first, claims a new block
+//! when they are full (up to maxBlocksPerHost), and, unless strictAffinity
+//! is set, borrows from other hosts' blocks as a last resort. Every write is
+//! a CAS; a conflict re-reads and retries, with jittered backoff, up to a
+//! bound, after which the caller gets a clear "try again" error.
+//!
+//! Order of writes for an assignment: block first, then handle. A crash in
+//! between leaves addresses whose handle record is missing; release by
+//! handle therefore falls back to scanning blocks when the handle record is
+//! absent, so nothing is leaked for good.
+
+use crate::block::{Attribute, Block};
+use crate::pool::{select_pools, Pool, PoolError, Use};
+use crate::store::*;
+use ipnet::IpNet;
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Calico's datastoreRetries.
+const MAX_CONFLICTS: u32 = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IpamError {
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    #[error("IP pool {pools} has no free addresses ({wanted} requested)")]
+    Exhausted { pools: String, wanted: usize },
+    #[error(
+        "node {node} has reached IPAMConfig maxBlocksPerHost ({limit}{}) and strictAffinity forbids borrowing; raise maxBlocksPerHost or free addresses",
+        if *.configured == 0 { ", the effective value of 0" } else { "" }
+    )]
+    BlockLimit {
+        node: String,
+        limit: u32,
+        configured: u32,
+    },
+    #[error("the datastore reported {0} conflicting writes in a row; try again")]
+    TooManyConflicts(u32),
+    #[error("datastore: {0}")]
+    Store(StoreError),
+}
+
+impl From<StoreError> for IpamError {
+    fn from(e: StoreError) -> Self {
+        IpamError::Store(e)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AssignRequest {
+    /// e.g. `k8s-pod-network.<containerID>`.
+    pub handle_id: String,
+    pub node: String,
+    pub num_v4: usize,
+    pub num_v6: usize,
+    /// Explicitly requested pools (CNI `ipv4_pools`/`ipv6_pools`).
+    pub pools_v4: Vec<IpNet>,
+    pub pools_v6: Vec<IpNet>,
+    pub attributes: BTreeMap<String, String>,
+    pub use_for: Use,
+}
+
+pub struct Ipam<S> {
+    store: S,
+}
+
+/// What this call may take from a block: not reserved, not the edges of an
+/// IPv4 pool (they are the network and broadcast address of anyone who
+/// treats the pool as a subnet), and for tunnel addresses not the block's
+/// own network or broadcast address, so a VTEP is always a host address.
+fn skippable(ip: IpAddr, pools: &[Pool], reserved: &[IpNet], u: Use, block: IpNet) -> bool {
+    if reserved.iter().any(|r| r.contains(&ip)) {
+        return true;
+    }
+    if let Some(p) = pools.iter().find(|p| p.cidr.contains(&ip)) {
+        if ip.is_ipv4() && (ip == p.cidr.network() || ip == p.cidr.broadcast()) {
+            return true;
+        }
+    }
+    u == Use::Tunnel && ip.is_ipv4() && (ip == block.network() || ip == block.broadcast())
+}
+
+struct Conflicts {
+    n: u32,
+    seed: u64,
+}
+
+impl Conflicts {
+    /// Counts a conflict and waits a short, jittered time so racing hosts
+    /// spread out instead of colliding again in lock-step.
+    async fn hit(&mut self) -> Result<(), IpamError> {
+        self.n += 1;
+        if self.n >= MAX_CONFLICTS {
+            return Err(IpamError::TooManyConflicts(self.n));
+        }
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        let cap = 1u64 << self.n.min(6);
+        tokio::time::sleep(Duration::from_millis(self.seed % (cap + 1))).await;
+        Ok(())
+    }
+}
+
+fn seed_for(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in s.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
+    }
+    h | 1
+}
+
+impl<S: IpamStore> Ipam<S> {
+    pub fn new(store: S) -> Self {
+        Ipam { store }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Assigns the requested addresses, all or nothing: if a family can't
+    /// be satisfied, what was assigned for this request is released again.
+    pub async fn auto_assign(
+        &self,
+        req: &AssignRequest,
+    ) -> Result<(Vec<IpAddr>, Vec<IpAddr>), IpamError> {
+        let v4 = self.assign_family(req, false, req.num_v4).await?;
+        match self.assign_family(req, true, req.num_v6).await {
+            Ok(v6) => Ok((v4, v6)),
+            Err(e) => {
+                self.release_ips(&v4).await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn assign_family(
+        &self,
+        req: &AssignRequest,
+        v6: bool,
+        want: usize,
+    ) -> Result<Vec<IpAddr>, IpamError> {
+        if want == 0 {
+            return Ok(Vec::new());
+        }
+        let cfg = self.store.config().await?;
+        let labels = self.store.node_labels(&req.node).await?;
+        let all_pools = self.store.pools().await?;
+        let explicit = if v6 { &req.pools_v6 } else { &req.pools_v4 };
+        let pools: Vec<Pool> =
+            select_pools(&all_pools, &req.node, &labels, req.use_for, v6, explicit)?
+                .into_iter()
+                .cloned()
+                .collect();
+        let attr = Attribute {
+            handle_id: Some(req.handle_id.clone()),
+            secondary: req.attributes.clone(),
+        };
+        let in_pools = |c: &IpNet| pools.iter().any(|p| p.cidr.contains(c));
+        let mut conflicts = Conflicts {
+            n: 0,
+            seed: seed_for(&req.handle_id),
+        };
+        let mut got: Vec<IpAddr> = Vec::new();
+        let mut limit_hit = false;
+
+        let result: Result<(), IpamError> = async {
+            'outer: while got.len() < want {
+                // 1. This host's confirmed blocks.
+                let affs: Vec<IpNet> = self
+                    .store
+                    .list_affinities(Some(&req.node))
+                    .await?
+                    .into_iter()
+                    .filter(|a| a.value.state == AffinityState::Confirmed)
+                    .map(|a| a.value.cidr)
+                    .collect();
+                for cidr in affs.iter().filter(|c| in_pools(c)) {
+                    let Some(vb) = self.store.get_block(*cidr).await? else {
+                        continue;
+                    };
+                    if vb.value.host() != Some(req.node.as_str()) {
+                        continue;
+                    }
+                    match self
+                        .take_from(vb, want - got.len(), &attr, &pools, &cfg, req.use_for)
+                        .await?
+                    {
+                        Take::Got(ips) => got.extend(ips),
+                        Take::Empty => continue,
+                        Take::Conflict => {
+                            conflicts.hit().await?;
+                            continue 'outer;
+                        }
+                    }
+                    if got.len() == want {
+                        break 'outer;
+                    }
+                }
+                // 2. A new block, within the per-host limit.
+                let host_blocks = affs.len() as u32;
+                if cfg.auto_allocate_blocks {
+                    if host_blocks < cfg.effective_max_blocks_per_host() {
+                        match self.claim_free_block(&req.node, &pools).await {
+                            Ok(Some(_)) => continue 'outer,
+                            Ok(None) => {}
+                            Err(IpamError::Store(StoreError::Conflict)) => {
+                                conflicts.hit().await?;
+                                continue 'outer;
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    } else {
+                        limit_hit = true;
+                    }
+                }
+                // 3. Borrow from anyone's block.
+                if !cfg.strict_affinity {
+                    let mut progressed = false;
+                    for vb in self.store.list_blocks().await? {
+                        if !in_pools(&vb.value.cidr) || vb.value.deleted {
+                            continue;
+                        }
+                        match self
+                            .take_from(vb, want - got.len(), &attr, &pools, &cfg, req.use_for)
+                            .await?
+                        {
+                            Take::Got(ips) => {
+                                got.extend(ips);
+                                progressed = true;
+                            }
+                            Take::Empty => {}
+                            Take::Conflict => {
+                                conflicts.hit().await?;
+                                continue 'outer;
+                            }
+                        }
+                        if got.len() == want {
+                            break 'outer;
+                        }
+                    }
+                    if progressed {
+                        continue 'outer;
+                    }
+                }
+                break;
+            }
+            Ok(())
+        }
+        .await;
+
+        if let Err(e) = result {
+            self.release_ips(&got).await?;
+            return Err(e);
+        }
+        if got.len() < want {
+            self.release_ips(&got).await?;
+            if limit_hit && cfg.strict_affinity {
+                return Err(IpamError::BlockLimit {
+                    node: req.node.clone(),
+                    limit: cfg.effective_max_blocks_per_host(),
+                    configured: cfg.max_blocks_per_host,
+                });
+            }
+            return Err(IpamError::Exhausted {
+                pools: pools
+                    .iter()
+                    .map(|p| p.cidr.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                wanted: want,
+            });
+        }
+        Ok(got)
+    }
+
+    /// Assigns up to `n` from one block (CAS), then records them on the
+    /// handle.
+    async fn take_from(
+        &self,
+        vb: Versioned<Block>,
+        n: usize,
+        attr: &Attribute,
+        pools: &[Pool],
+        cfg: &Config,
+        u: Use,
+    ) -> Result<Take, IpamError> {
+        let mut b = vb.value;
+        let cidr = b.cidr;
+        let ips = b.assign(n, attr.clone(), &|ip| {
+            skippable(ip, pools, &cfg.reserved, u, cidr)
+        });
+        if ips.is_empty() {
+            return Ok(Take::Empty);
+        }
+        match self.store.update_block(&b, vb.revision).await {
+            Ok(_) => {}
+            Err(StoreError::Conflict) => return Ok(Take::Conflict),
+            Err(e) => return Err(e.into()),
+        }
+        let handle = attr.handle_id.as_deref().unwrap_or_default();
+        if let Err(e) = self.adjust_handle(handle, cidr, ips.len() as i64).await {
+            // Without a handle record the addresses could only be found by
+            // a scan; give them back now rather than leak them.
+            self.release_ips(&ips).await?;
+            return Err(e);
+        }
+        Ok(Take::Got(ips))
+    }
+
+    async fn adjust_handle(&self, id: &str, block: IpNet, delta: i64) -> Result<(), IpamError> {
+        let mut conflicts = Conflicts {
+            n: 0,
+            seed: seed_for(id),
+        };
+        loop {
+            let res = match self.store.get_handle(id).await? {
+                None if delta <= 0 => return Ok(()),
+                None => {
+                    let mut h = Handle {
+                        id: id.to_string(),
+                        blocks: BTreeMap::new(),
+                    };
+                    h.blocks.insert(block, delta as u32);
+                    self.store.create_handle(&h).await.map(|_| ())
+                }
+                Some(vh) => {
+                    let mut h = vh.value;
+                    let cur = i64::from(h.blocks.get(&block).copied().unwrap_or(0));
+                    let new = (cur + delta).max(0) as u32;
+                    if new == 0 {
+                        h.blocks.remove(&block);
+                    } else {
+                        h.blocks.insert(block, new);
+                    }
+                    if h.blocks.is_empty() {
+                        self.store.delete_handle(id, vh.revision).await
+                    } else {
+                        self.store.update_handle(&h, vh.revision).await.map(|_| ())
+                    }
+                }
+            };
+            match res {
+                Ok(()) => return Ok(()),
+                Err(StoreError::Conflict | StoreError::AlreadyExists | StoreError::NotFound) => {
+                    conflicts.hit().await?
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Finds the first block (in this host's search order) that no one has
+    /// created, and claims it.
+    async fn claim_free_block(
+        &self,
+        node: &str,
+        pools: &[Pool],
+    ) -> Result<Option<IpNet>, IpamError> {
+        let existing: HashSet<IpNet> = self
+            .store
+            .list_blocks()
+            .await?
+            .into_iter()
+            .map(|b| b.value.cidr)
+            .collect();
+        for p in pools {
+            if let Some(cidr) = p.block_search_order(node).find(|c| !existing.contains(c)) {
+                self.claim(node, cidr).await?;
+                return Ok(Some(cidr));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Calico's claim: pending affinity → block (CAS create) → confirmed.
+    /// A pending affinity left by a crash is picked up again here; a block
+    /// that turns out to be another host's makes us drop our pending
+    /// affinity and report a conflict so the caller looks elsewhere.
+    pub async fn claim(&self, node: &str, cidr: IpNet) -> Result<(), IpamError> {
+        let pending = Affinity {
+            node: node.to_string(),
+            cidr,
+            state: AffinityState::Pending,
+        };
+        let rev = match self.store.create_affinity(&pending).await {
+            Ok(r) => r,
+            Err(StoreError::AlreadyExists) => self
+                .affinity(node, cidr)
+                .await?
+                .map(|a| a.revision)
+                .ok_or(IpamError::Store(StoreError::Conflict))?,
+            Err(e) => return Err(e.into()),
+        };
+        let block = Block::new(cidr, Some(format!("host:{node}")), 1).map_err(|e| {
+            IpamError::Store(StoreError::Unavailable(format!("invalid block: {e}")))
+        })?;
+        match self.store.create_block(&block).await {
+            Ok(_) => {}
+            Err(StoreError::AlreadyExists) => {
+                let ours = self
+                    .store
+                    .get_block(cidr)
+                    .await?
+                    .is_some_and(|b| b.value.host() == Some(node));
+                if !ours {
+                    let _ = self.store.delete_affinity(node, cidr, rev).await;
+                    return Err(IpamError::Store(StoreError::Conflict));
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let confirmed = Affinity {
+            state: AffinityState::Confirmed,
+            ..pending
+        };
+        self.store.update_affinity(&confirmed, rev).await?;
+        Ok(())
+    }
+
+    async fn affinity(
+        &self,
+        node: &str,
+        cidr: IpNet,
+    ) -> Result<Option<Versioned<Affinity>>, IpamError> {
+        Ok(self
+            .store
+            .list_affinities(Some(node))
+            .await?
+            .into_iter()
+            .find(|a| a.value.cidr == cidr))
+    }
+
+    /// Releases addresses; ones not assigned are ignored. Returns those
+    /// released.
+    pub async fn release_ips(&self, ips: &[IpAddr]) -> Result<Vec<IpAddr>, IpamError> {
+        if ips.is_empty() {
+            return Ok(Vec::new());
+        }
+        let blocks: Vec<IpNet> = self
+            .store
+            .list_blocks()
+            .await?
+            .into_iter()
+            .map(|b| b.value.cidr)
+            .filter(|c| ips.iter().any(|ip| c.contains(ip)))
+            .collect();
+        let mut released = Vec::new();
+        for cidr in blocks {
+            let mine: Vec<IpAddr> = ips.iter().copied().filter(|ip| cidr.contains(ip)).collect();
+            released.extend(self.release_in_block(cidr, |b| b.release(&mine)).await?);
+        }
+        Ok(released)
+    }
+
+    /// Releases everything held by `handle_id`. Idempotent: an unknown
+    /// handle releases nothing and is not an error.
+    pub async fn release_by_handle(&self, handle_id: &str) -> Result<Vec<IpAddr>, IpamError> {
+        let blocks: Vec<IpNet> = match self.store.get_handle(handle_id).await? {
+            Some(h) => h.value.blocks.keys().copied().collect(),
+            // No record (e.g. a crash between block and handle write): find
+            // the addresses by scanning.
+            None => self
+                .store
+                .list_blocks()
+                .await?
+                .into_iter()
+                .filter(|b| !b.value.ips_with_handle(handle_id).is_empty())
+                .map(|b| b.value.cidr)
+                .collect(),
+        };
+        let mut released = Vec::new();
+        for cidr in blocks {
+            let id = handle_id.to_string();
+            released.extend(
+                self.release_in_block(cidr, move |b| {
+                    let ips = b.release_handle(&id);
+                    ips.into_iter().map(|ip| (ip, Some(id.clone()))).collect()
+                })
+                .await?,
+            );
+        }
+        Ok(released)
+    }
+
+    async fn release_in_block(
+        &self,
+        cidr: IpNet,
+        f: impl Fn(&mut Block) -> Vec<(IpAddr, Option<String>)>,
+    ) -> Result<Vec<IpAddr>, IpamError> {
+        let mut conflicts = Conflicts {
+            n: 0,
+            seed: seed_for(&cidr.to_string()),
+        };
+        loop {
+            let Some(vb) = self.store.get_block(cidr).await? else {
+                return Ok(Vec::new());
+            };
+            let mut b = vb.value;
+            let freed = f(&mut b);
+            if freed.is_empty() {
+                return Ok(Vec::new());
+            }
+            match self.store.update_block(&b, vb.revision).await {
+                Ok(_) => {}
+                Err(StoreError::Conflict) => {
+                    conflicts.hit().await?;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let mut per_handle: BTreeMap<String, i64> = BTreeMap::new();
+            for (_, h) in &freed {
+                if let Some(h) = h {
+                    *per_handle.entry(h.clone()).or_default() -= 1;
+                }
+            }
+            for (h, d) in per_handle {
+                self.adjust_handle(&h, cidr, d).await?;
+            }
+            return Ok(freed.into_iter().map(|(ip, _)| ip).collect());
+        }
+    }
+}
+
+enum Take {
+    Got(Vec<IpAddr>),
+    Empty,
+    Conflict,
+}

@@ -1,9 +1,14 @@
 //! Calico IPAM semantics (pools, blocks, affinities, handles, borrowing) as
 //! pure allocation logic over a small store trait.
 //!
-//! The crate does no I/O of its own: the agent's datastore backends implement
-//! its store trait. The allocator arrives with the IPAM issue; the workspace
-//! reserves its room now so the crate boundaries are fixed from the start.
+//! The crate does no I/O of its own: [`store::IpamStore`] is implemented by
+//! the agent over its datastore backends, and [`memory`] provides an
+//! in-process implementation with the same compare-and-swap semantics.
+//!
+//! - [`block`]: one block's ordinals, FIFO free list and attributes.
+//! - [`selector`]: Calico's label selectors (IPPool.nodeSelector).
+//! - [`pool`]: which pools a request may use; per-host block search order.
+//! - [`allocator`]: claim, assign, borrow and release.
 
 pub mod allocator;
 pub mod block;

@@ -4,4 +4,5 @@
 
 pub mod apply;
 pub mod datastore;
+pub mod ipam_store;
 pub mod resources;

@@ -165,6 +165,14 @@ const BAD: &[(&str, &str)] = &[
         "kind: IPPool\nmetadata: {name: a}\nspec: {cidr: 10.50.0.0/16, blockSze: 26}",
         "spec.blockSze: unknown field `blockSze`, expected one of `cidr`, `blockSize`",
     ),
+    (
+        "kind: IPPool\nmetadata: {name: a}\nspec: {cidr: 10.50.0.0/16, nodeSelector: \"rack = 'a'\"}",
+        "spec.nodeSelector: invalid selector \"rack = 'a'\" at character 5",
+    ),
+    (
+        "kind: BGPPeer\nmetadata: {name: p}\nspec: {peerSelector: \"has(rr\"}",
+        "spec.peerSelector: invalid selector \"has(rr\" at character 6: expected ')' after has(key",
+    ),
 ];
 
 fn bad_inputs_are_rejected_whole(ctl: &Ctl) {

@@ -145,6 +145,11 @@ fn check_pool(spec: &mut IpPoolSpec, p: &mut Vec<FieldProblem>) {
             format!("{net} overlaps the link-local range {link_local}"),
         ));
     }
+    if let Some(sel) = &spec.node_selector {
+        if let Err(e) = tabby_ipam::selector::Selector::parse(sel) {
+            p.push(problem("spec.nodeSelector", e.to_string()));
+        }
+    }
     let v6 = net.addr().is_ipv6();
     spec.fill_defaults(v6);
     let bs = spec.block_size.unwrap_or(if v6 { 122 } else { 26 });
@@ -211,6 +216,14 @@ pub fn parse_peer_ip(s: &str) -> Option<(IpAddr, Option<u16>)> {
 }
 
 fn check_peer(spec: &BgpPeerSpec, p: &mut Vec<FieldProblem>) {
+    for (field, sel) in [
+        ("spec.nodeSelector", &spec.node_selector),
+        ("spec.peerSelector", &spec.peer_selector),
+    ] {
+        if let Some(Err(e)) = sel.as_deref().map(tabby_ipam::selector::Selector::parse) {
+            p.push(problem(field, e.to_string()));
+        }
+    }
     if spec.node.is_some() && spec.node_selector.is_some() {
         p.push(problem(
             "spec.nodeSelector",

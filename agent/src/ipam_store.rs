@@ -1,0 +1,411 @@
+//! The IPAM allocator's store, over Tabby's datastore: Calico resources in,
+//! `tabby_ipam` types out. Every write keeps the datastore's CAS.
+
+use crate::datastore::{Datastore, Error};
+use crate::resources::ipam::{
+    affinity_name, block_name, AffinityState as ResState, AllocationAttribute, BlockAffinitySpec,
+    IpamBlockSpec, IpamHandleSpec,
+};
+use crate::resources::ippool::{AllowedUse, IpPoolSpec};
+use crate::resources::{Kind, Object, Resource};
+use async_trait::async_trait;
+use ipnet::IpNet;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use tabby_ipam::block::{Attribute, Block};
+use tabby_ipam::pool::{Pool, Use};
+use tabby_ipam::selector::Selector;
+use tabby_ipam::store::{
+    Affinity, AffinityState, Config, Handle, IpamStore, Revision, StoreError, Versioned,
+};
+
+pub struct DatastoreIpam {
+    ds: Arc<dyn Datastore>,
+}
+
+impl DatastoreIpam {
+    pub fn new(ds: Arc<dyn Datastore>) -> Self {
+        DatastoreIpam { ds }
+    }
+}
+
+fn store_err(e: Error) -> StoreError {
+    match e {
+        Error::NotFound { .. } => StoreError::NotFound,
+        Error::AlreadyExists { .. } => StoreError::AlreadyExists,
+        Error::Conflict { .. } => StoreError::Conflict,
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+fn corrupt(what: &str, why: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("stored {what} is not usable: {why}"))
+}
+
+fn pool_from(name: &str, spec: &IpPoolSpec) -> Result<Pool, StoreError> {
+    let cidr: IpNet = spec
+        .cidr
+        .parse()
+        .map_err(|e| corrupt(&format!("IPPool {name}"), e))?;
+    let node_selector = match spec.node_selector.as_deref() {
+        None => Selector::all(),
+        Some(s) => Selector::parse(s).map_err(|e| corrupt(&format!("IPPool {name}"), e))?,
+    };
+    let default_bs = if cidr.addr().is_ipv6() { 122 } else { 26 };
+    Ok(Pool {
+        name: name.to_string(),
+        cidr,
+        block_size: spec.block_size.unwrap_or(default_bs),
+        node_selector,
+        disabled: spec.disabled,
+        allowed_uses: spec
+            .allowed_uses
+            .iter()
+            .filter_map(|u| match u {
+                AllowedUse::Workload => Some(Use::Workload),
+                AllowedUse::Tunnel => Some(Use::Tunnel),
+                AllowedUse::LoadBalancer => None,
+            })
+            .collect(),
+    })
+}
+
+fn block_from(spec: &IpamBlockSpec) -> Result<Block, StoreError> {
+    let what = format!("IPAMBlock {}", spec.cidr);
+    let cidr: IpNet = spec.cidr.parse().map_err(|e| corrupt(&what, e))?;
+    // A block from the store is checked before the allocator indexes into
+    // it: lengths and indices must agree with the CIDR.
+    let fresh = Block::new(cidr, None, 0).map_err(|e| corrupt(&what, e))?;
+    let size = fresh.size() as usize;
+    if spec.allocations.len() != size {
+        return Err(corrupt(
+            &what,
+            format!(
+                "{} allocations for {size} addresses",
+                spec.allocations.len()
+            ),
+        ));
+    }
+    let n_attr = spec.attributes.len() as u32;
+    if spec.unallocated.iter().any(|o| *o as usize >= size)
+        || spec.allocations.iter().flatten().any(|a| *a >= n_attr)
+    {
+        return Err(corrupt(&what, "ordinal or attribute index out of range"));
+    }
+    Ok(Block {
+        cidr,
+        affinity: spec.affinity.clone(),
+        allocations: spec.allocations.clone(),
+        unallocated: spec.unallocated.iter().copied().collect::<VecDeque<_>>(),
+        attributes: spec
+            .attributes
+            .iter()
+            .map(|a| Attribute {
+                handle_id: a.handle_id.clone(),
+                secondary: a.secondary.clone(),
+            })
+            .collect(),
+        sequence_number: spec.sequence_number,
+        sequence_for_allocation: spec
+            .sequence_number_for_allocation
+            .iter()
+            .filter_map(|(k, v)| Some((k.parse().ok()?, *v)))
+            .collect(),
+        deleted: spec.deleted,
+    })
+}
+
+fn block_resource(b: &Block, rev: Option<Revision>) -> Resource {
+    let spec = IpamBlockSpec {
+        cidr: b.cidr.to_string(),
+        affinity: b.affinity.clone(),
+        affinity_claim_time: None,
+        strict_affinity: false,
+        allocations: b.allocations.clone(),
+        unallocated: b.unallocated.iter().copied().collect(),
+        attributes: b
+            .attributes
+            .iter()
+            .map(|a| AllocationAttribute {
+                handle_id: a.handle_id.clone(),
+                secondary: a.secondary.clone(),
+                released_at: None,
+            })
+            .collect(),
+        sequence_number: b.sequence_number,
+        sequence_number_for_allocation: b
+            .sequence_for_allocation
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
+        deleted: b.deleted,
+    };
+    let mut r = Resource::IpamBlock(Object::new(
+        "IPAMBlock",
+        &block_name(&b.cidr.to_string()),
+        spec,
+    ));
+    if let Some(rev) = rev {
+        r.set_revision(rev);
+    }
+    r
+}
+
+fn state_to(s: AffinityState) -> ResState {
+    match s {
+        AffinityState::Pending => ResState::Pending,
+        AffinityState::Confirmed => ResState::Confirmed,
+        AffinityState::PendingDeletion => ResState::PendingDeletion,
+    }
+}
+
+fn state_from(s: ResState) -> AffinityState {
+    match s {
+        ResState::Pending => AffinityState::Pending,
+        ResState::Confirmed => AffinityState::Confirmed,
+        ResState::PendingDeletion => AffinityState::PendingDeletion,
+    }
+}
+
+fn affinity_resource(a: &Affinity, rev: Option<Revision>) -> Resource {
+    let cidr = a.cidr.to_string();
+    let spec = BlockAffinitySpec {
+        state: state_to(a.state),
+        node: a.node.clone(),
+        cidr: cidr.clone(),
+        deleted: false,
+    };
+    let mut r = Resource::BlockAffinity(Object::new(
+        "BlockAffinity",
+        &affinity_name(&a.node, &cidr),
+        spec,
+    ));
+    if let Some(rev) = rev {
+        r.set_revision(rev);
+    }
+    r
+}
+
+fn handle_resource(h: &Handle, rev: Option<Revision>) -> Resource {
+    let spec = IpamHandleSpec {
+        handle_id: h.id.clone(),
+        block: h.blocks.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        deleted: false,
+    };
+    let mut r = Resource::IpamHandle(Object::new("IPAMHandle", &h.id, spec));
+    if let Some(rev) = rev {
+        r.set_revision(rev);
+    }
+    r
+}
+
+#[async_trait]
+impl IpamStore for DatastoreIpam {
+    async fn pools(&self) -> Result<Vec<Pool>, StoreError> {
+        let l = self.ds.list(Kind::IpPool, None).await.map_err(store_err)?;
+        l.items
+            .iter()
+            .filter_map(|r| match r {
+                Resource::IpPool(p) => Some(pool_from(&p.metadata.name, &p.spec)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    async fn node_labels(&self, node: &str) -> Result<BTreeMap<String, String>, StoreError> {
+        match self.ds.get(Kind::Node, node).await {
+            Ok(r) => Ok(r.metadata().labels.clone()),
+            Err(Error::NotFound { .. }) => Ok(BTreeMap::new()),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    async fn config(&self) -> Result<Config, StoreError> {
+        match self.ds.get(Kind::IpamConfig, "default").await {
+            Ok(Resource::IpamConfig(c)) => Ok(Config {
+                strict_affinity: c.spec.strict_affinity,
+                auto_allocate_blocks: c.spec.auto_allocate_blocks,
+                max_blocks_per_host: c.spec.max_blocks_per_host,
+                reserved: Vec::new(),
+            }),
+            Ok(_) | Err(Error::NotFound { .. }) => Ok(Config::default()),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    async fn get_block(&self, cidr: IpNet) -> Result<Option<Versioned<Block>>, StoreError> {
+        match self
+            .ds
+            .get(Kind::IpamBlock, &block_name(&cidr.to_string()))
+            .await
+        {
+            Ok(r @ Resource::IpamBlock(_)) => versioned_block(&r).map(Some),
+            Ok(_) | Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    async fn list_blocks(&self) -> Result<Vec<Versioned<Block>>, StoreError> {
+        let l = self
+            .ds
+            .list(Kind::IpamBlock, None)
+            .await
+            .map_err(store_err)?;
+        l.items.iter().map(versioned_block).collect()
+    }
+
+    async fn create_block(&self, block: &Block) -> Result<Revision, StoreError> {
+        let r = self
+            .ds
+            .create(block_resource(block, None))
+            .await
+            .map_err(store_err)?;
+        Ok(r.revision().unwrap_or_default())
+    }
+
+    async fn update_block(&self, block: &Block, rev: Revision) -> Result<Revision, StoreError> {
+        let r = self
+            .ds
+            .update(block_resource(block, Some(rev)))
+            .await
+            .map_err(store_err)?;
+        Ok(r.revision().unwrap_or_default())
+    }
+
+    async fn delete_block(&self, cidr: IpNet, rev: Revision) -> Result<(), StoreError> {
+        self.ds
+            .delete(Kind::IpamBlock, &block_name(&cidr.to_string()), Some(rev))
+            .await
+            .map(|_| ())
+            .map_err(store_err)
+    }
+
+    async fn list_affinities(
+        &self,
+        node: Option<&str>,
+    ) -> Result<Vec<Versioned<Affinity>>, StoreError> {
+        let prefix = node.map(|n| format!("{n}/"));
+        let l = self
+            .ds
+            .list(Kind::BlockAffinity, prefix.as_deref())
+            .await
+            .map_err(store_err)?;
+        l.items
+            .iter()
+            .filter_map(|r| match r {
+                Resource::BlockAffinity(a) => Some(
+                    a.spec
+                        .cidr
+                        .parse::<IpNet>()
+                        .map(|cidr| Versioned {
+                            value: Affinity {
+                                node: a.spec.node.clone(),
+                                cidr,
+                                state: state_from(a.spec.state),
+                            },
+                            revision: r.revision().unwrap_or_default(),
+                        })
+                        .map_err(|e| corrupt(&format!("BlockAffinity {}", a.metadata.name), e)),
+                ),
+                _ => None,
+            })
+            .collect()
+    }
+
+    async fn create_affinity(&self, a: &Affinity) -> Result<Revision, StoreError> {
+        let r = self
+            .ds
+            .create(affinity_resource(a, None))
+            .await
+            .map_err(store_err)?;
+        Ok(r.revision().unwrap_or_default())
+    }
+
+    async fn update_affinity(&self, a: &Affinity, rev: Revision) -> Result<Revision, StoreError> {
+        let r = self
+            .ds
+            .update(affinity_resource(a, Some(rev)))
+            .await
+            .map_err(store_err)?;
+        Ok(r.revision().unwrap_or_default())
+    }
+
+    async fn delete_affinity(
+        &self,
+        node: &str,
+        cidr: IpNet,
+        rev: Revision,
+    ) -> Result<(), StoreError> {
+        self.ds
+            .delete(
+                Kind::BlockAffinity,
+                &affinity_name(node, &cidr.to_string()),
+                Some(rev),
+            )
+            .await
+            .map(|_| ())
+            .map_err(store_err)
+    }
+
+    async fn get_handle(&self, id: &str) -> Result<Option<Versioned<Handle>>, StoreError> {
+        match self.ds.get(Kind::IpamHandle, id).await {
+            Ok(r) => {
+                let Resource::IpamHandle(h) = &r else {
+                    return Ok(None);
+                };
+                let mut blocks = BTreeMap::new();
+                for (k, v) in &h.spec.block {
+                    let cidr = k
+                        .parse::<IpNet>()
+                        .map_err(|e| corrupt(&format!("IPAMHandle {id}"), e))?;
+                    blocks.insert(cidr, *v);
+                }
+                Ok(Some(Versioned {
+                    value: Handle {
+                        id: id.to_string(),
+                        blocks,
+                    },
+                    revision: r.revision().unwrap_or_default(),
+                }))
+            }
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    async fn create_handle(&self, h: &Handle) -> Result<Revision, StoreError> {
+        let r = self
+            .ds
+            .create(handle_resource(h, None))
+            .await
+            .map_err(store_err)?;
+        Ok(r.revision().unwrap_or_default())
+    }
+
+    async fn update_handle(&self, h: &Handle, rev: Revision) -> Result<Revision, StoreError> {
+        let r = self
+            .ds
+            .update(handle_resource(h, Some(rev)))
+            .await
+            .map_err(store_err)?;
+        Ok(r.revision().unwrap_or_default())
+    }
+
+    async fn delete_handle(&self, id: &str, rev: Revision) -> Result<(), StoreError> {
+        self.ds
+            .delete(Kind::IpamHandle, id, Some(rev))
+            .await
+            .map(|_| ())
+            .map_err(store_err)
+    }
+}
+
+fn versioned_block(r: &Resource) -> Result<Versioned<Block>, StoreError> {
+    match r {
+        Resource::IpamBlock(b) => Ok(Versioned {
+            value: block_from(&b.spec)?,
+            revision: r.revision().unwrap_or_default(),
+        }),
+        _ => Err(corrupt("IPAMBlock", "wrong kind")),
+    }
+}

@@ -1,0 +1,114 @@
+//! The IPAM allocator over the real datastores: concurrent allocators, each
+//! with its own connection (its own SQLite handle on the shared file, its
+//! own etcd client), never hand out an address twice and leave nothing
+//! behind after releasing everything.
+
+mod common;
+
+use common::Backend;
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+use tabby_agent::ipam_store::DatastoreIpam;
+use tabby_agent::resources::ippool::IpPoolSpec;
+use tabby_agent::resources::{Kind, Object, Resource};
+use tabby_ipam::allocator::{AssignRequest, Ipam};
+use tabby_ipam::pool::Use;
+
+const ALLOCATORS: usize = 8;
+const ASSIGNS: usize = 40;
+
+async fn run(b: Backend) {
+    let admin = b.client().await;
+    let mut spec = IpPoolSpec {
+        cidr: "10.30.0.0/20".into(),
+        block_size: Some(27),
+        ..Default::default()
+    };
+    spec.fill_defaults(false);
+    admin
+        .create(Resource::IpPool(Object::new("IPPool", "p", spec)))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..ALLOCATORS {
+        let ipam = Ipam::new(DatastoreIpam::new(b.client().await));
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for i in 0..ASSIGNS {
+                let req = AssignRequest {
+                    handle_id: format!("k8s-pod-network.t{t}-{i}"),
+                    node: format!("node-{}", t % 4),
+                    num_v4: 1,
+                    num_v6: 0,
+                    pools_v4: vec![],
+                    pools_v6: vec![],
+                    attributes: BTreeMap::new(),
+                    use_for: Use::Workload,
+                };
+                let (v4, _) = ipam.auto_assign(&req).await.unwrap();
+                got.extend(v4);
+            }
+            got
+        }));
+    }
+    let mut all: Vec<IpAddr> = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let unique: HashSet<IpAddr> = all.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        ALLOCATORS * ASSIGNS,
+        "an address was handed out twice"
+    );
+    let handles = admin.list(Kind::IpamHandle, None).await.unwrap();
+    assert_eq!(handles.items.len(), ALLOCATORS * ASSIGNS);
+    // Every block belongs to one of the 4 nodes through a confirmed affinity.
+    let affs = admin.list(Kind::BlockAffinity, None).await.unwrap().items;
+    let blocks = admin.list(Kind::IpamBlock, None).await.unwrap().items;
+    assert_eq!(affs.len(), blocks.len());
+    for a in &affs {
+        let Resource::BlockAffinity(a) = a else {
+            panic!()
+        };
+        assert_eq!(a.spec.state.as_str(), "confirmed");
+    }
+
+    let ipam = Ipam::new(DatastoreIpam::new(b.client().await));
+    for t in 0..ALLOCATORS {
+        for i in 0..ASSIGNS {
+            let r = ipam
+                .release_by_handle(&format!("k8s-pod-network.t{t}-{i}"))
+                .await
+                .unwrap();
+            assert_eq!(r.len(), 1);
+        }
+    }
+    assert!(admin
+        .list(Kind::IpamHandle, None)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    for blk in admin.list(Kind::IpamBlock, None).await.unwrap().items {
+        let Resource::IpamBlock(blk) = blk else {
+            panic!()
+        };
+        assert!(
+            blk.spec.allocations.iter().all(Option::is_none),
+            "leak in {}",
+            blk.spec.cidr
+        );
+        assert_eq!(blk.spec.unallocated.len(), 32);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_concurrent_allocators() {
+    run(Backend::new("sqlite").await).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn etcd_concurrent_allocators() {
+    run(Backend::new("etcd").await).await
+}

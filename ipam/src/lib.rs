@@ -14,5 +14,6 @@ pub mod allocator;
 pub mod block;
 pub mod memory;
 pub mod pool;
+pub mod report;
 pub mod selector;
 pub mod store;

@@ -1,6 +1,7 @@
 //! `tabbyctl`: calicoctl's resource commands against Tabby's datastore
 //! (chosen by `DATASTORE_TYPE`, as calicoctl does).
 
+mod ipam;
 mod output;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -47,6 +48,11 @@ enum Cmd {
         file: Option<String>,
         kind: Option<String>,
         name: Option<String>,
+    },
+    /// IP address management: show usage, release addresses.
+    Ipam {
+        #[command(subcommand)]
+        cmd: ipam::IpamCmd,
     },
     /// Show resources of KIND (e.g. ippools, bgppeers, bgpconfig, nodes).
     Get {
@@ -137,9 +143,10 @@ fn kind_arg(s: &str) -> Result<Kind> {
 
 async fn run(cli: Cli) -> Result<()> {
     let cfg = DatastoreConfig::from_env().map_err(|e| anyhow!(e))?;
-    let store: Arc<dyn Datastore> = connect(&cfg).await?;
-    let store = store.as_ref();
+    let shared: Arc<dyn Datastore> = connect(&cfg).await?;
+    let store = shared.as_ref();
     match cli.cmd {
+        Cmd::Ipam { cmd } => ipam::run(shared.clone(), cmd).await,
         Cmd::Apply { file } => write_cmd(store, &file, Mode::Apply, "applied").await,
         Cmd::Create { file } => write_cmd(store, &file, Mode::Create, "created").await,
         Cmd::Replace { file } => write_cmd(store, &file, Mode::Replace, "replaced").await,

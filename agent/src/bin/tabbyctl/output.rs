@@ -271,3 +271,37 @@ pub fn list_value(kind: Kind, items: &[Resource], revision: u64) -> serde_json::
         "metadata": { "resourceVersion": revision.to_string() },
     })
 }
+
+/// A table with box borders and centred headers, as calicoctl prints its
+/// `ipam show` and `node status` tables.
+pub fn boxed_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let rule: String = widths
+        .iter()
+        .map(|w| format!("+{}", "-".repeat(w + 2)))
+        .collect::<String>()
+        + "+\n";
+    let centred = |s: &str, w: usize| {
+        let pad = w - s.len();
+        format!("{}{s}{}", " ".repeat(pad / 2), " ".repeat(pad - pad / 2))
+    };
+    let mut out = rule.clone();
+    for (i, h) in header.iter().enumerate() {
+        out.push_str(&format!("| {} ", centred(h, widths[i])));
+    }
+    out.push_str("|\n");
+    out.push_str(&rule);
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            out.push_str(&format!("| {c:<w$} ", w = widths[i]));
+        }
+        out.push_str("|\n");
+    }
+    out.push_str(&rule);
+    out
+}

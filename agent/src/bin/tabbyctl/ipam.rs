@@ -1,0 +1,130 @@
+//! `tabbyctl ipam show|release`, as calicoctl's ipam commands.
+
+use crate::output::boxed_table;
+use anyhow::{anyhow, bail, Result};
+use clap::Subcommand;
+use std::net::IpAddr;
+use std::sync::Arc;
+use tabby_agent::datastore::Datastore;
+use tabby_agent::ipam_store::DatastoreIpam;
+use tabby_ipam::allocator::Ipam;
+use tabby_ipam::report::usage;
+use tabby_ipam::store::IpamStore;
+
+#[derive(Subcommand)]
+pub enum IpamCmd {
+    /// Show pool (and block) usage, who holds an IP, or the IPAM configuration.
+    Show {
+        #[arg(long)]
+        show_blocks: bool,
+        #[arg(long)]
+        ip: Option<String>,
+        #[arg(long)]
+        show_configuration: bool,
+    },
+    /// Release an IP address whatever holds it.
+    Release {
+        #[arg(long)]
+        ip: String,
+    },
+}
+
+fn parse_ip(s: &str) -> Result<IpAddr> {
+    s.parse()
+        .map_err(|_| anyhow!("--ip: {s:?} is not an IP address"))
+}
+
+fn pct(n: u128, total: u128) -> String {
+    let p = (n * 100 + total / 2).checked_div(total).unwrap_or(0);
+    format!("{n} ({p}%)")
+}
+
+pub async fn run(ds: Arc<dyn Datastore>, cmd: IpamCmd) -> Result<()> {
+    let store = DatastoreIpam::new(ds);
+    match cmd {
+        IpamCmd::Show {
+            show_configuration: true,
+            ..
+        } => {
+            let c = store.config().await?;
+            let max = if c.max_blocks_per_host == 0 {
+                format!("0 (effective {})", c.effective_max_blocks_per_host())
+            } else {
+                c.max_blocks_per_host.to_string()
+            };
+            let rows = vec![
+                vec!["StrictAffinity".into(), c.strict_affinity.to_string()],
+                vec![
+                    "AutoAllocateBlocks".into(),
+                    c.auto_allocate_blocks.to_string(),
+                ],
+                vec!["MaxBlocksPerHost".into(), max],
+            ];
+            print!("{}", boxed_table(&["PROPERTY", "VALUE"], &rows));
+        }
+        IpamCmd::Show { ip: Some(ip), .. } => {
+            let ip = parse_ip(&ip)?;
+            let blocks = store.list_blocks().await?;
+            let holder = blocks
+                .iter()
+                .find(|b| b.value.cidr.contains(&ip))
+                .and_then(|b| b.value.holder(ip).cloned());
+            match holder {
+                None => println!("IP {ip} is not assigned"),
+                Some(a) => {
+                    println!("IP {ip} is in use");
+                    if let Some(h) = a.handle_id {
+                        println!("Handle: {h}");
+                    }
+                    if !a.secondary.is_empty() {
+                        println!("Attributes:");
+                        for (k, v) in a.secondary {
+                            println!("  {k}: {v}");
+                        }
+                    }
+                }
+            }
+        }
+        IpamCmd::Show { show_blocks, .. } => {
+            let pools = store.pools().await?;
+            let blocks: Vec<_> = store
+                .list_blocks()
+                .await?
+                .into_iter()
+                .map(|b| b.value)
+                .collect();
+            let cfg = store.config().await?;
+            let rows: Vec<Vec<String>> = usage(&pools, &blocks, &cfg, show_blocks)
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.grouping.to_string(),
+                        r.cidr.to_string(),
+                        r.total.to_string(),
+                        pct(r.in_use, r.total),
+                        pct(r.reserved, r.total),
+                        pct(r.free(), r.total),
+                    ]
+                })
+                .collect();
+            let header = [
+                "GROUPING",
+                "CIDR",
+                "IPS TOTAL",
+                "IPS IN USE",
+                "IPS RESERVED",
+                "IPS FREE",
+            ];
+            print!("{}", boxed_table(&header, &rows));
+        }
+        IpamCmd::Release { ip } => {
+            let ip = parse_ip(&ip)?;
+            let released = Ipam::new(store).release_ips(&[ip]).await?;
+            if released.is_empty() {
+                bail!("IP {ip} is not assigned");
+            }
+            println!("Successfully released IP {ip}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! `tabbyctl ipam show/release` against the embedded store after real
+//! allocations: calicoctl's table, per-block rows, who holds an IP, the
+//! effective configuration, and release by IP.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use tabby_agent::datastore::{sqlite::SqliteStore, Datastore};
+use tabby_agent::ipam_store::DatastoreIpam;
+use tabby_agent::resources::ippool::IpPoolSpec;
+use tabby_agent::resources::{Object, Resource};
+use tabby_ipam::allocator::{AssignRequest, Ipam};
+use tabby_ipam::pool::Use;
+
+fn ctl(db: &Path, args: &[&str]) -> (bool, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_tabbyctl"))
+        .args(args)
+        .env("DATASTORE_TYPE", "sqlite")
+        .env("TABBY_DATASTORE", db)
+        .output()
+        .expect("running tabbyctl");
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_blocks_ip_configuration_and_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tabby.db");
+    let ds: Arc<dyn Datastore> = Arc::new(SqliteStore::open(&db).await.unwrap());
+    let mut spec = IpPoolSpec {
+        cidr: "10.40.0.0/24".into(),
+        ..Default::default()
+    };
+    spec.fill_defaults(false);
+    ds.create(Resource::IpPool(Object::new("IPPool", "pool-a", spec)))
+        .await
+        .unwrap();
+    let ipam = Ipam::new(DatastoreIpam::new(ds.clone()));
+    let mut attrs = BTreeMap::new();
+    attrs.insert("namespace".to_string(), "default".to_string());
+    attrs.insert("pod".to_string(), "web-0".to_string());
+    let mut ips = Vec::new();
+    for (i, node) in ["n1", "n1", "n2"].iter().enumerate() {
+        let req = AssignRequest {
+            handle_id: format!("k8s-pod-network.c{i}"),
+            node: node.to_string(),
+            num_v4: 1,
+            num_v6: 0,
+            pools_v4: vec![],
+            pools_v6: vec![],
+            attributes: attrs.clone(),
+            use_for: Use::Workload,
+        };
+        ips.extend(ipam.auto_assign(&req).await.unwrap().0);
+    }
+
+    let (ok, out, err) = ctl(&db, &["ipam", "show"]);
+    assert!(ok, "{err}");
+    let row = out
+        .lines()
+        .find(|l| l.contains("10.40.0.0/24"))
+        .expect(&out);
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    assert_eq!(
+        cells[1..7],
+        [
+            "IP Pool",
+            "10.40.0.0/24",
+            "256",
+            "3 (1%)",
+            "2 (1%)",
+            "251 (98%)"
+        ],
+        "{out}"
+    );
+    assert!(out.starts_with("+---"), "{out}");
+    assert!(out.contains("| GROUPING |"), "{out}");
+
+    let (_, out, _) = ctl(&db, &["ipam", "show", "--show-blocks"]);
+    let blocks: Vec<&str> = out.lines().filter(|l| l.contains("| Block")).collect();
+    assert_eq!(blocks.len(), 2, "one block per node:\n{out}");
+
+    let ip = ips[0].to_string();
+    let (_, out, _) = ctl(&db, &["ipam", "show", "--ip", &ip]);
+    assert!(
+        out.starts_with(&format!("IP {ip} is in use\nHandle: k8s-pod-network.c0\n")),
+        "{out}"
+    );
+    assert!(out.contains("  pod: web-0"), "{out}");
+
+    let (_, out, _) = ctl(&db, &["ipam", "show", "--show-configuration"]);
+    assert!(
+        out.contains("| MaxBlocksPerHost   | 0 (effective 20) |"),
+        "{out}"
+    );
+
+    let (ok, out, _) = ctl(&db, &["ipam", "release", "--ip", &ip]);
+    assert!(ok);
+    assert_eq!(out.trim(), format!("Successfully released IP {ip}"));
+    let (ok, _, err) = ctl(&db, &["ipam", "release", "--ip", &ip]);
+    assert!(!ok);
+    assert!(err.contains(&format!("IP {ip} is not assigned")), "{err}");
+    let (_, out, _) = ctl(&db, &["ipam", "show", "--ip", &ip]);
+    assert_eq!(out.trim(), format!("IP {ip} is not assigned"));
+    let (ok, _, err) = ctl(&db, &["ipam", "show", "--ip", "10.40.0.x"]);
+    assert!(
+        !ok && err.contains("--ip: \"10.40.0.x\" is not an IP address"),
+        "{err}"
+    );
+}

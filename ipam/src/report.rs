@@ -1,0 +1,121 @@
+//! Usage figures for `ipam show`, computed from pools and blocks.
+
+use crate::block::Block;
+use crate::pool::Pool;
+use crate::store::Config;
+use ipnet::IpNet;
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRow {
+    /// "IP Pool" or "Block", as calicoctl groups them.
+    pub grouping: &'static str,
+    pub cidr: IpNet,
+    pub total: u128,
+    pub in_use: u128,
+    /// Never handed out: IPv4 pool edges and IPReservation addresses.
+    pub reserved: u128,
+    /// For blocks: `host:<node>` or empty.
+    pub affinity: String,
+}
+
+impl UsageRow {
+    pub fn free(&self) -> u128 {
+        self.total.saturating_sub(self.in_use + self.reserved)
+    }
+}
+
+fn size(net: &IpNet) -> u128 {
+    let bits = u32::from(net.max_prefix_len() - net.prefix_len());
+    1u128.checked_shl(bits).unwrap_or(u128::MAX)
+}
+
+/// Reserved addresses inside `net`: the IPv4 edges of the pool it belongs
+/// to, plus reservation CIDRs (counted by overlap).
+fn reserved_in(net: &IpNet, pool: Option<&Pool>, cfg: &Config) -> u128 {
+    let mut edges: Vec<IpAddr> = Vec::new();
+    if let Some(p) = pool.filter(|p| !p.is_v6()) {
+        edges.push(p.cidr.network());
+        edges.push(p.cidr.broadcast());
+    }
+    let mut n = edges
+        .iter()
+        .filter(|ip| net.contains(*ip) && !cfg.reserved.iter().any(|r| r.contains(*ip)))
+        .count() as u128;
+    for r in &cfg.reserved {
+        if net.contains(r) {
+            n += size(r);
+        } else if r.contains(net) {
+            n += size(net);
+        }
+    }
+    n.min(size(net))
+}
+
+/// One row per pool, followed (with `blocks_too`) by one row per block of
+/// that pool, in CIDR order.
+pub fn usage(pools: &[Pool], blocks: &[Block], cfg: &Config, blocks_too: bool) -> Vec<UsageRow> {
+    let mut pools: Vec<&Pool> = pools.iter().collect();
+    pools.sort_by_key(|p| p.cidr);
+    let mut rows = Vec::new();
+    for p in pools {
+        let mut mine: Vec<&Block> = blocks.iter().filter(|b| p.cidr.contains(&b.cidr)).collect();
+        mine.sort_by_key(|b| b.cidr);
+        rows.push(UsageRow {
+            grouping: "IP Pool",
+            cidr: p.cidr,
+            total: size(&p.cidr),
+            in_use: mine.iter().map(|b| u128::from(b.in_use())).sum(),
+            reserved: reserved_in(&p.cidr, Some(p), cfg),
+            affinity: String::new(),
+        });
+        if blocks_too {
+            rows.extend(mine.iter().map(|b| UsageRow {
+                grouping: "Block",
+                cidr: b.cidr,
+                total: u128::from(b.size()),
+                in_use: u128::from(b.in_use()),
+                reserved: reserved_in(&b.cidr, Some(p), cfg),
+                affinity: b.affinity.clone().unwrap_or_default(),
+            }));
+        }
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::Attribute;
+
+    #[test]
+    fn pool_and_block_rows_add_up() {
+        let pool = Pool {
+            name: "p".into(),
+            cidr: "10.0.0.0/24".parse().unwrap(),
+            block_size: 26,
+            node_selector: crate::selector::Selector::all(),
+            disabled: false,
+            allowed_uses: vec![],
+        };
+        let mut b = Block::new("10.0.0.0/26".parse().unwrap(), Some("host:n1".into()), 1).unwrap();
+        b.assign(5, Attribute::default(), &|_| false);
+        let cfg = Config {
+            reserved: vec!["10.0.0.128/30".parse().unwrap()],
+            ..Config::default()
+        };
+        let rows = usage(&[pool], &[b], &cfg, true);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].total, rows[0].in_use, rows[0].reserved),
+            (256, 5, 6)
+        );
+        assert_eq!(rows[0].free(), 245);
+        assert_eq!(rows[1].grouping, "Block");
+        assert_eq!(
+            (rows[1].total, rows[1].in_use, rows[1].reserved),
+            (64, 5, 1)
+        );
+        assert_eq!(rows[1].affinity, "host:n1");
+    }
+}

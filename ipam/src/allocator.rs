@@ -29,13 +29,15 @@ pub enum IpamError {
     #[error("IP pool {pools} has no free addresses ({wanted} requested)")]
     Exhausted { pools: String, wanted: usize },
     #[error(
-        "node {node} has reached IPAMConfig maxBlocksPerHost ({limit}{}) and strictAffinity forbids borrowing; raise maxBlocksPerHost or free addresses",
-        if *.configured == 0 { ", the effective value of 0" } else { "" }
+        "node {node} has reached IPAMConfig maxBlocksPerHost ({limit}{}) and {}; raise maxBlocksPerHost or free addresses",
+        if *.configured == 0 { ", the effective value of 0" } else { "" },
+        if *.strict { "strictAffinity forbids borrowing" } else { "no other block has a free address" }
     )]
     BlockLimit {
         node: String,
         limit: u32,
         configured: u32,
+        strict: bool,
     },
     #[error("the datastore reported {0} conflicting writes in a row; try again")]
     TooManyConflicts(u32),
@@ -259,11 +261,14 @@ impl<S: IpamStore> Ipam<S> {
         }
         if got.len() < want {
             self.release_ips(&got).await?;
-            if limit_hit && cfg.strict_affinity {
+            // The pool may still have unclaimed blocks: say that the limit,
+            // not the pool, is what ran out.
+            if limit_hit {
                 return Err(IpamError::BlockLimit {
                     node: req.node.clone(),
                     limit: cfg.effective_max_blocks_per_host(),
                     configured: cfg.max_blocks_per_host,
+                    strict: cfg.strict_affinity,
                 });
             }
             return Err(IpamError::Exhausted {

@@ -109,7 +109,11 @@ async fn block_limit_with_strict_affinity_and_borrowing_without() {
     ipam_s.auto_assign(&req("n1", "a", 5)).await.unwrap();
     let e = ipam_s.auto_assign(&req("n1", "b", 5)).await.unwrap_err();
     assert!(matches!(e, IpamError::BlockLimit { limit: 1, .. }), "{e}");
-    assert!(e.to_string().contains("maxBlocksPerHost (1)"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("maxBlocksPerHost (1) and strictAffinity forbids borrowing"),
+        "{e}"
+    );
 
     // Not strict: n2 is at its limit, so it borrows from n1's block.
     let loose = Config {
@@ -131,6 +135,21 @@ async fn block_limit_with_strict_affinity_and_borrowing_without() {
         .filter_map(|b| b.value.host().map(str::to_string))
         .collect();
     assert!(owners.len() > 1, "borrowed from other hosts: {owners:?}");
+}
+
+/// The default limit (0 = 20 blocks) with the pool far from full: the error
+/// names the limit and its effective value, not an exhausted pool.
+#[tokio::test]
+async fn hitting_the_default_block_limit_says_so() {
+    let ipam = ipam(vec![pool("10.0.0.0/16", 30)], Config::default());
+    // 20 blocks of 4 addresses.
+    ipam.auto_assign(&req("n1", "a", 80)).await.unwrap();
+    let e = ipam.auto_assign(&req("n1", "b", 1)).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "node n1 has reached IPAMConfig maxBlocksPerHost (20, the effective value of 0) and \
+         no other block has a free address; raise maxBlocksPerHost or free addresses"
+    );
 }
 
 #[tokio::test]

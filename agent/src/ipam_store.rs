@@ -349,28 +349,19 @@ impl IpamStore for DatastoreIpam {
 
     async fn get_handle(&self, id: &str) -> Result<Option<Versioned<Handle>>, StoreError> {
         match self.ds.get(Kind::IpamHandle, id).await {
-            Ok(r) => {
-                let Resource::IpamHandle(h) = &r else {
-                    return Ok(None);
-                };
-                let mut blocks = BTreeMap::new();
-                for (k, v) in &h.spec.block {
-                    let cidr = k
-                        .parse::<IpNet>()
-                        .map_err(|e| corrupt(&format!("IPAMHandle {id}"), e))?;
-                    blocks.insert(cidr, *v);
-                }
-                Ok(Some(Versioned {
-                    value: Handle {
-                        id: id.to_string(),
-                        blocks,
-                    },
-                    revision: r.revision().unwrap_or_default(),
-                }))
-            }
+            Ok(r) => versioned_handle(&r).map(Some),
             Err(Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(store_err(e)),
         }
+    }
+
+    async fn list_handles(&self) -> Result<Vec<Versioned<Handle>>, StoreError> {
+        let l = self
+            .ds
+            .list(Kind::IpamHandle, None)
+            .await
+            .map_err(store_err)?;
+        l.items.iter().map(versioned_handle).collect()
     }
 
     async fn create_handle(&self, h: &Handle) -> Result<Revision, StoreError> {
@@ -408,4 +399,25 @@ fn versioned_block(r: &Resource) -> Result<Versioned<Block>, StoreError> {
         }),
         _ => Err(corrupt("IPAMBlock", "wrong kind")),
     }
+}
+
+fn versioned_handle(r: &Resource) -> Result<Versioned<Handle>, StoreError> {
+    let Resource::IpamHandle(h) = r else {
+        return Err(corrupt("IPAMHandle", "wrong kind"));
+    };
+    let id = &h.metadata.name;
+    let mut blocks = BTreeMap::new();
+    for (k, v) in &h.spec.block {
+        let cidr = k
+            .parse::<IpNet>()
+            .map_err(|e| corrupt(&format!("IPAMHandle {id}"), e))?;
+        blocks.insert(cidr, *v);
+    }
+    Ok(Versioned {
+        value: Handle {
+            id: id.clone(),
+            blocks,
+        },
+        revision: r.revision().unwrap_or_default(),
+    })
 }

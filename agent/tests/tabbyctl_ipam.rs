@@ -107,6 +107,25 @@ async fn show_blocks_ip_configuration_and_release() {
     assert!(err.contains(&format!("IP {ip} is not assigned")), "{err}");
     let (_, out, _) = ctl(&db, &["ipam", "show", "--ip", &ip]);
     assert_eq!(out.trim(), format!("IP {ip} is not assigned"));
+
+    // Nodes n1 and n2 are not Node resources here: check reports their
+    // affinities, --fix releases them, and a second check is clean.
+    let (ok, out, _) = ctl(&db, &["ipam", "check"]);
+    assert!(ok);
+    assert!(
+        out.contains("has an affinity for node n1, which does not exist"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("Check complete; found 2 problems.\n"),
+        "{out}"
+    );
+    let (ok, out, err) = ctl(&db, &["ipam", "check", "--fix"]);
+    assert!(ok, "{err}");
+    assert!(out.ends_with("Fixed 2 problems.\n"), "{out}");
+    let (_, out, _) = ctl(&db, &["ipam", "check"]);
+    assert_eq!(out, "Check complete; found 0 problems.\n");
+
     let (ok, _, err) = ctl(&db, &["ipam", "show", "--ip", "10.40.0.x"]);
     assert!(
         !ok && err.contains("--ip: \"10.40.0.x\" is not an IP address"),

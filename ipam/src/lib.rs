@@ -12,6 +12,7 @@
 
 pub mod allocator;
 pub mod block;
+pub mod check;
 pub mod memory;
 pub mod pool;
 pub mod report;

@@ -157,6 +157,9 @@ impl IpamStore for MemoryIpamStore {
     async fn get_handle(&self, id: &str) -> Result<Option<Versioned<Handle>>, StoreError> {
         Ok(self.lock().handles.get(id).cloned())
     }
+    async fn list_handles(&self) -> Result<Vec<Versioned<Handle>>, StoreError> {
+        Ok(self.lock().handles.values().cloned().collect())
+    }
     async fn create_handle(&self, h: &Handle) -> Result<Revision, StoreError> {
         let g = &mut *self.lock();
         cas(&mut g.handles, &mut g.rev, h.id.clone(), h.clone(), None)

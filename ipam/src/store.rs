@@ -111,6 +111,7 @@ pub trait IpamStore: Send + Sync {
     ) -> Result<(), StoreError>;
 
     async fn get_handle(&self, id: &str) -> Result<Option<Versioned<Handle>>, StoreError>;
+    async fn list_handles(&self) -> Result<Vec<Versioned<Handle>>, StoreError>;
     async fn create_handle(&self, h: &Handle) -> Result<Revision, StoreError>;
     async fn update_handle(&self, h: &Handle, rev: Revision) -> Result<Revision, StoreError>;
     async fn delete_handle(&self, id: &str, rev: Revision) -> Result<(), StoreError>;

@@ -7,7 +7,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use tabby_agent::datastore::Datastore;
 use tabby_agent::ipam_store::DatastoreIpam;
+use tabby_agent::resources::Kind;
 use tabby_ipam::allocator::Ipam;
+use tabby_ipam::check::{check, fix};
 use tabby_ipam::report::usage;
 use tabby_ipam::store::IpamStore;
 
@@ -21,6 +23,12 @@ pub enum IpamCmd {
         ip: Option<String>,
         #[arg(long)]
         show_configuration: bool,
+    },
+    /// Report inconsistencies (unconfirmed or orphaned affinities, handle
+    /// records that disagree with blocks); --fix repairs them.
+    Check {
+        #[arg(long)]
+        fix: bool,
     },
     /// Release an IP address whatever holds it.
     Release {
@@ -40,7 +48,7 @@ fn pct(n: u128, total: u128) -> String {
 }
 
 pub async fn run(ds: Arc<dyn Datastore>, cmd: IpamCmd) -> Result<()> {
-    let store = DatastoreIpam::new(ds);
+    let store = DatastoreIpam::new(ds.clone());
     match cmd {
         IpamCmd::Show {
             show_configuration: true,
@@ -116,6 +124,26 @@ pub async fn run(ds: Arc<dyn Datastore>, cmd: IpamCmd) -> Result<()> {
                 "IPS FREE",
             ];
             print!("{}", boxed_table(&header, &rows));
+        }
+        IpamCmd::Check { fix: do_fix } => {
+            let nodes = ds
+                .list(Kind::Node, None)
+                .await?
+                .items
+                .iter()
+                .map(|n| n.name().to_string())
+                .collect();
+            // Which handles belong to live workloads is known once tabby-node
+            // reports its pods; until then leaks are not judged.
+            let problems = check(&store, &nodes, None).await?;
+            for p in &problems {
+                println!("{p}");
+            }
+            println!("Check complete; found {} problems.", problems.len());
+            if do_fix && !problems.is_empty() {
+                let n = fix(&Ipam::new(store), &problems).await?;
+                println!("Fixed {n} problems.");
+            }
         }
         IpamCmd::Release { ip } => {
             let ip = parse_ip(&ip)?;

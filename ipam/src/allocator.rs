@@ -304,7 +304,8 @@ impl<S: IpamStore> Ipam<S> {
         }
         match self.store.update_block(&b, vb.revision).await {
             Ok(_) => {}
-            Err(StoreError::Conflict) => return Ok(Take::Conflict),
+            // NotFound: the block's host released it meanwhile; look again.
+            Err(StoreError::Conflict | StoreError::NotFound) => return Ok(Take::Conflict),
             Err(e) => return Err(e.into()),
         }
         let handle = attr.handle_id.as_deref().unwrap_or_default();
@@ -394,11 +395,12 @@ impl<S: IpamStore> Ipam<S> {
         };
         let rev = match self.store.create_affinity(&pending).await {
             Ok(r) => r,
-            Err(StoreError::AlreadyExists) => self
-                .affinity(node, cidr)
-                .await?
-                .map(|a| a.revision)
-                .ok_or(IpamError::Store(StoreError::Conflict))?,
+            // Our own leftover pending affinity is picked up; one being
+            // released (pendingDeletion) must finish first: retry later.
+            Err(StoreError::AlreadyExists) => match self.affinity(node, cidr).await? {
+                Some(a) if a.value.state != AffinityState::PendingDeletion => a.revision,
+                _ => return Err(IpamError::Store(StoreError::Conflict)),
+            },
             Err(e) => return Err(e.into()),
         };
         let block = Block::new(cidr, Some(format!("host:{node}")), 1).map_err(|e| {
@@ -423,8 +425,11 @@ impl<S: IpamStore> Ipam<S> {
             state: AffinityState::Confirmed,
             ..pending
         };
-        self.store.update_affinity(&confirmed, rev).await?;
-        Ok(())
+        match self.store.update_affinity(&confirmed, rev).await {
+            Ok(_) => Ok(()),
+            Err(StoreError::NotFound) => Err(IpamError::Store(StoreError::Conflict)),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn affinity(
@@ -527,7 +532,67 @@ impl<S: IpamStore> Ipam<S> {
             for (h, d) in per_handle {
                 self.adjust_handle(&h, cidr, d).await?;
             }
+            if b.is_empty() {
+                self.release_unneeded_affinity(cidr).await?;
+            }
             return Ok(freed.into_iter().map(|(ip, _)| ip).collect());
+        }
+    }
+}
+
+impl<S: IpamStore> Ipam<S> {
+    /// Gives an empty block back to the pool when its host has another
+    /// confirmed block in the same pool, so pools don't fragment into
+    /// blocks nobody needs; a host's last block in a pool is kept. Calico's
+    /// order: affinity to pendingDeletion (allocators stop using it), CAS
+    /// delete of the block (fails if an allocator got there first, and then
+    /// the affinity is restored), then the affinity itself.
+    async fn release_unneeded_affinity(&self, cidr: IpNet) -> Result<(), IpamError> {
+        let Some(vb) = self.store.get_block(cidr).await? else {
+            return Ok(());
+        };
+        let Some(node) = vb.value.host().map(str::to_string) else {
+            return Ok(());
+        };
+        if !vb.value.is_empty() {
+            return Ok(());
+        }
+        let pools = self.store.pools().await?;
+        let Some(pool) = pools.iter().find(|p| p.cidr.contains(&cidr)) else {
+            return Ok(());
+        };
+        let affs = self.store.list_affinities(Some(&node)).await?;
+        let others = affs.iter().any(|a| {
+            a.value.cidr != cidr
+                && a.value.state == AffinityState::Confirmed
+                && pool.cidr.contains(&a.value.cidr)
+        });
+        let Some(mine) = affs.into_iter().find(|a| a.value.cidr == cidr) else {
+            return Ok(());
+        };
+        if !others || mine.value.state != AffinityState::Confirmed {
+            return Ok(());
+        }
+        let mut a = mine.value;
+        a.state = AffinityState::PendingDeletion;
+        let rev = match self.store.update_affinity(&a, mine.revision).await {
+            Ok(r) => r,
+            Err(StoreError::Conflict | StoreError::NotFound) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        // Past this point a Conflict means another writer (a claimer, or a
+        // concurrent release) changed the affinity: its state wins.
+        let settled = |r: Result<(), StoreError>| match r {
+            Ok(()) | Err(StoreError::NotFound | StoreError::Conflict) => Ok(()),
+            Err(e) => Err(IpamError::Store(e)),
+        };
+        match self.store.delete_block(cidr, vb.revision).await {
+            Ok(()) => settled(self.store.delete_affinity(&node, cidr, rev).await),
+            Err(StoreError::Conflict | StoreError::NotFound) => {
+                a.state = AffinityState::Confirmed;
+                settled(self.store.update_affinity(&a, rev).await.map(|_| ()))
+            }
+            Err(e) => Err(e.into()),
         }
     }
 }

@@ -287,3 +287,85 @@ async fn concurrent_allocators_never_duplicate_and_leak_nothing() {
         assert!(b.value.attributes.is_empty());
     }
 }
+
+/// Emptied blocks go back to the pool, except the host's last one.
+#[tokio::test]
+async fn empty_blocks_are_given_back_but_the_last_is_kept() {
+    let ipam = ipam(vec![pool("10.0.0.0/24", 28)], Config::default());
+    // 40 addresses need three /28 blocks.
+    let (ips, _) = ipam.auto_assign(&req("n1", "big", 40)).await.unwrap();
+    assert_eq!(
+        ipam.store()
+            .list_affinities(Some("n1"))
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    let (other, _) = ipam.auto_assign(&req("n2", "other", 1)).await.unwrap();
+    assert_eq!(
+        ipam.release_by_handle("big").await.unwrap().len(),
+        ips.len()
+    );
+    let affs = ipam.store().list_affinities(Some("n1")).await.unwrap();
+    assert_eq!(affs.len(), 1, "n1 keeps one block");
+    assert_eq!(affs[0].value.state, AffinityState::Confirmed);
+    let blocks = ipam.store().list_blocks().await.unwrap();
+    assert_eq!(blocks.len(), 2, "n1's last block and n2's");
+    // n2's only block is kept too when emptied.
+    ipam.release_ips(&other).await.unwrap();
+    assert_eq!(ipam.store().list_blocks().await.unwrap().len(), 2);
+    // And n1 still allocates from its kept block.
+    let (again, _) = ipam.auto_assign(&req("n1", "again", 1)).await.unwrap();
+    assert!(affs[0].value.cidr.contains(&again[0]));
+}
+
+/// Assign/release churn on shared nodes, so blocks are emptied and given
+/// back while other tasks allocate from them: every address a task is given
+/// is held by its handle, and the end state checks clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn churn_with_block_give_back_stays_consistent() {
+    let ipam = Arc::new(ipam(vec![pool("10.0.0.0/21", 28)], Config::default()));
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let ipam = ipam.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..40 {
+                let h = format!("t{t}-{i}");
+                let (ips, _) = ipam
+                    .auto_assign(&req(&format!("n{}", t % 2), &h, 1 + i % 7))
+                    .await
+                    .unwrap();
+                for ip in &ips {
+                    let blocks = ipam.store().list_blocks().await.unwrap();
+                    let b = blocks.iter().find(|b| b.value.cidr.contains(ip)).unwrap();
+                    let holder = b.value.holder(*ip).and_then(|a| a.handle_id.clone());
+                    assert_eq!(holder.as_deref(), Some(h.as_str()), "{ip}");
+                }
+                if i % 3 != 0 {
+                    assert_eq!(ipam.release_by_handle(&h).await.unwrap().len(), ips.len());
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let nodes: HashSet<String> = ["n0", "n1"].map(String::from).into();
+    let problems = tabby_ipam::check::check(ipam.store(), &nodes, None)
+        .await
+        .unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    for t in 0..8 {
+        for i in (0..40).step_by(3) {
+            ipam.release_by_handle(&format!("t{t}-{i}")).await.unwrap();
+        }
+    }
+    let blocks = ipam.store().list_blocks().await.unwrap();
+    assert!(blocks.iter().all(|b| b.value.is_empty()));
+    assert!(
+        blocks.len() <= 2,
+        "each node keeps at most its last block: {}",
+        blocks.len()
+    );
+}

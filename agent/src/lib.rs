@@ -4,5 +4,6 @@
 
 pub mod apply;
 pub mod datastore;
+pub mod grpc;
 pub mod ipam_store;
 pub mod resources;

@@ -1,0 +1,40 @@
+//! The node agent's gRPC surface on its unix socket
+//! (`$TABBY_RUN_DIR/tabby.sock`, mode 0600), used by tabbyctl and the CNI
+//! plugin.
+
+pub mod ipam;
+
+use hyper_util::rt::TokioIo;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use tokio::net::{UnixListener, UnixStream};
+use tonic::transport::{Channel, Endpoint, Uri};
+
+/// Binds the socket, replacing a stale one, readable by root only: the
+/// socket hands out addresses and changes the dataplane.
+pub fn bind_socket(path: &Path) -> std::io::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let l = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(l)
+}
+
+/// A gRPC channel to the agent's unix socket.
+pub async fn connect_unix(path: &Path) -> Result<Channel, tonic::transport::Error> {
+    let path: PathBuf = path.to_path_buf();
+    // The URI is required by the API but unused: every connection goes to
+    // the socket.
+    Endpoint::from_static("http://tabby.sock")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let p = path.clone();
+            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(p).await?)) }
+        }))
+        .await
+}

@@ -1,0 +1,124 @@
+//! IPAM assignment throughput and latency on SQLite and etcd, next to the
+//! raw etcd single-key compare-and-swap transaction rate measured in the
+//! same run against the same etcd. Prints the ratio (goal: etcd-backed
+//! assignment >= 0.5x the raw transaction rate). Run: `bash tests/bench.sh`.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tabby_agent::datastore::{sqlite::SqliteStore, Datastore};
+use tabby_agent::ipam_store::DatastoreIpam;
+use tabby_agent::resources::ippool::IpPoolSpec;
+use tabby_agent::resources::{Object, Resource};
+use tabby_ipam::allocator::{AssignRequest, Ipam};
+use tabby_ipam::pool::Use;
+
+const N: usize = 1000;
+
+struct Stats {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn stats(mut lat: Vec<Duration>, total: Duration) -> Stats {
+    lat.sort();
+    Stats {
+        rate: lat.len() as f64 / total.as_secs_f64(),
+        p50: lat[lat.len() / 2],
+        p99: lat[lat.len() * 99 / 100],
+    }
+}
+
+async fn assign_bench(ds: Arc<dyn Datastore>) -> Stats {
+    let mut spec = IpPoolSpec {
+        cidr: "10.80.0.0/16".into(),
+        ..Default::default()
+    };
+    spec.fill_defaults(false);
+    ds.create(Resource::IpPool(Object::new("IPPool", "bench", spec)))
+        .await
+        .unwrap();
+    let ipam = Ipam::new(DatastoreIpam::new(ds));
+    let mut lat = Vec::with_capacity(N);
+    let start = Instant::now();
+    for i in 0..N {
+        let req = AssignRequest {
+            handle_id: format!("k8s-pod-network.bench-{i}"),
+            node: "bench-node".into(),
+            num_v4: 1,
+            num_v6: 0,
+            pools_v4: vec![],
+            pools_v6: vec![],
+            attributes: BTreeMap::new(),
+            use_for: Use::Workload,
+        };
+        let t = Instant::now();
+        ipam.auto_assign(&req).await.unwrap();
+        lat.push(t.elapsed());
+    }
+    stats(lat, start.elapsed())
+}
+
+/// The cheapest useful write etcd offers: a CAS put on one key.
+async fn raw_txn_bench(endpoint: &str) -> Stats {
+    let mut c = Client::connect([endpoint], None).await.unwrap();
+    let key = "/bench/raw";
+    let mut rev = c
+        .put(key, "0", None)
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision();
+    let mut lat = Vec::with_capacity(N);
+    let start = Instant::now();
+    for i in 0..N {
+        let t = Instant::now();
+        let txn = Txn::new()
+            .when([Compare::mod_revision(key, CompareOp::Equal, rev)])
+            .and_then([TxnOp::put(key, i.to_string(), None)]);
+        let r = c.txn(txn).await.unwrap();
+        assert!(r.succeeded());
+        rev = r.header().unwrap().revision();
+        lat.push(t.elapsed());
+    }
+    stats(lat, start.elapsed())
+}
+
+fn row(name: &str, s: &Stats) {
+    println!(
+        "{name:<34} {:>10.0}/s   p50 {:>8.2} ms   p99 {:>8.2} ms",
+        s.rate,
+        s.p50.as_secs_f64() * 1e3,
+        s.p99.as_secs_f64() * 1e3
+    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let etcd = common::Etcd::start().await;
+    let raw = raw_txn_bench(&etcd.endpoint).await;
+    let on_etcd = assign_bench(etcd.client().await).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite: Arc<dyn Datastore> = Arc::new(
+        SqliteStore::open(&dir.path().join("bench.db"))
+            .await
+            .unwrap(),
+    );
+    let on_sqlite = assign_bench(sqlite).await;
+
+    println!("IPAM benchmark: {N} sequential single-address assignments, one node");
+    row("raw etcd CAS transaction", &raw);
+    row("assign (etcd)", &on_etcd);
+    row("assign (sqlite)", &on_sqlite);
+    let ratio = on_etcd.rate / raw.rate;
+    println!(
+        "ratio etcd assign / raw etcd txn: {ratio:.2}x (goal >= 0.50x){}",
+        if ratio >= 0.5 { "" } else { "  BELOW GOAL" }
+    );
+}

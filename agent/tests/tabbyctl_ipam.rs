@@ -132,3 +132,64 @@ async fn show_blocks_ip_configuration_and_release() {
         "{err}"
     );
 }
+
+/// The acceptance scenario: 3 nodes × 20 pods on Calico's default
+/// pool; `ipam show --show-blocks` lists one /26 per node with its 20 pods,
+/// and every pod's address is inside a block affine to its own node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_twenty_pods_each_stay_in_their_own_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tabby.db");
+    let ds: Arc<dyn Datastore> = Arc::new(SqliteStore::open(&db).await.unwrap());
+    let mut spec = IpPoolSpec {
+        cidr: "192.168.0.0/16".into(),
+        ..Default::default()
+    };
+    spec.fill_defaults(false);
+    ds.create(Resource::IpPool(Object::new(
+        "IPPool",
+        "default-ipv4-ippool",
+        spec,
+    )))
+    .await
+    .unwrap();
+    let ipam = Ipam::new(DatastoreIpam::new(ds.clone()));
+    let mut pods = Vec::new();
+    for node in ["node-1", "node-2", "node-3"] {
+        for p in 0..20 {
+            let req = AssignRequest {
+                handle_id: format!("k8s-pod-network.{node}-{p}"),
+                node: node.to_string(),
+                num_v4: 1,
+                num_v6: 0,
+                pools_v4: vec![],
+                pools_v6: vec![],
+                attributes: BTreeMap::new(),
+                use_for: Use::Workload,
+            };
+            pods.push((node, ipam.auto_assign(&req).await.unwrap().0[0]));
+        }
+    }
+    let (ok, out, _) = ctl(&db, &["ipam", "show", "--show-blocks"]);
+    assert!(ok);
+    let blocks: Vec<Vec<String>> = out
+        .lines()
+        .filter(|l| l.contains("| Block"))
+        .map(|l| l.split('|').map(|c| c.trim().to_string()).collect())
+        .collect();
+    assert_eq!(blocks.len(), 3, "{out}");
+    for b in &blocks {
+        assert!(b[2].ends_with("/26"), "{out}");
+        assert_eq!(b[4], "20 (31%)", "{out}");
+    }
+    let (_, affs, _) = ctl(&db, &["get", "blockaffinities"]);
+    for (node, ip) in pods {
+        let owner = affs
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|c| c[2].parse::<ipnet::IpNet>().is_ok_and(|n| n.contains(&ip)))
+            .expect("a block affinity covers every pod");
+        assert_eq!((owner[1], owner[3]), (node, "confirmed"), "{ip}");
+    }
+}

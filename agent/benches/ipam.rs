@@ -7,7 +7,6 @@
 mod common;
 
 use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tabby_agent::datastore::{sqlite::SqliteStore, Datastore};
@@ -15,7 +14,6 @@ use tabby_agent::ipam_store::DatastoreIpam;
 use tabby_agent::resources::ippool::IpPoolSpec;
 use tabby_agent::resources::{Object, Resource};
 use tabby_ipam::allocator::{AssignRequest, Ipam};
-use tabby_ipam::pool::Use;
 
 const N: usize = 1000;
 
@@ -47,16 +45,7 @@ async fn assign_bench(ds: Arc<dyn Datastore>) -> Stats {
     let mut lat = Vec::with_capacity(N);
     let start = Instant::now();
     for i in 0..N {
-        let req = AssignRequest {
-            handle_id: format!("k8s-pod-network.bench-{i}"),
-            node: "bench-node".into(),
-            num_v4: 1,
-            num_v6: 0,
-            pools_v4: vec![],
-            pools_v6: vec![],
-            attributes: BTreeMap::new(),
-            use_for: Use::Workload,
-        };
+        let req = AssignRequest::new(&format!("k8s-pod-network.bench-{i}"), "bench-node");
         let t = Instant::now();
         ipam.auto_assign(&req).await.unwrap();
         lat.push(t.elapsed());

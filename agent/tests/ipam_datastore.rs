@@ -6,13 +6,12 @@
 mod common;
 
 use common::Backend;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::net::IpAddr;
 use tabby_agent::ipam_store::DatastoreIpam;
 use tabby_agent::resources::ippool::IpPoolSpec;
 use tabby_agent::resources::{Kind, Object, Resource};
 use tabby_ipam::allocator::{AssignRequest, Ipam};
-use tabby_ipam::pool::Use;
 
 const ALLOCATORS: usize = 8;
 
@@ -35,16 +34,8 @@ async fn run(b: Backend, assigns: usize) {
             let assigns = assigns;
             let mut got = Vec::new();
             for i in 0..assigns {
-                let req = AssignRequest {
-                    handle_id: format!("k8s-pod-network.t{t}-{i}"),
-                    node: format!("node-{t}"),
-                    num_v4: 1,
-                    num_v6: 0,
-                    pools_v4: vec![],
-                    pools_v6: vec![],
-                    attributes: BTreeMap::new(),
-                    use_for: Use::Workload,
-                };
+                let req =
+                    AssignRequest::new(&format!("k8s-pod-network.t{t}-{i}"), &format!("node-{t}"));
                 let (v4, _) = ipam.auto_assign(&req).await.unwrap();
                 got.extend(v4);
             }

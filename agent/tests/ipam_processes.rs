@@ -3,7 +3,7 @@
 //! handed out twice, and after every process releases what it got, nothing
 //! is left. The test re-runs its own binary as the child allocators.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -12,7 +12,6 @@ use tabby_agent::ipam_store::DatastoreIpam;
 use tabby_agent::resources::ippool::IpPoolSpec;
 use tabby_agent::resources::{Kind, Object, Resource};
 use tabby_ipam::allocator::{AssignRequest, Ipam};
-use tabby_ipam::pool::Use;
 
 const PROCESSES: usize = 8;
 const ASSIGNS: usize = 500;
@@ -30,16 +29,7 @@ async fn allocator_child() {
     let ipam = Ipam::new(DatastoreIpam::new(ds));
     let mut got = Vec::new();
     for i in 0..ASSIGNS {
-        let req = AssignRequest {
-            handle_id: format!("k8s-pod-network.p{id}-{i}"),
-            node: format!("node-{id}"),
-            num_v4: 1,
-            num_v6: 0,
-            pools_v4: vec![],
-            pools_v6: vec![],
-            attributes: BTreeMap::new(),
-            use_for: Use::Workload,
-        };
+        let req = AssignRequest::new(&format!("k8s-pod-network.p{id}-{i}"), &format!("node-{id}"));
         got.extend(ipam.auto_assign(&req).await.unwrap().0);
     }
     println!(

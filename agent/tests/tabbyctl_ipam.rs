@@ -11,7 +11,6 @@ use tabby_agent::ipam_store::DatastoreIpam;
 use tabby_agent::resources::ippool::IpPoolSpec;
 use tabby_agent::resources::{Object, Resource};
 use tabby_ipam::allocator::{AssignRequest, Ipam};
-use tabby_ipam::pool::Use;
 
 fn ctl(db: &Path, args: &[&str]) -> (bool, String, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_tabbyctl"))
@@ -47,14 +46,8 @@ async fn show_blocks_ip_configuration_and_release() {
     let mut ips = Vec::new();
     for (i, node) in ["n1", "n1", "n2"].iter().enumerate() {
         let req = AssignRequest {
-            handle_id: format!("k8s-pod-network.c{i}"),
-            node: node.to_string(),
-            num_v4: 1,
-            num_v6: 0,
-            pools_v4: vec![],
-            pools_v6: vec![],
             attributes: attrs.clone(),
-            use_for: Use::Workload,
+            ..AssignRequest::new(&format!("k8s-pod-network.c{i}"), node)
         };
         ips.extend(ipam.auto_assign(&req).await.unwrap().0);
     }
@@ -157,16 +150,7 @@ async fn three_nodes_twenty_pods_each_stay_in_their_own_blocks() {
     let mut pods = Vec::new();
     for node in ["node-1", "node-2", "node-3"] {
         for p in 0..20 {
-            let req = AssignRequest {
-                handle_id: format!("k8s-pod-network.{node}-{p}"),
-                node: node.to_string(),
-                num_v4: 1,
-                num_v6: 0,
-                pools_v4: vec![],
-                pools_v6: vec![],
-                attributes: BTreeMap::new(),
-                use_for: Use::Workload,
-            };
+            let req = AssignRequest::new(&format!("k8s-pod-network.{node}-{p}"), node);
             pods.push((node, ipam.auto_assign(&req).await.unwrap().0[0]));
         }
     }

@@ -65,6 +65,23 @@ pub struct AssignRequest {
     pub use_for: Use,
 }
 
+impl AssignRequest {
+    /// One IPv4 workload address for `handle_id` on `node`, from any pool
+    /// that selects the node; adjust fields for anything else.
+    pub fn new(handle_id: &str, node: &str) -> Self {
+        AssignRequest {
+            handle_id: handle_id.to_string(),
+            node: node.to_string(),
+            num_v4: 1,
+            num_v6: 0,
+            pools_v4: Vec::new(),
+            pools_v6: Vec::new(),
+            attributes: BTreeMap::new(),
+            use_for: Use::Workload,
+        }
+    }
+}
+
 pub struct Ipam<S> {
     store: S,
 }

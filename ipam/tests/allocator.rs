@@ -3,7 +3,7 @@
 //! (The agent runs the same allocator against real sqlite and etcd.)
 
 use ipnet::IpNet;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use tabby_ipam::allocator::{AssignRequest, Ipam, IpamError};
@@ -24,14 +24,8 @@ fn pool(cidr: &str, bs: u8) -> Pool {
 
 fn req(node: &str, handle: &str, n: usize) -> AssignRequest {
     AssignRequest {
-        handle_id: handle.into(),
-        node: node.into(),
         num_v4: n,
-        num_v6: 0,
-        pools_v4: vec![],
-        pools_v6: vec![],
-        attributes: BTreeMap::new(),
-        use_for: Use::Workload,
+        ..AssignRequest::new(handle, node)
     }
 }
 

@@ -1,12 +1,12 @@
 //! `ipam check` finds what crashes and deleted nodes leave behind, and
 //! `--fix` leaves a state that checks clean and that the allocator uses.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use tabby_ipam::allocator::{AssignRequest, Ipam};
 use tabby_ipam::block::Block;
 use tabby_ipam::check::{check, fix, Problem};
 use tabby_ipam::memory::MemoryIpamStore;
-use tabby_ipam::pool::{Pool, Use};
+use tabby_ipam::pool::Pool;
 use tabby_ipam::store::{Affinity, AffinityState, Config, IpamStore};
 
 fn setup() -> Ipam<MemoryIpamStore> {
@@ -22,16 +22,7 @@ fn setup() -> Ipam<MemoryIpamStore> {
 }
 
 fn req(node: &str, handle: &str) -> AssignRequest {
-    AssignRequest {
-        handle_id: handle.into(),
-        node: node.into(),
-        num_v4: 1,
-        num_v6: 0,
-        pools_v4: vec![],
-        pools_v6: vec![],
-        attributes: BTreeMap::new(),
-        use_for: Use::Workload,
-    }
+    AssignRequest::new(handle, node)
 }
 
 fn nodes(n: &[&str]) -> HashSet<String> {

@@ -27,6 +27,18 @@ impl DatastoreIpam {
     pub fn new(ds: Arc<dyn Datastore>) -> Self {
         DatastoreIpam { ds }
     }
+
+    async fn create(&self, r: Resource) -> Result<Revision, StoreError> {
+        let stored = self.ds.create(r).await.map_err(store_err)?;
+        Ok(stored.revision().unwrap_or_default())
+    }
+
+    /// CAS update of `r` against `rev`.
+    async fn update(&self, mut r: Resource, rev: Revision) -> Result<Revision, StoreError> {
+        r.set_revision(rev);
+        let stored = self.ds.update(r).await.map_err(store_err)?;
+        Ok(stored.revision().unwrap_or_default())
+    }
 }
 
 fn store_err(e: Error) -> StoreError {
@@ -51,11 +63,14 @@ fn pool_from(name: &str, spec: &IpPoolSpec) -> Result<Pool, StoreError> {
         None => Selector::all(),
         Some(s) => Selector::parse(s).map_err(|e| corrupt(&format!("IPPool {name}"), e))?,
     };
-    let default_bs = if cidr.addr().is_ipv6() { 122 } else { 26 };
+    // Stored pools were defaulted at apply time; fill again for pools
+    // written by other tools.
+    let mut spec = spec.clone();
+    spec.fill_defaults(cidr.addr().is_ipv6());
     Ok(Pool {
         name: name.to_string(),
         cidr,
-        block_size: spec.block_size.unwrap_or(default_bs),
+        block_size: spec.block_size.unwrap_or_default(),
         node_selector,
         disabled: spec.disabled,
         allowed_uses: spec
@@ -115,7 +130,7 @@ fn block_from(spec: &IpamBlockSpec) -> Result<Block, StoreError> {
     })
 }
 
-fn block_resource(b: &Block, rev: Option<Revision>) -> Resource {
+fn block_resource(b: &Block) -> Resource {
     let spec = IpamBlockSpec {
         cidr: b.cidr.to_string(),
         affinity: b.affinity.clone(),
@@ -140,15 +155,11 @@ fn block_resource(b: &Block, rev: Option<Revision>) -> Resource {
             .collect(),
         deleted: b.deleted,
     };
-    let mut r = Resource::IpamBlock(Object::new(
+    Resource::IpamBlock(Object::new(
         "IPAMBlock",
         &block_name(&b.cidr.to_string()),
         spec,
-    ));
-    if let Some(rev) = rev {
-        r.set_revision(rev);
-    }
-    r
+    ))
 }
 
 fn state_to(s: AffinityState) -> ResState {
@@ -167,7 +178,7 @@ fn state_from(s: ResState) -> AffinityState {
     }
 }
 
-fn affinity_resource(a: &Affinity, rev: Option<Revision>) -> Resource {
+fn affinity_resource(a: &Affinity) -> Resource {
     let cidr = a.cidr.to_string();
     let spec = BlockAffinitySpec {
         state: state_to(a.state),
@@ -175,28 +186,20 @@ fn affinity_resource(a: &Affinity, rev: Option<Revision>) -> Resource {
         cidr: cidr.clone(),
         deleted: false,
     };
-    let mut r = Resource::BlockAffinity(Object::new(
+    Resource::BlockAffinity(Object::new(
         "BlockAffinity",
         &affinity_name(&a.node, &cidr),
         spec,
-    ));
-    if let Some(rev) = rev {
-        r.set_revision(rev);
-    }
-    r
+    ))
 }
 
-fn handle_resource(h: &Handle, rev: Option<Revision>) -> Resource {
+fn handle_resource(h: &Handle) -> Resource {
     let spec = IpamHandleSpec {
         handle_id: h.id.clone(),
         block: h.blocks.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         deleted: false,
     };
-    let mut r = Resource::IpamHandle(Object::new("IPAMHandle", &h.id, spec));
-    if let Some(rev) = rev {
-        r.set_revision(rev);
-    }
-    r
+    Resource::IpamHandle(Object::new("IPAMHandle", &h.id, spec))
 }
 
 #[async_trait]
@@ -255,21 +258,11 @@ impl IpamStore for DatastoreIpam {
     }
 
     async fn create_block(&self, block: &Block) -> Result<Revision, StoreError> {
-        let r = self
-            .ds
-            .create(block_resource(block, None))
-            .await
-            .map_err(store_err)?;
-        Ok(r.revision().unwrap_or_default())
+        self.create(block_resource(block)).await
     }
 
     async fn update_block(&self, block: &Block, rev: Revision) -> Result<Revision, StoreError> {
-        let r = self
-            .ds
-            .update(block_resource(block, Some(rev)))
-            .await
-            .map_err(store_err)?;
-        Ok(r.revision().unwrap_or_default())
+        self.update(block_resource(block), rev).await
     }
 
     async fn delete_block(&self, cidr: IpNet, rev: Revision) -> Result<(), StoreError> {
@@ -313,21 +306,11 @@ impl IpamStore for DatastoreIpam {
     }
 
     async fn create_affinity(&self, a: &Affinity) -> Result<Revision, StoreError> {
-        let r = self
-            .ds
-            .create(affinity_resource(a, None))
-            .await
-            .map_err(store_err)?;
-        Ok(r.revision().unwrap_or_default())
+        self.create(affinity_resource(a)).await
     }
 
     async fn update_affinity(&self, a: &Affinity, rev: Revision) -> Result<Revision, StoreError> {
-        let r = self
-            .ds
-            .update(affinity_resource(a, Some(rev)))
-            .await
-            .map_err(store_err)?;
-        Ok(r.revision().unwrap_or_default())
+        self.update(affinity_resource(a), rev).await
     }
 
     async fn delete_affinity(
@@ -365,21 +348,11 @@ impl IpamStore for DatastoreIpam {
     }
 
     async fn create_handle(&self, h: &Handle) -> Result<Revision, StoreError> {
-        let r = self
-            .ds
-            .create(handle_resource(h, None))
-            .await
-            .map_err(store_err)?;
-        Ok(r.revision().unwrap_or_default())
+        self.create(handle_resource(h)).await
     }
 
     async fn update_handle(&self, h: &Handle, rev: Revision) -> Result<Revision, StoreError> {
-        let r = self
-            .ds
-            .update(handle_resource(h, Some(rev)))
-            .await
-            .map_err(store_err)?;
-        Ok(r.revision().unwrap_or_default())
+        self.update(handle_resource(h), rev).await
     }
 
     async fn delete_handle(&self, id: &str, rev: Revision) -> Result<(), StoreError> {

@@ -124,12 +124,9 @@ impl Conflicts {
     }
 }
 
+/// A per-caller, never-zero seed for the backoff jitter (xorshift state).
 fn seed_for(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in s.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
-    }
-    h | 1
+    crate::pool::fnv1a(s.as_bytes()) | 1
 }
 
 impl<S: IpamStore> Ipam<S> {
@@ -414,7 +411,7 @@ impl<S: IpamStore> Ipam<S> {
             Ok(r) => r,
             // Our own leftover pending affinity is picked up; one being
             // released (pendingDeletion) must finish first: retry later.
-            Err(StoreError::AlreadyExists) => match self.affinity(node, cidr).await? {
+            Err(StoreError::AlreadyExists) => match self.store.get_affinity(node, cidr).await? {
                 Some(a) if a.value.state != AffinityState::PendingDeletion => a.revision,
                 _ => return Err(IpamError::Store(StoreError::Conflict)),
             },
@@ -447,19 +444,6 @@ impl<S: IpamStore> Ipam<S> {
             Err(StoreError::NotFound) => Err(IpamError::Store(StoreError::Conflict)),
             Err(e) => Err(e.into()),
         }
-    }
-
-    async fn affinity(
-        &self,
-        node: &str,
-        cidr: IpNet,
-    ) -> Result<Option<Versioned<Affinity>>, IpamError> {
-        Ok(self
-            .store
-            .list_affinities(Some(node))
-            .await?
-            .into_iter()
-            .find(|a| a.value.cidr == cidr))
     }
 
     /// Releases addresses; ones not assigned are ignored. Returns those

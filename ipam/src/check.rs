@@ -188,7 +188,7 @@ pub async fn fix<S: IpamStore>(ipam: &Ipam<S>, problems: &[Problem]) -> Result<u
                     cidr: *cidr,
                     state: AffinityState::Confirmed,
                 };
-                match find_affinity(store, node, *cidr).await? {
+                match store.get_affinity(node, *cidr).await? {
                     Some(cur) => store.update_affinity(&a, cur.revision).await?,
                     None => store.create_affinity(&a).await?,
                 };
@@ -205,12 +205,12 @@ pub async fn fix<S: IpamStore>(ipam: &Ipam<S>, problems: &[Problem]) -> Result<u
                         }
                     }
                 }
-                if let Some(cur) = find_affinity(store, node, *cidr).await? {
+                if let Some(cur) = store.get_affinity(node, *cidr).await? {
                     store.delete_affinity(node, *cidr, cur.revision).await?;
                 }
             }
             Problem::DanglingAffinity { cidr, node } => {
-                if let Some(cur) = find_affinity(store, node, *cidr).await? {
+                if let Some(cur) = store.get_affinity(node, *cidr).await? {
                     store.delete_affinity(node, *cidr, cur.revision).await?;
                 }
             }
@@ -254,16 +254,4 @@ async fn held_by<S: IpamStore + ?Sized>(
             (n > 0).then_some((b.value.cidr, n))
         })
         .collect())
-}
-
-async fn find_affinity<S: IpamStore + ?Sized>(
-    store: &S,
-    node: &str,
-    cidr: IpNet,
-) -> Result<Option<Versioned<Affinity>>, StoreError> {
-    Ok(store
-        .list_affinities(Some(node))
-        .await?
-        .into_iter()
-        .find(|a| a.value.cidr == cidr))
 }

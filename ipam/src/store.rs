@@ -101,6 +101,18 @@ pub trait IpamStore: Send + Sync {
         &self,
         node: Option<&str>,
     ) -> Result<Vec<Versioned<Affinity>>, StoreError>;
+    /// `node`'s affinity for `cidr`, in whatever state.
+    async fn get_affinity(
+        &self,
+        node: &str,
+        cidr: IpNet,
+    ) -> Result<Option<Versioned<Affinity>>, StoreError> {
+        Ok(self
+            .list_affinities(Some(node))
+            .await?
+            .into_iter()
+            .find(|a| a.value.cidr == cidr))
+    }
     async fn create_affinity(&self, a: &Affinity) -> Result<Revision, StoreError>;
     async fn update_affinity(&self, a: &Affinity, rev: Revision) -> Result<Revision, StoreError>;
     async fn delete_affinity(

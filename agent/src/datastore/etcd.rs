@@ -25,12 +25,8 @@ fn from_kv(kind: Kind, name: &str, kv: &KeyValue) -> Result<Resource, Error> {
         name: name.to_string(),
         reason,
     })?;
-    if !matches!(
-        kind,
-        Kind::IpamBlock | Kind::BlockAffinity | Kind::IpamConfig
-    ) {
-        r.metadata_mut().name = name.to_string();
-    }
+    // The key is what names the object, whatever the value says.
+    r.metadata_mut().name = name.to_string();
     r.set_revision(kv.mod_revision() as Revision);
     Ok(r)
 }

@@ -72,6 +72,12 @@ impl Resource {
         }
     }
 
+    /// Sets `kind:` to Tabby's spelling (`IPAMConfiguration` → `IPAMConfig`).
+    pub(crate) fn canonicalize_kind(&mut self) {
+        let k = self.kind().as_str().to_string();
+        each_variant!(self, o => o.kind = k)
+    }
+
     pub fn metadata(&self) -> &ObjectMeta {
         each_variant!(self, o => &o.metadata)
     }

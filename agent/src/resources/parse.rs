@@ -199,22 +199,8 @@ pub(crate) fn resource_from_value(value: serde_yaml::Value) -> Result<Resource, 
         Kind::IpamConfig => Resource::IpamConfig(typed(value)?),
     };
     // One canonical kind spelling inside Tabby, whatever the file said.
-    set_kind(&mut r, kind);
+    r.canonicalize_kind();
     Ok(r)
-}
-
-fn set_kind(r: &mut Resource, kind: Kind) {
-    let k = kind.as_str().to_string();
-    match r {
-        Resource::IpPool(o) => o.kind = k,
-        Resource::BgpPeer(o) => o.kind = k,
-        Resource::BgpConfiguration(o) => o.kind = k,
-        Resource::Node(o) => o.kind = k,
-        Resource::IpamBlock(o) => o.kind = k,
-        Resource::BlockAffinity(o) => o.kind = k,
-        Resource::IpamHandle(o) => o.kind = k,
-        Resource::IpamConfig(o) => o.kind = k,
-    }
 }
 
 fn typed<S: DeserializeOwned + Default>(

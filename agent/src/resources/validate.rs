@@ -152,7 +152,8 @@ fn check_pool(spec: &mut IpPoolSpec, p: &mut Vec<FieldProblem>) {
     }
     let v6 = net.addr().is_ipv6();
     spec.fill_defaults(v6);
-    let bs = spec.block_size.unwrap_or(if v6 { 122 } else { 26 });
+    // fill_defaults has set it.
+    let bs = spec.block_size.unwrap_or_default();
     let (lo, hi) = if v6 { (116, 128) } else { (20, 32) };
     if !(lo..=hi).contains(&bs) {
         p.push(problem(

@@ -2,5 +2,8 @@
 //! workload routes, MTU, sysctls and NAT outgoing, driven by one reconcile
 //! loop that is the only writer of kernel state.
 //!
-//! It knows nothing of Kubernetes or BGP. The reconciler arrives with the
-//! felix-lite issue; the room is reserved now so the boundaries are fixed.
+//! It knows nothing of Kubernetes or BGP: [`model::DesiredState`] comes in,
+//! the kernel is made to match it.
+
+pub mod model;
+pub mod netns;

@@ -1,0 +1,89 @@
+//! The desired dataplane state felix-lite accepts. The agent (or the
+//! `Dataplane` gRPC service) builds it; the reconciler makes the kernel
+//! match it. Nothing here knows where the state came from.
+
+use ipnet::Ipv4Net;
+use std::net::Ipv4Addr;
+
+/// Calico's VXLAN defaults (Felix `VXLANVNI`, `VXLANPort`).
+pub const VXLAN_DEVICE: &str = "vxlan.calico";
+pub const VXLAN_VNI: u32 = 4096;
+pub const VXLAN_PORT: u16 = 4789;
+/// Bytes VXLAN adds to a packet (outer IPv4 + UDP + VXLAN + inner Ethernet).
+pub const VXLAN_OVERHEAD: u32 = 50;
+/// Routing protocol number on every route Tabby writes. Only routes carrying
+/// it are ever changed or deleted; Calico's Felix uses 80, BIRD 12, so a node
+/// migrating from Calico keeps the two apart.
+pub const TABBY_ROUTE_PROTOCOL: u8 = 81;
+
+/// How one remote (or own) block is reached.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Path {
+    /// `<block> via <node IP> dev <node interface>`.
+    Native { gateway: Ipv4Addr },
+    /// `<block> via <remote tunnel IP> dev vxlan.calico onlink`.
+    Vxlan { tunnel_ip: Ipv4Addr },
+    /// This node's own affine block: unassigned addresses are dropped here.
+    Blackhole,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlockRoute {
+    pub cidr: Ipv4Net,
+    pub path: Path,
+    /// Owning node, for logs and status only.
+    pub node: String,
+}
+
+/// A remote node's VXLAN endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Vtep {
+    pub node: String,
+    pub node_ip: Ipv4Addr,
+    pub tunnel_ip: Ipv4Addr,
+    pub mac: [u8; 6],
+}
+
+/// A local pod: `<ip>/32 dev <host_interface> scope link`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Workload {
+    pub ip: Ipv4Addr,
+    pub host_interface: String,
+    pub workload_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Pool {
+    pub cidr: Ipv4Net,
+    pub nat_outgoing: bool,
+}
+
+/// This node's own VXLAN endpoint. Absent when no pool uses VXLAN (and no
+/// fallback is wanted): then `vxlan.calico` is removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalVxlan {
+    /// The interface VXLAN is bound to (the autodetected node interface).
+    pub parent: String,
+    /// The node address: the VXLAN `local` address.
+    pub local_ip: Ipv4Addr,
+    /// This node's tunnel address, put on the device as a /32.
+    pub tunnel_ip: Ipv4Addr,
+    pub mac: [u8; 6],
+    /// 0 = parent MTU - [`VXLAN_OVERHEAD`] (Felix `VXLANMTU`).
+    pub mtu: u32,
+    /// Turn tx checksum offload off on the device (Felix
+    /// `ChecksumOffloadBroken`).
+    pub disable_tx_checksum_offload: bool,
+}
+
+/// Everything the reconciler converges the kernel to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DesiredState {
+    /// The node's own interface, for native routes.
+    pub node_interface: String,
+    pub vxlan: Option<LocalVxlan>,
+    pub routes: Vec<BlockRoute>,
+    pub vteps: Vec<Vtep>,
+    pub workloads: Vec<Workload>,
+    pub pools: Vec<Pool>,
+}

@@ -1,0 +1,78 @@
+//! Running code inside a named network namespace (`ip netns add NAME`).
+//!
+//! A netlink socket belongs to the namespace of the thread that opens it, so
+//! the work runs on a fresh thread that first joins the namespace; the
+//! caller's thread never changes namespace. The lab and the tests use this to
+//! drive one node's dataplane from one process.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetnsError {
+    #[error("network namespace {name}: cannot open {path}: {source}")]
+    Open {
+        name: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("network namespace {name}: setns failed: {source}")]
+    Enter {
+        name: String,
+        source: std::io::Error,
+    },
+    #[error("network namespace {name}: the thread running the work panicked")]
+    Panicked { name: String },
+}
+
+/// Path `ip netns` uses for a named namespace.
+pub fn path(name: &str) -> PathBuf {
+    PathBuf::from("/var/run/netns").join(name)
+}
+
+/// Runs `f` on a new thread inside namespace `name` and returns its result.
+pub fn run_in<T, F>(name: &str, f: F) -> Result<T, NetnsError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let path = path(name);
+    let file = File::open(&path).map_err(|source| NetnsError::Open {
+        name: name.to_string(),
+        path: path.clone(),
+        source,
+    })?;
+    let owned = name.to_string();
+    let handle = std::thread::spawn(move || -> Result<T, NetnsError> {
+        // SAFETY: setns on a valid fd we own; affects only this thread.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        if rc != 0 {
+            return Err(NetnsError::Enter {
+                name: owned,
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        Ok(f())
+    });
+    handle.join().map_err(|_| NetnsError::Panicked {
+        name: name.to_string(),
+    })?
+}
+
+/// Runs an async body inside namespace `name` on its own current-thread
+/// tokio runtime (sockets opened by the body live in that namespace).
+pub fn block_on_in<T, Fut, F>(name: &str, f: F) -> Result<T, NetnsError>
+where
+    T: Send + 'static,
+    Fut: std::future::Future<Output = T>,
+    F: FnOnce() -> Fut + Send + 'static,
+{
+    run_in(name, move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a current-thread runtime needs only an epoll fd")
+            .block_on(f())
+    })
+}

@@ -2,6 +2,6 @@
 //!
 //! This crate knows nothing of Kubernetes. The agent hands it typed
 //! configuration and consumes its best-path stream through the `Bgp` gRPC
-//! service defined in `tabby-proto`. The speaker itself arrives with the BGP
-//! issue; the workspace reserves its room now so the crate boundaries are
-//! fixed from the first commit.
+//! service defined in `tabby-proto`.
+
+pub mod wire;

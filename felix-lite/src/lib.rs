@@ -5,5 +5,6 @@
 //! It knows nothing of Kubernetes or BGP: [`model::DesiredState`] comes in,
 //! the kernel is made to match it.
 
+pub mod autodetect;
 pub mod model;
 pub mod netns;

@@ -1,0 +1,168 @@
+//! A BIRD 2 daemon in a namespace, configured from a few typed fields.
+
+use super::netns::Netns;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+
+#[derive(Clone, Debug)]
+pub struct BirdPeer {
+    /// Protocol name in birdc output.
+    pub name: String,
+    pub local: String,
+    pub local_as: u32,
+    pub neighbor: String,
+    pub neighbor_as: u32,
+    pub password: Option<String>,
+    /// BIRD treats this neighbor as its route-reflector client.
+    pub rr_client: bool,
+    pub graceful_restart: bool,
+    /// `graceful restart time` BIRD advertises.
+    pub restart_time: u32,
+}
+
+impl BirdPeer {
+    pub fn new(name: &str, local: &str, local_as: u32, neighbor: &str, neighbor_as: u32) -> Self {
+        BirdPeer {
+            name: name.into(),
+            local: local.into(),
+            local_as,
+            neighbor: neighbor.into(),
+            neighbor_as,
+            password: None,
+            rr_client: false,
+            graceful_restart: true,
+            restart_time: 120,
+        }
+    }
+}
+
+pub struct Bird {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    ns: String,
+}
+
+impl Bird {
+    /// Starts BIRD with the given peers, originating `routes` (IPv4 CIDRs)
+    /// from a static protocol named `gen`.
+    pub fn start(ns: &Netns, router_id: &str, peers: &[BirdPeer], routes: &[&str]) -> Bird {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("bird.conf");
+        let socket = dir.path().join("bird.ctl");
+        std::fs::write(&conf, config(router_id, peers, routes)).expect("write bird.conf");
+        let log = std::fs::File::create(dir.path().join("bird.out")).expect("bird.out");
+        let child = ns
+            .command("bird")
+            .arg("-c")
+            .arg(&conf)
+            .arg("-s")
+            .arg(&socket)
+            .arg("-f")
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn bird");
+        let bird = Bird {
+            child,
+            dir,
+            socket,
+            ns: ns.name.clone(),
+        };
+        super::wait_until("BIRD control socket", 10.0, || {
+            bird.try_birdc(&["show", "status"]).is_some()
+        });
+        bird
+    }
+
+    fn try_birdc(&self, args: &[&str]) -> Option<String> {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.ns, "birdc", "-s"])
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn birdc(&self, args: &[&str]) -> String {
+        self.try_birdc(args)
+            .unwrap_or_else(|| panic!("birdc {args:?} failed"))
+    }
+
+    /// `show protocols all NAME`.
+    pub fn protocol(&self, name: &str) -> String {
+        self.birdc(&["show", "protocols", "all", name])
+    }
+
+    pub fn established(&self, name: &str) -> bool {
+        self.protocol(name).contains("BGP state:          Established")
+    }
+
+    /// `show route for PREFIX all`, or None when BIRD has no route for it.
+    pub fn route(&self, prefix: &str) -> Option<String> {
+        let out = self.birdc(&["show", "route", prefix, "all"]);
+        out.contains(prefix.split('/').next().unwrap_or(prefix))
+            .then_some(out)
+            .filter(|o| o.contains("BGP.") || o.contains("static"))
+    }
+
+    /// Adds or removes an originated route at runtime by rewriting the
+    /// config and reconfiguring.
+    pub fn reconfigure(&self, router_id: &str, peers: &[BirdPeer], routes: &[&str]) {
+        let conf = self.dir.path().join("bird.conf");
+        std::fs::write(&conf, config(router_id, peers, routes)).expect("write bird.conf");
+        let out = self.birdc(&["configure"]);
+        assert!(out.contains("Reconfigured") || out.contains("Reconfiguration"), "{out}");
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("bird.out")).unwrap_or_default()
+    }
+}
+
+impl Drop for Bird {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn config(router_id: &str, peers: &[BirdPeer], routes: &[&str]) -> String {
+    let mut c = String::new();
+    let _ = writeln!(c, "router id {router_id};");
+    c.push_str("protocol device { }\n");
+    c.push_str("protocol static gen { ipv4;");
+    for r in routes {
+        let _ = write!(c, " route {r} blackhole;");
+    }
+    c.push_str(" }\n");
+    for p in peers {
+        let _ = writeln!(c, "protocol bgp {} {{", p.name);
+        let _ = writeln!(
+            c,
+            "  local {} as {}; neighbor {} as {};",
+            p.local, p.local_as, p.neighbor, p.neighbor_as
+        );
+        c.push_str("  hold time 9; keepalive time 3; connect delay time 1;\n");
+        c.push_str("  connect retry time 2; error wait time 1, 2;\n");
+        if p.graceful_restart {
+            let _ = writeln!(c, "  graceful restart on; graceful restart time {};", p.restart_time);
+        } else {
+            c.push_str("  graceful restart off;\n");
+        }
+        if let Some(pw) = &p.password {
+            let _ = writeln!(c, "  password \"{pw}\";");
+        }
+        if p.rr_client {
+            c.push_str("  rr client;\n");
+        }
+        c.push_str("  ipv4 { import all; export where proto = \"gen\"; next hop self; };\n");
+        c.push_str("}\n");
+    }
+    c
+}

@@ -1,0 +1,127 @@
+//! Network namespaces joined by veth pairs, removed on drop.
+//!
+//! Every daemon (and every in-process Tabby speaker) gets its own namespace,
+//! so each one may listen on port 179 and tests can run in parallel without
+//! sharing anything but the namespace name prefix.
+
+use std::os::fd::AsRawFd;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// Runs a command and panics with its output when it fails: harness set-up
+/// errors are test failures that must say what went wrong.
+pub fn run(cmd: &str, args: &[&str]) -> Output {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// A fresh namespace with loopback up. `tag` names the test so leftover
+    /// namespaces (after a crash) say where they came from.
+    pub fn new(tag: &str) -> Netns {
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        let name = format!("tb-{tag}-{}-{n}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        run("ip", &["netns", "add", &name]);
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// `ip -n NS ...`
+    pub fn ip(&self, args: &[&str]) -> Output {
+        let mut full = vec!["-n", self.name.as_str()];
+        full.extend_from_slice(args);
+        run("ip", &full)
+    }
+
+    /// A command run inside the namespace, not yet started.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+
+    /// Moves the calling thread into this namespace: sockets it (or threads
+    /// it spawns afterwards, such as a tokio runtime's workers) creates live
+    /// there.
+    pub fn enter_current_thread(&self) {
+        let path = format!("/run/netns/{}", self.name);
+        let f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        // SAFETY: setns on a valid namespace fd only changes this thread's
+        // network namespace.
+        let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {}: {}", self.name, std::io::Error::last_os_error());
+    }
+
+    /// Runs `f` on a new thread inside the namespace and waits for it.
+    pub fn run_in<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let name = self.name.clone();
+        std::thread::spawn(move || {
+            Netns { name }.enter_detached();
+            f()
+        })
+        .join()
+        .expect("thread inside the namespace panicked")
+    }
+
+    fn enter_detached(self) {
+        self.enter_current_thread();
+        // This handle is a copy; the owner deletes the namespace.
+        std::mem::forget(self);
+    }
+
+    /// A tokio runtime whose worker threads live in this namespace.
+    pub fn runtime(&self) -> tokio::runtime::Runtime {
+        let name = self.name.clone();
+        std::thread::spawn(move || {
+            Netns { name }.enter_detached();
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("tokio runtime")
+        })
+        .join()
+        .expect("runtime thread")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// Joins two namespaces with a veth pair and gives each end an address in
+/// `10.179.{subnet}.0/24`: `a` gets `.1`, `b` gets `.2` (or the given hosts).
+pub fn link(a: &Netns, b: &Netns, subnet: u8, host_a: u8, host_b: u8) -> (String, String) {
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let ea = format!("va{subnet}x{n}");
+    let eb = format!("vb{subnet}x{n}");
+    a.ip(&["link", "add", &ea, "type", "veth", "peer", "name", &eb, "netns", &b.name]);
+    let aa = format!("10.179.{subnet}.{host_a}");
+    let ab = format!("10.179.{subnet}.{host_b}");
+    a.ip(&["addr", "add", &format!("{aa}/24"), "dev", &ea]);
+    b.ip(&["addr", "add", &format!("{ab}/24"), "dev", &eb]);
+    a.ip(&["link", "set", &ea, "up"]);
+    b.ip(&["link", "set", &eb, "up"]);
+    (aa, ab)
+}

@@ -5,3 +5,4 @@
 //! service defined in `tabby-proto`.
 
 pub mod wire;
+pub mod transport;

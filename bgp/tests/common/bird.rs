@@ -100,7 +100,8 @@ impl Bird {
     }
 
     pub fn established(&self, name: &str) -> bool {
-        self.protocol(name).contains("BGP state:          Established")
+        self.protocol(name)
+            .contains("BGP state:          Established")
     }
 
     /// `show route for PREFIX all`, or None when BIRD has no route for it.
@@ -117,7 +118,10 @@ impl Bird {
         let conf = self.dir.path().join("bird.conf");
         std::fs::write(&conf, config(router_id, peers, routes)).expect("write bird.conf");
         let out = self.birdc(&["configure"]);
-        assert!(out.contains("Reconfigured") || out.contains("Reconfiguration"), "{out}");
+        assert!(
+            out.contains("Reconfigured") || out.contains("Reconfiguration"),
+            "{out}"
+        );
     }
 
     pub fn log(&self) -> String {
@@ -151,7 +155,11 @@ pub fn config(router_id: &str, peers: &[BirdPeer], routes: &[&str]) -> String {
         c.push_str("  hold time 9; keepalive time 3; connect delay time 1;\n");
         c.push_str("  connect retry time 2; error wait time 1, 2;\n");
         if p.graceful_restart {
-            let _ = writeln!(c, "  graceful restart on; graceful restart time {};", p.restart_time);
+            let _ = writeln!(
+                c,
+                "  graceful restart on; graceful restart time {};",
+                p.restart_time
+            );
         } else {
             c.push_str("  graceful restart off;\n");
         }

@@ -26,7 +26,14 @@ impl Gobgp {
             .command("gobgpd")
             .arg("-f")
             .arg(&conf)
-            .args(["-t", "toml", "-p", "--api-hosts", "127.0.0.1:50051", "--pprof-disable"])
+            .args([
+                "-t",
+                "toml",
+                "-p",
+                "--api-hosts",
+                "127.0.0.1:50051",
+                "--pprof-disable",
+            ])
             .stdout(log.try_clone().expect("dup"))
             .stderr(log)
             .stdin(Stdio::null())
@@ -63,15 +70,11 @@ impl Gobgp {
     }
 
     pub fn established(&self, address: &str) -> bool {
-        self.neighbors()
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|n| {
-                n["state"]["neighbor_address"] == address
-                    && (n["state"]["session_state"] == 6
-                        || n["state"]["session_state"] == "established")
-            })
+        self.neighbors().as_array().into_iter().flatten().any(|n| {
+            n["state"]["neighbor_address"] == address
+                && (n["state"]["session_state"] == 6
+                    || n["state"]["session_state"] == "established")
+        })
     }
 
     /// The global RIB entry for `prefix`: a JSON array of paths, or None.
@@ -103,7 +106,10 @@ impl Drop for Gobgp {
 
 pub fn config(asn: u32, router_id: &str, peers: &[GobgpPeer]) -> String {
     let mut c = String::new();
-    let _ = writeln!(c, "[global.config]\n  as = {asn}\n  router-id = \"{router_id}\"");
+    let _ = writeln!(
+        c,
+        "[global.config]\n  as = {asn}\n  router-id = \"{router_id}\""
+    );
     for p in peers {
         let _ = writeln!(
             c,
@@ -114,7 +120,9 @@ pub fn config(asn: u32, router_id: &str, peers: &[GobgpPeer]) -> String {
             let _ = writeln!(c, "    auth-password = \"{pw}\"");
         }
         c.push_str("  [neighbors.timers.config]\n    hold-time = 9\n    keepalive-interval = 3\n    connect-retry = 1\n");
-        c.push_str("  [neighbors.graceful-restart.config]\n    enabled = true\n    restart-time = 120\n");
+        c.push_str(
+            "  [neighbors.graceful-restart.config]\n    enabled = true\n    restart-time = 120\n",
+        );
         c.push_str("  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"ipv4-unicast\"\n");
         c.push_str("    [neighbors.afi-safis.mp-graceful-restart.config]\n      enabled = true\n");
     }

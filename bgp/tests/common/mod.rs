@@ -15,7 +15,10 @@ pub fn wait_until(what: &str, secs: f64, mut cond: impl FnMut() -> bool) {
         if cond() {
             return;
         }
-        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -66,7 +66,13 @@ impl Netns {
         // SAFETY: setns on a valid namespace fd only changes this thread's
         // network namespace.
         let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {}: {}", self.name, std::io::Error::last_os_error());
+        assert_eq!(
+            rc,
+            0,
+            "setns {}: {}",
+            self.name,
+            std::io::Error::last_os_error()
+        );
     }
 
     /// Runs `f` on a new thread inside the namespace and waits for it.
@@ -111,17 +117,47 @@ impl Drop for Netns {
 }
 
 /// Joins two namespaces with a veth pair and gives each end an address in
-/// `10.179.{subnet}.0/24`: `a` gets `.1`, `b` gets `.2` (or the given hosts).
+/// `10.179.{subnet}.0/24`: `a` gets `.{host_a}`, `b` gets `.{host_b}`.
 pub fn link(a: &Netns, b: &Netns, subnet: u8, host_a: u8, host_b: u8) -> (String, String) {
+    let l = link_named(a, b, subnet, host_a, host_b);
+    (l.addr_a, l.addr_b)
+}
+
+pub struct Link {
+    pub addr_a: String,
+    pub addr_b: String,
+    pub if_a: String,
+    pub if_b: String,
+}
+
+pub fn link_named(a: &Netns, b: &Netns, subnet: u8, host_a: u8, host_b: u8) -> Link {
     let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    let ea = format!("va{subnet}x{n}");
-    let eb = format!("vb{subnet}x{n}");
-    a.ip(&["link", "add", &ea, "type", "veth", "peer", "name", &eb, "netns", &b.name]);
-    let aa = format!("10.179.{subnet}.{host_a}");
-    let ab = format!("10.179.{subnet}.{host_b}");
-    a.ip(&["addr", "add", &format!("{aa}/24"), "dev", &ea]);
-    b.ip(&["addr", "add", &format!("{ab}/24"), "dev", &eb]);
-    a.ip(&["link", "set", &ea, "up"]);
-    b.ip(&["link", "set", &eb, "up"]);
-    (aa, ab)
+    let if_a = format!("va{subnet}x{n}");
+    let if_b = format!("vb{subnet}x{n}");
+    a.ip(&[
+        "link", "add", &if_a, "type", "veth", "peer", "name", &if_b, "netns", &b.name,
+    ]);
+    let addr_a = format!("10.179.{subnet}.{host_a}");
+    let addr_b = format!("10.179.{subnet}.{host_b}");
+    a.ip(&["addr", "add", &format!("{addr_a}/24"), "dev", &if_a]);
+    b.ip(&["addr", "add", &format!("{addr_b}/24"), "dev", &if_b]);
+    a.ip(&["link", "set", &if_a, "up"]);
+    b.ip(&["link", "set", &if_b, "up"]);
+    Link {
+        addr_a,
+        addr_b,
+        if_a,
+        if_b,
+    }
+}
+
+/// Runs `fut` on one of the runtime's workers (which live in the runtime's
+/// namespace) and waits for it. `block_on` alone would run it on the
+/// caller's thread, in the caller's namespace.
+pub fn in_ns<T: Send + 'static>(
+    rt: &tokio::runtime::Runtime,
+    fut: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    rt.block_on(rt.spawn(fut))
+        .expect("task inside the namespace panicked")
 }

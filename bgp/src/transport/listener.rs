@@ -1,0 +1,119 @@
+//! The passive side: one listening socket, connections accepted only from
+//! configured peer addresses. Each allowed peer's TCP-MD5 key is installed
+//! on the listening socket, so the kernel itself drops unsigned or wrongly
+//! signed SYNs from that address.
+
+use super::md5::set_md5;
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// A connection from an allowed peer, with the peer's canonical address
+/// (v4-mapped IPv6 turned back into IPv4).
+#[derive(Debug)]
+pub struct Incoming {
+    pub stream: TcpStream,
+    pub peer: IpAddr,
+}
+
+struct Inner {
+    listener: TcpListener,
+    ipv6: bool,
+    allowed: Mutex<HashMap<IpAddr, Option<String>>>,
+}
+
+/// Cheap to clone; the accept loop runs until every handle and the loop's
+/// receiver are gone.
+#[derive(Clone)]
+pub struct Listener {
+    inner: Arc<Inner>,
+}
+
+impl Listener {
+    pub fn bind(addr: SocketAddr) -> io::Result<Listener> {
+        let socket = if addr.is_ipv6() {
+            TcpSocket::new_v6()?
+        } else {
+            TcpSocket::new_v4()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        let listener = socket.listen(1024)?;
+        Ok(Listener {
+            inner: Arc::new(Inner {
+                listener,
+                ipv6: addr.is_ipv6(),
+                allowed: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.listener.local_addr()
+    }
+
+    /// Accepts connections from `peer` from now on, signed with `password`
+    /// when one is given.
+    pub fn allow(&self, peer: IpAddr, password: Option<&str>) -> io::Result<()> {
+        let fd = self.inner.listener.as_raw_fd();
+        let mut allowed = self.lock();
+        let previous = allowed.get(&peer).cloned().flatten();
+        if password.is_some() || previous.is_some() {
+            set_md5(fd, self.inner.ipv6, peer, password)?;
+        }
+        allowed.insert(peer, password.map(str::to_owned));
+        Ok(())
+    }
+
+    pub fn disallow(&self, peer: IpAddr) {
+        let fd = self.inner.listener.as_raw_fd();
+        if let Some(Some(_)) = self.lock().remove(&peer) {
+            if let Err(e) = set_md5(fd, self.inner.ipv6, peer, None) {
+                tracing::warn!(%peer, error = %e, "removing TCP-MD5 key from the listener");
+            }
+        }
+    }
+
+    pub fn is_allowed(&self, peer: IpAddr) -> bool {
+        self.lock().contains_key(&peer)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Option<String>>> {
+        // A panic while holding this lock cannot leave the map half-updated.
+        self.inner.allowed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs the accept loop, handing allowed connections to `tx`. Anything
+    /// else is closed at once and logged with its source.
+    pub fn spawn(&self, tx: mpsc::Sender<Incoming>) -> JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, from) = match this.inner.listener.accept().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let peer = from.ip().to_canonical();
+                if !this.is_allowed(peer) {
+                    tracing::warn!(source = %from, "closing BGP connection from an unconfigured address");
+                    drop(stream);
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                if tx.send(Incoming { stream, peer }).await.is_err() {
+                    return;
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,12 @@
+//! Sockets for BGP sessions: the listener that admits only configured
+//! peers, outgoing connections, TCP-MD5, and the framed reader and batched
+//! writer a session runs over.
+
+pub mod connect;
+pub mod listener;
+pub mod md5;
+pub mod writer;
+
+pub use connect::{connect, ConnectOptions};
+pub use listener::{Incoming, Listener};
+pub use writer::{spawn_writer, WriteQueue};

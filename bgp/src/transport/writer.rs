@@ -1,0 +1,39 @@
+//! The write side of a session: a task that owns the socket's write half
+//! and coalesces whatever encoded messages are queued into one write, so a
+//! burst of small UPDATEs or an initial table dump costs few syscalls.
+
+use std::io;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Upper bound for one coalesced write.
+const MAX_BATCH: usize = 256 * 1024;
+/// Queued chunks before senders wait: the back-pressure that keeps a slow
+/// peer from growing our memory without bound.
+const QUEUE: usize = 256;
+
+/// Sends encoded messages (one or many per chunk) to the writer task.
+/// Dropping every sender flushes what is queued and shuts the socket down.
+pub type WriteQueue = mpsc::Sender<Vec<u8>>;
+
+pub fn spawn_writer(mut w: OwnedWriteHalf) -> (WriteQueue, JoinHandle<io::Result<()>>) {
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(QUEUE);
+    let task = tokio::spawn(async move {
+        let mut buf = Vec::with_capacity(64 * 1024);
+        while let Some(first) = rx.recv().await {
+            buf.clear();
+            buf.extend_from_slice(&first);
+            while buf.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(more) => buf.extend_from_slice(&more),
+                    Err(_) => break,
+                }
+            }
+            w.write_all(&buf).await?;
+        }
+        w.shutdown().await
+    });
+    (tx, task)
+}

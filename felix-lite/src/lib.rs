@@ -6,5 +6,9 @@
 //! the kernel is made to match it.
 
 pub mod autodetect;
+pub mod ethtool;
+pub mod features;
 pub mod model;
+pub mod mtu;
 pub mod netns;
+pub mod sysctl;

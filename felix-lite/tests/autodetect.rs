@@ -8,8 +8,11 @@ use tabby_felix_lite::netns;
 
 fn detect(ns: &Netns, method: &str) -> Result<Detected, AutodetectError> {
     let m: Method = method.parse().expect("valid method");
-    netns::block_on_in(&ns.name, move || async move { autodetect::detect(&m).await })
-        .expect("enter netns")
+    netns::block_on_in(
+        &ns.name,
+        move || async move { autodetect::detect(&m).await },
+    )
+    .expect("enter netns")
 }
 
 /// A node with a storage NIC created first, a docker bridge, a cali veth,
@@ -40,7 +43,11 @@ fn first_found_matches_calico() {
     assert_eq!(d.interface, "eth0");
     assert_eq!(d.address.to_string(), "192.168.50.10/24");
     assert_eq!(d.mtu, 1400);
-    assert!(d.reason.contains("chose 192.168.50.10/24 on eth0"), "{}", d.reason);
+    assert!(
+        d.reason.contains("chose 192.168.50.10/24 on eth0"),
+        "{}",
+        d.reason
+    );
     assert!(d.reason.contains("stor0 10.99.0.2/24"), "{}", d.reason);
     assert!(d.warnings.is_empty(), "{:?}", d.warnings);
 }
@@ -49,9 +56,15 @@ fn first_found_matches_calico() {
 fn interface_regexes() {
     let ns = node();
     let d = detect(&ns, "interface=eth.*").unwrap();
-    assert_eq!((d.interface.as_str(), d.address.to_string()), ("eth0", "192.168.50.10/24".into()));
+    assert_eq!(
+        (d.interface.as_str(), d.address.to_string()),
+        ("eth0", "192.168.50.10/24".into())
+    );
     let d = detect(&ns, "interface=nope.*,stor[0-9]").unwrap();
-    assert_eq!((d.interface.as_str(), d.address.to_string()), ("stor0", "10.99.0.2/24".into()));
+    assert_eq!(
+        (d.interface.as_str(), d.address.to_string()),
+        ("stor0", "10.99.0.2/24".into())
+    );
     // interface= has no default exclusions: docker0 is fair game.
     let d = detect(&ns, "interface=docker0").unwrap();
     assert_eq!(d.address.to_string(), "172.17.0.1/16");
@@ -64,9 +77,22 @@ fn skip_interface_adds_to_the_defaults() {
     // ll0 has only a link-local address, cali/docker/veth are default
     // exclusions: stor0 is what is left.
     assert_eq!(d.interface, "stor0");
-    assert!(d.reason.contains("ll0 (only loopback/link-local addresses: 169.254.7.7/16)"), "{}", d.reason);
-    assert!(d.reason.contains("cali12345 (excluded by ^cali.*)"), "{}", d.reason);
-    assert!(d.reason.contains("eth0 (excluded by eth.*)"), "{}", d.reason);
+    assert!(
+        d.reason
+            .contains("ll0 (only loopback/link-local addresses: 169.254.7.7/16)"),
+        "{}",
+        d.reason
+    );
+    assert!(
+        d.reason.contains("cali12345 (excluded by ^cali.*)"),
+        "{}",
+        d.reason
+    );
+    assert!(
+        d.reason.contains("eth0 (excluded by eth.*)"),
+        "{}",
+        d.reason
+    );
 }
 
 #[test]
@@ -78,8 +104,15 @@ fn cidr_method() {
     // Both docker0 and eth0 match; eth0 has the higher index.
     assert_eq!(d.interface, "eth0");
     let d = detect(&ns, "cidr=10.244.0.0/16").unwrap();
-    assert_eq!(d.interface, "cali12345", "cidr= applies no name exclusions, as in Calico");
-    assert!(d.warnings.iter().any(|w| w.contains("/32")), "{:?}", d.warnings);
+    assert_eq!(
+        d.interface, "cali12345",
+        "cidr= applies no name exclusions, as in Calico"
+    );
+    assert!(
+        d.warnings.iter().any(|w| w.contains("/32")),
+        "{:?}",
+        d.warnings
+    );
 }
 
 #[test]
@@ -88,27 +121,52 @@ fn can_reach_uses_the_kernel_route() {
     let d = detect(&ns, "can-reach=10.99.0.77").unwrap();
     assert_eq!(d.interface, "stor0");
     assert!(d.reason.contains("leaves via stor0"), "{}", d.reason);
-    let e = detect(&ns, "can-reach=203.0.113.9").unwrap_err().to_string();
+    let e = detect(&ns, "can-reach=203.0.113.9")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no route to 203.0.113.9"), "{e}");
-    ns.ip(&["route", "add", "default", "via", "192.168.50.1", "dev", "eth0"]);
+    ns.ip(&[
+        "route",
+        "add",
+        "default",
+        "via",
+        "192.168.50.1",
+        "dev",
+        "eth0",
+    ]);
     let d = detect(&ns, "can-reach=203.0.113.9").unwrap();
-    assert_eq!((d.interface.as_str(), d.address.to_string()), ("eth0", "192.168.50.10/24".into()));
+    assert_eq!(
+        (d.interface.as_str(), d.address.to_string()),
+        ("eth0", "192.168.50.10/24".into())
+    );
 }
 
 #[test]
 fn nothing_found_names_method_and_interfaces() {
     let ns = node();
     let e = detect(&ns, "interface=bond.*").unwrap_err().to_string();
-    assert!(e.starts_with("IP_AUTODETECTION_METHOD=interface=bond.*: no usable IPv4 address"), "{e}");
+    assert!(
+        e.starts_with("IP_AUTODETECTION_METHOD=interface=bond.*: no usable IPv4 address"),
+        "{e}"
+    );
     for name in ["eth0", "stor0", "docker0", "cali12345", "ll0", "lo"] {
-        assert!(e.contains(&format!("{name} (name matches none of bond.*)")), "{name} missing: {e}");
+        assert!(
+            e.contains(&format!("{name} (name matches none of bond.*)")),
+            "{name} missing: {e}"
+        );
     }
     let e = detect(&ns, "cidr=10.1.0.0/16").unwrap_err().to_string();
-    assert!(e.contains("stor0 (10.99.0.2/24 outside the cidr= list)"), "{e}");
+    assert!(
+        e.contains("stor0 (10.99.0.2/24 outside the cidr= list)"),
+        "{e}"
+    );
 
     let empty = Netns::new("ad0");
     let e = detect(&empty, "first-found").unwrap_err().to_string();
-    assert!(e.contains("first-found") && e.contains("lo (excluded by ^lo)"), "{e}");
+    assert!(
+        e.contains("first-found") && e.contains("lo (excluded by ^lo)"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -120,8 +178,18 @@ fn warns_on_slash_32_and_shared_address() {
     ns.ip(&["addr", "add", "10.77.0.5/32", "dev", "nlocal"]);
     let d = detect(&ns, "interface=ens3").unwrap();
     assert_eq!(d.address.to_string(), "10.77.0.5/32");
-    assert!(d.warnings.iter().any(|w| w.contains("is a /32") && w.contains("CrossSubnet")), "{:?}", d.warnings);
-    assert!(d.warnings.iter().any(|w| w.contains("also on nlocal")), "{:?}", d.warnings);
+    assert!(
+        d.warnings
+            .iter()
+            .any(|w| w.contains("is a /32") && w.contains("CrossSubnet")),
+        "{:?}",
+        d.warnings
+    );
+    assert!(
+        d.warnings.iter().any(|w| w.contains("also on nlocal")),
+        "{:?}",
+        d.warnings
+    );
 }
 
 #[test]
@@ -132,12 +200,18 @@ fn local_cidr_finds_prefix_or_refuses() {
     })
     .unwrap()
     .unwrap();
-    assert_eq!((d.interface.as_str(), d.address.to_string()), ("stor0", "10.99.0.2/24".into()));
+    assert_eq!(
+        (d.interface.as_str(), d.address.to_string()),
+        ("stor0", "10.99.0.2/24".into())
+    );
     let e = netns::block_on_in(&ns.name, || async {
         autodetect::local_cidr("10.99.0.3".parse().unwrap()).await
     })
     .unwrap()
     .unwrap_err()
     .to_string();
-    assert!(e.contains("10.99.0.3 is not on any interface") && e.contains("stor0 (has 10.99.0.2/24)"), "{e}");
+    assert!(
+        e.contains("10.99.0.3 is not on any interface") && e.contains("stor0 (has 10.99.0.2/24)"),
+        "{e}"
+    );
 }

@@ -53,10 +53,14 @@ pub async fn interfaces() -> Result<Vec<HostInterface>, HostError> {
     let handle = connect()?;
     let mut by_index: BTreeMap<u32, HostInterface> = BTreeMap::new();
     let mut links = handle.link().get().execute();
-    while let Some(msg) = links.try_next().await.map_err(|source| HostError::Netlink {
-        what: "link dump",
-        source,
-    })? {
+    while let Some(msg) = links
+        .try_next()
+        .await
+        .map_err(|source| HostError::Netlink {
+            what: "link dump",
+            source,
+        })?
+    {
         let mut iface = HostInterface {
             index: msg.header.index,
             name: String::new(),
@@ -74,10 +78,14 @@ pub async fn interfaces() -> Result<Vec<HostInterface>, HostError> {
         by_index.insert(iface.index, iface);
     }
     let mut addrs = handle.address().get().execute();
-    while let Some(msg) = addrs.try_next().await.map_err(|source| HostError::Netlink {
-        what: "address dump",
-        source,
-    })? {
+    while let Some(msg) = addrs
+        .try_next()
+        .await
+        .map_err(|source| HostError::Netlink {
+            what: "address dump",
+            source,
+        })?
+    {
         // IFA_LOCAL is the interface's own address; IFA_ADDRESS is the peer
         // on point-to-point links, so prefer LOCAL when both are present.
         let mut local = None;

@@ -83,7 +83,10 @@ fn regex_list(value: &str, what: &str, list: &str) -> Result<Vec<String>, ParseE
             ));
         }
         Regex::new(item).map_err(|e| {
-            method_err(value, format!("{what}=: {item:?} is not a valid regex: {e}"))
+            method_err(
+                value,
+                format!("{what}=: {item:?} is not a valid regex: {e}"),
+            )
         })?;
         out.push(item.to_string());
     }
@@ -225,7 +228,10 @@ mod tests {
         );
         assert_eq!(
             "cidr=10.0.0.0/8,192.168.1.0/24".parse::<Method>().unwrap(),
-            Method::Cidr(vec!["10.0.0.0/8".parse().unwrap(), "192.168.1.0/24".parse().unwrap()])
+            Method::Cidr(vec![
+                "10.0.0.0/8".parse().unwrap(),
+                "192.168.1.0/24".parse().unwrap()
+            ])
         );
         let m: Method = "cidr=10.0.0.0/8,192.168.1.0/24".parse().unwrap();
         assert_eq!(m.to_string(), "cidr=10.0.0.0/8,192.168.1.0/24");
@@ -234,11 +240,17 @@ mod tests {
     #[test]
     fn errors_name_the_variable_and_what_was_expected() {
         let e = "interfaces=eth0".parse::<Method>().unwrap_err().to_string();
-        assert!(e.starts_with("IP_AUTODETECTION_METHOD=\"interfaces=eth0\""), "{e}");
+        assert!(
+            e.starts_with("IP_AUTODETECTION_METHOD=\"interfaces=eth0\""),
+            "{e}"
+        );
         assert!(e.contains("expected first-found"), "{e}");
         let e = "interface=eth(".parse::<Method>().unwrap_err().to_string();
         assert!(e.contains("\"eth(\" is not a valid regex"), "{e}");
-        let e = "cidr=10.0.0.0/8,bogus".parse::<Method>().unwrap_err().to_string();
+        let e = "cidr=10.0.0.0/8,bogus"
+            .parse::<Method>()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("\"bogus\" is not an IPv4 CIDR"), "{e}");
         let e = "interface=eth0,".parse::<Method>().unwrap_err().to_string();
         assert!(e.contains("empty item"), "{e}");
@@ -248,15 +260,24 @@ mod tests {
     #[test]
     fn ip_setting() {
         assert_eq!("".parse::<IpSetting>().unwrap(), IpSetting::Autodetect);
-        assert_eq!("autodetect".parse::<IpSetting>().unwrap(), IpSetting::Autodetect);
+        assert_eq!(
+            "autodetect".parse::<IpSetting>().unwrap(),
+            IpSetting::Autodetect
+        );
         assert_eq!("none".parse::<IpSetting>().unwrap(), IpSetting::None);
         assert_eq!(
             "10.1.2.3/24".parse::<IpSetting>().unwrap(),
-            IpSetting::Fixed { addr: "10.1.2.3".parse().unwrap(), prefix_len: Some(24) }
+            IpSetting::Fixed {
+                addr: "10.1.2.3".parse().unwrap(),
+                prefix_len: Some(24)
+            }
         );
         assert_eq!(
             "10.1.2.3".parse::<IpSetting>().unwrap(),
-            IpSetting::Fixed { addr: "10.1.2.3".parse().unwrap(), prefix_len: None }
+            IpSetting::Fixed {
+                addr: "10.1.2.3".parse().unwrap(),
+                prefix_len: None
+            }
         );
         let e = "10.1.2.3/33".parse::<IpSetting>().unwrap_err().to_string();
         assert!(e.starts_with("IP=\"10.1.2.3/33\""), "{e}");

@@ -58,7 +58,10 @@ fn list(s: &[Skipped]) -> String {
     if s.is_empty() {
         return "no interfaces at all".into();
     }
-    s.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    s.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Runs `method` against the current namespace's interfaces.
@@ -93,10 +96,11 @@ pub fn detect_in(method: &Method, ifaces: &[HostInterface]) -> Result<Detected, 
         exclude: &exclude,
         cidrs: &cidrs,
     };
-    let choice = select::choose(ifaces, &filter).map_err(|looked_at| AutodetectError::NothingFound {
-        method: method.to_string(),
-        looked_at,
-    })?;
+    let choice =
+        select::choose(ifaces, &filter).map_err(|looked_at| AutodetectError::NothingFound {
+            method: method.to_string(),
+            looked_at,
+        })?;
     let mut reason = format!(
         "{method}: chose {} on {} (interfaces are examined from the highest kernel index down, as Calico does)",
         choice.addr, choice.iface.name
@@ -159,7 +163,9 @@ async fn can_reach(
     let lookup = host::route_get(target)
         .await?
         .ok_or_else(|| err(format!("the kernel has no route to {target}")))?;
-    let oif = lookup.oif.and_then(|i| ifaces.iter().find(|f| f.index == i));
+    let oif = lookup
+        .oif
+        .and_then(|i| ifaces.iter().find(|f| f.index == i));
     // The preferred source the kernel would use, else the output
     // interface's first usable address (what source selection would pick).
     let src = lookup.pref_src.or_else(|| {
@@ -229,7 +235,10 @@ pub async fn local_cidr(addr: Ipv4Addr) -> Result<Detected, AutodetectError> {
         interface: iface.name.clone(),
         address: net,
         mtu: iface.mtu,
-        reason: format!("configured address {addr}: found as {net} on {}", iface.name),
+        reason: format!(
+            "configured address {addr}: found as {net} on {}",
+            iface.name
+        ),
         warnings: warnings_for(&iface.name, net, &ifaces),
     })
 }

@@ -80,7 +80,10 @@ fn first_match(iface: &HostInterface, cidrs: &[Ipv4Net]) -> Result<Ipv4Net, Stri
 /// highest-index eligible interface wins. Tabby keeps that order so a node
 /// migrating from Calico keeps its address; the reason string names the
 /// other candidates so an unlucky order is visible at start-up.
-pub fn choose<'a>(ifaces: &'a [HostInterface], filter: &Filter<'_>) -> Result<Choice<'a>, Vec<Skipped>> {
+pub fn choose<'a>(
+    ifaces: &'a [HostInterface],
+    filter: &Filter<'_>,
+) -> Result<Choice<'a>, Vec<Skipped>> {
     let mut skipped = Vec::new();
     let mut chosen: Option<(&HostInterface, Ipv4Net)> = None;
     let mut also = Vec::new();
@@ -119,7 +122,9 @@ pub fn choose<'a>(ifaces: &'a [HostInterface], filter: &Filter<'_>) -> Result<Ch
 pub fn compile(list: &[impl AsRef<str>]) -> Vec<Regex> {
     // Parsing already validated every pattern; one that somehow fails here
     // is dropped rather than crashing the agent.
-    list.iter().filter_map(|r| Regex::new(r.as_ref()).ok()).collect()
+    list.iter()
+        .filter_map(|r| Regex::new(r.as_ref()).ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -154,7 +159,16 @@ mod tests {
             iface(5, "lower0", &["10.5.5.5/24"]),
         ];
         let ex = compile(DEFAULT_EXCLUDES);
-        let c = choose(&ifaces, &Filter { include: &[], exclude: &ex, cidrs: &[] }).ok().unwrap();
+        let c = choose(
+            &ifaces,
+            &Filter {
+                include: &[],
+                exclude: &ex,
+                cidrs: &[],
+            },
+        )
+        .ok()
+        .unwrap();
         assert_eq!(c.iface.name, "eth0");
         let names: Vec<_> = c.skipped.iter().map(|s| s.interface.as_str()).collect();
         assert_eq!(names, ["lower0", "ens4", "docker0"]);
@@ -164,13 +178,38 @@ mod tests {
 
     #[test]
     fn cidr_filter_and_nothing_found() {
-        let ifaces = vec![iface(2, "eth0", &["192.168.5.10/24"]), iface(3, "eth1", &["10.1.1.1/24"])];
+        let ifaces = vec![
+            iface(2, "eth0", &["192.168.5.10/24"]),
+            iface(3, "eth1", &["10.1.1.1/24"]),
+        ];
         let cidrs: Vec<Ipv4Net> = vec!["192.168.0.0/16".parse().unwrap()];
-        let c = choose(&ifaces, &Filter { include: &[], exclude: &[], cidrs: &cidrs }).ok().unwrap();
+        let c = choose(
+            &ifaces,
+            &Filter {
+                include: &[],
+                exclude: &[],
+                cidrs: &cidrs,
+            },
+        )
+        .ok()
+        .unwrap();
         assert_eq!(c.addr.to_string(), "192.168.5.10/24");
         let cidrs: Vec<Ipv4Net> = vec!["172.16.0.0/12".parse().unwrap()];
-        let skipped = choose(&ifaces, &Filter { include: &[], exclude: &[], cidrs: &cidrs }).err().unwrap();
+        let skipped = choose(
+            &ifaces,
+            &Filter {
+                include: &[],
+                exclude: &[],
+                cidrs: &cidrs,
+            },
+        )
+        .err()
+        .unwrap();
         assert_eq!(skipped.len(), 2);
-        assert!(skipped[0].why.contains("outside the cidr= list"), "{:?}", skipped);
+        assert!(
+            skipped[0].why.contains("outside the cidr= list"),
+            "{:?}",
+            skipped
+        );
     }
 }

@@ -59,7 +59,18 @@ impl Netns {
     /// A veth pair from this namespace (`a`) to `other` (`b`), both up,
     /// with the given addresses (empty = none).
     pub fn link_to(&self, a: &str, a_addr: &str, other: &Netns, b: &str, b_addr: &str) {
-        self.ip(&["link", "add", a, "type", "veth", "peer", "name", b, "netns", &other.name]);
+        self.ip(&[
+            "link",
+            "add",
+            a,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            b,
+            "netns",
+            &other.name,
+        ]);
         if !a_addr.is_empty() {
             self.ip(&["addr", "add", a_addr, "dev", a]);
         }
@@ -73,7 +84,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 

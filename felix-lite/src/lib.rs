@@ -10,5 +10,6 @@ pub mod ethtool;
 pub mod features;
 pub mod model;
 pub mod mtu;
+pub mod netlink;
 pub mod netns;
 pub mod sysctl;

@@ -1,0 +1,510 @@
+//! The RFC 4271 §8 session state machine for one TCP connection to a peer.
+//!
+//! Pure logic: the transport feeds [`Event`]s (messages decoded, timers
+//! fired, TCP outcomes) and carries out the returned [`Action`]s. The FSM
+//! never reads a clock; timers are started and stopped by action and come
+//! back as events ([`Event::timer_expired`]). A transport that wants the
+//! "since" column compares [`Fsm::state`] before and after `handle`.
+//!
+//! Deviations from the RFC table, on purpose:
+//! - Passive peers never run the ConnectRetry timer (they never connect).
+//! - A TCP failure in Connect or OpenSent goes to Active and retries on the
+//!   ConnectRetry timer (what BIRD and GoBGP do), instead of Idle.
+//! - Errors that drop to Idle start the IdleHold timer (BIRD's
+//!   `error wait time`), doubling per consecutive failure; its expiry is
+//!   AutomaticStart. ManualStop cancels that.
+//! - Timer events in states that do not run that timer are ignored: a timer
+//!   may fire in the transport just before its StopTimer is processed.
+
+mod collision;
+pub mod notify;
+mod open;
+
+pub use collision::{resolve_collision, surviving_direction, Direction, Survivor};
+pub use open::{build_open, check_open, Negotiated, PeerGracefulRestart};
+
+use crate::peer_config::{LocalConfig, PeerConfig};
+use crate::wire::{Message, Notification, Open};
+use notify::*;
+use std::fmt;
+use std::time::Duration;
+
+/// RFC 4271 §8: the hold timer while waiting for the peer's OPEN.
+pub const OPEN_HOLD_TIME: Duration = Duration::from_secs(240);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    Idle,
+    Connect,
+    Active,
+    OpenSent,
+    OpenConfirm,
+    Established,
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimerKind {
+    ConnectRetry,
+    Hold,
+    Keepalive,
+    /// Damping before an automatic restart after an error.
+    IdleHold,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    ManualStart,
+    ManualStartPassive,
+    ManualStop,
+    AutomaticStart,
+    ConnectRetryTimerExpires,
+    HoldTimerExpires,
+    KeepaliveTimerExpires,
+    /// The peer connected to us (inbound accepted for this FSM).
+    TcpConnectionConfirmed,
+    /// Our outbound connection succeeded.
+    TcpConnectionAcknowledged,
+    /// Connect failed or the established connection broke, with the reason
+    /// for the status table ("connection refused").
+    TcpConnectionFails(String),
+    BgpOpen(Open),
+    /// The codec rejected a message; the NOTIFICATION is what to send.
+    MessageError(Notification),
+    NotifMsg(Notification),
+    KeepAliveMsg,
+    UpdateMsg,
+    RouteRefreshMsg,
+    /// This connection lost a collision (§6.8).
+    OpenCollisionDump,
+}
+
+impl Event {
+    /// The event a fired timer produces.
+    pub fn timer_expired(kind: TimerKind) -> Event {
+        match kind {
+            TimerKind::ConnectRetry => Event::ConnectRetryTimerExpires,
+            TimerKind::Hold => Event::HoldTimerExpires,
+            TimerKind::Keepalive => Event::KeepaliveTimerExpires,
+            TimerKind::IdleHold => Event::AutomaticStart,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Open an outbound TCP connection to the peer.
+    Connect,
+    /// An inbound connection was adopted while an outbound attempt was
+    /// pending: abandon the attempt.
+    CancelConnect,
+    /// Close this FSM's connection (after sending any queued message).
+    Disconnect,
+    Send(Message),
+    /// (Re)start: a running timer of that kind is replaced.
+    StartTimer(TimerKind, Duration),
+    StopTimer(TimerKind),
+    SessionUp(Negotiated),
+    SessionDown(DownReason),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownReason {
+    /// The same text as [`Fsm::last_error`].
+    pub error: String,
+    /// Keep the peer's routes stale for this many seconds (RFC 4724) instead
+    /// of withdrawing them: set when the peer negotiated graceful restart and
+    /// the session died without a NOTIFICATION from either side, or by the
+    /// hold timer (a peer whose host vanished looks exactly like that).
+    pub graceful_restart_time: Option<u16>,
+}
+
+pub struct Fsm {
+    local: LocalConfig,
+    peer: PeerConfig,
+    state: State,
+    negotiated: Option<Negotiated>,
+    last_error: Option<String>,
+    /// ManualStop seen: no automatic restarts.
+    stopped: bool,
+    next_error_wait: Duration,
+}
+
+impl Fsm {
+    pub fn new(local: LocalConfig, peer: PeerConfig) -> Self {
+        let next_error_wait = peer.error_wait.0;
+        Fsm {
+            local,
+            peer,
+            state: State::Idle,
+            negotiated: None,
+            last_error: None,
+            stopped: true,
+            next_error_wait,
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Set from OpenConfirm on (the peer's OPEN was accepted).
+    pub fn negotiated(&self) -> Option<&Negotiated> {
+        self.negotiated.as_ref()
+    }
+
+    /// For the status table, e.g. `OpenSent: NOTIFICATION received: bad peer AS (2/2)`.
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
+    pub fn peer(&self) -> &PeerConfig {
+        &self.peer
+    }
+
+    pub fn handle(&mut self, event: Event) -> Vec<Action> {
+        let mut out = Vec::new();
+        match self.state {
+            State::Idle => self.idle(event, &mut out),
+            State::Connect | State::Active => self.connecting(event, &mut out),
+            State::OpenSent => self.open_sent(event, &mut out),
+            State::OpenConfirm => self.open_confirm(event, &mut out),
+            State::Established => self.established(event, &mut out),
+        }
+        out
+    }
+
+    fn idle(&mut self, event: Event, out: &mut Vec<Action>) {
+        match event {
+            Event::ManualStart => {
+                self.stopped = false;
+                self.next_error_wait = self.peer.error_wait.0;
+                self.start(self.peer.passive, out);
+            }
+            Event::ManualStartPassive => {
+                self.stopped = false;
+                self.next_error_wait = self.peer.error_wait.0;
+                self.start(true, out);
+            }
+            Event::AutomaticStart if !self.stopped => self.start(self.peer.passive, out),
+            // A connection handed to an idle FSM is refused by closing it.
+            Event::TcpConnectionConfirmed | Event::TcpConnectionAcknowledged => {
+                out.push(Action::Disconnect)
+            }
+            _ => {}
+        }
+    }
+
+    fn start(&mut self, passive: bool, out: &mut Vec<Action>) {
+        out.push(Action::StopTimer(TimerKind::IdleHold));
+        if passive {
+            self.state = State::Active;
+        } else {
+            out.push(Action::StartTimer(
+                TimerKind::ConnectRetry,
+                self.peer.connect_retry,
+            ));
+            out.push(Action::Connect);
+            self.state = State::Connect;
+        }
+    }
+
+    /// Connect and Active: waiting for a TCP connection.
+    fn connecting(&mut self, event: Event, out: &mut Vec<Action>) {
+        match event {
+            Event::ManualStop => self.stop(out),
+            Event::ConnectRetryTimerExpires if !self.peer.passive => {
+                if self.state == State::Connect {
+                    // The attempt hung: drop it and try afresh.
+                    out.push(Action::Disconnect);
+                }
+                out.push(Action::StartTimer(
+                    TimerKind::ConnectRetry,
+                    self.peer.connect_retry,
+                ));
+                out.push(Action::Connect);
+                self.state = State::Connect;
+            }
+            Event::TcpConnectionAcknowledged => self.send_open(out),
+            Event::TcpConnectionConfirmed => {
+                if self.state == State::Connect {
+                    out.push(Action::CancelConnect);
+                }
+                self.send_open(out);
+            }
+            Event::TcpConnectionFails(reason) => {
+                self.record(reason);
+                self.back_to_active(out);
+            }
+            Event::ManualStart
+            | Event::ManualStartPassive
+            | Event::AutomaticStart
+            | Event::ConnectRetryTimerExpires
+            | Event::HoldTimerExpires
+            | Event::KeepaliveTimerExpires => {}
+            other => {
+                // A message without a connection the FSM knows of.
+                self.record(format!("unexpected {}", event_name(&other)));
+                self.to_idle(None, out);
+            }
+        }
+    }
+
+    fn send_open(&mut self, out: &mut Vec<Action>) {
+        out.push(Action::StopTimer(TimerKind::ConnectRetry));
+        out.push(Action::Send(Message::Open(build_open(
+            &self.local,
+            &self.peer,
+        ))));
+        out.push(Action::StartTimer(TimerKind::Hold, OPEN_HOLD_TIME));
+        self.state = State::OpenSent;
+    }
+
+    fn back_to_active(&mut self, out: &mut Vec<Action>) {
+        out.push(Action::Disconnect);
+        out.push(Action::StopTimer(TimerKind::Hold));
+        if !self.peer.passive {
+            out.push(Action::StartTimer(
+                TimerKind::ConnectRetry,
+                self.peer.connect_retry,
+            ));
+        }
+        self.state = State::Active;
+    }
+
+    fn open_sent(&mut self, event: Event, out: &mut Vec<Action>) {
+        match event {
+            Event::BgpOpen(open) => match check_open(&self.local, &self.peer, &open) {
+                Ok(negotiated) => {
+                    out.push(Action::StopTimer(TimerKind::ConnectRetry));
+                    out.push(Action::Send(Message::Keepalive));
+                    self.arm_session_timers(&negotiated, out);
+                    self.negotiated = Some(negotiated);
+                    self.state = State::OpenConfirm;
+                }
+                Err(notification) => self.send_and_fail(notification, out),
+            },
+            Event::TcpConnectionFails(reason) => {
+                self.record(reason);
+                self.back_to_active(out);
+            }
+            _ => self.common(event, FSM_UNEXPECTED_IN_OPENSENT, out),
+        }
+    }
+
+    fn open_confirm(&mut self, event: Event, out: &mut Vec<Action>) {
+        match event {
+            Event::KeepAliveMsg => {
+                self.restart_hold(out);
+                self.next_error_wait = self.peer.error_wait.0;
+                self.state = State::Established;
+                if let Some(n) = &self.negotiated {
+                    out.push(Action::SessionUp(n.clone()));
+                }
+            }
+            _ => self.common(event, FSM_UNEXPECTED_IN_OPENCONFIRM, out),
+        }
+    }
+
+    fn established(&mut self, event: Event, out: &mut Vec<Action>) {
+        match event {
+            Event::KeepAliveMsg | Event::UpdateMsg | Event::RouteRefreshMsg => {
+                self.restart_hold(out)
+            }
+            _ => self.common(event, FSM_UNEXPECTED_IN_ESTABLISHED, out),
+        }
+    }
+
+    /// Events handled alike in OpenSent, OpenConfirm and Established; any
+    /// message not expected in the state is an FSM error (RFC 6608 subcode).
+    fn common(&mut self, event: Event, fsm_subcode: u8, out: &mut Vec<Action>) {
+        let opened = self.state != State::OpenSent;
+        match event {
+            Event::ManualStop => self.stop(out),
+            Event::HoldTimerExpires => {
+                let graceful = self.graceful_time();
+                self.send_and_fail_with(
+                    notification(HOLD_TIMER_EXPIRED, 0, Vec::new()),
+                    graceful,
+                    out,
+                )
+            }
+            Event::KeepaliveTimerExpires if opened => {
+                out.push(Action::Send(Message::Keepalive));
+                self.restart_keepalive(out);
+            }
+            Event::TcpConnectionFails(reason) => {
+                let graceful = self.graceful_time();
+                self.record(reason);
+                self.to_idle(graceful, out);
+            }
+            Event::NotifMsg(n) => {
+                self.record(format!("NOTIFICATION received: {}", describe(&n)));
+                self.to_idle(None, out);
+            }
+            Event::MessageError(n) => self.send_and_fail(n, out),
+            Event::OpenCollisionDump => {
+                out.push(Action::Send(Message::Notification(notification(
+                    CEASE,
+                    CEASE_COLLISION,
+                    Vec::new(),
+                ))));
+                self.record("connection collision: closed this connection".to_string());
+                // The other connection carries on: no error backoff here.
+                self.stopped = true;
+                self.to_idle(None, out);
+            }
+            Event::BgpOpen(_) | Event::KeepAliveMsg | Event::UpdateMsg | Event::RouteRefreshMsg => {
+                self.send_and_fail(notification(FSM_ERROR, fsm_subcode, Vec::new()), out)
+            }
+            Event::ManualStart
+            | Event::ManualStartPassive
+            | Event::AutomaticStart
+            | Event::ConnectRetryTimerExpires
+            | Event::KeepaliveTimerExpires
+            | Event::TcpConnectionConfirmed
+            | Event::TcpConnectionAcknowledged => {}
+        }
+    }
+
+    fn graceful_time(&self) -> Option<u16> {
+        if self.state != State::Established {
+            return None;
+        }
+        self.negotiated
+            .as_ref()
+            .and_then(|n| n.peer_graceful_restart.as_ref())
+            .map(|gr| gr.restart_time)
+    }
+
+    fn arm_session_timers(&self, n: &Negotiated, out: &mut Vec<Action>) {
+        if n.hold_time == 0 {
+            out.push(Action::StopTimer(TimerKind::Hold));
+            out.push(Action::StopTimer(TimerKind::Keepalive));
+        } else {
+            out.push(Action::StartTimer(
+                TimerKind::Hold,
+                Duration::from_secs(n.hold_time.into()),
+            ));
+            out.push(Action::StartTimer(
+                TimerKind::Keepalive,
+                Duration::from_secs(n.keepalive.into()),
+            ));
+        }
+    }
+
+    fn restart_hold(&self, out: &mut Vec<Action>) {
+        if let Some(n) = self.negotiated.as_ref().filter(|n| n.hold_time > 0) {
+            out.push(Action::StartTimer(
+                TimerKind::Hold,
+                Duration::from_secs(n.hold_time.into()),
+            ));
+        }
+    }
+
+    fn restart_keepalive(&self, out: &mut Vec<Action>) {
+        if let Some(n) = self.negotiated.as_ref().filter(|n| n.hold_time > 0) {
+            out.push(Action::StartTimer(
+                TimerKind::Keepalive,
+                Duration::from_secs(n.keepalive.into()),
+            ));
+        }
+    }
+
+    fn send_and_fail(&mut self, n: Notification, out: &mut Vec<Action>) {
+        self.send_and_fail_with(n, None, out)
+    }
+
+    fn send_and_fail_with(
+        &mut self,
+        n: Notification,
+        graceful: Option<u16>,
+        out: &mut Vec<Action>,
+    ) {
+        self.record(format!("NOTIFICATION sent: {}", describe(&n)));
+        out.push(Action::Send(Message::Notification(n)));
+        self.to_idle(graceful, out);
+    }
+
+    fn stop(&mut self, out: &mut Vec<Action>) {
+        if matches!(
+            self.state,
+            State::OpenSent | State::OpenConfirm | State::Established
+        ) {
+            out.push(Action::Send(Message::Notification(notification(
+                CEASE,
+                CEASE_ADMIN_SHUTDOWN,
+                Vec::new(),
+            ))));
+        }
+        self.stopped = true;
+        let was = self.state;
+        self.to_idle(None, out);
+        if was == State::Established {
+            // Replace the error text to_idle put into SessionDown: a manual
+            // stop is not an error for the status table.
+            if let Some(Action::SessionDown(reason)) = out.last_mut() {
+                reason.error = "administratively stopped".to_string();
+            }
+        }
+    }
+
+    /// Drops to Idle, closing the connection and stopping the session
+    /// timers; schedules the automatic restart unless stopped.
+    fn to_idle(&mut self, graceful_restart_time: Option<u16>, out: &mut Vec<Action>) {
+        if self.state == State::Connect {
+            out.push(Action::CancelConnect);
+        }
+        if matches!(
+            self.state,
+            State::OpenSent | State::OpenConfirm | State::Established
+        ) {
+            out.push(Action::Disconnect);
+        }
+        for kind in [
+            TimerKind::ConnectRetry,
+            TimerKind::Hold,
+            TimerKind::Keepalive,
+        ] {
+            out.push(Action::StopTimer(kind));
+        }
+        if !self.stopped {
+            out.push(Action::StartTimer(
+                TimerKind::IdleHold,
+                self.next_error_wait,
+            ));
+            self.next_error_wait = (self.next_error_wait * 2).min(self.peer.error_wait.1);
+        }
+        let was = self.state;
+        self.state = State::Idle;
+        self.negotiated = None;
+        if was == State::Established {
+            out.push(Action::SessionDown(DownReason {
+                error: self.last_error.clone().unwrap_or_default(),
+                graceful_restart_time,
+            }));
+        }
+    }
+
+    fn record(&mut self, what: String) {
+        self.last_error = Some(format!("{}: {}", self.state, what));
+    }
+}
+
+fn event_name(e: &Event) -> &'static str {
+    match e {
+        Event::BgpOpen(_) => "OPEN",
+        Event::NotifMsg(_) => "NOTIFICATION",
+        Event::KeepAliveMsg => "KEEPALIVE",
+        Event::UpdateMsg => "UPDATE",
+        Event::RouteRefreshMsg => "ROUTE-REFRESH",
+        Event::MessageError(_) => "malformed message",
+        Event::OpenCollisionDump => "collision",
+        _ => "event",
+    }
+}

@@ -1,0 +1,109 @@
+//! Typed configuration of the local speaker and of each peer, shared by the
+//! session FSM, the RIBs and the transport. Plain data: validation of user
+//! input (YAML, gRPC) happens where that input is parsed.
+
+use crate::policy::{ExportPolicy, ImportPolicy};
+use crate::wire::Family;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+/// RFC 4271 §10 suggested hold time.
+pub const DEFAULT_HOLD_TIME: u16 = 90;
+/// Calico's `graceful restart time` (BIRD's default too).
+pub const DEFAULT_RESTART_TIME: u16 = 120;
+/// Calico's BIRD template uses `connect retry time 5`.
+pub const DEFAULT_CONNECT_RETRY: Duration = Duration::from_secs(5);
+/// Calico's BIRD template uses `error wait time 5,30`.
+pub const DEFAULT_ERROR_WAIT: (Duration, Duration) =
+    (Duration::from_secs(5), Duration::from_secs(30));
+
+/// What the whole speaker is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalConfig {
+    pub router_id: Ipv4Addr,
+    pub asn: u32,
+    /// Set when this speaker is a route reflector (Calico's
+    /// `routeReflectorClusterID`).
+    pub cluster_id: Option<Ipv4Addr>,
+    /// Graceful restart as a restarting speaker: advertised restart time, or
+    /// `None` to not advertise the capability.
+    pub graceful_restart: Option<u16>,
+    /// R bit of our GR capability: set for the first sessions after Tabby
+    /// itself restarted, so peers know their stale copies are being refreshed.
+    pub restarting: bool,
+    /// F bit: forwarding state (kernel routes) survives our restart.
+    pub forwarding_preserved: bool,
+}
+
+impl LocalConfig {
+    pub fn new(router_id: Ipv4Addr, asn: u32) -> Self {
+        LocalConfig {
+            router_id,
+            asn,
+            cluster_id: None,
+            graceful_restart: Some(DEFAULT_RESTART_TIME),
+            restarting: false,
+            forwarding_preserved: true,
+        }
+    }
+}
+
+/// One configured neighbour.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerConfig {
+    pub address: IpAddr,
+    pub remote_as: u32,
+    /// Never initiate a TCP connection; wait for the peer.
+    pub passive: bool,
+    /// Hold time we propose in our OPEN (0 disables keepalives).
+    pub hold_time: u16,
+    pub connect_retry: Duration,
+    /// Automatic restart after an error: first wait, doubled per
+    /// consecutive failure up to the second value.
+    pub error_wait: (Duration, Duration),
+    /// Families we offer; the session runs the intersection with the peer's.
+    pub families: Vec<Family>,
+    /// Accept graceful restart from this peer (helper mode) and keep its
+    /// routes stale at most this long, even if it asks for more.
+    pub max_restart_time: u16,
+    pub keep_original_next_hop: bool,
+    pub route_reflector_client: bool,
+    /// 0 means no limit.
+    pub max_prefixes: u32,
+    /// Decision-process weight of routes learned from this peer.
+    pub weight: u32,
+    pub import: ImportPolicy,
+    pub export: ExportPolicy,
+    /// TCP-MD5 (RFC 2385); used by the transport only.
+    pub password: Option<String>,
+    pub source_address: Option<IpAddr>,
+    pub port: u16,
+}
+
+impl PeerConfig {
+    pub fn new(address: IpAddr, remote_as: u32) -> Self {
+        PeerConfig {
+            address,
+            remote_as,
+            passive: false,
+            hold_time: DEFAULT_HOLD_TIME,
+            connect_retry: DEFAULT_CONNECT_RETRY,
+            error_wait: DEFAULT_ERROR_WAIT,
+            families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
+            max_restart_time: DEFAULT_RESTART_TIME,
+            keep_original_next_hop: false,
+            route_reflector_client: false,
+            max_prefixes: 0,
+            weight: 0,
+            import: ImportPolicy::default(),
+            export: ExportPolicy::default(),
+            password: None,
+            source_address: None,
+            port: 179,
+        }
+    }
+
+    pub fn is_ibgp(&self, local: &LocalConfig) -> bool {
+        self.remote_as == local.asn
+    }
+}

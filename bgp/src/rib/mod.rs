@@ -1,0 +1,490 @@
+//! Adj-RIB-In, Loc-RIB and Adj-RIB-Out for the whole speaker.
+//!
+//! One [`Rib`] holds every peer. Accepted paths live once, in the Loc-RIB
+//! (a `HashMap` from prefix to its candidate paths, best first); a peer's
+//! Adj-RIB-In is the set of prefixes it has there (plus the ones its import
+//! policy rejected, for the "received" count), which is what BIRD keeps
+//! too. Attribute sets are interned `Arc`s, so the prefixes of one UPDATE
+//! share one allocation and exports group by pointer. Each peer's
+//! Adj-RIB-Out remembers what was sent, so every operation returns exact
+//! diffs ([`RibChanges`]).
+
+mod attrs;
+mod changes;
+mod decision;
+mod export;
+mod peer;
+
+pub use attrs::{end_of_rib_update, family_of, withdraw_update, RouteAttrs, DEFAULT_LOCAL_PREF};
+pub use changes::{BestChange, PeerExport, RibChanges};
+pub use decision::{compare, Path, Source};
+pub use export::{import_loop, rewrite, role_allows, Target};
+pub use peer::{PeerCounts, SessionInfo};
+
+use crate::peer_config::{LocalConfig, PeerConfig};
+use crate::wire::{Family, Update};
+use attrs::Interner;
+use changes::Grouper;
+use decision::select_best;
+use ipnet::IpNet;
+use peer::PeerRib;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+pub struct Rib {
+    local: LocalConfig,
+    local_source: Arc<Source>,
+    loc: HashMap<IpNet, Vec<Path>>,
+    peers: HashMap<IpAddr, PeerRib>,
+    interner: Interner,
+}
+
+/// Per-operation accumulator of changed prefixes and best-path events.
+#[derive(Default)]
+struct Touched {
+    prefixes: Vec<IpNet>,
+    best: Vec<BestChange>,
+}
+
+impl Rib {
+    pub fn new(local: LocalConfig) -> Self {
+        let local_source = Arc::new(Source {
+            peer: None,
+            router_id: local.router_id,
+            asn: local.asn,
+            ibgp: false,
+            rr_client: false,
+            weight: 0,
+        });
+        Rib {
+            local,
+            local_source,
+            loc: HashMap::new(),
+            peers: HashMap::new(),
+            interner: Interner::default(),
+        }
+    }
+
+    pub fn local(&self) -> &LocalConfig {
+        &self.local
+    }
+
+    /// Adds or reconfigures a peer. A reconfigured peer with a session gets
+    /// its Adj-RIB-Out recomputed (export policy may have changed); a new
+    /// import policy only applies to what the peer sends next, so the
+    /// transport should also send it a ROUTE-REFRESH.
+    pub fn set_peer(&mut self, config: PeerConfig) -> RibChanges {
+        let address = config.address;
+        match self.peers.get_mut(&address) {
+            Some(existing) => {
+                existing.config = config;
+                let exports = self.export_all_to(address, false);
+                RibChanges {
+                    exports,
+                    ..RibChanges::default()
+                }
+            }
+            None => {
+                self.peers
+                    .insert(address, PeerRib::new(config, &self.local));
+                RibChanges::default()
+            }
+        }
+    }
+
+    /// Forgets the peer and withdraws everything learned from it.
+    pub fn remove_peer(&mut self, peer: IpAddr) -> RibChanges {
+        let changes = self.session_down(peer, None);
+        self.peers.remove(&peer);
+        changes
+    }
+
+    pub fn peer_counts(&self, peer: IpAddr) -> Option<PeerCounts> {
+        self.peers.get(&peer).map(PeerRib::counts)
+    }
+
+    /// The Loc-RIB's best paths (the WatchBestPaths snapshot).
+    pub fn best_paths(&self) -> impl Iterator<Item = (&IpNet, &Path)> {
+        self.loc
+            .iter()
+            .filter_map(|(p, v)| v.first().map(|b| (p, b)))
+    }
+
+    /// All candidate paths for a prefix, best first.
+    pub fn paths(&self, prefix: &IpNet) -> &[Path] {
+        self.loc.get(prefix).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Distinct attribute sets held (interned), for memory accounting.
+    pub fn attribute_sets(&self) -> usize {
+        self.interner.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.loc.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.loc.is_empty()
+    }
+
+    /// What was last sent to `peer` for `prefix`.
+    pub fn advertised(&self, peer: IpAddr, prefix: &IpNet) -> Option<&Arc<RouteAttrs>> {
+        self.peers.get(&peer)?.adj_out.get(prefix)
+    }
+
+    /// Originates (or re-originates with new communities) local prefixes.
+    pub fn originate(&mut self, prefixes: &[IpNet], communities: &[u32]) -> RibChanges {
+        let attrs = self.interner.intern(RouteAttrs::local(communities));
+        let mut t = Touched::default();
+        for prefix in prefixes {
+            let path = Path {
+                source: self.local_source.clone(),
+                attrs: attrs.clone(),
+                stale: false,
+            };
+            upsert(&mut self.loc, prefix.trunc(), path, &mut t);
+        }
+        self.finish(t)
+    }
+
+    pub fn withdraw_local(&mut self, prefixes: &[IpNet]) -> RibChanges {
+        let mut t = Touched::default();
+        for prefix in prefixes {
+            remove(&mut self.loc, prefix.trunc(), None, &mut t);
+        }
+        self.finish(t)
+    }
+
+    /// The session reached Established: export the whole Loc-RIB to the
+    /// peer (ending with End-of-RIB per family), and stop waiting for
+    /// End-of-RIB on families the new session did not negotiate or whose
+    /// forwarding state the peer did not preserve (RFC 4724 §4.2).
+    pub fn session_up(&mut self, peer: IpAddr, session: SessionInfo) -> RibChanges {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return RibChanges::default();
+        };
+        p.source = Arc::new(PeerRib::source_for(&p.config, &self.local, &session));
+        let give_up: Vec<Family> = p
+            .stale
+            .iter()
+            .copied()
+            .filter(|f| {
+                let negotiated = session.negotiated.families.contains(f);
+                let preserved = session
+                    .negotiated
+                    .peer_graceful_restart
+                    .as_ref()
+                    .is_some_and(|gr| gr.preserved(*f));
+                !(negotiated && preserved)
+            })
+            .collect();
+        p.adj_out.clear();
+        p.session = Some(session);
+        let mut t = Touched::default();
+        self.sweep_stale(peer, &give_up, &mut t);
+        let mut changes = self.finish(t);
+        changes.exports.retain(|e| e.peer != peer);
+        changes.exports.extend(self.export_all_to(peer, true));
+        changes
+    }
+
+    /// The session ended. With `graceful_restart_time` (from
+    /// `fsm::DownReason`) the peer's paths in its graceful-restart families
+    /// stay, marked stale, until End-of-RIB or [`Rib::restart_timer_expired`];
+    /// everything else it sent is withdrawn.
+    pub fn session_down(&mut self, peer: IpAddr, graceful_restart_time: Option<u16>) -> RibChanges {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return RibChanges::default();
+        };
+        let keep: Vec<Family> = match (graceful_restart_time, p.session.as_ref()) {
+            (Some(_), Some(s)) => s
+                .negotiated
+                .peer_graceful_restart
+                .iter()
+                .flat_map(|gr| gr.families.iter().map(|f| f.family))
+                .collect(),
+            _ => Vec::new(),
+        };
+        p.session = None;
+        p.adj_out.clear();
+        p.rejected.clear();
+        p.stale = keep.clone();
+        let prefixes: Vec<IpNet> = p.adj_in.iter().copied().collect();
+        let mut t = Touched::default();
+        for prefix in prefixes {
+            if keep.contains(&family_of(&prefix)) {
+                mark_stale(&mut self.loc, prefix, peer, &mut t);
+            } else {
+                remove(&mut self.loc, prefix, Some(peer), &mut t);
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.adj_in.remove(&prefix);
+                }
+            }
+        }
+        self.finish(t)
+    }
+
+    /// The peer's restart timer ran out: drop whatever is still stale.
+    pub fn restart_timer_expired(&mut self, peer: IpAddr) -> RibChanges {
+        let families = self
+            .peers
+            .get(&peer)
+            .map(|p| p.stale.clone())
+            .unwrap_or_default();
+        let mut t = Touched::default();
+        self.sweep_stale(peer, &families, &mut t);
+        self.finish(t)
+    }
+
+    /// Families of `peer` still waiting for End-of-RIB or the restart timer.
+    pub fn stale_families(&self, peer: IpAddr) -> &[Family] {
+        self.peers
+            .get(&peer)
+            .map(|p| p.stale.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// Applies one UPDATE from an Established peer: withdrawals, RFC 7606
+    /// treat-as-withdraw, loop checks, import policy, End-of-RIB.
+    pub fn apply_update(&mut self, peer: IpAddr, update: &Update) -> RibChanges {
+        let Some(p) = self.peers.get(&peer) else {
+            return RibChanges::default();
+        };
+        let Some(session) = p.session.as_ref() else {
+            return RibChanges::default();
+        };
+        if let Some(family) = update.end_of_rib() {
+            let mut t = Touched::default();
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.stale.retain(|f| *f != family);
+            }
+            self.sweep_stale(peer, &[family], &mut t);
+            return self.finish(t);
+        }
+        let families = session.negotiated.families.clone();
+        let source = p.source.clone();
+        let mut withdrawn: Vec<IpNet> = update.withdrawn.iter().map(|n| IpNet::V4(*n)).collect();
+        if let Some(u) = &update.attrs.mp_unreach {
+            if families.contains(&u.family) {
+                withdrawn.extend(u.withdrawn.iter().copied());
+            }
+        }
+        let mut announced: Vec<(Option<IpAddr>, Vec<IpNet>)> = Vec::new();
+        if !update.nlri.is_empty() && families.contains(&Family::IPV4_UNICAST) {
+            let nh = update.attrs.next_hop.map(IpAddr::V4);
+            announced.push((nh, update.nlri.iter().map(|n| IpNet::V4(*n)).collect()));
+        }
+        if let Some(r) = &update.attrs.mp_reach {
+            if families.contains(&r.family) && !r.nlri.is_empty() {
+                announced.push((r.next_hops.first().copied(), r.nlri.clone()));
+            }
+        }
+
+        let mut t = Touched::default();
+        for prefix in withdrawn {
+            self.withdraw_from(peer, prefix.trunc(), &mut t);
+        }
+        for (next_hop, nlri) in announced {
+            let mut attrs = RouteAttrs::from_wire(&update.attrs, next_hop);
+            if !source.ibgp {
+                // RFC 4271 §5.1.5: LOCAL_PREF from another AS is ignored.
+                attrs.local_pref = None;
+            }
+            let as_withdraw = update.treat_as_withdraw.is_some();
+            let rejected_all = next_hop.is_none() || import_loop(&self.local, &attrs);
+            let attrs = self.interner.intern(attrs);
+            for prefix in nlri {
+                let prefix = prefix.trunc();
+                let Some(p) = self.peers.get_mut(&peer) else {
+                    break;
+                };
+                if as_withdraw {
+                    p.rejected.remove(&prefix);
+                    self.withdraw_from(peer, prefix, &mut t);
+                } else if rejected_all || !p.config.import.filter.accepts(&prefix) {
+                    p.rejected.insert(prefix);
+                    self.withdraw_from(peer, prefix, &mut t);
+                } else {
+                    p.adj_in.insert(prefix);
+                    if !p.rejected.is_empty() {
+                        p.rejected.remove(&prefix);
+                    }
+                    let path = Path {
+                        source: source.clone(),
+                        attrs: attrs.clone(),
+                        stale: false,
+                    };
+                    upsert(&mut self.loc, prefix, path, &mut t);
+                }
+            }
+        }
+        let mut changes = self.finish(t);
+        if let Some(p) = self.peers.get(&peer) {
+            let max = p.config.max_prefixes;
+            if max > 0 && p.adj_in.len() > max as usize {
+                changes.max_prefix_exceeded = Some(max);
+            }
+        }
+        changes
+    }
+
+    /// Removes `peer`'s path for `prefix` (a withdrawal, or a rejected
+    /// re-announcement that replaces an accepted one).
+    fn withdraw_from(&mut self, peer: IpAddr, prefix: IpNet, t: &mut Touched) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            if p.adj_in.remove(&prefix) {
+                remove(&mut self.loc, prefix, Some(peer), t);
+            }
+        }
+    }
+
+    fn sweep_stale(&mut self, peer: IpAddr, families: &[Family], t: &mut Touched) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        p.stale.retain(|f| !families.contains(f));
+        if families.is_empty() {
+            return;
+        }
+        let loc = &self.loc;
+        let gone: Vec<IpNet> = p
+            .adj_in
+            .iter()
+            .filter(|prefix| families.contains(&family_of(prefix)))
+            .filter(|prefix| {
+                loc.get(prefix)
+                    .and_then(|v| v.iter().find(|x| x.source.peer == Some(peer)))
+                    .is_some_and(|x| x.stale)
+            })
+            .copied()
+            .collect();
+        for prefix in gone {
+            p.adj_in.remove(&prefix);
+            remove(&mut self.loc, prefix, Some(peer), t);
+        }
+    }
+
+    /// Ends an operation: exports every touched prefix to every
+    /// Established peer.
+    fn finish(&mut self, t: Touched) -> RibChanges {
+        let mut exports = Vec::new();
+        if !t.prefixes.is_empty() {
+            let Rib {
+                local,
+                loc,
+                peers,
+                interner,
+                ..
+            } = self;
+            for p in peers.values_mut() {
+                let e = p.export(
+                    local,
+                    loc,
+                    interner,
+                    t.prefixes.iter(),
+                    &mut Grouper::default(),
+                );
+                if !e.is_empty() {
+                    exports.push(e);
+                }
+            }
+        }
+        RibChanges {
+            best: t.best,
+            exports,
+            max_prefix_exceeded: None,
+        }
+    }
+
+    fn export_all_to(&mut self, peer: IpAddr, end_of_rib: bool) -> Vec<PeerExport> {
+        let Rib {
+            local,
+            loc,
+            peers,
+            interner,
+            ..
+        } = self;
+        let Some(p) = peers.get_mut(&peer) else {
+            return Vec::new();
+        };
+        // Prefixes advertised before but gone from the Loc-RIB cannot
+        // exist: every removal was exported when it happened.
+        let mut e = p.export(local, loc, interner, loc.keys(), &mut Grouper::default());
+        if end_of_rib {
+            if let Some(s) = &p.session {
+                e.end_of_rib = s.negotiated.families.clone();
+            }
+        }
+        if e.is_empty() {
+            Vec::new()
+        } else {
+            vec![e]
+        }
+    }
+}
+
+fn upsert(loc: &mut HashMap<IpNet, Vec<Path>>, prefix: IpNet, path: Path, t: &mut Touched) {
+    let paths = loc.entry(prefix).or_default();
+    let old = paths.first().cloned();
+    match paths.iter().position(|x| x.source.peer == path.source.peer) {
+        Some(i) => paths[i] = path,
+        None => paths.push(path),
+    }
+    select_best(paths);
+    note(prefix, old, paths.first(), t);
+}
+
+fn remove(
+    loc: &mut HashMap<IpNet, Vec<Path>>,
+    prefix: IpNet,
+    peer: Option<IpAddr>,
+    t: &mut Touched,
+) {
+    let Some(paths) = loc.get_mut(&prefix) else {
+        return;
+    };
+    let Some(i) = paths.iter().position(|x| x.source.peer == peer) else {
+        return;
+    };
+    let old = paths.first().cloned();
+    paths.swap_remove(i);
+    if paths.is_empty() {
+        loc.remove(&prefix);
+        note(prefix, old, None, t);
+    } else {
+        select_best(paths);
+        let new = paths.first().cloned();
+        note(prefix, old, new.as_ref(), t);
+    }
+}
+
+fn mark_stale(loc: &mut HashMap<IpNet, Vec<Path>>, prefix: IpNet, peer: IpAddr, t: &mut Touched) {
+    let Some(paths) = loc.get_mut(&prefix) else {
+        return;
+    };
+    let old = paths.first().cloned();
+    for x in paths.iter_mut().filter(|x| x.source.peer == Some(peer)) {
+        x.stale = true;
+    }
+    note(prefix, old, paths.first(), t);
+}
+
+fn note(prefix: IpNet, old: Option<Path>, new: Option<&Path>, t: &mut Touched) {
+    match (old, new) {
+        (Some(o), Some(n)) if o.same(n) => {}
+        (None, None) => {}
+        (_, Some(n)) => {
+            t.prefixes.push(prefix);
+            t.best.push(BestChange::Updated {
+                prefix,
+                path: n.clone(),
+            });
+        }
+        (Some(_), None) => {
+            t.prefixes.push(prefix);
+            t.best.push(BestChange::Withdrawn(prefix));
+        }
+    }
+}

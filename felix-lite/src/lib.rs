@@ -12,4 +12,5 @@ pub mod model;
 pub mod mtu;
 pub mod netlink;
 pub mod netns;
+pub mod nft;
 pub mod sysctl;

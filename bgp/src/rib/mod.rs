@@ -284,7 +284,11 @@ impl Rib {
 
         let mut t = Touched::default();
         for prefix in withdrawn {
-            self.withdraw_from(peer, prefix.trunc(), &mut t);
+            let prefix = prefix.trunc();
+            if let Some(p) = self.peers.get_mut(&peer).filter(|p| !p.rejected.is_empty()) {
+                p.rejected.remove(&prefix);
+            }
+            self.withdraw_from(peer, prefix, &mut t);
         }
         for (next_hop, nlri) in announced {
             let mut attrs = RouteAttrs::from_wire(&update.attrs, next_hop);

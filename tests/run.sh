@@ -5,17 +5,29 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# etcd-server: the etcdv3 tests start a real etcd on loopback.
-# protobuf-compiler: etcd-client's build script runs protoc (Tabby's own
-# protos use protox and need none).
+# What the tests run for real, each checked by the command it provides:
+# etcd-server (etcdv3 tests start a real etcd on loopback), protobuf-compiler
+# (etcd-client's build script runs protoc; Tabby's own protos use protox),
+# bird2 and gobgpd (BGP interop peers), nftables, ethtool, iproute2 and
+# iputils-ping (dataplane tests in network namespaces read the kernel back
+# with the tools an operator uses).
 need=()
-command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
-command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+for pair in etcd:etcd-server protoc:protobuf-compiler bird:bird2 birdc:bird2 \
+  gobgpd:gobgpd gobgp:gobgpd nft:nftables ethtool:ethtool ip:iproute2 \
+  bridge:iproute2 ping:iputils-ping; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+done
 if [ ${#need[@]} -gt 0 ]; then
+  mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
   echo "installing: ${need[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# The Debian packages enable and start their daemons; the tests start their
+# own inside network namespaces, so the system copies only get in the way.
+for unit in bird gobgpd etcd; do
+  systemctl disable --now "$unit" >/dev/null 2>&1 || true
+done
 if command -v rustup >/dev/null 2>&1; then
   rustup component add rustfmt clippy >/dev/null 2>&1 || true
 fi

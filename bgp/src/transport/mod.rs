@@ -5,8 +5,10 @@
 pub mod connect;
 pub mod listener;
 pub mod md5;
+pub mod reader;
 pub mod writer;
 
 pub use connect::{connect, ConnectOptions};
 pub use listener::{Incoming, Listener};
+pub use reader::{MessageReader, ReadError};
 pub use writer::{spawn_writer, WriteQueue};

@@ -10,16 +10,15 @@ use tokio::task::JoinHandle;
 
 /// Upper bound for one coalesced write.
 const MAX_BATCH: usize = 256 * 1024;
-/// Queued chunks before senders wait: the back-pressure that keeps a slow
-/// peer from growing our memory without bound.
-const QUEUE: usize = 256;
-
 /// Sends encoded messages (one or many per chunk) to the writer task.
 /// Dropping every sender flushes what is queued and shuts the socket down.
-pub type WriteQueue = mpsc::Sender<Vec<u8>>;
+/// Unbounded because the speaker's single RIB task must never wait on one
+/// slow peer; what a peer has not yet taken is bounded by the table size
+/// (Adj-RIB-Out), and the hold timer ends a peer that takes nothing.
+pub type WriteQueue = mpsc::UnboundedSender<Vec<u8>>;
 
 pub fn spawn_writer(mut w: OwnedWriteHalf) -> (WriteQueue, JoinHandle<io::Result<()>>) {
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(QUEUE);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let task = tokio::spawn(async move {
         let mut buf = Vec::with_capacity(64 * 1024);
         while let Some(first) = rx.recv().await {

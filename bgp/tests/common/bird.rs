@@ -91,7 +91,7 @@ impl Bird {
 
     pub fn birdc(&self, args: &[&str]) -> String {
         self.try_birdc(args)
-            .unwrap_or_else(|| panic!("birdc {args:?} failed"))
+            .unwrap_or_else(|| panic!("birdc {args:?} failed; BIRD output:\n{}", self.log()))
     }
 
     /// `show protocols all NAME`.
@@ -104,9 +104,24 @@ impl Bird {
             .contains("BGP state:          Established")
     }
 
-    /// `show route for PREFIX all`, or None when BIRD has no route for it.
+    /// `show route PREFIX all`, or None when BIRD has no route for it
+    /// (birdc then says "Network not found" and exits with 1).
     pub fn route(&self, prefix: &str) -> Option<String> {
-        let out = self.birdc(&["show", "route", prefix, "all"]);
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.ns, "birdc", "-s"])
+            .arg(&self.socket)
+            .args(["show", "route", prefix, "all"])
+            .output()
+            .expect("run birdc");
+        let out = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.contains("Network not found") {
+            return None;
+        }
+        assert!(
+            out.contains("Table master4"),
+            "birdc show route: {out}\n{}",
+            self.log()
+        );
         out.contains(prefix.split('/').next().unwrap_or(prefix))
             .then_some(out)
             .filter(|o| o.contains("BGP.") || o.contains("static"))
@@ -139,6 +154,7 @@ impl Drop for Bird {
 pub fn config(router_id: &str, peers: &[BirdPeer], routes: &[&str]) -> String {
     let mut c = String::new();
     let _ = writeln!(c, "router id {router_id};");
+    c.push_str("log stderr all;\n");
     c.push_str("protocol device { }\n");
     c.push_str("protocol static gen { ipv4;");
     for r in routes {
@@ -154,6 +170,7 @@ pub fn config(router_id: &str, peers: &[BirdPeer], routes: &[&str]) -> String {
         );
         c.push_str("  hold time 9; keepalive time 3; connect delay time 1;\n");
         c.push_str("  connect retry time 2; error wait time 1, 2;\n");
+
         if p.graceful_restart {
             let _ = writeln!(
                 c,
@@ -168,6 +185,10 @@ pub fn config(router_id: &str, peers: &[BirdPeer], routes: &[&str]) -> String {
         }
         if p.rr_client {
             c.push_str("  rr client;\n");
+        }
+        if p.local_as == p.neighbor_as {
+            // No IGP here: iBGP next hops are on the shared link.
+            c.push_str("  direct;\n");
         }
         c.push_str("  ipv4 { import all; export where proto = \"gen\"; next hop self; };\n");
         c.push_str("}\n");

@@ -4,6 +4,7 @@
 pub mod bird;
 pub mod gobgp;
 pub mod netns;
+pub mod tabby;
 
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,347 @@
+//! The core task: peers, RIB, commands, and the fan-out of RIB changes to
+//! sessions and watchers. FSM driving lives in `drive.rs`.
+
+use super::conn::Conn;
+use super::status::PeerStatus;
+use super::watch::{BestPath, BestPathEvent, BestPathWatch, CHANNEL_BATCHES};
+use super::{Command, SpeakerError};
+use crate::fsm::{Direction, Event, Fsm, State, TimerKind};
+use crate::peer_config::{LocalConfig, PeerConfig};
+use crate::rib::{family_of, PeerExport, Rib, RibChanges};
+use crate::transport::{Incoming, Listener, ReadError};
+use crate::wire::{encode_announce, encode_end_of_rib, encode_withdraw, Message, SessionContext};
+use std::collections::HashMap;
+use std::io;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::AbortHandle;
+
+pub(crate) enum CoreMsg {
+    Command(Command),
+    Incoming(Incoming),
+    Connected {
+        peer: IpAddr,
+        link: u64,
+        result: io::Result<TcpStream>,
+    },
+    Read {
+        peer: IpAddr,
+        link: u64,
+        msgs: Vec<Message>,
+        end: Option<ReadError>,
+    },
+    Timer {
+        peer: IpAddr,
+        conn: u64,
+        kind: TimerKind,
+        gen: u64,
+    },
+    /// A peer's graceful-restart time ran out (RFC 4724 helper).
+    RestartTimer {
+        peer: IpAddr,
+        gen: u64,
+    },
+    /// Start a fresh FSM for a peer left without a running one.
+    Restart {
+        peer: IpAddr,
+        conn: u64,
+    },
+}
+
+pub(crate) struct PeerEntry {
+    pub config: PeerConfig,
+    /// The first is the peer's main FSM; a second exists only while an
+    /// inbound connection collides with it (RFC 4271 §6.8).
+    pub conns: Vec<Conn>,
+    pub state: State,
+    pub since: SystemTime,
+    pub last_error: Option<String>,
+    /// The connection whose session is Established.
+    pub session: Option<u64>,
+    pub restart_timer: Option<(u64, AbortHandle)>,
+}
+
+pub(crate) struct Core {
+    pub local: LocalConfig,
+    pub listener: Option<Listener>,
+    pub peers: HashMap<IpAddr, PeerEntry>,
+    pub rib: Rib,
+    pub tx: mpsc::UnboundedSender<CoreMsg>,
+    next_id: u64,
+    watch: broadcast::Sender<Arc<Vec<BestPathEvent>>>,
+}
+
+impl Core {
+    pub fn new(
+        local: LocalConfig,
+        listener: Option<Listener>,
+        tx: mpsc::UnboundedSender<CoreMsg>,
+    ) -> Self {
+        let (watch, _) = broadcast::channel(CHANNEL_BATCHES);
+        Core {
+            rib: Rib::new(local.clone()),
+            local,
+            listener,
+            peers: HashMap::new(),
+            tx,
+            next_id: 1,
+            watch,
+        }
+    }
+
+    pub fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<CoreMsg>) {
+        if let Some(l) = &self.listener {
+            let (itx, mut irx) = mpsc::channel(64);
+            let accept = l.spawn(itx);
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                while let Some(inc) = irx.recv().await {
+                    if tx.send(CoreMsg::Incoming(inc)).is_err() {
+                        break;
+                    }
+                }
+                accept.abort();
+            });
+        }
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                CoreMsg::Command(Command::Shutdown(reply)) => {
+                    let addrs: Vec<IpAddr> = self.peers.keys().copied().collect();
+                    for addr in addrs {
+                        self.stop_peer(addr);
+                    }
+                    let _ = reply.send(());
+                    return;
+                }
+                CoreMsg::Command(c) => self.command(c),
+                CoreMsg::Incoming(inc) => self.incoming(inc),
+                CoreMsg::Connected { peer, link, result } => self.connected(peer, link, result),
+                CoreMsg::Read {
+                    peer,
+                    link,
+                    msgs,
+                    end,
+                } => self.read(peer, link, msgs, end),
+                CoreMsg::Timer {
+                    peer,
+                    conn,
+                    kind,
+                    gen,
+                } => self.timer(peer, conn, kind, gen),
+                CoreMsg::RestartTimer { peer, gen } => {
+                    let current = self.peers.get(&peer).and_then(|p| p.restart_timer.as_ref());
+                    if current.is_some_and(|(g, _)| *g == gen) {
+                        if let Some(p) = self.peers.get_mut(&peer) {
+                            p.restart_timer = None;
+                        }
+                        tracing::info!(%peer, "graceful restart time over: dropping stale routes");
+                        let changes = self.rib.restart_timer_expired(peer);
+                        self.dispatch(changes, None);
+                    }
+                }
+                CoreMsg::Restart { peer, conn } => self.drive(peer, conn, Event::ManualStart),
+            }
+        }
+    }
+
+    fn command(&mut self, c: Command) {
+        match c {
+            Command::AddPeer(cfg, reply) => {
+                let _ = reply.send(self.add_peer(cfg));
+            }
+            Command::RemovePeer(addr, reply) => {
+                let _ = reply.send(self.remove_peer(addr));
+            }
+            Command::Originate(prefixes, communities, reply) => {
+                let changes = self.rib.originate(&prefixes, &communities);
+                self.dispatch(changes, None);
+                let _ = reply.send(());
+            }
+            Command::Withdraw(prefixes, reply) => {
+                let changes = self.rib.withdraw_local(&prefixes);
+                self.dispatch(changes, None);
+                let _ = reply.send(());
+            }
+            Command::Peers(reply) => {
+                let _ = reply.send(self.statuses());
+            }
+            Command::Watch(reply) => {
+                let changes = self.watch.subscribe();
+                let snapshot = self
+                    .rib
+                    .best_paths()
+                    .map(|(prefix, path)| BestPath::from_path(*prefix, path))
+                    .collect();
+                let _ = reply.send(BestPathWatch { snapshot, changes });
+            }
+            Command::Shutdown(_) => unreachable!("handled by run"),
+        }
+    }
+
+    pub fn add_peer(&mut self, cfg: PeerConfig) -> Result<(), SpeakerError> {
+        let addr = cfg.address;
+        if self.peers.contains_key(&addr) {
+            return Err(SpeakerError::DuplicatePeer(addr));
+        }
+        if let Some(l) = &self.listener {
+            l.allow(addr, cfg.password.as_deref())
+                .map_err(|source| SpeakerError::Password { peer: addr, source })?;
+        }
+        let changes = self.rib.set_peer(cfg.clone());
+        let id = self.next_id();
+        let conn = Conn::new(
+            id,
+            Direction::Outbound,
+            Fsm::new(self.local.clone(), cfg.clone()),
+        );
+        self.peers.insert(
+            addr,
+            PeerEntry {
+                config: cfg,
+                conns: vec![conn],
+                state: State::Idle,
+                since: SystemTime::now(),
+                last_error: None,
+                session: None,
+                restart_timer: None,
+            },
+        );
+        self.dispatch(changes, None);
+        // The core may not be running yet (start-up): post, don't drive.
+        let _ = self.tx.send(CoreMsg::Restart {
+            peer: addr,
+            conn: id,
+        });
+        tracing::info!(peer = %addr, "peer added");
+        Ok(())
+    }
+
+    fn remove_peer(&mut self, addr: IpAddr) -> Result<(), SpeakerError> {
+        if !self.peers.contains_key(&addr) {
+            return Err(SpeakerError::UnknownPeer(addr));
+        }
+        self.stop_peer(addr);
+        self.peers.remove(&addr);
+        if let Some(l) = &self.listener {
+            l.disallow(addr);
+        }
+        let changes = self.rib.remove_peer(addr);
+        self.dispatch(changes, None);
+        tracing::info!(peer = %addr, "peer removed");
+        Ok(())
+    }
+
+    /// ManualStop on every connection (Cease to an open session).
+    fn stop_peer(&mut self, addr: IpAddr) {
+        let ids: Vec<u64> = self
+            .peers
+            .get(&addr)
+            .map(|p| p.conns.iter().map(|c| c.id).collect())
+            .unwrap_or_default();
+        for id in ids {
+            self.drive(addr, id, Event::ManualStop);
+        }
+    }
+
+    fn statuses(&self) -> Vec<PeerStatus> {
+        let mut out: Vec<PeerStatus> = self
+            .peers
+            .values()
+            .map(|p| {
+                let counts = self.rib.peer_counts(p.config.address).unwrap_or_default();
+                PeerStatus {
+                    config: p.config.clone(),
+                    state: p.state,
+                    since: p.since,
+                    last_error: p.last_error.clone(),
+                    prefixes_received: counts.received,
+                    prefixes_accepted: counts.accepted,
+                    prefixes_advertised: counts.advertised,
+                }
+            })
+            .collect();
+        out.sort_by_key(|s| s.config.address);
+        out
+    }
+
+    /// Sends each peer its Adj-RIB-Out diff and each watcher the best-path
+    /// changes. `from` is the peer whose UPDATE caused them (max-prefix).
+    pub fn dispatch(&mut self, changes: RibChanges, from: Option<IpAddr>) {
+        if !changes.best.is_empty() && self.watch.receiver_count() > 0 {
+            let events = changes
+                .best
+                .iter()
+                .map(BestPathEvent::from_change)
+                .collect();
+            let _ = self.watch.send(Arc::new(events));
+        }
+        for export in &changes.exports {
+            let Some(p) = self.peers.get(&export.peer) else {
+                continue;
+            };
+            let Some(conn) = p.session.and_then(|id| p.conns.iter().find(|c| c.id == id)) else {
+                continue;
+            };
+            conn.send_raw(encode_export(export, &conn.ctx));
+        }
+        if let (Some(limit), Some(peer)) = (changes.max_prefix_exceeded, from) {
+            if let Some(id) = self.peers.get(&peer).and_then(|p| p.session) {
+                let n = crate::fsm::notify::max_prefixes_cease(limit);
+                self.drive(peer, id, Event::MessageError(n));
+            }
+        }
+    }
+
+    /// Starts (or restarts) the RFC 4724 helper timer for `peer`.
+    pub fn start_restart_timer(&mut self, peer: IpAddr, secs: u16) {
+        let gen = self.next_id();
+        let tx = self.tx.clone();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(secs.into())).await;
+            let _ = tx.send(CoreMsg::RestartTimer { peer, gen });
+        });
+        if let Some(p) = self.peers.get_mut(&peer) {
+            if let Some((_, old)) = p.restart_timer.replace((gen, task.abort_handle())) {
+                old.abort();
+            }
+        }
+    }
+
+    pub fn stop_restart_timer(&mut self, peer: IpAddr) {
+        if let Some((_, h)) = self
+            .peers
+            .get_mut(&peer)
+            .and_then(|p| p.restart_timer.take())
+        {
+            h.abort();
+        }
+    }
+}
+
+/// One peer's diff as UPDATE messages: withdrawals, announcements packed
+/// per attribute set, then End-of-RIB markers.
+fn encode_export(e: &PeerExport, ctx: &SessionContext) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_withdraw(&e.withdraw, &mut out);
+    for (attrs, prefixes) in &e.announce {
+        let Some(first) = prefixes.first() else {
+            continue;
+        };
+        let update = attrs.to_update(family_of(first), Vec::new());
+        if let Err(err) = encode_announce(&update.attrs, prefixes, ctx, &mut out) {
+            tracing::error!(peer = %e.peer, error = %err, "cannot encode announcement");
+        }
+    }
+    for family in &e.end_of_rib {
+        encode_end_of_rib(*family, &mut out);
+    }
+    out
+}

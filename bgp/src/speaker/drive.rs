@@ -1,0 +1,337 @@
+//! Driving each connection's FSM with real events and carrying out its
+//! actions: connects, sends, timers, collisions, session up/down.
+
+use super::conn::Conn;
+use super::core::{Core, CoreMsg};
+use crate::fsm::{resolve_collision, Action, Direction, Event, Fsm, State, Survivor, TimerKind};
+use crate::rib::SessionInfo;
+use crate::transport::{ConnectOptions, Incoming, ReadError};
+use crate::wire::{Message, Open};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, SystemTime};
+use tokio::net::TcpStream;
+
+/// An outbound connect gives up after this; the ConnectRetry timer
+/// usually replaces the attempt sooner.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Core {
+    fn conn_mut(&mut self, peer: IpAddr, conn: u64) -> Option<&mut Conn> {
+        self.peers
+            .get_mut(&peer)?
+            .conns
+            .iter_mut()
+            .find(|c| c.id == conn)
+    }
+
+    pub(crate) fn drive(&mut self, peer: IpAddr, conn: u64, event: Event) {
+        let Some(c) = self.conn_mut(peer, conn) else {
+            return;
+        };
+        let actions = c.fsm.handle(event);
+        for a in actions {
+            self.apply(peer, conn, a);
+        }
+        self.settle(peer);
+    }
+
+    fn apply(&mut self, peer: IpAddr, conn: u64, action: Action) {
+        let tx = self.tx.clone();
+        let id = self.next_id();
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let cfg = p.config.clone();
+        let Some(c) = p.conns.iter_mut().find(|c| c.id == conn) else {
+            return;
+        };
+        match action {
+            Action::Connect => {
+                let opts = ConnectOptions {
+                    source: cfg.source_address,
+                    password: cfg.password.clone(),
+                };
+                let to = SocketAddr::new(peer, cfg.port);
+                c.start_connect(to, opts, CONNECT_TIMEOUT, id, &tx);
+            }
+            Action::CancelConnect => c.cancel_connect(),
+            Action::Disconnect => c.detach(),
+            Action::Send(m) => {
+                c.send(&m);
+            }
+            Action::StartTimer(kind, after) => c.start_timer(kind, after, peer, id, &tx),
+            Action::StopTimer(kind) => c.stop_timer(kind),
+            Action::SessionUp(n) => {
+                c.ctx.four_octet_as = n.four_octet_as;
+                let local = c.link.as_ref().map(|l| l.local.ip().to_canonical());
+                p.session = Some(conn);
+                let info = SessionInfo {
+                    next_hop_v4: match local {
+                        Some(IpAddr::V4(a)) => Some(a),
+                        _ => None,
+                    },
+                    next_hop_v6: match local {
+                        Some(IpAddr::V6(a)) => Some(a),
+                        _ => None,
+                    },
+                    negotiated: n,
+                };
+                tracing::info!(%peer, "session established");
+                let changes = self.rib.session_up(peer, info);
+                if self.rib.stale_families(peer).is_empty() {
+                    self.stop_restart_timer(peer);
+                }
+                self.dispatch(changes, None);
+            }
+            Action::SessionDown(reason) => {
+                if p.session == Some(conn) {
+                    p.session = None;
+                }
+                tracing::info!(%peer, error = %reason.error, "session down");
+                let changes = self.rib.session_down(peer, reason.graceful_restart_time);
+                match reason.graceful_restart_time {
+                    Some(secs) if !self.rib.stale_families(peer).is_empty() => {
+                        tracing::info!(%peer, secs, "peer may be restarting: keeping its routes stale");
+                        self.start_restart_timer(peer, secs);
+                    }
+                    _ => self.stop_restart_timer(peer),
+                }
+                self.dispatch(changes, None);
+            }
+        }
+    }
+
+    /// Housekeeping after an FSM step: drop connections that lost, keep one
+    /// FSM running, and copy state and errors into the peer status.
+    fn settle(&mut self, peer: IpAddr) {
+        let local = self.local.clone();
+        let restart_id = self.next_id();
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        for c in &mut p.conns {
+            let e = c.fsm.last_error().map(str::to_owned);
+            if e.is_some() && e != c.seen_error {
+                p.last_error = e.clone();
+                c.seen_error = e;
+            }
+        }
+        if p.conns.len() > 1 {
+            p.conns.retain(|c| c.fsm.state() != State::Idle);
+        }
+        if p.conns.is_empty()
+            || (p.conns.len() == 1
+                && p.conns[0].fsm.state() == State::Idle
+                && p.conns[0].timers.is_empty())
+        {
+            // Every FSM stopped without scheduling a restart (a collision
+            // loser, say): start over after the error wait.
+            p.conns.clear();
+            p.conns.push(Conn::new(
+                restart_id,
+                Direction::Outbound,
+                Fsm::new(local, p.config.clone()),
+            ));
+            let tx = self.tx.clone();
+            let wait = p.config.error_wait.0;
+            tokio::spawn(async move {
+                tokio::time::sleep(wait).await;
+                let _ = tx.send(CoreMsg::Restart {
+                    peer,
+                    conn: restart_id,
+                });
+            });
+        }
+        let state = p
+            .conns
+            .iter()
+            .map(|c| c.fsm.state())
+            .max_by_key(|s| progress(*s))
+            .unwrap_or(State::Idle);
+        if state != p.state {
+            p.state = state;
+            p.since = SystemTime::now();
+        }
+    }
+
+    pub(crate) fn incoming(&mut self, inc: Incoming) {
+        let Incoming { stream, peer } = inc;
+        let tx = self.tx.clone();
+        let link = self.next_id();
+        let new_id = self.next_id();
+        let local = self.local.clone();
+        let Some(p) = self.peers.get_mut(&peer) else {
+            tracing::warn!(%peer, "connection from a peer removed meanwhile");
+            return;
+        };
+        let primary = &mut p.conns[0];
+        let target = if primary.link.is_none()
+            && matches!(primary.fsm.state(), State::Connect | State::Active)
+        {
+            primary.direction = Direction::Inbound;
+            primary.attach(stream, peer, link, &tx);
+            primary.id
+        } else if p.conns.len() >= 2 {
+            tracing::warn!(%peer, "third concurrent connection refused");
+            return;
+        } else {
+            let mut c = Conn::new(
+                new_id,
+                Direction::Inbound,
+                Fsm::new(local, p.config.clone()),
+            );
+            c.attach(stream, peer, link, &tx);
+            p.conns.push(c);
+            self.drive(peer, new_id, Event::ManualStartPassive);
+            new_id
+        };
+        self.drive(peer, target, Event::TcpConnectionConfirmed);
+    }
+
+    pub(crate) fn connected(&mut self, peer: IpAddr, link: u64, result: io::Result<TcpStream>) {
+        let tx = self.tx.clone();
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let Some(c) = p
+            .conns
+            .iter_mut()
+            .find(|c| c.connecting.as_ref().is_some_and(|(l, _)| *l == link))
+        else {
+            // Cancelled meanwhile: the stream (if any) is dropped.
+            return;
+        };
+        c.connecting = None;
+        let id = c.id;
+        match result {
+            Ok(stream) => {
+                c.direction = Direction::Outbound;
+                c.attach(stream, peer, link, &tx);
+                self.drive(peer, id, Event::TcpConnectionAcknowledged);
+            }
+            Err(e) => self.drive(peer, id, Event::TcpConnectionFails(e.to_string())),
+        }
+    }
+
+    pub(crate) fn read(
+        &mut self,
+        peer: IpAddr,
+        link: u64,
+        msgs: Vec<Message>,
+        end: Option<ReadError>,
+    ) {
+        let find = |core: &Core| -> Option<u64> {
+            core.peers
+                .get(&peer)?
+                .conns
+                .iter()
+                .find(|c| c.link.as_ref().is_some_and(|l| l.id == link))
+                .map(|c| c.id)
+        };
+        let mut hold_restarted = false;
+        for msg in msgs {
+            // The FSM may have closed this connection mid-batch.
+            let Some(conn) = find(self) else {
+                return;
+            };
+            match msg {
+                Message::Open(open) => self.open(peer, conn, open),
+                Message::Update(update) => {
+                    // Restarting the hold timer once per batch is enough.
+                    if !hold_restarted {
+                        self.drive(peer, conn, Event::UpdateMsg);
+                        hold_restarted = true;
+                    }
+                    let session = self.peers.get(&peer).and_then(|p| p.session);
+                    if session == Some(conn) {
+                        if let Some(why) = &update.treat_as_withdraw {
+                            tracing::warn!(%peer, reason = %why, "malformed UPDATE treated as withdraw");
+                        }
+                        let changes = self.rib.apply_update(peer, &update);
+                        self.dispatch(changes, Some(peer));
+                    }
+                }
+                Message::Keepalive => self.drive(peer, conn, Event::KeepAliveMsg),
+                Message::Notification(n) => self.drive(peer, conn, Event::NotifMsg(n)),
+                Message::RouteRefresh(rr) => {
+                    tracing::debug!(%peer, family = ?rr.family, "ROUTE-REFRESH received");
+                    self.drive(peer, conn, Event::RouteRefreshMsg);
+                }
+            }
+        }
+        let Some(end) = end else {
+            return;
+        };
+        let Some(conn) = find(self) else {
+            return;
+        };
+        let event = match end {
+            ReadError::Decode(d) => {
+                tracing::warn!(%peer, error = %d, "bad message");
+                Event::MessageError(d.notification())
+            }
+            ReadError::Closed => Event::TcpConnectionFails("connection closed by peer".into()),
+            ReadError::Io(e) => Event::TcpConnectionFails(e.to_string()),
+        };
+        self.drive(peer, conn, event);
+    }
+
+    /// The peer's OPEN: first settle any collision with another connection.
+    fn open(&mut self, peer: IpAddr, conn: u64, open: Open) {
+        let router_id = self.local.router_id;
+        let other = self.peers.get(&peer).and_then(|p| {
+            p.conns
+                .iter()
+                .find(|c| c.id != conn && c.fsm.state() != State::Idle)
+                .map(|c| {
+                    let survivor = resolve_collision(router_id, open.bgp_id, &c.fsm, c.direction);
+                    (c.id, c.fsm.state(), survivor)
+                })
+        });
+        match other {
+            None => self.drive(peer, conn, Event::BgpOpen(open)),
+            Some((_, _, Survivor::Existing)) => {
+                tracing::info!(%peer, "collision: keeping the existing connection");
+                self.drive(peer, conn, Event::OpenCollisionDump);
+            }
+            Some((old, old_state, Survivor::New)) => {
+                tracing::info!(%peer, "collision: keeping the new connection");
+                if old_state == State::Established {
+                    // RFC 4724 §4.2: a new OPEN on a GR session means the
+                    // peer restarted; its routes stay stale.
+                    self.drive(
+                        peer,
+                        old,
+                        Event::TcpConnectionFails("peer restarted (new connection)".into()),
+                    );
+                } else {
+                    self.drive(peer, old, Event::OpenCollisionDump);
+                }
+                self.drive(peer, conn, Event::BgpOpen(open));
+            }
+        }
+    }
+
+    pub(crate) fn timer(&mut self, peer: IpAddr, conn: u64, kind: TimerKind, gen: u64) {
+        let Some(c) = self.conn_mut(peer, conn) else {
+            return;
+        };
+        if c.timers.get(&kind).is_some_and(|(g, _)| *g == gen) {
+            c.timers.remove(&kind);
+            self.drive(peer, conn, Event::timer_expired(kind));
+        }
+    }
+}
+
+/// How far a state is towards Established, for the status of a peer with
+/// two connections.
+fn progress(s: State) -> u8 {
+    match s {
+        State::Idle => 0,
+        State::Connect | State::Active => 1,
+        State::OpenSent => 2,
+        State::OpenConfirm => 3,
+        State::Established => 4,
+    }
+}

@@ -1,0 +1,155 @@
+//! The running speaker: one core task owns every peer's FSMs and the RIBs
+//! (no locks on the route path, like BIRD's single event loop); per
+//! connection, a reader task frames and decodes messages in parallel and a
+//! writer task batches what the core queues. Timers are tokio tasks that
+//! post back to the core.
+
+mod conn;
+mod core;
+mod drive;
+mod status;
+mod watch;
+
+pub use status::PeerStatus;
+pub use watch::{BestPath, BestPathEvent, BestPathWatch};
+
+use crate::peer_config::{LocalConfig, PeerConfig};
+use crate::transport::Listener;
+use ipnet::IpNet;
+use std::net::{IpAddr, SocketAddr};
+use tokio::sync::{mpsc, oneshot};
+
+/// Everything the speaker needs to start.
+#[derive(Debug, Clone)]
+pub struct SpeakerConfig {
+    pub local: LocalConfig,
+    /// `None`: no listening socket (every peer is connected to actively).
+    pub listen: Option<SocketAddr>,
+    pub peers: Vec<PeerConfig>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpeakerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("peer {0} is already configured")]
+    DuplicatePeer(IpAddr),
+    #[error("peer {0} is not configured")]
+    UnknownPeer(IpAddr),
+    #[error("peer {peer}: TCP-MD5 password: {source}")]
+    Password {
+        peer: IpAddr,
+        source: std::io::Error,
+    },
+    #[error("the speaker has stopped")]
+    Stopped,
+}
+
+pub(crate) enum Command {
+    AddPeer(PeerConfig, oneshot::Sender<Result<(), SpeakerError>>),
+    RemovePeer(IpAddr, oneshot::Sender<Result<(), SpeakerError>>),
+    Originate(Vec<IpNet>, Vec<u32>, oneshot::Sender<()>),
+    Withdraw(Vec<IpNet>, oneshot::Sender<()>),
+    Peers(oneshot::Sender<Vec<PeerStatus>>),
+    Watch(oneshot::Sender<BestPathWatch>),
+    /// Stop every session with Cease and end the core.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A handle on the running speaker; cheap to clone.
+#[derive(Clone)]
+pub struct Speaker {
+    tx: mpsc::UnboundedSender<core::CoreMsg>,
+    listen: Option<SocketAddr>,
+}
+
+impl Speaker {
+    /// Binds the listener and starts the core and every configured peer.
+    /// Must run inside a tokio runtime.
+    pub async fn start(config: SpeakerConfig) -> Result<Speaker, SpeakerError> {
+        let listener = match config.listen {
+            Some(addr) => {
+                Some(Listener::bind(addr).map_err(|source| SpeakerError::Listen { addr, source })?)
+            }
+            None => None,
+        };
+        let listen = listener.as_ref().and_then(|l| l.local_addr().ok());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut core = core::Core::new(config.local, listener, tx.clone());
+        for peer in config.peers {
+            core.add_peer(peer)?;
+        }
+        tokio::spawn(core.run(rx));
+        Ok(Speaker { tx, listen })
+    }
+
+    /// The bound listening address (useful with port 0).
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.listen
+    }
+
+    async fn ask<T>(
+        &self,
+        f: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, SpeakerError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(core::CoreMsg::Command(f(reply)))
+            .map_err(|_| SpeakerError::Stopped)?;
+        rx.await.map_err(|_| SpeakerError::Stopped)
+    }
+
+    pub async fn add_peer(&self, peer: PeerConfig) -> Result<(), SpeakerError> {
+        self.ask(|r| Command::AddPeer(peer, r)).await?
+    }
+
+    /// Ends the session with Cease 6/3 and drops the peer's routes.
+    pub async fn remove_peer(&self, address: IpAddr) -> Result<(), SpeakerError> {
+        self.ask(|r| Command::RemovePeer(address, r)).await?
+    }
+
+    /// Originates `prefixes` with the given standard communities
+    /// (`asn << 16 | value`); re-originating replaces the communities.
+    pub async fn originate(
+        &self,
+        prefixes: Vec<IpNet>,
+        communities: Vec<u32>,
+    ) -> Result<(), SpeakerError> {
+        self.ask(|r| Command::Originate(prefixes, communities, r))
+            .await
+    }
+
+    pub async fn withdraw(&self, prefixes: Vec<IpNet>) -> Result<(), SpeakerError> {
+        self.ask(|r| Command::Withdraw(prefixes, r)).await
+    }
+
+    pub async fn peers(&self) -> Result<Vec<PeerStatus>, SpeakerError> {
+        self.ask(Command::Peers).await
+    }
+
+    pub async fn peer(&self, address: IpAddr) -> Result<PeerStatus, SpeakerError> {
+        self.peers()
+            .await?
+            .into_iter()
+            .find(|p| p.config.address == address)
+            .ok_or(SpeakerError::UnknownPeer(address))
+    }
+
+    /// The Loc-RIB now, then every best-path change after it.
+    pub async fn watch(&self) -> Result<BestPathWatch, SpeakerError> {
+        self.ask(Command::Watch).await
+    }
+
+    /// The current best paths (the snapshot part of [`Speaker::watch`]).
+    pub async fn best_paths(&self) -> Result<Vec<BestPath>, SpeakerError> {
+        Ok(self.watch().await?.snapshot)
+    }
+
+    /// Sends Cease to every peer and stops the core.
+    pub async fn shutdown(&self) -> Result<(), SpeakerError> {
+        self.ask(Command::Shutdown).await
+    }
+}

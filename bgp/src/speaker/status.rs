@@ -1,0 +1,22 @@
+//! What `ListPeers` shows for one peer.
+
+use crate::fsm::State;
+use crate::peer_config::PeerConfig;
+use std::time::SystemTime;
+
+#[derive(Debug, Clone)]
+pub struct PeerStatus {
+    pub config: PeerConfig,
+    pub state: State,
+    /// When `state` was entered.
+    pub since: SystemTime,
+    /// The last error or NOTIFICATION (sent or received), with the state
+    /// it happened in; kept after the session recovers.
+    pub last_error: Option<String>,
+    /// Prefixes in the peer's Adj-RIB-In (after RFC 7606 handling).
+    pub prefixes_received: u64,
+    /// Of those, the ones import policy accepted.
+    pub prefixes_accepted: u64,
+    /// Prefixes in the peer's Adj-RIB-Out.
+    pub prefixes_advertised: u64,
+}

@@ -1,0 +1,140 @@
+//! Tabby against a real BIRD 2, as eBGP and as iBGP peer: session up,
+//! prefixes both ways with the right next hop and AS path, withdrawals
+//! within a second, and a wrong AS refused with the right NOTIFICATION.
+
+mod common;
+
+use common::bird::{Bird, BirdPeer};
+use common::netns::{link, Netns};
+use common::tabby::{peer, Tabby};
+use common::{eventually, wait_until};
+use tabby_bgp::peer_config::LocalConfig;
+
+struct Lab {
+    bird: Bird,
+    tabby: Tabby,
+    t_addr: String,
+    b_addr: String,
+    b_peers: Vec<BirdPeer>,
+    _ns: (Netns, Netns),
+}
+
+fn lab(tag: &str, subnet: u8, tabby_as: u32, bird_as: u32, bird_thinks_tabby_as: u32) -> Lab {
+    let nt = Netns::new(&format!("{tag}t"));
+    let nb = Netns::new(&format!("{tag}b"));
+    let (ta, ba) = link(&nt, &nb, subnet, 1, 2);
+    let b_peers = vec![BirdPeer::new(
+        "tabby",
+        &ba,
+        bird_as,
+        &ta,
+        bird_thinks_tabby_as,
+    )];
+    let bird = Bird::start(&nb, &ba, &b_peers, &["10.211.0.0/24"]);
+    let local = LocalConfig::new(ta.parse().unwrap(), tabby_as);
+    let tabby = Tabby::start(&nt, local, &ta, vec![peer(&ba, bird_as)]);
+    Lab {
+        bird,
+        tabby,
+        t_addr: ta,
+        b_addr: ba,
+        b_peers,
+        _ns: (nt, nb),
+    }
+}
+
+fn exchange(l: &Lab, tabby_as: u32, bird_as: u32) {
+    let ebgp = tabby_as != bird_as;
+    wait_until("BIRD Established with Tabby", 20.0, || {
+        l.bird.established("tabby")
+    });
+    wait_until("Tabby Established with BIRD", 5.0, || {
+        l.tabby.established(&l.b_addr)
+    });
+
+    // Tabby -> BIRD.
+    l.tabby.originate(&["10.210.0.0/24"]);
+    wait_until("BIRD learns 10.210.0.0/24", 5.0, || {
+        l.bird.route("10.210.0.0/24").is_some()
+    });
+    let r = l.bird.route("10.210.0.0/24").unwrap();
+    assert!(r.contains(&format!("BGP.next_hop: {}", l.t_addr)), "{r}");
+    if ebgp {
+        assert!(r.contains(&format!("BGP.as_path: {tabby_as}\n")), "{r}");
+    } else {
+        assert!(r.contains("BGP.as_path: \n"), "{r}");
+        assert!(r.contains("BGP.local_pref: 100"), "{r}");
+    }
+
+    // BIRD -> Tabby.
+    wait_until("Tabby learns 10.211.0.0/24", 5.0, || {
+        l.tabby.best("10.211.0.0/24").is_some()
+    });
+    let b = l.tabby.best("10.211.0.0/24").unwrap();
+    assert_eq!(b.next_hop, Some(l.b_addr.parse().unwrap()));
+    assert_eq!(b.from_peer, Some(l.b_addr.parse().unwrap()));
+    let want: Vec<u32> = if ebgp { vec![bird_as] } else { vec![] };
+    assert_eq!(b.as_path, want);
+    let st = l.tabby.peer(&l.b_addr);
+    assert_eq!(
+        (st.prefixes_received, st.prefixes_accepted),
+        (1, 1),
+        "{st:?}"
+    );
+    assert_eq!(st.prefixes_advertised, 1, "{st:?}");
+
+    // Withdraw both ways, each within a second.
+    l.tabby.withdraw(&["10.210.0.0/24"]);
+    assert!(
+        eventually(1.0, || l.bird.route("10.210.0.0/24").is_none()),
+        "BIRD still has 10.210.0.0/24 a second after Tabby withdrew it"
+    );
+    l.bird.reconfigure(&l.b_addr, &l.b_peers, &[]);
+    assert!(
+        eventually(1.0, || l.tabby.best("10.211.0.0/24").is_none()),
+        "Tabby still has 10.211.0.0/24 a second after BIRD withdrew it"
+    );
+}
+
+#[test]
+fn ebgp_with_bird() {
+    let l = lab("be", 10, 65000, 65001, 65000);
+    exchange(&l, 65000, 65001);
+}
+
+#[test]
+fn ibgp_with_bird() {
+    let l = lab("bi", 11, 65000, 65000, 65000);
+    exchange(&l, 65000, 65000);
+}
+
+#[test]
+fn wrong_as_is_refused_with_bad_peer_as() {
+    // BIRD says it is AS 65001; Tabby expects 65009. BIRD thinks Tabby is
+    // 65000, which is right, so only Tabby's check fails.
+    let nt = Netns::new("bwt");
+    let nb = Netns::new("bwb");
+    let (ta, ba) = link(&nt, &nb, 12, 1, 2);
+    let bird = Bird::start(
+        &nb,
+        &ba,
+        &[BirdPeer::new("tabby", &ba, 65001, &ta, 65000)],
+        &[],
+    );
+    let local = LocalConfig::new(ta.parse().unwrap(), 65000);
+    let tabby = Tabby::start(&nt, local, &ta, vec![peer(&ba, 65009)]);
+    wait_until("BIRD reports Bad peer AS", 20.0, || {
+        l_contains(&bird.protocol("tabby"), "Bad peer AS")
+    });
+    let st = tabby.peer(&ba);
+    let err = st.last_error.clone().unwrap_or_default();
+    assert!(
+        err.to_lowercase().contains("bad peer as"),
+        "Tabby's status: {st:?}"
+    );
+    assert_ne!(st.state, tabby_bgp::fsm::State::Established);
+}
+
+fn l_contains(s: &str, what: &str) -> bool {
+    s.contains(what)
+}

@@ -1,0 +1,230 @@
+//! Packing many prefixes that share attributes into as few UPDATEs as fit
+//! in 4096 octets: IPv4 in the NLRI / Withdrawn Routes fields, IPv6 in
+//! MP_REACH_NLRI / MP_UNREACH_NLRI. The shared attributes are encoded once.
+
+use super::attrs_enc::encode_attrs;
+use super::codes::{attr, flag, msg_type};
+use super::error::EncodeError;
+use super::nlri;
+use super::types::{
+    Afi, Family, Message, MpUnreach, PathAttributes, SessionContext, Update, HEADER_LEN,
+    MAX_MESSAGE_LEN,
+};
+use ipnet::IpNet;
+use std::iter::Peekable;
+
+fn begin(out: &mut Vec<u8>) -> usize {
+    let start = out.len();
+    out.extend_from_slice(&[0xff; 16]);
+    out.extend_from_slice(&[0, 0, msg_type::UPDATE]);
+    start
+}
+
+fn set_u16(out: &mut [u8], at: usize, v: usize) {
+    // Every length here is bounded by MAX_MESSAGE_LEN, so it fits.
+    out[at..at + 2].copy_from_slice(&(v as u16).to_be_bytes());
+}
+
+fn prefix_len_on_wire(p: &IpNet) -> usize {
+    nlri::encoded_len(p.prefix_len())
+}
+
+fn put_prefix(p: &IpNet, out: &mut Vec<u8>) {
+    match p {
+        IpNet::V4(p) => nlri::encode_v4(p, out),
+        IpNet::V6(p) => nlri::encode_v6(p, out),
+    }
+}
+
+/// Appends prefixes while the message starting at `start` stays within
+/// 4096 octets once `reserve` more are added; returns how many.
+fn fill<'a>(
+    it: &mut Peekable<impl Iterator<Item = &'a IpNet>>,
+    start: usize,
+    reserve: usize,
+    out: &mut Vec<u8>,
+) -> usize {
+    let mut n = 0;
+    while let Some(p) = it.peek() {
+        if out.len() - start + reserve + prefix_len_on_wire(p) > MAX_MESSAGE_LEN {
+            break;
+        }
+        put_prefix(p, out);
+        it.next();
+        n += 1;
+    }
+    n
+}
+
+fn too_long(what: &'static str, len: usize) -> EncodeError {
+    EncodeError::TooLong { what, len }
+}
+
+/// Announces `prefixes` with `attrs`. IPv4 prefixes take `attrs.next_hop`;
+/// IPv6 ones take the next hops of `attrs.mp_reach` (its own NLRI are
+/// ignored). Returns the number of messages appended; on error, none are.
+pub fn encode_announce(
+    attrs: &PathAttributes,
+    prefixes: &[IpNet],
+    ctx: &SessionContext,
+    out: &mut Vec<u8>,
+) -> Result<usize, EncodeError> {
+    let begin_len = out.len();
+    let r = announce(attrs, prefixes, ctx, out);
+    if r.is_err() {
+        out.truncate(begin_len);
+    }
+    r
+}
+
+fn announce(
+    attrs: &PathAttributes,
+    prefixes: &[IpNet],
+    ctx: &SessionContext,
+    out: &mut Vec<u8>,
+) -> Result<usize, EncodeError> {
+    let mut count = 0;
+    let mut v4 = prefixes
+        .iter()
+        .filter(|p| matches!(p, IpNet::V4(_)))
+        .peekable();
+    if v4.peek().is_some() {
+        if attrs.next_hop.is_none() {
+            return Err(EncodeError::Invalid {
+                field: "NEXT_HOP",
+                reason: "IPv4 prefixes need a next hop".into(),
+            });
+        }
+        let mut base = Vec::new();
+        encode_attrs(attrs, ctx, false, &mut base)?;
+        while v4.peek().is_some() {
+            let start = begin(out);
+            out.extend_from_slice(&[0, 0]);
+            out.extend_from_slice(&(base.len() as u16).to_be_bytes());
+            out.extend_from_slice(&base);
+            if fill(&mut v4, start, 0, out) == 0 {
+                return Err(too_long("shared path attributes", out.len() - start));
+            }
+            let len = out.len() - start;
+            set_u16(out, start + 16, len);
+            count += 1;
+        }
+    }
+    let mut v6 = prefixes
+        .iter()
+        .filter(|p| matches!(p, IpNet::V6(_)))
+        .peekable();
+    if v6.peek().is_some() {
+        let reach = match &attrs.mp_reach {
+            Some(r) if r.family.afi == Afi::Ipv6 => r,
+            _ => {
+                return Err(EncodeError::Invalid {
+                    field: "MP_REACH_NLRI",
+                    reason: "IPv6 prefixes need an IPv6 MP_REACH_NLRI next hop".into(),
+                })
+            }
+        };
+        // NEXT_HOP only describes IPv4 NLRI (RFC 4760 §3); leave it out.
+        let mut base = Vec::new();
+        let rest = PathAttributes {
+            next_hop: None,
+            mp_reach: None,
+            mp_unreach: None,
+            ..attrs.clone()
+        };
+        encode_attrs(&rest, ctx, false, &mut base)?;
+        let mut mp_head = Vec::new();
+        super::attrs_enc::encode_mp_reach_with(reach, &[], &mut mp_head)?;
+        // Re-emit the MP_REACH header with the extended length so it can
+        // hold up to a whole message of prefixes.
+        let mp_value = mp_head.get(3..).unwrap_or_default().to_vec();
+        while v6.peek().is_some() {
+            let start = begin(out);
+            out.extend_from_slice(&[0, 0, 0, 0]);
+            let attrs_at = out.len();
+            out.extend_from_slice(&[
+                flag::OPTIONAL | flag::EXTENDED_LENGTH,
+                attr::MP_REACH_NLRI,
+                0,
+                0,
+            ]);
+            out.extend_from_slice(&mp_value);
+            let n = fill(&mut v6, start, base.len(), out);
+            if n == 0 {
+                return Err(too_long(
+                    "shared path attributes",
+                    out.len() - start + base.len(),
+                ));
+            }
+            let mp_len = out.len() - attrs_at - 4;
+            set_u16(out, attrs_at + 2, mp_len);
+            out.extend_from_slice(&base);
+            let alen = out.len() - attrs_at;
+            set_u16(out, attrs_at - 2, alen);
+            let len = out.len() - start;
+            set_u16(out, start + 16, len);
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
+/// Withdraws `prefixes`; returns the number of messages appended.
+pub fn encode_withdraw(prefixes: &[IpNet], out: &mut Vec<u8>) -> usize {
+    let mut count = 0;
+    let mut v4 = prefixes
+        .iter()
+        .filter(|p| matches!(p, IpNet::V4(_)))
+        .peekable();
+    while v4.peek().is_some() {
+        let start = begin(out);
+        out.extend_from_slice(&[0, 0]);
+        let n = fill(&mut v4, start, 2, out);
+        debug_assert!(n > 0);
+        let wlen = out.len() - start - HEADER_LEN - 2;
+        set_u16(out, start + HEADER_LEN, wlen);
+        out.extend_from_slice(&[0, 0]);
+        let len = out.len() - start;
+        set_u16(out, start + 16, len);
+        count += 1;
+    }
+    let mut v6 = prefixes
+        .iter()
+        .filter(|p| matches!(p, IpNet::V6(_)))
+        .peekable();
+    while v6.peek().is_some() {
+        let start = begin(out);
+        out.extend_from_slice(&[0, 0, 0, 0]);
+        let attrs_at = out.len();
+        out.extend_from_slice(&[
+            flag::OPTIONAL | flag::EXTENDED_LENGTH,
+            attr::MP_UNREACH_NLRI,
+            0,
+            0,
+        ]);
+        out.extend_from_slice(&Family::IPV6_UNICAST.afi_wire().to_be_bytes());
+        out.push(Family::IPV6_UNICAST.safi_wire());
+        fill(&mut v6, start, 0, out);
+        let mp_len = out.len() - attrs_at - 4;
+        set_u16(out, attrs_at + 2, mp_len);
+        let alen = out.len() - attrs_at;
+        set_u16(out, attrs_at - 2, alen);
+        let len = out.len() - start;
+        set_u16(out, start + 16, len);
+        count += 1;
+    }
+    count
+}
+
+/// RFC 4724 End-of-RIB for `family`.
+pub fn encode_end_of_rib(family: Family, out: &mut Vec<u8>) {
+    let mut u = Update::default();
+    if family != Family::IPV4_UNICAST {
+        u.attrs.mp_unreach = Some(MpUnreach {
+            family,
+            withdrawn: vec![],
+        });
+    }
+    // Tiny fixed-size messages: encoding cannot fail.
+    let _ = super::encode(&Message::Update(u), &SessionContext::default(), out);
+}

@@ -4,5 +4,10 @@
 //! configuration and consumes its best-path stream through the `Bgp` gRPC
 //! service defined in `tabby-proto`.
 
-pub mod wire;
+pub mod fsm;
+pub mod peer_config;
+pub mod policy;
+pub mod rib;
+pub mod speaker;
 pub mod transport;
+pub mod wire;

@@ -167,6 +167,19 @@ fn forward_rules_go_into_foreign_chains_and_come_out_exactly() {
         .changed
     );
 
+    // kube-proxy's table is left alone (its rejects are service semantics).
+    ns.must(
+        "nft add table ip kube-proxy && nft add chain ip kube-proxy forward \
+         '{ type filter hook forward priority -101; policy accept; }' && \
+         nft add rule ip kube-proxy forward ct state invalid drop",
+    );
+    let r = reconcile(
+        &ns,
+        vec![pool("10.244.0.0/16", false), pool("10.245.0.0/16", true)],
+    );
+    assert!(!r.changed, "{r:?}");
+    assert!(!ns.must("nft list table ip kube-proxy").contains("tabby"));
+
     // Someone puts a rule above ours, and deletes one of ours.
     let handle = fw[1]["handle"].as_u64().unwrap();
     ns.must(&format!(

@@ -26,8 +26,9 @@
 //! tables, two rules tagged with the comment `tabby:forward`:
 //! `ip saddr {pools} accept` and `ip daddr {pools} accept`. Chains with an
 //! accept policy get them too, since they can still end in a drop or reject
-//! rule (firewalld does). Only rules carrying that tag are ever changed or
-//! deleted. A firewall reload that rebuilds its chains removes them; the
+//! rule (firewalld does). kube-proxy's own table is skipped: its forward
+//! rejects (services without endpoints) are meant for pods too. Only rules
+//! carrying that tag are ever changed or deleted. A firewall reload that rebuilds its chains removes them; the
 //! next reconcile pass puts them back.
 //!
 //! Limits: rules in iptables-legacy (not nftables) are out of reach of nft;

@@ -15,6 +15,11 @@ pub const CHAIN_NAT: &str = "nat-outgoing";
 /// Comment on every rule Tabby places in a chain it does not own.
 pub const FORWARD_TAG: &str = "tabby:forward";
 pub const NAT_TAG: &str = "tabby:nat-outgoing";
+/// Tables whose owner rewrites them wholesale and whose forward rejects
+/// are service semantics, not a host firewall: kube-proxy's nftables mode
+/// rejects traffic to services without endpoints in its forward chain, and
+/// an accept above that would turn a fast reject into a timeout.
+pub const SKIP_TABLES: &[&str] = &["kube-proxy"];
 
 /// Inclusive IPv4 ranges, sorted, with overlapping and adjacent ones merged.
 pub type Ranges = Vec<(u32, u32)>;
@@ -240,7 +245,9 @@ pub fn parse(doc: &Value) -> Result<Ruleset, String> {
                 } else {
                     own.foreign.push(format!("chain {}", s(c, "name")));
                 }
-            } else if s(c, "hook") == "forward" && matches!(s(c, "family").as_str(), "ip" | "inet")
+            } else if s(c, "hook") == "forward"
+                && matches!(s(c, "family").as_str(), "ip" | "inet")
+                && !SKIP_TABLES.contains(&s(c, "table").as_str())
             {
                 rs.forward_chains.push(ForwardChain {
                     family: s(c, "family"),

@@ -10,6 +10,7 @@ use crate::peer_config::{LocalConfig, PeerConfig};
 use crate::rib::{family_of, PeerExport, Rib, RibChanges};
 use crate::transport::{Incoming, Listener, ReadError};
 use crate::wire::{encode_announce, encode_end_of_rib, encode_withdraw, Message, SessionContext};
+use ipnet::IpNet;
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
@@ -161,8 +162,7 @@ impl Core {
                 let _ = reply.send(self.remove_peer(addr));
             }
             Command::Originate(prefixes, communities, reply) => {
-                let changes = self.rib.originate(&prefixes, &communities);
-                self.dispatch(changes, None);
+                self.originate(&prefixes, &communities);
                 let _ = reply.send(());
             }
             Command::Withdraw(prefixes, reply) => {
@@ -184,6 +184,11 @@ impl Core {
             }
             Command::Shutdown(_) => unreachable!("handled by run"),
         }
+    }
+
+    pub fn originate(&mut self, prefixes: &[IpNet], communities: &[u32]) {
+        let changes = self.rib.originate(prefixes, communities);
+        self.dispatch(changes, None);
     }
 
     pub fn add_peer(&mut self, cfg: PeerConfig) -> Result<(), SpeakerError> {

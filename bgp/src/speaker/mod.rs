@@ -26,6 +26,9 @@ pub struct SpeakerConfig {
     /// `None`: no listening socket (every peer is connected to actively).
     pub listen: Option<SocketAddr>,
     pub peers: Vec<PeerConfig>,
+    /// Prefixes originated from the start, before any session comes up, so
+    /// a restarted speaker's first dump (and End-of-RIB) already holds them.
+    pub originate: Vec<IpNet>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +82,7 @@ impl Speaker {
         let listen = listener.as_ref().and_then(|l| l.local_addr().ok());
         let (tx, rx) = mpsc::unbounded_channel();
         let mut core = core::Core::new(config.local, listener, tx.clone());
+        core.originate(&config.originate, &[]);
         for peer in config.peers {
             core.add_peer(peer)?;
         }

@@ -161,3 +161,30 @@ pub fn in_ns<T: Send + 'static>(
     rt.block_on(rt.spawn(fut))
         .expect("task inside the namespace panicked")
 }
+
+/// A shared segment: a bridge in `hub` holding `10.179.{subnet}.1`, and
+/// one veth per member plugged into it, members getting `.2`, `.3`, ...
+/// (so every member's address is on-link for every other: route
+/// reflection keeps next hops unchanged).
+pub fn lan(hub: &Netns, subnet: u8, members: &[&Netns]) -> Vec<String> {
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let br = format!("br{subnet}x{n}");
+    hub.ip(&["link", "add", &br, "type", "bridge"]);
+    hub.ip(&["addr", "add", &format!("10.179.{subnet}.1/24"), "dev", &br]);
+    hub.ip(&["link", "set", &br, "up"]);
+    let mut out = Vec::new();
+    for (i, m) in members.iter().enumerate() {
+        let k = SEQ.fetch_add(1, Ordering::Relaxed);
+        let (ih, im) = (format!("vh{subnet}x{k}"), format!("vm{subnet}x{k}"));
+        hub.ip(&[
+            "link", "add", &ih, "type", "veth", "peer", "name", &im, "netns", &m.name,
+        ]);
+        hub.ip(&["link", "set", &ih, "master", &br]);
+        hub.ip(&["link", "set", &ih, "up"]);
+        let addr = format!("10.179.{subnet}.{}", i + 2);
+        m.ip(&["addr", "add", &format!("{addr}/24"), "dev", &im]);
+        m.ip(&["link", "set", &im, "up"]);
+        out.push(addr);
+    }
+    out
+}

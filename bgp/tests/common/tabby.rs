@@ -22,6 +22,16 @@ pub fn peer(address: &str, remote_as: u32) -> PeerConfig {
 
 impl Tabby {
     pub fn start(ns: &Netns, local: LocalConfig, listen: &str, peers: Vec<PeerConfig>) -> Tabby {
+        Self::start_with(ns, local, listen, peers, Vec::new())
+    }
+
+    pub fn start_with(
+        ns: &Netns,
+        local: LocalConfig,
+        listen: &str,
+        peers: Vec<PeerConfig>,
+        originate: Vec<ipnet::IpNet>,
+    ) -> Tabby {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
@@ -36,6 +46,7 @@ impl Tabby {
                 local,
                 listen: Some(listen),
                 peers,
+                originate,
             })
             .await
         })

@@ -32,20 +32,30 @@ fn stats(mut lat: Vec<Duration>, total: Duration) -> Stats {
     }
 }
 
-async fn assign_bench(ds: Arc<dyn Datastore>) -> Stats {
+/// `cached`: the store as tabby-node runs it (watch-fed cache, one
+/// transaction per assignment); otherwise every read goes to the store.
+async fn assign_bench(ds: Arc<dyn Datastore>, cached: bool, pool: &str) -> Stats {
     let mut spec = IpPoolSpec {
-        cidr: "10.80.0.0/16".into(),
+        cidr: pool.into(),
         ..Default::default()
     };
     spec.fill_defaults(false);
-    ds.create(Resource::IpPool(Object::new("IPPool", "bench", spec)))
+    ds.create(Resource::IpPool(Object::new("IPPool", pool, spec)))
         .await
         .unwrap();
-    let ipam = Ipam::new(DatastoreIpam::new(ds));
+    let store = if cached {
+        let s = DatastoreIpam::cached(ds);
+        assert!(s.wait_ready(Duration::from_secs(10)).await, "cache loads");
+        s
+    } else {
+        DatastoreIpam::new(ds)
+    };
+    let ipam = Ipam::new(store);
+    let node = format!("bench-node-{}", pool.replace(['.', '/'], "-"));
     let mut lat = Vec::with_capacity(N);
     let start = Instant::now();
     for i in 0..N {
-        let req = AssignRequest::new(&format!("k8s-pod-network.bench-{i}"), "bench-node");
+        let req = AssignRequest::new(&format!("k8s-pod-network.bench-{pool}-{i}"), &node);
         let t = Instant::now();
         ipam.auto_assign(&req).await.unwrap();
         lat.push(t.elapsed());
@@ -92,18 +102,20 @@ fn row(name: &str, s: &Stats) {
 async fn main() {
     let etcd = common::Etcd::start().await;
     let raw = raw_txn_bench(&etcd.endpoint).await;
-    let on_etcd = assign_bench(etcd.client().await).await;
+    let on_etcd = assign_bench(etcd.client().await, true, "10.80.0.0/16").await;
+    let uncached = assign_bench(etcd.client().await, false, "10.81.0.0/16").await;
     let dir = tempfile::tempdir().unwrap();
     let sqlite: Arc<dyn Datastore> = Arc::new(
         SqliteStore::open(&dir.path().join("bench.db"))
             .await
             .unwrap(),
     );
-    let on_sqlite = assign_bench(sqlite).await;
+    let on_sqlite = assign_bench(sqlite, true, "10.82.0.0/16").await;
 
     println!("IPAM benchmark: {N} sequential single-address assignments, one node");
     row("raw etcd CAS transaction", &raw);
     row("assign (etcd)", &on_etcd);
+    row("assign (etcd, no cache)", &uncached);
     row("assign (sqlite)", &on_sqlite);
     let ratio = on_etcd.rate / raw.rate;
     println!(

@@ -1,7 +1,13 @@
 //! The IPAM allocator's store, over Tabby's datastore: Calico resources in,
 //! `tabby_ipam` types out. Every write keeps the datastore's CAS.
+//!
+//! A long-running allocator (tabby-node) uses [`DatastoreIpam::cached`]:
+//! pools, config, labels, affinities and blocks come from a watch-fed
+//! cache (see `ipam_cache`), and an assignment is one transaction.
+//! One-shot tools use [`DatastoreIpam::new`], which reads through.
 
-use crate::datastore::{Datastore, Error};
+use crate::datastore::{Datastore, Error, TxnWrite};
+use crate::ipam_cache::{follow, Converted, IpamCache, Item};
 use crate::resources::ipam::{
     affinity_name, block_name, AffinityState as ResState, AllocationAttribute, BlockAffinitySpec,
     IpamBlockSpec, IpamHandleSpec,
@@ -16,16 +22,61 @@ use tabby_ipam::block::{Attribute, Block};
 use tabby_ipam::pool::{Pool, Use};
 use tabby_ipam::selector::Selector;
 use tabby_ipam::store::{
-    Affinity, AffinityState, Config, Handle, IpamStore, Revision, StoreError, Versioned,
+    Affinity, AffinityState, Config, Handle, IpamStore, Part, Revision, StoreError, Versioned,
+    Written,
 };
 
 pub struct DatastoreIpam {
     ds: Arc<dyn Datastore>,
+    cache: Option<Arc<IpamCache>>,
+    follower: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for DatastoreIpam {
+    fn drop(&mut self) {
+        if let Some(f) = &self.follower {
+            f.abort();
+        }
+    }
 }
 
 impl DatastoreIpam {
+    /// Reads through to the datastore on every call.
     pub fn new(ds: Arc<dyn Datastore>) -> Self {
-        DatastoreIpam { ds }
+        DatastoreIpam {
+            ds,
+            cache: None,
+            follower: None,
+        }
+    }
+
+    /// Keeps a watch-fed cache (a background task, stopped on drop) and
+    /// uses it for what rarely changes. Reads go through the datastore
+    /// until the first list is loaded.
+    pub fn cached(ds: Arc<dyn Datastore>) -> Self {
+        let cache = Arc::new(IpamCache::default());
+        let follower = tokio::spawn(follow(ds.clone(), cache.clone(), convert));
+        DatastoreIpam {
+            ds,
+            cache: Some(cache),
+            follower: Some(follower),
+        }
+    }
+
+    /// Waits (up to `timeout`) until the cache is loaded; for tests and
+    /// benchmarks that want the steady state from the first call.
+    pub async fn wait_ready(&self, timeout: std::time::Duration) -> bool {
+        let Some(c) = &self.cache else {
+            return false;
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !c.ready() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        true
     }
 
     async fn create(&self, r: Resource) -> Result<Revision, StoreError> {
@@ -39,6 +90,54 @@ impl DatastoreIpam {
         let stored = self.ds.update(r).await.map_err(store_err)?;
         Ok(stored.revision().unwrap_or_default())
     }
+
+    fn with_cache(&self, f: impl FnOnce(&IpamCache)) {
+        if let Some(c) = &self.cache {
+            f(c)
+        }
+    }
+}
+
+/// A followed resource as the cache keeps it.
+fn convert(r: &Resource) -> Converted {
+    Some(match r {
+        Resource::IpPool(p) => Ok(Item::Pool(
+            p.metadata.name.clone(),
+            pool_from(&p.metadata.name, &p.spec),
+        )),
+        Resource::Node(n) => Ok(Item::Labels(
+            n.metadata.name.clone(),
+            n.metadata.labels.clone(),
+        )),
+        Resource::IpamConfig(c) => Ok(Item::Config(config_from(&c.spec))),
+        Resource::BlockAffinity(_) => versioned_affinity(r).map(|a| Item::Affinity(a.value)),
+        Resource::IpamBlock(_) => versioned_block(r).map(|b| Item::Block(b.value)),
+        _ => return None,
+    })
+}
+
+fn config_from(c: &crate::resources::ipam::IpamConfigSpec) -> Config {
+    Config {
+        strict_affinity: c.strict_affinity,
+        auto_allocate_blocks: c.auto_allocate_blocks,
+        max_blocks_per_host: c.max_blocks_per_host,
+        reserved: Vec::new(),
+    }
+}
+
+/// Which part of a block+handle transaction an error is about.
+fn txn_err(e: Error) -> (Part, StoreError) {
+    let part = match &e {
+        Error::NotFound { kind, .. }
+        | Error::AlreadyExists { kind, .. }
+        | Error::Conflict { kind, .. }
+            if *kind == Kind::IpamHandle =>
+        {
+            Part::Handle
+        }
+        _ => Part::Block,
+    };
+    (part, store_err(e))
 }
 
 fn store_err(e: Error) -> StoreError {
@@ -205,6 +304,9 @@ fn handle_resource(h: &Handle) -> Resource {
 #[async_trait]
 impl IpamStore for DatastoreIpam {
     async fn pools(&self) -> Result<Vec<Pool>, StoreError> {
+        if let Some(p) = self.cache.as_ref().and_then(|c| c.pools()) {
+            return p;
+        }
         let l = self.ds.list(Kind::IpPool, None).await.map_err(store_err)?;
         l.items
             .iter()
@@ -216,6 +318,9 @@ impl IpamStore for DatastoreIpam {
     }
 
     async fn node_labels(&self, node: &str) -> Result<BTreeMap<String, String>, StoreError> {
+        if let Some(l) = self.cache.as_ref().and_then(|c| c.labels(node)) {
+            return Ok(l);
+        }
         match self.ds.get(Kind::Node, node).await {
             Ok(r) => Ok(r.metadata().labels.clone()),
             Err(Error::NotFound { .. }) => Ok(BTreeMap::new()),
@@ -224,13 +329,11 @@ impl IpamStore for DatastoreIpam {
     }
 
     async fn config(&self) -> Result<Config, StoreError> {
+        if let Some(c) = self.cache.as_ref().and_then(|c| c.config()) {
+            return Ok(c);
+        }
         match self.ds.get(Kind::IpamConfig, "default").await {
-            Ok(Resource::IpamConfig(c)) => Ok(Config {
-                strict_affinity: c.spec.strict_affinity,
-                auto_allocate_blocks: c.spec.auto_allocate_blocks,
-                max_blocks_per_host: c.spec.max_blocks_per_host,
-                reserved: Vec::new(),
-            }),
+            Ok(Resource::IpamConfig(c)) => Ok(config_from(&c.spec)),
             Ok(_) | Err(Error::NotFound { .. }) => Ok(Config::default()),
             Err(e) => Err(store_err(e)),
         }
@@ -242,7 +345,11 @@ impl IpamStore for DatastoreIpam {
             .get(Kind::IpamBlock, &block_name(&cidr.to_string()))
             .await
         {
-            Ok(r @ Resource::IpamBlock(_)) => versioned_block(&r).map(Some),
+            Ok(r @ Resource::IpamBlock(_)) => {
+                let b = versioned_block(&r)?;
+                self.with_cache(|c| c.put_block(&b.value, b.revision));
+                Ok(Some(b))
+            }
             Ok(_) | Err(Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(store_err(e)),
         }
@@ -254,23 +361,35 @@ impl IpamStore for DatastoreIpam {
             .list(Kind::IpamBlock, None)
             .await
             .map_err(store_err)?;
-        l.items.iter().map(versioned_block).collect()
+        let blocks: Vec<Versioned<Block>> =
+            l.items.iter().map(versioned_block).collect::<Result<_, _>>()?;
+        self.with_cache(|c| {
+            for b in &blocks {
+                c.put_block(&b.value, b.revision)
+            }
+        });
+        Ok(blocks)
     }
 
     async fn create_block(&self, block: &Block) -> Result<Revision, StoreError> {
-        self.create(block_resource(block)).await
+        let rev = self.create(block_resource(block)).await?;
+        self.with_cache(|c| c.put_block(block, rev));
+        Ok(rev)
     }
 
     async fn update_block(&self, block: &Block, rev: Revision) -> Result<Revision, StoreError> {
-        self.update(block_resource(block), rev).await
+        let rev = self.update(block_resource(block), rev).await?;
+        self.with_cache(|c| c.put_block(block, rev));
+        Ok(rev)
     }
 
     async fn delete_block(&self, cidr: IpNet, rev: Revision) -> Result<(), StoreError> {
         self.ds
             .delete(Kind::IpamBlock, &block_name(&cidr.to_string()), Some(rev))
             .await
-            .map(|_| ())
-            .map_err(store_err)
+            .map_err(store_err)?;
+        self.with_cache(|c| c.delete_block(cidr, rev));
+        Ok(())
     }
 
     async fn list_affinities(
@@ -283,34 +402,30 @@ impl IpamStore for DatastoreIpam {
             .list(Kind::BlockAffinity, prefix.as_deref())
             .await
             .map_err(store_err)?;
-        l.items
+        let affs: Vec<Versioned<Affinity>> = l
+            .items
             .iter()
-            .filter_map(|r| match r {
-                Resource::BlockAffinity(a) => Some(
-                    a.spec
-                        .cidr
-                        .parse::<IpNet>()
-                        .map(|cidr| Versioned {
-                            value: Affinity {
-                                node: a.spec.node.clone(),
-                                cidr,
-                                state: state_from(a.spec.state),
-                            },
-                            revision: r.revision().unwrap_or_default(),
-                        })
-                        .map_err(|e| corrupt(&format!("BlockAffinity {}", a.metadata.name), e)),
-                ),
-                _ => None,
-            })
-            .collect()
+            .filter(|r| matches!(r, Resource::BlockAffinity(_)))
+            .map(versioned_affinity)
+            .collect::<Result<_, _>>()?;
+        self.with_cache(|c| {
+            for a in &affs {
+                c.put_affinity(&a.value, a.revision)
+            }
+        });
+        Ok(affs)
     }
 
     async fn create_affinity(&self, a: &Affinity) -> Result<Revision, StoreError> {
-        self.create(affinity_resource(a)).await
+        let rev = self.create(affinity_resource(a)).await?;
+        self.with_cache(|c| c.put_affinity(a, rev));
+        Ok(rev)
     }
 
     async fn update_affinity(&self, a: &Affinity, rev: Revision) -> Result<Revision, StoreError> {
-        self.update(affinity_resource(a), rev).await
+        let rev = self.update(affinity_resource(a), rev).await?;
+        self.with_cache(|c| c.put_affinity(a, rev));
+        Ok(rev)
     }
 
     async fn delete_affinity(
@@ -326,8 +441,9 @@ impl IpamStore for DatastoreIpam {
                 Some(rev),
             )
             .await
-            .map(|_| ())
-            .map_err(store_err)
+            .map_err(store_err)?;
+        self.with_cache(|c| c.delete_affinity(node, cidr, rev));
+        Ok(())
     }
 
     async fn get_handle(&self, id: &str) -> Result<Option<Versioned<Handle>>, StoreError> {
@@ -362,6 +478,46 @@ impl IpamStore for DatastoreIpam {
             .map(|_| ())
             .map_err(store_err)
     }
+
+    async fn write_block_and_handle(
+        &self,
+        block: &Block,
+        block_rev: Revision,
+        handle: &Handle,
+        handle_rev: Option<Revision>,
+    ) -> Result<Written, (Part, StoreError)> {
+        let mut b = block_resource(block);
+        b.set_revision(block_rev);
+        let h = match handle_rev {
+            None => TxnWrite::Create(handle_resource(handle)),
+            Some(revision) if handle.blocks.is_empty() => TxnWrite::Delete {
+                kind: Kind::IpamHandle,
+                name: handle.id.clone(),
+                revision,
+            },
+            Some(rev) => {
+                let mut r = handle_resource(handle);
+                r.set_revision(rev);
+                TxnWrite::Update(r)
+            }
+        };
+        let deleted = matches!(h, TxnWrite::Delete { .. });
+        let revs = self
+            .ds
+            .transact(vec![TxnWrite::Update(b), h])
+            .await
+            .map_err(txn_err)?;
+        let (block_rev, handle_rev) = (revs[0], revs[1]);
+        self.with_cache(|c| c.put_block(block, block_rev));
+        Ok(Written {
+            block: block_rev,
+            handle: (!deleted).then_some(handle_rev),
+        })
+    }
+
+    async fn cached_affine_blocks(&self, node: &str) -> Option<Vec<Versioned<Block>>> {
+        self.cache.as_ref()?.affine_blocks(node)
+    }
 }
 
 fn versioned_block(r: &Resource) -> Result<Versioned<Block>, StoreError> {
@@ -372,6 +528,25 @@ fn versioned_block(r: &Resource) -> Result<Versioned<Block>, StoreError> {
         }),
         _ => Err(corrupt("IPAMBlock", "wrong kind")),
     }
+}
+
+fn versioned_affinity(r: &Resource) -> Result<Versioned<Affinity>, StoreError> {
+    let Resource::BlockAffinity(a) = r else {
+        return Err(corrupt("BlockAffinity", "wrong kind"));
+    };
+    let cidr = a
+        .spec
+        .cidr
+        .parse::<IpNet>()
+        .map_err(|e| corrupt(&format!("BlockAffinity {}", a.metadata.name), e))?;
+    Ok(Versioned {
+        value: Affinity {
+            node: a.spec.node.clone(),
+            cidr,
+            state: state_from(a.spec.state),
+        },
+        revision: r.revision().unwrap_or_default(),
+    })
 }
 
 fn versioned_handle(r: &Resource) -> Result<Versioned<Handle>, StoreError> {

@@ -5,5 +5,6 @@
 pub mod apply;
 pub mod datastore;
 pub mod grpc;
+mod ipam_cache;
 pub mod ipam_store;
 pub mod resources;

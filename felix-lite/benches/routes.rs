@@ -84,7 +84,9 @@ fn main() {
         return;
     }
     let ns = Netns::new("bench");
-    ns.ip(&["link", "add", "veth0", "type", "veth", "peer", "name", "veth1"]);
+    ns.ip(&[
+        "link", "add", "veth0", "type", "veth", "peer", "name", "veth1",
+    ]);
     ns.ip(&["addr", "add", "10.255.0.1/24", "dev", "veth0"]);
     ns.ip(&["link", "set", "veth0", "up"]);
     ns.ip(&["link", "set", "veth1", "up"]);
@@ -96,7 +98,11 @@ fn main() {
     let mut best_tabby = (Duration::MAX, Duration::MAX);
     for _ in 0..ROUNDS {
         let add = ip_batch(&ns, "add", &dsts);
-        assert_eq!(count_tabby_routes(&ns), dsts.len(), "ip -batch installed all");
+        assert_eq!(
+            count_tabby_routes(&ns),
+            dsts.len(),
+            "ip -batch installed all"
+        );
         let del = ip_batch(&ns, "del", &dsts);
         assert_eq!(count_tabby_routes(&ns), 0);
         best_ip = (best_ip.0.min(add), best_ip.1.min(del));

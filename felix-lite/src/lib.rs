@@ -13,4 +13,5 @@ pub mod mtu;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
+pub mod reconcile;
 pub mod sysctl;

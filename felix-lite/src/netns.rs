@@ -31,28 +31,43 @@ pub fn path(name: &str) -> PathBuf {
     PathBuf::from("/var/run/netns").join(name)
 }
 
-/// Runs `f` on a new thread inside namespace `name` and returns its result.
-pub fn run_in<T, F>(name: &str, f: F) -> Result<T, NetnsError>
-where
-    T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
-{
+/// Moves the calling thread into namespace `name` (for a thread that is
+/// dedicated to that namespace, such as the reconciler's).
+pub fn enter_current_thread(name: &str) -> Result<(), NetnsError> {
     let path = path(name);
     let file = File::open(&path).map_err(|source| NetnsError::Open {
         name: name.to_string(),
         path: path.clone(),
         source,
     })?;
+    // SAFETY: setns on a valid fd we own; affects only this thread.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc != 0 {
+        return Err(NetnsError::Enter {
+            name: name.to_string(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+/// Runs `f` on a new thread inside namespace `name` and returns its result.
+pub fn run_in<T, F>(name: &str, f: F) -> Result<T, NetnsError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    // Open in the caller's thread so a missing namespace is reported before
+    // a thread is spawned.
+    let path = path(name);
+    File::open(&path).map_err(|source| NetnsError::Open {
+        name: name.to_string(),
+        path: path.clone(),
+        source,
+    })?;
     let owned = name.to_string();
     let handle = std::thread::spawn(move || -> Result<T, NetnsError> {
-        // SAFETY: setns on a valid fd we own; affects only this thread.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        if rc != 0 {
-            return Err(NetnsError::Enter {
-                name: owned,
-                source: std::io::Error::last_os_error(),
-            });
-        }
+        enter_current_thread(&owned)?;
         Ok(f())
     });
     handle.join().map_err(|_| NetnsError::Panicked {

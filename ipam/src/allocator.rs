@@ -6,9 +6,10 @@
 //! a CAS; a conflict re-reads and retries, with jittered backoff, up to a
 //! bound, after which the caller gets a clear "try again" error.
 //!
-//! Order of writes for an assignment: block first, then handle. A crash in
-//! between leaves addresses whose handle record is missing; release by
-//! handle therefore falls back to scanning blocks when the handle record is
+//! An assignment writes the block and its handle record in one transaction
+//! ([`IpamStore::write_block_and_handle`]). Records written by older
+//! versions or other tools may still be missing; release by handle
+//! therefore falls back to scanning blocks when the handle record is
 //! absent, so nothing is leaked for good.
 
 use crate::block::{Attribute, Block};
@@ -144,8 +145,19 @@ impl<S: IpamStore> Ipam<S> {
         &self,
         req: &AssignRequest,
     ) -> Result<(Vec<IpAddr>, Vec<IpAddr>), IpamError> {
-        let v4 = self.assign_family(req, false, req.num_v4).await?;
-        match self.assign_family(req, true, req.num_v6).await {
+        // Assumed absent (a new workload's handle) until a write says
+        // otherwise: that saves a read on the common path.
+        let mut handle = HandleState {
+            value: Handle {
+                id: req.handle_id.clone(),
+                blocks: BTreeMap::new(),
+            },
+            rev: None,
+        };
+        let v4 = self
+            .assign_family(req, false, req.num_v4, &mut handle)
+            .await?;
+        match self.assign_family(req, true, req.num_v6, &mut handle).await {
             Ok(v6) => Ok((v4, v6)),
             Err(e) => {
                 self.release_ips(&v4).await?;
@@ -159,6 +171,7 @@ impl<S: IpamStore> Ipam<S> {
         req: &AssignRequest,
         v6: bool,
         want: usize,
+        handle: &mut HandleState,
     ) -> Result<Vec<IpAddr>, IpamError> {
         if want == 0 {
             return Ok(Vec::new());
@@ -185,6 +198,40 @@ impl<S: IpamStore> Ipam<S> {
         let mut limit_hit = false;
 
         let result: Result<(), IpamError> = async {
+            // 0. The fast path: this host's blocks as the store's cache last
+            // saw them. A stale copy fails its CAS and sends us to step 1,
+            // which reads through.
+            if let Some(cached) = self.store.cached_affine_blocks(&req.node).await {
+                for vb in cached {
+                    if !in_pools(&vb.value.cidr)
+                        || vb.value.deleted
+                        || vb.value.host() != Some(req.node.as_str())
+                    {
+                        continue;
+                    }
+                    let t = self.take_from(
+                        vb,
+                        want - got.len(),
+                        &attr,
+                        &pools,
+                        &cfg,
+                        req.use_for,
+                        handle,
+                        &mut conflicts,
+                    );
+                    match t.await? {
+                        Take::Got(ips) => got.extend(ips),
+                        Take::Empty => continue,
+                        Take::Conflict => {
+                            conflicts.hit().await?;
+                            break;
+                        }
+                    }
+                    if got.len() == want {
+                        return Ok(());
+                    }
+                }
+            }
             'outer: while got.len() < want {
                 // 1. This host's confirmed blocks.
                 let affs: Vec<IpNet> = self
@@ -203,7 +250,16 @@ impl<S: IpamStore> Ipam<S> {
                         continue;
                     }
                     match self
-                        .take_from(vb, want - got.len(), &attr, &pools, &cfg, req.use_for)
+                        .take_from(
+                            vb,
+                            want - got.len(),
+                            &attr,
+                            &pools,
+                            &cfg,
+                            req.use_for,
+                            handle,
+                            &mut conflicts,
+                        )
                         .await?
                     {
                         Take::Got(ips) => got.extend(ips),
@@ -242,7 +298,16 @@ impl<S: IpamStore> Ipam<S> {
                             continue;
                         }
                         match self
-                            .take_from(vb, want - got.len(), &attr, &pools, &cfg, req.use_for)
+                            .take_from(
+                                vb,
+                                want - got.len(),
+                                &attr,
+                                &pools,
+                                &cfg,
+                                req.use_for,
+                                handle,
+                                &mut conflicts,
+                            )
                             .await?
                         {
                             Take::Got(ips) => {
@@ -297,8 +362,11 @@ impl<S: IpamStore> Ipam<S> {
         Ok(got)
     }
 
-    /// Assigns up to `n` from one block (CAS), then records them on the
-    /// handle.
+    /// Assigns up to `n` from one block and records them on the handle,
+    /// in one transaction: a block CAS that fails means someone else
+    /// changed the block (re-read it); a handle that isn't as we thought is
+    /// read and the write retried.
+    #[allow(clippy::too_many_arguments)]
     async fn take_from(
         &self,
         vb: Versioned<Block>,
@@ -307,6 +375,8 @@ impl<S: IpamStore> Ipam<S> {
         pools: &[Pool],
         cfg: &Config,
         u: Use,
+        handle: &mut HandleState,
+        conflicts: &mut Conflicts,
     ) -> Result<Take, IpamError> {
         let mut b = vb.value;
         let cidr = b.cidr;
@@ -316,20 +386,45 @@ impl<S: IpamStore> Ipam<S> {
         if ips.is_empty() {
             return Ok(Take::Empty);
         }
-        match self.store.update_block(&b, vb.revision).await {
-            Ok(_) => {}
-            // NotFound: the block's host released it meanwhile; look again.
-            Err(StoreError::Conflict | StoreError::NotFound) => return Ok(Take::Conflict),
-            Err(e) => return Err(e.into()),
+        loop {
+            let mut h = handle.value.clone();
+            *h.blocks.entry(cidr).or_default() += ips.len() as u32;
+            match self
+                .store
+                .write_block_and_handle(&b, vb.revision, &h, handle.rev)
+                .await
+            {
+                Ok(w) => {
+                    handle.value = h;
+                    handle.rev = w.handle;
+                    return Ok(Take::Got(ips));
+                }
+                // NotFound: the block's host released it meanwhile; look again.
+                Err((Part::Block, StoreError::Conflict | StoreError::NotFound)) => {
+                    return Ok(Take::Conflict)
+                }
+                Err((
+                    Part::Handle,
+                    StoreError::Conflict | StoreError::NotFound | StoreError::AlreadyExists,
+                )) => {
+                    conflicts.hit().await?;
+                    *handle = match self.store.get_handle(&handle.value.id).await? {
+                        Some(v) => HandleState {
+                            value: v.value,
+                            rev: Some(v.revision),
+                        },
+                        None => HandleState {
+                            value: Handle {
+                                id: handle.value.id.clone(),
+                                blocks: BTreeMap::new(),
+                            },
+                            rev: None,
+                        },
+                    };
+                }
+                Err((_, e)) => return Err(e.into()),
+            }
         }
-        let handle = attr.handle_id.as_deref().unwrap_or_default();
-        if let Err(e) = self.adjust_handle(handle, cidr, ips.len() as i64).await {
-            // Without a handle record the addresses could only be found by
-            // a scan; give them back now rather than leak them.
-            self.release_ips(&ips).await?;
-            return Err(e);
-        }
-        Ok(Take::Got(ips))
     }
 
     async fn adjust_handle(&self, id: &str, block: IpNet, delta: i64) -> Result<(), IpamError> {
@@ -516,22 +611,53 @@ impl<S: IpamStore> Ipam<S> {
             if freed.is_empty() {
                 return Ok(Vec::new());
             }
-            match self.store.update_block(&b, vb.revision).await {
-                Ok(_) => {}
-                Err(StoreError::Conflict) => {
-                    conflicts.hit().await?;
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            }
             let mut per_handle: BTreeMap<String, i64> = BTreeMap::new();
             for (_, h) in &freed {
                 if let Some(h) = h {
                     *per_handle.entry(h.clone()).or_default() -= 1;
                 }
             }
-            for (h, d) in per_handle {
-                self.adjust_handle(&h, cidr, d).await?;
+            // One handle with a record (the usual release by handle): block
+            // and handle change in one transaction. Otherwise the block
+            // first, then each handle.
+            let single = match per_handle.iter().next() {
+                Some((id, d)) if per_handle.len() == 1 => {
+                    self.store.get_handle(id).await?.map(|vh| (vh, *d))
+                }
+                _ => None,
+            };
+            if let Some((vh, d)) = single {
+                let mut h = vh.value;
+                let left = i64::from(h.blocks.get(&cidr).copied().unwrap_or(0)) + d;
+                if left > 0 {
+                    h.blocks.insert(cidr, left as u32);
+                } else {
+                    h.blocks.remove(&cidr);
+                }
+                match self
+                    .store
+                    .write_block_and_handle(&b, vb.revision, &h, Some(vh.revision))
+                    .await
+                {
+                    Ok(_) => {}
+                    Err((_, StoreError::Conflict | StoreError::NotFound)) => {
+                        conflicts.hit().await?;
+                        continue;
+                    }
+                    Err((_, e)) => return Err(e.into()),
+                }
+            } else {
+                match self.store.update_block(&b, vb.revision).await {
+                    Ok(_) => {}
+                    Err(StoreError::Conflict) => {
+                        conflicts.hit().await?;
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                for (h, d) in per_handle {
+                    self.adjust_handle(&h, cidr, d).await?;
+                }
             }
             if b.is_empty() {
                 self.release_unneeded_affinity(cidr).await?;
@@ -596,6 +722,12 @@ impl<S: IpamStore> Ipam<S> {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// A request's handle record as its last write left it.
+struct HandleState {
+    value: Handle,
+    rev: Option<Revision>,
 }
 
 enum Take {

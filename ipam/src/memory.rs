@@ -177,4 +177,52 @@ impl IpamStore for MemoryIpamStore {
     async fn delete_handle(&self, id: &str, rev: Revision) -> Result<(), StoreError> {
         cas_delete(&mut self.lock().handles, &id.to_string(), rev)
     }
+    async fn write_block_and_handle(
+        &self,
+        block: &Block,
+        block_rev: Revision,
+        handle: &Handle,
+        handle_rev: Option<Revision>,
+    ) -> Result<Written, (Part, StoreError)> {
+        let g = &mut *self.lock();
+        // Check both before writing either: all or nothing.
+        match g.blocks.get(&block.cidr) {
+            None => return Err((Part::Block, StoreError::NotFound)),
+            Some(cur) if cur.revision != block_rev => {
+                return Err((Part::Block, StoreError::Conflict))
+            }
+            _ => {}
+        }
+        match (g.handles.get(&handle.id), handle_rev) {
+            (Some(_), None) => return Err((Part::Handle, StoreError::AlreadyExists)),
+            (None, Some(_)) => return Err((Part::Handle, StoreError::NotFound)),
+            (Some(cur), Some(r)) if cur.revision != r => {
+                return Err((Part::Handle, StoreError::Conflict))
+            }
+            _ => {}
+        }
+        let b = cas(
+            &mut g.blocks,
+            &mut g.rev,
+            block.cidr,
+            block.clone(),
+            Some(block_rev),
+        )
+        .map_err(|e| (Part::Block, e))?;
+        let h = match handle_rev {
+            Some(r) if handle.blocks.is_empty() => {
+                cas_delete(&mut g.handles, &handle.id, r).map_err(|e| (Part::Handle, e))?;
+                None
+            }
+            None if handle.blocks.is_empty() => None,
+            r => Some(
+                cas(&mut g.handles, &mut g.rev, handle.id.clone(), handle.clone(), r)
+                    .map_err(|e| (Part::Handle, e))?,
+            ),
+        };
+        Ok(Written {
+            block: b,
+            handle: h,
+        })
+    }
 }

@@ -83,6 +83,22 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+/// Which write of [`IpamStore::write_block_and_handle`] failed; nothing
+/// was written either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Block,
+    Handle,
+}
+
+/// Revisions after [`IpamStore::write_block_and_handle`]; `handle` is None
+/// when the handle was deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub block: Revision,
+    pub handle: Option<Revision>,
+}
+
 #[async_trait]
 pub trait IpamStore: Send + Sync {
     async fn pools(&self) -> Result<Vec<Pool>, StoreError>;
@@ -127,4 +143,25 @@ pub trait IpamStore: Send + Sync {
     async fn create_handle(&self, h: &Handle) -> Result<Revision, StoreError>;
     async fn update_handle(&self, h: &Handle, rev: Revision) -> Result<Revision, StoreError>;
     async fn delete_handle(&self, id: &str, rev: Revision) -> Result<(), StoreError>;
+
+    /// Writes `block` (CAS on `block_rev`) and `handle` as one transaction:
+    /// the handle is created when `handle_rev` is None, CAS-updated
+    /// otherwise, and deleted when it holds nothing. All or nothing, so an
+    /// assignment never exists in a block without its handle record.
+    async fn write_block_and_handle(
+        &self,
+        block: &Block,
+        block_rev: Revision,
+        handle: &Handle,
+        handle_rev: Option<Revision>,
+    ) -> Result<Written, (Part, StoreError)>;
+
+    /// `node`'s confirmed affine blocks as last seen, possibly stale, or
+    /// None when the store keeps no cache. The allocator only acts on them
+    /// through a CAS write (which fails if they are stale) and reads
+    /// through the store when that write fails, so staleness can cost a
+    /// retry but never a duplicate.
+    async fn cached_affine_blocks(&self, _node: &str) -> Option<Vec<Versioned<Block>>> {
+        None
+    }
 }

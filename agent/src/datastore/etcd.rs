@@ -193,6 +193,64 @@ impl Datastore for EtcdStore {
         }
     }
 
+    async fn transact(&self, writes: Vec<TxnWrite>) -> Result<Vec<Revision>, Error> {
+        let mut compares = Vec::with_capacity(writes.len());
+        let mut ops = Vec::with_capacity(writes.len());
+        let mut reads = Vec::with_capacity(writes.len());
+        for w in &writes {
+            let (kind, name) = w.target();
+            let key = etcd_keys::key(kind, &name);
+            match w {
+                TxnWrite::Create(r) => {
+                    let mut r = r.clone();
+                    prepare_create(&mut r);
+                    compares.push(Compare::version(key.clone(), CompareOp::Equal, 0));
+                    ops.push(TxnOp::put(key.clone(), etcd_keys::encode(&r), None));
+                }
+                TxnWrite::Update(r) => {
+                    let expected = required_revision(r)?;
+                    compares.push(Compare::mod_revision(
+                        key.clone(),
+                        CompareOp::Equal,
+                        expected as i64,
+                    ));
+                    ops.push(TxnOp::put(key.clone(), etcd_keys::encode(r), None));
+                }
+                TxnWrite::Delete { revision, .. } => {
+                    compares.push(Compare::mod_revision(
+                        key.clone(),
+                        CompareOp::Equal,
+                        *revision as i64,
+                    ));
+                    ops.push(TxnOp::delete(key.clone(), None));
+                }
+            }
+            reads.push(TxnOp::get(key, None));
+        }
+        let txn = Txn::new().when(compares).and_then(ops).or_else(reads);
+        let resp = self.client().txn(txn).await.map_err(unavailable)?;
+        if resp.succeeded() {
+            // One etcd transaction, one revision for every key it wrote.
+            return Ok(vec![Self::revision_of(&resp); writes.len()]);
+        }
+        // The else branch read every key, in order: find the first write
+        // whose precondition does not hold.
+        let current: Vec<Option<Revision>> = resp
+            .op_responses()
+            .into_iter()
+            .map(|op| match op {
+                TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.mod_revision() as Revision),
+                _ => None,
+            })
+            .collect();
+        for (w, cur) in writes.iter().zip(current) {
+            w.check(cur)?;
+        }
+        Err(Error::Unavailable(
+            "etcd refused a transaction whose preconditions all hold; try again".into(),
+        ))
+    }
+
     async fn watch(&self, kinds: &[Kind], from: Revision) -> Result<WatchStream, Error> {
         let prefix = match kinds {
             [one] => kind_prefix(*one),

@@ -143,6 +143,36 @@ impl Datastore for MemoryStore {
         Ok(current)
     }
 
+    async fn transact(&self, writes: Vec<TxnWrite>) -> Result<Vec<Revision>, Error> {
+        let mut g = self.lock();
+        for w in &writes {
+            let cur = g.items.get(&w.target()).and_then(Resource::revision);
+            w.check(cur)?;
+        }
+        let mut revs = Vec::with_capacity(writes.len());
+        for w in writes {
+            let key = w.target();
+            let stored = match w {
+                TxnWrite::Create(mut r) => {
+                    prepare_create(&mut r);
+                    Some(self.record(&mut g, EventType::Added, r))
+                }
+                TxnWrite::Update(r) => Some(self.record(&mut g, EventType::Modified, r)),
+                TxnWrite::Delete { .. } => {
+                    if let Some(last) = g.items.remove(&key) {
+                        self.record(&mut g, EventType::Deleted, last);
+                    }
+                    None
+                }
+            };
+            if let Some(r) = stored {
+                g.items.insert(key, r);
+            }
+            revs.push(g.revision);
+        }
+        Ok(revs)
+    }
+
     async fn watch(&self, kinds: &[Kind], from: Revision) -> Result<WatchStream, Error> {
         let kinds = kinds.to_vec();
         let me = self.clone();

@@ -84,6 +84,56 @@ pub struct ListResult {
     pub revision: Revision,
 }
 
+/// One write of [`Datastore::transact`].
+#[derive(Clone, Debug)]
+pub enum TxnWrite {
+    /// Fails with `AlreadyExists` if the name is taken.
+    Create(Resource),
+    /// Compare-and-swap on `metadata.resourceVersion`, as `update`.
+    Update(Resource),
+    /// Compare-and-swap delete.
+    Delete {
+        kind: Kind,
+        name: String,
+        revision: Revision,
+    },
+}
+
+impl TxnWrite {
+    fn target(&self) -> (Kind, String) {
+        match self {
+            TxnWrite::Create(r) | TxnWrite::Update(r) => (r.kind(), r.name().to_string()),
+            TxnWrite::Delete { kind, name, .. } => (*kind, name.clone()),
+        }
+    }
+
+    /// The write's precondition against the key's current revision (None:
+    /// absent), as the error the single-key call would give.
+    fn check(&self, current: Option<Revision>) -> Result<(), Error> {
+        let (kind, name) = self.target();
+        let expected = match self {
+            TxnWrite::Create(_) => {
+                return match current {
+                    Some(_) => Err(Error::AlreadyExists { kind, name }),
+                    None => Ok(()),
+                }
+            }
+            TxnWrite::Update(r) => required_revision(r)?,
+            TxnWrite::Delete { revision, .. } => *revision,
+        };
+        match current {
+            None => Err(Error::NotFound { kind, name }),
+            Some(c) if c != expected => Err(Error::Conflict {
+                kind,
+                name,
+                expected,
+                current: c,
+            }),
+            Some(_) => Ok(()),
+        }
+    }
+}
+
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, Error>> + Send>>;
 
 #[async_trait]
@@ -113,6 +163,11 @@ pub trait Datastore: Send + Sync {
         name: &str,
         revision: Option<Revision>,
     ) -> Result<Resource, Error>;
+
+    /// Applies every write or none. If a precondition fails, nothing is
+    /// written and the error names the first write that failed (by kind
+    /// and name). Returns each write's new revision.
+    async fn transact(&self, writes: Vec<TxnWrite>) -> Result<Vec<Revision>, Error>;
 
     /// Every change to `kinds` (all kinds if empty) after revision `from`,
     /// in revision order. A consumer resumes after a disconnect by watching

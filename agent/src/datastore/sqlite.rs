@@ -95,65 +95,84 @@ impl SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
-            let current: Option<(Vec<u8>, i64)> = tx
-                .query_row(
-                    "SELECT value, mod_revision FROM resources WHERE kind = ?1 AND name = ?2",
-                    params![kind.as_str(), name],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()
-                .map_err(unavailable)?;
-            let op = check(current.map(|(v, r)| (v, r as Revision)))?;
-            let rev: i64 = tx
-                .query_row(
-                    "UPDATE meta SET value = value + 1 WHERE key = 'revision' RETURNING value",
-                    [],
-                    |r| r.get(0),
-                )
-                .map_err(unavailable)?;
-            let (ty, value) = match &op {
-                WriteOp::Put { value, created } => {
-                    tx.execute(
-                        "INSERT INTO resources (kind, name, value, mod_revision) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT (kind, name) DO UPDATE SET value = ?3, mod_revision = ?4",
-                        params![kind.as_str(), name, value, rev],
-                    )
-                    .map_err(unavailable)?;
-                    (if *created { 0 } else { 1 }, value)
-                }
-                WriteOp::Delete { last } => {
-                    tx.execute(
-                        "DELETE FROM resources WHERE kind = ?1 AND name = ?2",
-                        params![kind.as_str(), name],
-                    )
-                    .map_err(unavailable)?;
-                    (2, last)
-                }
-            };
-            tx.execute(
-                "INSERT INTO events (revision, kind, name, type, value) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![rev, kind.as_str(), name, ty, value],
-            )
-            .map_err(unavailable)?;
-            if (rev as u64).is_multiple_of(1000) && rev as u64 > EVENT_HISTORY {
-                let keep_from = rev - EVENT_HISTORY as i64;
-                tx.execute("DELETE FROM events WHERE revision < ?1", params![keep_from])
-                    .map_err(unavailable)?;
-                tx.execute(
-                    "UPDATE meta SET value = ?1 WHERE key = 'compacted'",
-                    params![keep_from - 1],
-                )
-                .map_err(unavailable)?;
-            }
+            let op = check(current_row(&tx, kind, &name)?)?;
+            let rev = apply(&tx, kind, &name, &op)?;
             tx.commit().map_err(unavailable)?;
             let bytes = match op {
                 WriteOp::Put { value, .. } => value,
                 WriteOp::Delete { last } => last,
             };
-            decode(kind, &name, &bytes, rev as Revision)
+            decode(kind, &name, &bytes, rev)
         })
         .await
     }
+}
+
+fn current_row(
+    tx: &rusqlite::Transaction,
+    kind: Kind,
+    name: &str,
+) -> Result<Option<(Vec<u8>, Revision)>, Error> {
+    let row: Option<(Vec<u8>, i64)> = tx
+        .query_row(
+            "SELECT value, mod_revision FROM resources WHERE kind = ?1 AND name = ?2",
+            params![kind.as_str(), name],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(unavailable)?;
+    Ok(row.map(|(v, r)| (v, r as Revision)))
+}
+
+/// Writes the row and its event at the next store revision, inside `tx`.
+fn apply(
+    tx: &rusqlite::Transaction,
+    kind: Kind,
+    name: &str,
+    op: &WriteOp,
+) -> Result<Revision, Error> {
+    let rev: i64 = tx
+        .query_row(
+            "UPDATE meta SET value = value + 1 WHERE key = 'revision' RETURNING value",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(unavailable)?;
+    let (ty, value) = match op {
+        WriteOp::Put { value, created } => {
+            tx.execute(
+                "INSERT INTO resources (kind, name, value, mod_revision) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (kind, name) DO UPDATE SET value = ?3, mod_revision = ?4",
+                params![kind.as_str(), name, value, rev],
+            )
+            .map_err(unavailable)?;
+            (if *created { 0 } else { 1 }, value)
+        }
+        WriteOp::Delete { last } => {
+            tx.execute(
+                "DELETE FROM resources WHERE kind = ?1 AND name = ?2",
+                params![kind.as_str(), name],
+            )
+            .map_err(unavailable)?;
+            (2, last)
+        }
+    };
+    tx.execute(
+        "INSERT INTO events (revision, kind, name, type, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![rev, kind.as_str(), name, ty, value],
+    )
+    .map_err(unavailable)?;
+    if (rev as u64).is_multiple_of(1000) && rev as u64 > EVENT_HISTORY {
+        let keep_from = rev - EVENT_HISTORY as i64;
+        tx.execute("DELETE FROM events WHERE revision < ?1", params![keep_from])
+            .map_err(unavailable)?;
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'compacted'",
+            params![keep_from - 1],
+        )
+        .map_err(unavailable)?;
+    }
+    Ok(rev as Revision)
 }
 
 enum WriteOp {
@@ -339,6 +358,47 @@ impl Datastore for SqliteStore {
                 current,
             }),
             Some((last, _)) => Ok(WriteOp::Delete { last }),
+        })
+        .await
+    }
+
+    async fn transact(&self, writes: Vec<TxnWrite>) -> Result<Vec<Revision>, Error> {
+        self.run(move |conn| {
+            // One IMMEDIATE transaction: every check, then every write. Each
+            // write gets its own revision (the event log has one event per
+            // revision); readers see all of them or none.
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let mut ops = Vec::with_capacity(writes.len());
+            for w in writes {
+                let (kind, name) = w.target();
+                let cur = current_row(&tx, kind, &name)?;
+                w.check(cur.as_ref().map(|c| c.1))?;
+                let op = match w {
+                    TxnWrite::Create(mut r) => {
+                        prepare_create(&mut r);
+                        WriteOp::Put {
+                            value: stored_bytes(&r),
+                            created: true,
+                        }
+                    }
+                    TxnWrite::Update(r) => WriteOp::Put {
+                        value: stored_bytes(&r),
+                        created: false,
+                    },
+                    TxnWrite::Delete { .. } => WriteOp::Delete {
+                        last: cur.map(|c| c.0).unwrap_or_default(),
+                    },
+                };
+                ops.push((kind, name, op));
+            }
+            let mut revs = Vec::with_capacity(ops.len());
+            for (kind, name, op) in &ops {
+                revs.push(apply(&tx, *kind, name, op)?);
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(revs)
         })
         .await
     }

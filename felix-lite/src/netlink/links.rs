@@ -169,10 +169,7 @@ pub fn delete_link_request(index: u32) -> Request {
 /// Sets the MTU and brings the link up (what drifts without the device
 /// being wrong).
 pub fn set_link_request(index: u32, mtu: u32) -> Request {
-    let msg = LinkUnspec::new_with_index(index)
-        .mtu(mtu)
-        .up()
-        .build();
+    let msg = LinkUnspec::new_with_index(index).mtu(mtu).up().build();
     Request {
         message: RouteNetlinkMessage::SetLink(msg),
         flags: 0,

@@ -6,8 +6,8 @@ use crate::model::TABBY_ROUTE_PROTOCOL;
 use ipnet::Ipv4Net;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol,
-    RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
+    RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use std::net::Ipv4Addr;
@@ -90,7 +90,9 @@ fn base_message(dst: Ipv4Net) -> RouteMessage {
     msg.header.protocol = RouteProtocol::from(TABBY_ROUTE_PROTOCOL);
     if dst.prefix_len() > 0 {
         msg.attributes
-            .push(RouteAttribute::Destination(RouteAddress::Inet(dst.network())));
+            .push(RouteAttribute::Destination(RouteAddress::Inet(
+                dst.network(),
+            )));
     }
     msg
 }

@@ -36,7 +36,9 @@ pub enum NlError {
     Decode(String),
     #[error("a netlink dump was interrupted by concurrent changes {DUMP_RETRIES} times in a row")]
     DumpInterrupted,
-    #[error("the kernel dropped replies (socket buffer overrun); results of this batch are unknown")]
+    #[error(
+        "the kernel dropped replies (socket buffer overrun); results of this batch are unknown"
+    )]
     Overrun,
 }
 
@@ -129,7 +131,10 @@ impl NlSocket {
     }
 
     /// Reads one datagram; `None` when nothing is queued and `wait` is false.
-    fn recv(&mut self, wait: bool) -> Result<Option<Vec<NetlinkMessage<RouteNetlinkMessage>>>, NlError> {
+    fn recv(
+        &mut self,
+        wait: bool,
+    ) -> Result<Option<Vec<NetlinkMessage<RouteNetlinkMessage>>>, NlError> {
         self.rx.clear();
         let flags = if wait { 0 } else { libc::MSG_DONTWAIT };
         match self.sock.recv(&mut self.rx, flags) {
@@ -232,7 +237,10 @@ impl NlSocket {
     }
 
     /// A dump request; retried when the kernel flags it interrupted.
-    pub fn dump(&mut self, request: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, NlError> {
+    pub fn dump(
+        &mut self,
+        request: RouteNetlinkMessage,
+    ) -> Result<Vec<RouteNetlinkMessage>, NlError> {
         for _ in 0..DUMP_RETRIES {
             let seq = self.next_seq();
             self.tx.clear();
@@ -253,7 +261,11 @@ impl NlSocket {
                         NetlinkPayload::Done(_) => break 'recv,
                         NetlinkPayload::Error(err) => {
                             if let Some(code) = err.code {
-                                return Err(kernel_error(code.get(), msg.header.flags, &err.header));
+                                return Err(kernel_error(
+                                    code.get(),
+                                    msg.header.flags,
+                                    &err.header,
+                                ));
                             }
                         }
                         NetlinkPayload::InnerMessage(m) => out.push(m),

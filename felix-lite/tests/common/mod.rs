@@ -91,3 +91,52 @@ pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes; returns how
+/// long it took, or panics with `what`.
+pub fn wait_until(
+    what: &str,
+    timeout: std::time::Duration,
+    mut cond: impl FnMut() -> bool,
+) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    loop {
+        if cond() {
+            return start.elapsed();
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A "node": a namespace with `eth0` (address `ip/24`) whose veth peer
+/// `peer0` is in the same namespace.
+pub fn node_with_eth0(tag: &str, cidr: &str) -> Netns {
+    let ns = Netns::new(tag);
+    ns.ip(&[
+        "link", "add", "eth0", "type", "veth", "peer", "name", "peer0",
+    ]);
+    ns.ip(&["addr", "add", cidr, "dev", "eth0"]);
+    ns.ip(&["link", "set", "eth0", "up"]);
+    ns.ip(&["link", "set", "peer0", "up"]);
+    ns
+}
+
+/// Adds a host-side workload veth `host_if` whose other end stays in the
+/// node namespace (enough for a scope-link route to be programmed).
+pub fn add_workload_veth(ns: &Netns, host_if: &str, pod_if: &str) {
+    ns.ip(&[
+        "link", "add", host_if, "type", "veth", "peer", "name", pod_if,
+    ]);
+    ns.ip(&["link", "set", host_if, "up"]);
+    ns.ip(&["link", "set", pod_if, "up"]);
+}
+
+/// `ip -j route show proto 81` entries whose `dst` is `dst`.
+pub fn tabby_route(ns: &Netns, dst: &str) -> Option<serde_json::Value> {
+    ns.ip_json(&["route", "show", "proto", "81"])
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["dst"] == dst).cloned())
+}

@@ -1,0 +1,98 @@
+//! Kernel change notifications that should wake the reconciler.
+//!
+//! The reconciler always re-reads the kernel before writing, so an event
+//! only needs to say "look again", not what changed; that also makes a lost
+//! event (ENOBUFS) harmless: it is treated as a change.
+
+use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use std::io;
+use tokio::io::unix::AsyncFd;
+
+// Bit (group - 1) of the legacy bind mask for RTNLGRP_LINK (1),
+// RTNLGRP_NEIGH (3), RTNLGRP_IPV4_IFADDR (5), RTNLGRP_IPV4_ROUTE (7).
+const GROUPS: u32 = 1 | (1 << 2) | (1 << 4) | (1 << 6);
+
+pub struct Events {
+    fd: AsyncFd<Socket>,
+    buf: Vec<u8>,
+}
+
+impl Events {
+    /// Subscribes in the calling thread's network namespace; must be called
+    /// inside a tokio runtime.
+    pub fn open() -> io::Result<Events> {
+        let mut sock = Socket::new(NETLINK_ROUTE)?;
+        sock.bind(&SocketAddr::new(0, GROUPS))?;
+        sock.set_non_blocking(true)?;
+        Ok(Events {
+            // SAFETY: the socket is moved into the AsyncFd and its fd stays
+            // open and owned by it until the AsyncFd is dropped.
+            fd: unsafe { AsyncFd::register(sock) }.map_err(io::Error::from)?,
+            buf: Vec::with_capacity(1 << 16),
+        })
+    }
+
+    /// Waits until at least one relevant notification arrived (or some were
+    /// lost), then consumes everything queued. `vxlan` is the index of
+    /// `vxlan.calico`: neighbour churn on other interfaces (ordinary ARP) is
+    /// not Tabby's business.
+    pub async fn changed(&mut self, vxlan: Option<u32>) -> io::Result<()> {
+        loop {
+            self.fd.readable().await?.clear_ready();
+            // Level of readiness was just cleared; anything arriving from
+            // here on marks the fd ready again, so nothing is missed.
+            let relevant = self.drain(vxlan)?;
+            if relevant {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Reads everything queued without waiting; true if any of it matters.
+    pub fn drain(&mut self, vxlan: Option<u32>) -> io::Result<bool> {
+        let mut relevant = false;
+        loop {
+            self.buf.clear();
+            match self.fd.get_ref().recv(&mut self.buf, libc::MSG_DONTWAIT) {
+                Ok(_) => relevant |= datagram_matters(&self.buf, vxlan),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(relevant),
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => relevant = true,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+fn datagram_matters(buf: &[u8], vxlan: Option<u32>) -> bool {
+    let mut off = 0;
+    while off + 16 <= buf.len() {
+        let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
+        if len < 16 || off + len > buf.len() {
+            return true;
+        }
+        match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[off..off + len]) {
+            Ok(msg) => {
+                if message_matters(&msg.payload, vxlan) {
+                    return true;
+                }
+            }
+            Err(_) => return true,
+        }
+        off += (len + 3) & !3;
+    }
+    false
+}
+
+fn message_matters(payload: &NetlinkPayload<RouteNetlinkMessage>, vxlan: Option<u32>) -> bool {
+    match payload {
+        // ARP and FDB entries (AF_INET and AF_BRIDGE) of vxlan.calico only.
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNeighbour(n))
+        | NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelNeighbour(n)) => {
+            Some(n.header.ifindex) == vxlan
+        }
+        NetlinkPayload::InnerMessage(_) => true,
+        _ => false,
+    }
+}

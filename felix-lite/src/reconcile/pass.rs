@@ -1,0 +1,234 @@
+//! One reconcile pass: read the kernel, diff against the desired state,
+//! write the difference. Per-item failures are recorded and the pass goes on.
+
+use super::plan::{self, DesiredRoute, Interfaces};
+use super::{vxlan, PassReport};
+use crate::model::{DesiredState, Workload, VXLAN_DEVICE};
+use crate::netlink::{links, neigh, routes, NlSocket, Request};
+use crate::{ethtool, mtu, sysctl};
+use ipnet::Ipv4Net;
+use std::collections::HashMap;
+
+/// Returns the report and `vxlan.calico`'s index (for event filtering).
+pub fn run(
+    sock: &mut NlSocket,
+    state: &DesiredState,
+    workloads: &[Workload],
+) -> (PassReport, Option<u32>) {
+    let mut report = PassReport::default();
+    let links_now = match links::dump_links(sock) {
+        Ok(l) => l,
+        Err(e) => {
+            report.fail("kernel", format!("reading links: {e}"));
+            return (report, None);
+        }
+    };
+    let vx = vxlan::reconcile(sock, state.vxlan.as_ref(), &links_now, &mut report);
+    let addrs = match links::dump_addrs(sock) {
+        Ok(a) => a,
+        Err(e) => {
+            report.fail("kernel", format!("reading addresses: {e}"));
+            return (report, vx.map(|(i, _)| i));
+        }
+    };
+    if let (Some((index, _)), Some(want)) = (vx, state.vxlan.as_ref()) {
+        vxlan::reconcile_address(sock, index, want, &addrs, &mut report);
+        if want.disable_tx_checksum_offload {
+            match ethtool::set_tx_checksum(VXLAN_DEVICE, false) {
+                Ok(true) => report.applied(format!("{VXLAN_DEVICE}: tx checksum offload off")),
+                Ok(false) => {}
+                Err(e) => report.fail(
+                    VXLAN_DEVICE,
+                    format!("turning tx checksum offload off: {e}"),
+                ),
+            }
+        }
+    }
+
+    let index_of: HashMap<&str, u32> = links_now
+        .iter()
+        .map(|l| (l.name.as_str(), l.index))
+        .collect();
+    let node = (!state.node_interface.is_empty())
+        .then(|| links_now.iter().find(|l| l.name == state.node_interface))
+        .flatten();
+    let node_subnets: Vec<Ipv4Net> = node
+        .map(|n| {
+            addrs
+                .iter()
+                .filter(|a| a.index == n.index)
+                .filter_map(|a| Ipv4Net::new(a.ip, a.prefix_len).ok().map(|x| x.trunc()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let by_name = |name: &str| index_of.get(name).copied();
+    let ifaces = Interfaces {
+        node_interface: node.map(|n| n.index),
+        vxlan: vx.map(|(i, _)| i),
+        by_name: &by_name,
+    };
+    let (desired, errors) = plan::desired_routes(&state.routes, workloads, &ifaces, &node_subnets);
+    report.failures.extend(errors);
+    reconcile_routes(sock, &desired, &mut report);
+
+    if let Some((index, _)) = vx {
+        reconcile_vteps(sock, index, state, &mut report);
+    }
+    reconcile_sysctls(workloads, &index_of, &mut report);
+
+    report.pod_mtu = match (vx, node) {
+        (Some((_, vx_mtu)), _) => Some(vx_mtu),
+        (None, Some(n)) => Some(mtu::pod_mtu(n.mtu, mtu::Encap::None)),
+        (None, None) => None,
+    };
+    (report, vx.map(|(i, _)| i))
+}
+
+fn reconcile_routes(sock: &mut NlSocket, desired: &[DesiredRoute], report: &mut PassReport) {
+    let kernel = match routes::dump(sock) {
+        Ok(k) => k,
+        Err(e) => {
+            report.fail("routes", format!("reading routes: {e}"));
+            return;
+        }
+    };
+    let plan = plan::diff_routes(desired, &kernel);
+    for (i, proto) in &plan.blocked {
+        report.fail(
+            &desired[*i].label,
+            format!(
+                "destination is held by a route of protocol {proto} (not Tabby's); \
+                 left alone, retried every pass"
+            ),
+        );
+    }
+    let mut labels = Vec::with_capacity(plan.delete.len() + plan.add.len());
+    let mut requests: Vec<Request> = Vec::with_capacity(labels.capacity());
+    for r in &plan.delete {
+        labels.push((format!("stale route {} (protocol 81)", r.dst), false));
+        requests.push(routes::delete_request(r.dst, r.tos, r.priority));
+    }
+    for (i, replace) in &plan.add {
+        labels.push((desired[*i].label.clone(), true));
+        requests.push(routes::add_request(&desired[*i].spec, *replace));
+    }
+    let total = requests.len();
+    let adds = plan.add.len();
+    match sock.apply(requests) {
+        Ok(failures) => {
+            let mut failed_adds = 0;
+            let mut failed = vec![false; total];
+            for (i, err) in failures {
+                let (label, is_add) = &labels[i];
+                // ESRCH on a delete: already gone, which is what we wanted.
+                if !is_add && err.errno() == Some(libc::ESRCH) {
+                    continue;
+                }
+                failed[i] = true;
+                if *is_add {
+                    failed_adds += 1;
+                }
+                let why = if *is_add && err.errno() == Some(libc::EEXIST) {
+                    format!("{err}: another route took the destination; left alone")
+                } else {
+                    err.to_string()
+                };
+                report.fail(label, why);
+            }
+            for (i, (label, is_add)) in labels.iter().enumerate() {
+                if !failed[i] {
+                    report.applied(if *is_add {
+                        format!("programmed {label}")
+                    } else {
+                        format!("removed {label}")
+                    });
+                }
+            }
+            report.routes_programmed = plan.in_sync + adds - failed_adds;
+        }
+        Err(e) => {
+            report.fail("routes", format!("route batch of {total} failed: {e}"));
+            report.routes_programmed = plan.in_sync;
+        }
+    }
+}
+
+fn reconcile_vteps(sock: &mut NlSocket, index: u32, state: &DesiredState, report: &mut PassReport) {
+    let (vteps, errors) = plan::desired_vteps(&state.vteps);
+    report.failures.extend(errors);
+    let (neighs, fdb) = match (
+        neigh::dump_neighbours(sock, index),
+        neigh::dump_fdb(sock, index),
+    ) {
+        (Ok(n), Ok(f)) => (n, f),
+        (Err(e), _) | (_, Err(e)) => {
+            report.fail(
+                "neighbours",
+                format!("reading ARP/FDB of {VXLAN_DEVICE}: {e}"),
+            );
+            return;
+        }
+    };
+    let (set_n, del_n) = plan::diff_neighbours(&vteps, &neighs);
+    let (set_f, del_f) = plan::diff_fdb(&vteps, &fdb);
+    let mut labels = Vec::new();
+    let mut requests = Vec::new();
+    for ip in del_n {
+        labels.push(format!("stale ARP entry {ip} on {VXLAN_DEVICE}"));
+        requests.push(neigh::delete_neighbour_request(index, ip));
+    }
+    for (mac, dst) in del_f {
+        labels.push(format!("stale FDB entry {} dst {dst}", plan::fmt_mac(&mac)));
+        requests.push(neigh::delete_fdb_request(index, mac, dst));
+    }
+    for (ip, mac) in set_n {
+        labels.push(format!("ARP entry {ip} lladdr {}", plan::fmt_mac(&mac)));
+        requests.push(neigh::set_neighbour_request(index, ip, mac));
+    }
+    for (mac, dst) in set_f {
+        labels.push(format!("FDB entry {} dst {dst}", plan::fmt_mac(&mac)));
+        requests.push(neigh::set_fdb_request(index, mac, dst));
+    }
+    let total = requests.len();
+    match sock.apply(requests) {
+        Ok(failures) => {
+            let mut failed = vec![false; total];
+            for (i, err) in failures {
+                failed[i] = true;
+                report.fail(&labels[i], err.to_string());
+            }
+            for (i, label) in labels.into_iter().enumerate() {
+                if !failed[i] {
+                    report.applied(label);
+                }
+            }
+        }
+        Err(e) => report.fail("neighbours", format!("ARP/FDB batch failed: {e}")),
+    }
+}
+
+/// `ip_forward` for the host; proxy ARP and forwarding on each workload's
+/// host-side interface (H2's `sysctl` module decides the values).
+fn reconcile_sysctls(
+    workloads: &[Workload],
+    index_of: &HashMap<&str, u32>,
+    report: &mut PassReport,
+) {
+    match sysctl::ensure_host() {
+        Ok(changes) => changes
+            .into_iter()
+            .for_each(|c| report.applied(format!("sysctl {} {} -> {}", c.key, c.old, c.new))),
+        Err(e) => report.fail("sysctl", e.to_string()),
+    }
+    for w in workloads {
+        if !index_of.contains_key(w.host_interface.as_str()) {
+            continue; // already reported by the route step
+        }
+        match sysctl::ensure_workload(&w.host_interface) {
+            Ok(changes) => changes
+                .into_iter()
+                .for_each(|c| report.applied(format!("sysctl {} {} -> {}", c.key, c.old, c.new))),
+            Err(e) => report.fail(&plan::workload_label(w), e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! The pure half of a reconcile pass: desired state → kernel route specs
+//! (with validation), and kernel state vs desired → the minimal set of
+//! writes. No I/O here, so every rule is unit-tested without root.
+
+use super::ItemError;
+use crate::model::{BlockRoute, Path, Vtep, Workload};
+use crate::netlink::neigh::{KernelFdb, KernelNeigh};
+use crate::netlink::routes::{KernelRoute, RouteSpec, RouteTarget};
+use ipnet::Ipv4Net;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::Ipv4Addr;
+
+/// A route Tabby wants, with the label its errors and logs carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredRoute {
+    pub spec: RouteSpec,
+    pub label: String,
+}
+
+/// Interface indexes the desired routes refer to; `None` when absent.
+pub struct Interfaces<'a> {
+    pub node_interface: Option<u32>,
+    pub vxlan: Option<u32>,
+    pub by_name: &'a dyn Fn(&str) -> Option<u32>,
+}
+
+pub fn block_label(r: &BlockRoute) -> String {
+    let path = match &r.path {
+        Path::Native { gateway } => format!("via {gateway} (native)"),
+        Path::Vxlan { tunnel_ip } => format!("via {tunnel_ip} dev vxlan.calico (vxlan)"),
+        Path::Blackhole => "blackhole".to_string(),
+    };
+    format!("route {} {path} for node {:?}", r.cidr, r.node)
+}
+
+pub fn workload_label(w: &Workload) -> String {
+    format!(
+        "workload route {}/32 dev {} ({})",
+        w.ip, w.host_interface, w.workload_id
+    )
+}
+
+/// Network and broadcast addresses of the given prefixes (/31 and /32 have
+/// neither), each with a phrase saying whose it is.
+pub fn boundary_addresses(nets: &[Ipv4Net], what: &str) -> HashMap<Ipv4Addr, String> {
+    let mut out = HashMap::new();
+    for net in nets.iter().filter(|n| n.prefix_len() < 31) {
+        out.entry(net.network())
+            .or_insert_with(|| format!("the network address of {what} {net}"));
+        out.entry(net.broadcast())
+            .or_insert_with(|| format!("the broadcast address of {what} {net}"));
+    }
+    out
+}
+
+/// Turns block routes and workloads into kernel route specs. Each item that
+/// can't be programmed becomes an [`ItemError`]; the others go ahead.
+pub fn desired_routes(
+    blocks: &[BlockRoute],
+    workloads: &[Workload],
+    ifaces: &Interfaces<'_>,
+    node_subnets: &[Ipv4Net],
+) -> (Vec<DesiredRoute>, Vec<ItemError>) {
+    let block_cidrs: Vec<Ipv4Net> = blocks.iter().map(|b| b.cidr).collect();
+    let of_blocks = boundary_addresses(&block_cidrs, "block");
+    let of_subnets = boundary_addresses(node_subnets, "connected subnet");
+    // A native next hop is a node address: never a block's or a connected
+    // subnet's network/broadcast address. A VXLAN next hop is a tunnel IP,
+    // which Calico IPAM usually takes from the first address of the remote
+    // node's block (`10.244.1.0/26 via 10.244.1.0 dev vxlan.calico onlink`
+    // is Calico's normal route), so only the subnet rule applies to it.
+    let native_forbidden: Vec<&HashMap<Ipv4Addr, String>> = vec![&of_subnets, &of_blocks];
+    let vxlan_forbidden: Vec<&HashMap<Ipv4Addr, String>> = vec![&of_subnets];
+    let mut out: Vec<DesiredRoute> = Vec::new();
+    let mut errors = Vec::new();
+    let mut seen: HashMap<Ipv4Net, String> = HashMap::new();
+    let mut push = |spec: RouteSpec, label: String, errors: &mut Vec<ItemError>| {
+        if let Some(first) = seen.get(&spec.dst) {
+            errors.push(ItemError::new(
+                &label,
+                format!("destination {} is already wanted by {first}", spec.dst),
+            ));
+            return;
+        }
+        seen.insert(spec.dst, label.clone());
+        out.push(DesiredRoute { spec, label });
+    };
+    for b in blocks {
+        let label = block_label(b);
+        if b.cidr.trunc() != b.cidr {
+            errors.push(ItemError::new(
+                &label,
+                format!(
+                    "cidr has host bits set; expected a network address such as {}",
+                    b.cidr.trunc()
+                ),
+            ));
+            continue;
+        }
+        let target = match &b.path {
+            Path::Blackhole => Ok(RouteTarget::Blackhole),
+            Path::Native { gateway } => gateway_target(
+                *gateway,
+                ifaces.node_interface,
+                "the node interface (DesiredState.node_interface) does not exist",
+                &native_forbidden,
+                false,
+            ),
+            Path::Vxlan { tunnel_ip } => gateway_target(
+                *tunnel_ip,
+                ifaces.vxlan,
+                "vxlan.calico does not exist (no LocalVxlan in the desired state, or it failed)",
+                &vxlan_forbidden,
+                true,
+            ),
+        };
+        match target {
+            Ok(target) => push(
+                RouteSpec {
+                    dst: b.cidr,
+                    target,
+                },
+                label,
+                &mut errors,
+            ),
+            Err(e) => errors.push(ItemError::new(&label, e)),
+        }
+    }
+    for w in workloads {
+        let label = workload_label(w);
+        match (ifaces.by_name)(&w.host_interface) {
+            Some(oif) => push(
+                RouteSpec {
+                    dst: Ipv4Net::from(w.ip),
+                    target: RouteTarget::Link { oif },
+                },
+                label,
+                &mut errors,
+            ),
+            None => errors.push(ItemError::new(
+                &label,
+                format!("host interface {:?} does not exist", w.host_interface),
+            )),
+        }
+    }
+    (out, errors)
+}
+
+fn gateway_target(
+    gateway: Ipv4Addr,
+    oif: Option<u32>,
+    missing: &str,
+    forbidden: &[&HashMap<Ipv4Addr, String>],
+    onlink: bool,
+) -> Result<RouteTarget, String> {
+    if let Some(why) = forbidden.iter().find_map(|f| f.get(&gateway)) {
+        return Err(format!("refused: next hop {gateway} is {why}"));
+    }
+    if gateway.is_unspecified() || gateway.is_broadcast() || gateway.is_multicast() {
+        return Err(format!(
+            "refused: next hop {gateway} is not a unicast address"
+        ));
+    }
+    let oif = oif.ok_or_else(|| missing.to_string())?;
+    Ok(RouteTarget::Gateway {
+        gateway,
+        oif,
+        onlink,
+    })
+}
+
+/// The writes that make the kernel's routes match.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RoutePlan {
+    /// Index into the desired routes, and whether it replaces Tabby's own
+    /// route for that destination (else it is a create-exclusive).
+    pub add: Vec<(usize, bool)>,
+    /// Tabby's routes that are no longer wanted.
+    pub delete: Vec<KernelRoute>,
+    /// Desired routes whose destination is held by another protocol's route.
+    pub blocked: Vec<(usize, u8)>,
+    /// Desired routes already correct in the kernel.
+    pub in_sync: usize,
+}
+
+/// Foreign routes are never touched: when one (any protocol but 81, metric 0,
+/// TOS 0, main table) holds a destination Tabby wants, Tabby's route is not
+/// installed and the item is reported. It is retried on every pass, so it
+/// goes in as soon as the other route is gone.
+pub fn diff_routes(desired: &[DesiredRoute], kernel: &[KernelRoute]) -> RoutePlan {
+    let mut ours: HashMap<Ipv4Net, &KernelRoute> = HashMap::new();
+    let mut foreign: HashMap<Ipv4Net, u8> = HashMap::new();
+    let mut plan = RoutePlan::default();
+    for r in kernel {
+        match (r.is_tabbys(), r.occupies_tabby_slot()) {
+            (true, true) => {
+                if ours.insert(r.dst, r).is_some() {
+                    // A second one on the same slot (ip route append): drop it.
+                    plan.delete.push(r.clone());
+                }
+            }
+            (true, false) => plan.delete.push(r.clone()),
+            (false, true) => {
+                foreign.insert(r.dst, r.protocol);
+            }
+            (false, false) => {}
+        }
+    }
+    let wanted: HashSet<Ipv4Net> = desired.iter().map(|d| d.spec.dst).collect();
+    for (i, d) in desired.iter().enumerate() {
+        match ours.get(&d.spec.dst) {
+            Some(k) if k.spec().as_ref() == Some(&d.spec) => plan.in_sync += 1,
+            Some(_) => plan.add.push((i, true)),
+            None => match foreign.get(&d.spec.dst) {
+                Some(proto) => plan.blocked.push((i, *proto)),
+                None => plan.add.push((i, false)),
+            },
+        }
+    }
+    let mut stale: Vec<&KernelRoute> = ours
+        .values()
+        .filter(|r| !wanted.contains(&r.dst))
+        .copied()
+        .collect();
+    stale.sort_by_key(|r| r.dst);
+    plan.delete.extend(stale.into_iter().cloned());
+    plan
+}
+
+/// Checks VTEPs and returns the ones to program, keyed for the ARP
+/// (tunnel IP → MAC) and FDB (MAC → node IP) tables.
+pub fn desired_vteps(vteps: &[Vtep]) -> (Vec<Vtep>, Vec<ItemError>) {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    let mut ips = HashMap::new();
+    let mut macs = HashMap::new();
+    for v in vteps {
+        let label = format!(
+            "VTEP of node {:?} ({} mac {})",
+            v.node,
+            v.tunnel_ip,
+            fmt_mac(&v.mac)
+        );
+        let problem = if v.mac[0] & 1 == 1 || v.mac == [0; 6] {
+            Some("mac must be a unicast, non-zero address".to_string())
+        } else if v.node_ip.is_unspecified() || v.node_ip.is_multicast() || v.node_ip.is_broadcast()
+        {
+            Some(format!("node_ip {} is not a unicast address", v.node_ip))
+        } else if let Some(other) = ips.get(&v.tunnel_ip) {
+            Some(format!(
+                "tunnel_ip {} is already used by node {other:?}",
+                v.tunnel_ip
+            ))
+        } else {
+            macs.get(&v.mac)
+                .map(|other| format!("mac is already used by node {other:?}"))
+        };
+        if let Some(p) = problem {
+            errors.push(ItemError::new(&label, p));
+            continue;
+        }
+        ips.insert(v.tunnel_ip, v.node.clone());
+        macs.insert(v.mac, v.node.clone());
+        out.push(v.clone());
+    }
+    (out, errors)
+}
+
+pub fn fmt_mac(m: &[u8; 6]) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
+}
+
+/// ARP entries to set (tunnel IP, MAC) and permanent ones to delete.
+/// Non-permanent entries are the kernel's own and left alone.
+pub fn diff_neighbours(
+    vteps: &[Vtep],
+    kernel: &[KernelNeigh],
+) -> (Vec<(Ipv4Addr, [u8; 6])>, Vec<Ipv4Addr>) {
+    let have: HashMap<Ipv4Addr, &KernelNeigh> = kernel.iter().map(|n| (n.ip, n)).collect();
+    let want: HashMap<Ipv4Addr, [u8; 6]> = vteps.iter().map(|v| (v.tunnel_ip, v.mac)).collect();
+    let set = vteps
+        .iter()
+        .filter(
+            |v| !matches!(have.get(&v.tunnel_ip), Some(n) if n.permanent && n.mac == Some(v.mac)),
+        )
+        .map(|v| (v.tunnel_ip, v.mac))
+        .collect();
+    let delete = kernel
+        .iter()
+        .filter(|n| n.permanent && !want.contains_key(&n.ip))
+        .map(|n| n.ip)
+        .collect();
+    (set, delete)
+}
+
+/// (VTEP MAC, remote node IP).
+pub type FdbEntry = ([u8; 6], Ipv4Addr);
+
+/// FDB entries to set (MAC, node IP) and (MAC, dst) pairs to delete, so each
+/// VTEP MAC ends with exactly one permanent entry to its node.
+pub fn diff_fdb(vteps: &[Vtep], kernel: &[KernelFdb]) -> (Vec<FdbEntry>, Vec<FdbEntry>) {
+    let want: BTreeMap<[u8; 6], Ipv4Addr> = vteps.iter().map(|v| (v.mac, v.node_ip)).collect();
+    let mut set = Vec::new();
+    let mut delete = Vec::new();
+    for (mac, dst) in &want {
+        let ok = kernel
+            .iter()
+            .any(|f| f.mac == *mac && f.dst == *dst && f.permanent);
+        if !ok {
+            set.push((*mac, *dst));
+        }
+    }
+    for f in kernel {
+        if want.get(&f.mac) != Some(&f.dst) {
+            delete.push((f.mac, f.dst));
+        }
+    }
+    (set, delete)
+}

@@ -5,7 +5,7 @@ mod common;
 use common::{add_workload_veth, is_root, node_with_eth0, tabby_route, wait_until, Netns};
 use std::net::Ipv4Addr;
 use std::time::Duration;
-use tabby_felix_lite::model::{BlockRoute, DesiredState, LocalVxlan, Path, Vtep, Workload};
+use tabby_felix_lite::model::{BlockRoute, DesiredState, LocalVxlan, Path, Pool, Vtep, Workload};
 use tabby_felix_lite::reconcile::{Config, Reconciler, Status};
 
 const MAC_A: [u8; 6] = [0x66, 0, 0, 0, 0, 0x0a];
@@ -80,7 +80,10 @@ fn full_state() -> DesiredState {
             host_interface: "cali1".into(),
             workload_id: "default/pod-1".into(),
         }],
-        pools: vec![],
+        pools: vec![Pool {
+            cidr: "10.244.0.0/16".parse().unwrap(),
+            nat_outgoing: true,
+        }],
     }
 }
 
@@ -201,15 +204,29 @@ fn every_element_is_programmed() {
     let (_, fwd) = ns.exec("cat", &["/proc/sys/net/ipv4/ip_forward"]);
     assert_eq!(fwd.trim(), "1");
 
+    // NAT outgoing for the pool, through H2's nft module.
+    let (ok, out) = ns.exec("nft", &["-j", "list", "table", "ip", "tabby"]);
+    assert!(ok && out.contains("masquerade"), "{out}");
+
     // A second pass over an unchanged kernel writes nothing.
-    let mut again = full_state();
-    again.pools = vec![];
-    let status = apply(&rec, again);
+    let status = apply(&rec, full_state());
     assert_eq!(
         status.last_pass.applied_count, 0,
         "{:?}",
         status.last_pass.applied
     );
+
+    // Without pools, the table goes.
+    let mut no_pools = full_state();
+    no_pools.pools.clear();
+    let status = apply(&rec, no_pools);
+    assert!(
+        status.last_pass.failures.is_empty(),
+        "{:?}",
+        status.last_pass.failures
+    );
+    let (ok, _) = ns.exec("nft", &["list", "table", "ip", "tabby"]);
+    assert!(!ok, "table ip tabby removed");
 }
 
 #[test]

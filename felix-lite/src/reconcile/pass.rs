@@ -5,7 +5,7 @@ use super::plan::{self, DesiredRoute, Interfaces};
 use super::{vxlan, PassReport};
 use crate::model::{DesiredState, Workload, VXLAN_DEVICE};
 use crate::netlink::{links, neigh, routes, NlSocket, Request};
-use crate::{ethtool, mtu, sysctl};
+use crate::{ethtool, mtu, nft, sysctl};
 use ipnet::Ipv4Net;
 use std::collections::HashMap;
 
@@ -75,6 +75,7 @@ pub fn run(
         reconcile_vteps(sock, index, state, &mut report);
     }
     reconcile_sysctls(workloads, &index_of, &mut report);
+    reconcile_nft(state, &mut report);
 
     report.pod_mtu = match (vx, node) {
         (Some((_, vx_mtu)), _) => Some(vx_mtu),
@@ -230,5 +231,20 @@ fn reconcile_sysctls(
                 .for_each(|c| report.applied(format!("sysctl {} {} -> {}", c.key, c.old, c.new))),
             Err(e) => report.fail(&plan::workload_label(w), e.to_string()),
         }
+    }
+}
+
+/// NAT outgoing and FORWARD accepts for the pools (H2's `nft` module; it
+/// reads back and writes nothing when the ruleset already matches).
+fn reconcile_nft(state: &DesiredState, report: &mut PassReport) {
+    match nft::reconcile(&state.pools) {
+        Ok(r) if r.changed => report.applied(format!(
+            "nftables: table written {}, {} forward rules inserted, {} deleted",
+            r.table_written, r.rules_inserted, r.rules_deleted
+        )),
+        Ok(_) => {}
+        // Without pools there is nothing to remove on a host without nft.
+        Err(nft::NftError::Missing(_)) if state.pools.is_empty() => {}
+        Err(e) => report.fail("nftables", e.to_string()),
     }
 }

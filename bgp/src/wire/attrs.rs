@@ -250,7 +250,7 @@ fn decode_one(
             });
         }
         attr::COMMUNITIES => {
-            if value.is_empty() || value.len() % 4 != 0 {
+            if value.is_empty() || !value.len().is_multiple_of(4) {
                 return Err(bad_len());
             }
             a.communities = value
@@ -262,7 +262,7 @@ fn decode_one(
             a.originator_id = Some(Ipv4Addr::from(be32(value).ok_or_else(bad_len)?));
         }
         attr::CLUSTER_LIST => {
-            if value.is_empty() || value.len() % 4 != 0 {
+            if value.is_empty() || !value.len().is_multiple_of(4) {
                 return Err(bad_len());
             }
             a.cluster_list = value

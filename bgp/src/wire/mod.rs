@@ -136,13 +136,10 @@ fn finish(
     what: &'static str,
 ) -> Result<(), EncodeError> {
     let len = out.len() - start;
-    let r = r.and_then(|()| {
-        if len > MAX_MESSAGE_LEN {
-            Err(EncodeError::TooLong { what, len })
-        } else {
-            Ok(())
-        }
-    });
+    let r = match r {
+        Ok(()) if len > MAX_MESSAGE_LEN => Err(EncodeError::TooLong { what, len }),
+        r => r,
+    };
     if r.is_err() {
         out.truncate(start);
         return r;

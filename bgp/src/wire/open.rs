@@ -111,7 +111,7 @@ fn decode_capability(code: u8, data: &[u8]) -> Result<Capability, DecodeError> {
         cap::GRACEFUL_RESTART => {
             let head = be16(data, 0).ok_or_else(bad_len)?;
             let tuples = data.get(2..).unwrap_or_default();
-            if tuples.len() % 4 != 0 {
+            if !tuples.len().is_multiple_of(4) {
                 return Err(bad_len());
             }
             // Families Tabby does not speak cannot have been negotiated,

@@ -193,6 +193,9 @@ pub struct RouteRefresh {
     pub family: Family,
 }
 
+// An UPDATE is by far the most common message, so boxing it would cost an
+// allocation on the hot path to save stack space on the rare ones.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     Open(Open),

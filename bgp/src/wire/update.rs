@@ -14,8 +14,16 @@ fn be16(b: &[u8], at: usize) -> Option<usize> {
     ])))
 }
 
-/// Splits an UPDATE body into its withdrawn, attribute and NLRI fields.
-pub fn split_update(body: &[u8]) -> Result<(&[u8], &[u8], &[u8]), DecodeError> {
+/// The three variable-length fields of an UPDATE body.
+#[derive(Debug, Clone, Copy)]
+pub struct UpdateFields<'a> {
+    pub withdrawn: &'a [u8],
+    pub attrs: &'a [u8],
+    pub nlri: &'a [u8],
+}
+
+/// Splits an UPDATE body into its fields, checking both length fields.
+pub fn split_update(body: &[u8]) -> Result<UpdateFields<'_>, DecodeError> {
     let list_err = |what: String| DecodeError::MalformedAttributeList(what);
     let wlen = be16(body, 0).ok_or_else(|| list_err("no Withdrawn Routes Length".into()))?;
     let withdrawn = body.get(2..2 + wlen).ok_or_else(|| {
@@ -35,11 +43,19 @@ pub fn split_update(body: &[u8]) -> Result<(&[u8], &[u8], &[u8]), DecodeError> {
         ))
     })?;
     let nlri = body.get(4 + wlen + alen..).unwrap_or_default();
-    Ok((withdrawn, attrs, nlri))
+    Ok(UpdateFields {
+        withdrawn,
+        attrs,
+        nlri,
+    })
 }
 
 pub fn decode_update(body: &[u8], ctx: &SessionContext) -> Result<Update, DecodeError> {
-    let (wbuf, abuf, nbuf) = split_update(body)?;
+    let UpdateFields {
+        withdrawn: wbuf,
+        attrs: abuf,
+        nlri: nbuf,
+    } = split_update(body)?;
     let withdrawn = nlri::decode_v4(wbuf).map_err(|e| DecodeError::InvalidNetworkField {
         field: "Withdrawn Routes",
         reason: e.to_string(),

@@ -79,9 +79,7 @@ impl<K: Ord + Clone, V> Revd<K, V> {
     }
 
     fn get(&self, k: &K) -> Option<(Revision, &V)> {
-        self.0
-            .get(k)
-            .and_then(|(r, v)| v.as_ref().map(|v| (*r, v)))
+        self.0.get(k).and_then(|(r, v)| v.as_ref().map(|v| (*r, v)))
     }
 }
 
@@ -141,8 +139,12 @@ impl IpamCache {
 
     pub(crate) fn config(&self) -> Option<Config> {
         let g = self.lock();
-        g.ready
-            .then(|| g.config.get(&()).map(|(_, c)| c.clone()).unwrap_or_default())
+        g.ready.then(|| {
+            g.config
+                .get(&())
+                .map(|(_, c)| c.clone())
+                .unwrap_or_default()
+        })
     }
 
     /// `node`'s confirmed affine blocks, in CIDR order.
@@ -206,7 +208,13 @@ impl IpamCache {
     }
 
     /// Replaces what a list of `kind` at `rev` shows, keeping newer entries.
-    fn load(&self, kind: Kind, items: &[Resource], rev: Revision, convert: fn(&Resource) -> Converted) {
+    fn load(
+        &self,
+        kind: Kind,
+        items: &[Resource],
+        rev: Revision,
+        convert: fn(&Resource) -> Converted,
+    ) {
         let mut g = self.lock();
         let mut names = Vec::new();
         let mut keys_pool = Vec::new();
@@ -233,7 +241,13 @@ impl IpamCache {
         }
     }
 
-    fn event(&self, r: &Resource, rev: Revision, deleted: bool, convert: fn(&Resource) -> Converted) {
+    fn event(
+        &self,
+        r: &Resource,
+        rev: Revision,
+        deleted: bool,
+        convert: fn(&Resource) -> Converted,
+    ) {
         match convert(r) {
             Some(Ok(item)) => {
                 let mut g = self.lock();

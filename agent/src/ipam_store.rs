@@ -361,8 +361,11 @@ impl IpamStore for DatastoreIpam {
             .list(Kind::IpamBlock, None)
             .await
             .map_err(store_err)?;
-        let blocks: Vec<Versioned<Block>> =
-            l.items.iter().map(versioned_block).collect::<Result<_, _>>()?;
+        let blocks: Vec<Versioned<Block>> = l
+            .items
+            .iter()
+            .map(versioned_block)
+            .collect::<Result<_, _>>()?;
         self.with_cache(|c| {
             for b in &blocks {
                 c.put_block(&b.value, b.revision)

@@ -1,7 +1,9 @@
 //! The IPAM allocator over the real datastores: concurrent allocators, each
 //! with its own connection (its own SQLite handle on the shared file, its
-//! own etcd client), one node each, never hand out an address twice and leave nothing
-//! behind after releasing everything. On etcd: 8 clients × 500 assigns.
+//! own etcd client) and its own watch-fed cache, never hand out an address
+//! twice and leave nothing behind after releasing everything. On etcd: 8
+//! clients × 500 assigns, one node each; and 8 clients sharing one node,
+//! so that their cached blocks go stale under each other all the time.
 
 mod common;
 
@@ -15,7 +17,7 @@ use tabby_ipam::allocator::{AssignRequest, Ipam};
 
 const ALLOCATORS: usize = 8;
 
-async fn run(b: Backend, assigns: usize) {
+async fn run(b: Backend, assigns: usize, one_node: bool) {
     let admin = b.client().await;
     let mut spec = IpPoolSpec {
         cidr: "10.30.0.0/18".into(),
@@ -29,13 +31,19 @@ async fn run(b: Backend, assigns: usize) {
         .unwrap();
     let mut tasks = Vec::new();
     for t in 0..ALLOCATORS {
-        let ipam = Ipam::new(DatastoreIpam::new(b.client().await));
+        let store = DatastoreIpam::cached(b.client().await);
+        assert!(store.wait_ready(std::time::Duration::from_secs(10)).await);
+        let ipam = Ipam::new(store);
+        let node = if one_node {
+            "node-shared".to_string()
+        } else {
+            format!("node-{t}")
+        };
         tasks.push(tokio::spawn(async move {
             let assigns = assigns;
             let mut got = Vec::new();
             for i in 0..assigns {
-                let req =
-                    AssignRequest::new(&format!("k8s-pod-network.t{t}-{i}"), &format!("node-{t}"));
+                let req = AssignRequest::new(&format!("k8s-pod-network.t{t}-{i}"), &node);
                 let (v4, _) = ipam.auto_assign(&req).await.unwrap();
                 got.extend(v4);
             }
@@ -97,10 +105,20 @@ async fn run(b: Backend, assigns: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_concurrent_allocators() {
     // The 8-process × 500 run on SQLite is in ipam_processes.rs.
-    run(Backend::new("sqlite").await, 40).await
+    run(Backend::new("sqlite").await, 40, false).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_concurrent_allocators_one_node() {
+    run(Backend::new("sqlite").await, 40, true).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn etcd_concurrent_allocators_one_node() {
+    run(Backend::new("etcd").await, 75, true).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn etcd_concurrent_allocators() {
-    run(Backend::new("etcd").await, 500).await
+    run(Backend::new("etcd").await, 500, false).await
 }

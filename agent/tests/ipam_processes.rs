@@ -26,7 +26,10 @@ async fn allocator_child() {
     };
     let (db, id) = spec.split_once('|').expect("db|id");
     let ds: Arc<dyn Datastore> = Arc::new(SqliteStore::open(db.as_ref()).await.unwrap());
-    let ipam = Ipam::new(DatastoreIpam::new(ds));
+    // As tabby-node runs it: a watch-fed cache in every process.
+    let store = DatastoreIpam::cached(ds);
+    assert!(store.wait_ready(std::time::Duration::from_secs(10)).await);
+    let ipam = Ipam::new(store);
     let mut got = Vec::new();
     for i in 0..ASSIGNS {
         let req = AssignRequest::new(&format!("k8s-pod-network.p{id}-{i}"), &format!("node-{id}"));

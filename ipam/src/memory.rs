@@ -216,8 +216,14 @@ impl IpamStore for MemoryIpamStore {
             }
             None if handle.blocks.is_empty() => None,
             r => Some(
-                cas(&mut g.handles, &mut g.rev, handle.id.clone(), handle.clone(), r)
-                    .map_err(|e| (Part::Handle, e))?,
+                cas(
+                    &mut g.handles,
+                    &mut g.rev,
+                    handle.id.clone(),
+                    handle.clone(),
+                    r,
+                )
+                .map_err(|e| (Part::Handle, e))?,
             ),
         };
         Ok(Written {

@@ -4,10 +4,12 @@
 //! configuration and consumes its best-path stream through the `Bgp` gRPC
 //! service defined in `tabby-proto`.
 
+pub mod daemon_config;
 pub mod fsm;
 pub mod peer_config;
 pub mod policy;
 pub mod rib;
+pub mod service;
 pub mod speaker;
 pub mod transport;
 pub mod wire;

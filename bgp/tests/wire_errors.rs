@@ -319,6 +319,19 @@ fn malformed_attributes_treat_as_withdraw() {
         let why = withdrawn(&good_plus(extra));
         assert!(why.contains(want), "{extra}: {why}");
     }
+    // With only MP_REACH routes a bad NEXT_HOP is ignored (RFC 4760 §3).
+    let mut b = hex("00 00 00 00");
+    let attrs = hex(
+        "80 0e 1a 00 02 01 10 20 01 0d b8 00 00 00 00 00 00 00 00 00 00 00 01 00 20 20 01 0d b8 \
+         40 01 01 00 40 02 00 40 03 04 00 00 00 00",
+    );
+    b[2..4].copy_from_slice(&(attrs.len() as u16).to_be_bytes());
+    b.extend_from_slice(&attrs);
+    let Message::Update(u) = decode(&msg(2, &b), &ctx4()).unwrap() else {
+        panic!()
+    };
+    assert_eq!(u.treat_as_withdraw, None);
+    assert_eq!(u.attrs.next_hop, None);
     // Missing mandatory attributes with NLRI present.
     let why = withdrawn(&update_with(&hex("40 01 01 00 40 02 00")));
     assert!(why.contains("missing well-known attribute 3"), "{why}");

@@ -58,8 +58,13 @@ struct As4State {
     as4_aggregator: Option<(u32, Ipv4Addr)>,
 }
 
-/// Walks the Path Attributes field of an UPDATE.
-pub fn decode_attrs(buf: &[u8], ctx: &SessionContext) -> Result<Decoded, DecodeError> {
+/// Walks the Path Attributes field of an UPDATE. `ipv4_nlri` says whether
+/// the NLRI field is non-empty: without it NEXT_HOP describes nothing.
+pub fn decode_attrs(
+    buf: &[u8],
+    ctx: &SessionContext,
+    ipv4_nlri: bool,
+) -> Result<Decoded, DecodeError> {
     let mut d = Decoded {
         attrs: PathAttributes::default(),
         treat_as_withdraw: None,
@@ -115,7 +120,13 @@ pub fn decode_attrs(buf: &[u8], ctx: &SessionContext) -> Result<Decoded, DecodeE
         d.seen[usize::from(code / 64)] |= 1 << (code % 64);
         let value = raw.get(hlen..).unwrap_or_default();
         if let Err(e) = decode_one(flags, code, value, raw, ctx, &mut d.attrs, &mut as4) {
-            match e.action() {
+            // RFC 4760 §3: with only MP_REACH routes, NEXT_HOP is ignored.
+            let action = if code == attr::NEXT_HOP && !ipv4_nlri {
+                Rfc7606Action::AttributeDiscard
+            } else {
+                e.action()
+            };
+            match action {
                 Rfc7606Action::SessionReset => return Err(e),
                 Rfc7606Action::TreatAsWithdraw => {
                     if d.treat_as_withdraw.is_none() {

@@ -64,7 +64,7 @@ pub fn decode_update(body: &[u8], ctx: &SessionContext) -> Result<Update, Decode
         field: "NLRI",
         reason: e.to_string(),
     })?;
-    let d = decode_attrs(abuf, ctx)?;
+    let d = decode_attrs(abuf, ctx, !nlri.is_empty())?;
     let mut treat_as_withdraw = d.treat_as_withdraw.clone();
     // RFC 7606 §3.d: a route without its mandatory attributes is withdrawn.
     let reach = d

@@ -320,3 +320,7 @@ pub fn diff_fdb(vteps: &[Vtep], kernel: &[KernelFdb]) -> (Vec<FdbEntry>, Vec<Fdb
     }
     (set, delete)
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

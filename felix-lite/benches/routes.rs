@@ -10,9 +10,11 @@ use ipnet::Ipv4Net;
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
+use tabby_felix_lite::model::{BlockRoute, DesiredState, Path};
 use tabby_felix_lite::netlink::routes::{add_request, delete_request, RouteSpec, RouteTarget};
 use tabby_felix_lite::netlink::NlSocket;
 use tabby_felix_lite::netns;
+use tabby_felix_lite::reconcile::{Config, Reconciler};
 
 const ROUTES: u32 = 100_000;
 const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 255, 0, 2);
@@ -72,6 +74,50 @@ fn tabby(ns: &Netns, dsts: Vec<Ipv4Net>, oif: u32) -> (Duration, Duration) {
         (add, del)
     })
     .expect("run in netns")
+}
+
+/// The same routes through the whole reconciler (read back, diff, write,
+/// status): first pass, a pass with nothing to do, and removal.
+fn reconciler(ns: &Netns, dsts: &[Ipv4Net]) -> (Duration, Duration, Duration) {
+    let rec = Reconciler::start_in_netns(&ns.name, Config::default()).expect("reconciler");
+    let handle = rec.handle();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut state = DesiredState {
+        node_interface: "veth0".into(),
+        routes: dsts
+            .iter()
+            .map(|&cidr| BlockRoute {
+                cidr,
+                path: Path::Native { gateway: GATEWAY },
+                node: "bench".into(),
+            })
+            .collect(),
+        ..DesiredState::default()
+    };
+    let timed = |state: DesiredState, want: usize| {
+        let start = Instant::now();
+        let generation = handle.set_desired(state);
+        let status = rt
+            .block_on(handle.wait_for_generation(generation))
+            .expect("reconciler running");
+        let took = start.elapsed();
+        assert!(
+            status.last_pass.failures.is_empty(),
+            "{:?}",
+            &status.last_pass.failures[..1]
+        );
+        assert_eq!(status.last_pass.routes_programmed, want);
+        took
+    };
+    let first = timed(state.clone(), dsts.len());
+    let noop = timed(state.clone(), dsts.len());
+    state.routes.clear();
+    let removal = timed(state, 0);
+    assert_eq!(count_tabby_routes(ns), 0);
+    (first, noop, removal)
 }
 
 fn rate(d: Duration) -> f64 {
@@ -138,6 +184,9 @@ fn main() {
     .expect("run in netns");
     assert_eq!(count_tabby_routes(&ns), dsts.len(), "tabby installed all");
 
+    ns.ip(&["route", "flush", "proto", "81"]);
+    let (first, noop, removal) = reconciler(&ns, &dsts);
+
     let ip_both = best_ip.0 + best_ip.1;
     let tabby_both = best_tabby.0 + best_tabby.1;
     println!("routes: {ROUTES} /32 routes via a gateway, best of {ROUNDS} rounds");
@@ -158,5 +207,13 @@ fn main() {
         best_ip.0.as_secs_f64() / best_tabby.0.as_secs_f64(),
         best_ip.1.as_secs_f64() / best_tabby.1.as_secs_f64(),
         ip_both.as_secs_f64() / tabby_both.as_secs_f64()
+    );
+    println!(
+        "reconciler ({ROUTES} block routes): first pass {:.0} ms ({:.0} routes/s), \
+         pass with nothing to do {:.0} ms, removal {:.0} ms",
+        first.as_secs_f64() * 1e3,
+        rate(first),
+        noop.as_secs_f64() * 1e3,
+        removal.as_secs_f64() * 1e3
     );
 }

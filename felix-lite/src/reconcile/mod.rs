@@ -8,6 +8,24 @@
 //! links, addresses or `vxlan.calico`'s ARP/FDB entries (so an external
 //! `ip route del` is repaired well within a second), and every
 //! `resync_interval` regardless (Felix's route refresh).
+//!
+//! Ownership rules:
+//! - Routes: only main-table routes with protocol 81 are ever replaced or
+//!   deleted (deletes name protocol 81, so the kernel itself refuses to
+//!   match anything else). A route of another protocol that holds a
+//!   destination Tabby wants (same prefix, metric 0, TOS 0) is left alone:
+//!   Tabby's route is not installed, the item is reported in
+//!   [`Status`] naming the other protocol, and it is retried every pass, so
+//!   it goes in once the other route is gone.
+//! - Next hops: a native next hop that is the network or broadcast address
+//!   of a desired block or of a subnet on the node interface is refused,
+//!   naming the route. A VXLAN next hop is only checked against the
+//!   subnets: Calico's tunnel IP is usually the remote block's first
+//!   address, and `<block> via <that> dev vxlan.calico onlink` is its normal
+//!   route.
+//! - `vxlan.calico` and its ARP/FDB entries belong to Tabby entirely:
+//!   permanent entries that match no VTEP are removed; entries the kernel
+//!   learned itself are not.
 
 mod events;
 mod pass;

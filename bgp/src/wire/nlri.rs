@@ -30,28 +30,68 @@ impl std::fmt::Display for NlriError {
     }
 }
 
-/// Reads one prefix of at most `N` octets from `buf[*pos..]`: the address
-/// octets (host bits beyond the length cleared) and the length.
+/// Reads one IPv4 prefix at `buf[*pos..]`: the network (host bits cleared)
+/// and the length. The common case reads a fixed 4 octets and masks, which
+/// avoids a variable-length copy per prefix.
 #[inline]
-fn next_prefix<const N: usize>(buf: &[u8], pos: &mut usize) -> Result<([u8; N], u8), NlriError> {
+fn next_v4(buf: &[u8], pos: &mut usize) -> Result<(u32, u8), NlriError> {
     let offset = *pos;
     let bits = *buf.get(offset).ok_or(NlriError::Truncated { offset })?;
-    let max = (N * 8) as u8;
-    if bits > max {
-        return Err(NlriError::PrefixTooLong { bits, max });
+    if bits > 32 {
+        return Err(NlriError::PrefixTooLong { bits, max: 32 });
     }
     let octets = usize::from(bits).div_ceil(8);
-    let src = buf
-        .get(offset + 1..offset + 1 + octets)
-        .ok_or(NlriError::Truncated { offset })?;
-    let mut addr = [0u8; N];
-    addr[..octets].copy_from_slice(src);
-    // Trailing bits of the last octet are irrelevant on the wire (RFC 4271).
-    if bits % 8 != 0 {
-        addr[octets - 1] &= 0xffu8 << (8 - bits % 8);
+    let end = offset + 1 + octets;
+    if end > buf.len() {
+        return Err(NlriError::Truncated { offset });
     }
-    *pos = offset + 1 + octets;
-    Ok((addr, bits))
+    let raw = match buf.get(offset + 1..offset + 5) {
+        Some(&[a, b, c, d]) => u32::from_be_bytes([a, b, c, d]),
+        _ => {
+            // Near the end of the field: gather what is there.
+            let mut w = [0u8; 4];
+            for (dst, src) in w
+                .iter_mut()
+                .zip(buf.get(offset + 1..end).unwrap_or_default())
+            {
+                *dst = *src;
+            }
+            u32::from_be_bytes(w)
+        }
+    };
+    let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
+    *pos = end;
+    Ok((raw & mask, bits))
+}
+
+/// The IPv6 counterpart of `next_v4`.
+#[inline]
+fn next_v6(buf: &[u8], pos: &mut usize) -> Result<(u128, u8), NlriError> {
+    let offset = *pos;
+    let bits = *buf.get(offset).ok_or(NlriError::Truncated { offset })?;
+    if bits > 128 {
+        return Err(NlriError::PrefixTooLong { bits, max: 128 });
+    }
+    let octets = usize::from(bits).div_ceil(8);
+    let end = offset + 1 + octets;
+    if end > buf.len() {
+        return Err(NlriError::Truncated { offset });
+    }
+    let mut w = [0u8; 16];
+    match buf.get(offset + 1..offset + 17) {
+        Some(full) => w.copy_from_slice(full),
+        None => {
+            for (dst, src) in w
+                .iter_mut()
+                .zip(buf.get(offset + 1..end).unwrap_or_default())
+            {
+                *dst = *src;
+            }
+        }
+    }
+    let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
+    *pos = end;
+    Ok((u128::from_be_bytes(w) & mask, bits))
 }
 
 /// Iterator over IPv4 prefixes; stops after the first error.
@@ -83,7 +123,7 @@ impl Iterator for Iter4<'_> {
         if self.pos >= self.buf.len() {
             return None;
         }
-        match next_prefix::<4>(self.buf, &mut self.pos) {
+        match next_v4(self.buf, &mut self.pos) {
             Ok((a, bits)) => Ipv4Net::new(Ipv4Addr::from(a), bits)
                 .map_err(|_| NlriError::PrefixTooLong { bits, max: 32 })
                 .into(),
@@ -102,7 +142,7 @@ impl Iterator for Iter6<'_> {
         if self.pos >= self.buf.len() {
             return None;
         }
-        match next_prefix::<16>(self.buf, &mut self.pos) {
+        match next_v6(self.buf, &mut self.pos) {
             Ok((a, bits)) => Ipv6Net::new(Ipv6Addr::from(a), bits)
                 .map_err(|_| NlriError::PrefixTooLong { bits, max: 128 })
                 .into(),
@@ -141,14 +181,22 @@ pub fn encoded_len(prefix_len: u8) -> usize {
     1 + usize::from(prefix_len).div_ceil(8)
 }
 
+/// Appends one prefix. Writes a fixed 5 octets and trims the unused
+/// ones: cheaper than a variable-length copy per prefix.
+#[inline]
 pub fn encode_v4(p: &Ipv4Net, out: &mut Vec<u8>) {
-    let n = encoded_len(p.prefix_len()) - 1;
-    out.push(p.prefix_len());
-    out.extend_from_slice(&p.network().octets()[..n]);
+    let n = encoded_len(p.prefix_len());
+    let [a, b, c, d] = p.network().octets();
+    out.extend_from_slice(&[p.prefix_len(), a, b, c, d]);
+    out.truncate(out.len() - (5 - n));
 }
 
+#[inline]
 pub fn encode_v6(p: &Ipv6Net, out: &mut Vec<u8>) {
-    let n = encoded_len(p.prefix_len()) - 1;
-    out.push(p.prefix_len());
-    out.extend_from_slice(&p.network().octets()[..n]);
+    let n = encoded_len(p.prefix_len());
+    let mut w = [0u8; 17];
+    w[0] = p.prefix_len();
+    w[1..].copy_from_slice(&p.network().octets());
+    out.extend_from_slice(&w);
+    out.truncate(out.len() - (17 - n));
 }

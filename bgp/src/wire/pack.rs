@@ -11,7 +11,6 @@ use super::types::{
     MAX_MESSAGE_LEN,
 };
 use ipnet::IpNet;
-use std::iter::Peekable;
 
 fn begin(out: &mut Vec<u8>) -> usize {
     let start = out.len();
@@ -25,35 +24,56 @@ fn set_u16(out: &mut [u8], at: usize, v: usize) {
     out[at..at + 2].copy_from_slice(&(v as u16).to_be_bytes());
 }
 
-fn prefix_len_on_wire(p: &IpNet) -> usize {
-    nlri::encoded_len(p.prefix_len())
+/// Walks the prefixes of one family in a mixed slice.
+struct Cursor<'a> {
+    prefixes: &'a [IpNet],
+    i: usize,
+    v6: bool,
 }
 
-fn put_prefix(p: &IpNet, out: &mut Vec<u8>) {
-    match p {
-        IpNet::V4(p) => nlri::encode_v4(p, out),
-        IpNet::V6(p) => nlri::encode_v6(p, out),
+impl<'a> Cursor<'a> {
+    fn new(prefixes: &'a [IpNet], v6: bool) -> Self {
+        Cursor { prefixes, i: 0, v6 }
     }
-}
 
-/// Appends prefixes while the message starting at `start` stays within
-/// 4096 octets once `reserve` more are added; returns how many.
-fn fill<'a>(
-    it: &mut Peekable<impl Iterator<Item = &'a IpNet>>,
-    start: usize,
-    reserve: usize,
-    out: &mut Vec<u8>,
-) -> usize {
-    let mut n = 0;
-    while let Some(p) = it.peek() {
-        if out.len() - start + reserve + prefix_len_on_wire(p) > MAX_MESSAGE_LEN {
-            break;
+    /// Skips to the next prefix of this family; false when none is left.
+    fn more(&mut self) -> bool {
+        while let Some(p) = self.prefixes.get(self.i) {
+            if matches!(p, IpNet::V6(_)) == self.v6 {
+                return true;
+            }
+            self.i += 1;
         }
-        put_prefix(p, out);
-        it.next();
-        n += 1;
+        false
     }
-    n
+
+    /// Appends prefixes while the message starting at `start` stays within
+    /// 4096 octets once `reserve` more are added; returns how many.
+    fn fill(&mut self, start: usize, reserve: usize, out: &mut Vec<u8>) -> usize {
+        let limit = (start + MAX_MESSAGE_LEN).saturating_sub(reserve);
+        let mut n = 0;
+        while let Some(p) = self.prefixes.get(self.i) {
+            match (p, self.v6) {
+                (IpNet::V4(p), false) => {
+                    if out.len() + nlri::encoded_len(p.prefix_len()) > limit {
+                        break;
+                    }
+                    nlri::encode_v4(p, out);
+                    n += 1;
+                }
+                (IpNet::V6(p), true) => {
+                    if out.len() + nlri::encoded_len(p.prefix_len()) > limit {
+                        break;
+                    }
+                    nlri::encode_v6(p, out);
+                    n += 1;
+                }
+                _ => {}
+            }
+            self.i += 1;
+        }
+        n
+    }
 }
 
 fn too_long(what: &'static str, len: usize) -> EncodeError {
@@ -84,11 +104,8 @@ fn announce(
     out: &mut Vec<u8>,
 ) -> Result<usize, EncodeError> {
     let mut count = 0;
-    let mut v4 = prefixes
-        .iter()
-        .filter(|p| matches!(p, IpNet::V4(_)))
-        .peekable();
-    if v4.peek().is_some() {
+    let mut v4 = Cursor::new(prefixes, false);
+    if v4.more() {
         if attrs.next_hop.is_none() {
             return Err(EncodeError::Invalid {
                 field: "NEXT_HOP",
@@ -97,12 +114,12 @@ fn announce(
         }
         let mut base = Vec::new();
         encode_attrs(attrs, ctx, false, &mut base)?;
-        while v4.peek().is_some() {
+        while v4.more() {
             let start = begin(out);
             out.extend_from_slice(&[0, 0]);
             out.extend_from_slice(&(base.len() as u16).to_be_bytes());
             out.extend_from_slice(&base);
-            if fill(&mut v4, start, 0, out) == 0 {
+            if v4.fill(start, 0, out) == 0 {
                 return Err(too_long("shared path attributes", out.len() - start));
             }
             let len = out.len() - start;
@@ -110,11 +127,8 @@ fn announce(
             count += 1;
         }
     }
-    let mut v6 = prefixes
-        .iter()
-        .filter(|p| matches!(p, IpNet::V6(_)))
-        .peekable();
-    if v6.peek().is_some() {
+    let mut v6 = Cursor::new(prefixes, true);
+    if v6.more() {
         let reach = match &attrs.mp_reach {
             Some(r) if r.family.afi == Afi::Ipv6 => r,
             _ => {
@@ -138,7 +152,7 @@ fn announce(
         // Re-emit the MP_REACH header with the extended length so it can
         // hold up to a whole message of prefixes.
         let mp_value = mp_head.get(3..).unwrap_or_default().to_vec();
-        while v6.peek().is_some() {
+        while v6.more() {
             let start = begin(out);
             out.extend_from_slice(&[0, 0, 0, 0]);
             let attrs_at = out.len();
@@ -149,7 +163,7 @@ fn announce(
                 0,
             ]);
             out.extend_from_slice(&mp_value);
-            let n = fill(&mut v6, start, base.len(), out);
+            let n = v6.fill(start, base.len(), out);
             if n == 0 {
                 return Err(too_long(
                     "shared path attributes",
@@ -172,14 +186,11 @@ fn announce(
 /// Withdraws `prefixes`; returns the number of messages appended.
 pub fn encode_withdraw(prefixes: &[IpNet], out: &mut Vec<u8>) -> usize {
     let mut count = 0;
-    let mut v4 = prefixes
-        .iter()
-        .filter(|p| matches!(p, IpNet::V4(_)))
-        .peekable();
-    while v4.peek().is_some() {
+    let mut v4 = Cursor::new(prefixes, false);
+    while v4.more() {
         let start = begin(out);
         out.extend_from_slice(&[0, 0]);
-        let n = fill(&mut v4, start, 2, out);
+        let n = v4.fill(start, 2, out);
         debug_assert!(n > 0);
         let wlen = out.len() - start - HEADER_LEN - 2;
         set_u16(out, start + HEADER_LEN, wlen);
@@ -188,11 +199,8 @@ pub fn encode_withdraw(prefixes: &[IpNet], out: &mut Vec<u8>) -> usize {
         set_u16(out, start + 16, len);
         count += 1;
     }
-    let mut v6 = prefixes
-        .iter()
-        .filter(|p| matches!(p, IpNet::V6(_)))
-        .peekable();
-    while v6.peek().is_some() {
+    let mut v6 = Cursor::new(prefixes, true);
+    while v6.more() {
         let start = begin(out);
         out.extend_from_slice(&[0, 0, 0, 0]);
         let attrs_at = out.len();
@@ -204,7 +212,7 @@ pub fn encode_withdraw(prefixes: &[IpNet], out: &mut Vec<u8>) -> usize {
         ]);
         out.extend_from_slice(&Family::IPV6_UNICAST.afi_wire().to_be_bytes());
         out.push(Family::IPV6_UNICAST.safi_wire());
-        fill(&mut v6, start, 0, out);
+        v6.fill(start, 0, out);
         let mp_len = out.len() - attrs_at - 4;
         set_u16(out, attrs_at + 2, mp_len);
         let alen = out.len() - attrs_at;

@@ -48,11 +48,16 @@ impl Path {
 
 /// The decision process: `Less` means `a` is preferred.
 ///
-/// 1. highest weight, 2. highest LOCAL_PREF (default 100), 3. locally
-/// originated, 4. shortest AS_PATH (a set counts 1), 5. lowest ORIGIN,
+/// 1. highest weight
+/// 2. highest LOCAL_PREF (default 100)
+/// 3. locally originated
+/// 4. shortest AS_PATH (a set counts 1)
+/// 5. lowest ORIGIN
 /// 6. lowest MED, only between paths from the same neighbour AS (missing
-/// MED is 0, RFC 4271 §9.1.2.2), 7. eBGP over iBGP, 8. lowest router id
-/// (ORIGINATOR_ID when present), 9. lowest peer address.
+///    MED is 0, RFC 4271 §9.1.2.2)
+/// 7. eBGP over iBGP
+/// 8. lowest router id (ORIGINATOR_ID when present)
+/// 9. lowest peer address
 pub fn compare(a: &Path, b: &Path) -> Ordering {
     let (x, y) = (&a.attrs, &b.attrs);
     b.source

@@ -1,10 +1,10 @@
 //! Adj-RIB-In, Loc-RIB and Adj-RIB-Out for the whole speaker.
 //!
 //! One [`Rib`] holds every peer. Accepted paths live once, in the Loc-RIB
-//! (a `HashMap` from prefix to its candidate paths, best first); a peer's
-//! Adj-RIB-In is the set of prefixes it has there (plus the ones its import
-//! policy rejected, for the "received" count), which is what BIRD keeps
-//! too. Attribute sets are interned `Arc`s, so the prefixes of one UPDATE
+//! (a map from prefix to its candidate paths, best first); a peer's
+//! post-policy Adj-RIB-In is its paths there, plus the set of prefixes its
+//! import policy rejected (for the "received" count), which is what BIRD
+//! keeps too. Attribute sets are interned `Arc`s, so the prefixes of one UPDATE
 //! share one allocation and exports group by pointer. Each peer's
 //! Adj-RIB-Out remembers what was sent, so every operation returns exact
 //! diffs ([`RibChanges`]).
@@ -14,6 +14,7 @@ mod changes;
 mod decision;
 mod export;
 mod peer;
+mod prefix_map;
 
 pub use attrs::{end_of_rib_update, family_of, withdraw_update, RouteAttrs, DEFAULT_LOCAL_PREF};
 pub use changes::{BestChange, PeerExport, RibChanges};
@@ -28,6 +29,7 @@ use changes::Grouper;
 use decision::select_best;
 use ipnet::IpNet;
 use peer::PeerRib;
+use prefix_map::PrefixMap;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -35,7 +37,7 @@ use std::sync::Arc;
 pub struct Rib {
     local: LocalConfig,
     local_source: Arc<Source>,
-    loc: HashMap<IpNet, Vec<Path>>,
+    loc: PrefixMap<Vec<Path>>,
     peers: HashMap<IpAddr, PeerRib>,
     interner: Interner,
 }
@@ -60,7 +62,7 @@ impl Rib {
         Rib {
             local,
             local_source,
-            loc: HashMap::new(),
+            loc: PrefixMap::default(),
             peers: HashMap::new(),
             interner: Interner::default(),
         }
@@ -105,7 +107,7 @@ impl Rib {
     }
 
     /// The Loc-RIB's best paths (the WatchBestPaths snapshot).
-    pub fn best_paths(&self) -> impl Iterator<Item = (&IpNet, &Path)> {
+    pub fn best_paths(&self) -> impl Iterator<Item = (IpNet, &Path)> {
         self.loc
             .iter()
             .filter_map(|(p, v)| v.first().map(|b| (p, b)))
@@ -211,15 +213,24 @@ impl Rib {
         p.adj_out.clear();
         p.rejected.clear();
         p.stale = keep.clone();
-        let prefixes: Vec<IpNet> = p.adj_in.iter().copied().collect();
+        if p.accepted == 0 {
+            return RibChanges::default();
+        }
+        // A walk of the whole Loc-RIB, as BIRD does on a flush: cheaper
+        // than keeping a per-peer prefix index for every route.
         let mut t = Touched::default();
-        for prefix in prefixes {
+        let mut gone = Vec::new();
+        for (prefix, paths) in self.loc.iter() {
+            if paths.iter().any(|x| x.source.peer == Some(peer)) {
+                gone.push(prefix);
+            }
+        }
+        for prefix in gone {
             if keep.contains(&family_of(&prefix)) {
                 mark_stale(&mut self.loc, prefix, peer, &mut t);
-            } else {
-                remove(&mut self.loc, prefix, Some(peer), &mut t);
+            } else if remove(&mut self.loc, prefix, Some(peer), &mut t) {
                 if let Some(p) = self.peers.get_mut(&peer) {
-                    p.adj_in.remove(&prefix);
+                    p.accepted -= 1;
                 }
             }
         }
@@ -308,10 +319,9 @@ impl Rib {
                     p.rejected.remove(&prefix);
                     self.withdraw_from(peer, prefix, &mut t);
                 } else if rejected_all || !p.config.import.filter.accepts(&prefix) {
-                    p.rejected.insert(prefix);
+                    p.rejected.insert(prefix, ());
                     self.withdraw_from(peer, prefix, &mut t);
                 } else {
-                    p.adj_in.insert(prefix);
                     if !p.rejected.is_empty() {
                         p.rejected.remove(&prefix);
                     }
@@ -320,14 +330,16 @@ impl Rib {
                         attrs: attrs.clone(),
                         stale: false,
                     };
-                    upsert(&mut self.loc, prefix, path, &mut t);
+                    if upsert(&mut self.loc, prefix, path, &mut t) {
+                        p.accepted += 1;
+                    }
                 }
             }
         }
         let mut changes = self.finish(t);
         if let Some(p) = self.peers.get(&peer) {
             let max = p.config.max_prefixes;
-            if max > 0 && p.adj_in.len() > max as usize {
+            if max > 0 && p.accepted > max as usize {
                 changes.max_prefix_exceeded = Some(max);
             }
         }
@@ -337,9 +349,9 @@ impl Rib {
     /// Removes `peer`'s path for `prefix` (a withdrawal, or a rejected
     /// re-announcement that replaces an accepted one).
     fn withdraw_from(&mut self, peer: IpAddr, prefix: IpNet, t: &mut Touched) {
-        if let Some(p) = self.peers.get_mut(&peer) {
-            if p.adj_in.remove(&prefix) {
-                remove(&mut self.loc, prefix, Some(peer), t);
+        if remove(&mut self.loc, prefix, Some(peer), t) {
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.accepted -= 1;
             }
         }
     }
@@ -349,24 +361,18 @@ impl Rib {
             return;
         };
         p.stale.retain(|f| !families.contains(f));
-        if families.is_empty() {
+        if families.is_empty() || p.accepted == 0 {
             return;
         }
-        let loc = &self.loc;
-        let gone: Vec<IpNet> = p
-            .adj_in
+        let gone: Vec<IpNet> = self
+            .loc
             .iter()
-            .filter(|prefix| families.contains(&family_of(prefix)))
-            .filter(|prefix| {
-                loc.get(prefix)
-                    .and_then(|v| v.iter().find(|x| x.source.peer == Some(peer)))
-                    .is_some_and(|x| x.stale)
-            })
-            .copied()
+            .filter(|(prefix, _)| families.contains(&family_of(prefix)))
+            .filter(|(_, paths)| paths.iter().any(|x| x.source.peer == Some(peer) && x.stale))
+            .map(|(prefix, _)| prefix)
             .collect();
         for prefix in gone {
-            p.adj_in.remove(&prefix);
-            remove(&mut self.loc, prefix, Some(peer), t);
+            self.withdraw_from(peer, prefix, t);
         }
     }
 
@@ -387,7 +393,7 @@ impl Rib {
                     local,
                     loc,
                     interner,
-                    t.prefixes.iter(),
+                    t.prefixes.iter().copied(),
                     &mut Grouper::default(),
                 );
                 if !e.is_empty() {
@@ -429,28 +435,37 @@ impl Rib {
     }
 }
 
-fn upsert(loc: &mut HashMap<IpNet, Vec<Path>>, prefix: IpNet, path: Path, t: &mut Touched) {
-    let paths = loc.entry(prefix).or_default();
+/// Adds or replaces the path of `path`'s source; true when it is new.
+fn upsert(loc: &mut PrefixMap<Vec<Path>>, prefix: IpNet, path: Path, t: &mut Touched) -> bool {
+    let paths = loc.get_or_default(prefix);
     let old = paths.first().cloned();
-    match paths.iter().position(|x| x.source.peer == path.source.peer) {
-        Some(i) => paths[i] = path,
-        None => paths.push(path),
-    }
+    let added = match paths.iter().position(|x| x.source.peer == path.source.peer) {
+        Some(i) => {
+            paths[i] = path;
+            false
+        }
+        None => {
+            paths.push(path);
+            true
+        }
+    };
     select_best(paths);
     note(prefix, old, paths.first(), t);
+    added
 }
 
+/// Removes the path from `peer` (`None`: local); true when there was one.
 fn remove(
-    loc: &mut HashMap<IpNet, Vec<Path>>,
+    loc: &mut PrefixMap<Vec<Path>>,
     prefix: IpNet,
     peer: Option<IpAddr>,
     t: &mut Touched,
-) {
+) -> bool {
     let Some(paths) = loc.get_mut(&prefix) else {
-        return;
+        return false;
     };
     let Some(i) = paths.iter().position(|x| x.source.peer == peer) else {
-        return;
+        return false;
     };
     let old = paths.first().cloned();
     paths.swap_remove(i);
@@ -462,9 +477,10 @@ fn remove(
         let new = paths.first().cloned();
         note(prefix, old, new.as_ref(), t);
     }
+    true
 }
 
-fn mark_stale(loc: &mut HashMap<IpNet, Vec<Path>>, prefix: IpNet, peer: IpAddr, t: &mut Touched) {
+fn mark_stale(loc: &mut PrefixMap<Vec<Path>>, prefix: IpNet, peer: IpAddr, t: &mut Touched) {
     let Some(paths) = loc.get_mut(&prefix) else {
         return;
     };

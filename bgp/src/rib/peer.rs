@@ -5,11 +5,12 @@ use super::attrs::{family_of, Interner, RouteAttrs};
 use super::changes::{Grouper, PeerExport};
 use super::decision::{Path, Source};
 use super::export::{rewrite, role_allows, Target};
+use super::prefix_map::PrefixMap;
 use crate::fsm::Negotiated;
 use crate::peer_config::{LocalConfig, PeerConfig};
 use crate::wire::Family;
 use ipnet::IpNet;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
@@ -36,13 +37,14 @@ pub(crate) struct PeerRib {
     pub config: PeerConfig,
     pub source: Arc<Source>,
     pub session: Option<SessionInfo>,
-    /// Prefixes with an accepted path from this peer in the Loc-RIB.
-    pub adj_in: HashSet<IpNet>,
+    /// Paths from this peer in the Loc-RIB (its post-policy Adj-RIB-In
+    /// lives there, not in a table of its own).
+    pub accepted: usize,
     /// Prefixes the peer announces that import policy or loop checks rejected.
-    pub rejected: HashSet<IpNet>,
+    pub rejected: PrefixMap<()>,
     /// Families whose paths are stale, waiting for End-of-RIB.
     pub stale: Vec<Family>,
-    pub adj_out: HashMap<IpNet, Arc<RouteAttrs>>,
+    pub adj_out: PrefixMap<Arc<RouteAttrs>>,
 }
 
 type RewriteKey = (*const RouteAttrs, *const Source, Family);
@@ -61,10 +63,10 @@ impl PeerRib {
             config,
             source,
             session: None,
-            adj_in: HashSet::new(),
-            rejected: HashSet::new(),
+            accepted: 0,
+            rejected: PrefixMap::default(),
             stale: Vec::new(),
-            adj_out: HashMap::new(),
+            adj_out: PrefixMap::default(),
         }
     }
 
@@ -81,8 +83,8 @@ impl PeerRib {
 
     pub fn counts(&self) -> PeerCounts {
         PeerCounts {
-            received: (self.adj_in.len() + self.rejected.len()) as u64,
-            accepted: self.adj_in.len() as u64,
+            received: (self.accepted + self.rejected.len()) as u64,
+            accepted: self.accepted as u64,
             advertised: self.adj_out.len() as u64,
         }
     }
@@ -91,12 +93,12 @@ impl PeerRib {
     /// `prefixes`, returning the diff. Rewritten attribute sets are cached
     /// per (attributes, source, family) for the call and interned, so an
     /// UPDATE's worth of prefixes costs one rewrite and shares one `Arc`.
-    pub fn export<'a>(
+    pub fn export(
         &mut self,
         local: &LocalConfig,
-        loc: &HashMap<IpNet, Vec<Path>>,
+        loc: &PrefixMap<Vec<Path>>,
         interner: &mut Interner,
-        prefixes: impl Iterator<Item = &'a IpNet>,
+        prefixes: impl Iterator<Item = IpNet>,
         grouper: &mut Grouper,
     ) -> PeerExport {
         let mut out = PeerExport::new(self.config.address);
@@ -112,13 +114,13 @@ impl PeerRib {
         let families = &session.negotiated.families;
         let mut cache: HashMap<RewriteKey, Option<Arc<RouteAttrs>>> = HashMap::new();
         for prefix in prefixes {
-            let family = family_of(prefix);
+            let family = family_of(&prefix);
             if !families.contains(&family) {
                 continue;
             }
-            let wanted = loc.get(prefix).and_then(|v| v.first()).and_then(|best| {
+            let wanted = loc.get(&prefix).and_then(|v| v.first()).and_then(|best| {
                 let allowed = role_allows(local, &best.source, &target)
-                    && self.config.export.accepts(prefix, best.source.is_local());
+                    && self.config.export.accepts(&prefix, best.source.is_local());
                 if !allowed {
                     return None;
                 }
@@ -134,16 +136,16 @@ impl PeerRib {
                 Some(attrs) => {
                     let unchanged = self
                         .adj_out
-                        .get(prefix)
+                        .get(&prefix)
                         .is_some_and(|old| Arc::ptr_eq(old, &attrs));
                     if !unchanged {
-                        grouper.add(&mut out, &attrs, *prefix);
-                        self.adj_out.insert(*prefix, attrs);
+                        grouper.add(&mut out, &attrs, prefix);
+                        self.adj_out.insert(prefix, attrs);
                     }
                 }
                 None => {
-                    if self.adj_out.remove(prefix).is_some() {
-                        out.withdraw.push(*prefix);
+                    if self.adj_out.remove(&prefix).is_some() {
+                        out.withdraw.push(prefix);
                     }
                 }
             }

@@ -32,7 +32,7 @@ fn full_state() -> DesiredState {
         vxlan: Some(LocalVxlan {
             parent: "eth0".into(),
             local_ip: ip("10.99.0.1"),
-            tunnel_ip: ip("10.244.0.0"),
+            tunnel_ip: ip("10.244.0.1"),
             mac: MAC_A,
             mtu: 0,
             disable_tx_checksum_offload: false,
@@ -42,7 +42,7 @@ fn full_state() -> DesiredState {
             block(
                 "10.244.1.0/26",
                 Path::Vxlan {
-                    tunnel_ip: ip("10.244.1.0"),
+                    tunnel_ip: ip("10.244.1.1"),
                 },
                 "b",
             ),
@@ -56,7 +56,7 @@ fn full_state() -> DesiredState {
             block(
                 "10.244.3.0/26",
                 Path::Vxlan {
-                    tunnel_ip: ip("10.244.3.0"),
+                    tunnel_ip: ip("10.244.3.1"),
                 },
                 "d",
             ),
@@ -65,13 +65,13 @@ fn full_state() -> DesiredState {
             Vtep {
                 node: "b".into(),
                 node_ip: ip("10.99.0.2"),
-                tunnel_ip: ip("10.244.1.0"),
+                tunnel_ip: ip("10.244.1.1"),
                 mac: MAC_B,
             },
             Vtep {
                 node: "d".into(),
                 node_ip: ip("10.99.0.4"),
-                tunnel_ip: ip("10.244.3.0"),
+                tunnel_ip: ip("10.244.3.1"),
                 mac: MAC_C,
             },
         ],
@@ -158,11 +158,11 @@ fn every_element_is_programmed() {
         .filter(|a| a["family"] == "inet")
         .collect();
     assert_eq!(v4.len(), 1);
-    assert_eq!(v4[0]["local"], "10.244.0.0");
+    assert_eq!(v4[0]["local"], "10.244.0.1");
     assert_eq!(v4[0]["prefixlen"], 32);
 
     let r = tabby_route(&ns, "10.244.1.0/26").expect("vxlan route");
-    assert_eq!(r["gateway"], "10.244.1.0");
+    assert_eq!(r["gateway"], "10.244.1.1");
     assert_eq!(r["dev"], "vxlan.calico");
     assert!(r["flags"].as_array().unwrap().iter().any(|f| f == "onlink"));
     let r = tabby_route(&ns, "10.244.2.0/26").expect("native route");
@@ -186,7 +186,7 @@ fn every_element_is_programmed() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|n| n["dst"] == "10.244.1.0")
+        .find(|n| n["dst"] == "10.244.1.1")
         .expect("ARP");
     assert_eq!(n["lladdr"], "66:00:00:00:00:0b");
     assert_eq!(n["state"][0], "PERMANENT");
@@ -452,7 +452,7 @@ fn removing_items_removes_exactly_those() {
         .iter()
         .map(|n| n["dst"].clone())
         .collect();
-    assert_eq!(dsts, vec![serde_json::json!("10.244.1.0")]);
+    assert_eq!(dsts, vec![serde_json::json!("10.244.1.1")]);
     let fdb = ns.bridge_json(&["fdb", "show", "dev", "vxlan.calico"]);
     let macs: Vec<_> = fdb
         .as_array()

@@ -21,7 +21,7 @@ fn state() -> DesiredState {
         vxlan: Some(LocalVxlan {
             parent: "eth0".into(),
             local_ip: ip("10.98.0.1"),
-            tunnel_ip: ip("10.245.0.0"),
+            tunnel_ip: ip("10.245.0.1"),
             mac: [0x66, 0, 0, 0, 1, 0x0a],
             mtu: 1400,
             disable_tx_checksum_offload: false,
@@ -30,7 +30,7 @@ fn state() -> DesiredState {
             BlockRoute {
                 cidr: "10.245.1.0/26".parse().unwrap(),
                 path: Path::Vxlan {
-                    tunnel_ip: ip("10.245.1.0"),
+                    tunnel_ip: ip("10.245.1.1"),
                 },
                 node: "b".into(),
             },
@@ -43,7 +43,7 @@ fn state() -> DesiredState {
         vteps: vec![Vtep {
             node: "b".into(),
             node_ip: ip("10.98.0.2"),
-            tunnel_ip: ip("10.245.1.0"),
+            tunnel_ip: ip("10.245.1.1"),
             mac: [0x66, 0, 0, 0, 1, 0x0b],
         }],
         workloads: vec![Workload {
@@ -60,7 +60,7 @@ fn has_neigh(ns: &common::Netns) -> bool {
         .as_array()
         .unwrap()
         .iter()
-        .any(|n| n["dst"] == "10.245.1.0" && n["lladdr"] == "66:00:00:00:01:0b")
+        .any(|n| n["dst"] == "10.245.1.1" && n["lladdr"] == "66:00:00:00:01:0b")
 }
 
 fn has_fdb(ns: &common::Netns) -> bool {
@@ -104,7 +104,7 @@ fn external_deletions_are_repaired_within_a_second() {
         tabby_route(&ns, "10.245.0.9").is_some()
     });
 
-    ns.ip(&["neigh", "del", "10.245.1.0", "dev", "vxlan.calico"]);
+    ns.ip(&["neigh", "del", "10.245.1.1", "dev", "vxlan.calico"]);
     let took = wait_until("ARP entry back", REPAIR_WITHIN, || has_neigh(&ns));
     println!("ARP entry repaired in {took:?}");
 
@@ -130,7 +130,7 @@ fn external_deletions_are_repaired_within_a_second() {
     ns.ip(&["addr", "flush", "dev", "vxlan.calico"]);
     wait_until("tunnel address back", REPAIR_WITHIN, || {
         ns.ip(&["-4", "addr", "show", "dev", "vxlan.calico"])
-            .contains("10.245.0.0/32")
+            .contains("10.245.0.1/32")
     });
     ns.ip(&["link", "del", "vxlan.calico"]);
     wait_until("device, route, ARP and FDB back", REPAIR_WITHIN * 2, || {

@@ -22,14 +22,14 @@ struct NodeSpec {
 const A: NodeSpec = NodeSpec {
     node_ip: "10.97.0.1",
     block: "10.246.10.0/26",
-    tunnel_ip: "10.246.10.0",
+    tunnel_ip: "10.246.10.1",
     pod_ip: "10.246.10.5",
     mac: [0x66, 0, 0, 0, 2, 0x0a],
 };
 const B: NodeSpec = NodeSpec {
     node_ip: "10.97.0.2",
     block: "10.246.20.0/26",
-    tunnel_ip: "10.246.20.0",
+    tunnel_ip: "10.246.20.1",
     pod_ip: "10.246.20.5",
     mac: [0x66, 0, 0, 0, 2, 0x0b],
 };

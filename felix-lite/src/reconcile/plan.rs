@@ -64,13 +64,12 @@ pub fn desired_routes(
     let block_cidrs: Vec<Ipv4Net> = blocks.iter().map(|b| b.cidr).collect();
     let of_blocks = boundary_addresses(&block_cidrs, "block");
     let of_subnets = boundary_addresses(node_subnets, "connected subnet");
-    // A native next hop is a node address: never a block's or a connected
-    // subnet's network/broadcast address. A VXLAN next hop is a tunnel IP,
-    // which Calico IPAM usually takes from the first address of the remote
-    // node's block (`10.244.1.0/26 via 10.244.1.0 dev vxlan.calico onlink`
-    // is Calico's normal route), so only the subnet rule applies to it.
-    let native_forbidden: Vec<&HashMap<Ipv4Addr, String>> = vec![&of_subnets, &of_blocks];
-    let vxlan_forbidden: Vec<&HashMap<Ipv4Addr, String>> = vec![&of_subnets];
+    // No next hop is ever a block's or a connected subnet's network or
+    // broadcast address. Calico hands out a block's first address (.0) as a
+    // VXLAN tunnel IP and routes `<block> via <block>.0 dev vxlan.calico
+    // onlink`; Tabby's IPAM never gives a tunnel address on a block edge, so
+    // an edge here means a bad Node resource, and it is refused by name.
+    let forbidden: Vec<&HashMap<Ipv4Addr, String>> = vec![&of_subnets, &of_blocks];
     let mut out: Vec<DesiredRoute> = Vec::new();
     let mut errors = Vec::new();
     let mut seen: HashMap<Ipv4Net, String> = HashMap::new();
@@ -103,14 +102,14 @@ pub fn desired_routes(
                 *gateway,
                 ifaces.node_interface,
                 "the node interface (DesiredState.node_interface) does not exist",
-                &native_forbidden,
+                &forbidden,
                 false,
             ),
             Path::Vxlan { tunnel_ip } => gateway_target(
                 *tunnel_ip,
                 ifaces.vxlan,
                 "vxlan.calico does not exist (no LocalVxlan in the desired state, or it failed)",
-                &vxlan_forbidden,
+                &forbidden,
                 true,
             ),
         };

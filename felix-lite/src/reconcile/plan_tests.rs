@@ -102,11 +102,11 @@ fn native_gateways_on_block_or_subnet_boundaries_are_refused() {
 }
 
 #[test]
-fn vxlan_next_hop_may_be_the_first_address_of_a_block() {
+fn vxlan_next_hop_is_a_host_address_never_a_block_edge() {
     let blocks = [block(
         "10.244.1.0/26",
         Path::Vxlan {
-            tunnel_ip: ip("10.244.1.0"),
+            tunnel_ip: ip("10.244.1.1"),
         },
     )];
     let (ok, errors) = desired_routes(&blocks, &[], &ifaces(), &[net("10.0.0.0/24")]);
@@ -114,10 +114,25 @@ fn vxlan_next_hop_may_be_the_first_address_of_a_block() {
     assert_eq!(
         ok[0].spec.target,
         RouteTarget::Gateway {
-            gateway: ip("10.244.1.0"),
+            gateway: ip("10.244.1.1"),
             oif: 9,
             onlink: true
         }
+    );
+    // Calico's usual tunnel address, the block's .0, is refused by name.
+    let blocks = [block(
+        "10.244.1.0/26",
+        Path::Vxlan {
+            tunnel_ip: ip("10.244.1.0"),
+        },
+    )];
+    let (ok, errors) = desired_routes(&blocks, &[], &ifaces(), &[net("10.0.0.0/24")]);
+    assert!(ok.is_empty());
+    assert!(
+        errors[0]
+            .to_string()
+            .contains("network address of block 10.244.1.0/26"),
+        "{errors:?}"
     );
     let blocks = [block(
         "10.244.1.0/26",
@@ -172,7 +187,7 @@ fn bad_items_are_reported_and_the_rest_go_ahead() {
     let blocks = [block(
         "10.244.1.0/26",
         Path::Vxlan {
-            tunnel_ip: ip("10.244.1.0"),
+            tunnel_ip: ip("10.244.1.1"),
         },
     )];
     let (_, errors) = desired_routes(&blocks, &[], &no_vxlan, &[]);

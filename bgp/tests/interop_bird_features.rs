@@ -179,3 +179,31 @@ fn route_reflector_between_two_bird_clients() {
         assert!(r.contains(&format!("BGP.next_hop: {from}")), "{r}");
     }
 }
+
+#[test]
+fn max_prefixes_exceeded_ends_the_session_with_cease() {
+    let nt = Netns::new("mxt");
+    let nb = Netns::new("mxb");
+    let (ta, ba) = link(&nt, &nb, 34, 1, 2);
+    let bird = Bird::start(
+        &nb,
+        &ba,
+        &[BirdPeer::new("tabby", &ba, 65001, &ta, 65000)],
+        &["10.243.0.0/24", "10.243.1.0/24"],
+    );
+    let mut p = peer(&ba, 65001);
+    p.max_prefixes = 1;
+    let tabby = Tabby::start(
+        &nt,
+        LocalConfig::new(ta.parse().unwrap(), 65000),
+        &ta,
+        vec![p],
+    );
+    wait_until("BIRD reports Tabby's Cease 6/1", 20.0, || {
+        bird.protocol("tabby")
+            .contains("Received: Maximum number of prefixes reached")
+    });
+    let st = tabby.peer(&ba);
+    let err = st.last_error.clone().unwrap_or_default().to_lowercase();
+    assert!(err.contains("prefix"), "Tabby's status: {st:?}");
+}

@@ -207,3 +207,75 @@ fn max_prefixes_exceeded_ends_the_session_with_cease() {
     let err = st.last_error.clone().unwrap_or_default().to_lowercase();
     assert!(err.contains("prefix"), "Tabby's status: {st:?}");
 }
+
+/// Tabby as graceful-restart helper: BIRD is killed, its routes stay in
+/// Tabby's Loc-RIB marked stale, and BIRD's return refreshes them.
+#[test]
+fn graceful_restart_helper_keeps_bird_routes_stale_until_end_of_rib() {
+    let nt = Netns::new("ght");
+    let nb = Netns::new("ghb");
+    let (ta, ba) = link(&nt, &nb, 35, 1, 2);
+    let bp = [BirdPeer::new("tabby", &ba, 65001, &ta, 65000)];
+    let prefix = "10.244.0.0/24";
+    let bird = Bird::start(&nb, &ba, &bp, &[prefix]);
+    let tabby = Tabby::start(
+        &nt,
+        LocalConfig::new(ta.parse().unwrap(), 65000),
+        &ta,
+        vec![peer(&ba, 65001)],
+    );
+    wait_until("Tabby learns BIRD's prefix", 20.0, || {
+        tabby.best(prefix).is_some()
+    });
+    assert!(!tabby.best(prefix).unwrap().stale);
+
+    bird.kill();
+    wait_until("Tabby marks the route stale", 5.0, || {
+        tabby.best(prefix).is_some_and(|b| b.stale)
+    });
+    assert!(!tabby.established(&ba));
+    // Held well beyond any flap: BIRD advertised a 120 s restart time.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(tabby.best(prefix).is_some_and(|b| b.stale));
+
+    let _bird = Bird::start(&nb, &ba, &bp, &[prefix]);
+    wait_until("BIRD's End-of-RIB refreshes the route", 20.0, || {
+        tabby.best(prefix).is_some_and(|b| !b.stale)
+    });
+    assert!(tabby.established(&ba));
+}
+
+/// The helper's timer: a peer that does not come back within its restart
+/// time loses its stale routes.
+#[test]
+fn graceful_restart_helper_drops_stale_routes_when_the_timer_ends() {
+    let nt = Netns::new("gxt");
+    let nb = Netns::new("gxb");
+    let (ta, ba) = link(&nt, &nb, 36, 1, 2);
+    let mut bp = BirdPeer::new("tabby", &ba, 65001, &ta, 65000);
+    bp.restart_time = 3;
+    let prefix = "10.245.0.0/24";
+    let bird = Bird::start(&nb, &ba, &[bp], &[prefix]);
+    let tabby = Tabby::start(
+        &nt,
+        LocalConfig::new(ta.parse().unwrap(), 65000),
+        &ta,
+        vec![peer(&ba, 65001)],
+    );
+    wait_until("Tabby learns BIRD's prefix", 20.0, || {
+        tabby.best(prefix).is_some()
+    });
+    bird.kill();
+    let killed = Instant::now();
+    wait_until("route marked stale", 5.0, || {
+        tabby.best(prefix).is_some_and(|b| b.stale)
+    });
+    wait_until("stale route dropped after the restart time", 10.0, || {
+        tabby.best(prefix).is_none()
+    });
+    let held = killed.elapsed();
+    assert!(
+        held >= Duration::from_millis(2500),
+        "dropped after {held:?}, before the 3 s restart time"
+    );
+}

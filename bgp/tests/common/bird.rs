@@ -139,6 +139,12 @@ impl Bird {
         );
     }
 
+    /// `kill -9`: BIRD's sockets close without a NOTIFICATION.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("bird.out")).unwrap_or_default()
     }

@@ -138,3 +138,29 @@ fn wrong_as_is_refused_with_bad_peer_as() {
 fn l_contains(s: &str, what: &str) -> bool {
     s.contains(what)
 }
+
+/// `birdc reload in` makes BIRD send ROUTE-REFRESH; Tabby answers with its
+/// whole Adj-RIB-Out again, which BIRD counts as received updates.
+#[test]
+fn route_refresh_from_bird_gets_everything_again() {
+    let l = lab("brr", 13, 65000, 65001, 65000);
+    wait_until("BIRD Established", 20.0, || l.bird.established("tabby"));
+    l.tabby.originate(&["10.212.0.0/24", "10.212.1.0/24"]);
+    wait_until("BIRD learns both", 5.0, || {
+        l.bird.route("10.212.1.0/24").is_some()
+    });
+    let received = |bird: &Bird| -> u64 {
+        let p = bird.protocol("tabby");
+        let line = p
+            .lines()
+            .find(|x| x.trim_start().starts_with("Import updates:"))
+            .unwrap_or_else(|| panic!("no import stats: {p}"));
+        line.split_whitespace().nth(2).unwrap().parse().unwrap()
+    };
+    let before = received(&l.bird);
+    l.bird.birdc(&["reload", "in", "tabby"]);
+    wait_until("BIRD receives the refreshed routes", 5.0, || {
+        received(&l.bird) >= before + 2
+    });
+    assert!(l.bird.route("10.212.0.0/24").is_some());
+}

@@ -178,7 +178,7 @@ impl Core {
                 let snapshot = self
                     .rib
                     .best_paths()
-                    .map(|(prefix, path)| BestPath::from_path(*prefix, path))
+                    .map(|(prefix, path)| BestPath::from_path(prefix, path))
                     .collect();
                 let _ = reply.send(BestPathWatch { snapshot, changes });
             }

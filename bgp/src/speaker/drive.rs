@@ -257,6 +257,11 @@ impl Core {
                 Message::RouteRefresh(rr) => {
                     tracing::debug!(%peer, family = ?rr.family, "ROUTE-REFRESH received");
                     self.drive(peer, conn, Event::RouteRefreshMsg);
+                    let session = self.peers.get(&peer).and_then(|p| p.session);
+                    if session == Some(conn) {
+                        let changes = self.rib.route_refresh(peer);
+                        self.dispatch(changes, None);
+                    }
                 }
             }
         }

@@ -33,11 +33,19 @@ fn session(id: Ipv4Addr, asn: u32) -> SessionInfo {
 }
 
 fn peak_rss_kib() -> u64 {
+    status_kib("VmHWM:")
+}
+
+fn rss_kib() -> u64 {
+    status_kib("VmRSS:")
+}
+
+fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
@@ -74,6 +82,7 @@ fn main() {
         })
         .collect();
 
+    let before = rss_kib();
     let start = Instant::now();
     let mut exported = 0usize;
     let mut messages = 0usize;
@@ -91,7 +100,12 @@ fn main() {
         f64::from(n) / load.as_secs_f64(),
         rib.attribute_sets()
     );
-    println!("peak RSS after load: {} MiB", peak_rss_kib() / 1024);
+    println!(
+        "RSS: {} MiB before load (input UPDATEs), {} MiB after, peak {} MiB",
+        before / 1024,
+        rss_kib() / 1024,
+        peak_rss_kib() / 1024
+    );
 
     let start = Instant::now();
     let withdrawals: Vec<IpNet> = updates

@@ -7,13 +7,12 @@ mod common_rib;
 use common_rib::*;
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 use tabby_bgp::policy::{parse_community, PrefixFilter, PrefixMatch};
 use tabby_bgp::rib::{PeerExport, Rib, RouteAttrs};
 use tabby_bgp::wire::{self, AsSegment, Family, Message, SessionContext};
 
-fn sent(rib: &Rib, peer: IpAddr, prefix: &str) -> Option<Arc<RouteAttrs>> {
-    rib.advertised(peer, &net(prefix)).cloned()
+fn sent(rib: &Rib, peer: IpAddr, prefix: &str) -> Option<RouteAttrs> {
+    rib.advertised(peer, &net(prefix))
 }
 
 fn seq(v: &[u32]) -> Vec<AsSegment> {

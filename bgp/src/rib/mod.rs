@@ -25,7 +25,6 @@ pub use peer::{PeerCounts, SessionInfo};
 use crate::peer_config::{LocalConfig, PeerConfig};
 use crate::wire::{Family, Update};
 use attrs::Interner;
-use changes::Grouper;
 use decision::select_best;
 use ipnet::IpNet;
 use peer::PeerRib;
@@ -45,7 +44,9 @@ pub struct Rib {
 /// Per-operation accumulator of changed prefixes and best-path events.
 #[derive(Default)]
 struct Touched {
-    prefixes: Vec<IpNet>,
+    /// Each changed prefix once, with its best path before the operation.
+    changed: Vec<(IpNet, Option<Path>)>,
+    seen: PrefixMap<()>,
     best: Vec<BestChange>,
 }
 
@@ -80,8 +81,8 @@ impl Rib {
         let address = config.address;
         match self.peers.get_mut(&address) {
             Some(existing) => {
-                existing.config = config;
-                let exports = self.export_all_to(address, false);
+                let old = std::mem::replace(&mut existing.config, config);
+                let exports = self.export_all_to(address, Some(&old), false);
                 RibChanges {
                     exports,
                     ..RibChanges::default()
@@ -132,8 +133,25 @@ impl Rib {
     }
 
     /// What was last sent to `peer` for `prefix`.
-    pub fn advertised(&self, peer: IpAddr, prefix: &IpNet) -> Option<&Arc<RouteAttrs>> {
-        self.peers.get(&peer)?.adj_out.get(prefix)
+    pub fn advertised(&self, peer: IpAddr, prefix: &IpNet) -> Option<RouteAttrs> {
+        let best = self.loc.get(prefix)?.first()?;
+        self.peers.get(&peer)?.preview(&self.local, *prefix, best)
+    }
+
+    /// The peer sent ROUTE-REFRESH: everything exported to it, again.
+    pub fn route_refresh(&mut self, peer: IpAddr) -> RibChanges {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return RibChanges::default();
+        };
+        let advertised = std::mem::take(&mut p.advertised);
+        let exports = self.export_all_to(peer, None, false);
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.advertised = advertised;
+        }
+        RibChanges {
+            exports,
+            ..RibChanges::default()
+        }
     }
 
     /// Originates (or re-originates with new communities) local prefixes.
@@ -182,13 +200,13 @@ impl Rib {
                 !(negotiated && preserved)
             })
             .collect();
-        p.adj_out.clear();
+        p.advertised = 0;
         p.session = Some(session);
         let mut t = Touched::default();
         self.sweep_stale(peer, &give_up, &mut t);
         let mut changes = self.finish(t);
         changes.exports.retain(|e| e.peer != peer);
-        changes.exports.extend(self.export_all_to(peer, true));
+        changes.exports.extend(self.export_all_to(peer, None, true));
         changes
     }
 
@@ -210,7 +228,7 @@ impl Rib {
             _ => Vec::new(),
         };
         p.session = None;
-        p.adj_out.clear();
+        p.advertised = 0;
         p.rejected.clear();
         p.stale = keep.clone();
         if p.accepted == 0 {
@@ -376,11 +394,11 @@ impl Rib {
         }
     }
 
-    /// Ends an operation: exports every touched prefix to every
+    /// Ends an operation: exports every changed prefix to every
     /// Established peer.
     fn finish(&mut self, t: Touched) -> RibChanges {
         let mut exports = Vec::new();
-        if !t.prefixes.is_empty() {
+        if !t.changed.is_empty() {
             let Rib {
                 local,
                 loc,
@@ -389,13 +407,14 @@ impl Rib {
                 ..
             } = self;
             for p in peers.values_mut() {
-                let e = p.export(
-                    local,
-                    loc,
-                    interner,
-                    t.prefixes.iter().copied(),
-                    &mut Grouper::default(),
-                );
+                let items = t.changed.iter().map(|(prefix, before)| {
+                    (
+                        *prefix,
+                        before.as_ref(),
+                        loc.get(prefix).and_then(|v| v.first()),
+                    )
+                });
+                let e = p.export(local, interner, items, None);
                 if !e.is_empty() {
                     exports.push(e);
                 }
@@ -408,7 +427,14 @@ impl Rib {
         }
     }
 
-    fn export_all_to(&mut self, peer: IpAddr, end_of_rib: bool) -> Vec<PeerExport> {
+    /// Exports the whole Loc-RIB to `peer`: as news (`old_config` `None`,
+    /// a fresh session or a refresh), or as the diff a config change makes.
+    fn export_all_to(
+        &mut self,
+        peer: IpAddr,
+        old_config: Option<&PeerConfig>,
+        end_of_rib: bool,
+    ) -> Vec<PeerExport> {
         let Rib {
             local,
             loc,
@@ -419,9 +445,11 @@ impl Rib {
         let Some(p) = peers.get_mut(&peer) else {
             return Vec::new();
         };
-        // Prefixes advertised before but gone from the Loc-RIB cannot
-        // exist: every removal was exported when it happened.
-        let mut e = p.export(local, loc, interner, loc.keys(), &mut Grouper::default());
+        let items = loc.iter().map(|(prefix, paths)| {
+            let best = paths.first();
+            (prefix, if old_config.is_some() { best } else { None }, best)
+        });
+        let mut e = p.export(local, interner, items, old_config);
         if end_of_rib {
             if let Some(s) = &p.session {
                 e.end_of_rib = s.negotiated.families.clone();
@@ -445,6 +473,9 @@ fn upsert(loc: &mut PrefixMap<Vec<Path>>, prefix: IpNet, path: Path, t: &mut Tou
             false
         }
         None => {
+            // Exact growth: `push` on an empty Vec reserves 4 paths, and
+            // almost every prefix has one.
+            paths.reserve_exact(1);
             paths.push(path);
             true
         }
@@ -495,15 +526,19 @@ fn note(prefix: IpNet, old: Option<Path>, new: Option<&Path>, t: &mut Touched) {
     match (old, new) {
         (Some(o), Some(n)) if o.same(n) => {}
         (None, None) => {}
-        (_, Some(n)) => {
-            t.prefixes.push(prefix);
+        (old, Some(n)) => {
+            if t.seen.insert(prefix, ()).is_none() {
+                t.changed.push((prefix, old));
+            }
             t.best.push(BestChange::Updated {
                 prefix,
                 path: n.clone(),
             });
         }
-        (Some(_), None) => {
-            t.prefixes.push(prefix);
+        (Some(o), None) => {
+            if t.seen.insert(prefix, ()).is_none() {
+                t.changed.push((prefix, Some(o)));
+            }
             t.best.push(BestChange::Withdrawn(prefix));
         }
     }

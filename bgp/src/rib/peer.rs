@@ -42,9 +42,10 @@ pub(crate) struct PeerRib {
     pub accepted: usize,
     /// Prefixes the peer announces that import policy or loop checks rejected.
     pub rejected: PrefixMap<()>,
+    /// Prefixes in the peer's Adj-RIB-Out.
+    pub advertised: usize,
     /// Families whose paths are stale, waiting for End-of-RIB.
     pub stale: Vec<Family>,
-    pub adj_out: PrefixMap<Arc<RouteAttrs>>,
 }
 
 type RewriteKey = (*const RouteAttrs, *const Source, Family);
@@ -66,7 +67,7 @@ impl PeerRib {
             accepted: 0,
             rejected: PrefixMap::default(),
             stale: Vec::new(),
-            adj_out: PrefixMap::default(),
+            advertised: 0,
         }
     }
 
@@ -85,71 +86,117 @@ impl PeerRib {
         PeerCounts {
             received: (self.accepted + self.rejected.len()) as u64,
             accepted: self.accepted as u64,
-            advertised: self.adj_out.len() as u64,
+            advertised: self.advertised as u64,
         }
     }
 
-    /// Brings the Adj-RIB-Out in line with the Loc-RIB's best paths for
-    /// `prefixes`, returning the diff. Rewritten attribute sets are cached
-    /// per (attributes, source, family) for the call and interned, so an
-    /// UPDATE's worth of prefixes costs one rewrite and shares one `Arc`.
-    pub fn export(
+    /// The diff for `items`, each a prefix with its best path before and
+    /// now. The Adj-RIB-Out is not stored: what was sent for the old best
+    /// path is recomputed (with `old_config` when the peer was just
+    /// reconfigured), which is exact because the rewrite depends only on
+    /// the path, the peer's config and its session, and saves a
+    /// prefix-keyed table per peer.
+    pub fn export<'p>(
         &mut self,
         local: &LocalConfig,
-        loc: &PrefixMap<Vec<Path>>,
         interner: &mut Interner,
-        prefixes: impl Iterator<Item = IpNet>,
-        grouper: &mut Grouper,
+        items: impl Iterator<Item = (IpNet, Option<&'p Path>, Option<&'p Path>)>,
+        old_config: Option<&PeerConfig>,
     ) -> PeerExport {
         let mut out = PeerExport::new(self.config.address);
         let Some(session) = &self.session else {
             return out;
         };
-        let target = Target {
-            config: &self.config,
-            ibgp: session.negotiated.ibgp,
-            next_hop_v4: session.next_hop_v4,
-            next_hop_v6: session.next_hop_v6,
-        };
-        let families = &session.negotiated.families;
-        let mut cache: HashMap<RewriteKey, Option<Arc<RouteAttrs>>> = HashMap::new();
-        for prefix in prefixes {
-            let family = family_of(&prefix);
-            if !families.contains(&family) {
-                continue;
-            }
-            let wanted = loc.get(&prefix).and_then(|v| v.first()).and_then(|best| {
-                let allowed = role_allows(local, &best.source, &target)
-                    && self.config.export.accepts(&prefix, best.source.is_local());
-                if !allowed {
-                    return None;
-                }
-                let key = (Arc::as_ptr(&best.attrs), Arc::as_ptr(&best.source), family);
-                cache
-                    .entry(key)
-                    .or_insert_with(|| {
-                        rewrite(local, best, family, &target).map(|a| interner.intern(a))
-                    })
-                    .clone()
-            });
-            match wanted {
-                Some(attrs) => {
-                    let unchanged = self
-                        .adj_out
-                        .get(&prefix)
-                        .is_some_and(|old| Arc::ptr_eq(old, &attrs));
-                    if !unchanged {
-                        grouper.add(&mut out, &attrs, prefix);
-                        self.adj_out.insert(prefix, attrs);
+        let mut now_x = Exporter::new(local, &self.config, session);
+        let mut old_x = old_config.map(|c| Exporter::new(local, c, session));
+        let mut grouper = Grouper::default();
+        let mut delta: isize = 0;
+        for (prefix, before, now) in items {
+            let old = match old_x.as_mut() {
+                Some(x) => x.attrs_for(interner, prefix, before),
+                None => now_x.attrs_for(interner, prefix, before),
+            };
+            let new = now_x.attrs_for(interner, prefix, now);
+            match (old, new) {
+                (Some(o), Some(n)) if Arc::ptr_eq(&o, &n) => {}
+                (o, Some(n)) => {
+                    if o.is_none() {
+                        delta += 1;
                     }
+                    grouper.add(&mut out, &n, prefix);
                 }
-                None => {
-                    if self.adj_out.remove(&prefix).is_some() {
-                        out.withdraw.push(prefix);
-                    }
+                (Some(_), None) => {
+                    delta -= 1;
+                    out.withdraw.push(prefix);
                 }
+                (None, None) => {}
             }
         }
+        self.advertised = self.advertised.saturating_add_signed(delta);
         out
+    }
+
+    /// What this peer is sent for `best` now, without interning (for
+    /// inspection).
+    pub fn preview(&self, local: &LocalConfig, prefix: IpNet, best: &Path) -> Option<RouteAttrs> {
+        let session = self.session.as_ref()?;
+        let x = Exporter::new(local, &self.config, session);
+        x.allowed(prefix, best)?;
+        rewrite(local, best, family_of(&prefix), &x.target)
+    }
+}
+
+/// Computes what one peer is sent for a best path. Rewritten attribute
+/// sets are cached per (attributes, source, family) and interned, so an
+/// UPDATE's worth of prefixes costs one rewrite and shares one `Arc`. The
+/// cache keys are pointers: valid because every path looked up is held
+/// (in the Loc-RIB or the caller's list of old best paths) for the
+/// exporter's lifetime.
+struct Exporter<'a> {
+    local: &'a LocalConfig,
+    config: &'a PeerConfig,
+    target: Target<'a>,
+    families: &'a [Family],
+    cache: HashMap<RewriteKey, Option<Arc<RouteAttrs>>>,
+}
+
+impl<'a> Exporter<'a> {
+    fn new(local: &'a LocalConfig, config: &'a PeerConfig, session: &'a SessionInfo) -> Self {
+        Exporter {
+            local,
+            config,
+            target: Target {
+                config,
+                ibgp: session.negotiated.ibgp,
+                next_hop_v4: session.next_hop_v4,
+                next_hop_v6: session.next_hop_v6,
+            },
+            families: &session.negotiated.families,
+            cache: HashMap::new(),
+        }
+    }
+
+    fn allowed(&self, prefix: IpNet, best: &Path) -> Option<Family> {
+        let family = family_of(&prefix);
+        let ok = self.families.contains(&family)
+            && role_allows(self.local, &best.source, &self.target)
+            && self.config.export.accepts(&prefix, best.source.is_local());
+        ok.then_some(family)
+    }
+
+    fn attrs_for(
+        &mut self,
+        interner: &mut Interner,
+        prefix: IpNet,
+        best: Option<&Path>,
+    ) -> Option<Arc<RouteAttrs>> {
+        let best = best?;
+        let family = self.allowed(prefix, best)?;
+        let key = (Arc::as_ptr(&best.attrs), Arc::as_ptr(&best.source), family);
+        let (local, target) = (self.local, &self.target);
+        self.cache
+            .entry(key)
+            .or_insert_with(|| rewrite(local, best, family, target).map(|a| interner.intern(a)))
+            .clone()
     }
 }

@@ -140,10 +140,6 @@ impl<V> PrefixMap<V> {
             v6: self.v6.iter(),
         }
     }
-
-    pub fn keys(&self) -> impl Iterator<Item = IpNet> + '_ {
-        self.iter().map(|(k, _)| k)
-    }
 }
 
 pub struct Iter<'a, V> {

@@ -164,3 +164,40 @@ fn route_refresh_from_bird_gets_everything_again() {
     });
     assert!(l.bird.route("10.212.0.0/24").is_some());
 }
+
+/// MP-BGP (RFC 4760): an IPv6 session carrying IPv6 unicast both ways.
+#[test]
+fn ipv6_unicast_with_bird() {
+    let nt = Netns::new("b6t");
+    let nb = Netns::new("b6b");
+    let (ta, ba) = common::netns::link6(&nt, &nb, 14);
+    let bp = [BirdPeer::new("tabby", &ba, 65001, &ta, 65000)];
+    let bird = Bird::start(&nb, "10.179.14.2", &bp, &["2001:db8:11::/48"]);
+    let tabby = Tabby::start(
+        &nt,
+        LocalConfig::new("10.179.14.1".parse().unwrap(), 65000),
+        &ta,
+        vec![peer(&ba, 65001)],
+    );
+    wait_until("BIRD Established over IPv6", 20.0, || {
+        bird.established("tabby")
+    });
+    tabby.originate(&["2001:db8:10::/48"]);
+    wait_until("BIRD learns 2001:db8:10::/48", 5.0, || {
+        bird.route("2001:db8:10::/48").is_some()
+    });
+    let r = bird.route("2001:db8:10::/48").unwrap();
+    assert!(r.contains(&format!("BGP.next_hop: {ta}")), "{r}");
+    assert!(r.contains("BGP.as_path: 65000\n"), "{r}");
+    wait_until("Tabby learns 2001:db8:11::/48", 5.0, || {
+        tabby.best("2001:db8:11::/48").is_some()
+    });
+    let b = tabby.best("2001:db8:11::/48").unwrap();
+    assert_eq!(b.next_hop, Some(ba.parse().unwrap()));
+    assert_eq!(b.as_path, vec![65001]);
+    tabby.withdraw(&["2001:db8:10::/48"]);
+    assert!(
+        eventually(1.0, || bird.route("2001:db8:10::/48").is_none()),
+        "BIRD kept the withdrawn IPv6 prefix"
+    );
+}

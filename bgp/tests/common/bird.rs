@@ -118,7 +118,7 @@ impl Bird {
             return None;
         }
         assert!(
-            out.contains("Table master4"),
+            out.contains("Table master4") || out.contains("Table master6"),
             "birdc show route: {out}\n{}",
             self.log()
         );
@@ -162,8 +162,14 @@ pub fn config(router_id: &str, peers: &[BirdPeer], routes: &[&str]) -> String {
     let _ = writeln!(c, "router id {router_id};");
     c.push_str("log stderr all;\n");
     c.push_str("protocol device { }\n");
+    let (v6, v4): (Vec<&str>, Vec<&str>) = routes.iter().partition(|r| r.contains(':'));
     c.push_str("protocol static gen { ipv4;");
-    for r in routes {
+    for r in v4 {
+        let _ = write!(c, " route {r} blackhole;");
+    }
+    c.push_str(" }\n");
+    c.push_str("protocol static gen6 { ipv6;");
+    for r in v6 {
         let _ = write!(c, " route {r} blackhole;");
     }
     c.push_str(" }\n");
@@ -196,7 +202,11 @@ pub fn config(router_id: &str, peers: &[BirdPeer], routes: &[&str]) -> String {
             // No IGP here: iBGP next hops are on the shared link.
             c.push_str("  direct;\n");
         }
-        c.push_str("  ipv4 { import all; export where proto = \"gen\"; next hop self; };\n");
+        if p.neighbor.contains(':') {
+            c.push_str("  ipv6 { import all; export where proto = \"gen6\"; next hop self; };\n");
+        } else {
+            c.push_str("  ipv4 { import all; export where proto = \"gen\"; next hop self; };\n");
+        }
         c.push_str("}\n");
     }
     c

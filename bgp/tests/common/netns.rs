@@ -188,3 +188,20 @@ pub fn lan(hub: &Netns, subnet: u8, members: &[&Netns]) -> Vec<String> {
     }
     out
 }
+
+/// Like [`link`] with IPv6 `fd00:179:{subnet}::/64` (no DAD, so the
+/// addresses are usable at once).
+pub fn link6(a: &Netns, b: &Netns, subnet: u8) -> (String, String) {
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let (ia, ib) = (format!("w{subnet}a{n}"), format!("w{subnet}b{n}"));
+    a.ip(&[
+        "link", "add", &ia, "type", "veth", "peer", "name", &ib, "netns", &b.name,
+    ]);
+    let aa = format!("fd00:179:{subnet}::1");
+    let ab = format!("fd00:179:{subnet}::2");
+    a.ip(&["addr", "add", &format!("{aa}/64"), "dev", &ia, "nodad"]);
+    b.ip(&["addr", "add", &format!("{ab}/64"), "dev", &ib, "nodad"]);
+    a.ip(&["link", "set", &ia, "up"]);
+    b.ip(&["link", "set", &ib, "up"]);
+    (aa, ab)
+}

@@ -40,7 +40,7 @@ impl Tabby {
             .with_test_writer()
             .try_init();
         let rt = ns.runtime();
-        let listen: SocketAddr = format!("{listen}:179").parse().unwrap();
+        let listen = SocketAddr::new(listen.parse().expect("listen address"), 179);
         let speaker = in_ns(&rt, async move {
             Speaker::start(SpeakerConfig {
                 local,

@@ -54,7 +54,7 @@ fn replay(mirror: &mut Mirror, c: &RibChanges) {
 }
 
 fn prefix(i: u64) -> IpNet {
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         format!("fd00:{i}::/64").parse().unwrap()
     } else {
         format!("10.{}.{}.0/24", i / 256, i % 256).parse().unwrap()
@@ -91,7 +91,7 @@ fn diffs_keep_every_peer_copy_exact() {
     for (n, asn, rr) in peers {
         rib.set_peer(peer_config(n, asn, rr, false));
     }
-    for step in 0..4000 {
+    for step in 0..4000u32 {
         let i = rng.below(5) as usize;
         let (n, asn, rr) = peers[i];
         let addr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, n));
@@ -163,7 +163,7 @@ fn diffs_keep_every_peer_copy_exact() {
             _ => continue,
         };
         replay(&mut mirror, &changes);
-        if step % 50 == 0 || step > 3950 {
+        if step.is_multiple_of(50) || step > 3950 {
             check(&rib, &peers, &up, &mirror);
         }
     }

@@ -71,7 +71,7 @@ pub fn validate_documents(source: &str, docs: &mut [ParsedDocument]) -> Vec<Pars
     }
     let mut seen = HashSet::new();
     for d in docs.iter() {
-        if !seen.insert((d.resource.kind(), d.resource.name().to_string())) {
+        if !seen.insert((d.resource.kind(), d.resource.key_name())) {
             errors.push(doc_error(
                 source,
                 d,
@@ -98,7 +98,7 @@ pub async fn apply_documents(
 
     let mut existing = Vec::with_capacity(docs.len());
     for d in &docs {
-        existing.push(current(store, d.resource.kind(), d.resource.name()).await?);
+        existing.push(current(store, d.resource.kind(), &d.resource.key_name()).await?);
     }
     for (d, cur) in docs.iter().zip(&existing) {
         match (mode, cur) {
@@ -242,7 +242,7 @@ async fn undo(store: &dyn Datastore, done: Vec<(Resource, Option<Resource>)>) {
     for (stored, before) in done.into_iter().rev() {
         let res = match before {
             None => store
-                .delete(stored.kind(), stored.name(), stored.revision())
+                .delete(stored.kind(), &stored.key_name(), stored.revision())
                 .await
                 .map(|_| ()),
             Some(mut old) => {
@@ -268,7 +268,7 @@ pub async fn delete_documents(
         let mut r = d.resource.clone();
         // Validation also derives IPAM names from their specs.
         let _ = validate(&mut r);
-        match current(store, r.kind(), r.name()).await? {
+        match current(store, r.kind(), &r.key_name()).await? {
             Some(cur) => found.push((d, cur)),
             None => errors.push(doc_error(source, d, None, "does not exist".into())),
         }
@@ -279,7 +279,7 @@ pub async fn delete_documents(
     let mut deleted = Vec::new();
     for (d, cur) in found {
         let rev = d.resource.revision().or(cur.revision());
-        match store.delete(cur.kind(), cur.name(), rev).await {
+        match store.delete(cur.kind(), &cur.key_name(), rev).await {
             Ok(r) => deleted.push(r),
             Err(error) => {
                 return Err(ApplyError::Store {

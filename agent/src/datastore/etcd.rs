@@ -26,7 +26,14 @@ fn from_kv(kind: Kind, name: &str, kv: &KeyValue) -> Result<Resource, Error> {
         reason,
     })?;
     // The key is what names the object, whatever the value says.
-    r.metadata_mut().name = name.to_string();
+    let m = r.metadata_mut();
+    match name.split_once('/').filter(|_| kind.namespaced()) {
+        Some((ns, n)) => {
+            m.namespace = Some(ns.to_string());
+            m.name = n.to_string();
+        }
+        None => m.name = name.to_string(),
+    }
     r.set_revision(kv.mod_revision() as Revision);
     Ok(r)
 }
@@ -100,13 +107,13 @@ impl Datastore for EtcdStore {
                 items.push(from_kv(kind, &name, kv)?);
             }
         }
-        items.sort_by(|a, b| a.name().cmp(b.name()));
+        items.sort_by_key(Resource::key_name);
         Ok(ListResult { items, revision })
     }
 
     async fn create(&self, mut resource: Resource) -> Result<Resource, Error> {
         prepare_create(&mut resource);
-        let (kind, name) = (resource.kind(), resource.name().to_string());
+        let (kind, name) = (resource.kind(), resource.key_name());
         let key = etcd_keys::key(kind, &name);
         let txn = Txn::new()
             .when([Compare::version(key.clone(), CompareOp::Equal, 0)])
@@ -121,7 +128,7 @@ impl Datastore for EtcdStore {
 
     async fn update(&self, mut resource: Resource) -> Result<Resource, Error> {
         let expected = required_revision(&resource)?;
-        let (kind, name) = (resource.kind(), resource.name().to_string());
+        let (kind, name) = (resource.kind(), resource.key_name());
         let key = etcd_keys::key(kind, &name);
         let txn = Txn::new()
             .when([Compare::mod_revision(

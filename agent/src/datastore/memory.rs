@@ -78,7 +78,7 @@ impl Datastore for MemoryStore {
 
     async fn create(&self, mut resource: Resource) -> Result<Resource, Error> {
         prepare_create(&mut resource);
-        let key = (resource.kind(), resource.name().to_string());
+        let key = (resource.kind(), resource.key_name());
         let mut g = self.lock();
         if g.items.contains_key(&key) {
             return Err(Error::AlreadyExists {
@@ -93,7 +93,7 @@ impl Datastore for MemoryStore {
 
     async fn update(&self, resource: Resource) -> Result<Resource, Error> {
         let expected = required_revision(&resource)?;
-        let key = (resource.kind(), resource.name().to_string());
+        let key = (resource.kind(), resource.key_name());
         let mut g = self.lock();
         let current = match g.items.get(&key) {
             None => {

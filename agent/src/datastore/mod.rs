@@ -102,7 +102,7 @@ pub enum TxnWrite {
 impl TxnWrite {
     fn target(&self) -> (Kind, String) {
         match self {
-            TxnWrite::Create(r) | TxnWrite::Update(r) => (r.kind(), r.name().to_string()),
+            TxnWrite::Create(r) | TxnWrite::Update(r) => (r.kind(), r.key_name()),
             TxnWrite::Delete { kind, name, .. } => (*kind, name.clone()),
         }
     }

@@ -308,7 +308,7 @@ impl Datastore for SqliteStore {
 
     async fn create(&self, mut resource: Resource) -> Result<Resource, Error> {
         prepare_create(&mut resource);
-        let (kind, name) = (resource.kind(), resource.name().to_string());
+        let (kind, name) = (resource.kind(), resource.key_name());
         let value = stored_bytes(&resource);
         let n = name.clone();
         self.write(kind, name, move |cur| match cur {
@@ -323,7 +323,7 @@ impl Datastore for SqliteStore {
 
     async fn update(&self, resource: Resource) -> Result<Resource, Error> {
         let expected = required_revision(&resource)?;
-        let (kind, name) = (resource.kind(), resource.name().to_string());
+        let (kind, name) = (resource.kind(), resource.key_name());
         let value = stored_bytes(&resource);
         let n = name.clone();
         self.write(kind, name, move |cur| match cur {

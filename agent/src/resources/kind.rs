@@ -12,10 +12,11 @@ pub enum Kind {
     BlockAffinity,
     IpamHandle,
     IpamConfig,
+    WorkloadEndpoint,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::IpPool,
         Kind::BgpPeer,
         Kind::BgpConfiguration,
@@ -24,7 +25,14 @@ impl Kind {
         Kind::BlockAffinity,
         Kind::IpamHandle,
         Kind::IpamConfig,
+        Kind::WorkloadEndpoint,
     ];
+
+    /// Kinds whose objects live in a namespace; they are stored under
+    /// `<namespace>/<name>`.
+    pub fn namespaced(self) -> bool {
+        self == Kind::WorkloadEndpoint
+    }
 
     /// The `kind:` field value.
     pub fn as_str(self) -> &'static str {
@@ -37,6 +45,7 @@ impl Kind {
             Kind::BlockAffinity => "BlockAffinity",
             Kind::IpamHandle => "IPAMHandle",
             Kind::IpamConfig => "IPAMConfig",
+            Kind::WorkloadEndpoint => "WorkloadEndpoint",
         }
     }
 
@@ -51,6 +60,7 @@ impl Kind {
             Kind::BlockAffinity => "blockaffinities",
             Kind::IpamHandle => "ipamhandles",
             Kind::IpamConfig => "ipamconfigs",
+            Kind::WorkloadEndpoint => "workloadendpoints",
         }
     }
 
@@ -80,6 +90,7 @@ impl Kind {
             "ipamconfig" | "ipamconfigs" | "ipamconfiguration" | "ipamconfigurations" => {
                 Kind::IpamConfig
             }
+            "workloadendpoint" | "workloadendpoints" | "wep" | "weps" => Kind::WorkloadEndpoint,
             _ => return None,
         };
         Some(k)

@@ -12,6 +12,7 @@ pub mod meta;
 pub mod node;
 mod parse;
 pub mod validate;
+pub mod workload;
 
 pub use asn::AsNumber;
 pub use kind::Kind;
@@ -28,6 +29,7 @@ pub type IpamBlock = Object<ipam::IpamBlockSpec>;
 pub type BlockAffinity = Object<ipam::BlockAffinitySpec>;
 pub type IpamHandle = Object<ipam::IpamHandleSpec>;
 pub type IpamConfig = Object<ipam::IpamConfigSpec>;
+pub type WorkloadEndpoint = Object<workload::WorkloadEndpointSpec>;
 
 /// One resource of any kind Tabby stores.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,6 +42,7 @@ pub enum Resource {
     BlockAffinity(BlockAffinity),
     IpamHandle(IpamHandle),
     IpamConfig(IpamConfig),
+    WorkloadEndpoint(WorkloadEndpoint),
 }
 
 /// Runs `$body` with `$o` bound to the inner `Object<_>` of any variant.
@@ -54,6 +57,7 @@ macro_rules! each_variant {
             Resource::BlockAffinity($o) => $body,
             Resource::IpamHandle($o) => $body,
             Resource::IpamConfig($o) => $body,
+            Resource::WorkloadEndpoint($o) => $body,
         }
     };
 }
@@ -69,6 +73,7 @@ impl Resource {
             Resource::BlockAffinity(_) => Kind::BlockAffinity,
             Resource::IpamHandle(_) => Kind::IpamHandle,
             Resource::IpamConfig(_) => Kind::IpamConfig,
+            Resource::WorkloadEndpoint(_) => Kind::WorkloadEndpoint,
         }
     }
 
@@ -88,6 +93,17 @@ impl Resource {
 
     pub fn name(&self) -> &str {
         &self.metadata().name
+    }
+
+    /// The name a datastore keys it by: `<namespace>/<name>` for
+    /// namespaced kinds (namespace "default" when unset), else the name.
+    pub fn key_name(&self) -> String {
+        if self.kind().namespaced() {
+            let ns = self.metadata().namespace.as_deref().unwrap_or("default");
+            format!("{ns}/{}", self.name())
+        } else {
+            self.name().to_string()
+        }
     }
 
     /// The revision this copy was read at, if it came from a datastore.

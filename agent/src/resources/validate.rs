@@ -83,6 +83,20 @@ pub(crate) fn validate(r: &mut Resource) -> Vec<FieldProblem> {
                 ));
             }
         }
+        Resource::WorkloadEndpoint(o) => {
+            check_name(&o.metadata.name, &mut p);
+            if o.metadata.namespace.as_deref().is_none_or(str::is_empty) {
+                o.metadata.namespace = Some("default".into());
+            }
+            if o.spec.node.is_empty() {
+                p.push(problem("spec.node", "required"));
+            }
+            for (i, n) in o.spec.ip_networks.iter().enumerate() {
+                if n.parse::<IpNet>().is_err() {
+                    p.push(problem(&format!("spec.ipNetworks[{i}]"), cidr_msg(n)));
+                }
+            }
+        }
     }
     p
 }

@@ -258,6 +258,51 @@ pub fn render_table(kind: Kind, items: &[Resource], wide: bool) -> String {
                 })
                 .collect(),
         ),
+        Kind::WorkloadEndpoint => {
+            let header = if wide {
+                vec![
+                    "NAMESPACE",
+                    "NAME",
+                    "WORKLOAD",
+                    "NODE",
+                    "NETWORKS",
+                    "INTERFACE",
+                    "PROFILES",
+                ]
+            } else {
+                vec!["NAMESPACE", "WORKLOAD", "NODE", "NETWORKS", "INTERFACE"]
+            };
+            let rows = items
+                .iter()
+                .filter_map(|r| match r {
+                    Resource::WorkloadEndpoint(w) => Some(w),
+                    _ => None,
+                })
+                .map(|w| {
+                    let s = &w.spec;
+                    let workload = if s.pod.is_empty() {
+                        &s.workload
+                    } else {
+                        &s.pod
+                    };
+                    let mut row = vec![w.metadata.namespace.clone().unwrap_or_default()];
+                    if wide {
+                        row.push(w.metadata.name.clone());
+                    }
+                    row.extend([
+                        workload.clone(),
+                        s.node.clone(),
+                        s.ip_networks.join(","),
+                        s.interface_name.clone(),
+                    ]);
+                    if wide {
+                        row.push(s.profiles.join(","));
+                    }
+                    row
+                })
+                .collect();
+            (header, rows)
+        }
     };
     table(&header, &rows)
 }

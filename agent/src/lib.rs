@@ -7,4 +7,5 @@ pub mod datastore;
 pub mod grpc;
 mod ipam_cache;
 pub mod ipam_store;
+pub mod ipam_workloads;
 pub mod resources;

@@ -101,8 +101,10 @@ async fn show_blocks_ip_configuration_and_release() {
     let (_, out, _) = ctl(&db, &["ipam", "show", "--ip", &ip]);
     assert_eq!(out.trim(), format!("IP {ip} is not assigned"));
 
-    // Nodes n1 and n2 are not Node resources here: check reports their
-    // affinities, --fix releases them, and a second check is clean.
+    // Nodes n1 and n2 are not Node resources here, and no pod has a
+    // WorkloadEndpoint: check reports both affinities and both remaining
+    // pod addresses (allocated without a timestamp, so judged by liveness
+    // alone), --fix repairs all four, and a second check is clean.
     let (ok, out, _) = ctl(&db, &["ipam", "check"]);
     assert!(ok);
     assert!(
@@ -110,12 +112,19 @@ async fn show_blocks_ip_configuration_and_release() {
         "{out}"
     );
     assert!(
-        out.ends_with("Check complete; found 2 problems.\n"),
+        out.contains(&format!(
+            "IP {} is allocated to k8s-pod-network.c2, which no live workload uses",
+            ips[2]
+        )),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("Check complete; found 4 problems.\n"),
         "{out}"
     );
     let (ok, out, err) = ctl(&db, &["ipam", "check", "--fix"]);
     assert!(ok, "{err}");
-    assert!(out.ends_with("Fixed 2 problems.\n"), "{out}");
+    assert!(out.ends_with("Fixed 4 problems.\n"), "{out}");
     let (_, out, _) = ctl(&db, &["ipam", "check"]);
     assert_eq!(out, "Check complete; found 0 problems.\n");
 

@@ -563,6 +563,32 @@ impl<S: IpamStore> Ipam<S> {
         Ok(released)
     }
 
+    /// Releases `ip` only while `handle_id` still holds it, so a repair
+    /// racing a release and re-assignment of the same address can't free
+    /// the new holder's. Returns whether it was released.
+    pub async fn release_ip_held_by(&self, ip: IpAddr, handle_id: &str) -> Result<bool, IpamError> {
+        let Some(cidr) = self
+            .store
+            .list_blocks()
+            .await?
+            .into_iter()
+            .map(|b| b.value.cidr)
+            .find(|c| c.contains(&ip))
+        else {
+            return Ok(false);
+        };
+        let released = self
+            .release_in_block(cidr, |b| {
+                if b.holder(ip).and_then(|a| a.handle_id.as_deref()) == Some(handle_id) {
+                    b.release(&[ip])
+                } else {
+                    Vec::new()
+                }
+            })
+            .await?;
+        Ok(!released.is_empty())
+    }
+
     /// Releases everything held by `handle_id`. Idempotent: an unknown
     /// handle releases nothing and is not an error.
     pub async fn release_by_handle(&self, handle_id: &str) -> Result<Vec<IpAddr>, IpamError> {

@@ -5,10 +5,89 @@
 
 use crate::allocator::{Ipam, IpamError};
 use crate::store::*;
+use async_trait::async_trait;
 use ipnet::IpNet;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+/// Calico's pod handle prefix: `k8s-pod-network.<containerID>`.
+pub const POD_HANDLE_PREFIX: &str = "k8s-pod-network.";
+
+/// Calico's tunnel address handles, `<prefix><node>`.
+pub const TUNNEL_HANDLE_PREFIXES: [&str; 5] = [
+    "vxlan-tunnel-addr-",
+    "vxlan-v6-tunnel-addr-",
+    "ipip-tunnel-addr-",
+    "wireguard-tunnel-addr-",
+    "wireguard-v6-tunnel-addr-",
+];
+
+/// A pod's allocation, as `ipam check` asks about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodAllocation {
+    pub ip: IpAddr,
+    pub container_id: String,
+    /// The allocation's `namespace` and `pod` attributes, when it has them.
+    pub namespace: Option<String>,
+    pub pod: Option<String>,
+}
+
+/// Whether the workloads allocations were made for still exist. The
+/// embedded datastore answers from the WorkloadEndpoints node agents write
+/// (by container ID); a Kubernetes backend can answer from Pods (by the
+/// namespace and pod attributes, and the pod's IPs).
+#[async_trait]
+pub trait LiveWorkloads: Send + Sync {
+    /// One answer per allocation, in order. Called once per check.
+    async fn live(&self, allocs: &[PodAllocation]) -> Result<Vec<bool>, StoreError>;
+}
+
+/// The container IDs of the live workloads, known up front.
+#[async_trait]
+impl LiveWorkloads for HashSet<String> {
+    async fn live(&self, allocs: &[PodAllocation]) -> Result<Vec<bool>, StoreError> {
+        Ok(allocs
+            .iter()
+            .map(|a| self.contains(&a.container_id))
+            .collect())
+    }
+}
+
+/// How `check` judges leaks.
+pub struct LeakCheck<'a> {
+    pub workloads: &'a dyn LiveWorkloads,
+    /// A pod allocation younger than this is never a leak: its workload
+    /// endpoint may not be written yet (Calico's leakGracePeriod, 15m). An
+    /// allocation without a readable `timestamp` attribute is judged by
+    /// liveness alone, as calicoctl does.
+    pub grace: Duration,
+    pub now: SystemTime,
+}
+
+impl LeakCheck<'_> {
+    fn young(&self, attrs: &BTreeMap<String, String>) -> bool {
+        let Some(at) = attrs
+            .get("timestamp")
+            .and_then(|t| crate::timestamp::parse(t))
+        else {
+            return false;
+        };
+        let now = match self.now.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(d) => d.as_secs() as i64,
+            Err(_) => return true,
+        };
+        now.saturating_sub(at) < self.grace.as_secs() as i64
+    }
+}
+
+/// The node a tunnel address handle belongs to.
+pub fn tunnel_node(handle: &str) -> Option<&str> {
+    TUNNEL_HANDLE_PREFIXES
+        .iter()
+        .find_map(|p| handle.strip_prefix(p))
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
@@ -30,7 +109,8 @@ pub enum Problem {
         recorded: Option<BTreeMap<IpNet, u32>>,
         actual: BTreeMap<IpNet, u32>,
     },
-    /// An address whose handle belongs to no live workload. Fix: release.
+    /// A pod address whose workload is gone (past the grace period), or a
+    /// tunnel address of a node that no longer exists. Fix: release.
     Leaked { ip: IpAddr, handle: String },
 }
 
@@ -69,21 +149,29 @@ impl fmt::Display for Problem {
                 sum(r),
                 sum(actual)
             ),
-            Problem::Leaked { ip, handle } => write!(
-                f,
-                "IP {ip} is allocated to {handle}, which no live workload uses"
-            ),
+            Problem::Leaked { ip, handle } => match tunnel_node(handle) {
+                Some(node) => write!(
+                    f,
+                    "IP {ip} is allocated to {handle}, but node {node} does not exist"
+                ),
+                None => write!(
+                    f,
+                    "IP {ip} is allocated to {handle}, which no live workload uses"
+                ),
+            },
         }
     }
 }
 
-/// Finds every problem. `nodes` are the nodes that exist. With `live`,
-/// addresses whose handle is not in it are reported as leaked; the tunnel
-/// address handles of existing nodes always count as live.
+/// Finds every problem. `nodes` are the nodes that exist. With `leaks`,
+/// pod addresses (handle `k8s-pod-network.<containerID>`) whose workload
+/// is gone are reported as leaked, and so are tunnel addresses of nodes
+/// that no longer exist. Addresses under other handles have no owner this
+/// check can ask about and are never called leaked.
 pub async fn check<S: IpamStore + ?Sized>(
     store: &S,
     nodes: &HashSet<String>,
-    live: Option<&HashSet<String>>,
+    leaks: Option<&LeakCheck<'_>>,
 ) -> Result<Vec<Problem>, StoreError> {
     let blocks = store.list_blocks().await?;
     let affs = store.list_affinities(None).await?;
@@ -114,21 +202,26 @@ pub async fn check<S: IpamStore + ?Sized>(
         }
     }
 
-    let tunnel_handles: HashSet<String> = nodes
-        .iter()
-        .flat_map(|n| {
-            ["vxlan", "vxlan-v6", "ipip", "wireguard"].map(|t| format!("{t}-tunnel-addr-{n}"))
-        })
-        .collect();
     let mut actual: BTreeMap<String, BTreeMap<IpNet, u32>> = BTreeMap::new();
+    let mut pods: Vec<(PodAllocation, String)> = Vec::new();
     for b in &blocks {
         for (o, a) in b.value.allocations.iter().enumerate() {
             let attr = a.and_then(|i| b.value.attributes.get(i as usize));
             let Some(h) = attr.and_then(|a| a.handle_id.clone()) else {
                 continue;
             };
-            if let (Some(live), Some(ip)) = (live, b.value.ip_of(o as u32)) {
-                if !live.contains(&h) && !tunnel_handles.contains(&h) {
+            if let (Some(lc), Some(ip), Some(attr)) = (leaks, b.value.ip_of(o as u32), attr) {
+                if let Some(cid) = h.strip_prefix(POD_HANDLE_PREFIX) {
+                    if !lc.young(&attr.secondary) {
+                        let pa = PodAllocation {
+                            ip,
+                            container_id: cid.to_string(),
+                            namespace: attr.secondary.get("namespace").cloned(),
+                            pod: attr.secondary.get("pod").cloned(),
+                        };
+                        pods.push((pa, h.clone()));
+                    }
+                } else if tunnel_node(&h).is_some_and(|n| !nodes.contains(n)) {
                     problems.push(Problem::Leaked {
                         ip,
                         handle: h.clone(),
@@ -140,6 +233,15 @@ pub async fn check<S: IpamStore + ?Sized>(
                 .or_default()
                 .entry(b.value.cidr)
                 .or_default() += 1;
+        }
+    }
+    if let Some(lc) = leaks.filter(|_| !pods.is_empty()) {
+        let allocs: Vec<PodAllocation> = pods.iter().map(|(p, _)| p.clone()).collect();
+        let live = lc.workloads.live(&allocs).await?;
+        for ((p, handle), live) in pods.into_iter().zip(live) {
+            if !live {
+                problems.push(Problem::Leaked { ip: p.ip, handle });
+            }
         }
     }
     let mut records: BTreeMap<String, BTreeMap<IpNet, u32>> = store
@@ -231,8 +333,8 @@ pub async fn fix<S: IpamStore>(ipam: &Ipam<S>, problems: &[Problem]) -> Result<u
                     (None, true) => {}
                 }
             }
-            Problem::Leaked { ip, .. } => {
-                ipam.release_ips(&[*ip]).await?;
+            Problem::Leaked { ip, handle } => {
+                ipam.release_ip_held_by(*ip, handle).await?;
             }
         }
         fixed += 1;

@@ -18,3 +18,4 @@ pub mod pool;
 pub mod report;
 pub mod selector;
 pub mod store;
+pub mod timestamp;

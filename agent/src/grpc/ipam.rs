@@ -37,6 +37,17 @@ fn status(e: IpamError) -> Status {
     }
 }
 
+/// When the address was assigned, unless the caller said: `ipam check`
+/// leaves allocations younger than its grace period alone.
+fn with_timestamp(
+    mut attrs: std::collections::BTreeMap<String, String>,
+) -> std::collections::BTreeMap<String, String> {
+    attrs.entry("timestamp".into()).or_insert_with(|| {
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+    });
+    attrs
+}
+
 fn parse_nets(v: &[String], field: &str) -> Result<Vec<ipnet::IpNet>, Status> {
     v.iter()
         .map(|s| {
@@ -93,7 +104,7 @@ impl<S: IpamStore + 'static> pb::ipam_server::Ipam for IpamService<S> {
             num_v6: r.num_ipv6 as usize,
             pools_v4: parse_nets(&r.ipv4_pools, "ipv4_pools")?,
             pools_v6: parse_nets(&r.ipv6_pools, "ipv6_pools")?,
-            attributes: r.attributes.into_iter().collect(),
+            attributes: with_timestamp(r.attributes.into_iter().collect()),
             use_for: Use::Workload,
         };
         let (v4, v6) = self.ipam.auto_assign(&areq).await.map_err(status)?;

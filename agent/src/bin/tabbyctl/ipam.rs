@@ -7,9 +7,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use tabby_agent::datastore::Datastore;
 use tabby_agent::ipam_store::DatastoreIpam;
+use tabby_agent::ipam_workloads::WorkloadEndpoints;
 use tabby_agent::resources::Kind;
 use tabby_ipam::allocator::Ipam;
-use tabby_ipam::check::{check, fix};
+use tabby_ipam::check::{check, fix, LeakCheck};
 use tabby_ipam::report::usage;
 use tabby_ipam::store::IpamStore;
 
@@ -25,16 +26,30 @@ pub enum IpamCmd {
         show_configuration: bool,
     },
     /// Report inconsistencies (unconfirmed or orphaned affinities, handle
-    /// records that disagree with blocks); --fix repairs them.
+    /// records that disagree with blocks, pod addresses with no
+    /// WorkloadEndpoint, tunnel addresses of deleted nodes); --fix repairs
+    /// them.
     Check {
         #[arg(long)]
         fix: bool,
+        /// Pod addresses younger than this are not judged leaked (their
+        /// endpoint may not be written yet), as Calico's leakGracePeriod.
+        #[arg(long, default_value = "15m", value_parser = parse_grace)]
+        leak_grace_period: std::time::Duration,
     },
     /// Release an IP address whatever holds it.
     Release {
         #[arg(long)]
         ip: String,
     },
+}
+
+fn parse_grace(s: &str) -> Result<std::time::Duration, String> {
+    if s == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration like 15m or 90s: {e}"))
 }
 
 fn parse_ip(s: &str) -> Result<IpAddr> {
@@ -125,7 +140,10 @@ pub async fn run(ds: Arc<dyn Datastore>, cmd: IpamCmd) -> Result<()> {
             ];
             print!("{}", boxed_table(&header, &rows));
         }
-        IpamCmd::Check { fix: do_fix } => {
+        IpamCmd::Check {
+            fix: do_fix,
+            leak_grace_period,
+        } => {
             let nodes = ds
                 .list(Kind::Node, None)
                 .await?
@@ -133,9 +151,13 @@ pub async fn run(ds: Arc<dyn Datastore>, cmd: IpamCmd) -> Result<()> {
                 .iter()
                 .map(|n| n.name().to_string())
                 .collect();
-            // Which handles belong to live workloads is known once tabby-node
-            // reports its pods; until then leaks are not judged.
-            let problems = check(&store, &nodes, None).await?;
+            let workloads = WorkloadEndpoints::new(ds.clone());
+            let leaks = LeakCheck {
+                workloads: &workloads,
+                grace: leak_grace_period,
+                now: std::time::SystemTime::now(),
+            };
+            let problems = check(&store, &nodes, Some(&leaks)).await?;
             for p in &problems {
                 println!("{p}");
             }

@@ -1,0 +1,127 @@
+//! Tabby peered with Tabby (both active, each accepting the other's
+//! connection), and the RFC 4271 §6.8 collision rule exercised directly: a
+//! second connection from an Established peer without graceful restart.
+
+mod common;
+
+use common::netns::{link, Netns};
+use common::tabby::{peer, Tabby};
+use common::wait_until;
+use std::time::Duration;
+use tabby_bgp::peer_config::LocalConfig;
+
+#[test]
+fn two_active_speakers_settle_on_one_session() {
+    let na = Netns::new("tta");
+    let nb = Netns::new("ttb");
+    let (a, b) = link(&na, &nb, 60, 1, 2);
+    let ta = Tabby::start_with(
+        &na,
+        LocalConfig::new(a.parse().unwrap(), 65000),
+        &a,
+        vec![peer(&b, 65001)],
+        vec!["10.246.0.0/24".parse().unwrap()],
+    );
+    let tb = Tabby::start_with(
+        &nb,
+        LocalConfig::new(b.parse().unwrap(), 65001),
+        &b,
+        vec![peer(&a, 65000)],
+        vec!["10.247.0.0/24".parse().unwrap()],
+    );
+    wait_until("both Established", 20.0, || {
+        ta.established(&b) && tb.established(&a)
+    });
+    let since = (ta.peer(&b).since, tb.peer(&a).since);
+    wait_until("routes both ways", 5.0, || {
+        ta.best("10.247.0.0/24").is_some() && tb.best("10.246.0.0/24").is_some()
+    });
+    // Stable: no session replaced once up.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(ta.established(&b) && tb.established(&a));
+    assert_eq!(
+        (ta.peer(&b).since, tb.peer(&a).since),
+        since,
+        "session flapped"
+    );
+    let got = ta.best("10.247.0.0/24").unwrap();
+    assert_eq!(got.as_path, vec![65001]);
+    assert_eq!(got.next_hop, Some(b.parse().unwrap()));
+}
+
+/// A second connection from an Established peer (no graceful restart)
+/// loses the §6.8 collision: it gets Cease 6/7 and the session stays.
+#[test]
+fn second_connection_from_established_peer_gets_cease_collision() {
+    use common::bird::{Bird, BirdPeer};
+    use common::netns::in_ns;
+    use tabby_bgp::transport::{connect, ConnectOptions, MessageReader};
+    use tabby_bgp::wire::{self, Capability, Message, Open, SessionContext};
+
+    let nt = Netns::new("cot");
+    let nb = Netns::new("cob");
+    let (ta, ba) = link(&nt, &nb, 61, 1, 2);
+    let mut bp = BirdPeer::new("tabby", &ba, 65001, &ta, 65000);
+    bp.graceful_restart = false;
+    let bird = Bird::start(&nb, &ba, &[bp], &[]);
+    let tabby = Tabby::start(
+        &nt,
+        LocalConfig::new(ta.parse().unwrap(), 65000),
+        &ta,
+        vec![peer(&ba, 65001)],
+    );
+    wait_until("Established", 20.0, || tabby.established(&ba));
+    let since = tabby.peer(&ba).since;
+
+    let rt = nb.runtime();
+    let (to, from) = (ta.clone(), ba.clone());
+    let notification = in_ns(&rt, async move {
+        let opts = ConnectOptions {
+            source: Some(from.parse().unwrap()),
+            password: None,
+        };
+        let s = connect(
+            format!("{to}:179").parse().unwrap(),
+            &opts,
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
+        let (r, mut w) = s.into_split();
+        let open = Message::Open(Open {
+            version: 4,
+            my_as: 65001,
+            hold_time: 9,
+            bgp_id: from.parse().unwrap(),
+            capabilities: vec![Capability::FourOctetAs(65001)],
+        });
+        let mut buf = Vec::new();
+        wire::encode(&open, &SessionContext::default(), &mut buf).unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut w, &buf)
+            .await
+            .unwrap();
+        let mut reader = MessageReader::new(r);
+        loop {
+            match tokio::time::timeout(
+                Duration::from_secs(5),
+                reader.next(&SessionContext::default()),
+            )
+            .await
+            .expect("no answer")
+            .expect("read")
+            {
+                Message::Notification(n) => return n,
+                _ => continue,
+            }
+        }
+    });
+    assert_eq!((notification.code, notification.subcode), (6, 7));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(tabby.established(&ba));
+    assert!(bird.established("tabby"));
+    assert_eq!(
+        tabby.peer(&ba).since,
+        since,
+        "existing session was replaced"
+    );
+}

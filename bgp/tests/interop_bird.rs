@@ -201,3 +201,16 @@ fn ipv6_unicast_with_bird() {
         "BIRD kept the withdrawn IPv6 prefix"
     );
 }
+
+/// The other way round: BIRD expects another AS for Tabby, refuses Tabby's
+/// OPEN with 2/2, and Tabby's status names the NOTIFICATION it received.
+#[test]
+fn bird_refusing_tabby_as_shows_in_tabby_status() {
+    let l = lab("bwr", 15, 65000, 65001, 65099);
+    wait_until("Tabby records BIRD's NOTIFICATION", 20.0, || {
+        l.tabby.peer(&l.b_addr).last_error.is_some_and(|e| {
+            e.contains("NOTIFICATION received") && e.to_lowercase().contains("bad peer as")
+        })
+    });
+    assert!(!l.tabby.established(&l.b_addr));
+}

@@ -8,7 +8,11 @@
 //! - [`block`]: one block's ordinals, FIFO free list and attributes.
 //! - [`selector`]: Calico's label selectors (IPPool.nodeSelector).
 //! - [`pool`]: which pools a request may use; per-host block search order.
-//! - [`allocator`]: claim, assign, borrow and release.
+//! - [`allocator`]: claim, assign, borrow and release; a fast path over
+//!   the store's cached blocks that falls back to reading through.
+//! - [`check`]: `ipam check [--fix]`, leaks judged through
+//!   [`check::LiveWorkloads`].
+//! - [`timestamp`]: the allocation timestamps Calico and Tabby write.
 
 pub mod allocator;
 pub mod block;

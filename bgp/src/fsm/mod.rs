@@ -96,6 +96,9 @@ impl Event {
     }
 }
 
+// Actions live for one `handle` call; boxing the message would cost an
+// allocation per KEEPALIVE for no memory gain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Open an outbound TCP connection to the peer.
@@ -250,7 +253,7 @@ impl Fsm {
             other => {
                 // A message without a connection the FSM knows of.
                 self.record(format!("unexpected {}", event_name(&other)));
-                self.to_idle(None, out);
+                self.enter_idle(None, out);
             }
         }
     }
@@ -341,11 +344,11 @@ impl Fsm {
             Event::TcpConnectionFails(reason) => {
                 let graceful = self.graceful_time();
                 self.record(reason);
-                self.to_idle(graceful, out);
+                self.enter_idle(graceful, out);
             }
             Event::NotifMsg(n) => {
                 self.record(format!("NOTIFICATION received: {}", describe(&n)));
-                self.to_idle(None, out);
+                self.enter_idle(None, out);
             }
             Event::MessageError(n) => self.send_and_fail(n, out),
             Event::OpenCollisionDump => {
@@ -357,7 +360,7 @@ impl Fsm {
                 self.record("connection collision: closed this connection".to_string());
                 // The other connection carries on: no error backoff here.
                 self.stopped = true;
-                self.to_idle(None, out);
+                self.enter_idle(None, out);
             }
             Event::BgpOpen(_) | Event::KeepAliveMsg | Event::UpdateMsg | Event::RouteRefreshMsg => {
                 self.send_and_fail(notification(FSM_ERROR, fsm_subcode, Vec::new()), out)
@@ -428,7 +431,7 @@ impl Fsm {
     ) {
         self.record(format!("NOTIFICATION sent: {}", describe(&n)));
         out.push(Action::Send(Message::Notification(n)));
-        self.to_idle(graceful, out);
+        self.enter_idle(graceful, out);
     }
 
     fn stop(&mut self, out: &mut Vec<Action>) {
@@ -444,9 +447,9 @@ impl Fsm {
         }
         self.stopped = true;
         let was = self.state;
-        self.to_idle(None, out);
+        self.enter_idle(None, out);
         if was == State::Established {
-            // Replace the error text to_idle put into SessionDown: a manual
+            // Replace the error text enter_idle put into SessionDown: a manual
             // stop is not an error for the status table.
             if let Some(Action::SessionDown(reason)) = out.last_mut() {
                 reason.error = "administratively stopped".to_string();
@@ -456,7 +459,7 @@ impl Fsm {
 
     /// Drops to Idle, closing the connection and stopping the session
     /// timers; schedules the automatic restart unless stopped.
-    fn to_idle(&mut self, graceful_restart_time: Option<u16>, out: &mut Vec<Action>) {
+    fn enter_idle(&mut self, graceful_restart_time: Option<u16>, out: &mut Vec<Action>) {
         if self.state == State::Connect {
             out.push(Action::CancelConnect);
         }
@@ -478,7 +481,11 @@ impl Fsm {
                 TimerKind::IdleHold,
                 self.next_error_wait,
             ));
-            self.next_error_wait = (self.next_error_wait * 2).min(self.peer.error_wait.1);
+            self.next_error_wait = self
+                .next_error_wait
+                .checked_mul(2)
+                .unwrap_or(Duration::MAX)
+                .min(self.peer.error_wait.1);
         }
         let was = self.state;
         self.state = State::Idle;

@@ -28,8 +28,7 @@ use attrs::Interner;
 use decision::select_best;
 use ipnet::IpNet;
 use peer::PeerRib;
-use prefix_map::PrefixMap;
-use std::collections::HashMap;
+use prefix_map::{FastMap, PrefixMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -39,7 +38,7 @@ pub struct Rib {
     /// Boxed slices, not Vecs: 16 bytes a slot instead of 24 in a table
     /// that is up to half empty, and most prefixes never change path count.
     loc: PrefixMap<Box<[Path]>>,
-    peers: HashMap<IpAddr, PeerRib>,
+    peers: FastMap<IpAddr, PeerRib>,
     interner: Interner,
 }
 
@@ -66,7 +65,7 @@ impl Rib {
             local,
             local_source,
             loc: PrefixMap::default(),
-            peers: HashMap::new(),
+            peers: FastMap::default(),
             interner: Interner::default(),
         }
     }
@@ -250,7 +249,7 @@ impl Rib {
                 mark_stale(&mut self.loc, prefix, peer, &mut t);
             } else if remove(&mut self.loc, prefix, Some(peer), &mut t) {
                 if let Some(p) = self.peers.get_mut(&peer) {
-                    p.accepted -= 1;
+                    p.accepted = p.accepted.saturating_sub(1);
                 }
             }
         }
@@ -371,7 +370,7 @@ impl Rib {
     fn withdraw_from(&mut self, peer: IpAddr, prefix: IpNet, t: &mut Touched) {
         if remove(&mut self.loc, prefix, Some(peer), t) {
             if let Some(p) = self.peers.get_mut(&peer) {
-                p.accepted -= 1;
+                p.accepted = p.accepted.saturating_sub(1);
             }
         }
     }

@@ -4,9 +4,9 @@
 
 use super::attrs::{end_of_rib_update, family_of, withdraw_update, RouteAttrs};
 use super::decision::Path;
+use super::prefix_map::FastMap;
 use crate::wire::{Family, Update, HEADER_LEN, MAX_MESSAGE_LEN};
 use ipnet::IpNet;
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -126,16 +126,24 @@ fn chunks(prefixes: &[IpNet], overhead: usize) -> Vec<Vec<IpNet>> {
 /// Groups announcements by attribute-set identity while a diff is built.
 #[derive(Default)]
 pub(crate) struct Grouper {
-    index: HashMap<*const RouteAttrs, usize>,
+    index: FastMap<*const RouteAttrs, usize>,
+    last: Option<(*const RouteAttrs, usize)>,
 }
 
 impl Grouper {
     pub fn add(&mut self, export: &mut PeerExport, attrs: &Arc<RouteAttrs>, prefix: IpNet) {
         let key = Arc::as_ptr(attrs);
-        let i = *self.index.entry(key).or_insert_with(|| {
-            export.announce.push((attrs.clone(), Vec::new()));
-            export.announce.len() - 1
-        });
+        let i = match self.last {
+            Some((k, i)) if k == key => i,
+            _ => {
+                let i = *self.index.entry(key).or_insert_with(|| {
+                    export.announce.push((attrs.clone(), Vec::new()));
+                    export.announce.len() - 1
+                });
+                self.last = Some((key, i));
+                i
+            }
+        };
         export.announce[i].1.push(prefix);
     }
 }

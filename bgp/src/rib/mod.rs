@@ -407,14 +407,18 @@ impl Rib {
                 interner,
                 ..
             } = self;
+            // One Loc-RIB lookup per prefix, whatever the number of peers.
+            let now: Vec<Option<&Path>> = t
+                .changed
+                .iter()
+                .map(|(prefix, _)| loc.get(prefix).and_then(|v| v.first()))
+                .collect();
             for p in peers.values_mut() {
-                let items = t.changed.iter().map(|(prefix, before)| {
-                    (
-                        *prefix,
-                        before.as_ref(),
-                        loc.get(prefix).and_then(|v| v.first()),
-                    )
-                });
+                let items = t
+                    .changed
+                    .iter()
+                    .zip(&now)
+                    .map(|((prefix, before), now)| (*prefix, before.as_ref(), *now));
                 let e = p.export(local, interner, items, None);
                 if !e.is_empty() {
                     exports.push(e);

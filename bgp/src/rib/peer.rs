@@ -5,12 +5,12 @@ use super::attrs::{family_of, Interner, RouteAttrs};
 use super::changes::{Grouper, PeerExport};
 use super::decision::{Path, Source};
 use super::export::{rewrite, role_allows, Target};
+use super::prefix_map::FastMap;
 use super::prefix_map::PrefixMap;
 use crate::fsm::Negotiated;
 use crate::peer_config::{LocalConfig, PeerConfig};
 use crate::wire::Family;
 use ipnet::IpNet;
-use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
@@ -157,7 +157,9 @@ struct Exporter<'a> {
     config: &'a PeerConfig,
     target: Target<'a>,
     families: &'a [Family],
-    cache: HashMap<RewriteKey, Option<Arc<RouteAttrs>>>,
+    cache: FastMap<RewriteKey, Option<Arc<RouteAttrs>>>,
+    /// Consecutive prefixes usually share one path's attributes.
+    last: Option<(RewriteKey, Option<Arc<RouteAttrs>>)>,
 }
 
 impl<'a> Exporter<'a> {
@@ -172,7 +174,8 @@ impl<'a> Exporter<'a> {
                 next_hop_v6: session.next_hop_v6,
             },
             families: &session.negotiated.families,
-            cache: HashMap::new(),
+            cache: FastMap::default(),
+            last: None,
         }
     }
 
@@ -193,10 +196,18 @@ impl<'a> Exporter<'a> {
         let best = best?;
         let family = self.allowed(prefix, best)?;
         let key = (Arc::as_ptr(&best.attrs), Arc::as_ptr(&best.source), family);
+        if let Some((k, v)) = &self.last {
+            if *k == key {
+                return v.clone();
+            }
+        }
         let (local, target) = (self.local, &self.target);
-        self.cache
+        let v = self
+            .cache
             .entry(key)
             .or_insert_with(|| rewrite(local, best, family, target).map(|a| interner.intern(a)))
-            .clone()
+            .clone();
+        self.last = Some((key, v.clone()));
+        v
     }
 }

@@ -1,9 +1,50 @@
 //! Header check + decode over arbitrary bytes for both AS widths; anything
-//! that decodes must re-encode, and its re-encoding must decode again.
+//! that decodes must re-encode, its re-encoding must decode again, and its
+//! prefixes must survive the UPDATE packer.
 #![no_main]
 
+use ipnet::IpNet;
 use libfuzzer_sys::fuzz_target;
-use tabby_bgp::wire::{self, Message, SessionContext};
+use tabby_bgp::wire::{self, Message, SessionContext, Update};
+
+/// Decodes every message of a packed buffer; returns the IPv4 NLRI and
+/// withdrawn prefixes seen.
+fn unpack(mut buf: &[u8], ctx: &SessionContext) -> (usize, usize) {
+    let (mut nlri, mut withdrawn) = (0, 0);
+    while !buf.is_empty() {
+        let len = wire::message_len(buf).unwrap().expect("whole header");
+        let (m, rest) = buf.split_at(len);
+        match wire::decode(m, ctx).expect("packed message decodes") {
+            Message::Update(u) => {
+                nlri += u.nlri.len();
+                withdrawn += u.withdrawn.len();
+                if let Some(r) = u.attrs.mp_reach {
+                    nlri += r.nlri.len();
+                }
+                if let Some(w) = u.attrs.mp_unreach {
+                    withdrawn += w.withdrawn.len();
+                }
+            }
+            other => panic!("packer wrote {other:?}"),
+        }
+        buf = rest;
+    }
+    (nlri, withdrawn)
+}
+
+fn repack(u: &Update, ctx: &SessionContext) {
+    let mut prefixes: Vec<IpNet> = u.nlri.iter().copied().map(IpNet::V4).collect();
+    if let Some(r) = &u.attrs.mp_reach {
+        prefixes.extend(r.nlri.iter().copied());
+    }
+    let mut out = Vec::new();
+    if wire::encode_announce(&u.attrs, &prefixes, ctx, &mut out).is_ok() {
+        assert_eq!(unpack(&out, ctx).0, prefixes.len());
+    }
+    out.clear();
+    wire::encode_withdraw(&prefixes, &mut out);
+    assert_eq!(unpack(&out, ctx).1, prefixes.len());
+}
 
 fuzz_target!(|data: &[u8]| {
     for four_octet_as in [true, false] {
@@ -24,6 +65,9 @@ fuzz_target!(|data: &[u8]| {
                             assert_eq!(a.withdrawn, b.withdrawn);
                         }
                     }
+                }
+                if let Message::Update(u) = &m {
+                    repack(u, &ctx);
                 }
             }
             Err(e) => {

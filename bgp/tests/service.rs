@@ -175,3 +175,39 @@ fn grpc_service_drives_the_speaker() {
     });
     assert!(list(&client).peers.is_empty());
 }
+
+/// A watcher that stops reading falls behind the change buffer and is told
+/// so (`Lagged`, on which the gRPC stream sends a fresh snapshot); the new
+/// snapshot holds every prefix originated meanwhile. Behind gRPC, HTTP/2
+/// windows and the stream's queue absorb tens of thousands of events
+/// first, so this is checked on the speaker's watch directly.
+#[test]
+fn lagging_watcher_is_told_and_a_new_snapshot_is_complete() {
+    use tokio::sync::broadcast::error::RecvError;
+    let nt = Netns::new("svl");
+    let tabby = Tabby::start(
+        &nt,
+        LocalConfig::new("10.179.41.1".parse().unwrap(), 65000),
+        "127.0.0.1",
+        vec![],
+    );
+    let speaker = tabby.speaker.clone();
+    let (lagged, snapshot) = tabby.run(async move {
+        let mut w = speaker.watch().await.unwrap();
+        assert!(w.snapshot.is_empty());
+        // One change batch per call, more than the buffer holds.
+        for i in 0..5000u32 {
+            let p = format!("10.{}.{}.0/24", 100 + i / 256, i % 256)
+                .parse()
+                .unwrap();
+            speaker.originate(vec![p], vec![]).await.unwrap();
+        }
+        let lagged = matches!(w.changes.recv().await, Err(RecvError::Lagged(_)));
+        (lagged, speaker.watch().await.unwrap().snapshot.len())
+    });
+    assert!(
+        lagged,
+        "a watcher 5000 batches behind was not told it lagged"
+    );
+    assert_eq!(snapshot, 5000);
+}

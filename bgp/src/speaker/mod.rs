@@ -110,7 +110,8 @@ impl Speaker {
         self.ask(|r| Command::AddPeer(peer, r)).await?
     }
 
-    /// Ends the session with Cease 6/3 and drops the peer's routes.
+    /// Ends the session with Cease (administrative shutdown, 6/2) and drops
+    /// the peer's routes.
     pub async fn remove_peer(&self, address: IpAddr) -> Result<(), SpeakerError> {
         self.ask(|r| Command::RemovePeer(address, r)).await?
     }

@@ -4,10 +4,10 @@
 //! (a map from prefix to its candidate paths, best first); a peer's
 //! post-policy Adj-RIB-In is its paths there, plus the set of prefixes its
 //! import policy rejected (for the "received" count), which is what BIRD
-//! keeps too. Attribute sets are interned `Arc`s, so the prefixes of one UPDATE
-//! share one allocation and exports group by pointer. Each peer's
-//! Adj-RIB-Out remembers what was sent, so every operation returns exact
-//! diffs ([`RibChanges`]).
+//! keeps too. Attribute sets are interned `Arc`s, so the prefixes of one
+//! UPDATE share one allocation and exports group by pointer. A peer's
+//! Adj-RIB-Out is recomputed rather than stored (see `PeerRib::export`),
+//! and every operation returns exact diffs ([`RibChanges`]).
 
 mod attrs;
 mod changes;
@@ -15,6 +15,7 @@ mod decision;
 mod export;
 mod peer;
 mod prefix_map;
+mod session;
 
 pub use attrs::{end_of_rib_update, family_of, withdraw_update, RouteAttrs, DEFAULT_LOCAL_PREF};
 pub use changes::{BestChange, PeerExport, RibChanges};
@@ -44,7 +45,7 @@ pub struct Rib {
 
 /// Per-operation accumulator of changed prefixes and best-path events.
 #[derive(Default)]
-struct Touched {
+pub(crate) struct Touched {
     /// Each changed prefix once, with its best path before the operation.
     changed: Vec<(IpNet, Option<Path>)>,
     seen: PrefixMap<()>,
@@ -178,104 +179,6 @@ impl Rib {
         self.finish(t)
     }
 
-    /// The session reached Established: export the whole Loc-RIB to the
-    /// peer (ending with End-of-RIB per family), and stop waiting for
-    /// End-of-RIB on families the new session did not negotiate or whose
-    /// forwarding state the peer did not preserve (RFC 4724 §4.2).
-    pub fn session_up(&mut self, peer: IpAddr, session: SessionInfo) -> RibChanges {
-        let Some(p) = self.peers.get_mut(&peer) else {
-            return RibChanges::default();
-        };
-        p.source = Arc::new(PeerRib::source_for(&p.config, &self.local, &session));
-        let give_up: Vec<Family> = p
-            .stale
-            .iter()
-            .copied()
-            .filter(|f| {
-                let negotiated = session.negotiated.families.contains(f);
-                let preserved = session
-                    .negotiated
-                    .peer_graceful_restart
-                    .as_ref()
-                    .is_some_and(|gr| gr.preserved(*f));
-                !(negotiated && preserved)
-            })
-            .collect();
-        p.advertised = 0;
-        p.session = Some(session);
-        let mut t = Touched::default();
-        self.sweep_stale(peer, &give_up, &mut t);
-        let mut changes = self.finish(t);
-        changes.exports.retain(|e| e.peer != peer);
-        changes.exports.extend(self.export_all_to(peer, None, true));
-        changes
-    }
-
-    /// The session ended. With `graceful_restart_time` (from
-    /// `fsm::DownReason`) the peer's paths in its graceful-restart families
-    /// stay, marked stale, until End-of-RIB or [`Rib::restart_timer_expired`];
-    /// everything else it sent is withdrawn.
-    pub fn session_down(&mut self, peer: IpAddr, graceful_restart_time: Option<u16>) -> RibChanges {
-        let Some(p) = self.peers.get_mut(&peer) else {
-            return RibChanges::default();
-        };
-        let keep: Vec<Family> = match (graceful_restart_time, p.session.as_ref()) {
-            (Some(_), Some(s)) => s
-                .negotiated
-                .peer_graceful_restart
-                .iter()
-                .flat_map(|gr| gr.families.iter().map(|f| f.family))
-                .collect(),
-            _ => Vec::new(),
-        };
-        p.session = None;
-        p.advertised = 0;
-        p.rejected.clear();
-        p.stale = keep.clone();
-        if p.accepted == 0 {
-            return RibChanges::default();
-        }
-        // A walk of the whole Loc-RIB, as BIRD does on a flush: cheaper
-        // than keeping a per-peer prefix index for every route.
-        let mut t = Touched::default();
-        let mut gone = Vec::new();
-        for (prefix, paths) in self.loc.iter() {
-            if paths.iter().any(|x| x.source.peer == Some(peer)) {
-                gone.push(prefix);
-            }
-        }
-        for prefix in gone {
-            if keep.contains(&family_of(&prefix)) {
-                mark_stale(&mut self.loc, prefix, peer, &mut t);
-            } else if remove(&mut self.loc, prefix, Some(peer), &mut t) {
-                if let Some(p) = self.peers.get_mut(&peer) {
-                    p.accepted = p.accepted.saturating_sub(1);
-                }
-            }
-        }
-        self.finish(t)
-    }
-
-    /// The peer's restart timer ran out: drop whatever is still stale.
-    pub fn restart_timer_expired(&mut self, peer: IpAddr) -> RibChanges {
-        let families = self
-            .peers
-            .get(&peer)
-            .map(|p| p.stale.clone())
-            .unwrap_or_default();
-        let mut t = Touched::default();
-        self.sweep_stale(peer, &families, &mut t);
-        self.finish(t)
-    }
-
-    /// Families of `peer` still waiting for End-of-RIB or the restart timer.
-    pub fn stale_families(&self, peer: IpAddr) -> &[Family] {
-        self.peers
-            .get(&peer)
-            .map(|p| p.stale.as_slice())
-            .unwrap_or(&[])
-    }
-
     /// Applies one UPDATE from an Established peer: withdrawals, RFC 7606
     /// treat-as-withdraw, loop checks, import policy, End-of-RIB.
     pub fn apply_update(&mut self, peer: IpAddr, update: &Update) -> RibChanges {
@@ -367,7 +270,7 @@ impl Rib {
 
     /// Removes `peer`'s path for `prefix` (a withdrawal, or a rejected
     /// re-announcement that replaces an accepted one).
-    fn withdraw_from(&mut self, peer: IpAddr, prefix: IpNet, t: &mut Touched) {
+    pub(crate) fn withdraw_from(&mut self, peer: IpAddr, prefix: IpNet, t: &mut Touched) {
         if remove(&mut self.loc, prefix, Some(peer), t) {
             if let Some(p) = self.peers.get_mut(&peer) {
                 p.accepted = p.accepted.saturating_sub(1);
@@ -375,29 +278,9 @@ impl Rib {
         }
     }
 
-    fn sweep_stale(&mut self, peer: IpAddr, families: &[Family], t: &mut Touched) {
-        let Some(p) = self.peers.get_mut(&peer) else {
-            return;
-        };
-        p.stale.retain(|f| !families.contains(f));
-        if families.is_empty() || p.accepted == 0 {
-            return;
-        }
-        let gone: Vec<IpNet> = self
-            .loc
-            .iter()
-            .filter(|(prefix, _)| families.contains(&family_of(prefix)))
-            .filter(|(_, paths)| paths.iter().any(|x| x.source.peer == Some(peer) && x.stale))
-            .map(|(prefix, _)| prefix)
-            .collect();
-        for prefix in gone {
-            self.withdraw_from(peer, prefix, t);
-        }
-    }
-
     /// Ends an operation: exports every changed prefix to every
     /// Established peer.
-    fn finish(&mut self, t: Touched) -> RibChanges {
+    pub(crate) fn finish(&mut self, t: Touched) -> RibChanges {
         let mut exports = Vec::new();
         if !t.changed.is_empty() {
             let Rib {
@@ -434,7 +317,7 @@ impl Rib {
 
     /// Exports the whole Loc-RIB to `peer`: as news (`old_config` `None`,
     /// a fresh session or a refresh), or as the diff a config change makes.
-    fn export_all_to(
+    pub(crate) fn export_all_to(
         &mut self,
         peer: IpAddr,
         old_config: Option<&PeerConfig>,
@@ -469,7 +352,12 @@ impl Rib {
 }
 
 /// Adds or replaces the path of `path`'s source; true when it is new.
-fn upsert(loc: &mut PrefixMap<Box<[Path]>>, prefix: IpNet, path: Path, t: &mut Touched) -> bool {
+pub(crate) fn upsert(
+    loc: &mut PrefixMap<Box<[Path]>>,
+    prefix: IpNet,
+    path: Path,
+    t: &mut Touched,
+) -> bool {
     let paths = loc.get_or_default(prefix);
     let old = paths.first().cloned();
     let added = match paths.iter().position(|x| x.source.peer == path.source.peer) {
@@ -491,7 +379,7 @@ fn upsert(loc: &mut PrefixMap<Box<[Path]>>, prefix: IpNet, path: Path, t: &mut T
 }
 
 /// Removes the path from `peer` (`None`: local); true when there was one.
-fn remove(
+pub(crate) fn remove(
     loc: &mut PrefixMap<Box<[Path]>>,
     prefix: IpNet,
     peer: Option<IpAddr>,
@@ -518,7 +406,12 @@ fn remove(
     true
 }
 
-fn mark_stale(loc: &mut PrefixMap<Box<[Path]>>, prefix: IpNet, peer: IpAddr, t: &mut Touched) {
+pub(crate) fn mark_stale(
+    loc: &mut PrefixMap<Box<[Path]>>,
+    prefix: IpNet,
+    peer: IpAddr,
+    t: &mut Touched,
+) {
     let Some(paths) = loc.get_mut(&prefix) else {
         return;
     };

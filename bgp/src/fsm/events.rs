@@ -1,0 +1,102 @@
+//! The FSM's vocabulary: states, the events the transport feeds in, and the
+//! actions it carries out.
+
+use super::Negotiated;
+use crate::wire::{Message, Notification, Open};
+use std::fmt;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    Idle,
+    Connect,
+    Active,
+    OpenSent,
+    OpenConfirm,
+    Established,
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimerKind {
+    ConnectRetry,
+    Hold,
+    Keepalive,
+    /// Damping before an automatic restart after an error.
+    IdleHold,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    ManualStart,
+    ManualStartPassive,
+    ManualStop,
+    AutomaticStart,
+    ConnectRetryTimerExpires,
+    HoldTimerExpires,
+    KeepaliveTimerExpires,
+    /// The peer connected to us (inbound accepted for this FSM).
+    TcpConnectionConfirmed,
+    /// Our outbound connection succeeded.
+    TcpConnectionAcknowledged,
+    /// Connect failed or the established connection broke, with the reason
+    /// for the status table ("connection refused").
+    TcpConnectionFails(String),
+    BgpOpen(Open),
+    /// The codec rejected a message; the NOTIFICATION is what to send.
+    MessageError(Notification),
+    NotifMsg(Notification),
+    KeepAliveMsg,
+    UpdateMsg,
+    RouteRefreshMsg,
+    /// This connection lost a collision (§6.8).
+    OpenCollisionDump,
+}
+
+impl Event {
+    /// The event a fired timer produces.
+    pub fn timer_expired(kind: TimerKind) -> Event {
+        match kind {
+            TimerKind::ConnectRetry => Event::ConnectRetryTimerExpires,
+            TimerKind::Hold => Event::HoldTimerExpires,
+            TimerKind::Keepalive => Event::KeepaliveTimerExpires,
+            TimerKind::IdleHold => Event::AutomaticStart,
+        }
+    }
+}
+
+// Actions live for one `handle` call; boxing the message would cost an
+// allocation per KEEPALIVE for no memory gain.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Open an outbound TCP connection to the peer.
+    Connect,
+    /// An inbound connection was adopted while an outbound attempt was
+    /// pending: abandon the attempt.
+    CancelConnect,
+    /// Close this FSM's connection (after sending any queued message).
+    Disconnect,
+    Send(Message),
+    /// (Re)start: a running timer of that kind is replaced.
+    StartTimer(TimerKind, Duration),
+    StopTimer(TimerKind),
+    SessionUp(Negotiated),
+    SessionDown(DownReason),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownReason {
+    /// The same text as [`Fsm::last_error`].
+    pub error: String,
+    /// Keep the peer's routes stale for this many seconds (RFC 4724) instead
+    /// of withdrawing them: set when the peer negotiated graceful restart and
+    /// the session died without a NOTIFICATION from either side, or by the
+    /// hold timer (a peer whose host vanished looks exactly like that).
+    pub graceful_restart_time: Option<u16>,
+}

@@ -134,7 +134,8 @@ impl Rib {
         self.loc.is_empty()
     }
 
-    /// What was last sent to `peer` for `prefix`.
+    /// What `peer` has been sent for `prefix` (its Adj-RIB-Out entry, recomputed
+    /// from the best path; the diffs returned so far add up to exactly this).
     pub fn advertised(&self, peer: IpAddr, prefix: &IpNet) -> Option<RouteAttrs> {
         let best = self.loc.get(prefix)?.first()?;
         self.peers.get(&peer)?.preview(&self.local, *prefix, best)

@@ -6,6 +6,7 @@ pub mod apply;
 pub mod datastore;
 pub mod grpc;
 mod ipam_cache;
+mod ipam_convert;
 pub mod ipam_store;
 pub mod ipam_workloads;
 pub mod resources;

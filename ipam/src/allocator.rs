@@ -84,7 +84,7 @@ impl AssignRequest {
 }
 
 pub struct Ipam<S> {
-    store: S,
+    pub(crate) store: S,
 }
 
 /// What this call may take from a block: not reserved, not the edges of an
@@ -103,15 +103,15 @@ fn skippable(ip: IpAddr, pools: &[Pool], reserved: &[IpNet], u: Use, block: IpNe
     u == Use::Tunnel && ip.is_ipv4() && (ip == block.network() || ip == block.broadcast())
 }
 
-struct Conflicts {
-    n: u32,
-    seed: u64,
+pub(crate) struct Conflicts {
+    pub(crate) n: u32,
+    pub(crate) seed: u64,
 }
 
 impl Conflicts {
     /// Counts a conflict and waits a short, jittered time so racing hosts
     /// spread out instead of colliding again in lock-step.
-    async fn hit(&mut self) -> Result<(), IpamError> {
+    pub(crate) async fn hit(&mut self) -> Result<(), IpamError> {
         self.n += 1;
         if self.n >= MAX_CONFLICTS {
             return Err(IpamError::TooManyConflicts(self.n));
@@ -126,7 +126,7 @@ impl Conflicts {
 }
 
 /// A per-caller, never-zero seed for the backoff jitter (xorshift state).
-fn seed_for(s: &str) -> u64 {
+pub(crate) fn seed_for(s: &str) -> u64 {
     crate::pool::fnv1a(s.as_bytes()) | 1
 }
 
@@ -427,48 +427,6 @@ impl<S: IpamStore> Ipam<S> {
         }
     }
 
-    async fn adjust_handle(&self, id: &str, block: IpNet, delta: i64) -> Result<(), IpamError> {
-        let mut conflicts = Conflicts {
-            n: 0,
-            seed: seed_for(id),
-        };
-        loop {
-            let res = match self.store.get_handle(id).await? {
-                None if delta <= 0 => return Ok(()),
-                None => {
-                    let mut h = Handle {
-                        id: id.to_string(),
-                        blocks: BTreeMap::new(),
-                    };
-                    h.blocks.insert(block, delta as u32);
-                    self.store.create_handle(&h).await.map(|_| ())
-                }
-                Some(vh) => {
-                    let mut h = vh.value;
-                    let cur = i64::from(h.blocks.get(&block).copied().unwrap_or(0));
-                    let new = (cur + delta).max(0) as u32;
-                    if new == 0 {
-                        h.blocks.remove(&block);
-                    } else {
-                        h.blocks.insert(block, new);
-                    }
-                    if h.blocks.is_empty() {
-                        self.store.delete_handle(id, vh.revision).await
-                    } else {
-                        self.store.update_handle(&h, vh.revision).await.map(|_| ())
-                    }
-                }
-            };
-            match res {
-                Ok(()) => return Ok(()),
-                Err(StoreError::Conflict | StoreError::AlreadyExists | StoreError::NotFound) => {
-                    conflicts.hit().await?
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-
     /// Finds the first block (in this host's search order) that no one has
     /// created, and claims it.
     async fn claim_free_block(
@@ -537,214 +495,6 @@ impl<S: IpamStore> Ipam<S> {
         match self.store.update_affinity(&confirmed, rev).await {
             Ok(_) => Ok(()),
             Err(StoreError::NotFound) => Err(IpamError::Store(StoreError::Conflict)),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Releases addresses; ones not assigned are ignored. Returns those
-    /// released.
-    pub async fn release_ips(&self, ips: &[IpAddr]) -> Result<Vec<IpAddr>, IpamError> {
-        if ips.is_empty() {
-            return Ok(Vec::new());
-        }
-        let blocks: Vec<IpNet> = self
-            .store
-            .list_blocks()
-            .await?
-            .into_iter()
-            .map(|b| b.value.cidr)
-            .filter(|c| ips.iter().any(|ip| c.contains(ip)))
-            .collect();
-        let mut released = Vec::new();
-        for cidr in blocks {
-            let mine: Vec<IpAddr> = ips.iter().copied().filter(|ip| cidr.contains(ip)).collect();
-            released.extend(self.release_in_block(cidr, |b| b.release(&mine)).await?);
-        }
-        Ok(released)
-    }
-
-    /// Releases `ip` only while `handle_id` still holds it, so a repair
-    /// racing a release and re-assignment of the same address can't free
-    /// the new holder's. Returns whether it was released.
-    pub async fn release_ip_held_by(&self, ip: IpAddr, handle_id: &str) -> Result<bool, IpamError> {
-        let Some(cidr) = self
-            .store
-            .list_blocks()
-            .await?
-            .into_iter()
-            .map(|b| b.value.cidr)
-            .find(|c| c.contains(&ip))
-        else {
-            return Ok(false);
-        };
-        let released = self
-            .release_in_block(cidr, |b| {
-                if b.holder(ip).and_then(|a| a.handle_id.as_deref()) == Some(handle_id) {
-                    b.release(&[ip])
-                } else {
-                    Vec::new()
-                }
-            })
-            .await?;
-        Ok(!released.is_empty())
-    }
-
-    /// Releases everything held by `handle_id`. Idempotent: an unknown
-    /// handle releases nothing and is not an error.
-    pub async fn release_by_handle(&self, handle_id: &str) -> Result<Vec<IpAddr>, IpamError> {
-        let blocks: Vec<IpNet> = match self.store.get_handle(handle_id).await? {
-            Some(h) => h.value.blocks.keys().copied().collect(),
-            // No record (e.g. a crash between block and handle write): find
-            // the addresses by scanning.
-            None => self
-                .store
-                .list_blocks()
-                .await?
-                .into_iter()
-                .filter(|b| !b.value.ips_with_handle(handle_id).is_empty())
-                .map(|b| b.value.cidr)
-                .collect(),
-        };
-        let mut released = Vec::new();
-        for cidr in blocks {
-            let id = handle_id.to_string();
-            released.extend(
-                self.release_in_block(cidr, move |b| {
-                    let ips = b.release_handle(&id);
-                    ips.into_iter().map(|ip| (ip, Some(id.clone()))).collect()
-                })
-                .await?,
-            );
-        }
-        Ok(released)
-    }
-
-    async fn release_in_block(
-        &self,
-        cidr: IpNet,
-        f: impl Fn(&mut Block) -> Vec<(IpAddr, Option<String>)>,
-    ) -> Result<Vec<IpAddr>, IpamError> {
-        let mut conflicts = Conflicts {
-            n: 0,
-            seed: seed_for(&cidr.to_string()),
-        };
-        loop {
-            let Some(vb) = self.store.get_block(cidr).await? else {
-                return Ok(Vec::new());
-            };
-            let mut b = vb.value;
-            let freed = f(&mut b);
-            if freed.is_empty() {
-                return Ok(Vec::new());
-            }
-            let mut per_handle: BTreeMap<String, i64> = BTreeMap::new();
-            for (_, h) in &freed {
-                if let Some(h) = h {
-                    *per_handle.entry(h.clone()).or_default() -= 1;
-                }
-            }
-            // One handle with a record (the usual release by handle): block
-            // and handle change in one transaction. Otherwise the block
-            // first, then each handle.
-            let single = match per_handle.iter().next() {
-                Some((id, d)) if per_handle.len() == 1 => {
-                    self.store.get_handle(id).await?.map(|vh| (vh, *d))
-                }
-                _ => None,
-            };
-            if let Some((vh, d)) = single {
-                let mut h = vh.value;
-                let left = i64::from(h.blocks.get(&cidr).copied().unwrap_or(0)) + d;
-                if left > 0 {
-                    h.blocks.insert(cidr, left as u32);
-                } else {
-                    h.blocks.remove(&cidr);
-                }
-                match self
-                    .store
-                    .write_block_and_handle(&b, vb.revision, &h, Some(vh.revision))
-                    .await
-                {
-                    Ok(_) => {}
-                    Err((_, StoreError::Conflict | StoreError::NotFound)) => {
-                        conflicts.hit().await?;
-                        continue;
-                    }
-                    Err((_, e)) => return Err(e.into()),
-                }
-            } else {
-                match self.store.update_block(&b, vb.revision).await {
-                    Ok(_) => {}
-                    Err(StoreError::Conflict) => {
-                        conflicts.hit().await?;
-                        continue;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-                for (h, d) in per_handle {
-                    self.adjust_handle(&h, cidr, d).await?;
-                }
-            }
-            if b.is_empty() {
-                self.release_unneeded_affinity(cidr).await?;
-            }
-            return Ok(freed.into_iter().map(|(ip, _)| ip).collect());
-        }
-    }
-}
-
-impl<S: IpamStore> Ipam<S> {
-    /// Gives an empty block back to the pool when its host has another
-    /// confirmed block in the same pool, so pools don't fragment into
-    /// blocks nobody needs; a host's last block in a pool is kept. Calico's
-    /// order: affinity to pendingDeletion (allocators stop using it), CAS
-    /// delete of the block (fails if an allocator got there first, and then
-    /// the affinity is restored), then the affinity itself.
-    async fn release_unneeded_affinity(&self, cidr: IpNet) -> Result<(), IpamError> {
-        let Some(vb) = self.store.get_block(cidr).await? else {
-            return Ok(());
-        };
-        let Some(node) = vb.value.host().map(str::to_string) else {
-            return Ok(());
-        };
-        if !vb.value.is_empty() {
-            return Ok(());
-        }
-        let pools = self.store.pools().await?;
-        let Some(pool) = pools.iter().find(|p| p.cidr.contains(&cidr)) else {
-            return Ok(());
-        };
-        let affs = self.store.list_affinities(Some(&node)).await?;
-        let others = affs.iter().any(|a| {
-            a.value.cidr != cidr
-                && a.value.state == AffinityState::Confirmed
-                && pool.cidr.contains(&a.value.cidr)
-        });
-        let Some(mine) = affs.into_iter().find(|a| a.value.cidr == cidr) else {
-            return Ok(());
-        };
-        if !others || mine.value.state != AffinityState::Confirmed {
-            return Ok(());
-        }
-        let mut a = mine.value;
-        a.state = AffinityState::PendingDeletion;
-        let rev = match self.store.update_affinity(&a, mine.revision).await {
-            Ok(r) => r,
-            Err(StoreError::Conflict | StoreError::NotFound) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
-        // Past this point a Conflict means another writer (a claimer, or a
-        // concurrent release) changed the affinity: its state wins.
-        let settled = |r: Result<(), StoreError>| match r {
-            Ok(()) | Err(StoreError::NotFound | StoreError::Conflict) => Ok(()),
-            Err(e) => Err(IpamError::Store(e)),
-        };
-        match self.store.delete_block(cidr, vb.revision).await {
-            Ok(()) => settled(self.store.delete_affinity(&node, cidr, rev).await),
-            Err(StoreError::Conflict | StoreError::NotFound) => {
-                a.state = AffinityState::Confirmed;
-                settled(self.store.update_affinity(&a, rev).await.map(|_| ()))
-            }
             Err(e) => Err(e.into()),
         }
     }

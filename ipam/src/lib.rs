@@ -19,6 +19,7 @@ pub mod block;
 pub mod check;
 pub mod memory;
 pub mod pool;
+mod release;
 pub mod report;
 pub mod selector;
 pub mod store;

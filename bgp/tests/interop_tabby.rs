@@ -54,7 +54,7 @@ fn two_active_speakers_settle_on_one_session() {
 #[test]
 fn second_connection_from_established_peer_gets_cease_collision() {
     use common::bird::{Bird, BirdPeer};
-    use common::netns::in_ns;
+    use common::inproc::{in_ns, runtime};
     use tabby_bgp::transport::{connect, ConnectOptions, MessageReader};
     use tabby_bgp::wire::{self, Capability, Message, Open, SessionContext};
 
@@ -73,7 +73,7 @@ fn second_connection_from_established_peer_gets_cease_collision() {
     wait_until("Established", 20.0, || tabby.established(&ba));
     let since = tabby.peer(&ba).since;
 
-    let rt = nb.runtime();
+    let rt = runtime(&nb);
     let (to, from) = (ta.clone(), ba.clone());
     let notification = in_ns(&rt, async move {
         let opts = ConnectOptions {

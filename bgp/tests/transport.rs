@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::netns::{in_ns, link, link_named, Netns};
+use common::inproc::{in_ns, runtime};
+use common::netns::{link, link_named, Netns};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tabby_bgp::transport::{connect, ConnectOptions, Listener};
@@ -22,8 +23,8 @@ fn only_configured_sources_are_admitted() {
     let l = link_named(&na, &nb, 50, 1, 2);
     let (la, lb) = (l.addr_a, l.addr_b);
     nb.ip(&["addr", "add", "10.179.50.3/24", "dev", &l.if_b]);
-    let rta = na.runtime();
-    let rtb = nb.runtime();
+    let rta = runtime(&na);
+    let rtb = runtime(&nb);
     let listen: SocketAddr = format!("{la}:1790").parse().unwrap();
     let (tx, mut rx) = mpsc::channel(4);
     let listener = in_ns(&rta, async move {
@@ -74,8 +75,8 @@ fn tcp_md5_keys_must_match() {
     let na = Netns::new("tma");
     let nb = Netns::new("tmb");
     let (la, lb) = link(&na, &nb, 51, 1, 2);
-    let rta = na.runtime();
-    let rtb = nb.runtime();
+    let rta = runtime(&na);
+    let rtb = runtime(&nb);
     let listen: SocketAddr = format!("{la}:179").parse().unwrap();
     let (tx, mut rx) = mpsc::channel(4);
     let peer = ip(&lb);

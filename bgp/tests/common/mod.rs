@@ -3,35 +3,11 @@
 
 pub mod bird;
 pub mod gobgp;
+pub mod inproc;
 pub mod netns;
 pub mod tabby;
 
-use std::time::{Duration, Instant};
+mod wait;
 
-/// Polls `cond` every 100 ms until it holds; panics naming `what` after
-/// `secs` seconds.
-pub fn wait_until(what: &str, secs: f64, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    loop {
-        if cond() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {secs} s waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// True when `cond` holds at some point within `secs` seconds.
-pub fn eventually(secs: f64, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    cond()
-}
+#[allow(unused_imports)]
+pub use wait::{eventually, wait_until};

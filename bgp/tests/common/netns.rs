@@ -4,7 +4,6 @@
 //! so each one may listen on port 179 and tests can run in parallel without
 //! sharing anything but the namespace name prefix.
 
-use std::os::fd::AsRawFd;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -56,56 +55,6 @@ impl Netns {
         c.args(["netns", "exec", &self.name, program]);
         c
     }
-
-    /// Moves the calling thread into this namespace: sockets it (or threads
-    /// it spawns afterwards, such as a tokio runtime's workers) creates live
-    /// there.
-    pub fn enter_current_thread(&self) {
-        let path = format!("/run/netns/{}", self.name);
-        let f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-        // SAFETY: setns on a valid namespace fd only changes this thread's
-        // network namespace.
-        let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(
-            rc,
-            0,
-            "setns {}: {}",
-            self.name,
-            std::io::Error::last_os_error()
-        );
-    }
-
-    /// Runs `f` on a new thread inside the namespace and waits for it.
-    pub fn run_in<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let name = self.name.clone();
-        std::thread::spawn(move || {
-            Netns { name }.enter_detached();
-            f()
-        })
-        .join()
-        .expect("thread inside the namespace panicked")
-    }
-
-    fn enter_detached(self) {
-        self.enter_current_thread();
-        // This handle is a copy; the owner deletes the namespace.
-        std::mem::forget(self);
-    }
-
-    /// A tokio runtime whose worker threads live in this namespace.
-    pub fn runtime(&self) -> tokio::runtime::Runtime {
-        let name = self.name.clone();
-        std::thread::spawn(move || {
-            Netns { name }.enter_detached();
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("tokio runtime")
-        })
-        .join()
-        .expect("runtime thread")
-    }
 }
 
 impl Drop for Netns {
@@ -149,17 +98,6 @@ pub fn link_named(a: &Netns, b: &Netns, subnet: u8, host_a: u8, host_b: u8) -> L
         if_a,
         if_b,
     }
-}
-
-/// Runs `fut` on one of the runtime's workers (which live in the runtime's
-/// namespace) and waits for it. `block_on` alone would run it on the
-/// caller's thread, in the caller's namespace.
-pub fn in_ns<T: Send + 'static>(
-    rt: &tokio::runtime::Runtime,
-    fut: impl std::future::Future<Output = T> + Send + 'static,
-) -> T {
-    rt.block_on(rt.spawn(fut))
-        .expect("task inside the namespace panicked")
 }
 
 /// A shared segment: a bridge in `hub` holding `10.179.{subnet}.1`, and

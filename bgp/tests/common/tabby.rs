@@ -1,6 +1,7 @@
 //! An in-process Tabby speaker whose sockets live in a test namespace.
 
-use super::netns::{in_ns, Netns};
+use super::inproc::{in_ns, runtime};
+use super::netns::Netns;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tabby_bgp::peer_config::{LocalConfig, PeerConfig};
@@ -39,7 +40,7 @@ impl Tabby {
             )
             .with_test_writer()
             .try_init();
-        let rt = ns.runtime();
+        let rt = runtime(ns);
         let listen = SocketAddr::new(listen.parse().expect("listen address"), 179);
         let speaker = in_ns(&rt, async move {
             Speaker::start(SpeakerConfig {

@@ -16,7 +16,7 @@
 use crate::datastore::{Datastore, EventType, Revision};
 use crate::resources::{Kind, Resource};
 use ipnet::IpNet;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tabby_ipam::block::Block;
@@ -63,7 +63,7 @@ impl<K: Ord + Clone, V> Revd<K, V> {
 
     /// Marks every key not in `present` that is older than `rev` deleted:
     /// a fresh list at `rev` no longer has it.
-    fn retain_listed(&mut self, present: &[K], rev: Revision) {
+    fn retain_listed(&mut self, present: &BTreeSet<K>, rev: Revision) {
         for (k, (r, v)) in self.0.iter_mut() {
             if *r < rev && !present.contains(k) {
                 *r = rev;
@@ -216,25 +216,25 @@ impl IpamCache {
         convert: fn(&Resource) -> Converted,
     ) {
         let mut g = self.lock();
-        let mut names = Vec::new();
-        let mut keys_pool = Vec::new();
-        let mut keys_aff = Vec::new();
-        let mut keys_block = Vec::new();
+        let mut names = BTreeSet::new();
+        let mut keys_pool = BTreeSet::new();
+        let mut keys_aff = BTreeSet::new();
+        let mut keys_block = BTreeSet::new();
         for r in items {
             let Some(Ok(item)) = convert(r) else { continue };
             match &item {
-                Item::Pool(n, _) => keys_pool.push(n.clone()),
-                Item::Labels(n, _) => names.push(n.clone()),
-                Item::Affinity(a) => keys_aff.push((a.node.clone(), a.cidr)),
-                Item::Block(b) => keys_block.push(b.cidr),
-                Item::Config(_) => {}
-            }
+                Item::Pool(n, _) => keys_pool.insert(n.clone()),
+                Item::Labels(n, _) => names.insert(n.clone()),
+                Item::Affinity(a) => keys_aff.insert((a.node.clone(), a.cidr)),
+                Item::Block(b) => keys_block.insert(b.cidr),
+                Item::Config(_) => true,
+            };
             self.apply(&mut g, item, r.revision().unwrap_or_default(), false);
         }
         match kind {
             Kind::IpPool => g.pools.retain_listed(&keys_pool, rev),
             Kind::Node => g.labels.retain_listed(&names, rev),
-            Kind::IpamConfig if items.is_empty() => g.config.retain_listed(&[], rev),
+            Kind::IpamConfig if items.is_empty() => g.config.retain_listed(&BTreeSet::new(), rev),
             Kind::BlockAffinity => g.affinities.retain_listed(&keys_aff, rev),
             Kind::IpamBlock => g.blocks.retain_listed(&keys_block, rev),
             _ => {}

@@ -125,3 +125,69 @@ fn second_connection_from_established_peer_gets_cease_collision() {
         "existing session was replaced"
     );
 }
+
+/// Garbage on a connection from a configured address: Tabby answers with
+/// the header-error NOTIFICATION (1/1, connection not synchronised),
+/// closes that connection, and the real session carries on.
+#[test]
+fn garbage_from_a_peer_address_gets_a_header_notification() {
+    use common::bird::{Bird, BirdPeer};
+    use common::inproc::{in_ns, runtime};
+    use tabby_bgp::transport::{connect, ConnectOptions, MessageReader};
+    use tabby_bgp::wire::{Message, SessionContext};
+
+    let nt = Netns::new("gat");
+    let nb = Netns::new("gab");
+    let (ta, ba) = link(&nt, &nb, 62, 1, 2);
+    let bird = Bird::start(
+        &nb,
+        &ba,
+        &[BirdPeer::new("tabby", &ba, 65001, &ta, 65000)],
+        &["10.248.0.0/24"],
+    );
+    let tabby = Tabby::start(
+        &nt,
+        LocalConfig::new(ta.parse().unwrap(), 65000),
+        &ta,
+        vec![peer(&ba, 65001)],
+    );
+    wait_until("Established", 20.0, || tabby.established(&ba));
+    let since = tabby.peer(&ba).since;
+    let rt = runtime(&nb);
+    let (to, from) = (ta.clone(), ba.clone());
+    let n = in_ns(&rt, async move {
+        let opts = ConnectOptions {
+            source: Some(from.parse().unwrap()),
+            password: None,
+        };
+        let s = connect(
+            format!("{to}:179").parse().unwrap(),
+            &opts,
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
+        let (r, mut w) = s.into_split();
+        tokio::io::AsyncWriteExt::write_all(&mut w, &[0u8; 64])
+            .await
+            .unwrap();
+        let mut reader = MessageReader::new(r);
+        loop {
+            let m = tokio::time::timeout(
+                Duration::from_secs(5),
+                reader.next(&SessionContext::default()),
+            )
+            .await
+            .expect("no answer")
+            .expect("read");
+            if let Message::Notification(n) = m {
+                return n;
+            }
+        }
+    });
+    assert_eq!((n.code, n.subcode), (1, 1));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(tabby.established(&ba) && bird.established("tabby"));
+    assert_eq!(tabby.peer(&ba).since, since);
+    assert!(tabby.best("10.248.0.0/24").is_some());
+}

@@ -4,16 +4,19 @@
 //! twice and leave nothing behind after releasing everything. On etcd: 8
 //! clients × 500 assigns, one node each; and 8 clients sharing one node,
 //! so that their cached blocks go stale under each other all the time.
+//! `ipam check` is clean with everything held and after release.
 
 mod common;
 
 use common::Backend;
 use std::collections::HashSet;
 use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
 use tabby_agent::ipam_store::DatastoreIpam;
 use tabby_agent::resources::ippool::IpPoolSpec;
 use tabby_agent::resources::{Kind, Object, Resource};
 use tabby_ipam::allocator::{AssignRequest, Ipam};
+use tabby_ipam::check::{check, LeakCheck};
 
 const ALLOCATORS: usize = 8;
 
@@ -73,7 +76,23 @@ async fn run(b: Backend, assigns: usize, one_node: bool) {
         assert_eq!(a.spec.state.as_str(), "confirmed");
     }
 
+    // `ipam check` is clean while everything is held (every pod live, no
+    // grace): handle records agree with the blocks the fast path wrote.
     let ipam = Ipam::new(DatastoreIpam::new(b.client().await));
+    let nodes: HashSet<String> = (0..ALLOCATORS)
+        .map(|t| format!("node-{t}"))
+        .chain(["node-shared".to_string()])
+        .collect();
+    let live: HashSet<String> = (0..ALLOCATORS)
+        .flat_map(|t| (0..assigns).map(move |i| format!("t{t}-{i}")))
+        .collect();
+    let leaks = LeakCheck {
+        workloads: &live,
+        grace: Duration::ZERO,
+        now: SystemTime::now(),
+    };
+    let problems = check(ipam.store(), &nodes, Some(&leaks)).await.unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
     for t in 0..ALLOCATORS {
         for i in 0..assigns {
             let r = ipam
@@ -100,6 +119,8 @@ async fn run(b: Backend, assigns: usize, one_node: bool) {
         );
         assert_eq!(blk.spec.unallocated.len(), 32);
     }
+    let problems = check(ipam.store(), &nodes, Some(&leaks)).await.unwrap();
+    assert!(problems.is_empty(), "after release: {problems:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

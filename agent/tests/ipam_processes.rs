@@ -1,7 +1,8 @@
 //! 8 separate allocator processes × 500 assigns on one shared SQLite file,
 //! as several tabby-node processes on a host would run them: no address is
 //! handed out twice, and after every process releases what it got, nothing
-//! is left. The test re-runs its own binary as the child allocators.
+//! is left and `ipam check` is clean. The test re-runs its own binary as
+//! the child allocators.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -12,6 +13,7 @@ use tabby_agent::ipam_store::DatastoreIpam;
 use tabby_agent::resources::ippool::IpPoolSpec;
 use tabby_agent::resources::{Kind, Object, Resource};
 use tabby_ipam::allocator::{AssignRequest, Ipam};
+use tabby_ipam::check::check;
 
 const PROCESSES: usize = 8;
 const ASSIGNS: usize = 500;
@@ -112,6 +114,10 @@ async fn eight_processes_share_one_sqlite_file() {
         })
         .sum();
     assert_eq!(in_use, PROCESSES * ASSIGNS);
+    let nodes: HashSet<String> = (0..PROCESSES).map(|p| format!("node-{p}")).collect();
+    let checker = DatastoreIpam::new(ds.clone());
+    let problems = check(&checker, &nodes, None).await.unwrap();
+    assert!(problems.is_empty(), "while held: {problems:?}");
     std::fs::write(db.with_extension("release"), b"go").unwrap();
 
     let mut all: Vec<IpAddr> = Vec::new();
@@ -148,4 +154,6 @@ async fn eight_processes_share_one_sqlite_file() {
             b.spec.cidr
         );
     }
+    let problems = check(&checker, &nodes, None).await.unwrap();
+    assert!(problems.is_empty(), "after release: {problems:?}");
 }

@@ -278,7 +278,28 @@ impl<S: IpamStore> Ipam<S> {
                 if cfg.auto_allocate_blocks {
                     if host_blocks < cfg.effective_max_blocks_per_host() {
                         match self.claim_free_block(&req.node, &pools).await {
-                            Ok(Some(_)) => continue 'outer,
+                            // Take from the new block straight away rather
+                            // than re-reading every affine block first.
+                            Ok(Some(cidr)) => {
+                                if let Some(vb) = self.store.get_block(cidr).await? {
+                                    let t = self.take_from(
+                                        vb,
+                                        want - got.len(),
+                                        &attr,
+                                        &pools,
+                                        &cfg,
+                                        req.use_for,
+                                        handle,
+                                        &mut conflicts,
+                                    );
+                                    match t.await? {
+                                        Take::Got(ips) => got.extend(ips),
+                                        Take::Empty => {}
+                                        Take::Conflict => conflicts.hit().await?,
+                                    }
+                                }
+                                continue 'outer;
+                            }
                             Ok(None) => {}
                             Err(IpamError::Store(StoreError::Conflict)) => {
                                 conflicts.hit().await?;

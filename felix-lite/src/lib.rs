@@ -13,5 +13,6 @@ pub mod mtu;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
+pub mod podlink;
 pub mod reconcile;
 pub mod sysctl;

@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetnsError {
@@ -90,4 +90,45 @@ where
             .expect("a current-thread runtime needs only an epoll fd")
             .block_on(f())
     })
+}
+
+/// Moves the calling thread into the namespace at `path` (a bind mount such
+/// as `/var/run/netns/NAME` or `/proc/PID/ns/net`, which is what a CNI
+/// runtime passes in `CNI_NETNS`).
+pub fn enter_path_current_thread(path: &Path) -> Result<(), NetnsError> {
+    let name = path.display().to_string();
+    let file = File::open(path).map_err(|source| NetnsError::Open {
+        name: name.clone(),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // SAFETY: setns on a valid fd we own; affects only this thread.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc != 0 {
+        return Err(NetnsError::Enter {
+            name,
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+/// [`run_in`] for a namespace given by path rather than `ip netns` name.
+pub fn run_in_path<T, F>(path: &Path, f: F) -> Result<T, NetnsError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let name = path.display().to_string();
+    File::open(path).map_err(|source| NetnsError::Open {
+        name: name.clone(),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let owned = path.to_path_buf();
+    let handle = std::thread::spawn(move || -> Result<T, NetnsError> {
+        enter_path_current_thread(&owned)?;
+        Ok(f())
+    });
+    handle.join().map_err(|_| NetnsError::Panicked { name })?
 }

@@ -2,6 +2,7 @@
 //! (`$TABBY_RUN_DIR/tabby.sock`, mode 0600), used by tabbyctl and the CNI
 //! plugin.
 
+pub mod dataplane;
 pub mod ipam;
 
 use hyper_util::rt::TokioIo;

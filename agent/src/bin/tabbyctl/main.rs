@@ -2,6 +2,8 @@
 //! (chosen by `DATASTORE_TYPE`, as calicoctl does).
 
 mod ipam;
+mod lab;
+mod node;
 mod output;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -54,12 +56,35 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ipam::IpamCmd,
     },
+    /// The local tabby-node: `node status` (as calicoctl node status).
+    Node {
+        #[command(subcommand)]
+        cmd: NodeCmd,
+    },
+    /// A Tabby cluster on this machine in network namespaces (up, status,
+    /// check, down).
+    Lab {
+        #[command(flatten)]
+        which: lab::Which,
+        #[command(subcommand)]
+        cmd: lab::LabCmd,
+    },
     /// Show resources of KIND (e.g. ippools, bgppeers, bgpconfig, nodes).
     Get {
         kind: String,
         name: Option<String>,
         #[arg(short = 'o', long = "output", value_enum, default_value = "ps")]
         output: Output,
+    },
+}
+
+#[derive(Subcommand)]
+enum NodeCmd {
+    /// BGP peers and the route path of every remote block, from the node's
+    /// socket in TABBY_RUN_DIR (default /var/run/tabby).
+    Status {
+        #[arg(long)]
+        run_dir: Option<std::path::PathBuf>,
     },
 }
 
@@ -142,10 +167,18 @@ fn kind_arg(s: &str) -> Result<Kind> {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    // These talk to a node's socket or build namespaces: no datastore.
+    let cmd = match cli.cmd {
+        Cmd::Node {
+            cmd: NodeCmd::Status { run_dir },
+        } => return node::status(run_dir).await,
+        Cmd::Lab { which, cmd } => return lab::run(which, cmd).await,
+        other => other,
+    };
     let cfg = DatastoreConfig::from_env().map_err(|e| anyhow!(e))?;
     let shared: Arc<dyn Datastore> = connect(&cfg).await?;
     let store = shared.as_ref();
-    match cli.cmd {
+    match cmd {
         Cmd::Ipam { cmd } => ipam::run(shared.clone(), cmd).await,
         Cmd::Apply { file } => write_cmd(store, &file, Mode::Apply, "applied").await,
         Cmd::Create { file } => write_cmd(store, &file, Mode::Create, "created").await,
@@ -164,6 +197,7 @@ async fn run(cli: Cli) -> Result<()> {
             println!("Successfully deleted {}", kind_summary(&deleted));
             Ok(())
         }
+        Cmd::Node { .. } | Cmd::Lab { .. } => unreachable!("dispatched before connecting"),
         Cmd::Get { kind, name, output } => {
             let kind = kind_arg(&kind)?;
             let (items, revision, single) = match &name {

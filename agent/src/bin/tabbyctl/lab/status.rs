@@ -1,0 +1,101 @@
+//! `tabbyctl lab status`: what the lab is made of and whether its daemons
+//! still run.
+
+use super::sh;
+use super::state::Lab;
+use crate::output::table;
+use anyhow::Result;
+
+fn running(pid: Option<u32>, what: &str) -> bool {
+    pid.is_some_and(|p| sh::alive(p, what))
+}
+
+pub fn json(lab: &Lab) -> Result<String> {
+    let mut v = serde_json::to_value(lab)?;
+    for (i, n) in lab.nodes.iter().enumerate() {
+        v["nodes"][i]["running"] = running(n.pid, "tabby-node").into();
+    }
+    if lab.etcd_pid.is_some() {
+        v["etcd_running"] = running(lab.etcd_pid, "etcd").into();
+    }
+    Ok(serde_json::to_string_pretty(&v)? + "\n")
+}
+
+pub fn text(lab: &Lab) -> String {
+    let mut out = format!(
+        "Lab {} in {} ({} encapsulation, {} datastore)\n\n",
+        lab.name,
+        lab.dir.display(),
+        lab.encapsulation,
+        lab.datastore
+    );
+    let rows: Vec<Vec<String>> = lab
+        .nodes
+        .iter()
+        .map(|n| {
+            vec![
+                n.name.clone(),
+                n.netns.clone(),
+                n.address.to_string(),
+                n.subnet.clone(),
+                n.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                if running(n.pid, "tabby-node") {
+                    "yes".into()
+                } else {
+                    "no".into()
+                },
+                n.run_dir.display().to_string(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "NODE", "NETNS", "ADDRESS", "SUBNET", "PID", "RUNNING", "RUN DIR",
+        ],
+        &rows,
+    ));
+    out.push('\n');
+    let rows: Vec<Vec<String>> = lab
+        .pods
+        .iter()
+        .map(|p| {
+            vec![
+                p.name.clone(),
+                p.netns.clone(),
+                p.address
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                p.node.clone(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(&["POD", "NETNS", "ADDRESS", "NODE"], &rows));
+    out.push('\n');
+    let rows: Vec<Vec<String>> = lab
+        .fabric
+        .bridges
+        .iter()
+        .map(|b| {
+            vec![
+                lab.fabric.netns.clone(),
+                b.name.clone(),
+                b.subnet.clone(),
+                b.router.to_string(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(&["FABRIC", "BRIDGE", "SUBNET", "ROUTER"], &rows));
+    if let Some(e) = &lab.etcd_endpoint {
+        out.push_str(&format!(
+            "\netcd: {e} in {} (pid {}, {})\n",
+            lab.fabric.netns,
+            lab.etcd_pid.map(|p| p.to_string()).unwrap_or_default(),
+            if running(lab.etcd_pid, "etcd") {
+                "running"
+            } else {
+                "not running"
+            }
+        ));
+    }
+    out
+}

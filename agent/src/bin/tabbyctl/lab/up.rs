@@ -1,0 +1,333 @@
+//! `tabbyctl lab up`: the fabric, the nodes and their tabby-node daemons,
+//! then the pods through the CNI plugin.
+
+use super::pods;
+use super::sh::{self, in_ns, ip, ip_in, sysctl_in};
+use super::state::{ns_prefix, DatastoreKind, Lab, Node, Plan, ETCD_PORT, POD_POOL};
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+use std::time::Duration;
+
+pub fn step(lab: &str, what: &str, msg: impl std::fmt::Display) {
+    println!("[{lab}] [{what}] {msg}");
+}
+
+pub async fn up(name: &str, dir: &Path, plan: Plan) -> Result<()> {
+    plan.validate()?;
+    let existing: Vec<String> = sh::netns_list()?
+        .into_iter()
+        .filter(|n| n.starts_with(&ns_prefix(name)))
+        .collect();
+    if !existing.is_empty() || Lab::file(dir).exists() {
+        bail!(
+            "lab {name:?} already exists ({}); remove it first with `tabbyctl lab down --name {name}`",
+            if existing.is_empty() {
+                Lab::file(dir).display().to_string()
+            } else {
+                format!("namespaces {}", existing.join(", "))
+            }
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut lab = plan.layout(name, dir);
+    // Recorded before anything exists so that `lab down` can always find
+    // the directory, whatever step fails.
+    lab.save()?;
+    let r = build(&mut lab).await;
+    lab.save()?;
+    if let Err(e) = r {
+        return Err(e.context(format!(
+            "lab {name:?} is partly up; logs are under {}; remove it with `tabbyctl lab down --name {name}`",
+            dir.display()
+        )));
+    }
+    println!(
+        "[{name}] lab is up: {} nodes on {} subnets, {} pods ({} encapsulation, {} datastore)",
+        lab.nodes.len(),
+        lab.fabric.bridges.len(),
+        lab.pods.len(),
+        lab.encapsulation,
+        lab.datastore
+    );
+    println!("[{name}] next: tabbyctl lab status --name {name}; tabbyctl lab check --name {name}");
+    for n in &lab.nodes {
+        println!(
+            "[{name}] node status of {}: TABBY_RUN_DIR={} tabbyctl node status",
+            n.name,
+            n.run_dir.display()
+        );
+    }
+    Ok(())
+}
+
+async fn build(lab: &mut Lab) -> Result<()> {
+    let name = lab.name.clone();
+    fabric(lab)?;
+    for n in &lab.nodes {
+        node_netns(lab, n)?;
+        step(
+            &name,
+            &n.name,
+            format_args!("namespace {} at {} on {}", n.netns, n.address, n.subnet),
+        );
+    }
+    if lab.datastore == DatastoreKind::Etcdv3 {
+        etcd(lab)?;
+        lab.save()?;
+    }
+    // The first node creates the default pool (as calico-node does); the
+    // others start once it is serving so they find the pool in place.
+    for i in 0..lab.nodes.len() {
+        start_node(lab, i)?;
+        lab.save()?;
+        if i == 0 {
+            wait_ready(lab, 0).await?;
+        }
+    }
+    for i in 1..lab.nodes.len() {
+        wait_ready(lab, i).await?;
+    }
+    for i in 0..lab.pods.len() {
+        let addr = pods::add(lab, i)?;
+        lab.pods[i].address = Some(addr);
+        lab.save()?;
+        let p = &lab.pods[i];
+        step(
+            &name,
+            &p.node,
+            format_args!("pod {} ({}) at {addr}", p.name, p.netns),
+        );
+    }
+    Ok(())
+}
+
+fn fabric(lab: &Lab) -> Result<()> {
+    let f = &lab.fabric;
+    ip(&["netns", "add", &f.netns])?;
+    ip_in(&f.netns, &["link", "set", "lo", "up"])?;
+    // A plain router: it forwards between the node subnets it is attached
+    // to and knows no pod routes.
+    sysctl_in(&f.netns, "net.ipv4.ip_forward=1")?;
+    for b in &f.bridges {
+        ip_in(&f.netns, &["link", "add", &b.name, "type", "bridge"])?;
+        let prefix_len = b.subnet.rsplit('/').next().unwrap_or("24");
+        ip_in(
+            &f.netns,
+            &[
+                "addr",
+                "add",
+                &format!("{}/{prefix_len}", b.router),
+                "dev",
+                &b.name,
+            ],
+        )?;
+        ip_in(&f.netns, &["link", "set", &b.name, "up"])?;
+    }
+    step(
+        &lab.name,
+        "fabric",
+        format_args!(
+            "namespace {} with {} (router {})",
+            f.netns,
+            f.bridges
+                .iter()
+                .map(|b| format!("{} {}", b.name, b.subnet))
+                .collect::<Vec<_>>()
+                .join(", "),
+            f.bridges
+                .iter()
+                .map(|b| b.router.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+    Ok(())
+}
+
+fn node_netns(lab: &Lab, n: &Node) -> Result<()> {
+    let f = &lab.fabric.netns;
+    let bridge = lab
+        .fabric
+        .bridges
+        .iter()
+        .find(|b| b.subnet == n.subnet)
+        .context("node subnet has no bridge")?;
+    ip(&["netns", "add", &n.netns])?;
+    ip_in(&n.netns, &["link", "set", "lo", "up"])?;
+    ip_in(
+        f,
+        &[
+            "link",
+            "add",
+            &n.fabric_link,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &n.netns,
+        ],
+    )?;
+    ip_in(f, &["link", "set", &n.fabric_link, "master", &bridge.name])?;
+    ip_in(f, &["link", "set", &n.fabric_link, "up"])?;
+    let prefix_len = n.subnet.rsplit('/').next().unwrap_or("24");
+    ip_in(
+        &n.netns,
+        &[
+            "addr",
+            "add",
+            &format!("{}/{prefix_len}", n.address),
+            "dev",
+            "eth0",
+        ],
+    )?;
+    ip_in(&n.netns, &["link", "set", "eth0", "up"])?;
+    ip_in(
+        &n.netns,
+        &["route", "add", "default", "via", &bridge.router.to_string()],
+    )?;
+    sysctl_in(&n.netns, "net.ipv4.ip_forward=1")?;
+    Ok(())
+}
+
+/// etcd runs inside the fabric namespace on the first router address,
+/// which every node reaches through its default route (the host's own
+/// loopback is not reachable from the node namespaces).
+fn etcd(lab: &mut Lab) -> Result<()> {
+    let f = lab.fabric.netns.clone();
+    let addr = lab.fabric.bridges[0].router;
+    let endpoint = format!("http://{addr}:{ETCD_PORT}");
+    let peer = "http://127.0.0.1:2380";
+    let data = lab.dir.join("etcd");
+    let mut cmd = in_ns(&f, "etcd");
+    cmd.arg(format!("--name={}", lab.name))
+        .arg(format!("--data-dir={}", data.display()))
+        .arg(format!(
+            "--listen-client-urls={endpoint},http://127.0.0.1:{ETCD_PORT}"
+        ))
+        .arg(format!("--advertise-client-urls={endpoint}"))
+        .arg(format!("--listen-peer-urls={peer}"))
+        .arg(format!("--initial-advertise-peer-urls={peer}"))
+        .arg(format!("--initial-cluster={}={peer}", lab.name));
+    let pid = sh::spawn_detached(&mut cmd, &lab.dir.join("etcd.log"))?;
+    lab.etcd_pid = Some(pid);
+    lab.etcd_endpoint = Some(endpoint.clone());
+    // Ready when tabbyctl itself can list pools through it from the fabric.
+    let tabbyctl = std::env::current_exe()?;
+    let ok = sh::wait_for(Duration::from_secs(30), || {
+        let mut c = in_ns(&f, "env");
+        for (k, v) in lab.datastore_env() {
+            c.arg(format!("{k}={v}"));
+        }
+        c.arg(&tabbyctl).args(["get", "ippools"]);
+        sh::run(&mut c).is_ok()
+    });
+    if !ok {
+        bail!(
+            "etcd in {f} did not answer on {endpoint} within 30 s (log: {})",
+            lab.dir.join("etcd.log").display()
+        );
+    }
+    step(
+        &lab.name,
+        "etcd",
+        format_args!("etcd in {f} at {endpoint} (pid {pid})"),
+    );
+    Ok(())
+}
+
+/// tabby-node's environment, as calico-node's manifest would set it.
+fn node_env(lab: &Lab, n: &Node) -> Vec<(String, String)> {
+    let prefix_len = n.subnet.rsplit('/').next().unwrap_or("24");
+    let mut env: Vec<(String, String)> = vec![
+        ("NODENAME".into(), n.name.clone()),
+        ("IP".into(), format!("{}/{prefix_len}", n.address)),
+        (
+            "CALICO_NETWORKING_BACKEND".into(),
+            lab.encapsulation.backend().into(),
+        ),
+        ("CALICO_IPV4POOL_CIDR".into(), POD_POOL.into()),
+        (
+            "CALICO_IPV4POOL_VXLAN".into(),
+            lab.encapsulation.pool_vxlan_mode().into(),
+        ),
+        ("TABBY_RUN_DIR".into(), n.run_dir.display().to_string()),
+        // Short timers so that failures and recoveries show within seconds.
+        ("TABBY_BGP_HOLD_TIME".into(), "9".into()),
+        ("TABBY_BGP_CONNECT_RETRY".into(), "1".into()),
+        (
+            "TABBY_LOG".into(),
+            std::env::var("TABBY_LOG").unwrap_or_else(|_| "info".into()),
+        ),
+    ];
+    env.extend(lab.datastore_env());
+    env
+}
+
+pub fn start_node(lab: &mut Lab, i: usize) -> Result<()> {
+    let bin = sh::binary("tabby-node")?;
+    if lab.nodes[i].env.is_empty() {
+        lab.nodes[i].env = node_env(lab, &lab.nodes[i]);
+    }
+    let n = &mut lab.nodes[i];
+    std::fs::create_dir_all(&n.run_dir)
+        .with_context(|| format!("creating {}", n.run_dir.display()))?;
+    let mut cmd = in_ns(&n.netns, "env");
+    // A clean environment: only what a calico-node manifest would set.
+    cmd.arg("-i")
+        .arg("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for (k, v) in &n.env {
+        cmd.arg(format!("{k}={v}"));
+    }
+    cmd.arg(&bin);
+    let pid = sh::spawn_detached(&mut cmd, &n.log)?;
+    n.pid = Some(pid);
+    step(
+        &lab.name,
+        &n.name,
+        format_args!("tabby-node started (pid {pid}, log {})", n.log.display()),
+    );
+    Ok(())
+}
+
+/// Waits until the node answers `Node.Status` on its socket.
+pub async fn wait_ready(lab: &Lab, i: usize) -> Result<()> {
+    let n = &lab.nodes[i];
+    let socket = n.run_dir.join("tabby.sock");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if crate::node::query(&socket).await.is_ok() {
+            step(
+                &lab.name,
+                &n.name,
+                format_args!("tabby-node is serving on {}", socket.display()),
+            );
+            return Ok(());
+        }
+        if let Some(pid) = n.pid {
+            if !sh::alive(pid, "tabby-node") {
+                bail!(
+                    "tabby-node on {} exited; last log lines:\n{}",
+                    n.name,
+                    tail(&n.log, 15)
+                );
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "tabby-node on {} did not answer on {} within 30 s; last log lines:\n{}",
+                n.name,
+                socket.display(),
+                tail(&n.log, 15)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let v: Vec<&str> = text.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}

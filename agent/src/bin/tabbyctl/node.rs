@@ -1,0 +1,95 @@
+//! `tabbyctl node status`: calicoctl's `node status` layout, read from the
+//! local tabby-node over its socket (`$TABBY_RUN_DIR/tabby.sock`).
+//!
+//! calicoctl says "Calico process is running."; Tabby says "Tabby process
+//! is running." in the same place, so scripts keyed on the rest of the
+//! line keep working.
+
+use crate::output::boxed_table;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tabby_proto::node::{node_client::NodeClient, BgpPeerRow, StatusRequest, StatusResponse};
+
+pub const DEFAULT_RUN_DIR: &str = "/var/run/tabby";
+
+pub fn socket(run_dir: Option<PathBuf>) -> PathBuf {
+    run_dir
+        .or_else(|| std::env::var_os("TABBY_RUN_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_RUN_DIR))
+        .join("tabby.sock")
+}
+
+/// One `Node.Status` call, bounded so a wedged daemon cannot hang the CLI.
+pub async fn query(socket: &Path) -> Result<StatusResponse> {
+    let call = async {
+        let ch = tabby_agent::grpc::connect_unix(socket).await?;
+        let r = NodeClient::new(ch).status(StatusRequest {}).await?;
+        anyhow::Ok(r.into_inner())
+    };
+    tokio::time::timeout(Duration::from_secs(5), call)
+        .await
+        .context("no answer within 5 s")?
+}
+
+fn peers(family: &str, rows: &[BgpPeerRow]) -> String {
+    let mut out = format!("{family} BGP status\n");
+    if rows.is_empty() {
+        out.push_str(&format!("No {family} peers found.\n"));
+        return out;
+    }
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.peer_address.clone(),
+                r.peer_type.clone(),
+                r.state.clone(),
+                r.since.clone(),
+                r.info.clone(),
+            ]
+        })
+        .collect();
+    out.push_str(&boxed_table(
+        &["PEER ADDRESS", "PEER TYPE", "STATE", "SINCE", "INFO"],
+        &rows,
+    ));
+    out
+}
+
+pub fn render(s: &StatusResponse) -> String {
+    let mut out = String::from("Tabby process is running.\n\n");
+    if s.networking_backend == "bird" || !s.ipv4_peers.is_empty() {
+        out.push_str(&peers("IPv4", &s.ipv4_peers));
+        out.push('\n');
+        out.push_str(&peers("IPv6", &s.ipv6_peers));
+    } else {
+        out.push_str(&format!(
+            "The BGP backend is not in use (CALICO_NETWORKING_BACKEND={}).\n",
+            if s.networking_backend.is_empty() {
+                "none"
+            } else {
+                &s.networking_backend
+            }
+        ));
+    }
+    out
+}
+
+pub async fn status(run_dir: Option<PathBuf>) -> Result<()> {
+    let sock = socket(run_dir);
+    match query(&sock).await {
+        Ok(s) if s.running => {
+            print!("{}", render(&s));
+            Ok(())
+        }
+        Ok(_) => bail!(
+            "Tabby process is not running (it is shutting down; socket {}).",
+            sock.display()
+        ),
+        Err(e) => {
+            println!("Tabby process is not running.");
+            bail!("no tabby-node answers on {}: {e:#}", sock.display())
+        }
+    }
+}

@@ -1,10 +1,24 @@
 #!/usr/bin/env bash
-# Benchmarks with their reference measured in the same run. Needs what the
-# test command installs (etcd-server, protobuf-compiler).
+# Every benchmark, each printing its figures next to a reference measured in
+# the same run: IPAM assignment against raw etcd CAS transactions, the
+# dataplane's route writer against `ip -batch`, and the BGP speaker against
+# BIRD 2 and GoBGP. As root (network namespaces). Installs what it needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v etcd >/dev/null 2>&1 || {
+need=()
+for pair in etcd:etcd-server protoc:protobuf-compiler ip:iproute2 \
+  bird:bird2 gobgpd:gobgpd; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server protobuf-compiler >/dev/null
-}
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+echo "== IPAM assignment (etcd, SQLite) vs raw etcd CAS"
 cargo bench -q -p tabby-agent --bench ipam
+echo "== dataplane: 100k routes, Tabby's netlink writer vs ip -batch"
+cargo bench -q -p tabby-felix-lite --bench routes
+if [ -f tests/bench-bgp.sh ]; then
+  echo "== BGP: feeder -> system under test -> monitor, Tabby vs BIRD 2 vs GoBGP"
+  bash tests/bench-bgp.sh
+fi

@@ -9,4 +9,5 @@ mod ipam_cache;
 mod ipam_convert;
 pub mod ipam_store;
 pub mod ipam_workloads;
+pub mod node;
 pub mod resources;

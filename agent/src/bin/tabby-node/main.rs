@@ -1,4 +1,6 @@
-//! tabby-node: the node daemon. `tabby-node bgp --config FILE.yaml` runs
+//! tabby-node: the node daemon. With no subcommand (or `node`) it runs the
+//! node agent, configured from calico-node's environment variables (see
+//! `tabby_agent::node::config`). `tabby-node bgp --config FILE.yaml` runs
 //! the BGP speaker on its own, like gobgpd or bird, so it can be peered
 //! with and measured without Kubernetes.
 
@@ -15,11 +17,17 @@ use tabby_bgp::speaker::Speaker;
 #[command(name = "tabby-node", version, about = "Tabby node daemon")]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the node agent (the default), configured by the environment:
+    /// NODENAME, IP, IP_AUTODETECTION_METHOD, AS, CALICO_NETWORKING_BACKEND,
+    /// DATASTORE_TYPE, TABBY_DATASTORE, ETCD_ENDPOINTS, CALICO_IPV4POOL_*,
+    /// TABBY_RUN_DIR, TABBY_VXLAN_FALLBACK, TABBY_BGP_HOLD_TIME,
+    /// TABBY_BGP_CONNECT_RETRY, TABBY_LOG.
+    Node,
     /// Run the BGP speaker standalone.
     Bgp {
         /// The speaker's YAML configuration (see `tabby_bgp::daemon_config`).
@@ -37,26 +45,45 @@ enum Command {
 
 #[tokio::main]
 async fn main() {
+    let cli = Cli::parse();
+    let node_cfg = match cli.command {
+        None | Some(Command::Node) => match tabby_agent::node::NodeConfig::from_env() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                std::process::exit(1);
+            }
+        },
+        Some(_) => None,
+    };
+    let filter = node_cfg.as_ref().map_or_else(
+        || std::env::var("TABBY_LOG").unwrap_or_else(|_| "info".into()),
+        |c| c.log.clone(),
+    );
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TABBY_LOG")
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    if let Err(e) = run(Cli::parse()).await {
+    let res = match node_cfg {
+        Some(cfg) => tabby_agent::node::run(cfg).await,
+        None => run(cli.command).await,
+    };
+    if let Err(e) = res {
         eprintln!("Error: {e:#}");
         std::process::exit(1);
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Bgp {
+async fn run(command: Option<Command>) -> anyhow::Result<()> {
+    match command {
+        None | Some(Command::Node) => Ok(()),
+        Some(Command::Bgp {
             config,
             grpc_socket,
             restarted,
-        } => bgp(config, grpc_socket, restarted).await,
+        }) => bgp(config, grpc_socket, restarted).await,
     }
 }
 

@@ -1,0 +1,284 @@
+//! The BGP side of tabby-node: starting the speaker, keeping its peers and
+//! originated blocks in line with the datastore, and tracking how long
+//! each mesh session has been down (the VXLAN fallback timer).
+
+use super::cluster::Cluster;
+use super::config::NodeConfig;
+use super::peers::{desired_peers, node_as, DesiredPeer, Timers};
+use super::routes::{LearnedRoute, PeerHealth};
+use ipnet::{IpNet, Ipv4Net};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Instant;
+use tabby_bgp::fsm::State;
+use tabby_bgp::peer_config::{LocalConfig, DEFAULT_RESTART_TIME};
+use tabby_bgp::speaker::{BestPath, BestPathEvent, Speaker, SpeakerConfig};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+
+/// A marker in the run dir: present at start means the previous run did
+/// not stop cleanly, so we announce the Restart State bit and peers keep
+/// (and then refresh) our routes.
+const RUNNING_MARKER: &str = "bgp.running";
+
+pub struct Bgp {
+    pub speaker: Speaker,
+    me: String,
+    my_ip: Ipv4Addr,
+    timers: Timers,
+    peers: BTreeMap<IpAddr, DesiredPeer>,
+    /// When each peer was configured (a never-Established session counts
+    /// down from then).
+    added: HashMap<IpAddr, Instant>,
+    health: HashMap<IpAddr, PeerHealth>,
+    originated: BTreeSet<Ipv4Net>,
+    learned: BTreeMap<IpNet, BestPath>,
+    changes: Option<tokio::sync::broadcast::Receiver<std::sync::Arc<Vec<BestPathEvent>>>>,
+    marker: std::path::PathBuf,
+}
+
+fn own_blocks(cluster: &Cluster, me: &str) -> BTreeSet<Ipv4Net> {
+    cluster
+        .confirmed_affinities()
+        .into_iter()
+        .filter(|(_, n)| n == me)
+        .map(|(b, _)| b)
+        .collect()
+}
+
+impl Bgp {
+    pub async fn start(
+        cfg: &NodeConfig,
+        cluster: &Cluster,
+        my_ip: Ipv4Addr,
+    ) -> anyhow::Result<Bgp> {
+        let me = &cfg.node_name;
+        let bgp_cfg = cluster.bgp_config(me);
+        let port = bgp_cfg.map_or(179, |c| c.spec.effective_listen_port());
+        let bind: IpAddr = match bgp_cfg.and_then(|c| c.spec.bind_mode.as_deref()) {
+            Some("NodeIP") => IpAddr::V4(my_ip),
+            _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        };
+        let marker = cfg.run_dir.join(RUNNING_MARKER);
+        let restarting = marker.exists();
+        std::fs::create_dir_all(&cfg.run_dir)?;
+        std::fs::write(&marker, b"")?;
+        let restart_time = cluster
+            .default_bgp_config()
+            .and_then(|c| c.spec.node_mesh_max_restart_time.as_deref())
+            .and_then(|t| crate::resources::duration::parse_go_duration(t).ok())
+            .map_or(DEFAULT_RESTART_TIME, |d| {
+                d.as_secs().min(u64::from(u16::MAX)) as u16
+            });
+        let mut local = LocalConfig::new(my_ip, node_as(cluster, me));
+        local.graceful_restart = Some(restart_time);
+        local.restarting = restarting;
+        let timers = Timers {
+            hold_time: cfg.hold_time,
+            connect_retry: cfg.connect_retry,
+        };
+        let peers = desired_peers(cluster, me, my_ip, timers);
+        let originated = own_blocks(cluster, me);
+        let speaker = Speaker::start(SpeakerConfig {
+            local: local.clone(),
+            listen: Some(SocketAddr::new(bind, port)),
+            peers: peers.values().map(|p| p.config.clone()).collect(),
+            originate: originated.iter().map(|b| IpNet::V4(*b)).collect(),
+        })
+        .await?;
+        tracing::info!(router_id = %my_ip, asn = local.asn, port, peers = peers.len(), restarting, "BGP speaker running");
+        let now = Instant::now();
+        let mut b = Bgp {
+            speaker,
+            me: me.clone(),
+            my_ip,
+            timers,
+            added: peers.keys().map(|a| (*a, now)).collect(),
+            peers,
+            health: HashMap::new(),
+            originated,
+            learned: BTreeMap::new(),
+            changes: None,
+            marker,
+        };
+        b.rewatch().await;
+        Ok(b)
+    }
+
+    async fn rewatch(&mut self) {
+        match self.speaker.watch().await {
+            Ok(w) => {
+                self.learned = w.snapshot.into_iter().map(|p| (p.prefix, p)).collect();
+                self.changes = Some(w.changes);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot watch the speaker's best paths"),
+        }
+    }
+
+    /// Brings peers and originated blocks in line with the datastore.
+    pub async fn sync(&mut self, cluster: &Cluster) {
+        let want = desired_peers(cluster, &self.me, self.my_ip, self.timers);
+        for (addr, old) in &self.peers {
+            if want.get(addr).map(|w| &w.config) != Some(&old.config) {
+                if let Err(e) = self.speaker.remove_peer(*addr).await {
+                    tracing::warn!(peer = %addr, error = %e, "removing BGP peer");
+                }
+                self.added.remove(addr);
+                self.health.remove(addr);
+            }
+        }
+        for (addr, p) in &want {
+            if self.peers.get(addr).map(|o| &o.config) != Some(&p.config) {
+                match self.speaker.add_peer(p.config.clone()).await {
+                    Ok(()) => {
+                        tracing::info!(peer = %addr, kind = p.peer_type.as_str(), "BGP peer added");
+                        self.added.insert(*addr, Instant::now());
+                    }
+                    Err(e) => tracing::warn!(peer = %addr, error = %e, "adding BGP peer"),
+                }
+            }
+        }
+        self.peers = want;
+
+        let blocks = own_blocks(cluster, &self.me);
+        let gone: Vec<IpNet> = self
+            .originated
+            .difference(&blocks)
+            .map(|b| IpNet::V4(*b))
+            .collect();
+        let new: Vec<IpNet> = blocks
+            .difference(&self.originated)
+            .map(|b| IpNet::V4(*b))
+            .collect();
+        if !gone.is_empty() {
+            if let Err(e) = self.speaker.withdraw(gone).await {
+                tracing::warn!(error = %e, "withdrawing blocks");
+            }
+        }
+        if !new.is_empty() {
+            if let Err(e) = self.speaker.originate(new, Vec::new()).await {
+                tracing::warn!(error = %e, "originating blocks");
+            }
+        }
+        self.originated = blocks;
+    }
+
+    /// Refreshes each mesh session's health from the speaker.
+    pub async fn poll(&mut self) -> bool {
+        let Ok(status) = self.speaker.peers().await else {
+            return false;
+        };
+        let now = Instant::now();
+        let mut changed = false;
+        let mut next = HashMap::new();
+        for s in status {
+            let addr = s.config.address;
+            let h = if s.state == State::Established {
+                PeerHealth::Established
+            } else {
+                match self.health.get(&addr) {
+                    Some(PeerHealth::DownSince(t)) => PeerHealth::DownSince(*t),
+                    Some(PeerHealth::Established) => PeerHealth::DownSince(now),
+                    None => PeerHealth::DownSince(*self.added.get(&addr).unwrap_or(&now)),
+                }
+            };
+            if self.health.get(&addr) != Some(&h) {
+                changed = true;
+            }
+            next.insert(addr, h);
+        }
+        self.health = next;
+        changed
+    }
+
+    /// Waits for the next batch of best-path changes and applies it (and
+    /// any queued behind it). Cancel-safe; pends forever without a watch.
+    pub async fn next_best_paths(&mut self) {
+        let Some(rx) = self.changes.as_mut() else {
+            return std::future::pending().await;
+        };
+        let mut item = rx.recv().await;
+        loop {
+            match item {
+                Ok(batch) => {
+                    for ev in batch.iter() {
+                        match ev {
+                            BestPathEvent::Updated(p) => {
+                                self.learned.insert(p.prefix, p.clone());
+                            }
+                            BestPathEvent::Withdrawn(p) => {
+                                self.learned.remove(p);
+                            }
+                        }
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    self.rewatch().await;
+                    return;
+                }
+                Err(RecvError::Closed) => {
+                    self.changes = None;
+                    return;
+                }
+            }
+            let Some(rx) = self.changes.as_mut() else {
+                return;
+            };
+            item = match rx.try_recv() {
+                Ok(b) => Ok(b),
+                Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                Err(_) => return,
+            };
+        }
+    }
+
+    pub fn mesh_health(&self) -> HashMap<Ipv4Addr, PeerHealth> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.peer_type == super::peers::PeerType::Mesh)
+            .filter_map(|(a, _)| match a {
+                IpAddr::V4(v4) => Some((
+                    *v4,
+                    *self
+                        .health
+                        .get(a)
+                        .unwrap_or(&PeerHealth::DownSince(*self.added.get(a)?)),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn learned(&self) -> Vec<LearnedRoute> {
+        self.learned
+            .values()
+            .filter_map(|p| match p.prefix {
+                IpNet::V4(prefix) => Some(LearnedRoute {
+                    prefix,
+                    next_hop: match p.next_hop {
+                        Some(IpAddr::V4(a)) => Some(a),
+                        _ => None,
+                    },
+                    from_peer: match p.from_peer {
+                        Some(IpAddr::V4(a)) => Some(a),
+                        _ => None,
+                    },
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn peer_types(&self) -> HashMap<IpAddr, super::peers::PeerType> {
+        self.peers.iter().map(|(a, p)| (*a, p.peer_type)).collect()
+    }
+
+    /// Cease to every peer; the marker goes so the next start is a fresh one.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.speaker.shutdown().await {
+            tracing::warn!(error = %e, "BGP shutdown");
+        }
+        let _ = std::fs::remove_file(&self.marker);
+        // Let the writers flush the NOTIFICATIONs.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

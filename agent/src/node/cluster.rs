@@ -1,0 +1,146 @@
+//! The slice of the datastore tabby-node follows (Nodes, IP pools, block
+//! affinities, BGP peers and configuration), kept current from the watch,
+//! and its translation into the route calculation's inputs.
+
+use super::routes::{NodeInfo, PoolInfo};
+use super::vtep;
+use crate::datastore::{EventType, WatchEvent};
+use crate::resources::ipam::AffinityState;
+use crate::resources::ippool::EncapMode;
+use crate::resources::{BgpConfiguration, BgpPeer, BlockAffinity, IpPool, Kind, Node, Resource};
+use ipnet::Ipv4Net;
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+pub const KINDS: &[Kind] = &[
+    Kind::Node,
+    Kind::IpPool,
+    Kind::BlockAffinity,
+    Kind::BgpPeer,
+    Kind::BgpConfiguration,
+];
+
+#[derive(Debug, Default, Clone)]
+pub struct Cluster {
+    pub nodes: BTreeMap<String, Node>,
+    pub pools: BTreeMap<String, IpPool>,
+    pub affinities: BTreeMap<String, BlockAffinity>,
+    pub peers: BTreeMap<String, BgpPeer>,
+    pub bgp_configs: BTreeMap<String, BgpConfiguration>,
+}
+
+impl Cluster {
+    pub fn insert(&mut self, r: Resource) {
+        match r {
+            Resource::Node(n) => {
+                self.nodes.insert(n.metadata.name.clone(), n);
+            }
+            Resource::IpPool(p) => {
+                self.pools.insert(p.metadata.name.clone(), p);
+            }
+            Resource::BlockAffinity(a) => {
+                self.affinities.insert(a.metadata.name.clone(), a);
+            }
+            Resource::BgpPeer(p) => {
+                self.peers.insert(p.metadata.name.clone(), p);
+            }
+            Resource::BgpConfiguration(c) => {
+                self.bgp_configs.insert(c.metadata.name.clone(), c);
+            }
+            _ => {}
+        }
+    }
+
+    fn remove(&mut self, r: &Resource) {
+        let name = r.name();
+        match r.kind() {
+            Kind::Node => {
+                self.nodes.remove(name);
+            }
+            Kind::IpPool => {
+                self.pools.remove(name);
+            }
+            Kind::BlockAffinity => {
+                self.affinities.remove(name);
+            }
+            Kind::BgpPeer => {
+                self.peers.remove(name);
+            }
+            Kind::BgpConfiguration => {
+                self.bgp_configs.remove(name);
+            }
+            _ => {}
+        }
+    }
+
+    pub fn apply(&mut self, ev: &WatchEvent) {
+        match ev.event_type {
+            EventType::Deleted => self.remove(&ev.resource),
+            EventType::Added | EventType::Modified => self.insert(ev.resource.clone()),
+        }
+    }
+
+    pub fn node_infos(&self) -> BTreeMap<String, NodeInfo> {
+        self.nodes
+            .iter()
+            .map(|(name, n)| (name.clone(), node_info(n)))
+            .collect()
+    }
+
+    pub fn pool_infos(&self) -> Vec<PoolInfo> {
+        self.pools
+            .values()
+            .filter_map(|p| {
+                let cidr: Ipv4Net = p.spec.cidr.parse().ok()?;
+                Some(PoolInfo {
+                    cidr,
+                    vxlan_mode: p.spec.vxlan_mode.unwrap_or(EncapMode::Never),
+                    nat_outgoing: p.spec.nat_outgoing,
+                    disabled: p.spec.disabled,
+                })
+            })
+            .collect()
+    }
+
+    /// Confirmed IPv4 affinities as (block, node). Pending ones are a
+    /// claim in progress: the block may still go to someone else.
+    pub fn confirmed_affinities(&self) -> Vec<(Ipv4Net, String)> {
+        self.affinities
+            .values()
+            .filter(|a| a.spec.state == AffinityState::Confirmed && !a.spec.deleted)
+            .filter_map(|a| Some((a.spec.cidr.parse().ok()?, a.spec.node.clone())))
+            .collect()
+    }
+
+    /// BGPConfiguration: the node-specific instance over `default`.
+    pub fn bgp_config(&self, node: &str) -> Option<&BgpConfiguration> {
+        self.bgp_configs
+            .get(&format!("node.{node}"))
+            .or_else(|| self.bgp_configs.get("default"))
+    }
+
+    pub fn default_bgp_config(&self) -> Option<&BgpConfiguration> {
+        self.bgp_configs.get("default")
+    }
+}
+
+pub fn node_ipv4(n: &Node) -> Option<Ipv4Net> {
+    let text = n.spec.bgp.as_ref()?.ipv4_address.as_deref()?;
+    text.parse::<Ipv4Net>()
+        .ok()
+        .or_else(|| text.parse::<Ipv4Addr>().ok().map(|a| Ipv4Net::from(a)))
+}
+
+fn node_info(n: &Node) -> NodeInfo {
+    let tunnel_ip = n
+        .spec
+        .ipv4_vxlan_tunnel_addr
+        .as_deref()
+        .and_then(|t| t.split('/').next()?.parse().ok());
+    NodeInfo {
+        ip: node_ipv4(n),
+        tunnel_ip,
+        mac: tunnel_ip
+            .map(|_| vtep::node_mac(&n.metadata.name, n.spec.vxlan_tunnel_mac_addr.as_deref())),
+    }
+}

@@ -1,0 +1,229 @@
+//! tabby-node's configuration, read from calico-node's environment
+//! variables plus Tabby's own (`TABBY_*`). Parsed from a lookup function so
+//! tests never touch the process environment. Every error names the
+//! variable and what was expected, and stops the daemon at start.
+
+use crate::datastore::DatastoreConfig;
+use crate::resources::ippool::EncapMode;
+use crate::resources::AsNumber;
+use ipnet::Ipv4Net;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+use tabby_felix_lite::autodetect::{IpSetting, Method};
+
+pub const DEFAULT_RUN_DIR: &str = "/var/run/tabby";
+pub const SOCKET_NAME: &str = "tabby.sock";
+
+/// `CALICO_NETWORKING_BACKEND`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// BGP through Tabby's own speaker (calico-node runs BIRD here).
+    Bird,
+    /// No BGP: every remote block goes through VXLAN.
+    Vxlan,
+    /// No route distribution at all (policy-only).
+    None,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Bird => "bird",
+            Backend::Vxlan => "vxlan",
+            Backend::None => "none",
+        }
+    }
+}
+
+/// The default pool created when none exists (`CALICO_IPV4POOL_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultPool {
+    pub cidr: Ipv4Net,
+    pub block_size: u8,
+    pub vxlan_mode: EncapMode,
+    pub nat_outgoing: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeConfig {
+    pub node_name: String,
+    pub ip: IpSetting,
+    pub autodetect: Method,
+    pub as_number: Option<AsNumber>,
+    pub backend: Backend,
+    pub datastore: DatastoreConfig,
+    pub pool: DefaultPool,
+    pub run_dir: PathBuf,
+    pub vxlan_fallback: bool,
+    /// Hold time proposed to every peer, and how long a mesh session may be
+    /// down before its blocks fall back to VXLAN.
+    pub hold_time: Duration,
+    pub connect_retry: Duration,
+    /// The `tracing` filter (`TABBY_LOG`), e.g. `info` or `tabby=debug`.
+    pub log: String,
+}
+
+impl NodeConfig {
+    pub fn socket_path(&self) -> PathBuf {
+        self.run_dir.join(SOCKET_NAME)
+    }
+
+    pub fn from_env() -> Result<NodeConfig, String> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        Self::from_map(&env)
+    }
+
+    pub fn from_map(env: &HashMap<String, String>) -> Result<NodeConfig, String> {
+        let get = |k: &str| env.get(k).map(|v| v.trim().to_string());
+        let non_empty = |k: &str| get(k).filter(|v| !v.is_empty());
+
+        let node_name = non_empty("NODENAME").ok_or_else(|| {
+            "NODENAME: required (the name of this node, as in the Node resource)".to_string()
+        })?;
+        if node_name.len() > 253
+            || !node_name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        {
+            return Err(format!(
+                "NODENAME: {node_name:?} is not a valid node name (expected lower-case letters, digits, '-' and '.')"
+            ));
+        }
+        let ip: IpSetting = get("IP")
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e: tabby_felix_lite::autodetect::ParseError| e.to_string())?;
+        let autodetect: Method = get("IP_AUTODETECTION_METHOD")
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e: tabby_felix_lite::autodetect::ParseError| e.to_string())?;
+        let as_number = match non_empty("AS") {
+            None => None,
+            Some(v) => Some(AsNumber::parse(&v).map_err(|e| {
+                format!("AS: {v:?} is not an AS number (expected 1-4294967295 or asdot X.Y): {e}")
+            })?),
+        };
+        let backend = match non_empty("CALICO_NETWORKING_BACKEND").as_deref() {
+            None | Some("bird") => Backend::Bird,
+            Some("vxlan") => Backend::Vxlan,
+            Some("none") => Backend::None,
+            Some(other) => {
+                return Err(format!(
+                    "CALICO_NETWORKING_BACKEND: {other:?} is not a backend (expected bird, vxlan or none)"
+                ))
+            }
+        };
+        let datastore = DatastoreConfig::from_lookup(|k| get(k))?;
+        let pool = default_pool(&non_empty)?;
+        let run_dir = non_empty("TABBY_RUN_DIR")
+            .unwrap_or_else(|| DEFAULT_RUN_DIR.to_string())
+            .into();
+        let vxlan_fallback = match non_empty("TABBY_VXLAN_FALLBACK") {
+            None => true,
+            Some(v) => parse_bool("TABBY_VXLAN_FALLBACK", &v)?,
+        };
+        let hold = seconds(&non_empty, "TABBY_BGP_HOLD_TIME", 90)?;
+        // RFC 4271: 0 (no keepalives) or at least 3 seconds.
+        if hold != 0 && hold < 3 || hold > u64::from(u16::MAX) {
+            return Err(format!(
+                "TABBY_BGP_HOLD_TIME: {hold} is not a hold time (expected 0 or 3-65535 seconds)"
+            ));
+        }
+        let retry = seconds(&non_empty, "TABBY_BGP_CONNECT_RETRY", 5)?;
+        if retry == 0 {
+            return Err(
+                "TABBY_BGP_CONNECT_RETRY: 0 is not a retry interval (expected at least 1 second)"
+                    .into(),
+            );
+        }
+        let log = non_empty("TABBY_LOG").unwrap_or_else(|| "info".to_string());
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log) {
+            return Err(format!(
+                "TABBY_LOG: {log:?} is not a log filter (expected e.g. info, debug or tabby_agent=debug): {e}"
+            ));
+        }
+        Ok(NodeConfig {
+            node_name,
+            ip,
+            autodetect,
+            as_number,
+            backend,
+            datastore,
+            pool,
+            run_dir,
+            vxlan_fallback,
+            hold_time: Duration::from_secs(hold),
+            connect_retry: Duration::from_secs(retry),
+            log,
+        })
+    }
+}
+
+fn default_pool(get: &dyn Fn(&str) -> Option<String>) -> Result<DefaultPool, String> {
+    let cidr_text = get("CALICO_IPV4POOL_CIDR").unwrap_or_else(|| "192.168.0.0/16".into());
+    let cidr: Ipv4Net = cidr_text.parse().map_err(|_| {
+        format!("CALICO_IPV4POOL_CIDR: {cidr_text:?} is not an IPv4 CIDR (expected A.B.C.D/N)")
+    })?;
+    if cidr.trunc() != cidr {
+        return Err(format!(
+            "CALICO_IPV4POOL_CIDR: {cidr} has host bits set (expected {})",
+            cidr.trunc()
+        ));
+    }
+    let block_size = match get("CALICO_IPV4POOL_BLOCK_SIZE") {
+        None => 26,
+        Some(v) => v
+            .parse::<u8>()
+            .ok()
+            .filter(|b| (20..=32).contains(b))
+            .ok_or_else(|| {
+                format!("CALICO_IPV4POOL_BLOCK_SIZE: {v:?} is not a block size (expected 20-32)")
+            })?,
+    };
+    if block_size < cidr.prefix_len() {
+        return Err(format!(
+            "CALICO_IPV4POOL_BLOCK_SIZE: /{block_size} blocks do not fit in CALICO_IPV4POOL_CIDR {cidr} (expected at least {})",
+            cidr.prefix_len()
+        ));
+    }
+    let vxlan_mode = match get("CALICO_IPV4POOL_VXLAN").as_deref() {
+        None | Some("Never") => EncapMode::Never,
+        Some("Always") => EncapMode::Always,
+        Some("CrossSubnet") => EncapMode::CrossSubnet,
+        Some(other) => {
+            return Err(format!(
+                "CALICO_IPV4POOL_VXLAN: {other:?} is not a VXLAN mode (expected Never, Always or CrossSubnet)"
+            ))
+        }
+    };
+    let nat_outgoing = match get("CALICO_IPV4POOL_NAT_OUTGOING") {
+        None => true,
+        Some(v) => parse_bool("CALICO_IPV4POOL_NAT_OUTGOING", &v)?,
+    };
+    Ok(DefaultPool {
+        cidr,
+        block_size,
+        vxlan_mode,
+        nat_outgoing,
+    })
+}
+
+fn parse_bool(var: &str, v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(format!(
+            "{var}: {v:?} is not a boolean (expected true or false)"
+        )),
+    }
+}
+
+fn seconds(get: &dyn Fn(&str) -> Option<String>, var: &str, default: u64) -> Result<u64, String> {
+    match get(var) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<u64>()
+            .map_err(|_| format!("{var}: {v:?} is not a number of seconds (expected e.g. 9)")),
+    }
+}

@@ -1,0 +1,209 @@
+//! Which BGP sessions this node should have, as confd renders them for
+//! BIRD: the node-to-node mesh (every other Node with an IPv4 address) and
+//! the BGPPeer resources that select this node.
+
+use super::cluster::{node_ipv4, Cluster};
+use crate::resources::duration::parse_go_duration;
+use crate::resources::{AsNumber, Node};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+use tabby_bgp::peer_config::{PeerConfig, DEFAULT_RESTART_TIME};
+use tabby_bgp::policy::{ExportPolicy, ImportPolicy, PrefixFilter, PrefixMatch};
+use tabby_bgp::wire::types::Family;
+use tabby_ipam::selector::Selector;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerType {
+    Mesh,
+    Global,
+    NodeSpecific,
+}
+
+impl PeerType {
+    /// As `calicoctl node status` prints it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerType::Mesh => "node-to-node mesh",
+            PeerType::Global => "global",
+            PeerType::NodeSpecific => "node specific",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredPeer {
+    pub config: PeerConfig,
+    pub peer_type: PeerType,
+}
+
+/// Timers from the environment (`TABBY_BGP_*`).
+#[derive(Debug, Clone, Copy)]
+pub struct Timers {
+    pub hold_time: Duration,
+    pub connect_retry: Duration,
+}
+
+/// AS from the Node, else BGPConfiguration, else 64512.
+pub fn node_as(cluster: &Cluster, name: &str) -> u32 {
+    cluster
+        .nodes
+        .get(name)
+        .and_then(|n| n.spec.bgp.as_ref()?.as_number)
+        .or_else(|| cluster.bgp_config(name)?.spec.as_number)
+        .unwrap_or(AsNumber::DEFAULT)
+        .0
+}
+
+/// BIRD's `graceful restart time`: nodeMeshMaxRestartTime / maxRestartTime,
+/// 120 s by default.
+fn restart_time(text: Option<&str>) -> u16 {
+    text.and_then(|t| parse_go_duration(t).ok())
+        .map(|d| d.as_secs().min(u64::from(u16::MAX)) as u16)
+        .unwrap_or(DEFAULT_RESTART_TIME)
+}
+
+fn base(addr: IpAddr, asn: u32, t: Timers) -> PeerConfig {
+    let mut c = PeerConfig::new(addr, asn);
+    c.hold_time = t.hold_time.as_secs().min(u64::from(u16::MAX)) as u16;
+    c.connect_retry = t.connect_retry;
+    c.families = vec![Family::IPV4_UNICAST];
+    // Only our own blocks leave this node, never another node's.
+    c.export = ExportPolicy {
+        originated: true,
+        learned: PrefixFilter::Nothing,
+        add_communities: Vec::new(),
+    };
+    c
+}
+
+fn labels_match(selector: &str, node: &Node) -> bool {
+    Selector::parse(selector)
+        .map(|s| s.matches(&node.metadata.labels))
+        .unwrap_or(false)
+}
+
+/// `peerIP` may carry a port (`10.0.0.1:1790`).
+fn parse_peer_ip(s: &str) -> Option<(IpAddr, Option<u16>)> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Some((ip, None));
+    }
+    s.parse::<SocketAddr>()
+        .ok()
+        .map(|sa| (sa.ip(), Some(sa.port())))
+}
+
+/// Every session this node should run, keyed by peer address.
+pub fn desired_peers(
+    cluster: &Cluster,
+    me: &str,
+    my_ip: Ipv4Addr,
+    timers: Timers,
+) -> BTreeMap<IpAddr, DesiredPeer> {
+    let mut out = BTreeMap::new();
+    let Some(my_node) = cluster.nodes.get(me) else {
+        return out;
+    };
+    let pool_filter = PrefixFilter::List(
+        cluster
+            .pool_infos()
+            .iter()
+            .map(|p| PrefixMatch::or_longer(p.cidr.into()))
+            .collect(),
+    );
+    let cfg = cluster.bgp_config(me);
+    let mesh = cluster
+        .default_bgp_config()
+        .map_or(true, |c| c.spec.mesh_enabled());
+    let is_rr = my_node
+        .spec
+        .bgp
+        .as_ref()
+        .and_then(|b| b.route_reflector_cluster_id.as_ref())
+        .is_some();
+    if mesh && !is_rr {
+        let gr = restart_time(
+            cluster
+                .default_bgp_config()
+                .and_then(|c| c.spec.node_mesh_max_restart_time.as_deref()),
+        );
+        for (name, n) in &cluster.nodes {
+            if name == me {
+                continue;
+            }
+            let Some(ip) = node_ipv4(n) else { continue };
+            if ip.addr() == my_ip {
+                continue;
+            }
+            let mut c = base(IpAddr::V4(ip.addr()), node_as(cluster, name), timers);
+            // confd: `passive on` when the peer's address sorts after ours
+            // as a string, so exactly one side connects.
+            c.passive = ip.addr().to_string() > my_ip.to_string();
+            c.max_restart_time = gr;
+            c.import = ImportPolicy {
+                filter: pool_filter.clone(),
+            };
+            c.source_address = Some(IpAddr::V4(my_ip));
+            out.insert(
+                c.address,
+                DesiredPeer {
+                    config: c,
+                    peer_type: PeerType::Mesh,
+                },
+            );
+        }
+    }
+    let _ = cfg;
+    for p in cluster.peers.values() {
+        let s = &p.spec;
+        let peer_type = match (&s.node, &s.node_selector) {
+            (Some(n), _) if n == me => PeerType::NodeSpecific,
+            (Some(_), _) => continue,
+            (None, Some(sel)) => {
+                if !labels_match(sel, my_node) {
+                    continue;
+                }
+                PeerType::NodeSpecific
+            }
+            (None, None) => PeerType::Global,
+        };
+        let gr = restart_time(s.max_restart_time.as_deref());
+        let mut targets: Vec<(IpAddr, Option<u16>, u32)> = Vec::new();
+        if let Some((ip, port)) = s.peer_ip.as_deref().and_then(parse_peer_ip) {
+            let asn = s
+                .as_number
+                .map(|a| a.0)
+                .unwrap_or_else(|| node_as(cluster, me));
+            targets.push((ip, port, asn));
+        }
+        if let Some(sel) = &s.peer_selector {
+            for (name, n) in &cluster.nodes {
+                if name == me || !labels_match(sel, n) {
+                    continue;
+                }
+                if let Some(ip) = node_ipv4(n) {
+                    targets.push((IpAddr::V4(ip.addr()), None, node_as(cluster, name)));
+                }
+            }
+        }
+        for (ip, port, asn) in targets {
+            if ip == IpAddr::V4(my_ip) || out.contains_key(&ip) {
+                continue;
+            }
+            let mut c = base(ip, asn, timers);
+            c.max_restart_time = gr;
+            c.keep_original_next_hop = s.keep_original_next_hop;
+            if let Some(port) = port {
+                c.port = port;
+            }
+            out.insert(
+                ip,
+                DesiredPeer {
+                    config: c,
+                    peer_type,
+                },
+            );
+        }
+    }
+    out
+}

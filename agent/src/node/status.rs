@@ -1,0 +1,137 @@
+//! The `Node` gRPC service: what `tabbyctl node status` prints, in
+//! calicoctl's layout (BGP peer rows as BIRD reports them) plus Tabby's
+//! block-paths section.
+
+use super::peers::PeerType;
+use super::routes::BlockPathRow;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tabby_bgp::fsm::State;
+use tabby_bgp::speaker::{PeerStatus, Speaker};
+use tabby_proto::node as pb;
+use tonic::{Request, Response, Status};
+
+/// What the run loop publishes for the status service.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub node_ip: String,
+    pub interface: String,
+    pub as_number: u32,
+    pub tunnel: String,
+    pub mac: String,
+    pub rows: Vec<BlockPathRow>,
+    pub peer_types: HashMap<IpAddr, PeerType>,
+}
+
+#[derive(Clone)]
+pub struct NodeService {
+    pub node_name: String,
+    pub backend: &'static str,
+    pub vxlan_fallback: bool,
+    pub hold_time_seconds: u32,
+    pub started: SystemTime,
+    pub speaker: Option<Speaker>,
+    pub snapshot: Arc<RwLock<Snapshot>>,
+}
+
+impl NodeService {
+    pub fn into_server(self) -> pb::node_server::NodeServer<Self> {
+        pb::node_server::NodeServer::new(self)
+    }
+}
+
+fn unix(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// BIRD's "since": the time of day for today, else the date (UTC).
+pub fn since_text(t: SystemTime, now: SystemTime) -> String {
+    let stamp = humantime::format_rfc3339_seconds(t).to_string();
+    let today = humantime::format_rfc3339_seconds(now).to_string();
+    if stamp.get(..10) == today.get(..10) {
+        stamp.get(11..19).unwrap_or(&stamp).to_string()
+    } else {
+        stamp.get(..10).unwrap_or(&stamp).to_string()
+    }
+}
+
+pub fn peer_row(p: &PeerStatus, peer_type: Option<PeerType>, now: SystemTime) -> pb::BgpPeerRow {
+    let established = p.state == State::Established;
+    let info = if established {
+        "Established".to_string()
+    } else {
+        match &p.last_error {
+            Some(e) => e.clone(),
+            None => p.state.to_string(),
+        }
+    };
+    pb::BgpPeerRow {
+        peer_address: p.config.address.to_string(),
+        peer_type: peer_type.map_or("global", PeerType::as_str).to_string(),
+        state: if established { "up" } else { "start" }.to_string(),
+        since: since_text(p.since, now),
+        info,
+    }
+}
+
+#[tonic::async_trait]
+impl pb::node_server::Node for NodeService {
+    async fn status(
+        &self,
+        _req: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let snap = self
+            .snapshot
+            .read()
+            .map_err(|_| Status::internal("status snapshot lock poisoned"))?
+            .clone();
+        let now = SystemTime::now();
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        if let Some(s) = &self.speaker {
+            let peers = s
+                .peers()
+                .await
+                .map_err(|e| Status::unavailable(format!("BGP speaker: {e}")))?;
+            for p in &peers {
+                let row = peer_row(p, snap.peer_types.get(&p.config.address).copied(), now);
+                if p.config.address.is_ipv4() {
+                    v4.push(row);
+                } else {
+                    v6.push(row);
+                }
+            }
+            v4.sort_by(|a, b| a.peer_address.cmp(&b.peer_address));
+        }
+        Ok(Response::new(pb::StatusResponse {
+            node_name: self.node_name.clone(),
+            running: true,
+            networking_backend: self.backend.to_string(),
+            ipv4_peers: v4,
+            ipv6_peers: v6,
+            node_ip: snap.node_ip.clone(),
+            interface: snap.interface.clone(),
+            block_paths: snap
+                .rows
+                .iter()
+                .map(|r| pb::BlockPathRow {
+                    block: r.block.to_string(),
+                    node: r.node.clone(),
+                    path: r.path.clone(),
+                    via: r.via.clone(),
+                    reason: r.reason.clone(),
+                })
+                .collect(),
+            as_number: snap.as_number,
+            vxlan_tunnel_address: snap.tunnel.clone(),
+            vxlan_mac: snap.mac.clone(),
+            vxlan_fallback: self.vxlan_fallback,
+            hold_time_seconds: self.hold_time_seconds,
+            started_unix: unix(self.started),
+        }))
+    }
+}

@@ -57,6 +57,33 @@ fn peers(family: &str, rows: &[BgpPeerRow]) -> String {
     out
 }
 
+/// Tabby's extra section: how each block is routed from this node.
+fn blocks(s: &StatusResponse) -> String {
+    let mut out = String::from("Block paths\n");
+    if s.block_paths.is_empty() {
+        out.push_str("No blocks found.\n");
+        return out;
+    }
+    let rows: Vec<Vec<String>> = s
+        .block_paths
+        .iter()
+        .map(|b| {
+            vec![
+                b.block.clone(),
+                b.node.clone(),
+                b.path.clone(),
+                b.via.clone(),
+                b.reason.clone(),
+            ]
+        })
+        .collect();
+    out.push_str(&boxed_table(
+        &["BLOCK", "NODE", "PATH", "VIA", "REASON"],
+        &rows,
+    ));
+    out
+}
+
 pub fn render(s: &StatusResponse) -> String {
     let mut out = String::from("Tabby process is running.\n\n");
     if s.networking_backend == "bird" || !s.ipv4_peers.is_empty() {
@@ -73,6 +100,8 @@ pub fn render(s: &StatusResponse) -> String {
             }
         ));
     }
+    out.push('\n');
+    out.push_str(&blocks(s));
     out
 }
 

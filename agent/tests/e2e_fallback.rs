@@ -1,0 +1,105 @@
+//! End to end, VXLAN fallback: with TCP 179 dropped on one node (nftables
+//! in its namespace) its BGP sessions leave Established, and within the
+//! hold time + 5 s every pod pair reaches again, the cut-off blocks routed
+//! through vxlan.calico; without the drop the routes go back to native.
+//! Root only.
+
+mod e2e_common;
+
+use e2e_common::{serial, wait_until, Lab, HOLD};
+use std::time::{Duration, Instant};
+
+const DROP_179: &str = "table inet e2e_drop_bgp {
+  chain input { type filter hook input priority -10; tcp dport 179 drop; tcp sport 179 drop; }
+  chain output { type filter hook output priority -10; tcp dport 179 drop; tcp sport 179 drop; }
+}
+";
+
+#[test]
+fn vxlan_fallback_when_bgp_is_cut() {
+    let _g = serial();
+    let lab = Lab::up(
+        "fallback",
+        &[
+            "--nodes",
+            "3",
+            "--subnets",
+            "1",
+            "--pods-per-node",
+            "2",
+            "--encapsulation",
+            "None",
+        ],
+    );
+    let nodes = lab.node_names();
+    let cut = &nodes[0];
+    let others: Vec<&String> = nodes.iter().filter(|n| *n != cut).collect();
+    let all_native = |lab: &Lab| {
+        nodes.iter().all(|n| {
+            nodes.iter().filter(|o| *o != n).all(|o| {
+                lab.blocks_of(o)
+                    .iter()
+                    .all(|b| lab.native_route_ok(n, o, b).is_ok())
+            })
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || all_native(&lab)),
+        "routes never became native:\n{}",
+        lab.logs()
+    );
+
+    let f = std::env::temp_dir().join(format!("{}-drop.nft", lab.name));
+    std::fs::write(&f, DROP_179).unwrap();
+    lab.sh(cut, &["nft", "-f", f.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&f);
+
+    // The sessions die by hold timer (keepalives are dropped too).
+    let left = wait_until(HOLD + Duration::from_secs(10), || {
+        lab.established_peers(cut).is_empty()
+    });
+    let (_, status) = lab.node_status(cut);
+    assert!(
+        left,
+        "{cut}: sessions stayed Established with TCP 179 dropped:\n{status}"
+    );
+    let down_at = Instant::now();
+
+    // Both ends route each other's blocks through VXLAN, and all pods reach.
+    let mut why = String::new();
+    let ok = wait_until(HOLD + Duration::from_secs(5), || {
+        for o in &others {
+            for (from, owner) in [(cut, *o), (*o, cut)] {
+                for b in lab.blocks_of(owner) {
+                    if let Err(e) = lab.vxlan_route_ok(from, owner, &b) {
+                        why = format!("{from} -> {owner}'s {b}: {e}");
+                        return false;
+                    }
+                }
+            }
+        }
+        let (ok, out) = lab.check();
+        why = out;
+        ok
+    });
+    assert!(
+        ok,
+        "no VXLAN fallback within hold time + 5 s of the sessions going down ({:?}): {why}\n{}\n{}",
+        down_at.elapsed(),
+        lab.node_status(cut).1,
+        lab.logs()
+    );
+
+    lab.sh(cut, &["nft", "delete", "table", "inet", "e2e_drop_bgp"]);
+    let back = wait_until(Duration::from_secs(30), || {
+        lab.established_peers(cut).len() == others.len() && all_native(&lab)
+    });
+    assert!(
+        back,
+        "routes did not go back to native after the drop was removed:\n{}\n{}",
+        lab.node_status(cut).1,
+        lab.logs()
+    );
+    let (ok, out) = lab.check();
+    assert!(ok, "after recovery:\n{out}");
+}

@@ -86,6 +86,30 @@ impl DatastoreIpam {
         Ok(stored.revision().unwrap_or_default())
     }
 
+    /// Every stored IPReservation's networks. Read through on every call,
+    /// even with a cache, as Calico reads them at assign time: no block
+    /// CAS covers a reservation, so a cached copy that had not yet seen a
+    /// reservation applied a moment ago would hand its addresses out.
+    async fn reservations(&self) -> Result<Vec<IpNet>, StoreError> {
+        let l = self
+            .ds
+            .list(Kind::IpReservation, None)
+            .await
+            .map_err(store_err)?;
+        let mut nets: Vec<IpNet> = l
+            .items
+            .iter()
+            .filter_map(|r| match r {
+                Resource::IpReservation(o) => Some(o.spec.networks()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        nets.sort();
+        nets.dedup();
+        Ok(nets)
+    }
+
     fn with_cache(&self, f: impl FnOnce(&IpamCache)) {
         if let Some(c) = &self.cache {
             f(c)
@@ -145,14 +169,16 @@ impl IpamStore for DatastoreIpam {
     }
 
     async fn config(&self) -> Result<Config, StoreError> {
-        if let Some(c) = self.cache.as_ref().and_then(|c| c.config()) {
-            return Ok(c);
-        }
-        match self.ds.get(Kind::IpamConfig, "default").await {
-            Ok(Resource::IpamConfig(c)) => Ok(config_from(&c.spec)),
-            Ok(_) | Err(Error::NotFound { .. }) => Ok(Config::default()),
-            Err(e) => Err(store_err(e)),
-        }
+        let mut cfg = match self.cache.as_ref().and_then(|c| c.config()) {
+            Some(c) => c,
+            None => match self.ds.get(Kind::IpamConfig, "default").await {
+                Ok(Resource::IpamConfig(c)) => config_from(&c.spec),
+                Ok(_) | Err(Error::NotFound { .. }) => Config::default(),
+                Err(e) => return Err(store_err(e)),
+            },
+        };
+        cfg.reserved = self.reservations().await?;
+        Ok(cfg)
     }
 
     async fn get_block(&self, cidr: IpNet) -> Result<Option<Versioned<Block>>, StoreError> {

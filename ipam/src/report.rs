@@ -30,26 +30,42 @@ fn size(net: &IpNet) -> u128 {
     1u128.checked_shl(bits).unwrap_or(u128::MAX)
 }
 
-/// Reserved addresses inside `net`: the IPv4 edges of the pool it belongs
-/// to, plus reservation CIDRs (counted by overlap).
-fn reserved_in(net: &IpNet, pool: Option<&Pool>, cfg: &Config) -> u128 {
+/// Free addresses inside `net` that are never handed out: the IPv4 edges
+/// of its pool and IPReservation addresses. `reserved` is already merged,
+/// so overlapping reservations count once; an address assigned before it
+/// was reserved counts as in use, not reserved, so that in use + reserved
+/// + free = total.
+fn reserved_in(net: &IpNet, pool: Option<&Pool>, reserved: &[IpNet], blocks: &[&Block]) -> u128 {
     let mut edges: Vec<IpAddr> = Vec::new();
     if let Some(p) = pool.filter(|p| !p.is_v6()) {
         edges.push(p.cidr.network());
         edges.push(p.cidr.broadcast());
+        edges.dedup();
     }
+    let is_reserved = |ip: &IpAddr| reserved.iter().any(|r| r.contains(ip));
     let mut n = edges
         .iter()
-        .filter(|ip| net.contains(*ip) && !cfg.reserved.iter().any(|r| r.contains(*ip)))
+        .filter(|ip| net.contains(*ip) && !is_reserved(ip))
         .count() as u128;
-    for r in &cfg.reserved {
+    for r in reserved {
         if net.contains(r) {
             n += size(r);
         } else if r.contains(net) {
             n += size(net);
         }
     }
-    n.min(size(net))
+    let held = blocks
+        .iter()
+        .flat_map(|b| {
+            b.allocations
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| a.is_some())
+                .filter_map(|(ord, _)| b.ip_of(ord as u32))
+        })
+        .filter(|ip| net.contains(ip) && (is_reserved(ip) || edges.contains(ip)))
+        .count() as u128;
+    n.saturating_sub(held).min(size(net))
 }
 
 /// One row per pool, followed (with `blocks_too`) by one row per block of
@@ -57,6 +73,7 @@ fn reserved_in(net: &IpNet, pool: Option<&Pool>, cfg: &Config) -> u128 {
 pub fn usage(pools: &[Pool], blocks: &[Block], cfg: &Config, blocks_too: bool) -> Vec<UsageRow> {
     let mut pools: Vec<&Pool> = pools.iter().collect();
     pools.sort_by_key(|p| p.cidr);
+    let reserved = IpNet::aggregate(&cfg.reserved);
     let mut rows = Vec::new();
     for p in pools {
         let mut mine: Vec<&Block> = blocks.iter().filter(|b| p.cidr.contains(&b.cidr)).collect();
@@ -66,7 +83,7 @@ pub fn usage(pools: &[Pool], blocks: &[Block], cfg: &Config, blocks_too: bool) -
             cidr: p.cidr,
             total: size(&p.cidr),
             in_use: mine.iter().map(|b| u128::from(b.in_use())).sum(),
-            reserved: reserved_in(&p.cidr, Some(p), cfg),
+            reserved: reserved_in(&p.cidr, Some(p), &reserved, &mine),
             affinity: String::new(),
         });
         if blocks_too {
@@ -75,7 +92,7 @@ pub fn usage(pools: &[Pool], blocks: &[Block], cfg: &Config, blocks_too: bool) -
                 cidr: b.cidr,
                 total: u128::from(b.size()),
                 in_use: u128::from(b.in_use()),
-                reserved: reserved_in(&b.cidr, Some(p), cfg),
+                reserved: reserved_in(&b.cidr, Some(p), &reserved, &[*b]),
                 affinity: b.affinity.clone().unwrap_or_default(),
             }));
         }
@@ -106,16 +123,52 @@ mod tests {
         };
         let rows = usage(&[pool], &[b], &cfg, true);
         assert_eq!(rows.len(), 2);
+        // The unfiltered assign took the pool's network address, so only
+        // the broadcast address and the /30 remain reserved.
         assert_eq!(
             (rows[0].total, rows[0].in_use, rows[0].reserved),
-            (256, 5, 6)
+            (256, 5, 5)
         );
-        assert_eq!(rows[0].free(), 245);
+        assert_eq!(rows[0].free(), 246);
         assert_eq!(rows[1].grouping, "Block");
         assert_eq!(
             (rows[1].total, rows[1].in_use, rows[1].reserved),
-            (64, 5, 1)
+            (64, 5, 0)
         );
         assert_eq!(rows[1].affinity, "host:n1");
+    }
+
+    #[test]
+    fn overlapping_and_already_assigned_reservations_count_once() {
+        let pool = Pool {
+            name: "p".into(),
+            cidr: "10.1.0.0/24".parse().unwrap(),
+            block_size: 26,
+            node_selector: crate::selector::Selector::all(),
+            disabled: false,
+            allowed_uses: vec![],
+        };
+        let mut b = Block::new("10.1.0.0/26".parse().unwrap(), Some("host:n1".into()), 1).unwrap();
+        // 10.1.0.0..=10.1.0.3 assigned before the reservation existed.
+        b.assign(4, Attribute::default(), &|_| false);
+        let cfg = Config {
+            reserved: vec![
+                "10.1.0.0/29".parse().unwrap(),
+                "10.1.0.4/30".parse().unwrap(),
+                "10.1.0.5/32".parse().unwrap(),
+            ],
+            ..Config::default()
+        };
+        let rows = usage(&[pool], &[b], &cfg, true);
+        // /29 = 8 addresses (the pool's network address among them), 4 in use.
+        assert_eq!(
+            (rows[0].total, rows[0].in_use, rows[0].reserved),
+            (256, 4, 4 + 1)
+        );
+        assert_eq!(rows[0].free(), 256 - 4 - 5);
+        assert_eq!(
+            (rows[1].in_use, rows[1].reserved, rows[1].free()),
+            (4, 4, 56)
+        );
     }
 }

@@ -13,10 +13,11 @@ pub enum Kind {
     IpamHandle,
     IpamConfig,
     WorkloadEndpoint,
+    IpReservation,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::IpPool,
         Kind::BgpPeer,
         Kind::BgpConfiguration,
@@ -26,6 +27,7 @@ impl Kind {
         Kind::IpamHandle,
         Kind::IpamConfig,
         Kind::WorkloadEndpoint,
+        Kind::IpReservation,
     ];
 
     /// Kinds whose objects live in a namespace; they are stored under
@@ -46,6 +48,7 @@ impl Kind {
             Kind::IpamHandle => "IPAMHandle",
             Kind::IpamConfig => "IPAMConfig",
             Kind::WorkloadEndpoint => "WorkloadEndpoint",
+            Kind::IpReservation => "IPReservation",
         }
     }
 
@@ -61,6 +64,7 @@ impl Kind {
             Kind::IpamHandle => "ipamhandles",
             Kind::IpamConfig => "ipamconfigs",
             Kind::WorkloadEndpoint => "workloadendpoints",
+            Kind::IpReservation => "ipreservations",
         }
     }
 
@@ -91,6 +95,7 @@ impl Kind {
                 Kind::IpamConfig
             }
             "workloadendpoint" | "workloadendpoints" | "wep" | "weps" => Kind::WorkloadEndpoint,
+            "ipreservation" | "ipreservations" | "ipr" | "iprs" => Kind::IpReservation,
             _ => return None,
         };
         Some(k)

@@ -11,6 +11,7 @@ pub mod kind;
 pub mod meta;
 pub mod node;
 mod parse;
+pub mod reservation;
 pub mod validate;
 pub mod workload;
 
@@ -30,6 +31,7 @@ pub type BlockAffinity = Object<ipam::BlockAffinitySpec>;
 pub type IpamHandle = Object<ipam::IpamHandleSpec>;
 pub type IpamConfig = Object<ipam::IpamConfigSpec>;
 pub type WorkloadEndpoint = Object<workload::WorkloadEndpointSpec>;
+pub type IpReservation = Object<reservation::IpReservationSpec>;
 
 /// One resource of any kind Tabby stores.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,6 +45,7 @@ pub enum Resource {
     IpamHandle(IpamHandle),
     IpamConfig(IpamConfig),
     WorkloadEndpoint(WorkloadEndpoint),
+    IpReservation(IpReservation),
 }
 
 /// Runs `$body` with `$o` bound to the inner `Object<_>` of any variant.
@@ -58,6 +61,7 @@ macro_rules! each_variant {
             Resource::IpamHandle($o) => $body,
             Resource::IpamConfig($o) => $body,
             Resource::WorkloadEndpoint($o) => $body,
+            Resource::IpReservation($o) => $body,
         }
     };
 }
@@ -74,6 +78,7 @@ impl Resource {
             Resource::IpamHandle(_) => Kind::IpamHandle,
             Resource::IpamConfig(_) => Kind::IpamConfig,
             Resource::WorkloadEndpoint(_) => Kind::WorkloadEndpoint,
+            Resource::IpReservation(_) => Kind::IpReservation,
         }
     }
 

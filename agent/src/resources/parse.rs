@@ -198,6 +198,7 @@ pub(crate) fn resource_from_value(value: serde_yaml::Value) -> Result<Resource, 
         Kind::IpamHandle => Resource::IpamHandle(typed(value)?),
         Kind::IpamConfig => Resource::IpamConfig(typed(value)?),
         Kind::WorkloadEndpoint => Resource::WorkloadEndpoint(typed(value)?),
+        Kind::IpReservation => Resource::IpReservation(typed(value)?),
     };
     // One canonical kind spelling inside Tabby, whatever the file said.
     r.canonicalize_kind();

@@ -7,6 +7,7 @@ use super::ipam::{affinity_name, block_name};
 use super::ippool::{EncapMode, IpPoolSpec};
 use super::node::NodeSpec;
 use super::parse::FieldProblem;
+use super::reservation::parse_reserved;
 use super::{IpPool, Resource};
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -94,6 +95,20 @@ pub(crate) fn validate(r: &mut Resource) -> Vec<FieldProblem> {
             for (i, n) in o.spec.ip_networks.iter().enumerate() {
                 if n.parse::<IpNet>().is_err() {
                     p.push(problem(&format!("spec.ipNetworks[{i}]"), cidr_msg(n)));
+                }
+            }
+        }
+        Resource::IpReservation(o) => {
+            check_name(&o.metadata.name, &mut p);
+            for (i, c) in o.spec.reserved_cidrs.iter().enumerate() {
+                if parse_reserved(c).is_none() {
+                    p.push(problem(
+                        &format!("spec.reservedCIDRs[{i}]"),
+                        format!(
+                            "{c:?} is neither a CIDR nor an IP address \
+                             (expected e.g. 10.244.0.0/28, 10.244.0.7 or fd00::/120)"
+                        ),
+                    ));
                 }
             }
         }

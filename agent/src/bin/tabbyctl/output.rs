@@ -303,6 +303,17 @@ pub fn render_table(kind: Kind, items: &[Resource], wide: bool) -> String {
                 .collect();
             (header, rows)
         }
+        Kind::IpReservation => (
+            vec!["NAME", "CIDRS"],
+            items
+                .iter()
+                .filter_map(|r| match r {
+                    Resource::IpReservation(o) => Some(o),
+                    _ => None,
+                })
+                .map(|o| vec![o.metadata.name.clone(), o.spec.reserved_cidrs.join(",")])
+                .collect(),
+        ),
     };
     table(&header, &rows)
 }

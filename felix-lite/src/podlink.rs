@@ -301,12 +301,19 @@ pub struct Teardown {
 /// missing interface or already-deleted pair is success (DEL is idempotent
 /// and the runtime may call it after the netns is gone). Only veths are
 /// ever deleted.
+///
+/// The pod end is found inside `netns_path`, so it belongs to that sandbox
+/// only; `host_ifname` (derived from the pod's name, shared by every
+/// sandbox the pod ever had) is deleted only when given, which the caller
+/// does once it knows no newer sandbox of the pod owns it.
 pub fn teardown(
-    host_ifname: &str,
+    host_ifname: Option<&str>,
     netns_path: Option<&Path>,
     pod_ifname: &str,
 ) -> Result<Teardown, PodLinkError> {
-    check_ifname("host interface", host_ifname)?;
+    if let Some(h) = host_ifname {
+        check_ifname("host interface", h)?;
+    }
     let mut out = Teardown::default();
     if let Some(path) = netns_path.filter(|p| p.exists()) {
         check_ifname("CNI_IFNAME", pod_ifname)?;
@@ -327,8 +334,10 @@ pub fn teardown(
             }
         })??;
     }
-    let mut sock = NlSocket::open()?;
-    out.removed_host_end = delete_host_end(&mut sock, host_ifname)?;
+    if let Some(h) = host_ifname {
+        let mut sock = NlSocket::open()?;
+        out.removed_host_end = delete_host_end(&mut sock, h)?;
+    }
     Ok(out)
 }
 

@@ -267,6 +267,7 @@ impl pb::dataplane_server::Dataplane for DataplaneService {
         Ok(Response::new(pb::WorkloadResponse {
             workload_endpoint: key,
             ip: ip.to_string(),
+            kept_for_other_container: false,
         }))
     }
 
@@ -311,7 +312,11 @@ impl pb::dataplane_server::Dataplane for DataplaneService {
             // The pod was re-created with a new sandbox that owns the
             // endpoint now; a late DEL for the old one must not remove it.
             tracing::info!(endpoint = %wep.key_name(), "DEL for an older sandbox; endpoint kept");
-            return Ok(Response::new(pb::WorkloadResponse::default()));
+            return Ok(Response::new(pb::WorkloadResponse {
+                workload_endpoint: wep.key_name(),
+                ip: endpoint_ip(&wep).map(|i| i.to_string()).unwrap_or_default(),
+                kept_for_other_container: true,
+            }));
         }
         let key = wep.key_name();
         let ip = endpoint_ip(&wep);
@@ -328,6 +333,7 @@ impl pb::dataplane_server::Dataplane for DataplaneService {
         Ok(Response::new(pb::WorkloadResponse {
             workload_endpoint: key,
             ip: ip.map(|i| i.to_string()).unwrap_or_default(),
+            kept_for_other_container: false,
         }))
     }
 
@@ -348,6 +354,7 @@ impl pb::dataplane_server::Dataplane for DataplaneService {
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or(0),
             errors: pass.failures.iter().map(|f| f.to_string()).collect(),
+            node_name: self.node.clone(),
         }))
     }
 }

@@ -1,0 +1,200 @@
+//! The `CNI_*` environment the runtime sets, validated per command.
+
+use super::error::{CniError, INVALID_ENV};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Add,
+    Del,
+    Check,
+    Version,
+    Status,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CniEnv {
+    pub command: Command,
+    pub container_id: String,
+    /// Absent on DEL when the runtime already destroyed the netns.
+    pub netns: Option<PathBuf>,
+    pub ifname: String,
+    pub pod_namespace: String,
+    pub pod_name: String,
+}
+
+impl CniEnv {
+    /// `k8s-pod-network.<containerID>`, Calico's IPAM handle.
+    pub fn handle_id(&self) -> String {
+        format!("k8s-pod-network.{}", self.container_id)
+    }
+}
+
+fn bad(var: &str, why: impl std::fmt::Display) -> CniError {
+    CniError::new(INVALID_ENV, format!("{var} {why}"))
+}
+
+/// Parses `CNI_ARGS` (`K=V;K=V`); unknown keys are ignored as Calico does.
+fn parse_args(args: &str) -> Result<Vec<(String, String)>, CniError> {
+    args.split(';')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| {
+                    bad(
+                        "CNI_ARGS",
+                        format!("has {p:?}, expected KEY=VALUE pairs separated by ';'"),
+                    )
+                })
+        })
+        .collect()
+}
+
+/// The spec's container ID rule: alphanumerics, '_', '.', '-', starting
+/// with an alphanumeric. It ends up in IPAM handles and datastore keys.
+fn valid_container_id(id: &str) -> bool {
+    id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<CniEnv, CniError> {
+    let nonempty = |k: &str| get(k).filter(|v| !v.is_empty());
+    let command = match nonempty("CNI_COMMAND").as_deref() {
+        Some("ADD") => Command::Add,
+        Some("DEL") => Command::Del,
+        Some("CHECK") => Command::Check,
+        Some("VERSION") => Command::Version,
+        Some("STATUS") => Command::Status,
+        Some(other) => {
+            return Err(bad(
+                "CNI_COMMAND",
+                format!("is {other:?}; expected ADD, DEL, CHECK, VERSION or STATUS"),
+            ))
+        }
+        None => return Err(bad("CNI_COMMAND", "is not set")),
+    };
+    let mut env = CniEnv {
+        command,
+        container_id: String::new(),
+        netns: None,
+        ifname: String::new(),
+        pod_namespace: String::new(),
+        pod_name: String::new(),
+    };
+    if matches!(command, Command::Version | Command::Status) {
+        return Ok(env);
+    }
+    env.container_id =
+        nonempty("CNI_CONTAINERID").ok_or_else(|| bad("CNI_CONTAINERID", "is not set"))?;
+    if !valid_container_id(&env.container_id) {
+        return Err(bad(
+            "CNI_CONTAINERID",
+            format!(
+                "{:?} is invalid: use letters, digits, '_', '.' and '-', starting with a letter or digit",
+                env.container_id
+            ),
+        ));
+    }
+    env.ifname = nonempty("CNI_IFNAME").ok_or_else(|| bad("CNI_IFNAME", "is not set"))?;
+    if env.ifname.len() > 15
+        || env.ifname.contains(['/', ':'])
+        || env.ifname.contains(char::is_whitespace)
+    {
+        return Err(bad(
+            "CNI_IFNAME",
+            format!(
+                "{:?} is not a valid interface name (at most 15 characters, no '/', ':' or spaces)",
+                env.ifname
+            ),
+        ));
+    }
+    env.netns = nonempty("CNI_NETNS").map(PathBuf::from);
+    if env.netns.is_none() && command != Command::Del {
+        return Err(bad(
+            "CNI_NETNS",
+            "is not set (the pod's network namespace path)",
+        ));
+    }
+    let args = parse_args(&get("CNI_ARGS").unwrap_or_default())?;
+    let arg = |k: &str| {
+        args.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    // Without Kubernetes arguments (a runtime used directly) the container
+    // stands in for the pod, so names stay unique.
+    env.pod_namespace = arg("K8S_POD_NAMESPACE")
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "default".into());
+    env.pod_name = arg("K8S_POD_NAME")
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| env.container_id.clone());
+    Ok(env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> Result<CniEnv, CniError> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn add_needs_netns_and_names_it() {
+        let e = env(&[
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "abc"),
+            ("CNI_IFNAME", "eth0"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.code, INVALID_ENV);
+        assert!(e.msg.contains("CNI_NETNS"), "{}", e.msg);
+        // DEL may come after the netns is gone.
+        let d = env(&[
+            ("CNI_COMMAND", "DEL"),
+            ("CNI_CONTAINERID", "abc"),
+            ("CNI_IFNAME", "eth0"),
+        ])
+        .unwrap();
+        assert_eq!(d.netns, None);
+    }
+
+    #[test]
+    fn reads_the_pod_from_cni_args() {
+        let e = env(&[
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "c0ffee"),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_NETNS", "/var/run/netns/x"),
+            (
+                "CNI_ARGS",
+                "IgnoreUnknown=1;K8S_POD_NAMESPACE=kube-system;K8S_POD_NAME=dns-1;K8S_POD_UID=u",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            (e.pod_namespace.as_str(), e.pod_name.as_str()),
+            ("kube-system", "dns-1")
+        );
+        assert_eq!(e.handle_id(), "k8s-pod-network.c0ffee");
+        let bad = env(&[
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "../x"),
+            ("CNI_IFNAME", "eth0"),
+        ]);
+        assert!(bad.unwrap_err().msg.contains("CNI_CONTAINERID"));
+        assert!(env(&[("CNI_COMMAND", "FOO")])
+            .unwrap_err()
+            .msg
+            .contains("CNI_COMMAND"));
+    }
+}

@@ -1,0 +1,20 @@
+//! The `tabby` CNI plugin (spec 1.0.0; 0.3.x/0.4.0 results and 1.1.0's
+//! STATUS too) and its IPAM-only twin `tabby-ipam`, as a library so the
+//! binary stays a thin shell.
+//!
+//! ADD: `Ipam.AutoAssign` on the node (handle `k8s-pod-network.<id>`,
+//! attributes namespace/pod/node/timestamp) → the veth pair and the pod's
+//! /32 and `169.254.1.1` routes ([`tabby_felix_lite::podlink`]) →
+//! `Dataplane.AddWorkload` (WorkloadEndpoint + host route by the node's
+//! reconciler) → the result on stdout. DEL: the pod end, then
+//! `Dataplane.RemoveWorkload`, the host end, `Ipam.ReleaseByHandle`; safe
+//! to repeat. CHECK compares the kernel and IPAM with `prevResult`.
+//! Errors are CNI error results naming what was wrong (see [`error`]).
+
+pub mod config;
+pub mod env;
+pub mod error;
+pub mod plugin;
+pub mod result;
+
+pub use plugin::{run, Outcome};

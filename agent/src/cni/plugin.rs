@@ -1,0 +1,439 @@
+//! The commands. The main plugin (`tabby`) builds the pod's interface
+//! itself and asks the node (over `$run_dir/tabby.sock`) for the address
+//! and for the host side; the IPAM plugin (`tabby-ipam`) only assigns and
+//! releases addresses, for a main plugin of another kind that delegates to
+//! it.
+//!
+//! Order of ADD: address, interface, node registration; a failure at any
+//! step undoes the earlier ones (the address is released, the veth
+//! removed), so a failed ADD leaks nothing. DEL runs every step even if an
+//! earlier one finds nothing, and is safe to repeat.
+
+use super::config::{self, NetConf};
+use super::env::{self, CniEnv, Command};
+use super::error::*;
+use super::result::{self, Interfaces};
+use crate::grpc::connect_unix;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+use tabby_felix_lite::podlink::{self, PodLinkError, PodLinkSpec};
+use tabby_proto::dataplane as dp;
+use tabby_proto::dataplane::dataplane_client::DataplaneClient;
+use tabby_proto::ipam as ip;
+use tabby_proto::ipam::ipam_client::IpamClient;
+use tonic::transport::Channel;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Per request; the node's IPAM may wait on a busy datastore.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Used when the config says 0 and the node has not measured its
+/// interface yet (no reconcile pass so far).
+const FALLBACK_MTU: u32 = 1500;
+
+/// What to print on stdout and whether the exit is a success.
+pub struct Outcome {
+    pub stdout: String,
+    pub success: bool,
+}
+
+/// Runs one invocation: `get` reads the environment, `stdin` is the
+/// network configuration, `ipam_only` selects the `tabby-ipam` plugin.
+pub async fn run(get: impl Fn(&str) -> Option<String>, stdin: &[u8], ipam_only: bool) -> Outcome {
+    // The error result carries the caller's version when it can be read.
+    let version = config::requested_version(stdin)
+        .ok()
+        .flatten()
+        .filter(|v| config::SUPPORTED_VERSIONS.contains(&v.as_str()))
+        .unwrap_or_else(|| "1.0.0".into());
+    match dispatch(get, stdin, ipam_only, &version).await {
+        Ok(out) => Outcome {
+            stdout: out.map(|v| v.to_string()).unwrap_or_default(),
+            success: true,
+        },
+        Err(e) => Outcome {
+            stdout: e.to_json(&version),
+            success: false,
+        },
+    }
+}
+
+async fn dispatch(
+    get: impl Fn(&str) -> Option<String>,
+    stdin: &[u8],
+    ipam_only: bool,
+    version: &str,
+) -> Result<Option<serde_json::Value>, CniError> {
+    let env = env::from_lookup(get)?;
+    if env.command == Command::Version {
+        config::requested_version(stdin)?;
+        return Ok(Some(serde_json::json!({
+            "cniVersion": version,
+            "supportedVersions": config::SUPPORTED_VERSIONS,
+        })));
+    }
+    let conf = config::parse(stdin, ipam_only)?;
+    match (env.command, ipam_only) {
+        (Command::Status, _) => status(&conf).await.map(|_| None),
+        (Command::Add, false) => add(&env, &conf).await.map(Some),
+        (Command::Del, false) => del(&env, &conf).await.map(|_| None),
+        (Command::Check, false) => check(&env, &conf).await.map(|_| None),
+        (Command::Add, true) => ipam_add(&env, &conf).await.map(Some),
+        (Command::Del, true) => release(&env, &conf).await.map(|_| None),
+        (Command::Check, true) => ipam_check(&env, &conf).await.map(|_| None),
+        (Command::Version, _) => unreachable!("handled above"),
+    }
+}
+
+async fn connect(conf: &NetConf) -> Result<Channel, CniError> {
+    let sock = conf.socket();
+    let unreachable = |why: String| {
+        CniError::new(
+            TRY_AGAIN_LATER,
+            format!(
+                "node socket {} is not reachable ({why}); is tabby-node running on this node? try again later",
+                sock.display()
+            ),
+        )
+    };
+    if !sock.exists() {
+        return Err(unreachable("it does not exist".into()));
+    }
+    match tokio::time::timeout(CONNECT_TIMEOUT, connect_unix(&sock)).await {
+        Ok(Ok(ch)) => Ok(ch),
+        Ok(Err(e)) => {
+            use std::error::Error;
+            let mut why = e.to_string();
+            let mut src = e.source();
+            while let Some(s) = src {
+                why = format!("{why}: {s}");
+                src = s.source();
+            }
+            Err(unreachable(why))
+        }
+        Err(_) => Err(unreachable(format!("no answer within {CONNECT_TIMEOUT:?}"))),
+    }
+}
+
+/// One request with a deadline; failures mapped to CNI codes.
+async fn call<T>(
+    what: &str,
+    fut: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, CniError> {
+    match tokio::time::timeout(CALL_TIMEOUT, fut).await {
+        Ok(Ok(r)) => Ok(r.into_inner()),
+        Ok(Err(s)) => Err(from_grpc(what, &s)),
+        Err(_) => Err(CniError::new(
+            TRY_AGAIN_LATER,
+            format!("{what}: the node did not answer within {CALL_TIMEOUT:?}; try again later"),
+        )),
+    }
+}
+
+async fn node_status(ch: &Channel) -> Result<dp::DataplaneStatus, CniError> {
+    let mut c = DataplaneClient::new(ch.clone());
+    call("Dataplane.Status", c.status(dp::StatusRequest {})).await
+}
+
+async fn status(conf: &NetConf) -> Result<(), CniError> {
+    let ch = connect(conf)
+        .await
+        .map_err(|e| CniError::new(PLUGIN_NOT_AVAILABLE, e.msg))?;
+    node_status(&ch)
+        .await
+        .map_err(|e| CniError::new(PLUGIN_NOT_AVAILABLE, e.msg))?;
+    Ok(())
+}
+
+fn podlink_error(e: PodLinkError, env: &CniEnv) -> CniError {
+    use tabby_felix_lite::netns::NetnsError;
+    match &e {
+        PodLinkError::Netns(NetnsError::Open { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            CniError::new(
+                UNKNOWN_CONTAINER,
+                format!(
+                    "CNI_NETNS {} does not exist",
+                    env.netns
+                        .as_deref()
+                        .unwrap_or(std::path::Path::new(""))
+                        .display()
+                ),
+            )
+        }
+        _ => CniError::new(INTERFACE_FAILED, e.to_string()),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, PodLinkError> + Send + 'static,
+    env: &CniEnv,
+) -> Result<T, CniError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(|e| podlink_error(e, env)),
+        Err(e) => Err(CniError::new(
+            INTERFACE_FAILED,
+            format!("interface work panicked: {e}"),
+        )),
+    }
+}
+
+/// Assigns one IPv4 address to the handle.
+async fn assign(
+    ch: &Channel,
+    env: &CniEnv,
+    conf: &NetConf,
+    node: &str,
+) -> Result<Ipv4Addr, CniError> {
+    let mut attributes = std::collections::HashMap::new();
+    attributes.insert("namespace".to_string(), env.pod_namespace.clone());
+    attributes.insert("pod".to_string(), env.pod_name.clone());
+    attributes.insert("node".to_string(), node.to_string());
+    attributes.insert(
+        "timestamp".to_string(),
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+    );
+    let req = ip::AutoAssignRequest {
+        handle_id: env.handle_id(),
+        num_ipv4: 1,
+        num_ipv6: 0,
+        ipv4_pools: conf.ipam.ipv4_pools.clone(),
+        ipv6_pools: vec![],
+        attributes,
+        node: conf.nodename.clone(),
+    };
+    let mut c = IpamClient::new(ch.clone());
+    let resp = call("Ipam.AutoAssign", c.auto_assign(req)).await?;
+    let first = resp
+        .ipv4
+        .first()
+        .ok_or_else(|| CniError::new(NODE_REFUSED, "Ipam.AutoAssign returned no IPv4 address"))?;
+    first
+        .split('/')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| {
+            CniError::new(
+                NODE_REFUSED,
+                format!("Ipam.AutoAssign returned {first:?}, not an IPv4 address"),
+            )
+        })
+}
+
+/// Best effort during an undo: the original error is what the runtime
+/// must see; a leak here is reported by `ipam check`.
+async fn release_quietly(ch: &Channel, env: &CniEnv) {
+    let mut c = IpamClient::new(ch.clone());
+    let req = ip::ReleaseByHandleRequest {
+        handle_id: env.handle_id(),
+    };
+    if let Err(e) = call("Ipam.ReleaseByHandle", c.release_by_handle(req)).await {
+        tracing::warn!(error = %e, handle = %env.handle_id(), "releasing after a failed ADD");
+    }
+}
+
+async fn pod_mtu(conf: &NetConf, status: &dp::DataplaneStatus) -> u32 {
+    match conf.mtu {
+        Some(m) => m,
+        None if status.pod_mtu != 0 => status.pod_mtu,
+        None => {
+            tracing::warn!("the node has not measured its interface MTU yet; using {FALLBACK_MTU}");
+            FALLBACK_MTU
+        }
+    }
+}
+
+fn node_name(conf: &NetConf, status: &dp::DataplaneStatus) -> String {
+    if conf.nodename.is_empty() {
+        status.node_name.clone()
+    } else {
+        conf.nodename.clone()
+    }
+}
+
+async fn add(env: &CniEnv, conf: &NetConf) -> Result<serde_json::Value, CniError> {
+    let netns = env
+        .netns
+        .clone()
+        .expect("ADD requires CNI_NETNS (checked by env)");
+    // Before anything is assigned: a gone sandbox is the runtime's problem.
+    if !netns.exists() {
+        return Err(CniError::new(
+            UNKNOWN_CONTAINER,
+            format!("CNI_NETNS {} does not exist", netns.display()),
+        ));
+    }
+    let ch = connect(conf).await?;
+    let status = node_status(&ch).await?;
+    let mtu = pod_mtu(conf, &status).await;
+    let node = node_name(conf, &status);
+    let ip = assign(&ch, env, conf, &node).await?;
+    let spec = PodLinkSpec {
+        host_ifname: podlink::host_veth_name(&env.pod_namespace, &env.pod_name),
+        pod_ifname: env.ifname.clone(),
+        netns: netns.clone(),
+        ip,
+        mtu,
+    };
+    let link = match blocking(
+        {
+            let spec = spec.clone();
+            move || podlink::setup(&spec)
+        },
+        env,
+    )
+    .await
+    {
+        Ok(l) => l,
+        Err(e) => {
+            release_quietly(&ch, env).await;
+            return Err(e);
+        }
+    };
+    let pod_mac = podlink::fmt_mac(&link.pod_mac);
+    let mut c = DataplaneClient::new(ch.clone());
+    let workload = dp::Workload {
+        ip: ip.to_string(),
+        host_interface: link.host_ifname.clone(),
+        workload_id: format!("{}/{}", env.pod_namespace, env.pod_name),
+        namespace: env.pod_namespace.clone(),
+        pod: env.pod_name.clone(),
+        container_id: env.container_id.clone(),
+        interface_name: env.ifname.clone(),
+        mac: pod_mac.clone(),
+        node: conf.nodename.clone(),
+    };
+    if let Err(e) = call("Dataplane.AddWorkload", c.add_workload(workload)).await {
+        let (host, ns, ifname) = (link.host_ifname.clone(), netns.clone(), env.ifname.clone());
+        let _ = blocking(
+            move || podlink::teardown(Some(&host), Some(&ns), &ifname),
+            env,
+        )
+        .await;
+        release_quietly(&ch, env).await;
+        return Err(e);
+    }
+    tracing::info!(%ip, host = %link.host_ifname, "pod networked");
+    Ok(result::add_result(
+        &conf.cni_version,
+        ip,
+        &Interfaces {
+            host_name: &link.host_ifname,
+            host_mac: &podlink::fmt_mac(&link.host_mac),
+            pod_name: &link.pod_ifname,
+            pod_mac: &pod_mac,
+            sandbox: &netns,
+        },
+    ))
+}
+
+async fn release(env: &CniEnv, conf: &NetConf) -> Result<(), CniError> {
+    let ch = connect(conf).await?;
+    let mut c = IpamClient::new(ch);
+    let req = ip::ReleaseByHandleRequest {
+        handle_id: env.handle_id(),
+    };
+    call("Ipam.ReleaseByHandle", c.release_by_handle(req)).await?;
+    Ok(())
+}
+
+async fn del(env: &CniEnv, conf: &NetConf) -> Result<(), CniError> {
+    // The pod end lives in this sandbox's netns, so removing it can't hurt a
+    // newer sandbox of the same pod; it also goes when the node is down.
+    let (ns, ifname) = (env.netns.clone(), env.ifname.clone());
+    blocking(move || podlink::teardown(None, ns.as_deref(), &ifname), env).await?;
+    let ch = connect(conf).await?;
+    let mut c = DataplaneClient::new(ch.clone());
+    let prev_ip = conf.prev_result.as_ref().and_then(result::prev_ipv4);
+    let req = dp::RemoveWorkloadRequest {
+        ip: prev_ip.map(|i| i.to_string()).unwrap_or_default(),
+        namespace: env.pod_namespace.clone(),
+        pod: env.pod_name.clone(),
+        interface_name: env.ifname.clone(),
+        container_id: env.container_id.clone(),
+    };
+    let removed = call("Dataplane.RemoveWorkload", c.remove_workload(req)).await?;
+    if !removed.kept_for_other_container {
+        let host = podlink::host_veth_name(&env.pod_namespace, &env.pod_name);
+        blocking(move || podlink::teardown(Some(&host), None, "eth0"), env).await?;
+    }
+    release(env, conf).await
+}
+
+fn prev_ip(conf: &NetConf) -> Result<Ipv4Addr, CniError> {
+    let prev = conf.prev_result.as_ref().ok_or_else(|| {
+        CniError::new(
+            INVALID_CONFIG,
+            "prevResult is missing; CHECK needs the result of ADD",
+        )
+    })?;
+    result::prev_ipv4(prev)
+        .ok_or_else(|| CniError::new(INVALID_CONFIG, "prevResult.ips holds no IPv4 address"))
+}
+
+/// The node's IPAM says `ip` is held by this container's handle.
+async fn check_assignment(ch: &Channel, env: &CniEnv, ip: Ipv4Addr) -> Result<(), CniError> {
+    let mut c = IpamClient::new(ch.clone());
+    let req = ip::ShowRequest {
+        show_blocks: false,
+        ip: ip.to_string(),
+    };
+    let shown = call("Ipam.Show", c.show(req)).await?;
+    if !shown.ip_in_use {
+        return Err(CniError::new(
+            CHECK_FAILED,
+            format!("{ip} is not assigned in IPAM"),
+        ));
+    }
+    if shown.handle_id != env.handle_id() {
+        return Err(CniError::new(
+            CHECK_FAILED,
+            format!(
+                "{ip} is assigned to handle {}, not {}",
+                shown.handle_id,
+                env.handle_id()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+async fn check(env: &CniEnv, conf: &NetConf) -> Result<(), CniError> {
+    let ip = prev_ip(conf)?;
+    let ch = connect(conf).await?;
+    let status = node_status(&ch).await?;
+    let spec = PodLinkSpec {
+        host_ifname: podlink::host_veth_name(&env.pod_namespace, &env.pod_name),
+        pod_ifname: env.ifname.clone(),
+        netns: env
+            .netns
+            .clone()
+            .expect("CHECK requires CNI_NETNS (checked by env)"),
+        ip,
+        mtu: pod_mtu(conf, &status).await,
+    };
+    blocking(move || podlink::check(&spec), env)
+        .await
+        .map_err(|e| match e.code {
+            INTERFACE_FAILED => CniError::new(CHECK_FAILED, e.msg),
+            _ => e,
+        })?;
+    check_assignment(&ch, env, ip).await
+}
+
+async fn ipam_add(env: &CniEnv, conf: &NetConf) -> Result<serde_json::Value, CniError> {
+    let ch = connect(conf).await?;
+    let node = if conf.nodename.is_empty() {
+        node_status(&ch).await?.node_name
+    } else {
+        conf.nodename.clone()
+    };
+    let ip = assign(&ch, env, conf, &node).await?;
+    Ok(result::ipam_result(&conf.cni_version, ip))
+}
+
+async fn ipam_check(env: &CniEnv, conf: &NetConf) -> Result<(), CniError> {
+    let ip = prev_ip(conf)?;
+    let ch = connect(conf).await?;
+    check_assignment(&ch, env, ip).await
+}

@@ -9,7 +9,7 @@ use super::routes::{LearnedRoute, PeerHealth};
 use ipnet::{IpNet, Ipv4Net};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tabby_bgp::fsm::State;
 use tabby_bgp::peer_config::{LocalConfig, DEFAULT_RESTART_TIME};
 use tabby_bgp::speaker::{BestPath, BestPathEvent, Speaker, SpeakerConfig};
@@ -177,7 +177,21 @@ impl Bgp {
             } else {
                 match self.health.get(&addr) {
                     Some(PeerHealth::DownSince(t)) => PeerHealth::DownSince(*t),
-                    Some(PeerHealth::Established) => PeerHealth::DownSince(now),
+                    // A hold-timer expiry means the peer has already been
+                    // silent for a hold time: the outage began then, so
+                    // fallback follows at once instead of a hold time later.
+                    Some(PeerHealth::Established) => {
+                        let silent = s
+                            .last_error
+                            .as_deref()
+                            .is_some_and(|e| e.contains("hold timer expired"));
+                        let hold = Duration::from_secs(u64::from(s.config.hold_time));
+                        PeerHealth::DownSince(if silent {
+                            now.checked_sub(hold).unwrap_or(now)
+                        } else {
+                            now
+                        })
+                    }
                     None => PeerHealth::DownSince(*self.added.get(&addr).unwrap_or(&now)),
                 }
             };

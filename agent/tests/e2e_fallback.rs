@@ -34,18 +34,23 @@ fn vxlan_fallback_when_bgp_is_cut() {
     let nodes = lab.node_names();
     let cut = &nodes[0];
     let others: Vec<&String> = nodes.iter().filter(|n| *n != cut).collect();
-    let all_native = |lab: &Lab| {
-        nodes.iter().all(|n| {
-            nodes.iter().filter(|o| *o != n).all(|o| {
-                lab.blocks_of(o)
-                    .iter()
-                    .all(|b| lab.native_route_ok(n, o, b).is_ok())
-            })
-        })
+    let native = |lab: &Lab| -> Result<(), String> {
+        for n in &nodes {
+            for o in nodes.iter().filter(|o| *o != n) {
+                for b in lab.blocks_of(o) {
+                    lab.native_route_ok(n, o, &b)
+                        .map_err(|e| format!("{n} -> {o}'s {b}: {e}"))?;
+                }
+            }
+        }
+        Ok(())
     };
+    let mut why = String::new();
     assert!(
-        wait_until(Duration::from_secs(30), || all_native(&lab)),
-        "routes never became native:\n{}",
+        wait_until(Duration::from_secs(30), || native(&lab)
+            .map_err(|e| why = e)
+            .is_ok()),
+        "routes never became native: {why}\n{}",
         lab.logs()
     );
 
@@ -66,7 +71,6 @@ fn vxlan_fallback_when_bgp_is_cut() {
     let down_at = Instant::now();
 
     // Both ends route each other's blocks through VXLAN, and all pods reach.
-    let mut why = String::new();
     let ok = wait_until(HOLD + Duration::from_secs(5), || {
         for o in &others {
             for (from, owner) in [(cut, *o), (*o, cut)] {
@@ -92,12 +96,16 @@ fn vxlan_fallback_when_bgp_is_cut() {
 
     lab.sh(cut, &["nft", "delete", "table", "inet", "e2e_drop_bgp"]);
     let back = wait_until(Duration::from_secs(30), || {
-        lab.established_peers(cut).len() == others.len() && all_native(&lab)
+        if lab.established_peers(cut).len() != others.len() {
+            why = "sessions not Established".into();
+            return false;
+        }
+        native(&lab).map_err(|e| why = e).is_ok()
     });
+    let statuses: String = nodes.iter().map(|n| lab.node_status(n).1).collect();
     assert!(
         back,
-        "routes did not go back to native after the drop was removed:\n{}\n{}",
-        lab.node_status(cut).1,
+        "routes did not go back to native after the drop was removed: {why}\n{statuses}\n{}",
         lab.logs()
     );
     let (ok, out) = lab.check();

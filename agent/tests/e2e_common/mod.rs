@@ -210,12 +210,18 @@ impl Lab {
             .collect()
     }
 
-    /// Peer rows of `node status` whose INFO is Established, by address.
+    /// Peer rows of `node status` whose INFO is Established, by address
+    /// (only the IPv4 BGP table: the block table mentions sessions too).
     pub fn established_peers(&self, node: &str) -> Vec<String> {
         let (_, out) = self.node_status(node);
         out.lines()
-            .filter(|l| l.starts_with("| ") && l.contains("Established"))
-            .filter_map(|l| l.split('|').nth(1).map(|c| c.trim().to_string()))
+            .skip_while(|l| !l.starts_with("IPv4 BGP status"))
+            .take_while(|l| !l.starts_with("IPv6 BGP status"))
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                // "", address, type, state, since, info, ""
+                (cells.len() == 7 && cells[5] == "Established").then(|| cells[1].to_string())
+            })
             .collect()
     }
 }

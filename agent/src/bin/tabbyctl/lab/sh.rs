@@ -108,8 +108,10 @@ pub fn alive(pid: u32, what: &str) -> bool {
     if matches!(state, None | Some("Z") | Some("X")) {
         return false;
     }
+    // A process in the middle of execve shows an empty command line for a
+    // moment: that is our daemon starting, not a stranger.
     std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| String::from_utf8_lossy(&c).contains(what))
+        .map(|c| c.is_empty() || String::from_utf8_lossy(&c).contains(what))
         .unwrap_or(false)
 }
 

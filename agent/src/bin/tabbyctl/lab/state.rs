@@ -23,8 +23,10 @@ pub enum Encapsulation {
     #[value(name = "None")]
     None,
     #[value(name = "VXLAN")]
+    #[serde(rename = "VXLAN")]
     Vxlan,
     #[value(name = "VXLANCrossSubnet")]
+    #[serde(rename = "VXLANCrossSubnet")]
     VxlanCrossSubnet,
 }
 
@@ -68,6 +70,7 @@ impl Encapsulation {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
 pub enum DatastoreKind {
     #[value(name = "sqlite")]
     Sqlite,
@@ -103,7 +106,7 @@ pub struct Node {
     pub pid: Option<u32>,
     /// The environment tabby-node runs with, kept so `lab node start`
     /// restarts it exactly as `lab up` started it.
-    pub env: Vec<(String, String)>,
+    pub env: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

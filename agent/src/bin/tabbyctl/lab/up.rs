@@ -268,7 +268,10 @@ fn node_env(lab: &Lab, n: &Node) -> Vec<(String, String)> {
 pub fn start_node(lab: &mut Lab, i: usize) -> Result<()> {
     let bin = sh::binary("tabby-node")?;
     if lab.nodes[i].env.is_empty() {
-        lab.nodes[i].env = node_env(lab, &lab.nodes[i]);
+        lab.nodes[i].env = node_env(lab, &lab.nodes[i])
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
     }
     let n = &mut lab.nodes[i];
     std::fs::create_dir_all(&n.run_dir)
@@ -277,9 +280,7 @@ pub fn start_node(lab: &mut Lab, i: usize) -> Result<()> {
     // A clean environment: only what a calico-node manifest would set.
     cmd.arg("-i")
         .arg("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    for (k, v) in &n.env {
-        cmd.arg(format!("{k}={v}"));
-    }
+    cmd.args(&n.env);
     cmd.arg(&bin);
     let pid = sh::spawn_detached(&mut cmd, &n.log)?;
     n.pid = Some(pid);
@@ -306,7 +307,12 @@ pub async fn wait_ready(lab: &Lab, i: usize) -> Result<()> {
             return Ok(());
         }
         if let Some(pid) = n.pid {
-            if !sh::alive(pid, "tabby-node") {
+            // Asked twice: a daemon in the middle of starting can look
+            // gone for an instant.
+            if !sh::alive(pid, "tabby-node") && {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                !sh::alive(pid, "tabby-node")
+            } {
                 bail!(
                     "tabby-node on {} exited; last log lines:\n{}",
                     n.name,

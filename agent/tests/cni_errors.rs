@@ -45,7 +45,7 @@ async fn bare(env: &[(&str, &str)], stdin: &str) -> CniRun {
 const CONF: &str = r#"{"cniVersion":"1.0.0","name":"k8s-pod-network","type":"tabby",
   "run_dir":"/nonexistent/tabby-test-run","ipam":{"type":"tabby-ipam"}}"#;
 
-fn add_env<'a>(netns: &'a str) -> Vec<(&'a str, &'a str)> {
+fn add_env(netns: &str) -> Vec<(&str, &str)> {
     vec![
         ("CNI_COMMAND", "ADD"),
         ("CNI_CONTAINERID", "abc123"),

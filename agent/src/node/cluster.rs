@@ -128,7 +128,7 @@ pub fn node_ipv4(n: &Node) -> Option<Ipv4Net> {
     let text = n.spec.bgp.as_ref()?.ipv4_address.as_deref()?;
     text.parse::<Ipv4Net>()
         .ok()
-        .or_else(|| text.parse::<Ipv4Addr>().ok().map(|a| Ipv4Net::from(a)))
+        .or_else(|| text.parse::<Ipv4Addr>().ok().map(Ipv4Net::from))
 }
 
 fn node_info(n: &Node) -> NodeInfo {

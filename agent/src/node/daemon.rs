@@ -237,7 +237,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
                 if let Some(b) = bgp.as_mut() {
                     b.poll().await;
                 }
-                if ticks % 10 == 0 {
+                if ticks.is_multiple_of(10) {
                     connected = connected_subnets(node_ip).await;
                 }
             }

@@ -111,10 +111,9 @@ pub fn desired_peers(
             .map(|p| PrefixMatch::or_longer(p.cidr.into()))
             .collect(),
     );
-    let cfg = cluster.bgp_config(me);
     let mesh = cluster
         .default_bgp_config()
-        .map_or(true, |c| c.spec.mesh_enabled());
+        .is_none_or(|c| c.spec.mesh_enabled());
     let is_rr = my_node
         .spec
         .bgp
@@ -153,7 +152,6 @@ pub fn desired_peers(
             );
         }
     }
-    let _ = cfg;
     for p in cluster.peers.values() {
         let s = &p.spec;
         let peer_type = match (&s.node, &s.node_selector) {

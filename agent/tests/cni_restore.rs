@@ -1,0 +1,100 @@
+//! A node restart keeps its pods: `restore_workloads` rebuilds the
+//! reconciler's workload set from the WorkloadEndpoints the Dataplane
+//! service wrote at ADD, and the workload routes come back. Also: the
+//! node refuses SetDesiredState over its socket, saying why. Needs root.
+
+mod cni_common;
+
+use cni_common::*;
+use std::time::Duration;
+use tabby_agent::grpc::connect_unix;
+use tabby_agent::grpc::dataplane::restore_workloads;
+use tabby_felix_lite::model::DesiredState;
+use tabby_felix_lite::reconcile::{Config, Reconciler};
+use tabby_proto::dataplane::dataplane_client::DataplaneClient;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workloads_come_back_after_a_node_restart() {
+    let mut node = Node::start().await;
+    let pod_ns = Netns::new("tcrst");
+    let pod = Pod {
+        namespace: "default",
+        name: "survivor",
+        container_id: unique("rst"),
+        netns: Some(pod_ns.path()),
+    };
+    let add = run_cni(&node, &tabby_bin(), "ADD", &pod, &node.net_conf(None)).await;
+    assert!(add.ok(), "{}", add.stdout);
+    let ip = add.json()["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches("/32")
+        .to_string();
+    let host = tabby_felix_lite::podlink::host_veth_name("default", "survivor");
+
+    // The node process dies; its routes go with whoever cleans up (here:
+    // by hand, the worst case).
+    node.reconciler.take().unwrap().stop().unwrap();
+    node.netns.ip(&["route", "del", &format!("{ip}/32")]);
+
+    let fresh = Reconciler::start_in_netns(
+        &node.netns.name,
+        Config {
+            resync_interval: Duration::from_secs(30),
+            debounce: Duration::from_millis(20),
+        },
+    )
+    .unwrap();
+    let handle = fresh.handle();
+    let restored = restore_workloads(&*node.ds, &node.name, &handle)
+        .await
+        .unwrap();
+    assert_eq!(restored, 1);
+    let generation = handle.set_desired(DesiredState {
+        node_interface: NODE_IF.into(),
+        ..Default::default()
+    });
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        handle.wait_for_generation(generation),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let route = node
+        .netns
+        .ip(&["route", "show", "proto", "81", &format!("{ip}/32")]);
+    assert!(route.contains(&format!("dev {host}")), "{route:?}");
+    // Another node's workloads are not this node's business.
+    assert_eq!(
+        restore_workloads(&*node.ds, "some-other-node", &handle)
+            .await
+            .unwrap(),
+        0
+    );
+    node.reconciler = Some(fresh);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_desired_state_is_refused_with_the_reason() {
+    let node = Node::start().await;
+    let mut c = DataplaneClient::new(
+        connect_unix(&node.run_dir.join("tabby.sock"))
+            .await
+            .unwrap(),
+    );
+    let err = c
+        .set_desired_state(tabby_proto::dataplane::DesiredState::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert!(err.message().contains("computes"), "{}", err.message());
+    let status = c
+        .status(tabby_proto::dataplane::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.pod_mtu, NODE_MTU);
+    assert_eq!(status.node_name, node.name);
+    assert_eq!(status.interface, NODE_IF);
+}

@@ -122,3 +122,95 @@ pub async fn status(run_dir: Option<PathBuf>) -> Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tabby_proto::node::BlockPathRow;
+
+    fn row(addr: &str, info: &str) -> BgpPeerRow {
+        BgpPeerRow {
+            peer_address: addr.into(),
+            peer_type: "node-to-node mesh".into(),
+            state: if info == "Established" { "up" } else { "start" }.into(),
+            since: "23:30:04".into(),
+            info: info.into(),
+        }
+    }
+
+    #[test]
+    fn calicoctl_layout_with_tabby_blocks() {
+        let s = StatusResponse {
+            running: true,
+            networking_backend: "bird".into(),
+            ipv4_peers: vec![row("172.17.8.102", "Established")],
+            block_paths: vec![BlockPathRow {
+                block: "172.30.1.0/26".into(),
+                node: "node-2".into(),
+                path: "vxlan-fallback".into(),
+                via: "172.30.1.1".into(),
+                reason: "BGP down 12s".into(),
+            }],
+            ..Default::default()
+        };
+        let want = "\
+Tabby process is running.
+
+IPv4 BGP status
++--------------+-------------------+-------+----------+-------------+
+| PEER ADDRESS |     PEER TYPE     | STATE |  SINCE   |    INFO     |
++--------------+-------------------+-------+----------+-------------+
+| 172.17.8.102 | node-to-node mesh | up    | 23:30:04 | Established |
++--------------+-------------------+-------+----------+-------------+
+
+IPv6 BGP status
+No IPv6 peers found.
+
+Block paths
++---------------+--------+----------------+------------+--------------+
+|     BLOCK     |  NODE  |      PATH      |    VIA     |    REASON    |
++---------------+--------+----------------+------------+--------------+
+| 172.30.1.0/26 | node-2 | vxlan-fallback | 172.30.1.1 | BGP down 12s |
++---------------+--------+----------------+------------+--------------+
+";
+        assert_eq!(render(&s), want);
+    }
+
+    #[test]
+    fn no_peers_and_no_bgp() {
+        let s = StatusResponse {
+            running: true,
+            networking_backend: "bird".into(),
+            ..Default::default()
+        };
+        let out = render(&s);
+        assert!(
+            out.contains("IPv4 BGP status\nNo IPv4 peers found.\n"),
+            "{out}"
+        );
+        assert!(out.contains("Block paths\nNo blocks found.\n"), "{out}");
+        let s = StatusResponse {
+            running: true,
+            networking_backend: "vxlan".into(),
+            ..Default::default()
+        };
+        let out = render(&s);
+        assert!(
+            out.contains("BGP backend is not in use (CALICO_NETWORKING_BACKEND=vxlan)"),
+            "{out}"
+        );
+        assert!(!out.contains("IPv4 BGP status"), "{out}");
+    }
+
+    #[tokio::test]
+    async fn no_node_is_an_error_naming_the_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = socket(Some(dir.path().to_path_buf()));
+        assert_eq!(sock, dir.path().join("tabby.sock"));
+        let e = status(Some(dir.path().to_path_buf())).await.unwrap_err();
+        assert!(
+            format!("{e:#}").contains(&sock.display().to_string()),
+            "{e:#}"
+        );
+    }
+}

@@ -87,6 +87,7 @@ async fn build(lab: &mut Lab) -> Result<()> {
     for i in 1..lab.nodes.len() {
         wait_ready(lab, i).await?;
     }
+    wait_sessions(lab).await;
     for i in 0..lab.pods.len() {
         let addr = pods::add(lab, i)?;
         lab.pods[i].address = Some(addr);
@@ -329,6 +330,58 @@ pub async fn wait_ready(lab: &Lab, i: usize) -> Result<()> {
             );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits (bounded) for every node's BGP peers to be Established, so that
+/// what `lab up` hands over has converged. Not reaching it is reported, not
+/// fatal: `node status` and `lab check` then show what is wrong.
+async fn wait_sessions(lab: &Lab) {
+    if lab.encapsulation.backend() != "bird" {
+        return;
+    }
+    let started = tokio::time::Instant::now();
+    let deadline = started + Duration::from_secs(30);
+    loop {
+        let mut pending = Vec::new();
+        for n in &lab.nodes {
+            match crate::node::query(&n.run_dir.join("tabby.sock")).await {
+                Ok(s) => {
+                    let up = s
+                        .ipv4_peers
+                        .iter()
+                        .filter(|p| p.info == "Established")
+                        .count();
+                    if up < s.ipv4_peers.len() || s.ipv4_peers.len() + 1 < lab.nodes.len() {
+                        pending.push(format!("{} {up}/{}", n.name, s.ipv4_peers.len()));
+                    }
+                }
+                Err(_) => pending.push(format!("{} not answering", n.name)),
+            }
+        }
+        if pending.is_empty() {
+            step(
+                &lab.name,
+                "bgp",
+                format_args!(
+                    "full mesh Established on every node ({:.1} s)",
+                    started.elapsed().as_secs_f64()
+                ),
+            );
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            step(
+                &lab.name,
+                "bgp",
+                format_args!(
+                    "warning: BGP sessions not all Established after 30 s ({}); see tabbyctl node status",
+                    pending.join(", ")
+                ),
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

@@ -198,3 +198,73 @@ fn two_nodes_mesh_native_routes_and_fallback() {
     );
     drop(a);
 }
+
+#[test]
+fn kill_9_and_restart_keeps_routes_and_the_tunnel_address() {
+    let na = Netns::new("nra");
+    let nb = Netns::new("nrb");
+    let l = link_named(&na, &nb, 82, 1, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let mut a = start(&na, "node-a", dir);
+    let _b = start(&nb, "node-b", dir);
+    wait_until("both Node resources with tunnel addresses", 20.0, || {
+        node_block(dir, "node-a").is_some() && node_block(dir, "node-b").is_some()
+    });
+    let (block_a, tunnel_a) = node_block(dir, "node-a").unwrap();
+    let (block_b, _) = node_block(dir, "node-b").unwrap();
+    let native_a = format!("{block_a} via {} dev {} proto 81", l.addr_a, l.if_b);
+    let native_b = format!("{block_b} via {} dev {} proto 81", l.addr_b, l.if_a);
+    wait_until("native routes on both nodes", 20.0, || {
+        routes(&na).contains(&native_b) && routes(&nb).contains(&native_a)
+    });
+
+    a.0.kill().unwrap();
+    a.0.wait().unwrap();
+    // Nothing is withdrawn while node-a is gone: node-b's route comes from
+    // the datastore, node-a's kernel state stays.
+    for _ in 0..10 {
+        assert!(routes(&nb).contains(&native_a), "{}", routes(&nb));
+        assert!(routes(&na).contains(&native_b), "{}", routes(&na));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _a2 = start(&na, "node-a", dir);
+    wait_until(
+        "restarted node-a serves status with its peer Established",
+        30.0,
+        || {
+            status(dir, "node-a").is_some_and(|s| {
+                s.ipv4_peers
+                    .iter()
+                    .any(|p| p.peer_address == l.addr_b && p.info == "Established")
+            })
+        },
+    );
+    assert!(routes(&na).contains(&native_b));
+    let (block_a2, tunnel_a2) = node_block(dir, "node-a").unwrap();
+    assert_eq!(tunnel_a2, tunnel_a, "the restart keeps the tunnel address");
+    assert_eq!(block_a2, block_a);
+    let s = status(dir, "node-a").unwrap();
+    assert_eq!(s.vxlan_tunnel_address, tunnel_a);
+    let handles = rt().block_on(async {
+        let ds = SqliteStore::open(&dir.join("tabby.db")).await.unwrap();
+        let blocks = ds.list(Kind::IpamBlock, None).await.unwrap();
+        blocks
+            .items
+            .iter()
+            .map(|r| match r {
+                Resource::IpamBlock(b) => b
+                    .spec
+                    .attributes
+                    .iter()
+                    .filter(|a| a.handle_id.as_deref() == Some("vxlan-tunnel-addr-node-a"))
+                    .count(),
+                _ => 0,
+            })
+            .sum::<usize>()
+    });
+    assert_eq!(
+        handles, 1,
+        "one tunnel allocation for node-a, not one per start"
+    );
+}

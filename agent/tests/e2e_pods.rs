@@ -138,3 +138,42 @@ fn kill_and_restart_keeps_routes() {
         }
     }
 }
+
+/// `lab down` after a crash: the record is gone and a daemon still runs,
+/// yet everything with the lab's prefix goes; a second `down` is a no-op.
+#[test]
+fn down_after_a_crash_is_complete_and_idempotent() {
+    let _g = serial();
+    let lab = Lab::up(
+        "crash",
+        &["--nodes", "2", "--subnets", "1", "--pods-per-node", "1"],
+    );
+    let pid = lab.node("node-1")["pid"].as_u64().unwrap();
+    std::fs::remove_file(format!("/var/run/tabby-lab/{}/lab.json", lab.name)).unwrap();
+    let (ok, out) = lab.lab(&["down"]);
+    assert!(ok, "{out}");
+    let left: Vec<String> = String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .lines()
+    .filter(|l| l.starts_with(&format!("{}_", lab.name)))
+    .map(str::to_string)
+    .collect();
+    assert!(left.is_empty(), "namespaces left: {left:?}");
+    assert!(
+        wait_until(Duration::from_secs(5), || !std::path::Path::new(&format!(
+            "/proc/{pid}"
+        ))
+        .exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z "))),
+        "tabby-node {pid} survived lab down"
+    );
+    assert!(!std::path::Path::new(&format!("/var/run/tabby-lab/{}", lab.name)).exists());
+    let (ok, out) = lab.lab(&["down"]);
+    assert!(ok && out.contains("removed 0 namespace(s)"), "{out}");
+}

@@ -2,7 +2,7 @@
 //! finished, failed half-way or its record is lost.
 
 use super::sh;
-use super::state::{ns_prefix, Lab};
+use super::state::{default_dir, ns_prefix, Lab};
 use super::up::step;
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -44,9 +44,10 @@ pub fn down(name: &str, dir: &Path) -> Result<()> {
     for ns in &namespaces {
         sh::ip(&["netns", "del", ns])?;
     }
-    // The directory is removed only when it is a lab's (it holds lab.json):
-    // --dir may point anywhere.
-    let removed = if Lab::file(dir).exists() {
+    // The directory is removed only when it is a lab's: it holds lab.json,
+    // or it is the default one under /var/run/tabby-lab (--dir may point
+    // anywhere).
+    let removed = if Lab::file(dir).exists() || (dir == default_dir(name) && dir.exists()) {
         std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
         true
     } else {

@@ -78,6 +78,8 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     let ipam = Arc::new(Ipam::new(DatastoreIpam::cached(ds.clone())));
     ipam.store().wait_ready(Duration::from_secs(5)).await;
     let mut vx_pools = my_vxlan_pools(&cluster, &me);
+    // Without a VTEP the node still routes natively; a pool that allows no
+    // tunnel addresses must not keep it from starting.
     let mut my_vtep = startup::ensure_tunnel(
         &*ds,
         &ipam,
@@ -85,7 +87,11 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         startup::vxlan_wanted(&cfg, &vx_pools) && node_ip.is_some(),
         &vx_pools,
     )
-    .await?;
+    .await
+    .unwrap_or_else(|e| {
+        tracing::warn!(error = %format!("{e:#}"), "no VXLAN tunnel address: VXLAN and fallback unavailable");
+        None
+    });
     // The tunnel write changed our Node: read everything again so the
     // first desired state sees it.
     let (c2, rev2) = follow::list_all(&*ds).await?;

@@ -2,9 +2,10 @@
 //! the list's revision; after a disconnect resume from the last revision
 //! seen; when that history was compacted, list again.
 
-use super::cluster::{Cluster, KINDS};
+pub use super::cluster::Cluster;
+use super::cluster::KINDS;
 use crate::datastore::{Datastore, Error as DsError, Revision};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -54,10 +55,30 @@ pub fn spawn(
                     Ok(ev) => {
                         rev = rev.max(ev.revision);
                         cluster.apply(&ev);
-                        // Publish once per burst: the stream has more ready
-                        // when it yields again without waiting.
+                        // Apply whatever else is ready before publishing: a
+                        // burst (many nodes starting) is one copy, not one
+                        // per event.
+                        let mut broken = false;
+                        while let Some(Some(more)) = stream.next().now_or_never() {
+                            match more {
+                                Ok(ev) => {
+                                    rev = rev.max(ev.revision);
+                                    cluster.apply(&ev);
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, revision = rev, "datastore watch broke; resuming");
+                                    broken = true;
+                                    break;
+                                }
+                            }
+                        }
                         if tx.send(Arc::new(cluster.clone())).is_err() {
                             return;
+                        }
+                        if broken {
+                            // Compacted or not, resuming from `rev` tells:
+                            // watch() reports Compacted and we list again.
+                            break;
                         }
                     }
                     Err(DsError::Compacted { .. }) => {

@@ -1,0 +1,200 @@
+//! A real runtime calls the plugin: containerd (`ctr run --cni`, which
+//! drives go-cni/libcni exactly as the CRI plugin does, minus the K8S_POD_*
+//! arguments) runs a busybox container whose network the `tabby` plugin
+//! builds against the node stand-in of `cni_common`. Inside the container
+//! the pod sees its /32 and the 169.254.1.1 default route and pings the
+//! node; when the container exits, ctr calls DEL (without CNI_NETNS, the
+//! sandbox is gone), and the address, endpoint and veth go.
+//!
+//! go-cni reads `/etc/cni/net.d` and `/opt/cni/bin` only, so ctr runs in a
+//! private mount namespace with tmpfs over both (the host's are never
+//! written; `/etc/cni` is created empty if missing and removed again), and
+//! from the node's netns so the host end lands there. containerd itself is
+//! this test's own instance (own root, state and socket). Skipped, saying
+//! so, when containerd, ctr or busybox-static are not installed. Needs root.
+
+mod cni_common;
+
+use cni_common::*;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Containerd {
+    child: Child,
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // runc's state dir for the test namespace, empty once ctr --rm is done.
+        let _ = std::fs::remove_dir("/run/containerd/runc/tabbytest");
+    }
+}
+
+/// Removes `/etc/cni` on drop if this test created it (and it is empty).
+struct CreatedDir(Option<&'static str>);
+
+impl Drop for CreatedDir {
+    fn drop(&mut self) {
+        if let Some(d) = self.0 {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+fn installed(bin: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {bin}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn start_containerd(dir: &Path) -> Containerd {
+    let sock = dir.join("containerd.sock");
+    let config = format!(
+        "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n\
+         disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+         [grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n",
+        root = dir.join("root").display(),
+        state = dir.join("state").display(),
+        sock = sock.display()
+    );
+    std::fs::write(dir.join("config.toml"), config).unwrap();
+    let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
+    let child = Command::new("containerd")
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let c = Containerd { child };
+    let start = Instant::now();
+    while !sock.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "containerd did not start: {}",
+            std::fs::read_to_string(dir.join("containerd.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    c
+}
+
+fn busybox_rootfs(dir: &Path) -> std::path::PathBuf {
+    let rootfs = dir.join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy("/usr/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    for applet in ["sh", "ip", "ping", "cat"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+    }
+    for d in ["proc", "sys", "dev", "etc", "tmp"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    rootfs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containerd_runs_a_container_on_tabby() {
+    for bin in [
+        "containerd",
+        "ctr",
+        "containerd-shim-runc-v2",
+        "runc",
+        "busybox",
+    ] {
+        if !installed(bin) {
+            eprintln!(
+                "skipped: {bin} is not installed (apt-get install containerd busybox-static)"
+            );
+            return;
+        }
+    }
+    let node = Node::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let containerd = start_containerd(work.path());
+    let rootfs = busybox_rootfs(work.path());
+
+    // The manifest's conflist, filled in for this node.
+    let mut list: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/10-tabby.conflist"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    list["plugins"][0]["nodename"] = node.name.clone().into();
+    list["plugins"][0]["run_dir"] = node.run_dir.display().to_string().into();
+    let conflist = work.path().join("10-tabby.conflist");
+    std::fs::write(&conflist, list.to_string()).unwrap();
+
+    let _etc_cni = if Path::new("/etc/cni").exists() {
+        CreatedDir(None)
+    } else {
+        std::fs::create_dir("/etc/cni").unwrap();
+        CreatedDir(Some("/etc/cni"))
+    };
+    let id = unique("ctr");
+    let script = format!(
+        "set -e; mount -t tmpfs tmpfs /etc/cni; mkdir -p /etc/cni/net.d; \
+         cp {conflist} /etc/cni/net.d/10-tabby.conflist; \
+         mount -t tmpfs tmpfs /opt; mkdir -p /opt/cni/bin; cp {tabby} /opt/cni/bin/tabby; \
+         exec ctr -a {sock} -n tabbytest run --rm --cni --rootfs {rootfs} {id} \
+           /bin/sh -c 'ip -4 addr show dev eth0; ip route; ping -c 2 -W 2 {NODE_IP}'",
+        conflist = conflist.display(),
+        tabby = tabby_bin().display(),
+        sock = work.path().join("containerd.sock").display(),
+        rootfs = rootfs.display(),
+    );
+    let out = tokio::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &node.netns.name,
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "ctr run failed\nstdout:\n{stdout}\nstderr:\n{stderr}\ncontainerd log:\n{}",
+        std::fs::read_to_string(work.path().join("containerd.log")).unwrap_or_default()
+    );
+    assert!(
+        stdout.contains("default via 169.254.1.1 dev eth0"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("/32 scope global eth0"), "{stdout}");
+    assert!(stdout.contains("2 packets received"), "{stdout}");
+    let ip = stdout
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.strip_suffix("/32"))
+        .unwrap_or_else(|| panic!("no inet line: {stdout}"))
+        .to_string();
+
+    // ctr --rm called DEL after the container exited: nothing is left.
+    assert!(
+        node.ipam_show_ip(&ip).await.contains("is not assigned"),
+        "address still assigned after the container was removed"
+    );
+    let weps = node
+        .ds
+        .list(tabby_agent::resources::Kind::WorkloadEndpoint, None)
+        .await
+        .unwrap();
+    assert!(weps.items.is_empty(), "{:?}", weps.items);
+    assert!(!node.netns.ip(&["link", "show"]).contains("cali"));
+    drop(containerd);
+}

@@ -3,12 +3,12 @@
 //! registers it with the node, the pod reaches the node, CHECK notices
 //! drift, DEL undoes everything and can be repeated.
 //!
-//! containerd is not installed on this machine (and a CRI runtime needs a
-//! kubelet to drive it), so the tests call the binary the way containerd's
-//! go-cni/libcni does: the same `CNI_*` variables (CNI_ARGS with
-//! IgnoreUnknown and the K8S_POD_* keys the CRI plugin sets), the conflist
-//! entry rendered with the list's cniVersion and name, and `prevResult`
-//! for CHECK and DEL. Needs root.
+//! The binary is called the way containerd's CRI plugin calls it through
+//! go-cni/libcni: the same `CNI_*` variables (CNI_ARGS with IgnoreUnknown
+//! and the K8S_POD_* keys the CRI plugin adds), the conflist entry rendered
+//! with the list's cniVersion and name, and `prevResult` for CHECK and
+//! DEL. `cni_containerd.rs` runs the plugin under containerd itself
+//! (`ctr run --cni`). Needs root.
 
 mod cni_common;
 

@@ -94,6 +94,19 @@ fn vxlan_fallback_when_bgp_is_cut() {
         lab.logs()
     );
 
+    // node status names the path for what it is.
+    let (_, status) = lab.node_status(cut);
+    for o in &others {
+        for b in lab.blocks_of(o) {
+            assert!(
+                status
+                    .lines()
+                    .any(|l| l.contains(&format!("| {b} ")) && l.contains("| vxlan-fallback ")),
+                "{cut}: {o}'s block {b} not shown as vxlan-fallback:\n{status}"
+            );
+        }
+    }
+
     lab.sh(cut, &["nft", "delete", "table", "inet", "e2e_drop_bgp"]);
     let back = wait_until(Duration::from_secs(30), || {
         if lab.established_peers(cut).len() != others.len() {

@@ -121,6 +121,7 @@ fn kill_and_restart_keeps_routes() {
         .filter_map(|s| s.parse().ok())
         .collect();
     let (sent, got) = (nums[0], nums[1]);
+    println!("across the restart of {victim}: {summary}");
     assert!(
         sent - got <= 1,
         "lost {} of {sent} pings across the restart: {summary}\n{}",

@@ -42,7 +42,7 @@ pub async fn up(name: &str, dir: &Path, plan: Plan) -> Result<()> {
         )));
     }
     println!(
-        "[{name}] lab is up: {} nodes on {} subnets, {} pods ({} encapsulation, {} datastore)",
+        "[{name}] lab is up: {} node(s) on {} subnet(s), {} pod(s) ({} encapsulation, {} datastore)",
         lab.nodes.len(),
         lab.fabric.bridges.len(),
         lab.pods.len(),

@@ -268,3 +268,87 @@ fn kill_9_and_restart_keeps_routes_and_the_tunnel_address() {
         "one tunnel allocation for node-a, not one per start"
     );
 }
+
+#[test]
+fn blocked_bgp_port_falls_back_to_vxlan_and_recovers() {
+    let na = Netns::new("nfa");
+    let nb = Netns::new("nfb");
+    let l = link_named(&na, &nb, 83, 1, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let _a = start(&na, "node-a", dir);
+    let _b = start(&nb, "node-b", dir);
+    wait_until("both Node resources with tunnel addresses", 20.0, || {
+        node_block(dir, "node-a").is_some() && node_block(dir, "node-b").is_some()
+    });
+    let (block_a, tunnel_a) = node_block(dir, "node-a").unwrap();
+    let (block_b, tunnel_b) = node_block(dir, "node-b").unwrap();
+    let native_a = format!("{block_a} via {} dev {} proto 81", l.addr_a, l.if_b);
+    let native_b = format!("{block_b} via {} dev {} proto 81", l.addr_b, l.if_a);
+    wait_until("native routes on both nodes", 20.0, || {
+        routes(&na).contains(&native_b) && routes(&nb).contains(&native_a)
+    });
+    wait_until("mesh Established", 20.0, || {
+        status(dir, "node-a").is_some_and(|s| s.ipv4_peers.iter().any(|p| p.info == "Established"))
+    });
+
+    // Drop BGP on node-b, both directions, as seed 002's firewall did.
+    let nft = |args: &[&str]| {
+        let mut c = nb.command("nft");
+        c.args(args);
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "nft {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    nft(&["add", "table", "inet", "tbtest"]);
+    nft(&[
+        "add",
+        "chain",
+        "inet",
+        "tbtest",
+        "in",
+        "{ type filter hook input priority -10; policy accept; }",
+    ]);
+    nft(&[
+        "add", "rule", "inet", "tbtest", "in", "tcp", "dport", "179", "drop",
+    ]);
+    nft(&[
+        "add", "rule", "inet", "tbtest", "in", "tcp", "sport", "179", "drop",
+    ]);
+
+    let ip_of = |t: &str| t.split('/').next().unwrap().to_string();
+    let vx_b = format!(
+        "{block_b} via {} dev vxlan.calico proto 81 onlink",
+        ip_of(&tunnel_b)
+    );
+    let vx_a = format!(
+        "{block_a} via {} dev vxlan.calico proto 81 onlink",
+        ip_of(&tunnel_a)
+    );
+    // Hold time 3 s, plus 5 s.
+    wait_until(
+        "both ends on vxlan.calico within hold time + 5 s",
+        8.0,
+        || routes(&na).contains(&vx_b) && routes(&nb).contains(&vx_a),
+    );
+    let vx_dev = String::from_utf8_lossy(&na.ip(&["-d", "link", "show", "vxlan.calico"]).stdout)
+        .into_owned();
+    assert!(
+        vx_dev.contains(&format!("local {} dev {}", l.addr_a, l.if_a)),
+        "vxlan.calico bound to the node interface: {vx_dev}"
+    );
+    let neigh = String::from_utf8_lossy(&na.ip(&["neigh", "show", "dev", "vxlan.calico"]).stdout)
+        .into_owned();
+    assert!(
+        neigh.contains(&ip_of(&tunnel_b)) && neigh.contains("PERMANENT"),
+        "{neigh}"
+    );
+
+    nft(&["delete", "table", "inet", "tbtest"]);
+    wait_until("back to native routes once Established", 30.0, || {
+        routes(&na).contains(&native_b) && routes(&nb).contains(&native_a)
+    });
+}

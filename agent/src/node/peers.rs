@@ -67,6 +67,9 @@ fn base(addr: IpAddr, asn: u32, t: Timers) -> PeerConfig {
     let mut c = PeerConfig::new(addr, asn);
     c.hold_time = t.hold_time.as_secs().min(u64::from(u16::MAX)) as u16;
     c.connect_retry = t.connect_retry;
+    // Calico's `error wait time 5,30` is 1x and 6x its connect retry (5 s):
+    // keep that ratio so short lab timers also recover quickly.
+    c.error_wait = (t.connect_retry, t.connect_retry * 6);
     c.families = vec![Family::IPV4_UNICAST];
     // Only our own blocks leave this node, never another node's.
     c.export = ExportPolicy {
@@ -278,6 +281,10 @@ mod tests {
         assert_eq!(cc.config.remote_as, 64512, "default AS");
         assert_eq!(b.config.hold_time, 9);
         assert_eq!(b.config.connect_retry, Duration::from_secs(1));
+        assert_eq!(
+            b.config.error_wait,
+            (Duration::from_secs(1), Duration::from_secs(6))
+        );
         assert_eq!(b.config.max_restart_time, DEFAULT_RESTART_TIME);
         let pool: ipnet::IpNet = "192.168.0.0/16".parse().unwrap();
         assert!(b

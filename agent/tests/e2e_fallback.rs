@@ -124,3 +124,60 @@ fn vxlan_fallback_when_bgp_is_cut() {
     let (ok, out) = lab.check();
     assert!(ok, "after recovery:\n{out}");
 }
+
+/// Encapsulation None across two subnets: the fabric carries no pod routes
+/// and a BGP next hop in the other subnet is not directly connected, so
+/// those blocks go through vxlan.calico (shown as vxlan-fallback) while
+/// same-subnet blocks stay native; every pod reaches every pod.
+#[test]
+fn bgp_next_hop_across_the_fabric_falls_back_to_vxlan() {
+    let _g = serial();
+    let lab = Lab::up(
+        "nhop",
+        &[
+            "--nodes",
+            "3",
+            "--subnets",
+            "2",
+            "--pods-per-node",
+            "2",
+            "--encapsulation",
+            "None",
+        ],
+    );
+    let nodes = lab.node_names();
+    for n in &nodes {
+        for o in nodes.iter().filter(|o| *o != n) {
+            let same = lab.node_subnet(n) == lab.node_subnet(o);
+            for b in lab.blocks_of(o) {
+                let mut why = String::new();
+                let ok = wait_until(Duration::from_secs(15), || {
+                    let r = if same {
+                        lab.native_route_ok(n, o, &b)
+                    } else {
+                        lab.vxlan_route_ok(n, o, &b)
+                    };
+                    r.map_err(|e| why = e).is_ok()
+                });
+                assert!(ok, "{n} -> {o}'s block {b} (same subnet: {same}): {why}");
+                if !same {
+                    let (_, status) = lab.node_status(n);
+                    assert!(
+                        status
+                            .lines()
+                            .any(|l| l.contains(&format!("| {b} "))
+                                && l.contains("| vxlan-fallback ")),
+                        "{n}: {b} not shown as vxlan-fallback:\n{status}"
+                    );
+                }
+            }
+        }
+    }
+    let mut last = String::new();
+    let ok = wait_until(Duration::from_secs(15), || {
+        let (ok, out) = lab.check();
+        last = out;
+        ok
+    });
+    assert!(ok, "{last}\n{}", lab.logs());
+}

@@ -151,20 +151,20 @@ async fn status_and_missing_netns_against_a_node() {
         .contains("tabby-no-such-netns"));
 }
 
-/// An ADD that fails after the address was assigned releases it.
+/// An ADD that fails after the address was assigned (here: the node
+/// refuses the workload, a pod name Calico's endpoint naming can't encode)
+/// releases the address and removes the veth. An ADD into a sandbox that
+/// already has the interface changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failed_add_releases_its_address() {
+async fn failed_add_leaks_nothing() {
     let node = Node::start().await;
-    let pod_ns = Netns::new("tcbusy");
-    // The pod already has an eth0: the pod end can't be created.
-    pod_ns.ip(&[
-        "link", "add", "eth0", "type", "veth", "peer", "name", "other0",
-    ]);
-    let p = pod(Some(pod_ns.path()));
+    let pod_ns = Netns::new("tcfail");
+    let mut p = pod(Some(pod_ns.path()));
+    p.name = "trailing-";
     let r = run_cni(&node, &tabby_bin(), "ADD", &p, &node.net_conf(None)).await;
-    assert_eq!(r.error_code(), 101, "{}", r.stdout);
+    assert_eq!(r.error_code(), 100, "{}", r.stdout);
     assert!(
-        r.json()["msg"].as_str().unwrap().contains("creating veth"),
+        r.json()["msg"].as_str().unwrap().contains("pod"),
         "{}",
         r.stdout
     );
@@ -182,8 +182,42 @@ async fn failed_add_releases_its_address() {
         .into_inner()
         .released;
     assert!(released.is_empty(), "ADD left {released:?} assigned");
-    let host = tabby_felix_lite::podlink::host_veth_name("default", "p");
+    let host = tabby_felix_lite::podlink::host_veth_name("default", "trailing-");
     assert!(!node.netns.ip(&["link", "show"]).contains(&host));
+    assert!(!pod_ns.ip(&["link", "show"]).contains("eth0"));
+
+    // A second ADD for a working pod must not disturb it.
+    let ok = pod(Some(pod_ns.path()));
+    let add = run_cni(&node, &tabby_bin(), "ADD", &ok, &node.net_conf(None)).await;
+    assert!(add.ok(), "{}", add.stdout);
+    let again = run_cni(&node, &tabby_bin(), "ADD", &ok, &node.net_conf(None)).await;
+    assert_eq!(again.error_code(), 101);
+    assert!(again.json()["msg"]
+        .as_str()
+        .unwrap()
+        .contains("already exists"));
+    let ip = add.json()["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches("/32")
+        .to_string();
+    assert!(node.ipam_show_ip(&ip).await.contains("is in use"));
+    let ping = sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &pod_ns.name,
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        NODE_IP,
+    ]);
+    assert!(
+        ping.status.success(),
+        "the first ADD's network was disturbed"
+    );
 }
 
 /// `tabby-ipam` (the same binary under that name) only assigns and

@@ -146,6 +146,15 @@ pub fn setup(spec: &PodLinkSpec) -> Result<PodLink, PodLinkError> {
         path: spec.netns.clone(),
         source,
     })?;
+    // A pod end already there means ADD was repeated without DEL: the host
+    // end found below is then live, not stale, and must be left alone.
+    if pod_end_exists(&spec.netns, &spec.pod_ifname)? {
+        return Err(PodLinkError::Invalid(format!(
+            "{} already exists in {} (ADD repeated without DEL?); nothing changed",
+            spec.pod_ifname,
+            spec.netns.display()
+        )));
+    }
     let mut sock = NlSocket::open()?;
     let host_links = links::dump_links(&mut sock).map_err(nl("reading host links"))?;
     if let Some(stale) = find(&host_links, &spec.host_ifname) {
@@ -216,6 +225,17 @@ pub fn setup(spec: &PodLinkSpec) -> Result<PodLink, PodLinkError> {
         pod_ifname: spec.pod_ifname.clone(),
         pod_mac,
     })
+}
+
+/// Whether `ifname` exists in the namespace at `netns`.
+pub fn pod_end_exists(netns: &Path, ifname: &str) -> Result<bool, PodLinkError> {
+    check_ifname("CNI_IFNAME", ifname)?;
+    let name = ifname.to_string();
+    netns::run_in_path(netns, move || -> Result<bool, PodLinkError> {
+        let mut sock = NlSocket::open()?;
+        let pod_links = links::dump_links(&mut sock).map_err(nl("reading pod links"))?;
+        Ok(find(&pod_links, &name).is_some())
+    })?
 }
 
 /// Inside the pod netns: address, link up, the gateway route and the

@@ -220,15 +220,17 @@ async fn assign(
         })
 }
 
-/// Best effort during an undo: the original error is what the runtime
-/// must see; a leak here is reported by `ipam check`.
-async fn release_quietly(ch: &Channel, env: &CniEnv) {
+/// Undoes this ADD's assignment only (by address, not by handle: should
+/// the handle hold an address of an earlier, working ADD, that one stays).
+/// Best effort: the original error is what the runtime must see; a leak
+/// here is reported by `ipam check`.
+async fn release_quietly(ch: &Channel, addr: Ipv4Addr) {
     let mut c = IpamClient::new(ch.clone());
-    let req = ip::ReleaseByHandleRequest {
-        handle_id: env.handle_id(),
+    let req = ip::ReleaseIpRequest {
+        ip: addr.to_string(),
     };
-    if let Err(e) = call("Ipam.ReleaseByHandle", c.release_by_handle(req)).await {
-        tracing::warn!(error = %e, handle = %env.handle_id(), "releasing after a failed ADD");
+    if let Err(e) = call("Ipam.ReleaseIp", c.release_ip(req)).await {
+        tracing::warn!(error = %e, %addr, "releasing after a failed ADD");
     }
 }
 
@@ -267,6 +269,17 @@ async fn add(env: &CniEnv, conf: &NetConf) -> Result<serde_json::Value, CniError
     let status = node_status(&ch).await?;
     let mtu = pod_mtu(conf, &status).await;
     let node = node_name(conf, &status);
+    let (probe_ns, probe_if) = (netns.clone(), env.ifname.clone());
+    if blocking(move || podlink::pod_end_exists(&probe_ns, &probe_if), env).await? {
+        return Err(CniError::new(
+            INTERFACE_FAILED,
+            format!(
+                "{} already exists in {} (ADD repeated without DEL?); nothing changed",
+                env.ifname,
+                netns.display()
+            ),
+        ));
+    }
     let ip = assign(&ch, env, conf, &node).await?;
     let spec = PodLinkSpec {
         host_ifname: podlink::host_veth_name(&env.pod_namespace, &env.pod_name),
@@ -286,7 +299,7 @@ async fn add(env: &CniEnv, conf: &NetConf) -> Result<serde_json::Value, CniError
     {
         Ok(l) => l,
         Err(e) => {
-            release_quietly(&ch, env).await;
+            release_quietly(&ch, ip).await;
             return Err(e);
         }
     };
@@ -310,7 +323,7 @@ async fn add(env: &CniEnv, conf: &NetConf) -> Result<serde_json::Value, CniError
             env,
         )
         .await;
-        release_quietly(&ch, env).await;
+        release_quietly(&ch, ip).await;
         return Err(e);
     }
     tracing::info!(%ip, host = %link.host_ifname, "pod networked");

@@ -3,6 +3,34 @@
 //! every block (native, VXLAN, or VXLAN fallback when BGP cannot reach the
 //! owner), runs the BGP speaker and felix-lite, and serves the node's gRPC
 //! socket.
+//!
+//! | Variable | Default | Meaning |
+//! |---|---|---|
+//! | `NODENAME` | required | this node's name |
+//! | `IP` | `autodetect` | `autodetect`, `A.B.C.D[/N]` (must be on an interface) or `none` |
+//! | `IP_AUTODETECTION_METHOD` | `first-found` | `interface=`, `skip-interface=`, `can-reach=`, `cidr=` |
+//! | `AS` | unset | written to Node.spec.bgp.asNumber |
+//! | `CALICO_NETWORKING_BACKEND` | `bird` | `bird` (BGP by Tabby's speaker), `vxlan` (no BGP), `none` |
+//! | `DATASTORE_TYPE`, `TABBY_DATASTORE`, `ETCD_ENDPOINTS` | `sqlite`, `/var/lib/tabby/tabby.db` | |
+//! | `CALICO_IPV4POOL_CIDR`, `_BLOCK_SIZE`, `_VXLAN`, `_NAT_OUTGOING` | `192.168.0.0/16`, 26, `Never`, true | the default pool, created only if no pool exists |
+//! | `TABBY_RUN_DIR` | `/var/run/tabby` | holds `tabby.sock` (0600) |
+//! | `TABBY_VXLAN_FALLBACK` | true | route blocks BGP cannot reach through vxlan.calico |
+//! | `TABBY_BGP_HOLD_TIME`, `TABBY_BGP_CONNECT_RETRY` | 90, 5 s | session timers; the hold time is also the fallback delay |
+//! | `TABBY_LOG` | `info` | tracing filter |
+//!
+//! Paths per remote block (confirmed affinities from the datastore): pool
+//! `vxlanMode: Always` → vxlan; `CrossSubnet` → native inside this node's
+//! subnet, else vxlan; `Never` with BGP → native via the owner's node IP,
+//! or `vxlan-fallback` when that IP is not on a connected subnet or its
+//! mesh session has been down longer than the hold time (a hold-timer
+//! expiry counts as a hold time already). Own blocks are blackholed.
+//! Prefixes learned from non-mesh BGP peers inside a pool and outside every
+//! known block are routed natively via a connected next hop.
+//!
+//! SIGTERM: Cease to every peer, then exit; kernel routes, vxlan.calico and
+//! workload routes stay for the next start, whose first desired state
+//! already holds every block. After a crash (`kill -9`) the next start
+//! sets the graceful-restart R bit (marker `bgp.running` in the run dir).
 
 pub mod bgp;
 pub mod cluster;

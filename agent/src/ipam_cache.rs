@@ -1,5 +1,6 @@
 //! A watch-fed cache of what an allocator reads on every assignment but
-//! what rarely changes: IPAMConfig, pools, node labels, affinities, blocks.
+//! what rarely changes: IPAMConfig, pools, node labels, affinities, blocks,
+//! IPReservations.
 //!
 //! Staleness is safe by construction. Every entry carries the revision it
 //! was last modified at and is only ever replaced by a newer one, whether
@@ -8,6 +9,13 @@
 //! cached block only through a CAS write on its revision: a stale copy
 //! fails that write, and the allocator then reads through the store. A
 //! stale cache can cost a retry, never a duplicate address.
+//!
+//! Reservations are the exception: no CAS covers them, so a reservation
+//! is honoured from the moment the watch delivers it (milliseconds after it
+//! is written), not from the moment it is written. Calico has the same
+//! race between reading reservations and writing the block; reading them
+//! through on every assignment would close it only for reservations that
+//! are already committed, and costs a datastore read per assignment.
 //!
 //! The cache is only consulted while its watch is healthy: after a watch
 //! error it is marked not ready (every read goes to the store) until it has
@@ -24,8 +32,9 @@ use tabby_ipam::pool::Pool;
 use tabby_ipam::store::{Affinity, AffinityState, Config, StoreError, Versioned};
 
 /// The kinds the cache follows.
-pub(crate) const KINDS: [Kind; 5] = [
+pub(crate) const KINDS: [Kind; 6] = [
     Kind::IpPool,
+    Kind::IpReservation,
     Kind::Node,
     Kind::IpamConfig,
     Kind::BlockAffinity,
@@ -91,6 +100,7 @@ struct State {
     config: Revd<(), Config>,
     affinities: Revd<(String, IpNet), Affinity>,
     blocks: Revd<IpNet, Block>,
+    reservations: Revd<String, Vec<IpNet>>,
 }
 
 #[derive(Default)]
@@ -108,6 +118,7 @@ pub(crate) enum Item {
     Config(Config),
     Affinity(Affinity),
     Block(Block),
+    Reservation(String, Vec<IpNet>),
 }
 
 impl IpamCache {
@@ -144,6 +155,19 @@ impl IpamCache {
                 .get(&())
                 .map(|(_, c)| c.clone())
                 .unwrap_or_default()
+        })
+    }
+
+    /// Every reservation's networks, merged.
+    pub(crate) fn reservations(&self) -> Option<Vec<IpNet>> {
+        let g = self.lock();
+        g.ready.then(|| {
+            let all: Vec<IpNet> = g
+                .reservations
+                .live()
+                .flat_map(|(_, _, n)| n.iter().copied())
+                .collect();
+            IpNet::aggregate(&all)
         })
     }
 
@@ -204,6 +228,8 @@ impl IpamCache {
             (Item::Affinity(a), true) => g.affinities.delete((a.node, a.cidr), rev),
             (Item::Block(b), false) => g.blocks.put(b.cidr, rev, b),
             (Item::Block(b), true) => g.blocks.delete(b.cidr, rev),
+            (Item::Reservation(n, r), false) => g.reservations.put(n, rev, r),
+            (Item::Reservation(n, _), true) => g.reservations.delete(n, rev),
         }
     }
 
@@ -220,6 +246,7 @@ impl IpamCache {
         let mut keys_pool = BTreeSet::new();
         let mut keys_aff = BTreeSet::new();
         let mut keys_block = BTreeSet::new();
+        let mut keys_res = BTreeSet::new();
         for r in items {
             let Some(Ok(item)) = convert(r) else { continue };
             match &item {
@@ -227,6 +254,7 @@ impl IpamCache {
                 Item::Labels(n, _) => names.insert(n.clone()),
                 Item::Affinity(a) => keys_aff.insert((a.node.clone(), a.cidr)),
                 Item::Block(b) => keys_block.insert(b.cidr),
+                Item::Reservation(n, _) => keys_res.insert(n.clone()),
                 Item::Config(_) => true,
             };
             self.apply(&mut g, item, r.revision().unwrap_or_default(), false);
@@ -237,6 +265,7 @@ impl IpamCache {
             Kind::IpamConfig if items.is_empty() => g.config.retain_listed(&BTreeSet::new(), rev),
             Kind::BlockAffinity => g.affinities.retain_listed(&keys_aff, rev),
             Kind::IpamBlock => g.blocks.retain_listed(&keys_block, rev),
+            Kind::IpReservation => g.reservations.retain_listed(&keys_res, rev),
             _ => {}
         }
     }

@@ -29,6 +29,10 @@ pub(crate) fn convert(r: &Resource) -> Converted {
         Resource::IpamConfig(c) => Ok(Item::Config(config_from(&c.spec))),
         Resource::BlockAffinity(_) => versioned_affinity(r).map(|a| Item::Affinity(a.value)),
         Resource::IpamBlock(_) => versioned_block(r).map(|b| Item::Block(b.value)),
+        Resource::IpReservation(o) => Ok(Item::Reservation(
+            o.metadata.name.clone(),
+            o.spec.networks(),
+        )),
         _ => return None,
     })
 }

@@ -86,17 +86,15 @@ impl DatastoreIpam {
         Ok(stored.revision().unwrap_or_default())
     }
 
-    /// Every stored IPReservation's networks. Read through on every call,
-    /// even with a cache, as Calico reads them at assign time: no block
-    /// CAS covers a reservation, so a cached copy that had not yet seen a
-    /// reservation applied a moment ago would hand its addresses out.
+    /// Every stored IPReservation's networks, read through (see
+    /// `ipam_cache` for when the cached copy is used instead).
     async fn reservations(&self) -> Result<Vec<IpNet>, StoreError> {
         let l = self
             .ds
             .list(Kind::IpReservation, None)
             .await
             .map_err(store_err)?;
-        let mut nets: Vec<IpNet> = l
+        let nets: Vec<IpNet> = l
             .items
             .iter()
             .filter_map(|r| match r {
@@ -105,9 +103,7 @@ impl DatastoreIpam {
             })
             .flatten()
             .collect();
-        nets.sort();
-        nets.dedup();
-        Ok(nets)
+        Ok(IpNet::aggregate(&nets))
     }
 
     fn with_cache(&self, f: impl FnOnce(&IpamCache)) {
@@ -177,7 +173,10 @@ impl IpamStore for DatastoreIpam {
                 Err(e) => return Err(store_err(e)),
             },
         };
-        cfg.reserved = self.reservations().await?;
+        cfg.reserved = match self.cache.as_ref().and_then(|c| c.reservations()) {
+            Some(r) => r,
+            None => self.reservations().await?,
+        };
         Ok(cfg)
     }
 

@@ -1,7 +1,9 @@
 //! IPReservation end to end, on the embedded SQLite store and a real etcd:
 //! applied with `tabbyctl apply` while an allocator with a warm watch-fed
-//! cache is running, it is honoured from the very next assignment; filling
-//! the pool hands out every unreserved address and no reserved one; an
+//! cache is running, it reaches that allocator through its watch within a
+//! bound; a read-through allocator honours it from the very next
+//! assignment; filling the pool hands out every unreserved address and no
+//! reserved one; an
 //! address assigned before the reservation stays assigned; `ipam show`
 //! counts reserved addresses; bad entries are rejected at apply time naming
 //! the field; `get -o yaml` applies back unchanged, in both API forms.
@@ -13,11 +15,12 @@ use ipnet::IpNet;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tabby_agent::ipam_store::DatastoreIpam;
 use tabby_agent::resources::ippool::IpPoolSpec;
 use tabby_agent::resources::{parse_documents, Object, Resource};
 use tabby_ipam::allocator::{AssignRequest, Ipam, IpamError};
+use tabby_ipam::store::IpamStore;
 
 struct Ctl {
     env: Vec<(&'static str, String)>,
@@ -124,8 +127,22 @@ async fn scenario(b: &Backend) {
         .filter(|ip| !reserved.contains(ip) && !edges.contains(ip))
         .collect();
 
-    // Fill the pool from the same warm allocator, immediately after the
-    // apply: it must see the reservation without waiting for its watch.
+    // A read-through allocator (what one-shot tools use) sees it at once.
+    let direct = DatastoreIpam::new(b.client().await);
+    let want_nets: Vec<IpNet> =
+        IpNet::aggregate(&reserved.iter().map(|ip| IpNet::from(*ip)).collect());
+    assert_eq!(direct.config().await.unwrap().reserved, want_nets);
+    // The warm allocator learns it from its watch.
+    let t0 = Instant::now();
+    while ipam.store().config().await.unwrap().reserved != want_nets {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the cached allocator never saw the reservation"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+
+    // Fill the pool from the warm allocator.
     let mut got = BTreeSet::new();
     for i in 0.. {
         let req = AssignRequest::new(&format!("k8s-pod-network.fill-{i}"), "n1");
@@ -235,8 +252,18 @@ async fn scenario(b: &Backend) {
     assert!(!err.contains("spec.reservedCIDRs[0]"), "{err}");
     assert!(!ctl.run(&["get", "ipreservation", "bad"]).status.success());
 
-    // Deleting the reservation frees its addresses for the next assignment.
+    // Deleting the reservation frees its addresses once the watch has
+    // delivered the deletion.
     ctl.ok(&["delete", "ipreservation", "keep-out"]);
+    let t0 = Instant::now();
+    let left: Vec<IpNet> = vec!["fd00:51::/120".parse().unwrap()];
+    while ipam.store().config().await.unwrap().reserved != left {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the cached allocator never saw the deletion"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     let (v4, _) = ipam
         .auto_assign(&AssignRequest::new("k8s-pod-network.after", "n1"))
         .await

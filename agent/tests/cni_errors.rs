@@ -71,6 +71,15 @@ async fn version_lists_the_supported_versions() {
     for want in ["0.3.1", "0.4.0", "1.0.0", "1.1.0"] {
         assert!(supported.contains(&want), "{supported:?}");
     }
+    // 1.1.0's GC is accepted (a no-op: `ipam check` finds leaks).
+    let gc = bare(&[("CNI_COMMAND", "GC")], &CONF.replace("1.0.0", "1.1.0")).await;
+    assert!(gc.ok(), "{}", gc.stdout);
+    let bogus = bare(&[("CNI_COMMAND", "FROB")], CONF).await;
+    assert_eq!(bogus.error_code(), 4);
+    assert!(bogus.json()["msg"]
+        .as_str()
+        .unwrap()
+        .contains("CNI_COMMAND"));
 }
 
 #[tokio::test]

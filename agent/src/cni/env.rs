@@ -10,6 +10,8 @@ pub enum Command {
     Check,
     Version,
     Status,
+    /// 1.1.0 garbage collection: accepted and a no-op (see `plugin`).
+    Gc,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,10 +70,11 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<CniEnv, CniEr
         Some("CHECK") => Command::Check,
         Some("VERSION") => Command::Version,
         Some("STATUS") => Command::Status,
+        Some("GC") => Command::Gc,
         Some(other) => {
             return Err(bad(
                 "CNI_COMMAND",
-                format!("is {other:?}; expected ADD, DEL, CHECK, VERSION or STATUS"),
+                format!("is {other:?}; expected ADD, DEL, CHECK, VERSION, STATUS or GC"),
             ))
         }
         None => return Err(bad("CNI_COMMAND", "is not set")),
@@ -84,7 +87,7 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<CniEnv, CniEr
         pod_namespace: String::new(),
         pod_name: String::new(),
     };
-    if matches!(command, Command::Version | Command::Status) {
+    if matches!(command, Command::Version | Command::Status | Command::Gc) {
         return Ok(env);
     }
     env.container_id =

@@ -74,6 +74,10 @@ async fn dispatch(
     let conf = config::parse(stdin, ipam_only)?;
     match (env.command, ipam_only) {
         (Command::Status, _) => status(&conf).await.map(|_| None),
+        // Leaked addresses are found and released by `tabbyctl ipam check`
+        // (it compares allocations with WorkloadEndpoints), and a DEL that
+        // failed is retried by the runtime; GC has nothing else to do.
+        (Command::Gc, _) => Ok(None),
         (Command::Add, false) => add(&env, &conf).await.map(Some),
         (Command::Del, false) => del(&env, &conf).await.map(|_| None),
         (Command::Check, false) => check(&env, &conf).await.map(|_| None),

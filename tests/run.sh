@@ -10,13 +10,17 @@ cd "$(dirname "$0")/.."
 # (etcd-client's build script runs protoc; Tabby's own protos use protox),
 # bird2 and gobgpd (BGP interop peers), nftables, ethtool, iproute2 and
 # iputils-ping (dataplane tests in network namespaces read the kernel back
-# with the tools an operator uses).
+# with the tools an operator uses), containerd and busybox-static (the CNI
+# plugin is run by a real runtime on a busybox rootfs).
 need=()
 for pair in etcd:etcd-server protoc:protobuf-compiler bird:bird2 birdc:bird2 \
   gobgpd:gobgpd gobgp:gobgpd nft:nftables ethtool:ethtool ip:iproute2 \
-  bridge:iproute2 ping:iputils-ping; do
+  bridge:iproute2 ping:iputils-ping containerd:containerd ctr:containerd; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
+# The container rootfs gets a copy of /usr/bin/busybox, so it must be the
+# static build (Debian's plain busybox package is dynamically linked).
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
   echo "installing: ${need[*]}"
@@ -25,7 +29,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # The Debian packages enable and start their daemons; the tests start their
 # own inside network namespaces, so the system copies only get in the way.
-for unit in bird gobgpd etcd; do
+for unit in bird gobgpd etcd containerd; do
   systemctl disable --now "$unit" >/dev/null 2>&1 || true
 done
 if command -v rustup >/dev/null 2>&1; then

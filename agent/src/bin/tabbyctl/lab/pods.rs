@@ -19,9 +19,6 @@ pub fn net_config(lab: &Lab, node: &str) -> Result<String> {
         "type": "tabby",
         "nodename": n.name,
         "run_dir": n.run_dir,
-        // The plugin's config reads camelCase keys; the contract spells it
-        // run_dir. Both, until they agree.
-        "runDir": n.run_dir,
         "mtu": 0,
         "ipam": { "type": "tabby-ipam" },
     })

@@ -13,9 +13,11 @@ mod attrs;
 mod changes;
 mod decision;
 mod export;
+mod paths;
 mod peer;
 mod prefix_map;
 mod session;
+mod sharded;
 
 pub use attrs::{end_of_rib_update, family_of, withdraw_update, RouteAttrs, DEFAULT_LOCAL_PREF};
 pub use changes::{BestChange, PeerExport, RibChanges};
@@ -28,6 +30,7 @@ use crate::wire::{Family, Update};
 use attrs::Interner;
 use decision::select_best;
 use ipnet::IpNet;
+use paths::Paths;
 use peer::PeerRib;
 use prefix_map::{FastMap, PrefixMap};
 use std::net::IpAddr;
@@ -36,9 +39,8 @@ use std::sync::Arc;
 pub struct Rib {
     local: LocalConfig,
     local_source: Arc<Source>,
-    /// Boxed slices, not Vecs: 16 bytes a slot instead of 24 in a table
-    /// that is up to half empty, and most prefixes never change path count.
-    loc: PrefixMap<Box<[Path]>>,
+    /// One path inline, more boxed (see `paths`).
+    loc: PrefixMap<Paths>,
     peers: FastMap<IpAddr, PeerRib>,
     interner: Interner,
 }
@@ -354,7 +356,7 @@ impl Rib {
 
 /// Adds or replaces the path of `path`'s source; true when it is new.
 pub(crate) fn upsert(
-    loc: &mut PrefixMap<Box<[Path]>>,
+    loc: &mut PrefixMap<Paths>,
     prefix: IpNet,
     path: Path,
     t: &mut Touched,
@@ -367,10 +369,7 @@ pub(crate) fn upsert(
             false
         }
         None => {
-            let mut v = std::mem::take(paths).into_vec();
-            v.reserve_exact(1);
-            v.push(path);
-            *paths = v.into_boxed_slice();
+            paths.push(path);
             true
         }
     };
@@ -381,7 +380,7 @@ pub(crate) fn upsert(
 
 /// Removes the path from `peer` (`None`: local); true when there was one.
 pub(crate) fn remove(
-    loc: &mut PrefixMap<Box<[Path]>>,
+    loc: &mut PrefixMap<Paths>,
     prefix: IpNet,
     peer: Option<IpAddr>,
     t: &mut Touched,
@@ -393,9 +392,7 @@ pub(crate) fn remove(
         return false;
     };
     let old = paths.first().cloned();
-    let mut v = std::mem::take(paths).into_vec();
-    v.swap_remove(i);
-    *paths = v.into_boxed_slice();
+    paths.swap_remove(i);
     if paths.is_empty() {
         loc.remove(&prefix);
         note(prefix, old, None, t);
@@ -407,12 +404,7 @@ pub(crate) fn remove(
     true
 }
 
-pub(crate) fn mark_stale(
-    loc: &mut PrefixMap<Box<[Path]>>,
-    prefix: IpNet,
-    peer: IpAddr,
-    t: &mut Touched,
-) {
+pub(crate) fn mark_stale(loc: &mut PrefixMap<Paths>, prefix: IpNet, peer: IpAddr, t: &mut Touched) {
     let Some(paths) = loc.get_mut(&prefix) else {
         return;
     };

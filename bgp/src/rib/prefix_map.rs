@@ -4,6 +4,7 @@
 //! than SipHash on these tiny keys; the per-process random seed keeps a
 //! peer from precomputing colliding prefixes.
 
+use super::sharded::{self, Sharded};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::collections::hash_map::{self, RandomState};
 use std::collections::HashMap;
@@ -69,14 +70,14 @@ impl Hasher for FoldHasher {
 pub type FastMap<K, V> = HashMap<K, V, SeededState>;
 
 pub struct PrefixMap<V> {
-    v4: FastMap<Ipv4Net, V>,
+    v4: Sharded<Ipv4Net, V>,
     v6: FastMap<Ipv6Net, V>,
 }
 
 impl<V> Default for PrefixMap<V> {
     fn default() -> Self {
         PrefixMap {
-            v4: FastMap::default(),
+            v4: Sharded::default(),
             v6: FastMap::default(),
         }
     }
@@ -130,7 +131,7 @@ impl<V> PrefixMap<V> {
     }
 
     pub fn clear(&mut self) {
-        self.v4 = FastMap::default();
+        self.v4 = Sharded::default();
         self.v6 = FastMap::default();
     }
 
@@ -143,7 +144,7 @@ impl<V> PrefixMap<V> {
 }
 
 pub struct Iter<'a, V> {
-    v4: hash_map::Iter<'a, Ipv4Net, V>,
+    v4: sharded::Iter<'a, Ipv4Net, V>,
     v6: hash_map::Iter<'a, Ipv6Net, V>,
 }
 

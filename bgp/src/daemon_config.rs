@@ -15,6 +15,7 @@
 //!     password: s3cr3t          # TCP-MD5
 //!     port: 179
 //!     sourceAddress: 10.0.0.1
+//!     otherFamilyNextHop: fd00::1 # next hop for IPv6 prefixes on this IPv4 session
 //!     routeReflectorClient: false
 //!     nextHopMode: auto         # auto | keep (keepOriginalNextHop)
 //!     holdTime: 90
@@ -74,6 +75,8 @@ pub struct DaemonPeer {
     pub port: Option<u16>,
     #[serde(default)]
     pub source_address: Option<IpAddr>,
+    #[serde(default)]
+    pub other_family_next_hop: Option<IpAddr>,
     #[serde(default)]
     pub route_reflector_client: bool,
     #[serde(default)]
@@ -177,6 +180,14 @@ impl DaemonConfig {
                     "expected the same address family as address",
                 ));
             }
+            if p.other_family_next_hop
+                .is_some_and(|s| s.is_ipv4() == p.address.is_ipv4() || s.is_unspecified())
+            {
+                return Err(bad(
+                    f("otherFamilyNextHop"),
+                    "expected a unicast address of the other family than address",
+                ));
+            }
             if p.hold_time.is_some_and(|h| h == 1 || h == 2) {
                 return Err(bad(f("holdTime"), "expected 0 or at least 3 seconds"));
             }
@@ -214,6 +225,7 @@ impl DaemonConfig {
                 c.password = p.password.clone();
                 c.port = p.port.unwrap_or(179);
                 c.source_address = p.source_address;
+                c.other_family_next_hop = p.other_family_next_hop;
                 c.route_reflector_client = p.route_reflector_client;
                 c.keep_original_next_hop = p.next_hop_mode == NextHopMode::Keep;
                 c.hold_time = p.hold_time.unwrap_or(DEFAULT_HOLD_TIME);
@@ -246,6 +258,7 @@ peers:
     password: s3cr3t
     nextHopMode: keep
     holdTime: 9
+    otherFamilyNextHop: fd00::1
 ";
 
     #[test]
@@ -259,6 +272,7 @@ peers:
         assert_eq!((p.remote_as, p.hold_time, p.port), (64513, 9, 179));
         assert!(p.keep_original_next_hop);
         assert_eq!(p.password.as_deref(), Some("s3cr3t"));
+        assert_eq!(p.other_family_next_hop, Some("fd00::1".parse().unwrap()));
         assert_eq!(s.originate, vec!["10.244.0.0/26".parse::<IpNet>().unwrap()]);
     }
 
@@ -279,6 +293,13 @@ peers:
             .unwrap_err()
             .to_string();
         assert!(e.contains("listenPrt"), "{e}");
+        let e = DaemonConfig::parse(&GOOD.replace("fd00::1", "10.0.0.9"), "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("peers[0].otherFamilyNextHop") && e.contains("other family"),
+            "{e}"
+        );
         let dup = format!("{GOOD}  - address: 10.0.0.2\n    asNumber: 1\n");
         let e = DaemonConfig::parse(&dup, "t.yaml").unwrap_err().to_string();
         assert!(e.contains("peers[1].address") && e.contains("twice"), "{e}");

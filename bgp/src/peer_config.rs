@@ -77,6 +77,10 @@ pub struct PeerConfig {
     /// TCP-MD5 (RFC 2385); used by the transport only.
     pub password: Option<String>,
     pub source_address: Option<IpAddr>,
+    /// Our next hop for the family other than the session's (an IPv6
+    /// address for IPv6 prefixes over an IPv4 session, RFC 4760). Without
+    /// it that family is not exported: we have no address of it to offer.
+    pub other_family_next_hop: Option<IpAddr>,
     pub port: u16,
 }
 
@@ -99,6 +103,7 @@ impl PeerConfig {
             export: ExportPolicy::default(),
             password: None,
             source_address: None,
+            other_family_next_hop: None,
             port: 179,
         }
     }

@@ -66,13 +66,14 @@ impl Core {
                 c.ctx.four_octet_as = n.four_octet_as;
                 let local = c.link.as_ref().map(|l| l.local.ip().to_canonical());
                 p.session = Some(conn);
+                let other = cfg.other_family_next_hop;
                 let info = SessionInfo {
-                    next_hop_v4: match local {
-                        Some(IpAddr::V4(a)) => Some(a),
+                    next_hop_v4: match (local, other) {
+                        (Some(IpAddr::V4(a)), _) | (_, Some(IpAddr::V4(a))) => Some(a),
                         _ => None,
                     },
-                    next_hop_v6: match local {
-                        Some(IpAddr::V6(a)) => Some(a),
+                    next_hop_v6: match (local, other) {
+                        (Some(IpAddr::V6(a)), _) | (_, Some(IpAddr::V6(a))) => Some(a),
                         _ => None,
                     },
                     negotiated: n,

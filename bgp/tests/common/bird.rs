@@ -19,6 +19,9 @@ pub struct BirdPeer {
     pub graceful_restart: bool,
     /// `graceful restart time` BIRD advertises.
     pub restart_time: u32,
+    /// On an IPv4 session: also run an IPv6 channel (MP-BGP), giving this
+    /// as BIRD's IPv6 next hop.
+    pub ipv6_next_hop: Option<String>,
 }
 
 impl BirdPeer {
@@ -33,6 +36,7 @@ impl BirdPeer {
             rr_client: false,
             graceful_restart: true,
             restart_time: 120,
+            ipv6_next_hop: None,
         }
     }
 }
@@ -206,6 +210,12 @@ pub fn config(router_id: &str, peers: &[BirdPeer], routes: &[&str]) -> String {
             c.push_str("  ipv6 { import all; export where proto = \"gen6\"; next hop self; };\n");
         } else {
             c.push_str("  ipv4 { import all; export where proto = \"gen\"; next hop self; };\n");
+            if let Some(nh) = &p.ipv6_next_hop {
+                let _ = writeln!(
+                    c,
+                    "  ipv6 {{ import all; export where proto = \"gen6\"; next hop address {nh}; }};"
+                );
+            }
         }
         c.push_str("}\n");
     }

@@ -6,6 +6,7 @@
 //! the kernel is made to match it.
 
 pub mod autodetect;
+pub mod derive;
 pub mod ethtool;
 pub mod features;
 pub mod model;

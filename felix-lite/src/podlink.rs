@@ -15,9 +15,7 @@
 //! reconciler, which the CNI plugin tells about the workload through the
 //! node's `Dataplane` service.
 
-mod name;
-
-pub use name::{host_veth_name, IFNAME_MAX};
+pub use crate::derive::{host_veth_name, IFNAME_MAX};
 
 use crate::netlink::links::{self, KernelLink};
 use crate::netlink::routes::{self, RouteSpec, RouteTarget};

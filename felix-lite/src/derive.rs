@@ -1,8 +1,10 @@
-//! Calico's host-side interface name: `cali` + the first 11 hex digits of
-//! SHA-1("<namespace>.<pod>"). Other tools (Felix's interface prefix,
-//! scripts that map pods to interfaces) rely on exactly this derivation, so
-//! it is reproduced bit for bit. SHA-1 is used as a name hash, not for
-//! security; a 60-line implementation spares the workspace a dependency.
+//! Names Calico derives from a SHA-1 of a name, reproduced bit for bit
+//! because other nodes and tools compute the same values independently:
+//! the pod's host-side veth (`cali` + 11 hex digits of SHA-1("<ns>.<pod>"),
+//! Calico's CNI plugin) and a node's VTEP MAC (`'f'` then the first five
+//! bytes of SHA-1(node name), felix/calc/vxlan_resolver.go). SHA-1 is a name
+//! hash here, not a security boundary; a 50-line implementation spares the
+//! workspace a dependency.
 
 /// Longest Linux interface name (IFNAMSIZ - 1).
 pub const IFNAME_MAX: usize = 15;
@@ -12,6 +14,13 @@ pub fn host_veth_name(namespace: &str, pod: &str) -> String {
     let digest = sha1(format!("{namespace}.{pod}").as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("cali{}", &hex[..11])
+}
+
+/// Felix's derived MAC for a node's IPv4 VTEP, used when the Node resource
+/// does not carry one.
+pub fn vtep_mac(node_name: &str) -> [u8; 6] {
+    let h = sha1(node_name.as_bytes());
+    [b'f', h[0], h[1], h[2], h[3], h[4]]
 }
 
 fn sha1(data: &[u8]) -> [u8; 20] {
@@ -92,5 +101,11 @@ mod tests {
         let name = host_veth_name("default", "nginx");
         assert_eq!(name, "calic440f455693");
         assert_eq!(name.len(), IFNAME_MAX);
+    }
+
+    #[test]
+    fn vtep_mac_is_f_then_five_hash_bytes() {
+        // sha1("abc") = a9993e3647...
+        assert_eq!(vtep_mac("abc"), [0x66, 0xa9, 0x99, 0x3e, 0x36, 0x47]);
     }
 }

@@ -190,9 +190,16 @@ impl<S: IpamStore> Ipam<S> {
             secondary: req.attributes.clone(),
         };
         let in_pools = |c: &IpNet| pools.iter().any(|p| p.cidr.contains(c));
-        let mut conflicts = Conflicts {
-            n: 0,
-            seed: seed_for(&req.handle_id),
+        let mut cx = TakeCtx {
+            attr: &attr,
+            pools: &pools,
+            cfg: &cfg,
+            use_for: req.use_for,
+            handle,
+            conflicts: Conflicts {
+                n: 0,
+                seed: seed_for(&req.handle_id),
+            },
         };
         let mut got: Vec<IpAddr> = Vec::new();
         let mut limit_hit = false;
@@ -209,21 +216,12 @@ impl<S: IpamStore> Ipam<S> {
                     {
                         continue;
                     }
-                    let t = self.take_from(
-                        vb,
-                        want - got.len(),
-                        &attr,
-                        &pools,
-                        &cfg,
-                        req.use_for,
-                        handle,
-                        &mut conflicts,
-                    );
+                    let t = self.take_from(&mut cx, vb, want - got.len());
                     match t.await? {
                         Take::Got(ips) => got.extend(ips),
                         Take::Empty => continue,
                         Take::Conflict => {
-                            conflicts.hit().await?;
+                            cx.conflicts.hit().await?;
                             break;
                         }
                     }
@@ -249,23 +247,11 @@ impl<S: IpamStore> Ipam<S> {
                     if vb.value.host() != Some(req.node.as_str()) {
                         continue;
                     }
-                    match self
-                        .take_from(
-                            vb,
-                            want - got.len(),
-                            &attr,
-                            &pools,
-                            &cfg,
-                            req.use_for,
-                            handle,
-                            &mut conflicts,
-                        )
-                        .await?
-                    {
+                    match self.take_from(&mut cx, vb, want - got.len()).await? {
                         Take::Got(ips) => got.extend(ips),
                         Take::Empty => continue,
                         Take::Conflict => {
-                            conflicts.hit().await?;
+                            cx.conflicts.hit().await?;
                             continue 'outer;
                         }
                     }
@@ -282,27 +268,18 @@ impl<S: IpamStore> Ipam<S> {
                             // than re-reading every affine block first.
                             Ok(Some(cidr)) => {
                                 if let Some(vb) = self.store.get_block(cidr).await? {
-                                    let t = self.take_from(
-                                        vb,
-                                        want - got.len(),
-                                        &attr,
-                                        &pools,
-                                        &cfg,
-                                        req.use_for,
-                                        handle,
-                                        &mut conflicts,
-                                    );
+                                    let t = self.take_from(&mut cx, vb, want - got.len());
                                     match t.await? {
                                         Take::Got(ips) => got.extend(ips),
                                         Take::Empty => {}
-                                        Take::Conflict => conflicts.hit().await?,
+                                        Take::Conflict => cx.conflicts.hit().await?,
                                     }
                                 }
                                 continue 'outer;
                             }
                             Ok(None) => {}
                             Err(IpamError::Store(StoreError::Conflict)) => {
-                                conflicts.hit().await?;
+                                cx.conflicts.hit().await?;
                                 continue 'outer;
                             }
                             Err(e) => return Err(e),
@@ -318,26 +295,14 @@ impl<S: IpamStore> Ipam<S> {
                         if !in_pools(&vb.value.cidr) || vb.value.deleted {
                             continue;
                         }
-                        match self
-                            .take_from(
-                                vb,
-                                want - got.len(),
-                                &attr,
-                                &pools,
-                                &cfg,
-                                req.use_for,
-                                handle,
-                                &mut conflicts,
-                            )
-                            .await?
-                        {
+                        match self.take_from(&mut cx, vb, want - got.len()).await? {
                             Take::Got(ips) => {
                                 got.extend(ips);
                                 progressed = true;
                             }
                             Take::Empty => {}
                             Take::Conflict => {
-                                conflicts.hit().await?;
+                                cx.conflicts.hit().await?;
                                 continue 'outer;
                             }
                         }
@@ -387,23 +352,19 @@ impl<S: IpamStore> Ipam<S> {
     /// in one transaction: a block CAS that fails means someone else
     /// changed the block (re-read it); a handle that isn't as we thought is
     /// read and the write retried.
-    #[allow(clippy::too_many_arguments)]
     async fn take_from(
         &self,
+        cx: &mut TakeCtx<'_>,
         vb: Versioned<Block>,
         n: usize,
-        attr: &Attribute,
-        pools: &[Pool],
-        cfg: &Config,
-        u: Use,
-        handle: &mut HandleState,
-        conflicts: &mut Conflicts,
     ) -> Result<Take, IpamError> {
         let mut b = vb.value;
         let cidr = b.cidr;
-        let ips = b.assign(n, attr.clone(), &|ip| {
+        let (pools, cfg, u) = (cx.pools, cx.cfg, cx.use_for);
+        let ips = b.assign(n, cx.attr.clone(), &|ip| {
             skippable(ip, pools, &cfg.reserved, u, cidr)
         });
+        let handle = &mut *cx.handle;
         if ips.is_empty() {
             return Ok(Take::Empty);
         }
@@ -428,7 +389,7 @@ impl<S: IpamStore> Ipam<S> {
                     Part::Handle,
                     StoreError::Conflict | StoreError::NotFound | StoreError::AlreadyExists,
                 )) => {
-                    conflicts.hit().await?;
+                    cx.conflicts.hit().await?;
                     *handle = match self.store.get_handle(&handle.value.id).await? {
                         Some(v) => HandleState {
                             value: v.value,
@@ -519,6 +480,18 @@ impl<S: IpamStore> Ipam<S> {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// What every `take_from` of one family's assignment shares: the
+/// request's invariants, plus the handle and conflict count that the
+/// takes update in turn.
+struct TakeCtx<'a> {
+    attr: &'a Attribute,
+    pools: &'a [Pool],
+    cfg: &'a Config,
+    use_for: Use,
+    handle: &'a mut HandleState,
+    conflicts: Conflicts,
 }
 
 /// A request's handle record as its last write left it.

@@ -1,8 +1,8 @@
 //! Node address autodetection against real interfaces in a namespace.
 
-mod hostkit;
+mod common;
 
-use hostkit::Netns;
+use common::Netns;
 use tabby_felix_lite::autodetect::{self, AutodetectError, Detected, Method};
 use tabby_felix_lite::netns;
 

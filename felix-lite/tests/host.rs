@@ -1,8 +1,8 @@
 //! Sysctls, tx checksum offload and host MTU, in namespaces of their own.
 
-mod hostkit;
+mod common;
 
-use hostkit::Netns;
+use common::Netns;
 use tabby_felix_lite::{ethtool, mtu, netns, sysctl};
 
 fn host_value(path: &str) -> String {

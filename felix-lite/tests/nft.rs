@@ -1,9 +1,9 @@
 //! Tabby's nftables state, read back with `nft -j` inside namespaces, and
 //! real packets through a router whose host firewall drops forwarding.
 
-mod hostkit;
+mod common;
 
-use hostkit::Netns;
+use common::Netns;
 use serde_json::Value;
 use tabby_felix_lite::model::Pool;
 use tabby_felix_lite::netns;

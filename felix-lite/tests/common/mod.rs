@@ -1,4 +1,6 @@
-//! Throwaway network namespaces for tests (and the route benchmark).
+//! Throwaway network namespaces for the integration tests (and the route
+//! benchmark), and thin wrappers over `ip`/`bridge`/`sh` for setting them up
+//! and reading them back.
 #![allow(dead_code)]
 
 use std::process::Command;
@@ -6,8 +8,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// A named network namespace deleted on drop. Names carry the pid and a
-/// counter so tests in parallel (and parallel test binaries) never collide.
+/// A named network namespace deleted on drop (which also destroys every
+/// veth, bridge and nft table inside it). Names carry the pid and a counter
+/// so tests in parallel (and parallel test binaries) never collide.
 pub struct Netns {
     pub name: String,
 }
@@ -51,11 +54,55 @@ impl Netns {
         (out.status.success(), text)
     }
 
+    /// `ip netns exec <ns> sh -c CMD`, returning (success, stdout+stderr).
+    pub fn sh(&self, cmd: &str) -> (bool, String) {
+        self.exec("sh", &["-c", cmd])
+    }
+
+    /// Like [`Self::sh`] but panics when the command fails.
+    pub fn must(&self, cmd: &str) -> String {
+        let (ok, out) = self.sh(cmd);
+        assert!(ok, "in {}: `{cmd}` failed: {out}", self.name);
+        out
+    }
+
     /// `bridge -n <ns> -j ARGS` parsed.
     pub fn bridge_json(&self, args: &[&str]) -> serde_json::Value {
         let mut full = vec!["-n", self.name.as_str(), "-j"];
         full.extend_from_slice(args);
         parse_json(&run("bridge", &full))
+    }
+
+    /// A veth pair with both ends in this namespace, both up.
+    pub fn veth(&self, a: &str, b: &str) {
+        self.ip(&["link", "add", a, "type", "veth", "peer", "name", b]);
+        self.ip(&["link", "set", a, "up"]);
+        self.ip(&["link", "set", b, "up"]);
+    }
+
+    /// A veth pair from this namespace (`a`) to `other` (`b`), both up,
+    /// with the given addresses (empty = none).
+    pub fn link_to(&self, a: &str, a_addr: &str, other: &Netns, b: &str, b_addr: &str) {
+        self.ip(&[
+            "link",
+            "add",
+            a,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            b,
+            "netns",
+            &other.name,
+        ]);
+        if !a_addr.is_empty() {
+            self.ip(&["addr", "add", a_addr, "dev", a]);
+        }
+        if !b_addr.is_empty() {
+            other.ip(&["addr", "add", b_addr, "dev", b]);
+        }
+        self.ip(&["link", "set", a, "up"]);
+        other.ip(&["link", "set", b, "up"]);
     }
 }
 
@@ -115,23 +162,15 @@ pub fn wait_until(
 /// `peer0` is in the same namespace.
 pub fn node_with_eth0(tag: &str, cidr: &str) -> Netns {
     let ns = Netns::new(tag);
-    ns.ip(&[
-        "link", "add", "eth0", "type", "veth", "peer", "name", "peer0",
-    ]);
+    ns.veth("eth0", "peer0");
     ns.ip(&["addr", "add", cidr, "dev", "eth0"]);
-    ns.ip(&["link", "set", "eth0", "up"]);
-    ns.ip(&["link", "set", "peer0", "up"]);
     ns
 }
 
 /// Adds a host-side workload veth `host_if` whose other end stays in the
 /// node namespace (enough for a scope-link route to be programmed).
 pub fn add_workload_veth(ns: &Netns, host_if: &str, pod_if: &str) {
-    ns.ip(&[
-        "link", "add", host_if, "type", "veth", "peer", "name", pod_if,
-    ]);
-    ns.ip(&["link", "set", host_if, "up"]);
-    ns.ip(&["link", "set", pod_if, "up"]);
+    ns.veth(host_if, pod_if);
 }
 
 /// `ip -j route show proto 81` entries whose `dst` is `dst`.

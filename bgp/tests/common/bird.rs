@@ -1,9 +1,8 @@
 //! A BIRD 2 daemon in a namespace, configured from a few typed fields.
 
-use super::netns::Netns;
+use super::netns::{stdout_if_ok, Daemon, Netns};
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
 
 #[derive(Clone, Debug)]
 pub struct BirdPeer {
@@ -42,10 +41,8 @@ impl BirdPeer {
 }
 
 pub struct Bird {
-    child: Child,
-    pub dir: tempfile::TempDir,
+    daemon: Daemon,
     pub socket: PathBuf,
-    ns: String,
 }
 
 impl Bird {
@@ -56,24 +53,11 @@ impl Bird {
         let conf = dir.path().join("bird.conf");
         let socket = dir.path().join("bird.ctl");
         std::fs::write(&conf, config(router_id, peers, routes)).expect("write bird.conf");
-        let log = std::fs::File::create(dir.path().join("bird.out")).expect("bird.out");
-        let child = ns
-            .command("bird")
-            .arg("-c")
-            .arg(&conf)
-            .arg("-s")
-            .arg(&socket)
-            .arg("-f")
-            .stdout(log.try_clone().expect("dup"))
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn bird");
+        let mut cmd = ns.command("bird");
+        cmd.arg("-c").arg(&conf).arg("-s").arg(&socket).arg("-f");
         let bird = Bird {
-            child,
-            dir,
+            daemon: Daemon::spawn(ns, dir, "bird.out", cmd),
             socket,
-            ns: ns.name.clone(),
         };
         super::wait_until("BIRD control socket", 10.0, || {
             bird.try_birdc(&["show", "status"]).is_some()
@@ -81,16 +65,15 @@ impl Bird {
         bird
     }
 
+    /// `birdc -s SOCKET`, in BIRD's namespace.
+    fn birdc_command(&self) -> std::process::Command {
+        let mut c = self.daemon.command("birdc");
+        c.arg("-s").arg(&self.socket);
+        c
+    }
+
     fn try_birdc(&self, args: &[&str]) -> Option<String> {
-        let out = std::process::Command::new("ip")
-            .args(["netns", "exec", &self.ns, "birdc", "-s"])
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        stdout_if_ok(self.birdc_command().args(args))
     }
 
     pub fn birdc(&self, args: &[&str]) -> String {
@@ -111,9 +94,8 @@ impl Bird {
     /// `show route PREFIX all`, or None when BIRD has no route for it
     /// (birdc then says "Network not found" and exits with 1).
     pub fn route(&self, prefix: &str) -> Option<String> {
-        let out = std::process::Command::new("ip")
-            .args(["netns", "exec", &self.ns, "birdc", "-s"])
-            .arg(&self.socket)
+        let out = self
+            .birdc_command()
             .args(["show", "route", prefix, "all"])
             .output()
             .expect("run birdc");
@@ -134,7 +116,7 @@ impl Bird {
     /// Adds or removes an originated route at runtime by rewriting the
     /// config and reconfiguring.
     pub fn reconfigure(&self, router_id: &str, peers: &[BirdPeer], routes: &[&str]) {
-        let conf = self.dir.path().join("bird.conf");
+        let conf = self.daemon.dir.path().join("bird.conf");
         std::fs::write(&conf, config(router_id, peers, routes)).expect("write bird.conf");
         let out = self.birdc(&["configure"]);
         assert!(
@@ -145,19 +127,11 @@ impl Bird {
 
     /// `kill -9`: BIRD's sockets close without a NOTIFICATION.
     pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.daemon.kill();
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("bird.out")).unwrap_or_default()
-    }
-}
-
-impl Drop for Bird {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.daemon.log()
     }
 }
 

@@ -1,8 +1,7 @@
 //! A gobgpd daemon in a namespace, queried with the `gobgp` CLI (JSON).
 
-use super::netns::Netns;
+use super::netns::{stdout_if_ok, Daemon, Netns};
 use std::fmt::Write as _;
-use std::process::{Child, Stdio};
 
 pub struct GobgpPeer {
     pub address: String,
@@ -11,9 +10,7 @@ pub struct GobgpPeer {
 }
 
 pub struct Gobgp {
-    child: Child,
-    pub dir: tempfile::TempDir,
-    ns: String,
+    daemon: Daemon,
 }
 
 impl Gobgp {
@@ -21,42 +18,24 @@ impl Gobgp {
         let dir = tempfile::tempdir().expect("tempdir");
         let conf = dir.path().join("gobgpd.toml");
         std::fs::write(&conf, config(asn, router_id, peers)).expect("write gobgpd.toml");
-        let log = std::fs::File::create(dir.path().join("gobgpd.out")).expect("gobgpd.out");
-        let child = ns
-            .command("gobgpd")
-            .arg("-f")
-            .arg(&conf)
-            .args([
-                "-t",
-                "toml",
-                "-p",
-                "--api-hosts",
-                "127.0.0.1:50051",
-                "--pprof-disable",
-            ])
-            .stdout(log.try_clone().expect("dup"))
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn gobgpd");
+        let mut cmd = ns.command("gobgpd");
+        cmd.arg("-f").arg(&conf).args([
+            "-t",
+            "toml",
+            "-p",
+            "--api-hosts",
+            "127.0.0.1:50051",
+            "--pprof-disable",
+        ]);
         let g = Gobgp {
-            child,
-            dir,
-            ns: ns.name.clone(),
+            daemon: Daemon::spawn(ns, dir, "gobgpd.out", cmd),
         };
         super::wait_until("gobgpd API", 10.0, || g.try_cli(&["global"]).is_some());
         g
     }
 
     fn try_cli(&self, args: &[&str]) -> Option<String> {
-        let out = std::process::Command::new("ip")
-            .args(["netns", "exec", &self.ns, "gobgp"])
-            .args(args)
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        stdout_if_ok(self.daemon.command("gobgp").args(args))
     }
 
     pub fn cli(&self, args: &[&str]) -> String {
@@ -93,14 +72,7 @@ impl Gobgp {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("gobgpd.out")).unwrap_or_default()
-    }
-}
-
-impl Drop for Gobgp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.daemon.log()
     }
 }
 

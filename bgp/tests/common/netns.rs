@@ -4,7 +4,7 @@
 //! so each one may listen on port 179 and tests can run in parallel without
 //! sharing anything but the namespace name prefix.
 
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -51,10 +51,79 @@ impl Netns {
 
     /// A command run inside the namespace, not yet started.
     pub fn command(&self, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name, program]);
-        c
+        command_in(&self.name, program)
     }
+}
+
+fn command_in(ns: &str, program: &str) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns, program]);
+    c
+}
+
+/// A routing daemon (BIRD, gobgpd) running inside a namespace, with its
+/// config and its stdout+stderr (in `dir/<log>`) in a temporary directory;
+/// killed and reaped on drop, before the directory goes.
+pub struct Daemon {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    log: &'static str,
+    ns: String,
+}
+
+impl Daemon {
+    /// Starts `cmd` (from [`Netns::command`] on `ns`) with its output going
+    /// to `dir/<log>`.
+    pub fn spawn(
+        ns: &Netns,
+        dir: tempfile::TempDir,
+        log: &'static str,
+        mut cmd: Command,
+    ) -> Daemon {
+        let out = std::fs::File::create(dir.path().join(log)).expect(log);
+        let child = cmd
+            .stdout(out.try_clone().expect("dup"))
+            .stderr(out)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        Daemon {
+            child,
+            dir,
+            log,
+            ns: ns.name.clone(),
+        }
+    }
+
+    /// A command (e.g. the daemon's CLI) run in the daemon's namespace.
+    pub fn command(&self, program: &str) -> Command {
+        command_in(&self.ns, program)
+    }
+
+    /// Everything the daemon has printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join(self.log)).unwrap_or_default()
+    }
+
+    /// `kill -9`: the daemon's sockets close without a NOTIFICATION.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs `cmd`: its stdout when it ran and succeeded, else None.
+pub fn stdout_if_ok(cmd: &mut Command) -> Option<String> {
+    let out = cmd.output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 impl Drop for Netns {

@@ -18,19 +18,7 @@ const DROP_179: &str = "table inet e2e_drop_bgp {
 #[test]
 fn vxlan_fallback_when_bgp_is_cut() {
     let _g = serial();
-    let lab = Lab::up(
-        "fallback",
-        &[
-            "--nodes",
-            "3",
-            "--subnets",
-            "1",
-            "--pods-per-node",
-            "2",
-            "--encapsulation",
-            "None",
-        ],
-    );
+    let lab = Lab::three_nodes("fallback", "1", "None");
     let nodes = lab.node_names();
     let cut = &nodes[0];
     let others: Vec<&String> = nodes.iter().filter(|n| *n != cut).collect();
@@ -132,33 +120,13 @@ fn vxlan_fallback_when_bgp_is_cut() {
 #[test]
 fn bgp_next_hop_across_the_fabric_falls_back_to_vxlan() {
     let _g = serial();
-    let lab = Lab::up(
-        "nhop",
-        &[
-            "--nodes",
-            "3",
-            "--subnets",
-            "2",
-            "--pods-per-node",
-            "2",
-            "--encapsulation",
-            "None",
-        ],
-    );
+    let lab = Lab::three_nodes("nhop", "2", "None");
     let nodes = lab.node_names();
     for n in &nodes {
         for o in nodes.iter().filter(|o| *o != n) {
             let same = lab.node_subnet(n) == lab.node_subnet(o);
             for b in lab.blocks_of(o) {
-                let mut why = String::new();
-                let ok = wait_until(Duration::from_secs(15), || {
-                    let r = if same {
-                        lab.native_route_ok(n, o, &b)
-                    } else {
-                        lab.vxlan_route_ok(n, o, &b)
-                    };
-                    r.map_err(|e| why = e).is_ok()
-                });
+                let (ok, why) = lab.wait_route_by_subnet(n, o, &b);
                 assert!(ok, "{n} -> {o}'s block {b} (same subnet: {same}): {why}");
                 if !same {
                     let (_, status) = lab.node_status(n);
@@ -173,11 +141,6 @@ fn bgp_next_hop_across_the_fabric_falls_back_to_vxlan() {
             }
         }
     }
-    let mut last = String::new();
-    let ok = wait_until(Duration::from_secs(15), || {
-        let (ok, out) = lab.check();
-        last = out;
-        ok
-    });
+    let (ok, last) = lab.wait_check(Duration::from_secs(15));
     assert!(ok, "{last}\n{}", lab.logs());
 }

@@ -9,30 +9,9 @@ mod e2e_common;
 use e2e_common::{block26, serial, wait_until, Lab};
 use std::time::Duration;
 
-fn up(tag: &str, encapsulation: &str) -> Lab {
-    Lab::up(
-        tag,
-        &[
-            "--nodes",
-            "3",
-            "--subnets",
-            "2",
-            "--pods-per-node",
-            "2",
-            "--encapsulation",
-            encapsulation,
-        ],
-    )
-}
-
 fn all_reach(lab: &Lab) {
     // Routes converge within a second or two of the last pod.
-    let mut last = String::new();
-    let ok = wait_until(Duration::from_secs(20), || {
-        let (ok, out) = lab.check();
-        last = out;
-        ok
-    });
+    let (ok, last) = lab.wait_check(Duration::from_secs(20));
     assert!(ok, "lab check:\n{last}\n{}", lab.logs());
     assert!(last.contains("30/30 pod pairs reachable"), "{last}");
 }
@@ -40,7 +19,7 @@ fn all_reach(lab: &Lab) {
 #[test]
 fn vxlan_always_two_subnets() {
     let _g = serial();
-    let lab = up("vxlan", "VXLAN");
+    let lab = Lab::three_nodes("vxlan", "2", "VXLAN");
     let nodes = lab.node_names();
     for n in &nodes {
         let ip = lab.node_ip(n).to_string();
@@ -73,21 +52,13 @@ fn vxlan_always_two_subnets() {
 #[test]
 fn vxlan_cross_subnet() {
     let _g = serial();
-    let lab = up("xsub", "VXLANCrossSubnet");
+    let lab = Lab::three_nodes("xsub", "2", "VXLANCrossSubnet");
     let nodes = lab.node_names();
     for n in &nodes {
         for owner in nodes.iter().filter(|o| *o != n) {
             let same = lab.node_subnet(n) == lab.node_subnet(owner);
             for block in lab.blocks_of(owner) {
-                let mut why = String::new();
-                let ok = wait_until(Duration::from_secs(15), || {
-                    let r = if same {
-                        lab.native_route_ok(n, owner, &block)
-                    } else {
-                        lab.vxlan_route_ok(n, owner, &block)
-                    };
-                    r.map_err(|e| why = e).is_ok()
-                });
+                let (ok, why) = lab.wait_route_by_subnet(n, owner, &block);
                 let path = if same { "native" } else { "vxlan" };
                 assert!(ok, "{n} -> {owner}'s block {block} should be {path}: {why}");
             }

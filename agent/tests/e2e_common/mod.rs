@@ -67,6 +67,24 @@ impl Lab {
         lab
     }
 
+    /// The routing labs: three nodes over `subnets` subnets, two pods each,
+    /// with the given IP pool encapsulation.
+    pub fn three_nodes(tag: &str, subnets: &str, encapsulation: &str) -> Lab {
+        Lab::up(
+            tag,
+            &[
+                "--nodes",
+                "3",
+                "--subnets",
+                subnets,
+                "--pods-per-node",
+                "2",
+                "--encapsulation",
+                encapsulation,
+            ],
+        )
+    }
+
     fn ctl(&self, pre: &[&str], args: &[&str]) -> Output {
         Command::new(TABBYCTL)
             .args(pre)
@@ -309,6 +327,35 @@ impl Lab {
             return Err(format!("no FDB entry {mac} dst {owner_ip}: {fdb}"));
         }
         Ok(())
+    }
+
+    /// Waits up to 15 s for `node` to route `owner`'s `block` natively when
+    /// the two share a subnet and through vxlan.calico when they do not;
+    /// returns (whether it did, the last reason it did not).
+    pub fn wait_route_by_subnet(&self, node: &str, owner: &str, block: &str) -> (bool, String) {
+        let same = self.node_subnet(node) == self.node_subnet(owner);
+        let mut why = String::new();
+        let ok = wait_until(Duration::from_secs(15), || {
+            let r = if same {
+                self.native_route_ok(node, owner, block)
+            } else {
+                self.vxlan_route_ok(node, owner, block)
+            };
+            r.map_err(|e| why = e).is_ok()
+        });
+        (ok, why)
+    }
+
+    /// Waits up to `timeout` for `lab check` to pass; returns (whether it
+    /// did, its last output).
+    pub fn wait_check(&self, timeout: Duration) -> (bool, String) {
+        let mut last = String::new();
+        let ok = wait_until(timeout, || {
+            let (ok, out) = self.check();
+            last = out;
+            ok
+        });
+        (ok, last)
     }
 
     /// Whether `node` routes `block` natively via `owner`'s node IP.

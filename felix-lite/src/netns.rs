@@ -24,6 +24,11 @@ pub enum NetnsError {
     },
     #[error("network namespace {name}: the thread running the work panicked")]
     Panicked { name: String },
+    #[error("network namespace {name}: cannot start a tokio runtime: {source}")]
+    Runtime {
+        name: String,
+        source: std::io::Error,
+    },
 }
 
 /// Path `ip netns` uses for a named namespace.
@@ -83,13 +88,19 @@ where
     Fut: std::future::Future<Output = T>,
     F: FnOnce() -> Fut + Send + 'static,
 {
+    // Building the runtime fails when the process is out of file
+    // descriptors (it needs an epoll fd and an eventfd): report it, not panic.
+    let owned = name.to_string();
     run_in(name, move || {
-        tokio::runtime::Builder::new_current_thread()
+        let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .expect("a current-thread runtime needs only an epoll fd")
-            .block_on(f())
-    })
+            .map_err(|source| NetnsError::Runtime {
+                name: owned,
+                source,
+            })?;
+        Ok(rt.block_on(f()))
+    })?
 }
 
 /// Moves the calling thread into the namespace at `path` (a bind mount such

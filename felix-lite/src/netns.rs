@@ -39,21 +39,7 @@ pub fn path(name: &str) -> PathBuf {
 /// Moves the calling thread into namespace `name` (for a thread that is
 /// dedicated to that namespace, such as the reconciler's).
 pub fn enter_current_thread(name: &str) -> Result<(), NetnsError> {
-    let path = path(name);
-    let file = File::open(&path).map_err(|source| NetnsError::Open {
-        name: name.to_string(),
-        path: path.clone(),
-        source,
-    })?;
-    // SAFETY: setns on a valid fd we own; affects only this thread.
-    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-    if rc != 0 {
-        return Err(NetnsError::Enter {
-            name: name.to_string(),
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    Ok(())
+    setns(&open(&path(name), name)?, name)
 }
 
 /// Runs `f` on a new thread inside namespace `name` and returns its result.
@@ -62,22 +48,7 @@ where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
-    // Open in the caller's thread so a missing namespace is reported before
-    // a thread is spawned.
-    let path = path(name);
-    File::open(&path).map_err(|source| NetnsError::Open {
-        name: name.to_string(),
-        path: path.clone(),
-        source,
-    })?;
-    let owned = name.to_string();
-    let handle = std::thread::spawn(move || -> Result<T, NetnsError> {
-        enter_current_thread(&owned)?;
-        Ok(f())
-    });
-    handle.join().map_err(|_| NetnsError::Panicked {
-        name: name.to_string(),
-    })?
+    run_in_file(open(&path(name), name)?, name.to_string(), f)
 }
 
 /// Runs an async body inside namespace `name` on its own current-thread
@@ -108,20 +79,7 @@ where
 /// runtime passes in `CNI_NETNS`).
 pub fn enter_path_current_thread(path: &Path) -> Result<(), NetnsError> {
     let name = path.display().to_string();
-    let file = File::open(path).map_err(|source| NetnsError::Open {
-        name: name.clone(),
-        path: path.to_path_buf(),
-        source,
-    })?;
-    // SAFETY: setns on a valid fd we own; affects only this thread.
-    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-    if rc != 0 {
-        return Err(NetnsError::Enter {
-            name,
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    Ok(())
+    setns(&open(path, &name)?, &name)
 }
 
 /// [`run_in`] for a namespace given by path rather than `ip netns` name.
@@ -131,14 +89,40 @@ where
     F: FnOnce() -> T + Send + 'static,
 {
     let name = path.display().to_string();
+    run_in_file(open(path, &name)?, name, f)
+}
+
+fn open(path: &Path, name: &str) -> Result<File, NetnsError> {
     File::open(path).map_err(|source| NetnsError::Open {
-        name: name.clone(),
+        name: name.to_string(),
         path: path.to_path_buf(),
         source,
-    })?;
-    let owned = path.to_path_buf();
+    })
+}
+
+fn setns(file: &File, name: &str) -> Result<(), NetnsError> {
+    // SAFETY: setns on a valid fd we own; affects only this thread.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc != 0 {
+        return Err(NetnsError::Enter {
+            name: name.to_string(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+/// The namespace is opened in the caller's thread (so a missing one is
+/// reported before a thread is spawned) and that same fd is entered.
+fn run_in_file<T, F>(file: File, name: String, f: F) -> Result<T, NetnsError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let owned = name.clone();
     let handle = std::thread::spawn(move || -> Result<T, NetnsError> {
-        enter_path_current_thread(&owned)?;
+        setns(&file, &owned)?;
+        drop(file);
         Ok(f())
     });
     handle.join().map_err(|_| NetnsError::Panicked { name })?

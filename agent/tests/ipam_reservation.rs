@@ -10,11 +10,11 @@
 
 mod common;
 
-use common::Backend;
+use common::{Backend, Ctl};
 use ipnet::IpNet;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 use tabby_agent::ipam_store::DatastoreIpam;
 use tabby_agent::resources::ippool::IpPoolSpec;
@@ -22,47 +22,7 @@ use tabby_agent::resources::{parse_documents, Object, Resource};
 use tabby_ipam::allocator::{AssignRequest, Ipam, IpamError};
 use tabby_ipam::store::IpamStore;
 
-struct Ctl {
-    env: Vec<(&'static str, String)>,
-}
-
 impl Ctl {
-    fn for_backend(b: &Backend) -> Ctl {
-        let env = match b {
-            Backend::Sqlite(dir) => vec![
-                ("DATASTORE_TYPE", "sqlite".to_string()),
-                (
-                    "TABBY_DATASTORE",
-                    dir.path().join("tabby.db").display().to_string(),
-                ),
-            ],
-            Backend::Etcd(e) => vec![
-                ("DATASTORE_TYPE", "etcdv3".to_string()),
-                ("ETCD_ENDPOINTS", e.endpoint.clone()),
-            ],
-            Backend::Memory(_) => panic!("tabbyctl can't reach an in-process memory store"),
-        };
-        Ctl { env }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_tabbyctl"))
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .output()
-            .expect("running tabbyctl")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "tabbyctl {args:?} failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).expect("utf-8 output")
-    }
-
     fn apply_text(&self, yaml: &str) -> Output {
         let tmp = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(tmp.path(), yaml).unwrap();

@@ -6,53 +6,13 @@
 
 mod common;
 
+use common::Ctl;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use tabby_agent::resources::{parse_documents, Resource};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/calico-docs");
 
-struct Ctl {
-    env: Vec<(String, String)>,
-}
-
 impl Ctl {
-    fn sqlite(db: &Path) -> Ctl {
-        Ctl {
-            env: vec![
-                ("DATASTORE_TYPE".into(), "sqlite".into()),
-                ("TABBY_DATASTORE".into(), db.display().to_string()),
-            ],
-        }
-    }
-
-    fn etcd(endpoint: &str) -> Ctl {
-        Ctl {
-            env: vec![
-                ("DATASTORE_TYPE".into(), "etcdv3".into()),
-                ("ETCD_ENDPOINTS".into(), endpoint.into()),
-            ],
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_tabbyctl"))
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .output()
-            .expect("running tabbyctl")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "tabbyctl {args:?} failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).expect("utf-8 output")
-    }
-
     /// Everything stored, as YAML, to compare before/after.
     fn snapshot(&self) -> String {
         ["ippools", "bgppeers", "bgpconfigurations", "nodes"]

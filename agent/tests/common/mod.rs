@@ -116,3 +116,56 @@ impl Backend {
         }
     }
 }
+
+/// `tabbyctl` run as a separate process against a stored datastore, the
+/// way a user runs it.
+pub struct Ctl {
+    env: Vec<(&'static str, String)>,
+}
+
+impl Ctl {
+    pub fn sqlite(db: &std::path::Path) -> Ctl {
+        Ctl {
+            env: vec![
+                ("DATASTORE_TYPE", "sqlite".to_string()),
+                ("TABBY_DATASTORE", db.display().to_string()),
+            ],
+        }
+    }
+
+    pub fn etcd(endpoint: &str) -> Ctl {
+        Ctl {
+            env: vec![
+                ("DATASTORE_TYPE", "etcdv3".to_string()),
+                ("ETCD_ENDPOINTS", endpoint.to_string()),
+            ],
+        }
+    }
+
+    pub fn for_backend(b: &Backend) -> Ctl {
+        match b {
+            Backend::Sqlite(dir) => Ctl::sqlite(&dir.path().join("tabby.db")),
+            Backend::Etcd(e) => Ctl::etcd(&e.endpoint),
+            Backend::Memory(_) => panic!("tabbyctl can't reach an in-process memory store"),
+        }
+    }
+
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_tabbyctl"))
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("running tabbyctl")
+    }
+
+    /// Runs `args`, asserts success and returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "tabbyctl {args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).expect("utf-8 output")
+    }
+}

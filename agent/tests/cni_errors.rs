@@ -205,24 +205,9 @@ async fn failed_add_leaks_nothing() {
         .as_str()
         .unwrap()
         .contains("already exists"));
-    let ip = add.json()["ips"][0]["address"]
-        .as_str()
-        .unwrap()
-        .trim_end_matches("/32")
-        .to_string();
+    let ip = add.first_ip();
     assert!(node.ipam_show_ip(&ip).await.contains("is in use"));
-    let ping = sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &pod_ns.name,
-        "ping",
-        "-c",
-        "1",
-        "-W",
-        "2",
-        NODE_IP,
-    ]);
+    let ping = pod_ns.ping_once(NODE_IP);
     assert!(
         ping.status.success(),
         "the first ADD's network was disturbed"
@@ -248,11 +233,7 @@ async fn ipam_mode() {
     assert_eq!(res["cniVersion"], "0.4.0");
     assert!(res.get("interfaces").is_none());
     assert_eq!(res["ips"][0]["version"], "4");
-    let ip = res["ips"][0]["address"]
-        .as_str()
-        .unwrap()
-        .trim_end_matches("/32")
-        .to_string();
+    let ip = add.first_ip();
     assert!(node.ipam_show_ip(&ip).await.contains("is in use"));
     let mut with_prev: serde_json::Value = serde_json::from_str(&conf).unwrap();
     with_prev["prevResult"] = res.clone();

@@ -201,11 +201,7 @@ async fn del_after_the_sandbox_is_gone() {
     };
     let add = run_cni(&node, &tabby, "ADD", &keep, &node.net_conf(None)).await;
     assert!(add.ok(), "{}", add.stdout);
-    let keep_ip = add.json()["ips"][0]["address"]
-        .as_str()
-        .unwrap()
-        .trim_end_matches("/32")
-        .to_string();
+    let keep_ip = add.first_ip();
 
     let gone_ns = Netns::new("tcgone");
     let mut gone = Pod {
@@ -216,11 +212,7 @@ async fn del_after_the_sandbox_is_gone() {
     };
     let add = run_cni(&node, &tabby, "ADD", &gone, &node.net_conf(None)).await;
     assert!(add.ok(), "{}", add.stdout);
-    let ip = add.json()["ips"][0]["address"]
-        .as_str()
-        .unwrap()
-        .trim_end_matches("/32")
-        .to_string();
+    let ip = add.first_ip();
     assert_ne!(ip, keep_ip);
     drop(gone_ns);
     gone.netns = None;
@@ -240,18 +232,7 @@ async fn del_after_the_sandbox_is_gone() {
 
     // The other pod still works.
     assert!(node.ipam_show_ip(&keep_ip).await.contains("is in use"));
-    let ping = sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &keep_ns.name,
-        "ping",
-        "-c",
-        "1",
-        "-W",
-        "2",
-        NODE_IP,
-    ]);
+    let ping = keep_ns.ping_once(NODE_IP);
     assert!(ping.status.success());
     let del = run_cni(&node, &tabby, "DEL", &keep, &node.net_conf(None)).await;
     assert!(del.ok(), "{}", del.stdout);

@@ -25,11 +25,7 @@ async fn workloads_come_back_after_a_node_restart() {
     };
     let add = run_cni(&node, &tabby_bin(), "ADD", &pod, &node.net_conf(None)).await;
     assert!(add.ok(), "{}", add.stdout);
-    let ip = add.json()["ips"][0]["address"]
-        .as_str()
-        .unwrap()
-        .trim_end_matches("/32")
-        .to_string();
+    let ip = add.first_ip();
     let host = tabby_felix_lite::podlink::host_veth_name("default", "survivor");
 
     // The node process dies; its routes go with whoever cleans up (here:

@@ -92,6 +92,13 @@ impl Netns {
         full.extend_from_slice(args);
         sh_ok(&full)
     }
+
+    /// One ping from inside this namespace to `dst`, waiting up to 2 s.
+    pub fn ping_once(&self, dst: &str) -> std::process::Output {
+        sh(&[
+            "ip", "netns", "exec", &self.name, "ping", "-c", "1", "-W", "2", dst,
+        ])
+    }
 }
 
 impl Drop for Netns {
@@ -282,6 +289,15 @@ impl CniRun {
 
     pub fn ok(&self) -> bool {
         self.code == Some(0)
+    }
+
+    /// The first assigned address of a successful ADD, without its `/32`.
+    pub fn first_ip(&self) -> String {
+        self.json()["ips"][0]["address"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no ips[0].address in {}", self.stdout))
+            .trim_end_matches("/32")
+            .to_string()
     }
 
     /// The CNI error code of a failed run (asserting it failed).

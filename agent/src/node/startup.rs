@@ -13,7 +13,6 @@ use anyhow::{bail, Context};
 use ipnet::{IpNet, Ipv4Net};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 use tabby_felix_lite::autodetect::{self, Detected, IpSetting, Method};
 use tabby_ipam::allocator::{AssignRequest, Ipam};
 use tabby_ipam::pool::Use;
@@ -259,8 +258,4 @@ pub fn vxlan_wanted(cfg: &NodeConfig, vxlan_pools: &[Ipv4Net]) -> bool {
         Backend::Vxlan => !vxlan_pools.is_empty(),
         Backend::Bird => !vxlan_pools.is_empty() || cfg.vxlan_fallback,
     }
-}
-
-pub fn shared(ds: Arc<dyn Datastore>) -> Arc<Ipam<DatastoreIpam>> {
-    Arc::new(Ipam::new(DatastoreIpam::new(ds)))
 }

@@ -112,7 +112,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     };
 
     let offload_broken = checksum_offload_broken();
-    let mut connected = connected_subnets(node_ip).await;
+    let connected = connected_subnets(node_ip).await;
     let snapshot = Arc::new(RwLock::new(Snapshot::default()));
     let node_svc = NodeService {
         node_name: me.clone(),
@@ -165,6 +165,29 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     let mut last: Option<DesiredState> = None;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut cluster_dirty = true;
+    // The cluster-derived inputs change only when the cluster does; the
+    // rest (time, BGP health, learned routes, connected subnets) is
+    // refreshed on every pass.
+    let mut inputs = Inputs {
+        local: Local {
+            name: me.clone(),
+            ip: node_ip,
+            interface: interface.clone(),
+            vtep: my_vtep,
+            connected,
+            disable_tx_checksum_offload: offload_broken,
+        },
+        bgp: bgp.is_some(),
+        routing: cfg.backend != Backend::None,
+        fallback: cfg.vxlan_fallback,
+        hold_time: cfg.hold_time,
+        now: Instant::now(),
+        nodes: Default::default(),
+        affinities: Vec::new(),
+        pools: Vec::new(),
+        mesh: Default::default(),
+        learned: Vec::new(),
+    };
     loop {
         if cluster_dirty {
             let pools = my_vxlan_pools(&cluster, &me);
@@ -181,29 +204,15 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
             if let Some(b) = bgp.as_mut() {
                 b.sync(&cluster).await;
             }
+            inputs.nodes = cluster.node_infos();
+            inputs.affinities = cluster.confirmed_affinities();
+            inputs.pools = cluster.pool_infos();
             cluster_dirty = false;
         }
-        let local = Local {
-            name: me.clone(),
-            ip: node_ip,
-            interface: interface.clone(),
-            vtep: my_vtep,
-            connected: connected.clone(),
-            disable_tx_checksum_offload: offload_broken,
-        };
-        let inputs = Inputs {
-            local,
-            bgp: bgp.is_some(),
-            routing: cfg.backend != Backend::None,
-            fallback: cfg.vxlan_fallback,
-            hold_time: cfg.hold_time,
-            now: Instant::now(),
-            nodes: cluster.node_infos(),
-            affinities: cluster.confirmed_affinities(),
-            pools: cluster.pool_infos(),
-            mesh: bgp.as_ref().map(|b| b.mesh_health()).unwrap_or_default(),
-            learned: bgp.as_ref().map(|b| b.learned()).unwrap_or_default(),
-        };
+        inputs.local.vtep = my_vtep;
+        inputs.now = Instant::now();
+        inputs.mesh = bgp.as_ref().map(|b| b.mesh_health()).unwrap_or_default();
+        inputs.learned = bgp.as_ref().map(|b| b.learned()).unwrap_or_default();
         let out = routes::calculate(&inputs);
         if last.as_ref() != Some(&out.desired) {
             tracing::debug!(
@@ -244,7 +253,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
                     b.poll().await;
                 }
                 if ticks.is_multiple_of(10) {
-                    connected = connected_subnets(node_ip).await;
+                    inputs.local.connected = connected_subnets(node_ip).await;
                 }
             }
             _ = term.recv() => break,

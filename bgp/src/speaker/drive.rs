@@ -42,7 +42,7 @@ impl Core {
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
-        let cfg = p.config.clone();
+        let cfg = &p.config;
         let Some(c) = p.conns.iter_mut().find(|c| c.id == conn) else {
             return;
         };

@@ -7,10 +7,9 @@
 
 mod common;
 
-use common::Backend;
+use common::{Backend, Ctl};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tabby_agent::datastore::Datastore;
@@ -21,36 +20,8 @@ use tabby_agent::resources::{Kind, Object, Resource};
 use tabby_ipam::allocator::{AssignRequest, Ipam};
 use tabby_ipam::pool::Use;
 
-fn env_of(b: &Backend) -> Vec<(&'static str, String)> {
-    match b {
-        Backend::Sqlite(dir) => vec![
-            ("DATASTORE_TYPE", "sqlite".into()),
-            (
-                "TABBY_DATASTORE",
-                dir.path().join("tabby.db").display().to_string(),
-            ),
-        ],
-        Backend::Etcd(e) => vec![
-            ("DATASTORE_TYPE", "etcdv3".into()),
-            ("ETCD_ENDPOINTS", e.endpoint.clone()),
-        ],
-        Backend::Memory(_) => unreachable!("tabbyctl can't reach a memory store"),
-    }
-}
-
 fn ctl(b: &Backend, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    use std::io::Write;
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tabbyctl"));
-    c.args(args)
-        .envs(env_of(b))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = c.spawn().expect("running tabbyctl");
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-    drop(input);
-    let o = child.wait_with_output().unwrap();
+    let o = Ctl::for_backend(b).run_stdin(args, stdin.unwrap_or(""));
     (
         o.status.success(),
         String::from_utf8_lossy(&o.stdout).into_owned(),

@@ -150,12 +150,30 @@ impl Ctl {
         }
     }
 
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tabbyctl"));
+        c.args(args).envs(self.env.iter().map(|(k, v)| (k, v)));
+        c
+    }
+
     pub fn run(&self, args: &[&str]) -> std::process::Output {
-        Command::new(env!("CARGO_BIN_EXE_tabbyctl"))
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .output()
-            .expect("running tabbyctl")
+        self.command(args).output().expect("running tabbyctl")
+    }
+
+    /// Like `run`, with `stdin` as its standard input.
+    pub fn run_stdin(&self, args: &[&str], stdin: &str) -> std::process::Output {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running tabbyctl");
+        let mut input = child.stdin.take().expect("stdin");
+        input.write_all(stdin.as_bytes()).expect("writing stdin");
+        drop(input);
+        child.wait_with_output().expect("waiting for tabbyctl")
     }
 
     /// Runs `args`, asserts success and returns stdout.

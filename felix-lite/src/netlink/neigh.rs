@@ -31,6 +31,10 @@ fn mac6(bytes: &[u8]) -> Option<[u8; 6]> {
 pub fn dump_neighbours(sock: &mut NlSocket, ifindex: u32) -> Result<Vec<KernelNeigh>, NlError> {
     let mut req = NeighbourMessage::default();
     req.header.family = AddressFamily::Inet;
+    // NDA_IFINDEX makes the kernel filter the dump (strict or not), so a
+    // host with a large ARP table on other interfaces does not ship it all
+    // every pass; the check below stays as a guard.
+    req.attributes.push(NeighbourAttribute::IfIndex(ifindex));
     let msgs = sock.dump(RouteNetlinkMessage::GetNeighbour(req))?;
     let mut out = Vec::new();
     for m in msgs {

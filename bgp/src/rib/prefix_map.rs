@@ -4,9 +4,9 @@
 //! than SipHash on these tiny keys; the per-process random seed keeps a
 //! peer from precomputing colliding prefixes.
 
-use super::sharded::{self, Sharded};
+use super::sharded::Sharded;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use std::collections::hash_map::{self, RandomState};
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 
@@ -135,25 +135,9 @@ impl<V> PrefixMap<V> {
         self.v6 = FastMap::default();
     }
 
-    pub fn iter(&self) -> Iter<'_, V> {
-        Iter {
-            v4: self.v4.iter(),
-            v6: self.v6.iter(),
-        }
-    }
-}
-
-pub struct Iter<'a, V> {
-    v4: sharded::Iter<'a, Ipv4Net, V>,
-    v6: hash_map::Iter<'a, Ipv6Net, V>,
-}
-
-impl<'a, V> Iterator for Iter<'a, V> {
-    type Item = (IpNet, &'a V);
-    fn next(&mut self) -> Option<Self::Item> {
-        if let Some((k, v)) = self.v4.next() {
-            return Some((IpNet::V4(*k), v));
-        }
-        self.v6.next().map(|(k, v)| (IpNet::V6(*k), v))
+    pub fn iter(&self) -> impl Iterator<Item = (IpNet, &V)> {
+        let v4 = self.v4.iter().map(|(k, v)| (IpNet::V4(*k), v));
+        let v6 = self.v6.iter().map(|(k, v)| (IpNet::V6(*k), v));
+        v4.chain(v6)
     }
 }

@@ -69,28 +69,8 @@ impl<K: Hash + Eq, V> Sharded<K, V> {
         self.shards.iter().map(|s| s.len()).sum()
     }
 
-    pub fn iter(&self) -> Iter<'_, K, V> {
-        Iter {
-            shards: self.shards.iter(),
-            current: None,
-        }
-    }
-}
-
-pub struct Iter<'a, K, V> {
-    shards: std::slice::Iter<'a, FastMap<K, V>>,
-    current: Option<hash_map::Iter<'a, K, V>>,
-}
-
-impl<'a, K, V> Iterator for Iter<'a, K, V> {
-    type Item = (&'a K, &'a V);
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(kv) = self.current.as_mut().and_then(|c| c.next()) {
-                return Some(kv);
-            }
-            self.current = Some(self.shards.next()?.iter());
-        }
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.shards.iter().flatten()
     }
 }
 

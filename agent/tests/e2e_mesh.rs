@@ -13,21 +13,7 @@ const PROTO_TABBY: &str = "81";
 
 fn mesh(tag: &str, datastore: &str) {
     let _g = serial();
-    let lab = Lab::up(
-        tag,
-        &[
-            "--nodes",
-            "3",
-            "--subnets",
-            "1",
-            "--pods-per-node",
-            "2",
-            "--encapsulation",
-            "None",
-            "--datastore",
-            datastore,
-        ],
-    );
+    let lab = Lab::three_nodes_with(tag, "1", "None", &["--datastore", datastore]);
     let nodes = lab.node_names();
     // Sessions come up within a few connect retries (1 s in the lab).
     for n in &nodes {

@@ -10,26 +10,10 @@ use e2e_common::{serial, wait_until, Lab};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn mesh(tag: &str) -> Lab {
-    Lab::up(
-        tag,
-        &[
-            "--nodes",
-            "3",
-            "--subnets",
-            "1",
-            "--pods-per-node",
-            "2",
-            "--encapsulation",
-            "None",
-        ],
-    )
-}
-
 #[test]
 fn pod_delete_releases_address_and_route() {
     let _g = serial();
-    let mut lab = mesh("poddel");
+    let mut lab = Lab::three_nodes("poddel", "1", "None");
     let pod = "pod-1-1";
     let ip = lab.pod_ip(pod).to_string();
     let (ok, out) = lab.tabbyctl(&["ipam", "show", "--ip", &ip]);
@@ -68,7 +52,7 @@ fn pod_delete_releases_address_and_route() {
 #[test]
 fn kill_and_restart_keeps_routes() {
     let _g = serial();
-    let lab = mesh("restart");
+    let lab = Lab::three_nodes("restart", "1", "None");
     let mut last = String::new();
     let ok = wait_until(Duration::from_secs(30), || {
         let (ok, out) = lab.check();

@@ -70,19 +70,23 @@ impl Lab {
     /// The routing labs: three nodes over `subnets` subnets, two pods each,
     /// with the given IP pool encapsulation.
     pub fn three_nodes(tag: &str, subnets: &str, encapsulation: &str) -> Lab {
-        Lab::up(
-            tag,
-            &[
-                "--nodes",
-                "3",
-                "--subnets",
-                subnets,
-                "--pods-per-node",
-                "2",
-                "--encapsulation",
-                encapsulation,
-            ],
-        )
+        Lab::three_nodes_with(tag, subnets, encapsulation, &[])
+    }
+
+    /// [`Lab::three_nodes`] with further `lab up` arguments.
+    pub fn three_nodes_with(tag: &str, subnets: &str, encapsulation: &str, extra: &[&str]) -> Lab {
+        let mut args = vec![
+            "--nodes",
+            "3",
+            "--subnets",
+            subnets,
+            "--pods-per-node",
+            "2",
+            "--encapsulation",
+            encapsulation,
+        ];
+        args.extend_from_slice(extra);
+        Lab::up(tag, &args)
     }
 
     fn ctl(&self, pre: &[&str], args: &[&str]) -> Output {

@@ -55,7 +55,7 @@ fn two_active_speakers_settle_on_one_session() {
 fn second_connection_from_established_peer_gets_cease_collision() {
     use common::bird::{Bird, BirdPeer};
     use common::inproc::{in_ns, runtime};
-    use tabby_bgp::transport::{connect, ConnectOptions, MessageReader};
+    use tabby_bgp::transport::MessageReader;
     use tabby_bgp::wire::{self, Capability, Message, Open, SessionContext};
 
     let nt = Netns::new("cot");
@@ -76,17 +76,7 @@ fn second_connection_from_established_peer_gets_cease_collision() {
     let rt = runtime(&nb);
     let (to, from) = (ta.clone(), ba.clone());
     let notification = in_ns(&rt, async move {
-        let opts = ConnectOptions {
-            source: Some(from.parse().unwrap()),
-            password: None,
-        };
-        let s = connect(
-            format!("{to}:179").parse().unwrap(),
-            &opts,
-            Duration::from_secs(2),
-        )
-        .await
-        .unwrap();
+        let s = dial(&from, &to).await;
         let (r, mut w) = s.into_split();
         let open = Message::Open(Open {
             version: 4,
@@ -133,7 +123,7 @@ fn second_connection_from_established_peer_gets_cease_collision() {
 fn garbage_from_a_peer_address_gets_a_header_notification() {
     use common::bird::{Bird, BirdPeer};
     use common::inproc::{in_ns, runtime};
-    use tabby_bgp::transport::{connect, ConnectOptions, MessageReader};
+    use tabby_bgp::transport::MessageReader;
     use tabby_bgp::wire::{Message, SessionContext};
 
     let nt = Netns::new("gat");
@@ -156,17 +146,7 @@ fn garbage_from_a_peer_address_gets_a_header_notification() {
     let rt = runtime(&nb);
     let (to, from) = (ta.clone(), ba.clone());
     let n = in_ns(&rt, async move {
-        let opts = ConnectOptions {
-            source: Some(from.parse().unwrap()),
-            password: None,
-        };
-        let s = connect(
-            format!("{to}:179").parse().unwrap(),
-            &opts,
-            Duration::from_secs(2),
-        )
-        .await
-        .unwrap();
+        let s = dial(&from, &to).await;
         let (r, mut w) = s.into_split();
         tokio::io::AsyncWriteExt::write_all(&mut w, &[0u8; 64])
             .await
@@ -190,4 +170,17 @@ fn garbage_from_a_peer_address_gets_a_header_notification() {
     assert!(tabby.established(&ba) && bird.established("tabby"));
     assert_eq!(tabby.peer(&ba).since, since);
     assert!(tabby.best("10.248.0.0/24").is_some());
+}
+
+/// A TCP connection to the speaker's port 179 from `from`, as a second
+/// (rogue) client would open one; runs inside the caller's namespace.
+async fn dial(from: &str, to: &str) -> tokio::net::TcpStream {
+    let opts = tabby_bgp::transport::ConnectOptions {
+        source: Some(from.parse().unwrap()),
+        password: None,
+    };
+    let to = format!("{to}:179").parse().unwrap();
+    tabby_bgp::transport::connect(to, &opts, Duration::from_secs(2))
+        .await
+        .unwrap()
 }

@@ -6,7 +6,7 @@ mod common;
 use common::{add_workload_veth, is_root, node_with_eth0, tabby_route, wait_until};
 use std::net::Ipv4Addr;
 use std::time::Duration;
-use tabby_felix_lite::model::{BlockRoute, DesiredState, LocalVxlan, Path, Vtep, Workload};
+use tabby_felix_lite::model::{BlockRoute, DesiredState, LocalVxlan, Path, Pool, Vtep, Workload};
 use tabby_felix_lite::reconcile::{Config, Reconciler};
 
 const REPAIR_WITHIN: Duration = Duration::from_secs(1);
@@ -176,4 +176,45 @@ fn periodic_resync_repairs_what_sends_no_event() {
         "{:?}",
         s.last_pass.failures
     );
+}
+
+#[test]
+fn nftables_is_checked_on_resync_not_on_kernel_events() {
+    if !is_root() {
+        return;
+    }
+    // Kernel events say nothing about nftables, so a pass they wake leaves
+    // `nft` alone; a requested resync (like the periodic one) repairs it.
+    let ns = node_with_eth0("nftresync", "10.98.0.1/24");
+    add_workload_veth(&ns, "cali9", "pod9");
+    let config = Config {
+        resync_interval: Duration::from_secs(3600),
+        ..Config::default()
+    };
+    let rec = Reconciler::start_in_netns(&ns.name, config).expect("start");
+    let mut with_pool = state();
+    with_pool.pools = vec![Pool {
+        cidr: "10.245.0.0/16".parse().unwrap(),
+        nat_outgoing: true,
+    }];
+    rec.handle().set_desired(with_pool);
+    let has_table = || ns.exec("nft", &["list", "table", "ip", "tabby"]).0;
+    wait_until("initial sync", Duration::from_secs(5), || {
+        has_table() && tabby_route(&ns, "10.245.1.0/26").is_some()
+    });
+
+    let (ok, out) = ns.exec("nft", &["delete", "table", "ip", "tabby"]);
+    assert!(ok, "{out}");
+    let passes = rec.handle().status().passes;
+    ns.ip(&["route", "del", "10.245.1.0/26", "proto", "81"]);
+    wait_until("route back", REPAIR_WITHIN, || {
+        tabby_route(&ns, "10.245.1.0/26").is_some()
+    });
+    wait_until("the event's pass reported", REPAIR_WITHIN, || {
+        rec.handle().status().passes > passes
+    });
+    assert!(!has_table(), "a route event's pass ran nft");
+
+    rec.handle().resync();
+    wait_until("table back after resync", Duration::from_secs(2), has_table);
 }

@@ -9,6 +9,11 @@
 //! `ip route del` is repaired well within a second), and every
 //! `resync_interval` regardless (Felix's route refresh).
 //!
+//! nftables sends no rtnetlink event, and checking it means spawning `nft`,
+//! so a pass woken by the kernel skips it: it is checked when the pools
+//! change, after a failed check, and on the periodic or requested resync
+//! (like Felix's iptables refresh, an external flush is repaired then).
+//!
 //! Ownership rules:
 //! - Routes: only main-table routes with protocol 81 are ever replaced or
 //!   deleted (deletes name protocol 81, so the kernel itself refuses to
@@ -32,7 +37,7 @@ mod pass;
 pub mod plan;
 mod vxlan;
 
-use crate::model::{DesiredState, Workload};
+use crate::model::{DesiredState, Pool, Workload};
 use crate::netlink::NlSocket;
 use crate::netns::{self, NetnsError};
 use std::collections::BTreeMap;
@@ -354,6 +359,9 @@ impl LoopCtx {
         }
         let mut vxlan_index = None;
         let mut events_ok = true;
+        // Pools nftables last matched; None until a check succeeds.
+        let mut nft_synced: Option<Vec<Pool>> = None;
+        let mut periodic = true;
         loop {
             // Let a burst of triggers settle; what queued meanwhile is
             // covered by the pass, which reads the kernel afresh.
@@ -365,8 +373,13 @@ impl LoopCtx {
             }
             let input = self.input.borrow_and_update().clone();
             let started = std::time::Instant::now();
-            let (report, index) = pass::run(&mut self.sock, &input.state, &input.workloads());
-            vxlan_index = index;
+            let check_nft = periodic || nft_synced.as_deref() != Some(input.state.pools.as_slice());
+            let (report, outcome) =
+                pass::run(&mut self.sock, &input.state, &input.workloads(), check_nft);
+            vxlan_index = outcome.vxlan_index;
+            if check_nft {
+                nft_synced = outcome.nft_ok.then(|| input.state.pools.clone());
+            }
             log_pass(&report, started.elapsed());
             self.status.send_modify(|s| {
                 s.generation = input.generation;
@@ -381,6 +394,7 @@ impl LoopCtx {
                 }
                 self.events.changed(vxlan_index).await
             };
+            periodic = false;
             tokio::select! {
                 changed = self.input.changed() => {
                     if changed.is_err() {
@@ -393,8 +407,8 @@ impl LoopCtx {
                         events_ok = false;
                     }
                 }
-                _ = next_resync => {}
-                _ = self.resync.notified() => {}
+                _ = next_resync => periodic = true,
+                _ = self.resync.notified() => periodic = true,
                 _ = self.stop.notified() => return,
             }
         }

@@ -9,18 +9,29 @@ use crate::{ethtool, mtu, nft, sysctl};
 use ipnet::Ipv4Net;
 use std::collections::HashMap;
 
-/// Returns the report and `vxlan.calico`'s index (for event filtering).
+/// What a pass found out besides its report.
+pub struct PassOutcome {
+    /// `vxlan.calico`'s index (for event filtering).
+    pub vxlan_index: Option<u32>,
+    /// Whether nftables was checked and found (or made) to match the pools.
+    pub nft_ok: bool,
+}
+
+/// `check_nft` false skips nftables: rtnetlink events (most passes) say
+/// nothing about it, so the caller asks only when the pools changed, the
+/// last check failed, or on the periodic resync.
 pub fn run(
     sock: &mut NlSocket,
     state: &DesiredState,
     workloads: &[Workload],
-) -> (PassReport, Option<u32>) {
+    check_nft: bool,
+) -> (PassReport, PassOutcome) {
     let mut report = PassReport::default();
     let links_now = match links::dump_links(sock) {
         Ok(l) => l,
         Err(e) => {
             report.fail("kernel", format!("reading links: {e}"));
-            return (report, None);
+            return (report, outcome(None, false));
         }
     };
     let vx = vxlan::reconcile(sock, state.vxlan.as_ref(), &links_now, &mut report);
@@ -28,7 +39,7 @@ pub fn run(
         Ok(a) => a,
         Err(e) => {
             report.fail("kernel", format!("reading addresses: {e}"));
-            return (report, vx.map(|(i, _)| i));
+            return (report, outcome(vx, false));
         }
     };
     if let (Some((index, _)), Some(want)) = (vx, state.vxlan.as_ref()) {
@@ -75,14 +86,21 @@ pub fn run(
         reconcile_vteps(sock, index, state, &mut report);
     }
     reconcile_sysctls(workloads, &index_of, &mut report);
-    reconcile_nft(state, &mut report);
+    let nft_ok = check_nft && reconcile_nft(state, &mut report);
 
     report.pod_mtu = match (vx, node) {
         (Some((_, vx_mtu)), _) => Some(vx_mtu),
         (None, Some(n)) => Some(mtu::pod_mtu(n.mtu, mtu::Encap::None)),
         (None, None) => None,
     };
-    (report, vx.map(|(i, _)| i))
+    (report, outcome(vx, nft_ok))
+}
+
+fn outcome(vx: Option<(u32, u32)>, nft_ok: bool) -> PassOutcome {
+    PassOutcome {
+        vxlan_index: vx.map(|(i, _)| i),
+        nft_ok,
+    }
 }
 
 fn reconcile_routes(sock: &mut NlSocket, desired: &[DesiredRoute], report: &mut PassReport) {
@@ -236,15 +254,23 @@ fn reconcile_sysctls(
 
 /// NAT outgoing and FORWARD accepts for the pools (H2's `nft` module; it
 /// reads back and writes nothing when the ruleset already matches).
-fn reconcile_nft(state: &DesiredState, report: &mut PassReport) {
+/// True when nftables matches the pools afterwards.
+fn reconcile_nft(state: &DesiredState, report: &mut PassReport) -> bool {
     match nft::reconcile(&state.pools) {
-        Ok(r) if r.changed => report.applied(format!(
-            "nftables: table written {}, {} forward rules inserted, {} deleted",
-            r.table_written, r.rules_inserted, r.rules_deleted
-        )),
-        Ok(_) => {}
+        Ok(r) => {
+            if r.changed {
+                report.applied(format!(
+                    "nftables: table written {}, {} forward rules inserted, {} deleted",
+                    r.table_written, r.rules_inserted, r.rules_deleted
+                ));
+            }
+            true
+        }
         // Without pools there is nothing to remove on a host without nft.
-        Err(nft::NftError::Missing(_)) if state.pools.is_empty() => {}
-        Err(e) => report.fail("nftables", e.to_string()),
+        Err(nft::NftError::Missing(_)) if state.pools.is_empty() => true,
+        Err(e) => {
+            report.fail("nftables", e.to_string());
+            false
+        }
     }
 }

@@ -128,9 +128,10 @@ impl Node {
         netns.ip(&["link", "set", "lo", "up"]);
         // No `dummy` link type on this kernel: a veth pair inside the node
         // stands in for its NIC.
+        let mtu = NODE_MTU.to_string();
         netns.ip(&[
-            "link", "add", NODE_IF, "mtu", "1400", "type", "veth", "peer", "name", "nic0p", "mtu",
-            "1400",
+            "link", "add", NODE_IF, "mtu", &mtu, "type", "veth", "peer", "name", "nic0p", "mtu",
+            &mtu,
         ]);
         netns.ip(&["addr", "add", &format!("{NODE_IP}/24"), "dev", NODE_IF]);
         netns.ip(&["link", "set", NODE_IF, "up"]);

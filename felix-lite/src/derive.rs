@@ -9,6 +9,14 @@
 /// Longest Linux interface name (IFNAMSIZ - 1).
 pub const IFNAME_MAX: usize = 15;
 
+/// `aa:bb:cc:dd:ee:ff`, as `ip link` prints a MAC.
+pub fn fmt_mac(mac: &[u8]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// `cali` + 11 hex digits: Calico's veth name for the pod.
 pub fn host_veth_name(namespace: &str, pod: &str) -> String {
     let digest = sha1(format!("{namespace}.{pod}").as_bytes());

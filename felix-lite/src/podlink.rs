@@ -15,7 +15,7 @@
 //! reconciler, which the CNI plugin tells about the workload through the
 //! node's `Dataplane` service.
 
-pub use crate::derive::{host_veth_name, IFNAME_MAX};
+pub use crate::derive::{fmt_mac, host_veth_name, IFNAME_MAX};
 
 use crate::netlink::links::{self, KernelLink};
 use crate::netlink::routes::{self, RouteSpec, RouteTarget};
@@ -76,13 +76,6 @@ pub struct PodLink {
     pub host_mac: [u8; 6],
     pub pod_ifname: String,
     pub pod_mac: [u8; 6],
-}
-
-pub fn fmt_mac(mac: &[u8]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 fn check_ifname(what: &str, name: &str) -> Result<(), PodLinkError> {

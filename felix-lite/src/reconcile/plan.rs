@@ -265,12 +265,7 @@ pub fn desired_vteps(vteps: &[Vtep]) -> (Vec<Vtep>, Vec<ItemError>) {
     (out, errors)
 }
 
-pub fn fmt_mac(m: &[u8; 6]) -> String {
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        m[0], m[1], m[2], m[3], m[4], m[5]
-    )
-}
+pub use crate::derive::fmt_mac;
 
 /// ARP entries to set (tunnel IP, MAC) and permanent ones to delete.
 /// Non-permanent entries are the kernel's own and left alone.

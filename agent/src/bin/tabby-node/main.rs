@@ -45,30 +45,25 @@ enum Command {
 
 #[tokio::main]
 async fn main() {
-    let cli = Cli::parse();
-    let node_cfg = match cli.command {
+    let res = match Cli::parse().command {
         None | Some(Command::Node) => match tabby_agent::node::NodeConfig::from_env() {
-            Ok(c) => Some(c),
+            Ok(cfg) => {
+                init_logging(&cfg.log);
+                tabby_agent::node::run(cfg).await
+            }
             Err(e) => {
                 eprintln!("Error: {e}");
                 std::process::exit(1);
             }
         },
-        Some(_) => None,
-    };
-    let filter = node_cfg.as_ref().map_or_else(
-        || std::env::var("TABBY_LOG").unwrap_or_else(|_| "info".into()),
-        |c| c.log.clone(),
-    );
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let res = match node_cfg {
-        Some(cfg) => tabby_agent::node::run(cfg).await,
-        None => run(cli.command).await,
+        Some(Command::Bgp {
+            config,
+            grpc_socket,
+            restarted,
+        }) => {
+            init_logging(&std::env::var("TABBY_LOG").unwrap_or_else(|_| "info".into()));
+            bgp(config, grpc_socket, restarted).await
+        }
     };
     if let Err(e) = res {
         eprintln!("Error: {e:#}");
@@ -76,15 +71,13 @@ async fn main() {
     }
 }
 
-async fn run(command: Option<Command>) -> anyhow::Result<()> {
-    match command {
-        None | Some(Command::Node) => Ok(()),
-        Some(Command::Bgp {
-            config,
-            grpc_socket,
-            restarted,
-        }) => bgp(config, grpc_socket, restarted).await,
-    }
+fn init_logging(filter: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn bgp(config: PathBuf, grpc_socket: Option<PathBuf>, restarted: bool) -> anyhow::Result<()> {

@@ -283,22 +283,34 @@ fn configure_pod_end(spec: &PodLinkSpec) -> Result<[u8; 6], PodLinkError> {
     Ok(mac6(link))
 }
 
-fn delete_host_end(sock: &mut NlSocket, host_ifname: &str) -> Result<bool, PodLinkError> {
-    let host_links = links::dump_links(sock).map_err(nl("reading host links"))?;
-    match find(&host_links, host_ifname) {
+/// Deletes veth `name` from the socket's netns: `Some(true)` deleted,
+/// `Some(false)` absent, `None` present but not a veth (left alone).
+fn delete_veth(
+    sock: &mut NlSocket,
+    name: &str,
+    where_: &str,
+) -> Result<Option<bool>, PodLinkError> {
+    let all = links::dump_links(sock).map_err(nl(format!("reading {where_} links")))?;
+    match find(&all, name) {
         Some(l) if is_veth(l) => {
             match sock.execute(links::delete_link_request(l.index).message, 0) {
-                Ok(()) => Ok(true),
+                Ok(()) => Ok(Some(true)),
                 // Deleted meanwhile (its peer's netns went away): fine.
-                Err(e) if e.errno() == Some(libc::ENODEV) => Ok(false),
-                Err(e) => Err(nl(format!("deleting {host_ifname}"))(e)),
+                Err(e) if e.errno() == Some(libc::ENODEV) => Ok(Some(false)),
+                Err(e) => Err(nl(format!("deleting {name} in the {where_}"))(e)),
             }
         }
-        Some(_) => Err(PodLinkError::Invalid(format!(
-            "host interface {host_ifname} is not a veth; refusing to delete it"
-        ))),
-        None => Ok(false),
+        Some(_) => Ok(None),
+        None => Ok(Some(false)),
     }
+}
+
+fn delete_host_end(sock: &mut NlSocket, host_ifname: &str) -> Result<bool, PodLinkError> {
+    delete_veth(sock, host_ifname, "host")?.ok_or_else(|| {
+        PodLinkError::Invalid(format!(
+            "host interface {host_ifname} is not a veth; refusing to delete it"
+        ))
+    })
 }
 
 /// What teardown found and removed.
@@ -331,18 +343,8 @@ pub fn teardown(
         let name = pod_ifname.to_string();
         out.removed_pod_end = netns::run_in_path(path, move || -> Result<bool, PodLinkError> {
             let mut sock = NlSocket::open()?;
-            let pod_links = links::dump_links(&mut sock).map_err(nl("reading pod links"))?;
-            match find(&pod_links, &name) {
-                Some(l) if is_veth(l) => {
-                    match sock.execute(links::delete_link_request(l.index).message, 0) {
-                        Ok(()) => Ok(true),
-                        Err(e) if e.errno() == Some(libc::ENODEV) => Ok(false),
-                        Err(e) => Err(nl(format!("deleting {name} in the pod"))(e)),
-                    }
-                }
-                // Not ours to delete (or already gone).
-                _ => Ok(false),
-            }
+            // Not a veth: not ours to delete.
+            Ok(delete_veth(&mut sock, &name, "pod")?.unwrap_or(false))
         })??;
     }
     if let Some(h) = host_ifname {

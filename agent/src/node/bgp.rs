@@ -163,12 +163,11 @@ impl Bgp {
     }
 
     /// Refreshes each mesh session's health from the speaker.
-    pub async fn poll(&mut self) -> bool {
+    pub async fn poll(&mut self) {
         let Ok(status) = self.speaker.peers().await else {
-            return false;
+            return;
         };
         let now = Instant::now();
-        let mut changed = false;
         let mut next = HashMap::new();
         for s in status {
             let addr = s.config.address;
@@ -195,13 +194,9 @@ impl Bgp {
                     None => PeerHealth::DownSince(*self.added.get(&addr).unwrap_or(&now)),
                 }
             };
-            if self.health.get(&addr) != Some(&h) {
-                changed = true;
-            }
             next.insert(addr, h);
         }
         self.health = next;
-        changed
     }
 
     /// Waits for the next batch of best-path changes and applies it (and

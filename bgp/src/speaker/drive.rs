@@ -166,10 +166,13 @@ impl Core {
             tracing::warn!(%peer, "connection from a peer removed meanwhile");
             return;
         };
-        let primary = &mut p.conns[0];
-        let target = if primary.link.is_none()
-            && matches!(primary.fsm.state(), State::Connect | State::Active)
-        {
+        // A peer always keeps one connection slot (housekeeping refills it),
+        // but this runs on a network event, so an empty list must not panic:
+        // it just takes the new-connection path below.
+        let waiting = p.conns.first_mut().filter(|c| {
+            c.link.is_none() && matches!(c.fsm.state(), State::Connect | State::Active)
+        });
+        let target = if let Some(primary) = waiting {
             primary.direction = Direction::Inbound;
             primary.attach(stream, peer, link, &tx);
             primary.id

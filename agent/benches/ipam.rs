@@ -10,7 +10,7 @@ use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tabby_agent::datastore::{sqlite::SqliteStore, Datastore};
-use tabby_agent::ipam_store::DatastoreIpam;
+use tabby_agent::ipam::DatastoreIpam;
 use tabby_agent::resources::ippool::IpPoolSpec;
 use tabby_agent::resources::{Object, Resource};
 use tabby_ipam::allocator::{AssignRequest, Ipam};

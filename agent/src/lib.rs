@@ -3,12 +3,10 @@
 //! the only crate that knows about Kubernetes and Calico's API.
 
 pub mod apply;
+pub mod cache;
 pub mod cni;
 pub mod datastore;
 pub mod grpc;
-mod ipam_cache;
-mod ipam_convert;
-pub mod ipam_store;
-pub mod ipam_workloads;
+pub mod ipam;
 pub mod node;
 pub mod resources;

@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use tabby_agent::datastore::{sqlite::SqliteStore, Datastore};
 use tabby_agent::grpc::{bind_socket, connect_unix, ipam::IpamService};
-use tabby_agent::ipam_store::DatastoreIpam;
+use tabby_agent::ipam::DatastoreIpam;
 use tabby_agent::resources::ippool::IpPoolSpec;
 use tabby_agent::resources::{Object, Resource};
 use tabby_ipam::allocator::Ipam;

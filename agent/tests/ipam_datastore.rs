@@ -12,7 +12,7 @@ use common::Backend;
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
-use tabby_agent::ipam_store::DatastoreIpam;
+use tabby_agent::ipam::DatastoreIpam;
 use tabby_agent::resources::ippool::IpPoolSpec;
 use tabby_agent::resources::{Kind, Object, Resource};
 use tabby_ipam::allocator::{AssignRequest, Ipam};

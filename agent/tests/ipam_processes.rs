@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use tabby_agent::datastore::{sqlite::SqliteStore, Datastore};
-use tabby_agent::ipam_store::DatastoreIpam;
+use tabby_agent::ipam::DatastoreIpam;
 use tabby_agent::resources::ippool::IpPoolSpec;
 use tabby_agent::resources::{Kind, Object, Resource};
 use tabby_ipam::allocator::{AssignRequest, Ipam};

@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::process::Output;
 use std::time::{Duration, Instant};
-use tabby_agent::ipam_store::DatastoreIpam;
+use tabby_agent::ipam::DatastoreIpam;
 use tabby_agent::resources::ippool::IpPoolSpec;
 use tabby_agent::resources::{parse_documents, Object, Resource};
 use tabby_ipam::allocator::{AssignRequest, Ipam, IpamError};

@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 use std::time::Duration;
 use tabby_agent::datastore::{Error, TxnWrite};
-use tabby_agent::ipam_store::DatastoreIpam;
+use tabby_agent::ipam::DatastoreIpam;
 use tabby_agent::resources::ipam::IpamHandleSpec;
 use tabby_agent::resources::ippool::IpPoolSpec;
 use tabby_agent::resources::{Kind, Object, Resource};

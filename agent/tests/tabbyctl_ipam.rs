@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use tabby_agent::datastore::{sqlite::SqliteStore, Datastore};
-use tabby_agent::ipam_store::DatastoreIpam;
+use tabby_agent::ipam::DatastoreIpam;
 use tabby_agent::resources::ippool::IpPoolSpec;
 use tabby_agent::resources::{Object, Resource};
 use tabby_ipam::allocator::{AssignRequest, Ipam};

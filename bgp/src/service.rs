@@ -149,7 +149,11 @@ fn status_to_proto(s: &PeerStatus, peer_type: i32) -> pb::PeerStatus {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0),
-        last_error: s.last_error.clone().unwrap_or_default(),
+        last_error: s
+            .last_error
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         prefixes_received: s.prefixes_received,
         prefixes_accepted: s.prefixes_accepted,
         prefixes_advertised: s.prefixes_advertised,

@@ -101,7 +101,10 @@ fn connect_failure_goes_active_then_retries_and_records_error() {
         &a,
         &Action::StartTimer(TimerKind::ConnectRetry, Duration::from_secs(1))
     ));
-    assert_eq!(fsm.last_error(), Some("Connect: connection refused"));
+    assert_eq!(
+        fsm.last_error().map(ToString::to_string).as_deref(),
+        Some("Connect: connection refused")
+    );
     let a = fsm.handle(Event::ConnectRetryTimerExpires);
     assert_eq!(fsm.state(), State::Connect);
     assert!(has(&a, &Action::Connect));
@@ -258,7 +261,7 @@ fn bad_peer_as_is_2_2() {
     let (a, fsm) = open_error(peer_open(64999, 90), peer(64512));
     assert_eq!(sent_notification(&a), Some((2, 2)));
     assert_eq!(
-        fsm.last_error(),
+        fsm.last_error().map(ToString::to_string).as_deref(),
         Some("OpenSent: NOTIFICATION sent: bad peer AS (2/2)")
     );
 }
@@ -390,7 +393,7 @@ fn notification_received_in_open_sent_is_recorded() {
     assert_eq!(fsm.state(), State::Idle);
     assert!(sent_notification(&a).is_none());
     assert_eq!(
-        fsm.last_error(),
+        fsm.last_error().map(ToString::to_string).as_deref(),
         Some("OpenSent: NOTIFICATION received: bad peer AS (2/2)")
     );
     // Error backoff: automatic restart after the first error wait.
@@ -471,9 +474,10 @@ fn timers_in_established() {
     assert_eq!(sent_notification(&a), Some((4, 0)));
     assert_eq!(fsm.state(), State::Idle);
     assert_eq!(
-        fsm.last_error(),
+        fsm.last_error().map(ToString::to_string).as_deref(),
         Some("Established: NOTIFICATION sent: hold timer expired (4/0)")
     );
+    assert!(fsm.last_error().unwrap().error.is_hold_timer_expired());
     assert!(a.iter().any(|a| matches!(a, Action::SessionDown(_))));
 }
 
@@ -521,7 +525,7 @@ fn codec_errors_send_their_notification() {
     assert!(has(&a, &Action::Send(Message::Notification(n))));
     assert_eq!(fsm.state(), State::Idle);
     assert_eq!(
-        fsm.last_error(),
+        fsm.last_error().map(ToString::to_string).as_deref(),
         Some("Established: NOTIFICATION sent: malformed attribute list (3/1)")
     );
 }
@@ -617,7 +621,11 @@ fn collision_keeps_the_connection_of_the_higher_identifier() {
     assert!(!a
         .iter()
         .any(|a| matches!(a, Action::StartTimer(TimerKind::IdleHold, _))));
-    assert!(existing.last_error().unwrap().contains("collision"));
+    assert!(existing
+        .last_error()
+        .unwrap()
+        .to_string()
+        .contains("collision"));
 }
 
 #[test]

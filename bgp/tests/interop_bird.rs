@@ -127,7 +127,11 @@ fn wrong_as_is_refused_with_bad_peer_as() {
         l_contains(&bird.protocol("tabby"), "Bad peer AS")
     });
     let st = tabby.peer(&ba);
-    let err = st.last_error.clone().unwrap_or_default();
+    let err = st
+        .last_error
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     assert!(
         err.to_lowercase().contains("bad peer as"),
         "Tabby's status: {st:?}"
@@ -209,7 +213,13 @@ fn bird_refusing_tabby_as_shows_in_tabby_status() {
     let l = lab("bwr", 15, 65000, 65001, 65099);
     wait_until("Tabby records BIRD's NOTIFICATION", 20.0, || {
         l.tabby.peer(&l.b_addr).last_error.is_some_and(|e| {
-            e.contains("NOTIFICATION received") && e.to_lowercase().contains("bad peer as")
+            // The typed value and its status text agree.
+            let typed = e
+                .error
+                .notification()
+                .is_some_and(|(n, sent)| !sent && (n.code, n.subcode) == (2, 2));
+            let e = e.to_string();
+            typed && e.contains("NOTIFICATION received") && e.to_lowercase().contains("bad peer as")
         })
     });
     assert!(!l.tabby.established(&l.b_addr));

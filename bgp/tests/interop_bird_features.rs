@@ -204,7 +204,11 @@ fn max_prefixes_exceeded_ends_the_session_with_cease() {
             .contains("Received: Maximum number of prefixes reached")
     });
     let st = tabby.peer(&ba);
-    let err = st.last_error.clone().unwrap_or_default().to_lowercase();
+    let err = st
+        .last_error
+        .as_ref()
+        .map(|e| e.to_string().to_lowercase())
+        .unwrap_or_default();
     assert!(err.contains("prefix"), "Tabby's status: {st:?}");
 }
 

@@ -1,6 +1,7 @@
 //! The BGP side of tabby-node: starting the speaker, keeping its peers and
 //! originated blocks in line with the datastore, and tracking how long
-//! each mesh session has been down (the VXLAN fallback timer).
+//! each mesh session has been down (the VXLAN fallback timer), from the
+//! speaker's peer events.
 
 use super::cluster::Cluster;
 use super::config::NodeConfig;
@@ -9,11 +10,13 @@ use super::routes::{LearnedRoute, PeerHealth};
 use ipnet::{IpNet, Ipv4Net};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tabby_bgp::fsm::State;
 use tabby_bgp::peer_config::{LocalConfig, DEFAULT_RESTART_TIME};
-use tabby_bgp::speaker::{BestPath, BestPathEvent, Speaker, SpeakerConfig};
+use tabby_bgp::speaker::{BestPath, BestPathEvent, PeerEvent, PeerStatus, Speaker, SpeakerConfig};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::broadcast::Receiver;
 
 /// A marker in the run dir: present at start means the previous run did
 /// not stop cleanly, so we announce the Restart State bit and peers keep
@@ -31,9 +34,40 @@ pub struct Bgp {
     added: HashMap<IpAddr, Instant>,
     health: HashMap<IpAddr, PeerHealth>,
     originated: BTreeSet<Ipv4Net>,
-    learned: BTreeMap<IpNet, BestPath>,
-    changes: Option<tokio::sync::broadcast::Receiver<std::sync::Arc<Vec<BestPathEvent>>>>,
+    learned: BTreeMap<Ipv4Net, LearnedRoute>,
+    events: Option<Events>,
     marker: std::path::PathBuf,
+}
+
+/// The speaker's two streams after a snapshot.
+struct Events {
+    best: Receiver<Arc<Vec<BestPathEvent>>>,
+    peers: Receiver<PeerEvent>,
+}
+
+enum Got {
+    Best(Arc<Vec<BestPathEvent>>),
+    Peer(PeerEvent),
+}
+
+/// What the route calculation needs of a best path: IPv4 only until the
+/// dataplane routes IPv6.
+fn learned_route(p: &BestPath) -> Option<(Ipv4Net, LearnedRoute)> {
+    let IpNet::V4(prefix) = p.prefix else {
+        return None;
+    };
+    let v4 = |a: Option<IpAddr>| match a {
+        Some(IpAddr::V4(a)) => Some(a),
+        _ => None,
+    };
+    Some((
+        prefix,
+        LearnedRoute {
+            prefix,
+            next_hop: v4(p.next_hop),
+            from_peer: v4(p.from_peer),
+        },
+    ))
 }
 
 fn own_blocks(cluster: &Cluster, me: &str) -> BTreeSet<Ipv4Net> {
@@ -97,20 +131,32 @@ impl Bgp {
             health: HashMap::new(),
             originated,
             learned: BTreeMap::new(),
-            changes: None,
+            events: None,
             marker,
         };
         b.rewatch().await;
         Ok(b)
     }
 
+    /// Takes a fresh snapshot of best paths and peers, and the streams of
+    /// changes after it (at start, and after falling behind).
     async fn rewatch(&mut self) {
         match self.speaker.watch().await {
             Ok(w) => {
-                self.learned = w.snapshot.into_iter().map(|p| (p.prefix, p)).collect();
-                self.changes = Some(w.changes);
+                self.learned = w.snapshot.iter().filter_map(learned_route).collect();
+                let now = Instant::now();
+                let mut seen = std::collections::HashSet::new();
+                for p in &w.peers {
+                    seen.insert(p.config.address);
+                    self.on_peer(p, now);
+                }
+                self.health.retain(|a, _| seen.contains(a));
+                self.events = Some(Events {
+                    best: w.changes,
+                    peers: w.peer_changes,
+                });
             }
-            Err(e) => tracing::warn!(error = %e, "cannot watch the speaker's best paths"),
+            Err(e) => tracing::warn!(error = %e, "cannot watch the BGP speaker"),
         }
     }
 
@@ -162,80 +208,86 @@ impl Bgp {
         self.originated = blocks;
     }
 
-    /// Refreshes each mesh session's health from the speaker.
-    pub async fn poll(&mut self) {
-        let Ok(status) = self.speaker.peers().await else {
-            return;
-        };
-        let now = Instant::now();
-        let mut next = HashMap::new();
-        for s in status {
-            let addr = s.config.address;
-            let h = if s.state == State::Established {
-                PeerHealth::Established
-            } else {
-                match self.health.get(&addr) {
-                    Some(PeerHealth::DownSince(t)) => PeerHealth::DownSince(*t),
-                    // A hold-timer expiry means the peer has already been
-                    // silent for a hold time: the outage began then, so
-                    // fallback follows at once instead of a hold time later.
-                    Some(PeerHealth::Established) => {
-                        let silent = s
-                            .last_error
-                            .as_deref()
-                            .is_some_and(|e| e.contains("hold timer expired"));
-                        let hold = Duration::from_secs(u64::from(s.config.hold_time));
-                        PeerHealth::DownSince(if silent {
-                            now.checked_sub(hold).unwrap_or(now)
-                        } else {
-                            now
-                        })
-                    }
-                    None => PeerHealth::DownSince(*self.added.get(&addr).unwrap_or(&now)),
+    /// A mesh session's health from the speaker's report of it.
+    fn on_peer(&mut self, s: &PeerStatus, now: Instant) {
+        let addr = s.config.address;
+        let h = if s.state == State::Established {
+            PeerHealth::Established
+        } else {
+            match self.health.get(&addr) {
+                Some(PeerHealth::DownSince(t)) => PeerHealth::DownSince(*t),
+                // A hold-timer expiry means the peer has already been
+                // silent for a hold time: the outage began then, so
+                // fallback follows at once instead of a hold time later.
+                Some(PeerHealth::Established) => {
+                    let silent = s
+                        .last_error
+                        .as_ref()
+                        .is_some_and(|e| e.error.is_hold_timer_expired());
+                    let hold = Duration::from_secs(u64::from(s.config.hold_time));
+                    PeerHealth::DownSince(if silent {
+                        now.checked_sub(hold).unwrap_or(now)
+                    } else {
+                        now
+                    })
                 }
-            };
-            next.insert(addr, h);
-        }
-        self.health = next;
+                None => PeerHealth::DownSince(*self.added.get(&addr).unwrap_or(&now)),
+            }
+        };
+        self.health.insert(addr, h);
     }
 
-    /// Waits for the next batch of best-path changes and applies it (and
-    /// any queued behind it). Cancel-safe; pends forever without a watch.
-    pub async fn next_best_paths(&mut self) {
-        let Some(rx) = self.changes.as_mut() else {
+    /// Waits for the next best-path or peer change from the speaker and
+    /// applies it (and whatever else is queued). Cancel-safe; pends
+    /// forever once the speaker has stopped.
+    pub async fn next_change(&mut self) {
+        let Some(ev) = self.events.as_mut() else {
             return std::future::pending().await;
         };
-        let mut item = rx.recv().await;
+        let got = tokio::select! {
+            b = ev.best.recv() => b.map(Got::Best),
+            p = ev.peers.recv() => p.map(Got::Peer),
+        };
+        let mut got = match got {
+            Ok(g) => g,
+            Err(RecvError::Lagged(_)) => return self.rewatch().await,
+            Err(RecvError::Closed) => {
+                self.events = None;
+                return;
+            }
+        };
         loop {
-            match item {
-                Ok(batch) => {
+            match got {
+                Got::Best(batch) => {
                     for ev in batch.iter() {
                         match ev {
                             BestPathEvent::Updated(p) => {
-                                self.learned.insert(p.prefix, p.clone());
+                                if let Some((prefix, route)) = learned_route(p) {
+                                    self.learned.insert(prefix, route);
+                                }
                             }
-                            BestPathEvent::Withdrawn(p) => {
+                            BestPathEvent::Withdrawn(IpNet::V4(p)) => {
                                 self.learned.remove(p);
                             }
+                            BestPathEvent::Withdrawn(IpNet::V6(_)) => {}
                         }
                     }
                 }
-                Err(RecvError::Lagged(_)) => {
-                    self.rewatch().await;
-                    return;
-                }
-                Err(RecvError::Closed) => {
-                    self.changes = None;
-                    return;
+                Got::Peer(PeerEvent::Changed(s)) => self.on_peer(&s, Instant::now()),
+                Got::Peer(PeerEvent::Removed(a)) => {
+                    self.health.remove(&a);
                 }
             }
-            let Some(rx) = self.changes.as_mut() else {
+            let Some(ev) = self.events.as_mut() else {
                 return;
             };
-            item = match rx.try_recv() {
-                Ok(b) => Ok(b),
-                Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
-                Err(_) => return,
+            got = match (ev.best.try_recv(), ev.peers.try_recv()) {
+                (Ok(b), _) => Got::Best(b),
+                (_, Ok(p)) => Got::Peer(p),
+                (Err(TryRecvError::Lagged(_)), _) | (_, Err(TryRecvError::Lagged(_))) => {
+                    return self.rewatch().await
+                }
+                _ => return,
             };
         }
     }
@@ -257,37 +309,22 @@ impl Bgp {
             .collect()
     }
 
+    /// The learned routes the route calculation uses, converted once on
+    /// arrival.
     pub fn learned(&self) -> Vec<LearnedRoute> {
-        self.learned
-            .values()
-            .filter_map(|p| match p.prefix {
-                IpNet::V4(prefix) => Some(LearnedRoute {
-                    prefix,
-                    next_hop: match p.next_hop {
-                        Some(IpAddr::V4(a)) => Some(a),
-                        _ => None,
-                    },
-                    from_peer: match p.from_peer {
-                        Some(IpAddr::V4(a)) => Some(a),
-                        _ => None,
-                    },
-                }),
-                _ => None,
-            })
-            .collect()
+        self.learned.values().cloned().collect()
     }
 
     pub fn peer_types(&self) -> HashMap<IpAddr, super::peers::PeerType> {
         self.peers.iter().map(|(a, p)| (*a, p.peer_type)).collect()
     }
 
-    /// Cease to every peer; the marker goes so the next start is a fresh one.
+    /// Cease to every peer, returning once it is on the wire; the marker
+    /// goes so the next start is a fresh one.
     pub async fn shutdown(&self) {
         if let Err(e) = self.speaker.shutdown().await {
             tracing::warn!(error = %e, "BGP shutdown");
         }
         let _ = std::fs::remove_file(&self.marker);
-        // Let the writers flush the NOTIFICATIONs.
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }

@@ -1,10 +1,11 @@
-//! The slice of the datastore tabby-node follows (Nodes, IP pools, block
-//! affinities, BGP peers and configuration), kept current from the watch,
-//! and its translation into the route calculation's inputs.
+//! The slice of the datastore the route calculation and BGP peering read
+//! (Nodes, IP pools, block affinities, BGP peers and configuration), taken
+//! from the cluster cache, and its translation into the route
+//! calculation's inputs.
 
 use super::routes::{NodeInfo, PoolInfo};
 use super::vtep;
-use crate::datastore::{EventType, WatchEvent};
+use crate::cache::ClusterCache;
 use crate::resources::ipam::AffinityState;
 use crate::resources::ippool::EncapMode;
 use crate::resources::{BgpConfiguration, BgpPeer, BlockAffinity, IpPool, Kind, Node, Resource};
@@ -51,33 +52,15 @@ impl Cluster {
         }
     }
 
-    fn remove(&mut self, r: &Resource) {
-        let name = r.name();
-        match r.kind() {
-            Kind::Node => {
-                self.nodes.remove(name);
+    /// The view as the cache holds it now.
+    pub fn from_cache(cache: &ClusterCache) -> Cluster {
+        let mut c = Cluster::default();
+        for k in KINDS {
+            for r in cache.list(*k) {
+                c.insert(Resource::clone(&r));
             }
-            Kind::IpPool => {
-                self.pools.remove(name);
-            }
-            Kind::BlockAffinity => {
-                self.affinities.remove(name);
-            }
-            Kind::BgpPeer => {
-                self.peers.remove(name);
-            }
-            Kind::BgpConfiguration => {
-                self.bgp_configs.remove(name);
-            }
-            _ => {}
         }
-    }
-
-    pub fn apply(&mut self, ev: &WatchEvent) {
-        match ev.event_type {
-            EventType::Deleted => self.remove(&ev.resource),
-            EventType::Added | EventType::Modified => self.insert(ev.resource.clone()),
-        }
+        c
     }
 
     pub fn node_infos(&self) -> BTreeMap<String, NodeInfo> {

@@ -36,11 +36,11 @@ pub mod bgp;
 pub mod cluster;
 pub mod config;
 pub mod daemon;
-pub mod follow;
 pub mod peers;
 pub mod routes;
 pub mod startup;
 pub mod status;
+pub mod tunnel;
 pub mod vtep;
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ pub fn peer_row(p: &PeerStatus, peer_type: Option<PeerType>, now: SystemTime) ->
         "Established".to_string()
     } else {
         match &p.last_error {
-            Some(e) => e.clone(),
+            Some(e) => e.to_string(),
             None => p.state.to_string(),
         }
     };

@@ -20,7 +20,7 @@ use std::time::Duration;
 use tabby_agent::datastore::{sqlite::SqliteStore, Datastore};
 use tabby_agent::grpc::dataplane::DataplaneService;
 use tabby_agent::grpc::{bind_socket, ipam::IpamService};
-use tabby_agent::ipam_store::DatastoreIpam;
+use tabby_agent::ipam::DatastoreIpam;
 use tabby_agent::resources::ippool::IpPoolSpec;
 use tabby_agent::resources::{Object, Resource};
 use tabby_felix_lite::model::DesiredState;

@@ -1,7 +1,7 @@
 //! The FSM's vocabulary: states, the events the transport feeds in, and the
 //! actions it carries out.
 
-use super::Negotiated;
+use super::{LastError, Negotiated, TcpError};
 use crate::wire::{Message, Notification, Open};
 use std::fmt;
 use std::time::Duration;
@@ -44,9 +44,8 @@ pub enum Event {
     TcpConnectionConfirmed,
     /// Our outbound connection succeeded.
     TcpConnectionAcknowledged,
-    /// Connect failed or the established connection broke, with the reason
-    /// for the status table ("connection refused").
-    TcpConnectionFails(String),
+    /// Connect failed or the established connection broke, and why.
+    TcpConnectionFails(TcpError),
     BgpOpen(Open),
     /// The codec rejected a message; the NOTIFICATION is what to send.
     MessageError(Notification),
@@ -92,8 +91,8 @@ pub enum Action {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DownReason {
-    /// The same text as [`Fsm::last_error`].
-    pub error: String,
+    /// The same as [`super::Fsm::last_error`], or `AdminStopped`.
+    pub error: LastError,
     /// Keep the peer's routes stale for this many seconds (RFC 4724) instead
     /// of withdrawing them: set when the peer negotiated graceful restart and
     /// the session died without a NOTIFICATION from either side, or by the

@@ -17,11 +17,13 @@
 //!   may fire in the transport just before its StopTimer is processed.
 
 mod collision;
+mod error;
 mod events;
 pub mod notify;
 mod open;
 
 pub use collision::{resolve_collision, surviving_direction, Direction, Survivor};
+pub use error::{LastError, PeerError, TcpError, TcpErrorKind};
 pub use events::{Action, DownReason, Event, State, TimerKind};
 pub use open::{build_open, check_open, Negotiated, PeerGracefulRestart};
 
@@ -38,7 +40,7 @@ pub struct Fsm {
     peer: PeerConfig,
     state: State,
     negotiated: Option<Negotiated>,
-    last_error: Option<String>,
+    last_error: Option<LastError>,
     /// ManualStop seen: no automatic restarts.
     stopped: bool,
     next_error_wait: Duration,
@@ -67,9 +69,10 @@ impl Fsm {
         self.negotiated.as_ref()
     }
 
-    /// For the status table, e.g. `OpenSent: NOTIFICATION received: bad peer AS (2/2)`.
-    pub fn last_error(&self) -> Option<&str> {
-        self.last_error.as_deref()
+    /// The latest failure; its `Display` is the status table's text, e.g.
+    /// `OpenSent: NOTIFICATION received: bad peer AS (2/2)`.
+    pub fn last_error(&self) -> Option<&LastError> {
+        self.last_error.as_ref()
     }
 
     pub fn peer(&self) -> &PeerConfig {
@@ -147,7 +150,7 @@ impl Fsm {
                 self.send_open(out);
             }
             Event::TcpConnectionFails(reason) => {
-                self.record(reason);
+                self.record(PeerError::Tcp(reason));
                 self.back_to_active(out);
             }
             Event::ManualStart
@@ -158,7 +161,7 @@ impl Fsm {
             | Event::KeepaliveTimerExpires => {}
             other => {
                 // A message without a connection the FSM knows of.
-                self.record(format!("unexpected {}", event_name(&other)));
+                self.record(PeerError::Unexpected(event_name(&other)));
                 self.enter_idle(None, out);
             }
         }
@@ -199,7 +202,7 @@ impl Fsm {
                 Err(notification) => self.send_and_fail(notification, out),
             },
             Event::TcpConnectionFails(reason) => {
-                self.record(reason);
+                self.record(PeerError::Tcp(reason));
                 self.back_to_active(out);
             }
             _ => self.common(event, FSM_UNEXPECTED_IN_OPENSENT, out),
@@ -249,11 +252,11 @@ impl Fsm {
             }
             Event::TcpConnectionFails(reason) => {
                 let graceful = self.graceful_time();
-                self.record(reason);
+                self.record(PeerError::Tcp(reason));
                 self.enter_idle(graceful, out);
             }
             Event::NotifMsg(n) => {
-                self.record(format!("NOTIFICATION received: {}", describe(&n)));
+                self.record(PeerError::NotificationReceived(n));
                 self.enter_idle(None, out);
             }
             Event::MessageError(n) => self.send_and_fail(n, out),
@@ -263,7 +266,7 @@ impl Fsm {
                     CEASE_COLLISION,
                     Vec::new(),
                 ))));
-                self.record("connection collision: closed this connection".to_string());
+                self.record(PeerError::CollisionLost);
                 // The other connection carries on: no error backoff here.
                 self.stopped = true;
                 self.enter_idle(None, out);
@@ -335,7 +338,7 @@ impl Fsm {
         graceful: Option<u16>,
         out: &mut Vec<Action>,
     ) {
-        self.record(format!("NOTIFICATION sent: {}", describe(&n)));
+        self.record(PeerError::NotificationSent(n.clone()));
         out.push(Action::Send(Message::Notification(n)));
         self.enter_idle(graceful, out);
     }
@@ -355,10 +358,13 @@ impl Fsm {
         let was = self.state;
         self.enter_idle(None, out);
         if was == State::Established {
-            // Replace the error text enter_idle put into SessionDown: a manual
+            // Replace the error enter_idle put into SessionDown: a manual
             // stop is not an error for the status table.
             if let Some(Action::SessionDown(reason)) = out.last_mut() {
-                reason.error = "administratively stopped".to_string();
+                reason.error = LastError {
+                    state: State::Established,
+                    error: PeerError::AdminStopped,
+                };
             }
         }
     }
@@ -398,14 +404,20 @@ impl Fsm {
         self.negotiated = None;
         if was == State::Established {
             out.push(Action::SessionDown(DownReason {
-                error: self.last_error.clone().unwrap_or_default(),
+                error: self.last_error.clone().unwrap_or(LastError {
+                    state: was,
+                    error: PeerError::AdminStopped,
+                }),
                 graceful_restart_time,
             }));
         }
     }
 
-    fn record(&mut self, what: String) {
-        self.last_error = Some(format!("{}: {}", self.state, what));
+    fn record(&mut self, error: PeerError) {
+        self.last_error = Some(LastError {
+            state: self.state,
+            error,
+        });
     }
 }
 

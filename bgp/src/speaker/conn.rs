@@ -2,7 +2,7 @@
 //! tasks, and its timers. The I/O tasks post [`CoreMsg`]s back, tagged with
 //! a link id so that messages from a connection already closed are ignored.
 
-use super::core::CoreMsg;
+use super::msg::CoreMsg;
 use crate::fsm::{Direction, Fsm, TimerKind};
 use crate::transport::{self, spawn_writer, ConnectOptions, MessageReader, ReadError, WriteQueue};
 use crate::wire::{Capability, Message, Rfc7606Action, SessionContext};
@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{Sender, UnboundedSender};
 use tokio::task::AbortHandle;
 
 /// Messages handed to the core per post during a table transfer.
@@ -27,7 +27,7 @@ pub(crate) struct Conn {
     pub timers: HashMap<TimerKind, (u64, AbortHandle)>,
     pub ctx: SessionContext,
     /// The FSM's last error as last copied into the peer status.
-    pub seen_error: Option<String>,
+    pub seen_error: Option<crate::fsm::LastError>,
 }
 
 pub(crate) struct Link {
@@ -58,13 +58,14 @@ impl Conn {
         peer: IpAddr,
         link_id: u64,
         tx: &UnboundedSender<CoreMsg>,
+        flushed: &Sender<()>,
     ) {
         self.detach();
         let local = stream
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0));
         let (r, w) = stream.into_split();
-        let (writer, _task) = spawn_writer(w);
+        let (writer, _task) = spawn_writer(w, flushed.clone());
         let reader = tokio::spawn(read_loop(MessageReader::new(r), peer, link_id, tx.clone()));
         self.ctx = SessionContext::default();
         self.link = Some(Link {

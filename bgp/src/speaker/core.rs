@@ -2,55 +2,24 @@
 //! sessions and watchers. FSM driving lives in `drive.rs`.
 
 use super::conn::Conn;
+use super::msg::CoreMsg;
 use super::status::PeerStatus;
-use super::watch::{BestPath, BestPathEvent, BestPathWatch, CHANNEL_BATCHES};
+use super::watch::{
+    BestPath, BestPathEvent, BestPathWatch, PeerEvent, CHANNEL_BATCHES, PEER_EVENTS,
+};
 use super::{Command, SpeakerError};
-use crate::fsm::{Direction, Event, Fsm, State, TimerKind};
+use crate::fsm::{Direction, Event, Fsm, State};
 use crate::peer_config::{LocalConfig, PeerConfig};
 use crate::rib::{family_of, PeerExport, Rib, RibChanges};
-use crate::transport::{Incoming, Listener, ReadError};
-use crate::wire::{encode_announce, encode_end_of_rib, encode_withdraw, Message, SessionContext};
+use crate::transport::Listener;
+use crate::wire::{encode_announce, encode_end_of_rib, encode_withdraw, SessionContext};
 use ipnet::IpNet;
 use std::collections::HashMap;
-use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::AbortHandle;
-
-pub(crate) enum CoreMsg {
-    Command(Command),
-    Incoming(Incoming),
-    Connected {
-        peer: IpAddr,
-        link: u64,
-        result: io::Result<TcpStream>,
-    },
-    Read {
-        peer: IpAddr,
-        link: u64,
-        msgs: Vec<Message>,
-        end: Option<ReadError>,
-    },
-    Timer {
-        peer: IpAddr,
-        conn: u64,
-        kind: TimerKind,
-        gen: u64,
-    },
-    /// A peer's graceful-restart time ran out (RFC 4724 helper).
-    RestartTimer {
-        peer: IpAddr,
-        gen: u64,
-    },
-    /// Start a fresh FSM for a peer left without a running one.
-    Restart {
-        peer: IpAddr,
-        conn: u64,
-    },
-}
 
 pub(crate) struct PeerEntry {
     pub config: PeerConfig,
@@ -59,7 +28,7 @@ pub(crate) struct PeerEntry {
     pub conns: Vec<Conn>,
     pub state: State,
     pub since: SystemTime,
-    pub last_error: Option<String>,
+    pub last_error: Option<crate::fsm::LastError>,
     /// The connection whose session is Established.
     pub session: Option<u64>,
     pub restart_timer: Option<(u64, AbortHandle)>,
@@ -73,7 +42,15 @@ pub(crate) struct Core {
     pub tx: mpsc::UnboundedSender<CoreMsg>,
     next_id: u64,
     watch: broadcast::Sender<Arc<Vec<BestPathEvent>>>,
+    peer_events: broadcast::Sender<PeerEvent>,
+    /// Cloned into every writer task; see [`Core::run`]'s shutdown.
+    pub flushed: mpsc::Sender<()>,
+    flushed_rx: Option<mpsc::Receiver<()>>,
 }
+
+/// How long shutdown waits for the writers: a peer that stopped reading
+/// must not keep the process from exiting.
+const FLUSH_LIMIT: Duration = Duration::from_secs(5);
 
 impl Core {
     pub fn new(
@@ -82,6 +59,8 @@ impl Core {
         tx: mpsc::UnboundedSender<CoreMsg>,
     ) -> Self {
         let (watch, _) = broadcast::channel(CHANNEL_BATCHES);
+        let (peer_events, _) = broadcast::channel(PEER_EVENTS);
+        let (flushed, flushed_rx) = mpsc::channel(1);
         Core {
             rib: Rib::new(local.clone()),
             local,
@@ -90,6 +69,9 @@ impl Core {
             tx,
             next_id: 1,
             watch,
+            peer_events,
+            flushed,
+            flushed_rx: Some(flushed_rx),
         }
     }
 
@@ -118,6 +100,17 @@ impl Core {
                     let addrs: Vec<IpAddr> = self.peers.keys().copied().collect();
                     for addr in addrs {
                         self.stop_peer(addr);
+                    }
+                    // The Ceases are queued. Dropping the core closes every
+                    // queue; each writer writes out what it holds, shuts its
+                    // socket down and drops its `flushed` sender, so the
+                    // receiver ends when the last one is on the wire.
+                    let mut flushed = self.flushed_rx.take();
+                    drop(self);
+                    if let Some(rx) = flushed.as_mut() {
+                        if tokio::time::timeout(FLUSH_LIMIT, rx.recv()).await.is_err() {
+                            tracing::warn!("a peer did not take its Cease within {FLUSH_LIMIT:?}");
+                        }
                     }
                     let _ = reply.send(());
                     return;
@@ -175,12 +168,18 @@ impl Core {
             }
             Command::Watch(reply) => {
                 let changes = self.watch.subscribe();
+                let peer_changes = self.peer_events.subscribe();
                 let snapshot = self
                     .rib
                     .best_paths()
                     .map(|(prefix, path)| BestPath::from_path(prefix, path))
                     .collect();
-                let _ = reply.send(BestPathWatch { snapshot, changes });
+                let _ = reply.send(BestPathWatch {
+                    snapshot,
+                    changes,
+                    peers: self.statuses(),
+                    peer_changes,
+                });
             }
             Command::Shutdown(_) => unreachable!("handled by run"),
         }
@@ -220,6 +219,7 @@ impl Core {
             },
         );
         self.dispatch(changes, None);
+        self.peer_changed(addr);
         // The core may not be running yet (start-up): post, don't drive.
         let _ = self.tx.send(CoreMsg::Restart {
             peer: addr,
@@ -240,6 +240,9 @@ impl Core {
         }
         let changes = self.rib.remove_peer(addr);
         self.dispatch(changes, None);
+        if self.peer_events.receiver_count() > 0 {
+            let _ = self.peer_events.send(PeerEvent::Removed(addr));
+        }
         tracing::info!(peer = %addr, "peer removed");
         Ok(())
     }
@@ -256,25 +259,35 @@ impl Core {
         }
     }
 
+    fn status(&self, p: &PeerEntry) -> PeerStatus {
+        let counts = self.rib.peer_counts(p.config.address).unwrap_or_default();
+        PeerStatus {
+            config: p.config.clone(),
+            state: p.state,
+            since: p.since,
+            last_error: p.last_error.clone(),
+            prefixes_received: counts.received,
+            prefixes_accepted: counts.accepted,
+            prefixes_advertised: counts.advertised,
+        }
+    }
+
     fn statuses(&self) -> Vec<PeerStatus> {
-        let mut out: Vec<PeerStatus> = self
-            .peers
-            .values()
-            .map(|p| {
-                let counts = self.rib.peer_counts(p.config.address).unwrap_or_default();
-                PeerStatus {
-                    config: p.config.clone(),
-                    state: p.state,
-                    since: p.since,
-                    last_error: p.last_error.clone(),
-                    prefixes_received: counts.received,
-                    prefixes_accepted: counts.accepted,
-                    prefixes_advertised: counts.advertised,
-                }
-            })
-            .collect();
+        let mut out: Vec<PeerStatus> = self.peers.values().map(|p| self.status(p)).collect();
         out.sort_by_key(|s| s.config.address);
         out
+    }
+
+    /// Tells watchers a peer's state or latest error changed.
+    pub fn peer_changed(&self, addr: IpAddr) {
+        if self.peer_events.receiver_count() == 0 {
+            return;
+        }
+        if let Some(p) = self.peers.get(&addr) {
+            let _ = self
+                .peer_events
+                .send(PeerEvent::Changed(Box::new(self.status(p))));
+        }
     }
 
     /// Sends each peer its Adj-RIB-Out diff and each watcher the best-path

@@ -2,8 +2,12 @@
 //! actions: connects, sends, timers, collisions, session up/down.
 
 use super::conn::Conn;
-use super::core::{Core, CoreMsg};
-use crate::fsm::{resolve_collision, Action, Direction, Event, Fsm, State, Survivor, TimerKind};
+use super::core::Core;
+use super::msg::CoreMsg;
+use crate::fsm::{
+    resolve_collision, Action, Direction, Event, Fsm, State, Survivor, TcpError, TcpErrorKind,
+    TimerKind,
+};
 use crate::rib::SessionInfo;
 use crate::transport::{ConnectOptions, Incoming, ReadError};
 use crate::wire::{Message, Open};
@@ -111,11 +115,13 @@ impl Core {
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
+        let mut changed = false;
         for c in &mut p.conns {
-            let e = c.fsm.last_error().map(str::to_owned);
+            let e = c.fsm.last_error().cloned();
             if e.is_some() && e != c.seen_error {
                 p.last_error = e.clone();
                 c.seen_error = e;
+                changed = true;
             }
         }
         if p.conns.len() > 1 {
@@ -153,12 +159,17 @@ impl Core {
         if state != p.state {
             p.state = state;
             p.since = SystemTime::now();
+            changed = true;
+        }
+        if changed {
+            self.peer_changed(peer);
         }
     }
 
     pub(crate) fn incoming(&mut self, inc: Incoming) {
         let Incoming { stream, peer } = inc;
         let tx = self.tx.clone();
+        let flushed = self.flushed.clone();
         let link = self.next_id();
         let new_id = self.next_id();
         let local = self.local.clone();
@@ -174,7 +185,7 @@ impl Core {
         });
         let target = if let Some(primary) = waiting {
             primary.direction = Direction::Inbound;
-            primary.attach(stream, peer, link, &tx);
+            primary.attach(stream, peer, link, &tx, &flushed);
             primary.id
         } else if p.conns.len() >= 2 {
             tracing::warn!(%peer, "third concurrent connection refused");
@@ -185,7 +196,7 @@ impl Core {
                 Direction::Inbound,
                 Fsm::new(local, p.config.clone()),
             );
-            c.attach(stream, peer, link, &tx);
+            c.attach(stream, peer, link, &tx, &flushed);
             p.conns.push(c);
             self.drive(peer, new_id, Event::ManualStartPassive);
             new_id
@@ -195,6 +206,7 @@ impl Core {
 
     pub(crate) fn connected(&mut self, peer: IpAddr, link: u64, result: io::Result<TcpStream>) {
         let tx = self.tx.clone();
+        let flushed = self.flushed.clone();
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
@@ -211,10 +223,10 @@ impl Core {
         match result {
             Ok(stream) => {
                 c.direction = Direction::Outbound;
-                c.attach(stream, peer, link, &tx);
+                c.attach(stream, peer, link, &tx, &flushed);
                 self.drive(peer, id, Event::TcpConnectionAcknowledged);
             }
-            Err(e) => self.drive(peer, id, Event::TcpConnectionFails(e.to_string())),
+            Err(e) => self.drive(peer, id, Event::TcpConnectionFails((&e).into())),
         }
     }
 
@@ -280,8 +292,8 @@ impl Core {
                 tracing::warn!(%peer, error = %d, "bad message");
                 Event::MessageError(d.notification())
             }
-            ReadError::Closed => Event::TcpConnectionFails("connection closed by peer".into()),
-            ReadError::Io(e) => Event::TcpConnectionFails(e.to_string()),
+            ReadError::Closed => Event::TcpConnectionFails(TcpError::closed_by_peer()),
+            ReadError::Io(e) => Event::TcpConnectionFails((&e).into()),
         };
         self.drive(peer, conn, event);
     }
@@ -312,7 +324,10 @@ impl Core {
                     self.drive(
                         peer,
                         old,
-                        Event::TcpConnectionFails("peer restarted (new connection)".into()),
+                        Event::TcpConnectionFails(TcpError::new(
+                            TcpErrorKind::PeerRestarted,
+                            "peer restarted (new connection)",
+                        )),
                     );
                 } else {
                     self.drive(peer, old, Event::OpenCollisionDump);

@@ -3,15 +3,45 @@
 //! connection, a reader task frames and decodes messages in parallel and a
 //! writer task batches what the core queues. Timers are tokio tasks that
 //! post back to the core.
+//!
+//! ```text
+//!  Speaker handles ──Command (+ oneshot reply)──┐
+//!  (agent, gRPC)                                │
+//!                                               ▼
+//!  accept task ───────CoreMsg::Incoming────►┌────────┐──Vec<u8> (WriteQueue)──► writer task ──► TCP
+//!  (transport::Listener, one)               │  core  │   one per connection;    (conn.rs attach)
+//!                                           │ (core, │   holds a `flushed`
+//!  connect task ──────CoreMsg::Connected───►│ drive) │   guard until shut down
+//!  (one per attempt, conn.rs)               │        │
+//!                                           │ FSMs,  │──broadcast Arc<Vec<BestPathEvent>>──► watchers
+//!  reader task ───────CoreMsg::Read────────►│ RIBs   │──broadcast PeerEvent────────────────► watchers
+//!  (one per connection, conn.rs read_loop)  │        │
+//!                                           │        │
+//!  timer tasks ───CoreMsg::Timer/Restart/──►└────────┘
+//!  (conn.rs start_timer,   RestartTimer
+//!   core.rs restart timer, drive.rs error wait)
+//! ```
+//!
+//! Who spawns what: [`Speaker::start`] spawns the core; the core spawns
+//! the accept task (`Core::run`), the RFC 4724 restart timers
+//! (`Core::start_restart_timer`) and the error-wait restarts
+//! (`Core::settle`); a [`conn::Conn`] spawns its connect attempt, its reader
+//! and writer tasks, and its FSM timers. Every spawned task only ever posts
+//! a [`msg::CoreMsg`] back, tagged with a link or generation id so a message
+//! from a connection or timer already replaced is ignored; only the core
+//! touches FSM or RIB state. Shutdown: `Command::Shutdown` queues Cease on
+//! every session, drops the core (and so every queue), and replies once the
+//! last writer has dropped its `flushed` sender — the Cease is on the wire.
 
 mod conn;
 mod core;
 mod drive;
+mod msg;
 mod status;
 mod watch;
 
 pub use status::PeerStatus;
-pub use watch::{BestPath, BestPathEvent, BestPathWatch};
+pub use watch::{BestPath, BestPathEvent, BestPathWatch, PeerEvent};
 
 use crate::peer_config::{LocalConfig, PeerConfig};
 use crate::transport::Listener;
@@ -65,7 +95,7 @@ pub(crate) enum Command {
 /// A handle on the running speaker; cheap to clone.
 #[derive(Clone)]
 pub struct Speaker {
-    tx: mpsc::UnboundedSender<core::CoreMsg>,
+    tx: mpsc::UnboundedSender<msg::CoreMsg>,
     listen: Option<SocketAddr>,
 }
 
@@ -101,7 +131,7 @@ impl Speaker {
     ) -> Result<T, SpeakerError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(core::CoreMsg::Command(f(reply)))
+            .send(msg::CoreMsg::Command(f(reply)))
             .map_err(|_| SpeakerError::Stopped)?;
         rx.await.map_err(|_| SpeakerError::Stopped)
     }
@@ -153,7 +183,9 @@ impl Speaker {
         Ok(self.watch().await?.snapshot)
     }
 
-    /// Sends Cease to every peer and stops the core.
+    /// Sends Cease to every peer and stops the core; returns once every
+    /// connection's queue is written out and shut down (Cease on the wire),
+    /// or after a bounded wait for a peer that stopped reading.
     pub async fn shutdown(&self) -> Result<(), SpeakerError> {
         self.ask(Command::Shutdown).await
     }

@@ -1,6 +1,6 @@
 //! What `ListPeers` shows for one peer.
 
-use crate::fsm::State;
+use crate::fsm::{LastError, State};
 use crate::peer_config::PeerConfig;
 use std::time::SystemTime;
 
@@ -12,7 +12,7 @@ pub struct PeerStatus {
     pub since: SystemTime,
     /// The last error or NOTIFICATION (sent or received), with the state
     /// it happened in; kept after the session recovers.
-    pub last_error: Option<String>,
+    pub last_error: Option<LastError>,
     /// Prefixes in the peer's Adj-RIB-In (after RFC 7606 handling).
     pub prefixes_received: u64,
     /// Of those, the ones import policy accepted.

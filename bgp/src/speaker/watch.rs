@@ -1,10 +1,13 @@
-//! The best-path stream: a snapshot of the Loc-RIB followed by changes.
+//! The speaker's event streams: a snapshot of the Loc-RIB followed by
+//! best-path changes, and a snapshot of every peer followed by its state
+//! changes, so a consumer never polls.
 //!
 //! Changes go out on a broadcast channel in batches (one per RIB
 //! operation). A consumer that falls behind by more than the channel holds
 //! gets `Lagged` and resumes by asking for a fresh snapshot, so it never
 //! misses the final state of any prefix.
 
+use super::status::PeerStatus;
 use crate::rib::{BestChange, Path};
 use crate::wire::AsSegment;
 use ipnet::IpNet;
@@ -67,12 +70,26 @@ impl BestPathEvent {
     }
 }
 
+/// A peer's state or latest error changed (or it was just added), or it
+/// was removed.
+#[derive(Debug, Clone)]
+pub enum PeerEvent {
+    Changed(Box<PeerStatus>),
+    Removed(IpAddr),
+}
+
 /// Batches of changes held for slow consumers before they lag.
 pub(crate) const CHANNEL_BATCHES: usize = 4096;
+/// Peer events held for slow consumers before they lag.
+pub(crate) const PEER_EVENTS: usize = 1024;
 
 pub struct BestPathWatch {
     pub snapshot: Vec<BestPath>,
     /// Changes after the snapshot; on `RecvError::Lagged` ask for a new
     /// watch (snapshot) to resume.
     pub changes: broadcast::Receiver<Arc<Vec<BestPathEvent>>>,
+    /// Every peer as of the snapshot.
+    pub peers: Vec<PeerStatus>,
+    /// Peer changes after `peers`; lagging is handled like `changes`.
+    pub peer_changes: broadcast::Receiver<PeerEvent>,
 }

@@ -17,9 +17,16 @@ const MAX_BATCH: usize = 256 * 1024;
 /// (Adj-RIB-Out), and the hold timer ends a peer that takes nothing.
 pub type WriteQueue = mpsc::UnboundedSender<Vec<u8>>;
 
-pub fn spawn_writer(mut w: OwnedWriteHalf) -> (WriteQueue, JoinHandle<io::Result<()>>) {
+/// `flushed` is held by the task until the socket is written out and shut
+/// down (or has failed): whoever keeps the receiving end learns that every
+/// writer is done when the last sender is dropped, without sleeping.
+pub fn spawn_writer(
+    mut w: OwnedWriteHalf,
+    flushed: mpsc::Sender<()>,
+) -> (WriteQueue, JoinHandle<io::Result<()>>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let task = tokio::spawn(async move {
+        let _flushed = flushed;
         let mut buf = Vec::with_capacity(64 * 1024);
         while let Some(first) = rx.recv().await {
             buf.clear();

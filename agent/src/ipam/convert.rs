@@ -1,7 +1,6 @@
 //! Calico's IPAM resources to `tabby_ipam` types and back. Values read
 //! from a store are checked before the allocator relies on them.
 
-use crate::ipam_cache::{Converted, Item};
 use crate::resources::ipam::{
     affinity_name, block_name, AffinityState as ResState, AllocationAttribute, BlockAffinitySpec,
     IpamBlockSpec, IpamConfigSpec, IpamHandleSpec,
@@ -14,28 +13,6 @@ use tabby_ipam::block::{Attribute, Block};
 use tabby_ipam::pool::{Pool, Use};
 use tabby_ipam::selector::Selector;
 use tabby_ipam::store::{Affinity, AffinityState, Config, Handle, StoreError, Versioned};
-
-/// A followed resource as the cache keeps it.
-pub(crate) fn convert(r: &Resource) -> Converted {
-    Some(match r {
-        Resource::IpPool(p) => Ok(Item::Pool(
-            p.metadata.name.clone(),
-            pool_from(&p.metadata.name, &p.spec),
-        )),
-        Resource::Node(n) => Ok(Item::Labels(
-            n.metadata.name.clone(),
-            n.metadata.labels.clone(),
-        )),
-        Resource::IpamConfig(c) => Ok(Item::Config(config_from(&c.spec))),
-        Resource::BlockAffinity(_) => versioned_affinity(r).map(|a| Item::Affinity(a.value)),
-        Resource::IpamBlock(_) => versioned_block(r).map(|b| Item::Block(b.value)),
-        Resource::IpReservation(o) => Ok(Item::Reservation(
-            o.metadata.name.clone(),
-            o.spec.networks(),
-        )),
-        _ => return None,
-    })
-}
 
 pub(crate) fn config_from(c: &IpamConfigSpec) -> Config {
     Config {

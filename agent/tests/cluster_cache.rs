@@ -1,10 +1,12 @@
-//! tabby-node's view of the datastore follows every change, and lists
-//! again when the history it would resume from was compacted.
+//! The cluster cache (what tabby-node's route calculation and IPAM read)
+//! follows every change of a real SQLite store, and its reflectors list
+//! again when the history they would resume from was compacted.
 
 use std::time::Duration;
 use tabby_agent::datastore::sqlite::SqliteStore;
 use tabby_agent::datastore::Datastore;
-use tabby_agent::node::follow;
+use tabby_agent::cache::ClusterCache;
+use tabby_agent::node::cluster::{Cluster, KINDS};
 use tabby_agent::resources::ipam::{AffinityState, BlockAffinitySpec};
 use tabby_agent::resources::node::{NodeBgpSpec, NodeSpec};
 use tabby_agent::resources::{BlockAffinity, Kind, Node, Resource};
@@ -36,14 +38,12 @@ fn affinity(node: &str, cidr: &str) -> Resource {
     ))
 }
 
-async fn wait_for(
-    rx: &mut tokio::sync::watch::Receiver<std::sync::Arc<follow::Cluster>>,
-    what: &str,
-    cond: impl Fn(&follow::Cluster) -> bool,
-) {
+async fn wait_for(cache: &ClusterCache, what: &str, cond: impl Fn(&Cluster) -> bool) {
+    let mut rx = cache.subscribe();
     let r = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            if cond(&rx.borrow_and_update()) {
+            rx.borrow_and_update();
+            if cond(&Cluster::from_cache(cache)) {
                 return;
             }
             rx.changed().await.unwrap();
@@ -60,26 +60,23 @@ async fn follows_changes_and_lists_again_after_compaction() {
     let ds: std::sync::Arc<dyn Datastore> =
         std::sync::Arc::new(SqliteStore::open(&path).await.unwrap());
     ds.create(node("n1", "10.0.0.1/24")).await.unwrap();
-    let (cluster, rev) = follow::list_all(&*ds).await.unwrap();
-    assert_eq!(cluster.nodes.len(), 1);
-    let (mut rx, task) = follow::spawn(ds.clone(), cluster, rev);
+    let (cache, _reflectors) = ClusterCache::follow(ds.clone(), KINDS);
+    assert!(cache.wait_ready(KINDS, Duration::from_secs(10)).await);
+    assert_eq!(Cluster::from_cache(&cache).nodes.len(), 1);
 
     ds.create(node("n2", "10.0.0.2/24")).await.unwrap();
     ds.create(affinity("n2", "192.168.1.0/26")).await.unwrap();
-    wait_for(&mut rx, "n2 and its block", |c| {
+    wait_for(&cache, "n2 and its block", |c| {
         c.nodes.contains_key("n2") && c.confirmed_affinities().len() == 1
     })
     .await;
     ds.delete(Kind::Node, "n1", None).await.unwrap();
-    wait_for(&mut rx, "n1 deleted", |c| !c.nodes.contains_key("n1")).await;
+    wait_for(&cache, "n1 deleted", |c| !c.nodes.contains_key("n1")).await;
 
-    // Compact the history past everything the follower has seen, then
-    // change things: resuming fails with Compacted, and a new list brings
-    // the follower up to date anyway.
-    task.abort();
-    let seen = follow::list_all(&*ds).await.unwrap().1;
-    let (cluster, _) = follow::list_all(&*ds).await.unwrap();
-    ds.create(node("n3", "10.0.0.3/24")).await.unwrap();
+    // Compact the history past everything the reflectors have seen, then
+    // change things: their watches report Compacted, and a new list brings
+    // the cache up to date anyway.
+    let seen = ds.list(Kind::Node, None).await.unwrap().revision;
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         let n = conn
@@ -90,6 +87,7 @@ async fn follows_changes_and_lists_again_after_compaction() {
             .unwrap();
         assert_eq!(n, 1, "the store records its compaction point");
     }
+    ds.create(node("n3", "10.0.0.3/24")).await.unwrap();
     assert!(
         matches!(
             ds.watch(&[Kind::Node], seen).await.err(),
@@ -105,9 +103,9 @@ async fn follows_changes_and_lists_again_after_compaction() {
         },
         "resuming from {seen} must report Compacted"
     );
-    let (mut rx, _task) = follow::spawn(ds.clone(), cluster, seen);
-    wait_for(&mut rx, "n3 after the re-list", |c| {
+    wait_for(&cache, "n3 after the re-list", |c| {
         c.nodes.contains_key("n3") && c.nodes.contains_key("n2")
     })
     .await;
+    assert!(cache.wait_ready(KINDS, Duration::from_secs(10)).await);
 }

@@ -1,14 +1,16 @@
 //! The IPAM allocator's store, over Tabby's datastore: Calico resources in,
 //! `tabby_ipam` types out. Every write keeps the datastore's CAS.
 //!
-//! A long-running allocator (tabby-node) uses [`DatastoreIpam::cached`]:
-//! pools, config, labels, affinities and blocks come from a watch-fed
-//! cache (see `ipam_cache`), and an assignment is one transaction.
-//! One-shot tools use [`DatastoreIpam::new`], which reads through.
+//! A long-running allocator (tabby-node) uses [`DatastoreIpam::with_cache`]
+//! over the process's [`ClusterCache`]: pools, config, labels, affinities
+//! and blocks come from it (see `ipam::cache`), and an assignment is one
+//! transaction. One-shot tools use [`DatastoreIpam::new`], which reads
+//! through.
 
+use super::cache::{IpamView, KINDS};
+use super::convert::*;
+use crate::cache::{ClusterCache, Reflectors};
 use crate::datastore::{Datastore, Error, TxnWrite};
-use crate::ipam_cache::{follow, IpamCache};
-use crate::ipam_convert::*;
 use crate::resources::ipam::{affinity_name, block_name};
 use crate::resources::{Kind, Resource};
 use async_trait::async_trait;
@@ -23,16 +25,9 @@ use tabby_ipam::store::{
 
 pub struct DatastoreIpam {
     ds: Arc<dyn Datastore>,
-    cache: Option<Arc<IpamCache>>,
-    follower: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for DatastoreIpam {
-    fn drop(&mut self) {
-        if let Some(f) = &self.follower {
-            f.abort();
-        }
-    }
+    cache: Option<IpamView>,
+    /// Set when this store started its own reflectors ([`Self::cached`]).
+    _reflectors: Option<Reflectors>,
 }
 
 impl DatastoreIpam {
@@ -41,37 +36,39 @@ impl DatastoreIpam {
         DatastoreIpam {
             ds,
             cache: None,
-            follower: None,
+            _reflectors: None,
         }
     }
 
-    /// Keeps a watch-fed cache (a background task, stopped on drop) and
-    /// uses it for what rarely changes. Reads go through the datastore
-    /// until the first list is loaded.
-    pub fn cached(ds: Arc<dyn Datastore>) -> Self {
-        let cache = Arc::new(IpamCache::default());
-        let follower = tokio::spawn(follow(ds.clone(), cache.clone(), convert));
+    /// Reads what rarely changes from `cache`, which must follow at least
+    /// the IPAM kinds ([`KINDS`]); reads go through the datastore whenever
+    /// those are not all ready.
+    pub fn with_cache(ds: Arc<dyn Datastore>, cache: Arc<ClusterCache>) -> Self {
         DatastoreIpam {
             ds,
-            cache: Some(cache),
-            follower: Some(follower),
+            cache: Some(IpamView::new(cache)),
+            _reflectors: None,
+        }
+    }
+
+    /// A cache of its own: starts reflectors for the IPAM kinds (stopped on
+    /// drop). For tools and tests without a process-wide cache.
+    pub fn cached(ds: Arc<dyn Datastore>) -> Self {
+        let (cache, reflectors) = ClusterCache::follow(ds.clone(), &KINDS);
+        DatastoreIpam {
+            ds,
+            cache: Some(IpamView::new(cache)),
+            _reflectors: Some(reflectors),
         }
     }
 
     /// Waits (up to `timeout`) until the cache is loaded; for tests and
     /// benchmarks that want the steady state from the first call.
     pub async fn wait_ready(&self, timeout: std::time::Duration) -> bool {
-        let Some(c) = &self.cache else {
-            return false;
-        };
-        let deadline = tokio::time::Instant::now() + timeout;
-        while !c.ready() {
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        match &self.cache {
+            Some(c) => c.wait_ready(timeout).await,
+            None => false,
         }
-        true
     }
 
     async fn create(&self, r: Resource) -> Result<Revision, StoreError> {
@@ -87,7 +84,7 @@ impl DatastoreIpam {
     }
 
     /// Every stored IPReservation's networks, read through (see
-    /// `ipam_cache` for when the cached copy is used instead).
+    /// `ipam::cache` for when the cached copy is used instead).
     async fn reservations(&self) -> Result<Vec<IpNet>, StoreError> {
         let l = self
             .ds
@@ -106,7 +103,7 @@ impl DatastoreIpam {
         Ok(IpNet::aggregate(&nets))
     }
 
-    fn with_cache(&self, f: impl FnOnce(&IpamCache)) {
+    fn cache_put(&self, f: impl FnOnce(&IpamView)) {
         if let Some(c) = &self.cache {
             f(c)
         }
@@ -188,7 +185,7 @@ impl IpamStore for DatastoreIpam {
         {
             Ok(r @ Resource::IpamBlock(_)) => {
                 let b = versioned_block(&r)?;
-                self.with_cache(|c| c.put_block(&b.value, b.revision));
+                self.cache_put(|c| c.put(r, b.revision));
                 Ok(Some(b))
             }
             Ok(_) | Err(Error::NotFound { .. }) => Ok(None),
@@ -207,32 +204,35 @@ impl IpamStore for DatastoreIpam {
             .iter()
             .map(versioned_block)
             .collect::<Result<_, _>>()?;
-        self.with_cache(|c| {
-            for b in &blocks {
-                c.put_block(&b.value, b.revision)
+        self.cache_put(|c| {
+            for (r, b) in l.items.into_iter().zip(&blocks) {
+                c.put(r, b.revision)
             }
         });
         Ok(blocks)
     }
 
     async fn create_block(&self, block: &Block) -> Result<Revision, StoreError> {
-        let rev = self.create(block_resource(block)).await?;
-        self.with_cache(|c| c.put_block(block, rev));
+        let r = block_resource(block);
+        let rev = self.create(r.clone()).await?;
+        self.cache_put(|c| c.put(r, rev));
         Ok(rev)
     }
 
     async fn update_block(&self, block: &Block, rev: Revision) -> Result<Revision, StoreError> {
-        let rev = self.update(block_resource(block), rev).await?;
-        self.with_cache(|c| c.put_block(block, rev));
+        let r = block_resource(block);
+        let rev = self.update(r.clone(), rev).await?;
+        self.cache_put(|c| c.put(r, rev));
         Ok(rev)
     }
 
     async fn delete_block(&self, cidr: IpNet, rev: Revision) -> Result<(), StoreError> {
+        let name = block_name(&cidr.to_string());
         self.ds
-            .delete(Kind::IpamBlock, &block_name(&cidr.to_string()), Some(rev))
+            .delete(Kind::IpamBlock, &name, Some(rev))
             .await
             .map_err(store_err)?;
-        self.with_cache(|c| c.delete_block(cidr, rev));
+        self.cache_put(|c| c.delete(Kind::IpamBlock, &name, rev));
         Ok(())
     }
 
@@ -246,29 +246,34 @@ impl IpamStore for DatastoreIpam {
             .list(Kind::BlockAffinity, prefix.as_deref())
             .await
             .map_err(store_err)?;
-        let affs: Vec<Versioned<Affinity>> = l
+        let items: Vec<Resource> = l
             .items
-            .iter()
+            .into_iter()
             .filter(|r| matches!(r, Resource::BlockAffinity(_)))
+            .collect();
+        let affs: Vec<Versioned<Affinity>> = items
+            .iter()
             .map(versioned_affinity)
             .collect::<Result<_, _>>()?;
-        self.with_cache(|c| {
-            for a in &affs {
-                c.put_affinity(&a.value, a.revision)
+        self.cache_put(|c| {
+            for (r, a) in items.into_iter().zip(&affs) {
+                c.put(r, a.revision)
             }
         });
         Ok(affs)
     }
 
     async fn create_affinity(&self, a: &Affinity) -> Result<Revision, StoreError> {
-        let rev = self.create(affinity_resource(a)).await?;
-        self.with_cache(|c| c.put_affinity(a, rev));
+        let r = affinity_resource(a);
+        let rev = self.create(r.clone()).await?;
+        self.cache_put(|c| c.put(r, rev));
         Ok(rev)
     }
 
     async fn update_affinity(&self, a: &Affinity, rev: Revision) -> Result<Revision, StoreError> {
-        let rev = self.update(affinity_resource(a), rev).await?;
-        self.with_cache(|c| c.put_affinity(a, rev));
+        let r = affinity_resource(a);
+        let rev = self.update(r.clone(), rev).await?;
+        self.cache_put(|c| c.put(r, rev));
         Ok(rev)
     }
 
@@ -278,15 +283,12 @@ impl IpamStore for DatastoreIpam {
         cidr: IpNet,
         rev: Revision,
     ) -> Result<(), StoreError> {
+        let name = affinity_name(node, &cidr.to_string());
         self.ds
-            .delete(
-                Kind::BlockAffinity,
-                &affinity_name(node, &cidr.to_string()),
-                Some(rev),
-            )
+            .delete(Kind::BlockAffinity, &name, Some(rev))
             .await
             .map_err(store_err)?;
-        self.with_cache(|c| c.delete_affinity(node, cidr, rev));
+        self.cache_put(|c| c.delete(Kind::BlockAffinity, &name, rev));
         Ok(())
     }
 
@@ -348,11 +350,11 @@ impl IpamStore for DatastoreIpam {
         let deleted = matches!(h, TxnWrite::Delete { .. });
         let revs = self
             .ds
-            .transact(vec![TxnWrite::Update(b), h])
+            .transact(vec![TxnWrite::Update(b.clone()), h])
             .await
             .map_err(txn_err)?;
         let (block_rev, handle_rev) = (revs[0], revs[1]);
-        self.with_cache(|c| c.put_block(block, block_rev));
+        self.cache_put(|c| c.put(b, block_rev));
         Ok(Written {
             block: block_rev,
             handle: (!deleted).then_some(handle_rev),

@@ -1,0 +1,230 @@
+//! The cluster cache: one watch-fed copy of the datastore's resources that
+//! every consumer in a process reads (the route calculation, BGP peering,
+//! IPAM), in kube-runtime's watcher → reflector → store shape:
+//!
+//! ```text
+//!  datastore ──list+watch per kind──► reflector task (reflector.rs, one per kind)
+//!                                        │ replace / apply
+//!                                        ▼
+//!                                  ClusterCache (this file) ──changed()──► consumers
+//!  own writes (IPAM) ──put/delete────────┘        ▲ read: list / get / range
+//!                                                 └── node loop, IPAM view
+//! ```
+//!
+//! Every entry carries the revision it was last modified at and is only
+//! ever replaced by a newer one, whether that comes from the watch, a list,
+//! or this process's own write; a deleted name keeps its revision as a
+//! tombstone so an older event cannot bring it back. So the cache never
+//! moves backwards, and writers that act on a cached value through a CAS
+//! on its revision can only lose a retry to staleness, never correctness.
+//!
+//! A kind is *ready* while its reflector's watch is healthy. Consumers that
+//! must not act on a possibly stale copy (IPAM's fast path) check that;
+//! the node loop keeps using the last data through an outage, because the
+//! dataplane should keep its state meanwhile.
+
+mod reflector;
+
+pub use reflector::Reflectors;
+
+use crate::datastore::{Datastore, Revision};
+use crate::resources::{Kind, Resource};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(Default)]
+struct KindStore {
+    ready: bool,
+    /// Bumped on every change that a reader could see.
+    generation: u64,
+    objects: BTreeMap<String, (Revision, Option<Arc<Resource>>)>,
+}
+
+impl KindStore {
+    fn newer(&self, name: &str, rev: Revision) -> bool {
+        self.objects.get(name).is_none_or(|(r, _)| rev > *r)
+    }
+
+    fn put(&mut self, r: Arc<Resource>, rev: Revision) -> bool {
+        let name = r.key_name();
+        if !self.newer(&name, rev) {
+            return false;
+        }
+        self.objects.insert(name, (rev, Some(r)));
+        self.generation += 1;
+        true
+    }
+
+    /// `rev` is the deletion's revision, or the last value's revision when
+    /// only that is known (an event no newer than it is older still).
+    fn delete(&mut self, name: &str, rev: Revision) -> bool {
+        let same = self.objects.get(name).is_some_and(|(r, _)| *r == rev);
+        if !(self.newer(name, rev) || same) {
+            return false;
+        }
+        self.objects.insert(name.to_string(), (rev, None));
+        self.generation += 1;
+        true
+    }
+}
+
+/// The shared store. Cheap to read; every method takes `&self`.
+pub struct ClusterCache {
+    kinds: BTreeMap<Kind, RwLock<KindStore>>,
+    changed: watch::Sender<u64>,
+}
+
+impl ClusterCache {
+    /// An empty cache for `kinds` (no kind is ready until it is listed).
+    pub fn new(kinds: &[Kind]) -> Arc<Self> {
+        Arc::new(ClusterCache {
+            kinds: kinds.iter().map(|k| (*k, RwLock::default())).collect(),
+            changed: watch::channel(0).0,
+        })
+    }
+
+    /// A cache for `kinds` with one reflector per kind following `ds`;
+    /// the reflectors stop when the returned handle is dropped.
+    pub fn follow(ds: Arc<dyn Datastore>, kinds: &[Kind]) -> (Arc<Self>, Reflectors) {
+        let cache = Self::new(kinds);
+        let reflectors = Reflectors::spawn(ds, cache.clone());
+        (cache, reflectors)
+    }
+
+    pub fn kinds(&self) -> impl Iterator<Item = Kind> + '_ {
+        self.kinds.keys().copied()
+    }
+
+    fn read(&self, kind: Kind) -> Option<RwLockReadGuard<'_, KindStore>> {
+        // Each change is one insert: a panic elsewhere cannot leave a map
+        // half-written, so a poisoned lock is still consistent.
+        let l = self.kinds.get(&kind)?;
+        Some(l.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn write(&self, kind: Kind) -> Option<RwLockWriteGuard<'_, KindStore>> {
+        let l = self.kinds.get(&kind)?;
+        Some(l.write().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn notify(&self) {
+        self.changed.send_modify(|g| *g += 1);
+    }
+
+    /// Whether every one of `kinds` is followed, listed and watched.
+    pub fn ready(&self, kinds: &[Kind]) -> bool {
+        kinds.iter().all(|k| self.read(*k).is_some_and(|s| s.ready))
+    }
+
+    /// Waits up to `timeout` for [`Self::ready`].
+    pub async fn wait_ready(&self, kinds: &[Kind], timeout: Duration) -> bool {
+        let mut rx = self.changed.subscribe();
+        let wait = async {
+            while !self.ready(kinds) {
+                if rx.changed().await.is_err() {
+                    return false;
+                }
+            }
+            true
+        };
+        tokio::time::timeout(timeout, wait).await.unwrap_or(false)
+    }
+
+    /// A receiver that wakes on every change (data or readiness); compare
+    /// [`Self::generation`]s to learn which kinds changed.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Changes with every visible change of `kind`.
+    pub fn generation(&self, kind: Kind) -> u64 {
+        self.read(kind).map_or(0, |s| s.generation)
+    }
+
+    /// Every live object of `kind`, in name order.
+    pub fn list(&self, kind: Kind) -> Vec<Arc<Resource>> {
+        self.range(kind, "")
+    }
+
+    /// Live objects of `kind` whose names start with `prefix`.
+    pub fn range(&self, kind: Kind, prefix: &str) -> Vec<Arc<Resource>> {
+        let Some(s) = self.read(kind) else {
+            return Vec::new();
+        };
+        s.objects
+            .range(prefix.to_string()..)
+            .take_while(|(n, _)| n.starts_with(prefix))
+            .filter_map(|(_, (_, r))| r.clone())
+            .collect()
+    }
+
+    /// One live object and its revision.
+    pub fn get(&self, kind: Kind, name: &str) -> Option<(Revision, Arc<Resource>)> {
+        let s = self.read(kind)?;
+        let (rev, r) = s.objects.get(name)?;
+        r.clone().map(|r| (*rev, r))
+    }
+
+    /// Records a value written or read at `rev` (kept only if newer).
+    pub fn put(&self, r: Resource, rev: Revision) {
+        let changed = self
+            .write(r.kind())
+            .is_some_and(|mut s| s.put(Arc::new(r), rev));
+        if changed {
+            self.notify();
+        }
+    }
+
+    /// Records a deletion at `rev` (see [`KindStore::delete`]).
+    pub fn delete(&self, kind: Kind, name: &str, rev: Revision) {
+        let changed = self.write(kind).is_some_and(|mut s| s.delete(name, rev));
+        if changed {
+            self.notify();
+        }
+    }
+
+    /// Replaces what a list of `kind` at `rev` shows: listed objects are
+    /// put, names older than `rev` that the list lacks are deleted, and
+    /// the kind becomes ready.
+    pub(crate) fn replace(&self, kind: Kind, items: Vec<Resource>, rev: Revision) {
+        let Some(mut s) = self.write(kind) else {
+            return;
+        };
+        let mut present = BTreeSet::new();
+        for r in items {
+            present.insert(r.key_name());
+            let at = r.revision().unwrap_or(rev);
+            s.put(Arc::new(r), at);
+        }
+        let mut gone = false;
+        for (name, (r, v)) in s.objects.iter_mut() {
+            if *r < rev && v.is_some() && !present.contains(name) {
+                *r = rev;
+                *v = None;
+                gone = true;
+            }
+        }
+        if gone || !s.ready {
+            s.generation += 1;
+        }
+        s.ready = true;
+        drop(s);
+        self.notify();
+    }
+
+    pub(crate) fn set_ready(&self, kind: Kind, ready: bool) {
+        let changed = self.write(kind).is_some_and(|mut s| {
+            let was = s.ready;
+            s.ready = ready;
+            was != ready
+        });
+        if changed {
+            self.notify();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,112 @@
+//! One reflector per kind: list, then watch from the list's revision; after
+//! a broken watch resume from the last revision seen; when that history
+//! was compacted, list again. Each kind has its own revision to resume
+//! from, as each Kubernetes resource has its own resourceVersion.
+
+use super::ClusterCache;
+use crate::datastore::{Datastore, Error as DsError, EventType, Revision};
+use crate::resources::Kind;
+use futures::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::Instrument;
+
+/// Retries after a datastore error back off from this…
+const RETRY_MIN: Duration = Duration::from_millis(200);
+/// …to this.
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// The running reflectors; dropping this stops them.
+pub struct Reflectors {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Reflectors {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Reflectors {
+    pub(super) fn spawn(ds: Arc<dyn Datastore>, cache: Arc<ClusterCache>) -> Self {
+        let kinds: Vec<Kind> = cache.kinds().collect();
+        let tasks = kinds
+            .into_iter()
+            .map(|kind| {
+                let span = tracing::info_span!("reflector", kind = kind.as_str());
+                tokio::spawn(run(ds.clone(), cache.clone(), kind).instrument(span))
+            })
+            .collect();
+        Reflectors { tasks }
+    }
+}
+
+async fn run(ds: Arc<dyn Datastore>, cache: Arc<ClusterCache>, kind: Kind) {
+    let mut from: Option<Revision> = None;
+    let mut backoff = RETRY_MIN;
+    loop {
+        let rev = match from {
+            Some(r) => r,
+            None => match ds.list(kind, None).await {
+                Ok(l) => {
+                    cache.replace(kind, l.items, l.revision);
+                    l.revision
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "listing failed; retrying");
+                    backoff = sleep_more(backoff).await;
+                    continue;
+                }
+            },
+        };
+        match follow(&*ds, &cache, kind, rev).await {
+            // The stream ended or broke: resume from what was seen.
+            Ok(seen) => {
+                cache.set_ready(kind, false);
+                from = Some(seen);
+                backoff = RETRY_MIN;
+                tokio::time::sleep(RETRY_MIN).await;
+            }
+            Err((DsError::Compacted { .. }, _)) => {
+                tracing::info!(revision = rev, "watch history compacted: listing again");
+                cache.set_ready(kind, false);
+                from = None;
+            }
+            Err((e, seen)) => {
+                tracing::warn!(error = %e, revision = seen, "watch failed; resuming");
+                cache.set_ready(kind, false);
+                from = Some(seen);
+                backoff = sleep_more(backoff).await;
+            }
+        }
+    }
+}
+
+/// Follows the watch from `rev` until it ends; returns the last revision
+/// seen, with the error when it broke.
+async fn follow(
+    ds: &dyn Datastore,
+    cache: &ClusterCache,
+    kind: Kind,
+    rev: Revision,
+) -> Result<Revision, (DsError, Revision)> {
+    let mut seen = rev;
+    let mut events = ds.watch(&[kind], rev).await.map_err(|e| (e, seen))?;
+    cache.set_ready(kind, true);
+    while let Some(ev) = events.next().await {
+        let ev = ev.map_err(|e| (e, seen))?;
+        seen = seen.max(ev.revision);
+        match ev.event_type {
+            EventType::Deleted => cache.delete(kind, &ev.resource.key_name(), ev.revision),
+            EventType::Added | EventType::Modified => cache.put(ev.resource, ev.revision),
+        }
+    }
+    Ok(seen)
+}
+
+async fn sleep_more(d: Duration) -> Duration {
+    tokio::time::sleep(d).await;
+    (d * 2).min(RETRY_MAX)
+}

@@ -1,0 +1,209 @@
+//! tabby-node's main loop. After start-up (`start.rs`) one [`Daemon`]
+//! owns everything the node runs and turns on three inputs:
+//!
+//! ```text
+//!  ClusterCache ──changed()──► on_cluster: cluster view, VTEP, BGP peers/blocks ─┐
+//!  Speaker ─best paths, peer events─► on_bgp: mesh health, learned routes ──────┤
+//!  1 s ticker ──► on_tick: the fallback clock, connected subnets (every 10 s) ──┤
+//!                                                                               ▼
+//!                    publish: routes::calculate → felix-lite (if changed) + status snapshot
+//! ```
+//!
+//! On SIGTERM the speaker sends Cease to every peer (returning once it is on
+//! the wire) and the process exits; kernel routes, `vxlan.calico` and
+//! workload routes stay as they are, so pods keep working and the next
+//! start converges from there without a gap (its first desired state
+//! already holds every block).
+
+mod start;
+
+use super::bgp::Bgp;
+use super::cluster::{Cluster, KINDS as CLUSTER_KINDS};
+use super::config::NodeConfig;
+use super::routes::{self, Inputs};
+use super::status::Snapshot;
+use super::tunnel::Tunnel;
+use super::vtep;
+use crate::cache::{ClusterCache, Reflectors};
+use crate::datastore::Datastore;
+use crate::ipam::DatastoreIpam;
+use ipnet::Ipv4Net;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tabby_felix_lite::autodetect::host;
+use tabby_felix_lite::model::DesiredState;
+use tabby_felix_lite::reconcile::{Reconciler, ReconcilerHandle};
+use tabby_ipam::allocator::Ipam;
+use tokio::sync::watch;
+
+pub use start::run;
+
+/// How often connected subnets are read again, in ticks (seconds).
+const CONNECTED_EVERY: u64 = 10;
+
+pub(crate) struct Daemon {
+    cfg: NodeConfig,
+    ds: Arc<dyn Datastore>,
+    cache: Arc<ClusterCache>,
+    cache_rx: watch::Receiver<u64>,
+    /// Per followed kind, the cache generation the cluster view was built at.
+    seen: HashMap<crate::resources::Kind, u64>,
+    _reflectors: Reflectors,
+    ipam: Arc<Ipam<DatastoreIpam>>,
+    cluster: Cluster,
+    node_ip: Option<Ipv4Net>,
+    tunnel: Tunnel,
+    bgp: Option<Bgp>,
+    dataplane: ReconcilerHandle,
+    _reconciler: Reconciler,
+    inputs: Inputs,
+    last: Option<DesiredState>,
+    snapshot: Arc<RwLock<Snapshot>>,
+    ticks: u64,
+    started: Instant,
+}
+
+impl Daemon {
+    /// Runs until SIGTERM or Ctrl-C, then stops BGP cleanly.
+    async fn run(mut self) -> anyhow::Result<()> {
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        loop {
+            self.publish();
+            tokio::select! {
+                r = self.cache_rx.changed() => {
+                    if r.is_err() {
+                        anyhow::bail!("the cluster cache stopped");
+                    }
+                    self.on_cluster().await;
+                }
+                _ = next_bgp_change(&mut self.bgp) => self.on_bgp(),
+                _ = ticker.tick() => self.on_tick().await,
+                _ = term.recv() => break,
+                _ = tokio::signal::ctrl_c() => break,
+            }
+        }
+        self.stop().await;
+        Ok(())
+    }
+
+    /// Whether any kind the cluster view holds changed since it was built.
+    fn cluster_changed(&mut self) -> bool {
+        let mut changed = false;
+        for k in CLUSTER_KINDS {
+            let g = self.cache.generation(*k);
+            if self.seen.insert(*k, g) != Some(g) {
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// The datastore changed: rebuild the cluster view and bring the VTEP,
+    /// the BGP peers and originated blocks, and the route inputs in line.
+    async fn on_cluster(&mut self) {
+        self.cache_rx.borrow_and_update();
+        if !self.cluster_changed() {
+            return; // IPAM blocks or readiness only: nothing routes on them.
+        }
+        self.cluster = Cluster::from_cache(&self.cache);
+        self.tunnel
+            .on_cluster(&*self.ds, &self.ipam, &self.cfg, &self.cluster)
+            .await;
+        if let Some(b) = self.bgp.as_mut() {
+            b.sync(&self.cluster).await;
+        }
+        self.inputs.nodes = self.cluster.node_infos();
+        self.inputs.affinities = self.cluster.confirmed_affinities();
+        self.inputs.pools = self.cluster.pool_infos();
+        self.refresh_bgp_inputs();
+    }
+
+    /// The speaker reported best-path or peer changes.
+    fn on_bgp(&mut self) {
+        self.refresh_bgp_inputs();
+    }
+
+    fn refresh_bgp_inputs(&mut self) {
+        if let Some(b) = &self.bgp {
+            self.inputs.mesh = b.mesh_health();
+            self.inputs.learned = b.learned();
+        }
+    }
+
+    /// The fallback clock moves on; connected subnets are re-read now and
+    /// then (a NIC can gain an address after start).
+    async fn on_tick(&mut self) {
+        self.ticks += 1;
+        if self.ticks.is_multiple_of(CONNECTED_EVERY) {
+            self.inputs.local.connected = connected_subnets(self.node_ip).await;
+        }
+    }
+
+    /// Computes the routes, hands them to felix-lite when they changed, and
+    /// publishes what `node status` shows.
+    fn publish(&mut self) {
+        self.inputs.local.vtep = self.tunnel.vtep;
+        self.inputs.now = Instant::now();
+        let out = routes::calculate(&self.inputs);
+        if self.last.as_ref() != Some(&out.desired) {
+            tracing::debug!(
+                routes = out.desired.routes.len(),
+                vteps = out.desired.vteps.len(),
+                "new desired state"
+            );
+            for r in &out.rows {
+                tracing::debug!(block = %r.block, node = %r.node, path = %r.path, via = %r.via, reason = %r.reason, "block path");
+            }
+            self.dataplane.set_desired(out.desired.clone());
+            self.last = Some(out.desired);
+        }
+        let vtep = self.tunnel.vtep;
+        let snap = Snapshot {
+            node_ip: self.node_ip.map(|n| n.to_string()).unwrap_or_default(),
+            interface: self.inputs.local.interface.clone(),
+            as_number: super::peers::node_as(&self.cluster, &self.cfg.node_name),
+            tunnel: vtep.map(|v| v.0.to_string()).unwrap_or_default(),
+            mac: vtep.map(|v| vtep::format_mac(&v.1)).unwrap_or_default(),
+            rows: out.rows,
+            peer_types: self
+                .bgp
+                .as_ref()
+                .map(|b| b.peer_types())
+                .unwrap_or_default(),
+        };
+        if let Ok(mut s) = self.snapshot.write() {
+            *s = snap;
+        }
+    }
+
+    async fn stop(self) {
+        tracing::info!(
+            uptime_s = self.started.elapsed().as_secs(),
+            "stopping: Cease to every BGP peer; kernel routes stay"
+        );
+        if let Some(b) = &self.bgp {
+            b.shutdown().await;
+        }
+        let _ = std::fs::remove_file(self.cfg.socket_path());
+    }
+}
+
+async fn next_bgp_change(bgp: &mut Option<Bgp>) {
+    match bgp {
+        Some(b) => b.next_change().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Subnets on this host that can hold a native next hop.
+async fn connected_subnets(node: Option<Ipv4Net>) -> Vec<Ipv4Net> {
+    match host::interfaces().await {
+        Ok(ifaces) => host::connected_subnets(node, &ifaces),
+        Err(e) => {
+            tracing::warn!(error = %e, "listing interfaces for connected subnets");
+            node.into_iter().map(|n| n.trunc()).collect()
+        }
+    }
+}

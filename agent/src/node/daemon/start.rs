@@ -1,0 +1,186 @@
+//! Start-up, in calico-node's order: find the node address, make sure a
+//! pool exists, write the Node, fill the cluster cache, give the node its
+//! VTEP, start felix-lite and the BGP speaker, serve the node socket, and
+//! restore local workloads — then hand over to [`Daemon::run`].
+
+use super::{connected_subnets, Daemon};
+use crate::cache::ClusterCache;
+use crate::grpc::ipam::IpamService;
+use crate::ipam::DatastoreIpam;
+use crate::node::bgp::Bgp;
+use crate::node::cluster::Cluster;
+use crate::node::config::{Backend, NodeConfig};
+use crate::node::routes::{Inputs, Local};
+use crate::node::startup;
+use crate::node::status::{NodeService, Snapshot};
+use crate::node::tunnel::Tunnel;
+use crate::resources::Kind;
+use anyhow::Context;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+use tabby_felix_lite::autodetect::Detected;
+use tabby_felix_lite::reconcile::{Config as ReconcileConfig, Reconciler};
+use tabby_ipam::allocator::Ipam;
+
+/// How long start-up waits for the first list of every kind.
+const CACHE_READY: Duration = Duration::from_secs(10);
+
+fn checksum_offload_broken() -> bool {
+    tabby_felix_lite::features::checksum_offload_broken(None).unwrap_or(false)
+}
+
+/// Every kind this process follows: what the route calculation and BGP
+/// read, and what IPAM reads.
+fn followed_kinds() -> Vec<Kind> {
+    let mut kinds: Vec<Kind> = crate::node::cluster::KINDS.to_vec();
+    kinds.extend(crate::ipam::KINDS);
+    kinds.sort();
+    kinds.dedup();
+    kinds
+}
+
+pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
+    Daemon::start(cfg).await?.run().await
+}
+
+impl Daemon {
+    async fn start(cfg: NodeConfig) -> anyhow::Result<Daemon> {
+        let started = SystemTime::now();
+        let me = cfg.node_name.clone();
+        tracing::info!(node = %me, backend = cfg.backend.as_str(), datastore = ?cfg.datastore, "tabby-node starting");
+        let ds = crate::datastore::connect(&cfg.datastore)
+            .await
+            .context("connecting to the datastore")?;
+        let detected: Option<Detected> = startup::detect_address(&cfg).await?;
+        let node_ip = detected.as_ref().map(|d| d.address);
+        let interface = detected
+            .as_ref()
+            .map(|d| d.interface.clone())
+            .unwrap_or_default();
+        startup::ensure_default_pool(&*ds, &cfg).await?;
+        startup::write_node_address(&*ds, &cfg, node_ip).await?;
+
+        let kinds = followed_kinds();
+        let (cache, reflectors) = ClusterCache::follow(ds.clone(), &kinds);
+        if !cache.wait_ready(&kinds, CACHE_READY).await {
+            anyhow::bail!("the datastore did not list every kind within {CACHE_READY:?}");
+        }
+        let ipam = Arc::new(Ipam::new(DatastoreIpam::with_cache(
+            ds.clone(),
+            cache.clone(),
+        )));
+        let cluster = Cluster::from_cache(&cache);
+        let tunnel = Tunnel::start(&*ds, &ipam, &cfg, &cluster, node_ip.is_some()).await;
+        // The tunnel write changed our Node: put it into the cache now so
+        // the first desired state sees it without waiting for the watch.
+        if let Ok(n) = ds.get(Kind::Node, &me).await {
+            let rev = n.revision().unwrap_or_default();
+            cache.put(n, rev);
+        }
+        let cluster = Cluster::from_cache(&cache);
+
+        let reconciler = Reconciler::start(ReconcileConfig::default())
+            .context("starting the dataplane reconciler")?;
+        let dataplane = reconciler.handle();
+
+        let bgp = match (cfg.backend, node_ip) {
+            (Backend::Bird, Some(ip)) => Some(Bgp::start(&cfg, &cluster, ip.addr()).await?),
+            (Backend::Bird, None) => {
+                tracing::warn!("IP=none: no node address, so no BGP");
+                None
+            }
+            _ => None,
+        };
+
+        let snapshot = Arc::new(RwLock::new(Snapshot::default()));
+        let node_svc = NodeService {
+            node_name: me.clone(),
+            backend: cfg.backend.as_str(),
+            vxlan_fallback: cfg.vxlan_fallback,
+            hold_time_seconds: cfg.hold_time.as_secs() as u32,
+            started,
+            speaker: bgp.as_ref().map(|b| b.speaker.clone()),
+            snapshot: snapshot.clone(),
+        };
+        let socket = cfg.socket_path();
+        let listener = crate::grpc::bind_socket(&socket)
+            .with_context(|| format!("binding the gRPC socket {}", socket.display()))?;
+        let mut router = tonic::transport::Server::builder()
+            .add_service(tabby_proto::ipam::ipam_server::IpamServer::new(
+                IpamService::new(ipam.clone(), &me),
+            ))
+            .add_service(node_svc.into_server());
+        if let Some(b) = &bgp {
+            router = router
+                .add_service(tabby_bgp::service::BgpService::new(b.speaker.clone()).into_server());
+        }
+        router = router.add_service(
+            tabby_proto::dataplane::dataplane_server::DataplaneServer::new(
+                crate::grpc::dataplane::DataplaneService::new(ds.clone(), &me, dataplane.clone())
+                    .with_node_address(
+                        &interface,
+                        &node_ip.map(|n| n.addr().to_string()).unwrap_or_default(),
+                    ),
+            ),
+        );
+        // Local pods' routes come back from their WorkloadEndpoints. The
+        // reconciler acts on the first change it sees, so this runs right
+        // before the first set_desired (the first publish, computed without
+        // I/O), and both land in one debounced pass: no pass ever lacks the
+        // remote blocks.
+        match crate::grpc::dataplane::restore_workloads(&*ds, &me, &dataplane).await {
+            Ok(n) => tracing::info!(workloads = n, "restored local workloads"),
+            Err(e) => tracing::warn!(error = %e, "restoring local workloads"),
+        }
+        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+        tokio::spawn(async move {
+            if let Err(e) = router.serve_with_incoming(incoming).await {
+                tracing::error!(error = %e, "gRPC server stopped");
+            }
+        });
+        tracing::info!(socket = %socket.display(), "serving gRPC");
+
+        let inputs = Inputs {
+            local: Local {
+                name: me.clone(),
+                ip: node_ip,
+                interface,
+                vtep: tunnel.vtep,
+                connected: connected_subnets(node_ip).await,
+                disable_tx_checksum_offload: checksum_offload_broken(),
+            },
+            bgp: bgp.is_some(),
+            routing: cfg.backend != Backend::None,
+            fallback: cfg.vxlan_fallback,
+            hold_time: cfg.hold_time,
+            now: Instant::now(),
+            nodes: cluster.node_infos(),
+            affinities: cluster.confirmed_affinities(),
+            pools: cluster.pool_infos(),
+            mesh: bgp.as_ref().map(|b| b.mesh_health()).unwrap_or_default(),
+            learned: bgp.as_ref().map(|b| b.learned()).unwrap_or_default(),
+        };
+        let mut d = Daemon {
+            cache_rx: cache.subscribe(),
+            seen: Default::default(),
+            cfg,
+            ds,
+            cache,
+            _reflectors: reflectors,
+            ipam,
+            cluster,
+            node_ip,
+            tunnel,
+            bgp,
+            dataplane,
+            _reconciler: reconciler,
+            inputs,
+            last: None,
+            snapshot,
+            ticks: 0,
+            started: Instant::now(),
+        };
+        d.cluster_changed();
+        Ok(d)
+    }
+}

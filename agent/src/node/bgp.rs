@@ -281,13 +281,16 @@ impl Bgp {
             let Some(ev) = self.events.as_mut() else {
                 return;
             };
-            got = match (ev.best.try_recv(), ev.peers.try_recv()) {
-                (Ok(b), _) => Got::Best(b),
-                (_, Ok(p)) => Got::Peer(p),
-                (Err(TryRecvError::Lagged(_)), _) | (_, Err(TryRecvError::Lagged(_))) => {
-                    return self.rewatch().await
-                }
-                _ => return,
+            // One stream at a time: a value taken from the second while the
+            // first had one would be lost.
+            got = match ev.best.try_recv() {
+                Ok(b) => Got::Best(b),
+                Err(TryRecvError::Lagged(_)) => return self.rewatch().await,
+                Err(_) => match ev.peers.try_recv() {
+                    Ok(p) => Got::Peer(p),
+                    Err(TryRecvError::Lagged(_)) => return self.rewatch().await,
+                    Err(_) => return,
+                },
             };
         }
     }

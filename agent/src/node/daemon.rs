@@ -53,10 +53,6 @@ async fn connected_subnets(node: Option<Ipv4Net>) -> Vec<Ipv4Net> {
     out
 }
 
-fn checksum_offload_broken() -> bool {
-    tabby_felix_lite::features::checksum_offload_broken(None).unwrap_or(false)
-}
-
 pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     let started = SystemTime::now();
     let start_instant = Instant::now();
@@ -111,7 +107,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         _ => None,
     };
 
-    let offload_broken = checksum_offload_broken();
+    let offload_broken = cfg.checksum_offload_broken();
     let connected = connected_subnets(node_ip).await;
     let snapshot = Arc::new(RwLock::new(Snapshot::default()));
     let node_svc = NodeService {
@@ -176,6 +172,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
             vtep: my_vtep,
             connected,
             disable_tx_checksum_offload: offload_broken,
+            vxlan_mtu: cfg.vxlan_mtu,
         },
         bgp: bgp.is_some(),
         routing: cfg.backend != Backend::None,

@@ -39,8 +39,10 @@ pub struct Outcome {
 /// Runs one invocation: `get` reads the environment, `stdin` is the
 /// network configuration, `ipam_only` selects the `tabby-ipam` plugin.
 pub async fn run(get: impl Fn(&str) -> Option<String>, stdin: &[u8], ipam_only: bool) -> Outcome {
+    let stdin = config::Stdin::decode(stdin);
     // The error result carries the caller's version when it can be read.
-    let version = config::requested_version(stdin)
+    let version = stdin
+        .requested_version()
         .ok()
         .flatten()
         .filter(|v| config::SUPPORTED_VERSIONS.contains(&v.as_str()))
@@ -59,19 +61,19 @@ pub async fn run(get: impl Fn(&str) -> Option<String>, stdin: &[u8], ipam_only: 
 
 async fn dispatch(
     get: impl Fn(&str) -> Option<String>,
-    stdin: &[u8],
+    stdin: config::Stdin,
     ipam_only: bool,
     version: &str,
 ) -> Result<Option<serde_json::Value>, CniError> {
     let env = env::from_lookup(get)?;
     if env.command == Command::Version {
-        config::requested_version(stdin)?;
+        stdin.requested_version()?;
         return Ok(Some(serde_json::json!({
             "cniVersion": version,
             "supportedVersions": config::SUPPORTED_VERSIONS,
         })));
     }
-    let conf = config::parse(stdin, ipam_only)?;
+    let conf = stdin.into_conf(ipam_only)?;
     match (env.command, ipam_only) {
         (Command::Status, _) => status(&conf).await.map(|_| None),
         // Leaked addresses are found and released by `tabbyctl ipam check`

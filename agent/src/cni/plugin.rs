@@ -184,17 +184,12 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// Assigns one IPv4 address to the handle.
-async fn assign(
-    ch: &Channel,
-    env: &CniEnv,
-    conf: &NetConf,
-    node: &str,
-) -> Result<Ipv4Addr, CniError> {
+/// Assigns one IPv4 address to the handle. The node adds the `node`
+/// attribute itself: it knows which node it assigns for.
+async fn assign(ch: &Channel, env: &CniEnv, conf: &NetConf) -> Result<Ipv4Addr, CniError> {
     let mut attributes = std::collections::HashMap::new();
     attributes.insert("namespace".to_string(), env.pod_namespace.clone());
     attributes.insert("pod".to_string(), env.pod_name.clone());
-    attributes.insert("node".to_string(), node.to_string());
     attributes.insert(
         "timestamp".to_string(),
         humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
@@ -210,20 +205,27 @@ async fn assign(
     };
     let mut c = IpamClient::new(ch.clone());
     let resp = call("Ipam.AutoAssign", c.auto_assign(req)).await?;
-    let first = resp
-        .ipv4
-        .first()
-        .ok_or_else(|| CniError::new(NODE_REFUSED, "Ipam.AutoAssign returned no IPv4 address"))?;
-    first
-        .split('/')
-        .next()
-        .and_then(|a| a.parse().ok())
-        .ok_or_else(|| {
-            CniError::new(
-                NODE_REFUSED,
-                format!("Ipam.AutoAssign returned {first:?}, not an IPv4 address"),
+    let Some(first) = resp.ipv4_addresses.first() else {
+        // A node from before ipv4_addresses answers in `ipv4` only.
+        let hint = if resp.ipv4.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " in ipv4_addresses (only ipv4 {:?}: tabby-node is older than this plugin)",
+                resp.ipv4
             )
-        })
+        };
+        return Err(CniError::new(
+            NODE_REFUSED,
+            format!("Ipam.AutoAssign returned no IPv4 address{hint}"),
+        ));
+    };
+    first.parse().map_err(|_| {
+        CniError::new(
+            NODE_REFUSED,
+            format!("Ipam.AutoAssign returned {first:?}, not an IPv4 address"),
+        )
+    })
 }
 
 /// Undoes this ADD's assignment only (by address, not by handle: should
@@ -251,14 +253,6 @@ async fn pod_mtu(conf: &NetConf, status: &dp::DataplaneStatus) -> u32 {
     }
 }
 
-fn node_name(conf: &NetConf, status: &dp::DataplaneStatus) -> String {
-    if conf.nodename.is_empty() {
-        status.node_name.clone()
-    } else {
-        conf.nodename.clone()
-    }
-}
-
 async fn add(env: &CniEnv, conf: &NetConf) -> Result<serde_json::Value, CniError> {
     let netns = env
         .netns
@@ -274,7 +268,6 @@ async fn add(env: &CniEnv, conf: &NetConf) -> Result<serde_json::Value, CniError
     let ch = connect(conf).await?;
     let status = node_status(&ch).await?;
     let mtu = pod_mtu(conf, &status).await;
-    let node = node_name(conf, &status);
     let (probe_ns, probe_if) = (netns.clone(), env.ifname.clone());
     if blocking(move || podlink::pod_end_exists(&probe_ns, &probe_if), env).await? {
         return Err(CniError::new(
@@ -286,7 +279,7 @@ async fn add(env: &CniEnv, conf: &NetConf) -> Result<serde_json::Value, CniError
             ),
         ));
     }
-    let ip = assign(&ch, env, conf, &node).await?;
+    let ip = assign(&ch, env, conf).await?;
     let spec = PodLinkSpec {
         host_ifname: podlink::host_veth_name(&env.pod_namespace, &env.pod_name),
         pod_ifname: env.ifname.clone(),
@@ -442,12 +435,7 @@ async fn check(env: &CniEnv, conf: &NetConf) -> Result<(), CniError> {
 
 async fn ipam_add(env: &CniEnv, conf: &NetConf) -> Result<serde_json::Value, CniError> {
     let ch = connect(conf).await?;
-    let node = if conf.nodename.is_empty() {
-        node_status(&ch).await?.node_name
-    } else {
-        conf.nodename.clone()
-    };
-    let ip = assign(&ch, env, conf, &node).await?;
+    let ip = assign(&ch, env, conf).await?;
     Ok(result::ipam_result(&conf.cni_version, ip))
 }
 

@@ -59,7 +59,9 @@ fn parse_nets(v: &[String], field: &str) -> Result<Vec<ipnet::IpNet>, Status> {
 }
 
 impl<S: IpamStore + 'static> IpamService<S> {
-    /// Each address with its block's prefix length, as Calico returns them.
+    /// Each address with its block's prefix length, as Calico returns them
+    /// (`AutoAssignResponse.ipv4`/`ipv6`, kept for callers built before the
+    /// bare `*_addresses` fields).
     async fn with_prefix(&self, ips: &[IpAddr]) -> Result<Vec<String>, Status> {
         let pools = self
             .ipam
@@ -101,6 +103,12 @@ impl<S: IpamStore + 'static> pb::ipam_server::Ipam for IpamService<S> {
         // meanwhile as part of this assignment.
         let span = tracing::info_span!("auto_assign", handle = %r.handle_id, node = %node);
         async move {
+            let mut attributes = with_timestamp(r.attributes.into_iter().collect());
+            // The node is known here, so a caller need not look it up
+            // just to label the allocation (Calico's `node` attribute).
+            attributes
+                .entry("node".into())
+                .or_insert_with(|| node.clone());
             let areq = AssignRequest {
                 handle_id: r.handle_id,
                 node,
@@ -108,13 +116,16 @@ impl<S: IpamStore + 'static> pb::ipam_server::Ipam for IpamService<S> {
                 num_v6: r.num_ipv6 as usize,
                 pools_v4: parse_nets(&r.ipv4_pools, "ipv4_pools")?,
                 pools_v6: parse_nets(&r.ipv6_pools, "ipv6_pools")?,
-                attributes: with_timestamp(r.attributes.into_iter().collect()),
+                attributes,
                 use_for: Use::Workload,
             };
             let (v4, v6) = self.ipam.auto_assign(&areq).await.map_err(status)?;
+            let bare = |ips: &[IpAddr]| ips.iter().map(ToString::to_string).collect();
             Ok(Response::new(pb::AutoAssignResponse {
                 ipv4: self.with_prefix(&v4).await?,
                 ipv6: self.with_prefix(&v6).await?,
+                ipv4_addresses: bare(&v4),
+                ipv6_addresses: bare(&v6),
             }))
         }
         .instrument(span)

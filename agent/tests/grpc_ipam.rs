@@ -67,6 +67,13 @@ async fn ipam_over_the_node_socket() {
     );
 
     let ip = r.ipv4[0].split('/').next().unwrap().to_string();
+    // The same addresses bare, for callers that need no prefix.
+    let bare: Vec<&str> = r
+        .ipv4
+        .iter()
+        .map(|a| a.split('/').next().unwrap())
+        .collect();
+    assert_eq!(r.ipv4_addresses, bare);
     let s = c
         .show(ShowRequest {
             ip: ip.clone(),
@@ -78,6 +85,9 @@ async fn ipam_over_the_node_socket() {
     assert!(s.ip_in_use);
     assert_eq!(s.handle_id, "k8s-pod-network.abc");
     assert_eq!(s.attributes.get("pod").map(String::as_str), Some("web-0"));
+    // The serving node labels what it assigned for, as the CNI plugin no
+    // longer looks the name up to send it.
+    assert_eq!(s.attributes.get("node").map(String::as_str), Some("node-a"));
     let s = c.show(ShowRequest::default()).await.unwrap().into_inner();
     assert_eq!(
         (s.rows[0].total, s.rows[0].in_use, s.rows[0].reserved),

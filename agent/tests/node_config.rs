@@ -39,6 +39,8 @@ fn defaults_match_calico_node() {
     assert_eq!(c.hold_time, Duration::from_secs(90));
     assert_eq!(c.connect_retry, Duration::from_secs(5));
     assert_eq!(c.log, "info");
+    assert_eq!(c.vxlan_mtu, None);
+    assert_eq!(c.checksum_offload_override, None);
 }
 
 #[test]
@@ -59,6 +61,11 @@ fn every_variable_is_read() {
         ("TABBY_BGP_HOLD_TIME", "9"),
         ("TABBY_BGP_CONNECT_RETRY", "1"),
         ("TABBY_LOG", "debug"),
+        ("FELIX_VXLANMTU", "1400"),
+        (
+            "FELIX_FEATUREDETECTOVERRIDE",
+            "SNATFullyRandom=false,ChecksumOffloadBroken=true",
+        ),
     ]))
     .unwrap();
     assert_eq!(
@@ -86,6 +93,8 @@ fn every_variable_is_read() {
     assert_eq!(c.hold_time, Duration::from_secs(9));
     assert_eq!(c.connect_retry, Duration::from_secs(1));
     assert_eq!(c.log, "debug");
+    assert_eq!(c.vxlan_mtu, Some(1400));
+    assert_eq!(c.checksum_offload_override, Some(true));
     let c = NodeConfig::from_map(&env(&[
         ("IP", "none"),
         ("CALICO_NETWORKING_BACKEND", "none"),
@@ -93,6 +102,34 @@ fn every_variable_is_read() {
     .unwrap();
     assert_eq!(c.ip, IpSetting::None);
     assert_eq!(c.backend, Backend::None);
+}
+
+#[test]
+fn felix_variables_auto_and_override_forms() {
+    // 0 and empty mean "auto", as in Felix.
+    for v in ["0", "", " "] {
+        let c = NodeConfig::from_map(&env(&[("FELIX_VXLANMTU", v)])).unwrap();
+        assert_eq!(c.vxlan_mtu, None, "FELIX_VXLANMTU={v:?}");
+    }
+    let c = NodeConfig::from_map(&env(&[("FELIX_VXLANMTU", "68")])).unwrap();
+    assert_eq!(c.vxlan_mtu, Some(68));
+    // An override list without ChecksumOffloadBroken leaves the kernel check.
+    let c = NodeConfig::from_map(&env(&[(
+        "FELIX_FEATUREDETECTOVERRIDE",
+        "SNATFullyRandom=false",
+    )]))
+    .unwrap();
+    assert_eq!(c.checksum_offload_override, None);
+    let c = NodeConfig::from_map(&env(&[(
+        "FELIX_FEATUREDETECTOVERRIDE",
+        "ChecksumOffloadBroken=false",
+    )]))
+    .unwrap();
+    assert_eq!(c.checksum_offload_override, Some(false));
+    assert!(
+        !c.checksum_offload_broken(),
+        "the override wins over the kernel"
+    );
 }
 
 #[test]
@@ -155,6 +192,25 @@ fn bad_values_name_their_variable() {
         ("TABBY_BGP_HOLD_TIME", "9s", "TABBY_BGP_HOLD_TIME:"),
         ("TABBY_BGP_CONNECT_RETRY", "0", "TABBY_BGP_CONNECT_RETRY:"),
         ("TABBY_LOG", "info,[", "TABBY_LOG:"),
+        ("FELIX_VXLANMTU", "big", "FELIX_VXLANMTU="),
+        ("FELIX_VXLANMTU", "40", "FELIX_VXLANMTU="),
+        ("FELIX_VXLANMTU", "65536", "FELIX_VXLANMTU="),
+        ("FELIX_VXLANMTU", "-1", "FELIX_VXLANMTU="),
+        (
+            "FELIX_FEATUREDETECTOVERRIDE",
+            "ChecksumOffloadBroken",
+            "FELIX_FEATUREDETECTOVERRIDE:",
+        ),
+        (
+            "FELIX_FEATUREDETECTOVERRIDE",
+            "ChecksumOffloadBroken=yes",
+            "FELIX_FEATUREDETECTOVERRIDE:",
+        ),
+        (
+            "FELIX_FEATUREDETECTOVERRIDE",
+            "=true",
+            "FELIX_FEATUREDETECTOVERRIDE:",
+        ),
     ] {
         let e = err(&[(var, value)]);
         assert!(
@@ -189,4 +245,21 @@ fn the_binary_refuses_bad_configuration_at_start() {
             && stderr.contains("expected Never, Always or CrossSubnet"),
         "{stderr}"
     );
+    for (var, value) in [
+        ("FELIX_VXLANMTU", "1400b"),
+        ("FELIX_FEATUREDETECTOVERRIDE", "ChecksumOffloadBroken=on"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tabby-node"))
+            .env_clear()
+            .env("NODENAME", "n1")
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{var}={value:?} accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(var) && stderr.contains(value) && stderr.contains("expected"),
+            "{stderr}"
+        );
+    }
 }

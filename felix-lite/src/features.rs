@@ -14,7 +14,10 @@ pub const OVERRIDE_VAR: &str = "FELIX_FEATUREDETECTOVERRIDE";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FeatureError {
-    #[error("{OVERRIDE_VAR}: item {item:?} {problem}")]
+    #[error(
+        "{OVERRIDE_VAR}: item {item:?} {problem} (expected Name=value items separated by \
+         commas, e.g. ChecksumOffloadBroken=true)"
+    )]
     Override { item: String, problem: String },
     #[error("cannot read the kernel release (uname): {0}")]
     Uname(String),
@@ -116,6 +119,73 @@ pub fn checksum_offload_broken(override_list: Option<&str>) -> Result<bool, Feat
     checksum_offload_broken_for(None, &kernel_release()?)
 }
 
+/// What Felix assumes when it cannot read the kernel version: an old
+/// kernel (3.10), on which checksum offload is broken. Offload off costs
+/// some CPU; offload wrongly on loses VXLAN packets (calico#3145).
+pub const BROKEN_WHEN_KERNEL_UNKNOWN: bool = true;
+
+/// Why [`decide_checksum_offload`] decided as it did, for the start-up log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OffloadReason {
+    /// `FELIX_FEATUREDETECTOVERRIDE` named `ChecksumOffloadBroken`.
+    Override,
+    /// The running kernel's version, compared with [`LAST_BROKEN_KERNEL`].
+    Kernel((u32, u32, u32)),
+    /// The kernel release could not be read or parsed: Felix's default
+    /// ([`BROKEN_WHEN_KERNEL_UNKNOWN`]).
+    KernelUnknown(FeatureError),
+}
+
+impl std::fmt::Display for OffloadReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (a, b, c) = LAST_BROKEN_KERNEL;
+        match self {
+            OffloadReason::Override => write!(f, "{OVERRIDE_VAR} sets ChecksumOffloadBroken"),
+            OffloadReason::Kernel((x, y, z)) => {
+                write!(f, "kernel {x}.{y}.{z}, broken up to {a}.{b}.{c}")
+            }
+            OffloadReason::KernelUnknown(e) => {
+                write!(f, "{e}; assuming an old kernel as Felix does")
+            }
+        }
+    }
+}
+
+/// The decision from the override item (already validated, see
+/// [`parse_override`]) and, only when there is none, the kernel release.
+/// Never fails: an unusable release falls back to Felix's default and the
+/// reason carries the error.
+pub fn decide_checksum_offload(
+    overridden: Option<bool>,
+    release: impl FnOnce() -> Result<String, FeatureError>,
+) -> (bool, OffloadReason) {
+    if let Some(v) = overridden {
+        return (v, OffloadReason::Override);
+    }
+    match release().and_then(|r| parse_kernel_release(&r)) {
+        Ok(v) => (v <= LAST_BROKEN_KERNEL, OffloadReason::Kernel(v)),
+        Err(e) => (BROKEN_WHEN_KERNEL_UNKNOWN, OffloadReason::KernelUnknown(e)),
+    }
+}
+
+/// [`decide_checksum_offload`] on the running kernel, logged: meant to be
+/// called once at start, so the log says once what `vxlan.calico` gets and
+/// why, and a kernel release that can't be used is a WARN, not a silent
+/// default.
+pub fn resolve_checksum_offload_broken(overridden: Option<bool>) -> bool {
+    let (broken, why) = decide_checksum_offload(overridden, kernel_release);
+    if let OffloadReason::KernelUnknown(_) = &why {
+        tracing::warn!(
+            broken,
+            reason = %why,
+            "ChecksumOffloadBroken: cannot tell from the kernel; set {OVERRIDE_VAR}=ChecksumOffloadBroken=false to keep tx checksum offload on"
+        );
+    } else {
+        tracing::info!(broken, reason = %why, "ChecksumOffloadBroken");
+    }
+    broken
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +229,35 @@ mod tests {
         );
         let e = parse_override("a=b,oops").unwrap_err().to_string();
         assert!(e.contains("\"oops\" is not key=value"), "{e}");
+    }
+
+    #[test]
+    fn decided_once_without_failing() {
+        let never = || -> Result<String, FeatureError> { panic!("overridden: no kernel read") };
+        assert_eq!(
+            decide_checksum_offload(Some(false), never),
+            (false, OffloadReason::Override)
+        );
+        assert_eq!(
+            decide_checksum_offload(None, || Ok("6.1.0-13-amd64".into())),
+            (false, OffloadReason::Kernel((6, 1, 0)))
+        );
+        assert!(decide_checksum_offload(None, || Ok("5.4.0".into())).0);
+        // Unreadable or unparsable: Felix's default, with the reason kept.
+        let (broken, why) =
+            decide_checksum_offload(None, || Err(FeatureError::Uname("EFAULT".into())));
+        assert!(broken);
+        let text = why.to_string();
+        assert!(text.contains("uname") && text.contains("EFAULT"), "{text}");
+        let (broken, why) = decide_checksum_offload(None, || Ok("linux".into()));
+        assert!(broken);
+        assert!(matches!(
+            why,
+            OffloadReason::KernelUnknown(FeatureError::KernelRelease(_))
+        ));
+        let e = parse_override("ChecksumOffloadBroken")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("expected Name=value"), "{e}");
     }
 }

@@ -69,7 +69,8 @@ pub struct LocalVxlan {
     /// This node's tunnel address, put on the device as a /32.
     pub tunnel_ip: Ipv4Addr,
     pub mac: [u8; 6],
-    /// 0 = parent MTU - [`VXLAN_OVERHEAD`] (Felix `VXLANMTU`).
+    /// Felix `VXLANMTU`: 0 = parent MTU - [`VXLAN_OVERHEAD`], worked out by
+    /// the reconciler on every pass ([`crate::mtu::vxlan_mtu`]).
     pub mtu: u32,
     /// Turn tx checksum offload off on the device (Felix
     /// `ChecksumOffloadBroken`).

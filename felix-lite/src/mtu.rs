@@ -126,8 +126,9 @@ pub fn parse_vxlan_mtu(value: Option<&str>) -> Result<Option<u32>, MtuError> {
     }
 }
 
-/// The `vxlan.calico` MTU: explicit `FELIX_VXLANMTU` if given, else host
-/// MTU - 50.
+/// The `vxlan.calico` MTU: explicit `FELIX_VXLANMTU` if given, else the
+/// MTU of the interface VXLAN is bound to (`host_mtu`) - 50. The one place
+/// this is decided: the reconciler calls it with the parent's current MTU.
 pub fn vxlan_mtu(host_mtu: u32, explicit: Option<u32>) -> u32 {
     explicit.unwrap_or_else(|| pod_mtu(host_mtu, Encap::Vxlan))
 }

@@ -84,22 +84,43 @@ fn decode_error(e: &serde_json::Error) -> CniError {
     )
 }
 
-/// Only the version, for VERSION (whose stdin may be just
-/// `{"cniVersion": "..."}` or empty).
-pub fn requested_version(stdin: &[u8]) -> Result<Option<String>, CniError> {
-    if stdin.iter().all(|b| b.is_ascii_whitespace()) {
-        return Ok(None);
+/// stdin, decoded once: the error result's version, VERSION's answer and
+/// the configuration are all read from this one value.
+pub struct Stdin {
+    /// Only whitespace: VERSION may be called with an empty stdin.
+    blank: bool,
+    json: Result<serde_json::Value, CniError>,
+}
+
+impl Stdin {
+    pub fn decode(stdin: &[u8]) -> Stdin {
+        Stdin {
+            blank: stdin.iter().all(|b| b.is_ascii_whitespace()),
+            json: serde_json::from_slice(stdin).map_err(|e| decode_error(&e)),
+        }
     }
-    let v: serde_json::Value = serde_json::from_slice(stdin).map_err(|e| decode_error(&e))?;
-    Ok(v.get("cniVersion")
-        .and_then(|v| v.as_str())
-        .map(String::from))
+
+    /// Only the version, for VERSION (whose stdin may be just
+    /// `{"cniVersion": "..."}` or empty) and for the error result.
+    pub fn requested_version(&self) -> Result<Option<String>, CniError> {
+        if self.blank {
+            return Ok(None);
+        }
+        let v = self.json.as_ref().map_err(Clone::clone)?;
+        Ok(v.get("cniVersion")
+            .and_then(|v| v.as_str())
+            .map(String::from))
+    }
+
+    /// The whole configuration, see [`parse`].
+    pub fn into_conf(self, ipam_only: bool) -> Result<NetConf, CniError> {
+        parse(self.json?, ipam_only)
+    }
 }
 
 /// Parses and validates. `ipam_only`: this is the `tabby-ipam` plugin, so
 /// the top-level `type` belongs to whatever plugin delegates to us.
-pub fn parse(stdin: &[u8], ipam_only: bool) -> Result<NetConf, CniError> {
-    let value: serde_json::Value = serde_json::from_slice(stdin).map_err(|e| decode_error(&e))?;
+pub fn parse(value: serde_json::Value, ipam_only: bool) -> Result<NetConf, CniError> {
     if !value.is_object() {
         return Err(CniError::new(
             DECODING_FAILURE,
@@ -197,6 +218,11 @@ pub fn parse(stdin: &[u8], ipam_only: bool) -> Result<NetConf, CniError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// stdin as the plugin decodes it, then [`super::parse`].
+    fn parse(stdin: &[u8], ipam_only: bool) -> Result<NetConf, CniError> {
+        Stdin::decode(stdin).into_conf(ipam_only)
+    }
 
     const GOOD: &str = r#"{"cniVersion":"1.0.0","name":"k8s-pod-network","type":"tabby",
         "nodename":"n1","mtu":0,"ipam":{"type":"tabby-ipam"},"runtimeConfig":{"x":1}}"#;

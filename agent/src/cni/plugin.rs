@@ -39,8 +39,10 @@ pub struct Outcome {
 /// Runs one invocation: `get` reads the environment, `stdin` is the
 /// network configuration, `ipam_only` selects the `tabby-ipam` plugin.
 pub async fn run(get: impl Fn(&str) -> Option<String>, stdin: &[u8], ipam_only: bool) -> Outcome {
+    let stdin = config::Stdin::decode(stdin);
     // The error result carries the caller's version when it can be read.
-    let version = config::requested_version(stdin)
+    let version = stdin
+        .requested_version()
         .ok()
         .flatten()
         .filter(|v| config::SUPPORTED_VERSIONS.contains(&v.as_str()))
@@ -59,19 +61,19 @@ pub async fn run(get: impl Fn(&str) -> Option<String>, stdin: &[u8], ipam_only: 
 
 async fn dispatch(
     get: impl Fn(&str) -> Option<String>,
-    stdin: &[u8],
+    stdin: config::Stdin,
     ipam_only: bool,
     version: &str,
 ) -> Result<Option<serde_json::Value>, CniError> {
     let env = env::from_lookup(get)?;
     if env.command == Command::Version {
-        config::requested_version(stdin)?;
+        stdin.requested_version()?;
         return Ok(Some(serde_json::json!({
             "cniVersion": version,
             "supportedVersions": config::SUPPORTED_VERSIONS,
         })));
     }
-    let conf = config::parse(stdin, ipam_only)?;
+    let conf = stdin.into_conf(ipam_only)?;
     match (env.command, ipam_only) {
         (Command::Status, _) => status(&conf).await.map(|_| None),
         // Leaked addresses are found and released by `tabbyctl ipam check`
@@ -182,17 +184,12 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// Assigns one IPv4 address to the handle.
-async fn assign(
-    ch: &Channel,
-    env: &CniEnv,
-    conf: &NetConf,
-    node: &str,
-) -> Result<Ipv4Addr, CniError> {
+/// Assigns one IPv4 address to the handle. The node adds the `node`
+/// attribute itself: it knows which node it assigns for.
+async fn assign(ch: &Channel, env: &CniEnv, conf: &NetConf) -> Result<Ipv4Addr, CniError> {
     let mut attributes = std::collections::HashMap::new();
     attributes.insert("namespace".to_string(), env.pod_namespace.clone());
     attributes.insert("pod".to_string(), env.pod_name.clone());
-    attributes.insert("node".to_string(), node.to_string());
     attributes.insert(
         "timestamp".to_string(),
         humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
@@ -208,20 +205,27 @@ async fn assign(
     };
     let mut c = IpamClient::new(ch.clone());
     let resp = call("Ipam.AutoAssign", c.auto_assign(req)).await?;
-    let first = resp
-        .ipv4
-        .first()
-        .ok_or_else(|| CniError::new(NODE_REFUSED, "Ipam.AutoAssign returned no IPv4 address"))?;
-    first
-        .split('/')
-        .next()
-        .and_then(|a| a.parse().ok())
-        .ok_or_else(|| {
-            CniError::new(
-                NODE_REFUSED,
-                format!("Ipam.AutoAssign returned {first:?}, not an IPv4 address"),
+    let Some(first) = resp.ipv4_addresses.first() else {
+        // A node from before ipv4_addresses answers in `ipv4` only.
+        let hint = if resp.ipv4.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " in ipv4_addresses (only ipv4 {:?}: tabby-node is older than this plugin)",
+                resp.ipv4
             )
-        })
+        };
+        return Err(CniError::new(
+            NODE_REFUSED,
+            format!("Ipam.AutoAssign returned no IPv4 address{hint}"),
+        ));
+    };
+    first.parse().map_err(|_| {
+        CniError::new(
+            NODE_REFUSED,
+            format!("Ipam.AutoAssign returned {first:?}, not an IPv4 address"),
+        )
+    })
 }
 
 /// Undoes this ADD's assignment only (by address, not by handle: should
@@ -249,14 +253,6 @@ async fn pod_mtu(conf: &NetConf, status: &dp::DataplaneStatus) -> u32 {
     }
 }
 
-fn node_name(conf: &NetConf, status: &dp::DataplaneStatus) -> String {
-    if conf.nodename.is_empty() {
-        status.node_name.clone()
-    } else {
-        conf.nodename.clone()
-    }
-}
-
 async fn add(env: &CniEnv, conf: &NetConf) -> Result<serde_json::Value, CniError> {
     let netns = env
         .netns
@@ -272,7 +268,6 @@ async fn add(env: &CniEnv, conf: &NetConf) -> Result<serde_json::Value, CniError
     let ch = connect(conf).await?;
     let status = node_status(&ch).await?;
     let mtu = pod_mtu(conf, &status).await;
-    let node = node_name(conf, &status);
     let (probe_ns, probe_if) = (netns.clone(), env.ifname.clone());
     if blocking(move || podlink::pod_end_exists(&probe_ns, &probe_if), env).await? {
         return Err(CniError::new(
@@ -284,7 +279,7 @@ async fn add(env: &CniEnv, conf: &NetConf) -> Result<serde_json::Value, CniError
             ),
         ));
     }
-    let ip = assign(&ch, env, conf, &node).await?;
+    let ip = assign(&ch, env, conf).await?;
     let spec = PodLinkSpec {
         host_ifname: podlink::host_veth_name(&env.pod_namespace, &env.pod_name),
         pod_ifname: env.ifname.clone(),
@@ -440,12 +435,7 @@ async fn check(env: &CniEnv, conf: &NetConf) -> Result<(), CniError> {
 
 async fn ipam_add(env: &CniEnv, conf: &NetConf) -> Result<serde_json::Value, CniError> {
     let ch = connect(conf).await?;
-    let node = if conf.nodename.is_empty() {
-        node_status(&ch).await?.node_name
-    } else {
-        conf.nodename.clone()
-    };
-    let ip = assign(&ch, env, conf, &node).await?;
+    let ip = assign(&ch, env, conf).await?;
     Ok(result::ipam_result(&conf.cni_version, ip))
 }
 

@@ -8,6 +8,7 @@ use tabby_ipam::report::usage;
 use tabby_ipam::store::IpamStore;
 use tabby_proto::ipam as pb;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 pub struct IpamService<S> {
     ipam: Arc<Ipam<S>>,
@@ -58,7 +59,9 @@ fn parse_nets(v: &[String], field: &str) -> Result<Vec<ipnet::IpNet>, Status> {
 }
 
 impl<S: IpamStore + 'static> IpamService<S> {
-    /// Each address with its block's prefix length, as Calico returns them.
+    /// Each address with its block's prefix length, as Calico returns them
+    /// (`AutoAssignResponse.ipv4`/`ipv6`, kept for callers built before the
+    /// bare `*_addresses` fields).
     async fn with_prefix(&self, ips: &[IpAddr]) -> Result<Vec<String>, Status> {
         let pools = self
             .ipam
@@ -95,23 +98,38 @@ impl<S: IpamStore + 'static> pb::ipam_server::Ipam for IpamService<S> {
         } else {
             r.node
         };
+        // The span is attached to the future, not entered: a guard held
+        // across an await would mark whatever else runs on this thread
+        // meanwhile as part of this assignment.
         let span = tracing::info_span!("auto_assign", handle = %r.handle_id, node = %node);
-        let _g = span.enter();
-        let areq = AssignRequest {
-            handle_id: r.handle_id,
-            node,
-            num_v4: r.num_ipv4 as usize,
-            num_v6: r.num_ipv6 as usize,
-            pools_v4: parse_nets(&r.ipv4_pools, "ipv4_pools")?,
-            pools_v6: parse_nets(&r.ipv6_pools, "ipv6_pools")?,
-            attributes: with_timestamp(r.attributes.into_iter().collect()),
-            use_for: Use::Workload,
-        };
-        let (v4, v6) = self.ipam.auto_assign(&areq).await.map_err(status)?;
-        Ok(Response::new(pb::AutoAssignResponse {
-            ipv4: self.with_prefix(&v4).await?,
-            ipv6: self.with_prefix(&v6).await?,
-        }))
+        async move {
+            let mut attributes = with_timestamp(r.attributes.into_iter().collect());
+            // The node is known here, so a caller need not look it up
+            // just to label the allocation (Calico's `node` attribute).
+            attributes
+                .entry("node".into())
+                .or_insert_with(|| node.clone());
+            let areq = AssignRequest {
+                handle_id: r.handle_id,
+                node,
+                num_v4: r.num_ipv4 as usize,
+                num_v6: r.num_ipv6 as usize,
+                pools_v4: parse_nets(&r.ipv4_pools, "ipv4_pools")?,
+                pools_v6: parse_nets(&r.ipv6_pools, "ipv6_pools")?,
+                attributes,
+                use_for: Use::Workload,
+            };
+            let (v4, v6) = self.ipam.auto_assign(&areq).await.map_err(status)?;
+            let bare = |ips: &[IpAddr]| ips.iter().map(ToString::to_string).collect();
+            Ok(Response::new(pb::AutoAssignResponse {
+                ipv4: self.with_prefix(&v4).await?,
+                ipv6: self.with_prefix(&v6).await?,
+                ipv4_addresses: bare(&v4),
+                ipv6_addresses: bare(&v6),
+            }))
+        }
+        .instrument(span)
+        .await
     }
 
     async fn release_by_handle(

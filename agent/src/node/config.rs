@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 use tabby_felix_lite::autodetect::{IpSetting, Method};
+use tabby_felix_lite::{features, mtu};
 
 pub const DEFAULT_RUN_DIR: &str = "/var/run/tabby";
 pub const SOCKET_NAME: &str = "tabby.sock";
@@ -62,11 +63,26 @@ pub struct NodeConfig {
     pub connect_retry: Duration,
     /// The `tracing` filter (`TABBY_LOG`), e.g. `info` or `tabby=debug`.
     pub log: String,
+    /// `FELIX_VXLANMTU`; None (unset or 0) = the parent interface's MTU
+    /// minus VXLAN's 50 bytes, worked out by felix-lite.
+    pub vxlan_mtu: Option<u32>,
+    /// The `ChecksumOffloadBroken` item of `FELIX_FEATUREDETECTOVERRIDE`;
+    /// None = decide from the kernel release
+    /// ([`NodeConfig::checksum_offload_broken`]).
+    pub checksum_offload_override: Option<bool>,
 }
 
 impl NodeConfig {
     pub fn socket_path(&self) -> PathBuf {
         self.run_dir.join(SOCKET_NAME)
+    }
+
+    /// Felix's `ChecksumOffloadBroken` for this node: the override, else the
+    /// kernel release. Reads the kernel and logs the decision (a WARN when
+    /// the release can't be used and Felix's default applies), so call it
+    /// once at start; parsing the environment stays free of I/O.
+    pub fn checksum_offload_broken(&self) -> bool {
+        features::resolve_checksum_offload_broken(self.checksum_offload_override)
     }
 
     pub fn from_env() -> Result<NodeConfig, String> {
@@ -143,6 +159,12 @@ impl NodeConfig {
                 "TABBY_LOG: {log:?} is not a log filter (expected e.g. info, debug or tabby_agent=debug): {e}"
             ));
         }
+        let vxlan_mtu =
+            mtu::parse_vxlan_mtu(get("FELIX_VXLANMTU").as_deref()).map_err(|e| e.to_string())?;
+        let checksum_offload_override = match non_empty(features::OVERRIDE_VAR) {
+            None => None,
+            Some(v) => features::parse_override(&v).map_err(|e| e.to_string())?,
+        };
         Ok(NodeConfig {
             node_name,
             ip,
@@ -156,6 +178,8 @@ impl NodeConfig {
             hold_time: Duration::from_secs(hold),
             connect_retry: Duration::from_secs(retry),
             log,
+            vxlan_mtu,
+            checksum_offload_override,
         })
     }
 }

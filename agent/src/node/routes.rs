@@ -62,6 +62,8 @@ pub struct Local {
     /// a native next hop must be in one of them.
     pub connected: Vec<Ipv4Net>,
     pub disable_tx_checksum_offload: bool,
+    /// `FELIX_VXLANMTU`; None: felix-lite derives it from the parent.
+    pub vxlan_mtu: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -119,7 +121,8 @@ pub fn calculate(inp: &Inputs) -> Output {
             local_ip: ip.addr(),
             tunnel_ip,
             mac,
-            mtu: 0,
+            // 0 is the model's "derive from the parent": felix-lite decides.
+            mtu: me.vxlan_mtu.unwrap_or(0),
             disable_tx_checksum_offload: me.disable_tx_checksum_offload,
         }),
         _ => None,

@@ -56,6 +56,7 @@ fn base(mode: EncapMode) -> Inputs {
             vtep: Some((ip("192.168.0.1"), MAC_A)),
             connected: vec![net("10.0.1.0/24")],
             disable_tx_checksum_offload: false,
+            vxlan_mtu: None,
         },
         bgp: true,
         routing: true,
@@ -126,6 +127,19 @@ fn own_block_is_blackholed_and_pools_vteps_and_local_vxlan_are_filled() {
         "every remote node, never ourselves"
     );
     assert_eq!(out.desired.node_interface, "eth0");
+}
+
+#[test]
+fn felix_vxlan_settings_reach_the_local_vtep() {
+    let vx = calculate(&base(EncapMode::Never)).desired.vxlan.unwrap();
+    assert_eq!(vx.mtu, 0, "unset: felix-lite derives it from the parent");
+    assert!(!vx.disable_tx_checksum_offload);
+    let mut inp = base(EncapMode::Never);
+    inp.local.vxlan_mtu = Some(1400);
+    inp.local.disable_tx_checksum_offload = true;
+    let vx = calculate(&inp).desired.vxlan.unwrap();
+    assert_eq!(vx.mtu, 1400);
+    assert!(vx.disable_tx_checksum_offload);
 }
 
 #[test]

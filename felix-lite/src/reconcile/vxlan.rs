@@ -1,7 +1,7 @@
 //! `vxlan.calico`: the device, its MTU and its tunnel address.
 
 use super::{ItemError, PassReport};
-use crate::model::{LocalVxlan, VXLAN_DEVICE, VXLAN_OVERHEAD, VXLAN_PORT, VXLAN_VNI};
+use crate::model::{LocalVxlan, VXLAN_DEVICE, VXLAN_PORT, VXLAN_VNI};
 use crate::netlink::links::{self, KernelAddr, KernelLink, VxlanSpec};
 use crate::netlink::NlSocket;
 use crate::reconcile::plan::fmt_mac;
@@ -76,11 +76,9 @@ pub fn reconcile(
         ));
         return None;
     };
-    let mtu = if want.mtu != 0 {
-        want.mtu
-    } else {
-        parent.mtu.saturating_sub(VXLAN_OVERHEAD)
-    };
+    // Decided here, on every pass, from the parent as the kernel has it
+    // now: a parent whose MTU changes takes vxlan.calico along.
+    let mtu = crate::mtu::vxlan_mtu(parent.mtu, (want.mtu != 0).then_some(want.mtu));
     let spec = VxlanSpec {
         name: VXLAN_DEVICE.to_string(),
         vni: VXLAN_VNI,

@@ -2,9 +2,9 @@
 //! wiring behind the `tabbyctl`, `tabby-node` and `tabby` binaries. This is
 //! the only crate that knows about Kubernetes and Calico's API.
 
-pub mod apply;
 pub mod cache;
 pub mod cni;
+pub mod ctl;
 pub mod datastore;
 pub mod grpc;
 pub mod ipam;

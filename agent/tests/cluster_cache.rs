@@ -3,9 +3,9 @@
 //! again when the history they would resume from was compacted.
 
 use std::time::Duration;
+use tabby_agent::cache::ClusterCache;
 use tabby_agent::datastore::sqlite::SqliteStore;
 use tabby_agent::datastore::Datastore;
-use tabby_agent::cache::ClusterCache;
 use tabby_agent::node::cluster::{Cluster, KINDS};
 use tabby_agent::resources::ipam::{AffinityState, BlockAffinitySpec};
 use tabby_agent::resources::node::{NodeBgpSpec, NodeSpec};

@@ -12,17 +12,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-/// Calico's pod handle prefix: `k8s-pod-network.<containerID>`.
-pub const POD_HANDLE_PREFIX: &str = "k8s-pod-network.";
-
-/// Calico's tunnel address handles, `<prefix><node>`.
-pub const TUNNEL_HANDLE_PREFIXES: [&str; 5] = [
-    "vxlan-tunnel-addr-",
-    "vxlan-v6-tunnel-addr-",
-    "ipip-tunnel-addr-",
-    "wireguard-tunnel-addr-",
-    "wireguard-v6-tunnel-addr-",
-];
+pub use crate::handle::{POD_HANDLE_PREFIX, TUNNEL_HANDLE_PREFIXES};
 
 /// A pod's allocation, as `ipam check` asks about it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,11 +12,13 @@
 //!   the store's cached blocks that falls back to reading through.
 //! - [`check`]: `ipam check [--fix]`, leaks judged through
 //!   [`check::LiveWorkloads`].
+//! - [`handle`]: Calico's handle names (pods, tunnel addresses).
 //! - [`timestamp`]: the allocation timestamps Calico and Tabby write.
 
 pub mod allocator;
 pub mod block;
 pub mod check;
+pub mod handle;
 pub mod memory;
 pub mod pool;
 mod release;

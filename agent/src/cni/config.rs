@@ -12,7 +12,6 @@ use std::path::PathBuf;
 /// Versions whose result format this plugin writes. 1.1.0 is 1.0.0 plus
 /// STATUS and GC; results are the same.
 pub const SUPPORTED_VERSIONS: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
-pub const DEFAULT_RUN_DIR: &str = "/var/run/tabby";
 pub const IPAM_TYPE: &str = "tabby-ipam";
 pub const PLUGIN_TYPE: &str = "tabby";
 
@@ -67,7 +66,7 @@ pub struct NetConf {
 
 impl NetConf {
     pub fn socket(&self) -> PathBuf {
-        self.run_dir.join("tabby.sock")
+        crate::grpc::socket_path(&self.run_dir)
     }
 }
 
@@ -199,7 +198,9 @@ pub fn parse(value: serde_json::Value, ipam_only: bool) -> Result<NetConf, CniEr
             "mtu {m} is out of range (0 = ask the node, or 68..=65535)"
         ));
     }
-    let run_dir = raw.run_dir.unwrap_or_else(|| DEFAULT_RUN_DIR.into());
+    let run_dir = raw
+        .run_dir
+        .unwrap_or_else(|| crate::grpc::DEFAULT_RUN_DIR.into());
     if run_dir.is_empty() {
         return invalid("run_dir is empty".into());
     }

@@ -28,7 +28,7 @@ pub struct CniEnv {
 impl CniEnv {
     /// `k8s-pod-network.<containerID>`, Calico's IPAM handle.
     pub fn handle_id(&self) -> String {
-        format!("k8s-pod-network.{}", self.container_id)
+        tabby_ipam::handle::pod_handle(&self.container_id)
     }
 }
 

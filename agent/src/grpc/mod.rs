@@ -11,6 +11,17 @@ use std::path::{Path, PathBuf};
 use tokio::net::{UnixListener, UnixStream};
 use tonic::transport::{Channel, Endpoint, Uri};
 
+/// Where tabby-node keeps its socket unless `TABBY_RUN_DIR` (or the CNI
+/// conflist's `run_dir`) says otherwise.
+pub const DEFAULT_RUN_DIR: &str = "/var/run/tabby";
+/// The socket's file name inside the run dir.
+pub const SOCKET_NAME: &str = "tabby.sock";
+
+/// The node socket inside `run_dir`.
+pub fn socket_path(run_dir: &Path) -> PathBuf {
+    run_dir.join(SOCKET_NAME)
+}
+
 /// Binds the socket, replacing a stale one, readable by root only: the
 /// socket hands out addresses and changes the dataplane.
 pub fn bind_socket(path: &Path) -> std::io::Result<UnixListener> {

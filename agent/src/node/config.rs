@@ -13,8 +13,7 @@ use std::time::Duration;
 use tabby_felix_lite::autodetect::{IpSetting, Method};
 use tabby_felix_lite::{features, mtu};
 
-pub const DEFAULT_RUN_DIR: &str = "/var/run/tabby";
-pub const SOCKET_NAME: &str = "tabby.sock";
+use crate::grpc::DEFAULT_RUN_DIR;
 
 /// `CALICO_NETWORKING_BACKEND`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +73,7 @@ pub struct NodeConfig {
 
 impl NodeConfig {
     pub fn socket_path(&self) -> PathBuf {
-        self.run_dir.join(SOCKET_NAME)
+        crate::grpc::socket_path(&self.run_dir)
     }
 
     /// Felix's `ChecksumOffloadBroken` for this node: the override, else the

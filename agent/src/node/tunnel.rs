@@ -24,10 +24,6 @@ use tabby_ipam::store::IpamStore;
 /// The tunnel address and MAC in use.
 pub type Vtep = (Ipv4Addr, [u8; 6]);
 
-pub fn tunnel_handle(node: &str) -> String {
-    format!("vxlan-tunnel-addr-{node}")
-}
-
 /// The tunnel upkeep: re-checked when the pools selecting this node change.
 pub struct Tunnel {
     pools: Vec<Ipv4Net>,
@@ -149,7 +145,7 @@ pub async fn ensure_tunnel(
     vxlan_pools: &[Ipv4Net],
 ) -> anyhow::Result<Option<(Ipv4Addr, [u8; 6])>> {
     let me = &cfg.node_name;
-    let handle = tunnel_handle(me);
+    let handle = tabby_ipam::handle::vxlan_tunnel_handle(me);
     let node = match ds.get(Kind::Node, me).await? {
         Resource::Node(n) => n,
         _ => bail!("datastore returned a non-Node for Node {me}"),

@@ -10,7 +10,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Read;
 use std::sync::Arc;
-use tabby_agent::apply::{apply_documents, delete_documents, validate_documents, ApplyError, Mode};
+use tabby_agent::ctl::apply::{
+    apply_documents, delete_documents, validate_documents, ApplyError, Mode,
+};
 use tabby_agent::datastore::{connect, Datastore, DatastoreConfig};
 use tabby_agent::resources::{parse_documents_lenient, Kind, ParsedDocument, Resource};
 

@@ -6,30 +6,22 @@
 //! line keep working.
 
 use crate::output::boxed_table;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-use tabby_proto::node::{node_client::NodeClient, BgpPeerRow, StatusRequest, StatusResponse};
-
-pub const DEFAULT_RUN_DIR: &str = "/var/run/tabby";
+use tabby_proto::node::{BgpPeerRow, StatusResponse};
 
 pub fn socket(run_dir: Option<PathBuf>) -> PathBuf {
     run_dir
         .or_else(|| std::env::var_os("TABBY_RUN_DIR").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_RUN_DIR))
-        .join("tabby.sock")
+        .map(|d| tabby_agent::grpc::socket_path(&d))
+        .unwrap_or_else(|| {
+            tabby_agent::grpc::socket_path(tabby_agent::grpc::DEFAULT_RUN_DIR.as_ref())
+        })
 }
 
-/// One `Node.Status` call, bounded so a wedged daemon cannot hang the CLI.
+/// One `Node.Status` call.
 pub async fn query(socket: &Path) -> Result<StatusResponse> {
-    let call = async {
-        let ch = tabby_agent::grpc::connect_unix(socket).await?;
-        let r = NodeClient::new(ch).status(StatusRequest {}).await?;
-        anyhow::Ok(r.into_inner())
-    };
-    tokio::time::timeout(Duration::from_secs(5), call)
-        .await
-        .context("no answer within 5 s")?
+    Ok(tabby_agent::ctl::client::node_status(socket).await?)
 }
 
 fn peers(family: &str, rows: &[BgpPeerRow]) -> String {

@@ -25,10 +25,6 @@ use tabby_ipam::allocator::Ipam;
 /// How long start-up waits for the first list of every kind.
 const CACHE_READY: Duration = Duration::from_secs(10);
 
-fn checksum_offload_broken() -> bool {
-    tabby_felix_lite::features::checksum_offload_broken(None).unwrap_or(false)
-}
-
 /// Every kind this process follows: what the route calculation and BGP
 /// read, and what IPAM reads.
 fn followed_kinds() -> Vec<Kind> {
@@ -147,7 +143,8 @@ impl Daemon {
                 interface,
                 vtep: tunnel.vtep,
                 connected: connected_subnets(node_ip).await,
-                disable_tx_checksum_offload: checksum_offload_broken(),
+                disable_tx_checksum_offload: cfg.checksum_offload_broken(),
+                vxlan_mtu: cfg.vxlan_mtu,
             },
             bgp: bgp.is_some(),
             routing: cfg.backend != Backend::None,

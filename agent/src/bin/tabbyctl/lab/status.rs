@@ -3,8 +3,8 @@
 
 use super::sh;
 use super::state::Lab;
-use crate::output::table;
 use anyhow::Result;
+use tabby_agent::ctl::table::table;
 
 fn running(pid: Option<u32>, what: &str) -> bool {
     pid.is_some_and(|p| sh::alive(p, what))

@@ -296,10 +296,10 @@ pub fn start_node(lab: &mut Lab, i: usize) -> Result<()> {
 /// Waits until the node answers `Node.Status` on its socket.
 pub async fn wait_ready(lab: &Lab, i: usize) -> Result<()> {
     let n = &lab.nodes[i];
-    let socket = n.run_dir.join("tabby.sock");
+    let socket = tabby_agent::grpc::socket_path(&n.run_dir);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        if crate::node::query(&socket).await.is_ok() {
+        if tabby_agent::ctl::client::node_status(&socket).await.is_ok() {
             step(
                 &lab.name,
                 &n.name,
@@ -345,7 +345,9 @@ async fn wait_sessions(lab: &Lab) {
     loop {
         let mut pending = Vec::new();
         for n in &lab.nodes {
-            match crate::node::query(&n.run_dir.join("tabby.sock")).await {
+            match tabby_agent::ctl::client::node_status(&tabby_agent::grpc::socket_path(&n.run_dir))
+                .await
+            {
                 Ok(s) => {
                     let up = s
                         .ipv4_peers

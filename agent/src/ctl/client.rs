@@ -1,0 +1,41 @@
+//! Calls to the local tabby-node over its socket, bounded so a wedged
+//! daemon cannot hang the CLI.
+
+use crate::grpc::connect_unix;
+use std::path::Path;
+use std::time::Duration;
+use tabby_proto::node::node_client::NodeClient;
+use tabby_proto::node::{StatusRequest, StatusResponse};
+
+/// How long a CLI call waits for the node.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to {socket}: {source}")]
+    Connect {
+        socket: String,
+        source: tonic::transport::Error,
+    },
+    #[error("{0}")]
+    Call(#[from] tonic::Status),
+    #[error("no answer within {} s", CALL_TIMEOUT.as_secs())]
+    Timeout,
+}
+
+/// One `Node.Status` call.
+pub async fn node_status(socket: &Path) -> Result<StatusResponse, ClientError> {
+    let call = async {
+        let ch = connect_unix(socket)
+            .await
+            .map_err(|source| ClientError::Connect {
+                socket: socket.display().to_string(),
+                source,
+            })?;
+        let r = NodeClient::new(ch).status(StatusRequest {}).await?;
+        Ok(r.into_inner())
+    };
+    tokio::time::timeout(CALL_TIMEOUT, call)
+        .await
+        .map_err(|_| ClientError::Timeout)?
+}

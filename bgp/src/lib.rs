@@ -9,7 +9,6 @@ pub mod fsm;
 pub mod peer_config;
 pub mod policy;
 pub mod rib;
-pub mod service;
 pub mod speaker;
 pub mod transport;
 pub mod wire;

@@ -133,7 +133,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         .add_service(node_svc.into_server());
     if let Some(b) = &bgp {
         router = router
-            .add_service(tabby_bgp::service::BgpService::new(b.speaker.clone()).into_server());
+            .add_service(crate::grpc::bgp::BgpService::standalone(b.speaker.clone()).into_server());
     }
     router = router.add_service(
         tabby_proto::dataplane::dataplane_server::DataplaneServer::new(

@@ -9,8 +9,8 @@ mod install;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+use tabby_agent::grpc::bgp::BgpService;
 use tabby_bgp::daemon_config::DaemonConfig;
-use tabby_bgp::service::BgpService;
 use tabby_bgp::speaker::Speaker;
 
 #[derive(Parser)]
@@ -103,7 +103,7 @@ async fn bgp(config: PathBuf, grpc_socket: Option<PathBuf>, restarted: bool) -> 
         let listener = tabby_agent::grpc::bind_socket(&path)
             .with_context(|| format!("binding the gRPC socket {}", path.display()))?;
         let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-        let svc = BgpService::new(speaker.clone()).into_server();
+        let svc = BgpService::standalone(speaker.clone()).into_server();
         tokio::spawn(async move {
             if let Err(e) = tonic::transport::Server::builder()
                 .add_service(svc)

@@ -3,6 +3,7 @@
 //! the only crate that knows about Kubernetes and Calico's API.
 
 pub mod apply;
+pub mod bgpd;
 pub mod cni;
 pub mod datastore;
 pub mod grpc;

@@ -132,8 +132,10 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         ))
         .add_service(node_svc.into_server());
     if let Some(b) = &bgp {
-        router = router
-            .add_service(crate::grpc::bgp::BgpService::standalone(b.speaker.clone()).into_server());
+        let peer_types = super::status::bgp_peer_types(snapshot.clone());
+        router = router.add_service(
+            crate::grpc::bgp::BgpService::node(b.speaker.clone(), peer_types).into_server(),
+        );
     }
     router = router.add_service(
         tabby_proto::dataplane::dataplane_server::DataplaneServer::new(

@@ -25,6 +25,21 @@ pub struct Snapshot {
     pub peer_types: HashMap<IpAddr, PeerType>,
 }
 
+/// The peer types the run loop last published, for the node socket's
+/// `Bgp` service: ListPeers then types each peer as `node status` does.
+pub fn bgp_peer_types(snapshot: Arc<RwLock<Snapshot>>) -> crate::grpc::bgp::PeerTypes {
+    Arc::new(move || match snapshot.read() {
+        Ok(s) => s
+            .peer_types
+            .iter()
+            .map(|(a, t)| (*a, t.to_bgp_proto()))
+            .collect(),
+        // A writer panicked mid-update: report no types rather than fail
+        // the listing.
+        Err(_) => HashMap::new(),
+    })
+}
+
 #[derive(Clone)]
 pub struct NodeService {
     pub node_name: String,

@@ -2,6 +2,7 @@
 //! wiring behind the `tabbyctl`, `tabby-node` and `tabby` binaries. This is
 //! the only crate that knows about Kubernetes and Calico's API.
 
+pub mod bgpd;
 pub mod cache;
 pub mod cni;
 pub mod ctl;

@@ -1,15 +1,17 @@
 //! Tabby's BGP speaker: wire codec, RFC 4271 session FSM, RIBs and policy.
 //!
-//! This crate knows nothing of Kubernetes. The agent hands it typed
-//! configuration and consumes its best-path stream through the `Bgp` gRPC
-//! service defined in `tabby-proto`.
+//! A library that knows nothing of Kubernetes, gRPC or configuration
+//! files. The agent uses the [`speaker::Speaker`] API directly, in
+//! process: it hands the speaker typed configuration
+//! ([`peer_config`], [`speaker::SpeakerConfig`]) and consumes its
+//! best-path stream ([`speaker::Speaker::watch`]). The `Bgp` gRPC service
+//! over a speaker and the standalone daemon's YAML (`tabby-node bgp`) are
+//! the agent's (`tabby_agent::grpc::bgp`, `tabby_agent::bgpd`).
 
-pub mod daemon_config;
 pub mod fsm;
 pub mod peer_config;
 pub mod policy;
 pub mod rib;
-pub mod service;
 pub mod speaker;
 pub mod transport;
 pub mod wire;

@@ -8,8 +8,10 @@
 //! - [`block`]: one block's ordinals, FIFO free list and attributes.
 //! - [`selector`]: Calico's label selectors (IPPool.nodeSelector).
 //! - [`pool`]: which pools a request may use; per-host block search order.
-//! - [`allocator`]: claim, assign, borrow and release; a fast path over
-//!   the store's cached blocks that falls back to reading through.
+//! - [`allocator`]: assign, borrow and release; a fast path over the
+//!   store's cached blocks that falls back to reading through. Claiming a
+//!   block (`Ipam::claim`) is in the private `claim` module, release in
+//!   `release`.
 //! - [`check`]: `ipam check [--fix]`, leaks judged through
 //!   [`check::LiveWorkloads`].
 //! - [`handle`]: Calico's handle names (pods, tunnel addresses).
@@ -18,6 +20,7 @@
 pub mod allocator;
 pub mod block;
 pub mod check;
+mod claim;
 pub mod handle;
 pub mod memory;
 pub mod pool;

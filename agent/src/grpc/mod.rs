@@ -1,9 +1,14 @@
 //! The node agent's gRPC surface on its unix socket
 //! (`$TABBY_RUN_DIR/tabby.sock`, mode 0600), used by tabbyctl and the CNI
-//! plugin.
+//! plugin, and the `Bgp` service the standalone `tabby-node bgp` serves.
 
+pub mod bgp;
 pub mod dataplane;
 pub mod ipam;
+pub mod node;
+
+#[cfg(test)]
+mod bgp_tests;
 
 use hyper_util::rt::TokioIo;
 use std::os::unix::fs::PermissionsExt;

@@ -39,7 +39,6 @@ pub mod daemon;
 pub mod peers;
 pub mod routes;
 pub mod startup;
-pub mod status;
 pub mod tunnel;
 pub mod vtep;
 

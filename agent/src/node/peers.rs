@@ -29,6 +29,16 @@ impl PeerType {
             PeerType::NodeSpecific => "node specific",
         }
     }
+
+    /// As the `Bgp` service's ListPeers reports it.
+    pub fn to_bgp_proto(self) -> tabby_proto::bgp::PeerType {
+        use tabby_proto::bgp::PeerType as Pb;
+        match self {
+            PeerType::Mesh => Pb::NodeToNodeMesh,
+            PeerType::Global => Pb::Global,
+            PeerType::NodeSpecific => Pb::NodeSpecific,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

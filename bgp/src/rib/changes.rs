@@ -4,7 +4,7 @@
 
 use super::attrs::{end_of_rib_update, family_of, withdraw_update, RouteAttrs};
 use super::decision::Path;
-use super::prefix_map::FastMap;
+use super::fast_hash::FastMap;
 use crate::wire::{Family, Update, HEADER_LEN, MAX_MESSAGE_LEN};
 use ipnet::IpNet;
 use std::net::IpAddr;

@@ -5,7 +5,7 @@ use super::attrs::{family_of, Interner, RouteAttrs};
 use super::changes::{Grouper, PeerExport};
 use super::decision::{Path, Source};
 use super::export::{rewrite, role_allows, Target};
-use super::prefix_map::FastMap;
+use super::fast_hash::FastMap;
 use super::prefix_map::PrefixMap;
 use crate::fsm::Negotiated;
 use crate::peer_config::{LocalConfig, PeerConfig};

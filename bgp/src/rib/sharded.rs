@@ -4,7 +4,7 @@
 //! RIB, and it is what peak RSS (VmHWM) records. With 64 shards, filled
 //! evenly by hash, each doubling copies 1/64 of the table.
 
-use super::prefix_map::{FastMap, SeededState};
+use super::fast_hash::{FastMap, SeededState};
 use std::collections::hash_map;
 use std::hash::{BuildHasher, Hash};
 

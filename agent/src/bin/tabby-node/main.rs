@@ -2,16 +2,11 @@
 //! node agent, configured from calico-node's environment variables (see
 //! `tabby_agent::node::config`). `tabby-node bgp --config FILE.yaml` runs
 //! the BGP speaker on its own, like gobgpd or bird, so it can be peered
-//! with and measured without Kubernetes.
+//! with and measured without Kubernetes (see `tabby_agent::bgpd`). This
+//! file only parses the arguments and dispatches.
 
-mod install;
-
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
-use tabby_bgp::daemon_config::DaemonConfig;
-use tabby_bgp::service::BgpService;
-use tabby_bgp::speaker::Speaker;
 
 #[derive(Parser)]
 #[command(name = "tabby-node", version, about = "Tabby node daemon")]
@@ -31,7 +26,7 @@ enum Command {
     Node,
     /// Run the BGP speaker standalone.
     Bgp {
-        /// The speaker's YAML configuration (see `tabby_bgp::daemon_config`).
+        /// The speaker's YAML configuration (see `tabby_agent::bgpd::config`).
         #[arg(long)]
         config: PathBuf,
         /// Serve the `Bgp` gRPC API on this unix socket.
@@ -63,7 +58,7 @@ async fn main() {
             restarted,
         }) => {
             init_logging(&std::env::var("TABBY_LOG").unwrap_or_else(|_| "info".into()));
-            bgp(config, grpc_socket, restarted).await
+            tabby_agent::bgpd::run(config, grpc_socket, restarted).await
         }
     };
     if let Err(e) = res {
@@ -79,61 +74,4 @@ fn init_logging(filter: &str) {
         )
         .with_writer(std::io::stderr)
         .init();
-}
-
-async fn bgp(config: PathBuf, grpc_socket: Option<PathBuf>, restarted: bool) -> anyhow::Result<()> {
-    let cfg = DaemonConfig::load(&config)?;
-    let speaker = Speaker::start(cfg.speaker_config(restarted)).await?;
-    tracing::info!(
-        router_id = %cfg.router_id,
-        asn = cfg.as_number,
-        listen = %cfg.listen(),
-        peers = cfg.peers.len(),
-        "BGP speaker running"
-    );
-    if cfg.install_routes {
-        let watch = speaker.watch().await?;
-        let s = speaker.clone();
-        tokio::spawn(async move {
-            if let Err(e) = install::run(s, watch).await {
-                tracing::error!(error = %format!("{e:#}"), "kernel route install stopped");
-            }
-        });
-    }
-    if let Some(path) = grpc_socket {
-        let listener = tabby_agent::grpc::bind_socket(&path)
-            .with_context(|| format!("binding the gRPC socket {}", path.display()))?;
-        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-        let svc = BgpService::new(speaker.clone()).into_server();
-        tokio::spawn(async move {
-            if let Err(e) = tonic::transport::Server::builder()
-                .add_service(svc)
-                .serve_with_incoming(incoming)
-                .await
-            {
-                tracing::error!(error = %e, "gRPC server stopped");
-            }
-        });
-    }
-    shutdown_signal().await;
-    tracing::info!("shutting down: sending Cease to every peer");
-    speaker.shutdown().await?;
-    // Let the writers flush the NOTIFICATIONs.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

@@ -6,13 +6,13 @@
 use super::{connected_subnets, Daemon};
 use crate::cache::ClusterCache;
 use crate::grpc::ipam::IpamService;
+use crate::grpc::node::{NodeService, Snapshot};
 use crate::ipam::DatastoreIpam;
 use crate::node::bgp::Bgp;
 use crate::node::cluster::Cluster;
 use crate::node::config::{Backend, NodeConfig};
 use crate::node::routes::{Inputs, Local};
 use crate::node::startup;
-use crate::node::status::{NodeService, Snapshot};
 use crate::node::tunnel::Tunnel;
 use crate::resources::Kind;
 use anyhow::Context;
@@ -107,8 +107,10 @@ impl Daemon {
             ))
             .add_service(node_svc.into_server());
         if let Some(b) = &bgp {
-            router = router
-                .add_service(tabby_bgp::service::BgpService::new(b.speaker.clone()).into_server());
+            let peer_types = crate::grpc::node::bgp_peer_types(snapshot.clone());
+            router = router.add_service(
+                crate::grpc::bgp::BgpService::node(b.speaker.clone(), peer_types).into_server(),
+            );
         }
         router = router.add_service(
             tabby_proto::dataplane::dataplane_server::DataplaneServer::new(

@@ -2,8 +2,8 @@
 //! calicoctl's layout (BGP peer rows as BIRD reports them) plus Tabby's
 //! block-paths section.
 
-use super::peers::PeerType;
-use super::routes::BlockPathRow;
+use crate::node::peers::PeerType;
+use crate::node::routes::BlockPathRow;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
@@ -23,6 +23,21 @@ pub struct Snapshot {
     pub mac: String,
     pub rows: Vec<BlockPathRow>,
     pub peer_types: HashMap<IpAddr, PeerType>,
+}
+
+/// The peer types the run loop last published, for the node socket's
+/// `Bgp` service: ListPeers then types each peer as `node status` does.
+pub fn bgp_peer_types(snapshot: Arc<RwLock<Snapshot>>) -> crate::grpc::bgp::PeerTypes {
+    Arc::new(move || match snapshot.read() {
+        Ok(s) => s
+            .peer_types
+            .iter()
+            .map(|(a, t)| (*a, t.to_bgp_proto()))
+            .collect(),
+        // A writer panicked mid-update: report no types rather than fail
+        // the listing.
+        Err(_) => HashMap::new(),
+    })
 }
 
 #[derive(Clone)]

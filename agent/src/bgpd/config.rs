@@ -23,14 +23,19 @@
 //!     maxPrefixes: 0
 //! ```
 
-use crate::peer_config::{LocalConfig, PeerConfig, DEFAULT_HOLD_TIME, DEFAULT_RESTART_TIME};
-use crate::speaker::SpeakerConfig;
-use crate::transport::md5::MAX_KEY_LEN;
+//!
+//! The YAML is the agent's business: these types mirror the speaker's
+//! [`tabby_bgp::peer_config`] in the file's camelCase and convert into it
+//! ([`DaemonConfig::speaker_config`]), so the speaker crate needs no serde.
+
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
+use tabby_bgp::peer_config::{LocalConfig, PeerConfig, DEFAULT_HOLD_TIME, DEFAULT_RESTART_TIME};
+use tabby_bgp::speaker::SpeakerConfig;
+use tabby_bgp::transport::md5::MAX_KEY_LEN;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

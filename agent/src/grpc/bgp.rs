@@ -1,15 +1,26 @@
 //! The `Bgp` gRPC service (tabby-proto) over a running [`Speaker`].
+//!
+//! It is served in two places, with different rights:
+//!
+//! - [`BgpService::standalone`], for `tabby-node bgp`: the API is how the
+//!   speaker is configured after start, so every RPC is served.
+//! - [`BgpService::node`], on tabby-node's socket: tabby-node computes the
+//!   peers (node-to-node mesh, BGPPeers) and the originated prefixes (this
+//!   node's blocks) from the datastore and is the speaker's only writer,
+//!   so the socket is read-only, as `Dataplane.SetDesiredState` is. A
+//!   second writer would be undone on the node's next sync, and until then
+//!   the speaker would advertise what the datastore does not say.
 
-use crate::fsm::State;
-use crate::peer_config::{PeerConfig, DEFAULT_RESTART_TIME};
-use crate::speaker::{BestPath, BestPathEvent, PeerStatus, Speaker, SpeakerError};
-use crate::transport::md5::MAX_KEY_LEN;
 use ipnet::IpNet;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
+use tabby_bgp::fsm::State;
+use tabby_bgp::peer_config::{PeerConfig, DEFAULT_RESTART_TIME};
+use tabby_bgp::speaker::{BestPath, BestPathEvent, PeerStatus, Speaker, SpeakerError};
+use tabby_bgp::transport::md5::MAX_KEY_LEN;
 use tabby_proto::bgp as pb;
 use tabby_proto::bgp::best_path_event::Event as PbEvent;
 use tokio::sync::broadcast::error::RecvError;
@@ -18,17 +29,39 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+/// The agent's peer type for each peer it configured, read on every
+/// `ListPeers`: the proto's peer type is the agent's bookkeeping, not the
+/// speaker's.
+pub type PeerTypes = Arc<dyn Fn() -> HashMap<IpAddr, pb::PeerType> + Send + Sync>;
+
+enum Mode {
+    /// Peer types as the `AddPeer` calls gave them.
+    Standalone(Mutex<HashMap<IpAddr, i32>>),
+    /// Read-only; peer types from the agent.
+    Node(PeerTypes),
+}
+
 pub struct BgpService {
     speaker: Speaker,
-    /// The proto's peer type is the agent's bookkeeping, not the speaker's.
-    peer_types: Mutex<HashMap<IpAddr, i32>>,
+    mode: Mode,
 }
 
 impl BgpService {
-    pub fn new(speaker: Speaker) -> Self {
+    /// Every RPC, for the standalone daemon (`tabby-node bgp`).
+    pub fn standalone(speaker: Speaker) -> Self {
         BgpService {
             speaker,
-            peer_types: Mutex::new(HashMap::new()),
+            mode: Mode::Standalone(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// The node socket's service: `ListPeers` (with the types from
+    /// `peer_types`) and `WatchBestPaths`; `AddPeer`, `RemovePeer`,
+    /// `Originate` and `Withdraw` are refused with FAILED_PRECONDITION.
+    pub fn node(speaker: Speaker, peer_types: PeerTypes) -> Self {
+        BgpService {
+            speaker,
+            mode: Mode::Node(peer_types),
         }
     }
 
@@ -36,8 +69,55 @@ impl BgpService {
         pb::bgp_server::BgpServer::new(self)
     }
 
-    fn types(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, i32>> {
-        self.peer_types.lock().unwrap_or_else(|p| p.into_inner())
+    /// The peer types recorded from `AddPeer`; `None` on a node, whose
+    /// types are the agent's.
+    fn recorded(&self) -> Option<std::sync::MutexGuard<'_, HashMap<IpAddr, i32>>> {
+        match &self.mode {
+            Mode::Standalone(m) => Some(m.lock().unwrap_or_else(|p| p.into_inner())),
+            Mode::Node(_) => None,
+        }
+    }
+
+    fn peer_types(&self) -> HashMap<IpAddr, i32> {
+        match &self.mode {
+            Mode::Node(f) => f().into_iter().map(|(a, t)| (a, t as i32)).collect(),
+            Mode::Standalone(_) => self.recorded().map(|t| t.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// On a node, the refusal of a write, saying what to change instead.
+    fn writable(&self, write: Write) -> Result<(), Status> {
+        match self.mode {
+            Mode::Standalone(_) => Ok(()),
+            Mode::Node(_) => Err(Status::failed_precondition(write.refusal())),
+        }
+    }
+}
+
+/// The RPCs that change the speaker.
+#[derive(Debug, Clone, Copy)]
+enum Write {
+    AddPeer,
+    RemovePeer,
+    Originate,
+    Withdraw,
+}
+
+impl Write {
+    fn refusal(self) -> &'static str {
+        match self {
+            Write::AddPeer | Write::RemovePeer => {
+                "tabby-node configures this node's BGP peers itself (the node-to-node mesh and \
+                 the BGPPeers that select this node, from the datastore) and is the speaker's \
+                 only writer; to add or remove a peer, change the BGPPeer resources (or \
+                 BGPConfiguration's nodeToNodeMeshEnabled) with tabbyctl"
+            }
+            Write::Originate | Write::Withdraw => {
+                "tabby-node originates this node's blocks itself (from its IPAM block \
+                 affinities) and is the speaker's only writer; to change what is advertised, \
+                 change the IPPool resources with tabbyctl"
+            }
+        }
     }
 }
 
@@ -188,7 +268,7 @@ impl pb::bgp_server::Bgp for BgpService {
         _: Request<pb::ListPeersRequest>,
     ) -> Result<Response<pb::ListPeersResponse>, Status> {
         let peers = self.speaker.peers().await.map_err(status_of)?;
-        let types = self.types().clone();
+        let types = self.peer_types();
         let peers = peers
             .iter()
             .map(|s| status_to_proto(s, types.get(&s.config.address).copied().unwrap_or(0)))
@@ -200,6 +280,7 @@ impl pb::bgp_server::Bgp for BgpService {
         &self,
         req: Request<pb::AddPeerRequest>,
     ) -> Result<Response<pb::AddPeerResponse>, Status> {
+        self.writable(Write::AddPeer)?;
         let p = req
             .into_inner()
             .peer
@@ -207,7 +288,9 @@ impl pb::bgp_server::Bgp for BgpService {
         let config = peer_from_proto(&p)?;
         let address = config.address;
         self.speaker.add_peer(config).await.map_err(status_of)?;
-        self.types().insert(address, p.peer_type);
+        if let Some(mut types) = self.recorded() {
+            types.insert(address, p.peer_type);
+        }
         Ok(Response::new(pb::AddPeerResponse {}))
     }
 
@@ -215,12 +298,15 @@ impl pb::bgp_server::Bgp for BgpService {
         &self,
         req: Request<pb::RemovePeerRequest>,
     ) -> Result<Response<pb::RemovePeerResponse>, Status> {
+        self.writable(Write::RemovePeer)?;
         let a = req.into_inner().address;
         let address: IpAddr = a.parse().map_err(|_| {
             Status::invalid_argument(format!("address: {a:?} is not an IP address"))
         })?;
         self.speaker.remove_peer(address).await.map_err(status_of)?;
-        self.types().remove(&address);
+        if let Some(mut types) = self.recorded() {
+            types.remove(&address);
+        }
         Ok(Response::new(pb::RemovePeerResponse {}))
     }
 
@@ -228,6 +314,7 @@ impl pb::bgp_server::Bgp for BgpService {
         &self,
         req: Request<pb::OriginateRequest>,
     ) -> Result<Response<pb::OriginateResponse>, Status> {
+        self.writable(Write::Originate)?;
         let r = req.into_inner();
         let list = prefixes(&r.prefixes, "prefixes")?;
         let communities = r
@@ -252,6 +339,7 @@ impl pb::bgp_server::Bgp for BgpService {
         &self,
         req: Request<pb::WithdrawRequest>,
     ) -> Result<Response<pb::WithdrawResponse>, Status> {
+        self.writable(Write::Withdraw)?;
         let list = prefixes(&req.into_inner().prefixes, "prefixes")?;
         self.speaker.withdraw(list).await.map_err(status_of)?;
         Ok(Response::new(pb::WithdrawResponse {}))

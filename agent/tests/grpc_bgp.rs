@@ -1,21 +1,37 @@
-//! The `Bgp` gRPC service over a real speaker peered with a real BIRD:
-//! peers added and removed through the API, originated prefixes with
+//! The `Bgp` gRPC service as `tabby-node bgp` serves it
+//! ([`BgpService::standalone`]) over a real speaker peered with a real
+//! BIRD: peers added and removed through the API, originated prefixes with
 //! communities reach BIRD, and the best-path stream opens with a snapshot
-//! and then follows BIRD's withdrawal.
+//! and then follows BIRD's withdrawal. Uses the bgp crate's interop
+//! harness.
 
-mod common;
+#[allow(dead_code)]
+#[path = "../../bgp/tests/common/bird.rs"]
+mod bird;
+#[allow(dead_code)]
+#[path = "../../bgp/tests/common/inproc.rs"]
+mod inproc;
+#[allow(dead_code)]
+#[path = "../../bgp/tests/common/netns.rs"]
+mod netns;
+#[allow(dead_code)]
+#[path = "../../bgp/tests/common/tabby.rs"]
+mod tabby;
+#[allow(dead_code)]
+#[path = "../../bgp/tests/common/wait.rs"]
+mod wait;
 
-use common::bird::{Bird, BirdPeer};
-use common::netns::{link, Netns};
-use common::tabby::Tabby;
-use common::wait_until;
+use bird::{Bird, BirdPeer};
+use netns::{link, Netns};
 use std::time::Duration;
+use tabby::Tabby;
+use tabby_agent::grpc::bgp::BgpService;
 use tabby_bgp::peer_config::LocalConfig;
-use tabby_bgp::service::BgpService;
 use tabby_proto::bgp as pb;
 use tabby_proto::bgp::best_path_event::Event;
 use tabby_proto::bgp::bgp_client::BgpClient;
 use tonic::transport::Channel;
+use wait::wait_until;
 
 #[test]
 fn grpc_service_drives_the_speaker() {
@@ -41,7 +57,7 @@ fn grpc_service_drives_the_speaker() {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
         tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(BgpService::new(speaker).into_server())
+                .add_service(BgpService::standalone(speaker).into_server())
                 .serve_with_incoming(incoming),
         );
         port

@@ -11,11 +11,13 @@ cd "$(dirname "$0")/.."
 # bird2 and gobgpd (BGP interop peers), nftables, ethtool, iproute2 and
 # iputils-ping (dataplane tests in network namespaces read the kernel back
 # with the tools an operator uses), containerd and busybox-static (the CNI
-# plugin is run by a real runtime on a busybox rootfs).
+# plugin is run by a real runtime on a busybox rootfs), python3 (the
+# import-cycle check).
 need=()
 for pair in etcd:etcd-server protoc:protobuf-compiler bird:bird2 birdc:bird2 \
   gobgpd:gobgpd gobgp:gobgpd nft:nftables ethtool:ethtool ip:iproute2 \
-  bridge:iproute2 ping:iputils-ping containerd:containerd ctr:containerd; do
+  bridge:iproute2 ping:iputils-ping containerd:containerd ctr:containerd \
+  python3:python3; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 # The container rootfs gets a copy of /usr/bin/busybox, so it must be the
@@ -36,6 +38,15 @@ if command -v rustup >/dev/null 2>&1; then
   rustup component add rustfmt clippy >/dev/null 2>&1 || true
 fi
 
+# House rules a reviewer would otherwise check by hand: no module import
+# cycles inside a crate, and no source file a person can't read in one go.
+python3 tests/import-cycles.py
+big=$(find proto bgp ipam felix-lite agent -name '*.rs' -not -path '*/target/*' -exec awk 'END { if (NR > 500) print FILENAME ": " NR " lines" }' {} \;)
+if [ -n "$big" ]; then
+  echo "source files over 500 lines (split them by responsibility):"
+  echo "$big"
+  exit 1
+fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 log=$(mktemp)

@@ -106,18 +106,7 @@ fn model_workload(w: &WorkloadEndpoint, ip: Ipv4Addr) -> Workload {
     Workload {
         ip,
         host_interface: w.spec.interface_name.clone(),
-        workload_id: w.key_name(),
-    }
-}
-
-trait KeyName {
-    fn key_name(&self) -> String;
-}
-
-impl KeyName for WorkloadEndpoint {
-    fn key_name(&self) -> String {
-        let ns = self.metadata.namespace.as_deref().unwrap_or("default");
-        format!("{ns}/{}", self.metadata.name)
+        workload_id: w.metadata.namespaced_key(),
     }
 }
 
@@ -181,7 +170,7 @@ impl DataplaneService {
                 Err(DsError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(ds_status(e)),
             }
-            let key = wep.key_name();
+            let key = wep.metadata.namespaced_key();
             let current = match self.ds.get(Kind::WorkloadEndpoint, &key).await {
                 Ok(r) => r,
                 Err(DsError::NotFound { .. }) => continue,
@@ -199,7 +188,7 @@ impl DataplaneService {
         }
         Err(Status::aborted(format!(
             "WorkloadEndpoint {} kept changing under concurrent writers",
-            wep.key_name()
+            wep.metadata.namespaced_key()
         )))
     }
 
@@ -249,7 +238,7 @@ impl pb::dataplane_server::Dataplane for DataplaneService {
         let w = request.into_inner();
         let ip = parse_ip("ip", &w.ip)?;
         let wep = self.endpoint_for(&w, ip)?;
-        let key = wep.key_name();
+        let key = wep.metadata.namespaced_key();
         self.put_endpoint(wep.clone()).await?;
         let generation = self.handle.add_workload(model_workload(&wep, ip));
         tracing::info!(endpoint = %key, %ip, host_interface = %w.host_interface, "workload added");
@@ -311,14 +300,14 @@ impl pb::dataplane_server::Dataplane for DataplaneService {
         {
             // The pod was re-created with a new sandbox that owns the
             // endpoint now; a late DEL for the old one must not remove it.
-            tracing::info!(endpoint = %wep.key_name(), "DEL for an older sandbox; endpoint kept");
+            tracing::info!(endpoint = %wep.metadata.namespaced_key(), "DEL for an older sandbox; endpoint kept");
             return Ok(Response::new(pb::WorkloadResponse {
-                workload_endpoint: wep.key_name(),
+                workload_endpoint: wep.metadata.namespaced_key(),
                 ip: endpoint_ip(&wep).map(|i| i.to_string()).unwrap_or_default(),
                 kept_for_other_container: true,
             }));
         }
-        let key = wep.key_name();
+        let key = wep.metadata.namespaced_key();
         let ip = endpoint_ip(&wep);
         match self.ds.delete(Kind::WorkloadEndpoint, &key, None).await {
             Ok(_) | Err(DsError::NotFound { .. }) => {}
@@ -383,7 +372,7 @@ pub async fn restore_workloads(
                 restored += 1;
             }
             _ => tracing::warn!(
-                endpoint = %w.key_name(),
+                endpoint = %w.metadata.namespaced_key(),
                 "WorkloadEndpoint has no IPv4 address or interfaceName; not restored"
             ),
         }

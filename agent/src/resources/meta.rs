@@ -48,6 +48,15 @@ pub struct Object<S> {
     pub status: Option<serde_json::Value>,
 }
 
+impl ObjectMeta {
+    /// How a datastore keys an object of a namespaced kind:
+    /// `<namespace>/<name>`, namespace "default" when unset.
+    pub fn namespaced_key(&self) -> String {
+        let ns = self.namespace.as_deref().unwrap_or("default");
+        format!("{ns}/{}", self.name)
+    }
+}
+
 impl<S: Default> Object<S> {
     /// A fresh v3 object of `kind` named `name`.
     pub fn new(kind: &str, name: &str, spec: S) -> Self {

@@ -104,8 +104,7 @@ impl Resource {
     /// namespaced kinds (namespace "default" when unset), else the name.
     pub fn key_name(&self) -> String {
         if self.kind().namespaced() {
-            let ns = self.metadata().namespace.as_deref().unwrap_or("default");
-            format!("{ns}/{}", self.name())
+            self.metadata().namespaced_key()
         } else {
             self.name().to_string()
         }

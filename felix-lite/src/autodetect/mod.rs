@@ -15,7 +15,7 @@ mod select;
 
 pub use host::{HostAddr, HostError, HostInterface};
 pub use method::{IpSetting, Method, ParseError, DEFAULT_EXCLUDES};
-pub use select::{is_global_unicast, Skipped};
+pub use select::{connected_subnets, is_global_unicast, Skipped};
 
 use ipnet::Ipv4Net;
 use std::net::{Ipv4Addr, ToSocketAddrs};

@@ -213,3 +213,64 @@ mod tests {
         );
     }
 }
+
+/// Subnets on this host that can hold a native next hop: every IPv4 subnet
+/// wider than /32 and not link- or host-scoped, on interfaces that Calico's
+/// autodetection would consider ([`super::DEFAULT_EXCLUDES`] leaves out
+/// loopback, container bridges, `cali*` and Tabby's own VXLAN devices).
+/// `node` (the node address) is always first, whatever its interface.
+pub fn connected_subnets(node: Option<Ipv4Net>, ifaces: &[HostInterface]) -> Vec<Ipv4Net> {
+    let excludes = compile(super::DEFAULT_EXCLUDES);
+    let mut out: Vec<Ipv4Net> = node.into_iter().map(|n| n.trunc()).collect();
+    for f in ifaces {
+        if excludes.iter().any(|re| re.is_match(&f.name)) {
+            continue;
+        }
+        for a in &f.addrs {
+            let net = a.net.trunc();
+            if !a.scope_link_or_host && a.net.prefix_len() < 32 && !out.contains(&net) {
+                out.push(net);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod connected_tests {
+    use super::*;
+    use crate::autodetect::host::HostAddr;
+
+    fn iface(name: &str, net: &str) -> HostInterface {
+        HostInterface {
+            index: 1,
+            name: name.into(),
+            up: true,
+            mtu: 1500,
+            addrs: vec![HostAddr {
+                net: net.parse().unwrap(),
+                scope_link_or_host: false,
+            }],
+        }
+    }
+
+    #[test]
+    fn excluded_interfaces_and_host_routes_hold_no_next_hop() {
+        let ifaces = [
+            iface("lo", "127.0.0.1/8"),
+            iface("eth0", "10.0.1.5/24"),
+            iface("cali1234", "10.9.0.1/24"),
+            iface("vxlan.calico", "172.30.0.1/26"),
+            iface("eth1", "192.0.2.7/32"),
+            iface("eth2", "198.51.100.9/25"),
+        ];
+        let node: Ipv4Net = "10.0.1.5/24".parse().unwrap();
+        assert_eq!(
+            connected_subnets(Some(node), &ifaces),
+            vec![
+                "10.0.1.0/24".parse::<Ipv4Net>().unwrap(),
+                "198.51.100.0/25".parse().unwrap()
+            ]
+        );
+    }
+}

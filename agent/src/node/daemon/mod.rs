@@ -200,7 +200,7 @@ async fn next_bgp_change(bgp: &mut Option<Bgp>) {
 /// Subnets on this host that can hold a native next hop.
 async fn connected_subnets(node: Option<Ipv4Net>) -> Vec<Ipv4Net> {
     match host::interfaces().await {
-        Ok(ifaces) => host::connected_subnets(node, &ifaces),
+        Ok(ifaces) => tabby_felix_lite::autodetect::connected_subnets(node, &ifaces),
         Err(e) => {
             tracing::warn!(error = %e, "listing interfaces for connected subnets");
             node.into_iter().map(|n| n.trunc()).collect()

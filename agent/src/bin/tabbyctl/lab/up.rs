@@ -293,6 +293,9 @@ pub fn start_node(lab: &mut Lab, i: usize) -> Result<()> {
     Ok(())
 }
 
+/// How often `lab up` asks a starting node whether it answers yet.
+const READY_POLL: Duration = Duration::from_millis(200);
+
 /// Waits until the node answers `Node.Status` on its socket.
 pub async fn wait_ready(lab: &Lab, i: usize) -> Result<()> {
     let n = &lab.nodes[i];
@@ -329,7 +332,7 @@ pub async fn wait_ready(lab: &Lab, i: usize) -> Result<()> {
                 tail(&n.log, 15)
             );
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(READY_POLL).await;
     }
 }
 

@@ -80,7 +80,7 @@ async fn set_desired_state_is_refused_with_the_reason() {
             .unwrap(),
     );
     let err = c
-        .set_desired_state(tabby_proto::dataplane::DesiredState::default())
+        .set_desired_state(tabby_proto::dataplane::SetDesiredStateRequest {})
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);

@@ -307,7 +307,6 @@ async fn add(env: &CniEnv, conf: &NetConf) -> Result<serde_json::Value, CniError
     let workload = dp::Workload {
         ip: ip.to_string(),
         host_interface: link.host_ifname.clone(),
-        workload_id: format!("{}/{}", env.pod_namespace, env.pod_name),
         namespace: env.pod_namespace.clone(),
         pod: env.pod_name.clone(),
         container_id: env.container_id.clone(),

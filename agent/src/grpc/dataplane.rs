@@ -223,7 +223,7 @@ impl DataplaneService {
 impl pb::dataplane_server::Dataplane for DataplaneService {
     async fn set_desired_state(
         &self,
-        _request: Request<pb::DesiredState>,
+        _request: Request<pb::SetDesiredStateRequest>,
     ) -> Result<Response<pb::SetDesiredStateResponse>, Status> {
         Err(Status::failed_precondition(
             "tabby-node computes this node's desired dataplane state itself (from the \

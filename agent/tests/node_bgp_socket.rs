@@ -10,54 +10,21 @@
 #[path = "../../bgp/tests/common/netns.rs"]
 mod netns;
 #[allow(dead_code)]
+mod node_common;
+#[allow(dead_code)]
 #[path = "../../bgp/tests/common/wait.rs"]
 mod wait;
 
 use netns::{link_named, Netns};
+use node_common::Daemon;
 use std::path::Path;
-use std::process::{Child, Stdio};
 use tabby_proto::bgp as pb;
 use tabby_proto::bgp::bgp_client::BgpClient;
 use tonic::transport::Channel;
 use wait::wait_until;
 
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// tabby-node `name` in `ns`, configured as node_two_nodes.rs does (short
-/// timers), its log in `dir/<name>.log`.
 fn start(ns: &Netns, name: &str, dir: &Path) -> Daemon {
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    let mut c = ns.command("env");
-    c.arg("-i")
-        .arg("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-        .arg(format!("NODENAME={name}"))
-        .arg("DATASTORE_TYPE=sqlite")
-        .arg(format!(
-            "TABBY_DATASTORE={}",
-            dir.join("tabby.db").display()
-        ))
-        .arg(format!(
-            "TABBY_RUN_DIR={}",
-            dir.join(name).join("run").display()
-        ))
-        .arg("TABBY_BGP_HOLD_TIME=3")
-        .arg("TABBY_BGP_CONNECT_RETRY=1")
-        .arg("TABBY_LOG=info")
-        .arg(env!("CARGO_BIN_EXE_tabby-node"));
-    Daemon(
-        c.stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn tabby-node"),
-    )
+    node_common::mesh_node(ns, name, dir)
 }
 
 /// A `Bgp` client on `name`'s node socket, or None while it isn't up.

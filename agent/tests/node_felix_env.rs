@@ -11,12 +11,14 @@
 #[path = "../../bgp/tests/common/netns.rs"]
 mod netns;
 #[allow(dead_code)]
+mod node_common;
+#[allow(dead_code)]
 #[path = "../../bgp/tests/common/wait.rs"]
 mod wait;
 
 use netns::{link_named, stdout_if_ok, Netns};
+use node_common::Daemon;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use tabby_proto::dataplane as dp;
 
 /// The parent's MTU (a fresh veth's default).
@@ -25,17 +27,10 @@ const PARENT_MTU: u32 = 1500;
 /// tabby-node in `ns`, killed on drop; the datastore, run dir and log are in
 /// `dir`.
 struct Node {
-    child: Child,
+    _daemon: Daemon,
     ns: Netns,
     _peer: Netns,
     dir: tempfile::TempDir,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Node {
@@ -44,36 +39,22 @@ impl Node {
         let peer = Netns::new(&format!("{tag}p"));
         link_named(&ns, &peer, subnet, 1, 2);
         let dir = tempfile::tempdir().unwrap();
-        let log = std::fs::File::create(dir.path().join("node.log")).unwrap();
-        let mut c = ns.command("env");
-        c.arg("-i")
-            .arg("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-            .arg("NODENAME=node-a")
-            .arg("DATASTORE_TYPE=sqlite")
-            .arg(format!(
-                "TABBY_DATASTORE={}",
-                dir.path().join("tabby.db").display()
-            ))
-            .arg(format!(
-                "TABBY_RUN_DIR={}",
-                dir.path().join("run").display()
-            ))
-            .arg("CALICO_NETWORKING_BACKEND=vxlan")
-            .arg("CALICO_IPV4POOL_CIDR=172.30.0.0/16")
-            .arg("CALICO_IPV4POOL_VXLAN=Always")
-            .arg("TABBY_LOG=info");
-        for (k, v) in extra {
-            c.arg(format!("{k}={v}"));
-        }
-        c.arg(env!("CARGO_BIN_EXE_tabby-node"));
-        let child = c
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn tabby-node");
+        let mut env = vec![
+            ("CALICO_NETWORKING_BACKEND", "vxlan"),
+            ("CALICO_IPV4POOL_CIDR", "172.30.0.0/16"),
+            ("CALICO_IPV4POOL_VXLAN", "Always"),
+        ];
+        env.extend_from_slice(extra);
+        let daemon = node_common::spawn(
+            &ns,
+            "node-a",
+            &dir.path().join("tabby.db"),
+            &dir.path().join("run"),
+            &dir.path().join("node.log"),
+            &env,
+        );
         Node {
-            child,
+            _daemon: daemon,
             ns,
             _peer: peer,
             dir,

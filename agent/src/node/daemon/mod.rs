@@ -88,25 +88,26 @@ impl Daemon {
         Ok(())
     }
 
-    /// Whether any kind the cluster view holds changed since it was built.
-    fn cluster_changed(&mut self) -> bool {
-        let mut changed = false;
-        for k in CLUSTER_KINDS {
-            let g = self.cache.generation(*k);
-            if self.seen.insert(*k, g) != Some(g) {
-                changed = true;
-            }
-        }
-        changed
+    /// Each followed kind's cache generation, read *before* the view is
+    /// built from the cache: a change that lands in between is in the view
+    /// and still counts as new next time (a harmless rebuild), never the
+    /// other way round (a change seen but missing from the view).
+    fn generations(cache: &ClusterCache) -> HashMap<crate::resources::Kind, u64> {
+        CLUSTER_KINDS
+            .iter()
+            .map(|k| (*k, cache.generation(*k)))
+            .collect()
     }
 
     /// The datastore changed: rebuild the cluster view and bring the VTEP,
     /// the BGP peers and originated blocks, and the route inputs in line.
     async fn on_cluster(&mut self) {
         self.cache_rx.borrow_and_update();
-        if !self.cluster_changed() {
+        let now = Self::generations(&self.cache);
+        if now == self.seen {
             return; // IPAM blocks or readiness only: nothing routes on them.
         }
+        self.seen = now;
         self.cluster = Cluster::from_cache(&self.cache);
         self.tunnel
             .on_cluster(&*self.ds, &self.ipam, &self.cfg, &self.cluster)

@@ -58,6 +58,9 @@ impl Daemon {
 
         let kinds = followed_kinds();
         let (cache, reflectors) = ClusterCache::follow(ds.clone(), &kinds);
+        // Subscribed before anything is read, so no change after the first
+        // view goes unnoticed.
+        let cache_rx = cache.subscribe();
         if !cache.wait_ready(&kinds, CACHE_READY).await {
             anyhow::bail!("the datastore did not list every kind within {CACHE_READY:?}");
         }
@@ -73,6 +76,7 @@ impl Daemon {
             let rev = n.revision().unwrap_or_default();
             cache.put(n, rev);
         }
+        let seen = Daemon::generations(&cache);
         let cluster = Cluster::from_cache(&cache);
 
         let reconciler = Reconciler::start(ReconcileConfig::default())
@@ -159,9 +163,9 @@ impl Daemon {
             mesh: bgp.as_ref().map(|b| b.mesh_health()).unwrap_or_default(),
             learned: bgp.as_ref().map(|b| b.learned()).unwrap_or_default(),
         };
-        let mut d = Daemon {
-            cache_rx: cache.subscribe(),
-            seen: Default::default(),
+        Ok(Daemon {
+            cache_rx,
+            seen,
             cfg,
             ds,
             cache,
@@ -178,8 +182,6 @@ impl Daemon {
             snapshot,
             ticks: 0,
             started: Instant::now(),
-        };
-        d.cluster_changed();
-        Ok(d)
+        })
     }
 }

@@ -220,7 +220,9 @@ mod tests {
 /// loopback, container bridges, `cali*` and Tabby's own VXLAN devices).
 /// `node` (the node address) is always first, whatever its interface.
 pub fn connected_subnets(node: Option<Ipv4Net>, ifaces: &[HostInterface]) -> Vec<Ipv4Net> {
-    let excludes = compile(super::DEFAULT_EXCLUDES);
+    // The reconciler asks on every pass: compile the list once.
+    static EXCLUDES: std::sync::OnceLock<Vec<Regex>> = std::sync::OnceLock::new();
+    let excludes = EXCLUDES.get_or_init(|| compile(super::DEFAULT_EXCLUDES));
     let mut out: Vec<Ipv4Net> = node.into_iter().map(|n| n.trunc()).collect();
     for f in ifaces {
         if excludes.iter().any(|re| re.is_match(&f.name)) {

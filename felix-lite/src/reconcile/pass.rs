@@ -3,7 +3,9 @@
 
 use super::plan::{self, DesiredRoute, Interfaces};
 use super::{vxlan, PassReport};
+use crate::autodetect::{connected_subnets, HostAddr, HostInterface};
 use crate::model::{DesiredState, Workload, VXLAN_DEVICE};
+use crate::netlink::links::{KernelAddr, KernelLink};
 use crate::netlink::{links, neigh, routes, NlSocket, Request};
 use crate::{ethtool, mtu, nft, sysctl};
 use ipnet::Ipv4Net;
@@ -63,15 +65,9 @@ pub fn run(
     let node = (!state.node_interface.is_empty())
         .then(|| links_now.iter().find(|l| l.name == state.node_interface))
         .flatten();
-    let node_subnets: Vec<Ipv4Net> = node
-        .map(|n| {
-            addrs
-                .iter()
-                .filter(|a| a.index == n.index)
-                .filter_map(|a| Ipv4Net::new(a.ip, a.prefix_len).ok().map(|x| x.trunc()))
-                .collect()
-        })
-        .unwrap_or_default();
+    // The same subnets the agent routes natively into: their network and
+    // broadcast addresses are never a next hop.
+    let node_subnets = connected_subnets(None, &host_interfaces(&links_now, &addrs));
     let by_name = |name: &str| index_of.get(name).copied();
     let ifaces = Interfaces {
         node_interface: node.map(|n| n.index),
@@ -273,4 +269,28 @@ fn reconcile_nft(state: &DesiredState, report: &mut PassReport) -> bool {
             false
         }
     }
+}
+
+/// The kernel's links and addresses as autodetection sees interfaces.
+/// The address dump carries no scope; what scope would exclude (loopback,
+/// link-local) only adds boundary addresses no next hop should have.
+fn host_interfaces(links: &[KernelLink], addrs: &[KernelAddr]) -> Vec<HostInterface> {
+    links
+        .iter()
+        .map(|l| HostInterface {
+            index: l.index,
+            name: l.name.clone(),
+            up: l.up,
+            mtu: l.mtu,
+            addrs: addrs
+                .iter()
+                .filter(|a| a.index == l.index)
+                .filter_map(|a| Ipv4Net::new(a.ip, a.prefix_len).ok())
+                .map(|net| HostAddr {
+                    net,
+                    scope_link_or_host: false,
+                })
+                .collect(),
+        })
+        .collect()
 }

@@ -134,3 +134,33 @@ async fn watch_sees_writes_from_another_process() {
         ]
     );
 }
+
+/// Nodes started together open the same new file at once (the lab, or a
+/// host whose tabby-node and tabbyctl start side by side). Switching a new
+/// file to WAL and creating the schema race in ways SQLite reports as
+/// "database is locked" without waiting; every open must still succeed.
+#[test]
+fn many_openers_of_one_new_file_all_succeed() {
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("fresh.db");
+        let openers: Vec<_> = (0..8)
+            .map(|_| {
+                let db = db.clone();
+                std::thread::spawn(move || {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap()
+                        .block_on(SqliteStore::open(&db))
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        for o in openers {
+            let r = o.join().unwrap();
+            assert!(r.is_ok(), "round {round}: {r:?}");
+        }
+    }
+}

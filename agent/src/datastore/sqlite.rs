@@ -31,11 +31,29 @@ fn open_conn(path: &Path) -> Result<Connection, Error> {
     let conn = Connection::open(path)
         .map_err(|e| Error::Unavailable(format!("opening {}: {e}", path.display())))?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(unavailable)?;
+    retry_busy(|| conn.pragma_update(None, "journal_mode", "WAL"))?;
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(unavailable)?;
     Ok(conn)
+}
+
+/// Runs `f` again while SQLite reports the database busy, up to
+/// [`BUSY_TIMEOUT`]: the busy handler does not cover switching a new file
+/// to WAL or a lock upgrade that could deadlock, which is exactly what two
+/// processes opening the same new file at once run into.
+fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> Result<T, Error> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            r => return r.map_err(unavailable),
+        }
+    }
 }
 
 const SCHEMA: &str = "
@@ -59,7 +77,11 @@ impl SqliteStore {
                     .map_err(|e| Error::Unavailable(format!("creating {}: {e}", dir.display())))?;
             }
             let conn = open_conn(&path)?;
-            conn.execute_batch(SCHEMA).map_err(unavailable)?;
+            // The write lock is taken up front: `CREATE TABLE IF NOT EXISTS`
+            // in autocommit reads the schema and then upgrades, and SQLite
+            // answers an upgrade race with SQLITE_BUSY at once, without the
+            // busy handler (two nodes opening a new file together).
+            retry_busy(|| conn.execute_batch(&format!("BEGIN IMMEDIATE;{SCHEMA}COMMIT;")))?;
             Ok(SqliteStore {
                 path,
                 conn: Arc::new(Mutex::new(conn)),

@@ -69,20 +69,26 @@ impl Daemon {
     async fn run(mut self) -> anyhow::Result<()> {
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        // Only what can change the routes publishes: an IPAM block write
+        // anywhere in the cluster wakes the cache receiver too, and must not
+        // cost every node a route calculation.
+        let mut changed = true;
         loop {
-            self.publish();
-            tokio::select! {
+            if changed {
+                self.publish();
+            }
+            changed = tokio::select! {
                 r = self.cache_rx.changed() => {
                     if r.is_err() {
                         anyhow::bail!("the cluster cache stopped");
                     }
-                    self.on_cluster().await;
+                    self.on_cluster().await
                 }
                 _ = next_bgp_change(&mut self.bgp) => self.on_bgp(),
                 _ = ticker.tick() => self.on_tick().await,
                 _ = term.recv() => break,
                 _ = tokio::signal::ctrl_c() => break,
-            }
+            };
         }
         self.stop().await;
         Ok(())
@@ -101,11 +107,12 @@ impl Daemon {
 
     /// The datastore changed: rebuild the cluster view and bring the VTEP,
     /// the BGP peers and originated blocks, and the route inputs in line.
-    async fn on_cluster(&mut self) {
+    /// False when no kind the view holds changed.
+    async fn on_cluster(&mut self) -> bool {
         self.cache_rx.borrow_and_update();
         let now = Self::generations(&self.cache);
         if now == self.seen {
-            return; // IPAM blocks or readiness only: nothing routes on them.
+            return false; // IPAM blocks or readiness only: nothing routes on them.
         }
         self.seen = now;
         self.cluster = Cluster::from_cache(&self.cache);
@@ -119,11 +126,13 @@ impl Daemon {
         self.inputs.affinities = self.cluster.confirmed_affinities();
         self.inputs.pools = self.cluster.pool_infos();
         self.refresh_bgp_inputs();
+        true
     }
 
     /// The speaker reported best-path or peer changes.
-    fn on_bgp(&mut self) {
+    fn on_bgp(&mut self) -> bool {
         self.refresh_bgp_inputs();
+        true
     }
 
     fn refresh_bgp_inputs(&mut self) {
@@ -133,13 +142,15 @@ impl Daemon {
         }
     }
 
-    /// The fallback clock moves on; connected subnets are re-read now and
-    /// then (a NIC can gain an address after start).
-    async fn on_tick(&mut self) {
+    /// The fallback clock moves on (so the routes are recalculated: a
+    /// peer may just have been down for a hold time); connected subnets
+    /// are re-read now and then (a NIC can gain an address after start).
+    async fn on_tick(&mut self) -> bool {
         self.ticks += 1;
         if self.ticks.is_multiple_of(CONNECTED_EVERY) {
             self.inputs.local.connected = connected_subnets(self.node_ip).await;
         }
+        true
     }
 
     /// Computes the routes, hands them to felix-lite when they changed, and

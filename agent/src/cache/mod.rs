@@ -185,6 +185,44 @@ impl ClusterCache {
         }
     }
 
+    /// Replaces everything known of `kind` with a complete list whose own
+    /// revision is unknown (kube-runtime's watcher does not pass it on):
+    /// the list is newer than anything cached, so it wins outright; a name
+    /// it lacks is deleted at the revision last seen for it, so any later
+    /// event for that name still applies.
+    pub(crate) fn relisted(&self, kind: Kind, items: Vec<Resource>) {
+        let Some(mut s) = self.write(kind) else {
+            return;
+        };
+        let mut present = BTreeSet::new();
+        for r in items {
+            let name = r.key_name();
+            let at = r.revision().unwrap_or(0);
+            let same = s
+                .objects
+                .get(&name)
+                .is_some_and(|(_, v)| v.as_deref() == Some(&r));
+            if !same {
+                s.objects.insert(name.clone(), (at, Some(Arc::new(r))));
+                s.generation += 1;
+            }
+            present.insert(name);
+        }
+        let mut gone = false;
+        for (name, (_, v)) in s.objects.iter_mut() {
+            if v.is_some() && !present.contains(name) {
+                *v = None;
+                gone = true;
+            }
+        }
+        if gone || !s.ready {
+            s.generation += 1;
+        }
+        s.ready = true;
+        drop(s);
+        self.notify();
+    }
+
     /// Replaces what a list of `kind` at `rev` shows: listed objects are
     /// put, names older than `rev` that the list lacks are deleted, and
     /// the kind becomes ready.

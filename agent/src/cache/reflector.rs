@@ -1,10 +1,12 @@
 //! One reflector per kind: list, then watch from the list's revision; after
 //! a broken watch resume from the last revision seen; when that history
 //! was compacted, list again. Each kind has its own revision to resume
-//! from, as each Kubernetes resource has its own resourceVersion.
+//! from, as each Kubernetes resource has its own resourceVersion. A backend
+//! with its own list-then-watch (Kubernetes: kube-runtime's watcher) is
+//! followed as it is instead.
 
 use super::ClusterCache;
-use crate::datastore::{Datastore, Error as DsError, EventType, Revision};
+use crate::datastore::{Datastore, Error as DsError, EventType, Follow, FollowStream, Revision};
 use crate::resources::Kind;
 use futures::StreamExt;
 use std::sync::Arc;
@@ -44,6 +46,9 @@ impl Reflectors {
 }
 
 async fn run(ds: Arc<dyn Datastore>, cache: Arc<ClusterCache>, kind: Kind) {
+    if let Some(stream) = ds.follow(kind) {
+        return run_follow(stream, &cache, kind).await;
+    }
     let mut from: Option<Revision> = None;
     let mut backoff = RETRY_MIN;
     loop {
@@ -104,6 +109,24 @@ async fn follow(
         }
     }
     Ok(seen)
+}
+
+/// Applies a backend's own follow stream. It retries by itself (and
+/// relists when it must), so an error is only logged: the cache keeps the
+/// last state it had, as the dataplane does, until the stream delivers
+/// again. Marking the kind not ready would leave a quiet kind unready long
+/// after the API came back, since a resumed watch delivers nothing new.
+async fn run_follow(mut stream: FollowStream, cache: &ClusterCache, kind: Kind) {
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(Follow::Listed(l)) => cache.relisted(kind, l.items),
+            Ok(Follow::Event(ev)) => match ev.event_type {
+                EventType::Deleted => cache.delete(kind, &ev.resource.key_name(), ev.revision),
+                EventType::Added | EventType::Modified => cache.put(ev.resource, ev.revision),
+            },
+            Err(e) => tracing::warn!(error = %e, "watch failed; the watcher retries with backoff"),
+        }
+    }
 }
 
 async fn sleep_more(d: Duration) -> Duration {

@@ -1,7 +1,7 @@
 //! Choosing a backend the way calicoctl and calico-node do: from
 //! `DATASTORE_TYPE` and its companion variables.
 
-use super::{etcd::EtcdStore, sqlite::SqliteStore, Datastore, Error};
+use super::{etcd::EtcdStore, kdd::KubeStore, sqlite::SqliteStore, Datastore, Error};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -10,13 +10,23 @@ pub const DEFAULT_ETCD_ENDPOINTS: &str = "http://127.0.0.1:2379";
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum DatastoreConfig {
-    Sqlite { path: PathBuf },
-    Etcd { endpoints: Vec<String> },
+    Sqlite {
+        path: PathBuf,
+    },
+    Etcd {
+        endpoints: Vec<String>,
+    },
+    /// The Kubernetes API; `None` infers the client as kube does
+    /// (in-cluster service account when there is no kubeconfig).
+    Kubernetes {
+        kubeconfig: Option<PathBuf>,
+    },
 }
 
 impl DatastoreConfig {
-    /// Reads `DATASTORE_TYPE` (`sqlite` default, `etcdv3`),
-    /// `TABBY_DATASTORE` and `ETCD_ENDPOINTS`. The error names the variable.
+    /// Reads `DATASTORE_TYPE` (`sqlite` default, `etcdv3`, `kubernetes`),
+    /// `TABBY_DATASTORE`, `ETCD_ENDPOINTS` and `KUBECONFIG`. The error
+    /// names the variable.
     pub fn from_env() -> Result<DatastoreConfig, String> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
@@ -49,11 +59,11 @@ impl DatastoreConfig {
                 }
                 Ok(DatastoreConfig::Etcd { endpoints })
             }
-            "kubernetes" => Err(
-                "DATASTORE_TYPE: \"kubernetes\" is not supported yet (use sqlite or etcdv3)".into(),
-            ),
+            "kubernetes" => Ok(DatastoreConfig::Kubernetes {
+                kubeconfig: get("KUBECONFIG").filter(|p| !p.is_empty()).map(PathBuf::from),
+            }),
             other => Err(format!(
-                "DATASTORE_TYPE: {other:?} is not a datastore type (expected sqlite or etcdv3)"
+                "DATASTORE_TYPE: {other:?} is not a datastore type (expected sqlite, etcdv3 or kubernetes)"
             )),
         }
     }
@@ -63,6 +73,9 @@ pub async fn connect(cfg: &DatastoreConfig) -> Result<Arc<dyn Datastore>, Error>
     Ok(match cfg {
         DatastoreConfig::Sqlite { path } => Arc::new(SqliteStore::open(path).await?),
         DatastoreConfig::Etcd { endpoints } => Arc::new(EtcdStore::connect(endpoints).await?),
+        DatastoreConfig::Kubernetes { kubeconfig } => {
+            Arc::new(KubeStore::connect(kubeconfig.as_deref()).await?)
+        }
     })
 }
 
@@ -101,5 +114,17 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.starts_with("ETCD_ENDPOINTS:"), "{e}");
+        let cfg = DatastoreConfig::from_lookup(|k| match k {
+            "DATASTORE_TYPE" => Some("kubernetes".into()),
+            "KUBECONFIG" => Some("/etc/tabby/kubeconfig".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            cfg,
+            DatastoreConfig::Kubernetes {
+                kubeconfig: Some("/etc/tabby/kubeconfig".into())
+            }
+        );
     }
 }

@@ -13,6 +13,7 @@
 mod config;
 pub mod etcd;
 mod etcd_keys;
+pub mod kdd;
 pub mod memory;
 pub mod sqlite;
 mod stream;
@@ -136,9 +137,22 @@ impl TxnWrite {
 
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, Error>> + Send>>;
 
+/// What a backend's own list-then-watch of one kind delivers.
+#[derive(Clone, Debug)]
+pub enum Follow {
+    /// A complete (re)list: replaces everything known of the kind.
+    Listed(ListResult),
+    /// One change after it.
+    Event(Box<WatchEvent>),
+}
+
+/// A follow never ends by itself; errors are reported and it carries on
+/// (retrying with backoff inside).
+pub type FollowStream = Pin<Box<dyn Stream<Item = Result<Follow, Error>> + Send>>;
+
 #[async_trait]
 pub trait Datastore: Send + Sync {
-    /// "sqlite", "etcdv3" or "memory", for messages.
+    /// "sqlite", "etcdv3", "kubernetes" or "memory", for messages.
     fn backend(&self) -> &'static str;
 
     async fn get(&self, kind: Kind, name: &str) -> Result<Resource, Error>;
@@ -173,6 +187,21 @@ pub trait Datastore: Send + Sync {
     /// in revision order. A consumer resumes after a disconnect by watching
     /// from the last revision it saw.
     async fn watch(&self, kinds: &[Kind], from: Revision) -> Result<WatchStream, Error>;
+
+    /// The backend's own list-then-watch of `kind`, when it has one that
+    /// knows more than [`Datastore::list`] + [`Datastore::watch`] can (for
+    /// Kubernetes: kube-runtime's watcher, with bookmarks and relists on
+    /// 410 Gone). None: the cluster cache drives list and watch itself.
+    fn follow(&self, _kind: Kind) -> Option<FollowStream> {
+        None
+    }
+
+    /// Tells the orchestrator whether pod networking on `node` is up (in
+    /// Kubernetes, the Node's `NetworkUnavailable` condition). Nothing to
+    /// tell for the other backends.
+    async fn report_node_network(&self, _node: &str, _up: bool) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 /// Stamps what the store owns on a new resource: uid and creation time.

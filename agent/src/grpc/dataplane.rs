@@ -15,7 +15,7 @@
 //! and would fight it until then.
 
 use crate::datastore::{Datastore, Error as DsError};
-use crate::resources::workload::WorkloadEndpointSpec;
+use crate::resources::workload::{workload_endpoint_name, WorkloadEndpointSpec};
 use crate::resources::{Kind, Resource, WorkloadEndpoint};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -55,29 +55,6 @@ impl DataplaneService {
         self.node_ip = node_ip.to_string();
         self
     }
-}
-
-/// Calico's escaping for a dash-joined name segment: `-` becomes `--`, and
-/// a segment may not start or end with `-` (the join would be ambiguous).
-fn escape_segment(field: &str, value: &str) -> Result<String, String> {
-    if value.is_empty() {
-        return Err(format!("{field} is empty"));
-    }
-    if value.starts_with('-') || value.ends_with('-') {
-        return Err(format!("{field} {value:?} must not begin or end with '-'"));
-    }
-    Ok(value.replace('-', "--"))
-}
-
-/// The WorkloadEndpoint name Calico gives a Kubernetes pod's interface:
-/// `<node>-k8s-<pod>-<endpoint>`, each segment dash-escaped.
-pub fn workload_endpoint_name(node: &str, pod: &str, endpoint: &str) -> Result<String, String> {
-    Ok(format!(
-        "{}-k8s-{}-{}",
-        escape_segment("node", node)?,
-        escape_segment("pod", pod)?,
-        escape_segment("interface_name", endpoint)?
-    ))
 }
 
 fn parse_ip(field: &str, s: &str) -> Result<Ipv4Addr, Status> {

@@ -51,3 +51,69 @@ pub struct WorkloadEndpointSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qos_controls: Option<serde_json::Value>,
 }
+
+/// Calico's escaping for a dash-joined name segment: `-` becomes `--`, and
+/// a segment may not start or end with `-` (the join would be ambiguous).
+fn escape_segment(field: &str, value: &str) -> Result<String, String> {
+    if value.is_empty() {
+        return Err(format!("{field} is empty"));
+    }
+    if value.starts_with('-') || value.ends_with('-') {
+        return Err(format!("{field} {value:?} must not begin or end with '-'"));
+    }
+    Ok(value.replace('-', "--"))
+}
+
+/// The WorkloadEndpoint name Calico gives a Kubernetes pod's interface:
+/// `<node>-k8s-<pod>-<endpoint>`, each segment dash-escaped.
+pub fn workload_endpoint_name(node: &str, pod: &str, endpoint: &str) -> Result<String, String> {
+    Ok(format!(
+        "{}-k8s-{}-{}",
+        escape_segment("node", node)?,
+        escape_segment("pod", pod)?,
+        escape_segment("interface_name", endpoint)?
+    ))
+}
+
+/// The inverse of [`workload_endpoint_name`] for a Kubernetes endpoint:
+/// `(node, pod, endpoint)`, or None if `name` is not of that form.
+pub fn parse_workload_endpoint_name(name: &str) -> Option<(String, String, String)> {
+    // Split on single dashes; a doubled dash is a dash inside a segment.
+    let mut segs = vec![String::new()];
+    let mut chars = name.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '-' {
+            if chars.peek() == Some(&'-') {
+                chars.next();
+                segs.last_mut()?.push('-');
+            } else {
+                segs.push(String::new());
+            }
+        } else {
+            segs.last_mut()?.push(c);
+        }
+    }
+    match <[String; 4]>::try_from(segs) {
+        Ok([node, k8s, pod, endpoint]) if k8s == "k8s" && !node.is_empty() && !pod.is_empty() => {
+            Some((node, pod, endpoint))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_names_round_trip() {
+        let n = workload_endpoint_name("node-a", "web-7d9f-x2", "eth0").unwrap();
+        assert_eq!(n, "node--a-k8s-web--7d9f--x2-eth0");
+        assert_eq!(
+            parse_workload_endpoint_name(&n),
+            Some(("node-a".into(), "web-7d9f-x2".into(), "eth0".into()))
+        );
+        assert_eq!(parse_workload_endpoint_name("node-a-web-eth0"), None);
+        assert_eq!(parse_workload_endpoint_name("plain"), None);
+    }
+}

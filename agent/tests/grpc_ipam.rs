@@ -1,7 +1,8 @@
 //! The Ipam gRPC service over a real unix socket, as the CNI plugin reaches
 //! it: assign with handle and attributes, show, release (idempotent), and
 //! errors with the codes the plugin maps (RESOURCE_EXHAUSTED naming the
-//! pool, INVALID_ARGUMENT naming the field).
+//! pool, INVALID_ARGUMENT naming the field), pools named by name, and
+//! AssignIp of one specific address.
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
@@ -120,8 +121,91 @@ async fn ipam_over_the_node_socket() {
         })
         .await
         .unwrap_err();
+    // Neither a CIDR nor a pool's name.
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(
+        e.message()
+            .starts_with("ipv4_pools: \"not-a-cidr\" is neither a CIDR nor the name"),
+        "{}",
+        e.message()
+    );
+    let e = c
+        .auto_assign(AutoAssignRequest {
+            handle_id: "x".into(),
+            num_ipv4: 1,
+            ipv4_pools: vec!["fd00::/64".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
-    assert!(e.message().starts_with("ipv4_pools:"), "{}", e.message());
+    assert!(e.message().contains("not an IPv4 pool"), "{}", e.message());
+
+    // A pool named by its IPPool name, as Calico's CNI config and pool
+    // annotations may name it.
+    let by_name = c
+        .auto_assign(AutoAssignRequest {
+            handle_id: "k8s-pod-network.named".into(),
+            num_ipv4: 1,
+            ipv4_pools: vec!["small".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(by_name.ipv4_addresses[0].starts_with("10.70.0."));
+
+    // AssignIp: exactly the address asked for, labelled like AutoAssign's.
+    let free = "10.70.0.6";
+    assert_ne!(by_name.ipv4_addresses[0], free, "the test needs .6 free");
+    let a = c
+        .assign_ip(AssignIpRequest {
+            ip: free.into(),
+            handle_id: "k8s-pod-network.fixed".into(),
+            attributes: HashMap::from([("pod".to_string(), "db-0".to_string())]),
+            node: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((a.ip.as_str(), a.pool.as_str()), (free, "10.70.0.0/29"));
+    let s = c
+        .show(ShowRequest {
+            ip: free.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(s.handle_id, "k8s-pod-network.fixed");
+    assert_eq!(s.attributes.get("node").map(String::as_str), Some("node-a"));
+    assert!(s.attributes.contains_key("timestamp"));
+    let again = |ip: &str| AssignIpRequest {
+        ip: ip.into(),
+        handle_id: "k8s-pod-network.other".into(),
+        ..Default::default()
+    };
+    let e = c.assign_ip(again(free)).await.unwrap_err();
+    assert_eq!(e.code(), Code::AlreadyExists);
+    assert_eq!(
+        e.message(),
+        "10.70.0.6 is already in use by handle k8s-pod-network.fixed"
+    );
+    let e = c.assign_ip(again("10.71.0.1")).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert_eq!(e.message(), "10.71.0.1 is not in any IP pool");
+    let e = c.assign_ip(again("10.70.0.300")).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    for handle in ["k8s-pod-network.fixed", "k8s-pod-network.named"] {
+        let rel = c
+            .release_by_handle(ReleaseByHandleRequest {
+                handle_id: handle.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(rel.released.len(), 1, "{handle}");
+    }
 
     let rel = c
         .release_by_handle(ReleaseByHandleRequest {

@@ -27,6 +27,9 @@ const MAX_CONFLICTS: u32 = 100;
 pub enum IpamError {
     #[error(transparent)]
     Pool(#[from] PoolError),
+    /// A specific address ([`Ipam::assign_ip`]) can't be had.
+    #[error(transparent)]
+    Assign(#[from] crate::assign_ip::AssignIpError),
     #[error("IP pool {pools} has no free addresses ({wanted} requested)")]
     Exhausted { pools: String, wanted: usize },
     #[error(

@@ -12,12 +12,14 @@
 //!   store's cached blocks that falls back to reading through. Claiming a
 //!   block (`Ipam::claim`) is in the private `claim` module, release in
 //!   `release`.
+//! - [`assign_ip`]: one specific address (Calico's `AssignIP`).
 //! - [`check`]: `ipam check [--fix]`, leaks judged through
 //!   [`check::LiveWorkloads`].
 //! - [`handle`]: Calico's handle names (pods, tunnel addresses).
 //! - [`timestamp`]: the allocation timestamps Calico and Tabby write.
 
 pub mod allocator;
+pub mod assign_ip;
 pub mod block;
 pub mod check;
 mod claim;

@@ -3,7 +3,8 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 use tabby_ipam::allocator::{AssignRequest, Ipam, IpamError};
-use tabby_ipam::pool::Use;
+use tabby_ipam::assign_ip::{AssignIpError, AssignIpRequest};
+use tabby_ipam::pool::{Pool, Use};
 use tabby_ipam::report::usage;
 use tabby_ipam::store::IpamStore;
 use tabby_proto::ipam as pb;
@@ -31,6 +32,8 @@ fn status(e: IpamError) -> Status {
     let msg = e.to_string();
     match e {
         IpamError::Pool(_) => Status::failed_precondition(msg),
+        IpamError::Assign(AssignIpError::InUse { .. }) => Status::already_exists(msg),
+        IpamError::Assign(_) => Status::failed_precondition(msg),
         IpamError::Exhausted { .. } | IpamError::BlockLimit { .. } => {
             Status::resource_exhausted(msg)
         }
@@ -49,13 +52,44 @@ fn with_timestamp(
     attrs
 }
 
-fn parse_nets(v: &[String], field: &str) -> Result<Vec<ipnet::IpNet>, Status> {
-    v.iter()
-        .map(|s| {
-            s.parse()
-                .map_err(|_| Status::invalid_argument(format!("{field}: {s:?} is not a CIDR")))
-        })
-        .collect()
+/// The pools a request names, as CIDRs: each entry is a CIDR or, as in
+/// Calico's CNI `ipv4_pools`/`ipv6_pools` and pool annotations, an
+/// IPPool's name. `pools` is read only when some entry is a name.
+async fn resolve_pools<S: IpamStore>(
+    store: &S,
+    v: &[String],
+    field: &str,
+    v6: bool,
+) -> Result<Vec<ipnet::IpNet>, Status> {
+    let mut known: Option<Vec<Pool>> = None;
+    let mut out = Vec::with_capacity(v.len());
+    for s in v {
+        let net = match s.parse::<ipnet::IpNet>() {
+            Ok(n) => n,
+            Err(_) => {
+                if known.is_none() {
+                    known = Some(store.pools().await.map_err(|e| status(e.into()))?);
+                }
+                let pools = known.as_deref().unwrap_or_default();
+                match pools.iter().find(|p| p.name == *s) {
+                    Some(p) => p.cidr,
+                    None => {
+                        return Err(Status::failed_precondition(format!(
+                            "{field}: {s:?} is neither a CIDR nor the name of an IP pool"
+                        )))
+                    }
+                }
+            }
+        };
+        if net.addr().is_ipv6() != v6 {
+            return Err(Status::invalid_argument(format!(
+                "{field}: {s:?} ({net}) is not an IPv{} pool",
+                if v6 { 6 } else { 4 }
+            )));
+        }
+        out.push(net);
+    }
+    Ok(out)
 }
 
 impl<S: IpamStore + 'static> IpamService<S> {
@@ -114,8 +148,10 @@ impl<S: IpamStore + 'static> pb::ipam_server::Ipam for IpamService<S> {
                 node,
                 num_v4: r.num_ipv4 as usize,
                 num_v6: r.num_ipv6 as usize,
-                pools_v4: parse_nets(&r.ipv4_pools, "ipv4_pools")?,
-                pools_v6: parse_nets(&r.ipv6_pools, "ipv6_pools")?,
+                pools_v4: resolve_pools(self.ipam.store(), &r.ipv4_pools, "ipv4_pools", false)
+                    .await?,
+                pools_v6: resolve_pools(self.ipam.store(), &r.ipv6_pools, "ipv6_pools", true)
+                    .await?,
                 attributes,
                 use_for: Use::Workload,
             };
@@ -126,6 +162,44 @@ impl<S: IpamStore + 'static> pb::ipam_server::Ipam for IpamService<S> {
                 ipv6: self.with_prefix(&v6).await?,
                 ipv4_addresses: bare(&v4),
                 ipv6_addresses: bare(&v6),
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn assign_ip(
+        &self,
+        req: Request<pb::AssignIpRequest>,
+    ) -> Result<Response<pb::AssignIpResponse>, Status> {
+        let r = req.into_inner();
+        if r.handle_id.is_empty() {
+            return Err(Status::invalid_argument("handle_id: required"));
+        }
+        let ip: IpAddr = r.ip.parse().map_err(|_| {
+            Status::invalid_argument(format!("ip: {:?} is not an IP address", r.ip))
+        })?;
+        let node = if r.node.is_empty() {
+            self.node.clone()
+        } else {
+            r.node
+        };
+        let span = tracing::info_span!("assign_ip", handle = %r.handle_id, node = %node, %ip);
+        async move {
+            let mut attributes = with_timestamp(r.attributes.into_iter().collect());
+            attributes
+                .entry("node".into())
+                .or_insert_with(|| node.clone());
+            let areq = AssignIpRequest {
+                ip,
+                handle_id: r.handle_id,
+                node,
+                attributes,
+            };
+            let pool = self.ipam.assign_ip(&areq).await.map_err(status)?;
+            Ok(Response::new(pb::AssignIpResponse {
+                ip: ip.to_string(),
+                pool: pool.to_string(),
             }))
         }
         .instrument(span)

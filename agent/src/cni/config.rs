@@ -2,6 +2,13 @@
 //! the runtime renders it (`cniVersion` and `name` copied in from the list,
 //! `prevResult` added for CHECK and DEL, `runtimeConfig` and other keys the
 //! runtime adds are ignored).
+//!
+//! Keys this plugin doesn't use are ignored, not refused, so a Calico
+//! conflist entry (`policy`, `log_level`, `log_file_path`,
+//! `container_settings`, `feature_control`, `etcd_endpoints`, ...) works
+//! with only `type` and `ipam.type` changed. `"datastore_type":
+//! "kubernetes"` turns on Kubernetes mode: ADD reads the pod's IPAM
+//! annotations through `kubernetes.kubeconfig` (see `cni::k8s`).
 
 use super::error::{
     CniError, DECODING_FAILURE, INCOMPATIBLE_VERSION, INVALID_CONFIG, UNSUPPORTED_FIELD,
@@ -30,6 +37,27 @@ pub struct IpamConf {
     pub assign_ipv6: Option<String>,
 }
 
+/// Calico's `kubernetes` section.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+struct RawKubernetes {
+    #[serde(default)]
+    kubeconfig: Option<String>,
+    #[serde(default)]
+    k8s_api_root: Option<String>,
+}
+
+/// How ADD reaches the Kubernetes API in Kubernetes mode.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KubeConf {
+    /// None: kube's inference (`KUBECONFIG`, `~/.kube/config`, in-cluster).
+    pub kubeconfig: Option<PathBuf>,
+    /// Replaces the kubeconfig's server URL (Calico's `k8s_api_root`).
+    pub api_root: Option<String>,
+}
+
+/// `datastore_type` values: Calico's two, and Tabby's own file store.
+pub const DATASTORE_TYPES: [&str; 3] = ["kubernetes", "etcdv3", "sqlite"];
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 struct Raw {
@@ -44,6 +72,10 @@ struct Raw {
     run_dir: Option<String>,
     #[serde(default)]
     mtu: Option<u32>,
+    #[serde(default, rename = "datastore_type")]
+    datastore_type: Option<String>,
+    #[serde(default)]
+    kubernetes: Option<RawKubernetes>,
     #[serde(default)]
     ipam: Option<IpamConf>,
     #[serde(default)]
@@ -61,7 +93,26 @@ pub struct NetConf {
     /// None: ask the node (Dataplane.Status pod_mtu).
     pub mtu: Option<u32>,
     pub ipam: IpamConf,
+    /// Some in Kubernetes mode (`datastore_type: kubernetes`).
+    pub kubernetes: Option<KubeConf>,
     pub prev_result: Option<serde_json::Value>,
+}
+
+/// Why `s` can't name a pool of the family, if it can't: pools are named
+/// by CIDR or, as Calico allows, by the IPPool's name (a Kubernetes object
+/// name: lowercase letters, digits, '-' and '.').
+pub fn pool_ref_problem(s: &str, v6: bool) -> Option<String> {
+    let family = if v6 { "IPv6" } else { "IPv4" };
+    if let Ok(net) = s.parse::<ipnet::IpNet>() {
+        return (net.addr().is_ipv6() != v6).then(|| format!("{s:?} is not an {family} CIDR"));
+    }
+    let name_ok = !s.is_empty()
+        && s.len() <= 253
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    (!name_ok).then(|| format!("{s:?} is neither an {family} CIDR nor an IP pool name"))
 }
 
 impl NetConf {
@@ -187,12 +238,28 @@ pub fn parse(value: serde_json::Value, ipam_only: bool) -> Result<NetConf, CniEr
         ));
     }
     for p in &ipam.ipv4_pools {
-        if p.parse::<ipnet::Ipv4Net>().is_err() {
-            return invalid(format!(
-                "ipam.ipv4_pools: {p:?} is not an IPv4 CIDR (pools are named by CIDR)"
-            ));
+        if let Some(why) = pool_ref_problem(p, false) {
+            return invalid(format!("ipam.ipv4_pools: {why}"));
         }
     }
+    let kubernetes = match raw.datastore_type.as_deref() {
+        Some("kubernetes") => {
+            let k = raw.kubernetes.unwrap_or_default();
+            let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
+            Some(KubeConf {
+                kubeconfig: nonempty(k.kubeconfig).map(PathBuf::from),
+                api_root: nonempty(k.k8s_api_root),
+            })
+        }
+        None => None,
+        Some(t) if DATASTORE_TYPES.contains(&t) => None,
+        Some(t) => {
+            return invalid(format!(
+                "datastore_type {t:?} is not a datastore type (expected {})",
+                DATASTORE_TYPES.join(", ")
+            ))
+        }
+    };
     if let Some(m) = raw.mtu.filter(|m| *m != 0 && !(68..=65535).contains(m)) {
         return invalid(format!(
             "mtu {m} is out of range (0 = ask the node, or 68..=65535)"
@@ -212,6 +279,7 @@ pub fn parse(value: serde_json::Value, ipam_only: bool) -> Result<NetConf, CniEr
         run_dir: PathBuf::from(run_dir),
         mtu: raw.mtu.filter(|m| *m != 0),
         ipam,
+        kubernetes,
         prev_result: raw.prev_result,
     })
 }
@@ -237,6 +305,68 @@ mod tests {
         let other = GOOD.replace(r#""nodename""#, r#""run_dir":"/run/x","nodename""#);
         let c = parse(other.as_bytes(), false).unwrap();
         assert_eq!(c.socket(), PathBuf::from("/run/x/tabby.sock"));
+    }
+
+    /// Calico's own conflist entry (calico.yaml's `cni_network_config`,
+    /// rendered), with only the plugin and IPAM types changed.
+    const CALICO: &str = r#"{"cniVersion":"0.3.1","name":"k8s-pod-network","type":"tabby",
+        "log_level":"info","log_file_path":"/var/log/calico/cni/cni.log",
+        "datastore_type":"kubernetes","nodename":"node-1","mtu":0,
+        "ipam":{"type":"tabby-ipam","ipv4_pools":["default-ipv4-ippool","10.9.0.0/16"]},
+        "policy":{"type":"k8s"},
+        "kubernetes":{"kubeconfig":"/etc/cni/net.d/calico-kubeconfig"},
+        "container_settings":{"allow_ip_forwarding":false},
+        "feature_control":{"floating_ips":false}}"#;
+
+    #[test]
+    fn a_calico_conflist_entry_selects_kubernetes_mode() {
+        let c = parse(CALICO.as_bytes(), false).unwrap();
+        assert_eq!(
+            c.kubernetes,
+            Some(KubeConf {
+                kubeconfig: Some("/etc/cni/net.d/calico-kubeconfig".into()),
+                api_root: None,
+            })
+        );
+        assert_eq!(c.ipam.ipv4_pools, ["default-ipv4-ippool", "10.9.0.0/16"]);
+        // Without a kubeconfig: inferred later, still Kubernetes mode.
+        let bare = CALICO.replace(
+            r#""kubernetes":{"kubeconfig":"/etc/cni/net.d/calico-kubeconfig"},"#,
+            "",
+        );
+        let c = parse(bare.as_bytes(), false).unwrap();
+        assert_eq!(c.kubernetes, Some(KubeConf::default()));
+        // Other datastores: the node has the datastore; the plugin reads
+        // nothing itself.
+        let etcd = CALICO.replace(r#""kubernetes","#, r#""etcdv3","#);
+        assert_eq!(parse(etcd.as_bytes(), false).unwrap().kubernetes, None);
+        assert_eq!(parse(GOOD.as_bytes(), false).unwrap().kubernetes, None);
+        let e = parse(
+            CALICO.replace(r#""kubernetes","#, r#""k8s","#).as_bytes(),
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, INVALID_CONFIG);
+        assert!(e.msg.contains("datastore_type \"k8s\""), "{}", e.msg);
+    }
+
+    #[test]
+    fn pools_are_named_by_cidr_or_name_of_the_right_family() {
+        assert_eq!(pool_ref_problem("10.0.0.0/16", false), None);
+        assert_eq!(pool_ref_problem("default-ipv4-ippool", false), None);
+        assert_eq!(pool_ref_problem("fd00::/48", true), None);
+        let why = pool_ref_problem("fd00::/48", false).unwrap();
+        assert!(why.contains("not an IPv4 CIDR"), "{why}");
+        for bad in ["", "Pool_A", "-x", "10.0.0.0/33"] {
+            assert!(pool_ref_problem(bad, false).is_some(), "{bad:?}");
+        }
+        let conf = GOOD.replace(
+            r#""type":"tabby-ipam""#,
+            r#""type":"tabby-ipam","ipv4_pools":["fd00::/48"]"#,
+        );
+        let e = parse(conf.as_bytes(), false).unwrap_err();
+        assert_eq!(e.code, INVALID_CONFIG);
+        assert!(e.msg.starts_with("ipam.ipv4_pools: "), "{}", e.msg);
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub struct CniEnv {
     pub ifname: String,
     pub pod_namespace: String,
     pub pod_name: String,
+    /// The runtime named the pod (`K8S_POD_NAMESPACE` and `K8S_POD_NAME`
+    /// in CNI_ARGS): there is a Kubernetes Pod to read annotations from.
+    pub k8s_pod: bool,
 }
 
 impl CniEnv {
@@ -86,6 +89,7 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<CniEnv, CniEr
         ifname: String::new(),
         pod_namespace: String::new(),
         pod_name: String::new(),
+        k8s_pod: false,
     };
     if matches!(command, Command::Version | Command::Status | Command::Gc) {
         return Ok(env);
@@ -129,12 +133,11 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<CniEnv, CniEr
     };
     // Without Kubernetes arguments (a runtime used directly) the container
     // stands in for the pod, so names stay unique.
-    env.pod_namespace = arg("K8S_POD_NAMESPACE")
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "default".into());
-    env.pod_name = arg("K8S_POD_NAME")
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| env.container_id.clone());
+    let namespace = arg("K8S_POD_NAMESPACE").filter(|v| !v.is_empty());
+    let name = arg("K8S_POD_NAME").filter(|v| !v.is_empty());
+    env.k8s_pod = namespace.is_some() && name.is_some();
+    env.pod_namespace = namespace.unwrap_or_else(|| "default".into());
+    env.pod_name = name.unwrap_or_else(|| env.container_id.clone());
     Ok(env)
 }
 
@@ -189,6 +192,17 @@ mod tests {
             ("kube-system", "dns-1")
         );
         assert_eq!(e.handle_id(), "k8s-pod-network.c0ffee");
+        assert!(e.k8s_pod);
+        let plain = env(&[
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "c0ffee"),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_NETNS", "/var/run/netns/x"),
+            ("CNI_ARGS", "K8S_POD_NAMESPACE=kube-system"),
+        ])
+        .unwrap();
+        assert!(!plain.k8s_pod, "a namespace alone names no pod");
+        assert_eq!(plain.pod_name, "c0ffee");
         let bad = env(&[
             ("CNI_COMMAND", "ADD"),
             ("CNI_CONTAINERID", "../x"),

@@ -10,10 +10,17 @@
 //! `Dataplane.RemoveWorkload`, the host end, `Ipam.ReleaseByHandle`; safe
 //! to repeat. CHECK compares the kernel and IPAM with `prevResult`.
 //! Errors are CNI error results naming what was wrong (see [`error`]).
+//!
+//! In Kubernetes mode (`"datastore_type": "kubernetes"`) ADD first reads
+//! the pod's and namespace's IPAM annotations ([`k8s`], [`annotations`]):
+//! pools to assign from, or the one address to assign (`Ipam.AssignIp`).
 
+pub mod annotations;
+mod assign;
 pub mod config;
 pub mod env;
 pub mod error;
+pub mod k8s;
 pub mod plugin;
 pub mod result;
 

@@ -9,6 +9,8 @@
 //! removed), so a failed ADD leaks nothing. DEL runs every step even if an
 //! earlier one finds nothing, and is safe to repeat.
 
+use super::annotations::Assignment;
+use super::assign::{assign, release_quietly};
 use super::config::{self, NetConf};
 use super::env::{self, CniEnv, Command};
 use super::error::*;
@@ -121,7 +123,7 @@ async fn connect(conf: &NetConf) -> Result<Channel, CniError> {
 }
 
 /// One request with a deadline; failures mapped to CNI codes.
-async fn call<T>(
+pub(super) async fn call<T>(
     what: &str,
     fut: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Result<T, CniError> {
@@ -184,64 +186,6 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// Assigns one IPv4 address to the handle. The node adds the `node`
-/// attribute itself: it knows which node it assigns for.
-async fn assign(ch: &Channel, env: &CniEnv, conf: &NetConf) -> Result<Ipv4Addr, CniError> {
-    let mut attributes = std::collections::HashMap::new();
-    attributes.insert("namespace".to_string(), env.pod_namespace.clone());
-    attributes.insert("pod".to_string(), env.pod_name.clone());
-    attributes.insert(
-        "timestamp".to_string(),
-        humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-    );
-    let req = ip::AutoAssignRequest {
-        handle_id: env.handle_id(),
-        num_ipv4: 1,
-        num_ipv6: 0,
-        ipv4_pools: conf.ipam.ipv4_pools.clone(),
-        ipv6_pools: vec![],
-        attributes,
-        node: conf.nodename.clone(),
-    };
-    let mut c = IpamClient::new(ch.clone());
-    let resp = call("Ipam.AutoAssign", c.auto_assign(req)).await?;
-    let Some(first) = resp.ipv4_addresses.first() else {
-        // A node from before ipv4_addresses answers in `ipv4` only.
-        let hint = if resp.ipv4.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " in ipv4_addresses (only ipv4 {:?}: tabby-node is older than this plugin)",
-                resp.ipv4
-            )
-        };
-        return Err(CniError::new(
-            NODE_REFUSED,
-            format!("Ipam.AutoAssign returned no IPv4 address{hint}"),
-        ));
-    };
-    first.parse().map_err(|_| {
-        CniError::new(
-            NODE_REFUSED,
-            format!("Ipam.AutoAssign returned {first:?}, not an IPv4 address"),
-        )
-    })
-}
-
-/// Undoes this ADD's assignment only (by address, not by handle: should
-/// the handle hold an address of an earlier, working ADD, that one stays).
-/// Best effort: the original error is what the runtime must see; a leak
-/// here is reported by `ipam check`.
-async fn release_quietly(ch: &Channel, addr: Ipv4Addr) {
-    let mut c = IpamClient::new(ch.clone());
-    let req = ip::ReleaseIpRequest {
-        ip: addr.to_string(),
-    };
-    if let Err(e) = call("Ipam.ReleaseIp", c.release_ip(req)).await {
-        tracing::warn!(error = %e, %addr, "releasing after a failed ADD");
-    }
-}
-
 async fn pod_mtu(conf: &NetConf, status: &dp::DataplaneStatus) -> u32 {
     match conf.mtu {
         Some(m) => m,
@@ -279,7 +223,10 @@ async fn add(env: &CniEnv, conf: &NetConf) -> Result<serde_json::Value, CniError
             ),
         ));
     }
-    let ip = assign(&ch, env, conf).await?;
+    // Before anything is assigned: a bad annotation or an unreachable API
+    // server must leave nothing behind.
+    let wanted = super::k8s::assignment(conf, env).await?;
+    let ip = assign(&ch, env, conf, &wanted).await?;
     let spec = PodLinkSpec {
         host_ifname: podlink::host_veth_name(&env.pod_namespace, &env.pod_name),
         pod_ifname: env.ifname.clone(),
@@ -432,9 +379,12 @@ async fn check(env: &CniEnv, conf: &NetConf) -> Result<(), CniError> {
     check_assignment(&ch, env, ip).await
 }
 
+/// As Calico's calico-ipam, the IPAM plugin reads no annotations: the
+/// main plugin that delegates to it is the one that knows the pod.
 async fn ipam_add(env: &CniEnv, conf: &NetConf) -> Result<serde_json::Value, CniError> {
     let ch = connect(conf).await?;
-    let ip = assign(&ch, env, conf).await?;
+    let pools = Assignment::Pools(conf.ipam.ipv4_pools.clone());
+    let ip = assign(&ch, env, conf, &pools).await?;
     Ok(result::ipam_result(&conf.cni_version, ip))
 }
 

@@ -314,13 +314,19 @@ impl CniRun {
 /// environment: CNI_COMMAND, CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME,
 /// CNI_ARGS (as containerd's CRI plugin sets them) and CNI_PATH.
 pub async fn run_cni(node: &Node, bin: &Path, cmd: &str, pod: &Pod<'_>, stdin: &str) -> CniRun {
+    run_cni_in(&node.netns.name, bin, cmd, pod, stdin).await
+}
+
+/// [`run_cni`] from the network namespace named `netns` (a node that is
+/// not this module's stand-in, e.g. a real tabby-node).
+pub async fn run_cni_in(netns: &str, bin: &Path, cmd: &str, pod: &Pod<'_>, stdin: &str) -> CniRun {
     use tokio::io::AsyncWriteExt;
     let args = format!(
         "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={};K8S_POD_UID=0b2d7a6c-{}",
         pod.namespace, pod.name, pod.container_id, pod.container_id
     );
     let mut c = tokio::process::Command::new("ip");
-    c.args(["netns", "exec", &node.netns.name])
+    c.args(["netns", "exec", netns])
         .arg(bin)
         .env_remove("TABBY_LOG")
         .env("CNI_COMMAND", cmd)

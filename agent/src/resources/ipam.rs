@@ -100,8 +100,7 @@ pub struct BlockAffinitySpec {
 fn bool_string_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "type": "string",
-        "enum": ["true", "false"],
-        "description": "\"true\" while the affinity is being deleted (a string, as in Calico's CRD)."
+        "enum": ["true", "false"]
     })
 }
 

@@ -24,13 +24,19 @@ fn pool(name: &str, cidr: &str) -> Resource {
 async fn eventually(what: &str, f: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !f() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 fn names(c: &ClusterCache) -> Vec<String> {
-    c.list(Kind::IpPool).iter().map(|r| r.name().to_string()).collect()
+    c.list(Kind::IpPool)
+        .iter()
+        .map(|r| r.name().to_string())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,7 +45,11 @@ async fn the_cache_survives_an_api_outage_and_a_compacted_history() {
     let ds = k.client().await;
     ds.create(pool("a", "10.1.0.0/16")).await.unwrap();
     let (cache, _reflectors) = ClusterCache::follow(ds.clone(), &[Kind::IpPool, Kind::Node]);
-    assert!(cache.wait_ready(&[Kind::IpPool, Kind::Node], Duration::from_secs(10)).await);
+    assert!(
+        cache
+            .wait_ready(&[Kind::IpPool, Kind::Node], Duration::from_secs(10))
+            .await
+    );
     assert_eq!(names(&cache), ["a"]);
     ds.create(pool("b", "10.2.0.0/16")).await.unwrap();
     eventually("b arrives by watch", || names(&cache) == ["a", "b"]).await;
@@ -51,7 +61,11 @@ async fn the_cache_survives_an_api_outage_and_a_compacted_history() {
         Err(Error::Unavailable(_))
     ));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(names(&cache), ["a", "b"], "nothing forgotten while the API is gone");
+    assert_eq!(
+        names(&cache),
+        ["a", "b"],
+        "nothing forgotten while the API is gone"
+    );
 
     // Changes made while it was away (straight into its store), and the
     // history the watcher would resume from compacted: back up, the resumed
@@ -63,9 +77,15 @@ async fn the_cache_survives_an_api_outage_and_a_compacted_history() {
         .unwrap();
     k.server.compact();
     k.server.restart().await.unwrap();
-    eventually("the relist shows c and drops a", || names(&cache) == ["b", "c"]).await;
+    eventually("the relist shows c and drops a", || {
+        names(&cache) == ["b", "c"]
+    })
+    .await;
     let other = k.client().await;
     other.create(pool("d", "10.4.0.0/16")).await.unwrap();
-    eventually("and the watch carries on", || names(&cache) == ["b", "c", "d"]).await;
+    eventually("and the watch carries on", || {
+        names(&cache) == ["b", "c", "d"]
+    })
+    .await;
     assert!(cache.ready(&[Kind::IpPool, Kind::Node]));
 }

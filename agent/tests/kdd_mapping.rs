@@ -8,7 +8,9 @@ mod common;
 use common::Kube;
 use serde_json::json;
 use tabby_agent::datastore::{Datastore, Error};
-use tabby_agent::resources::ipam::{AffinityState, BlockAffinitySpec, IpamBlockSpec, IpamHandleSpec};
+use tabby_agent::resources::ipam::{
+    AffinityState, BlockAffinitySpec, IpamBlockSpec, IpamHandleSpec,
+};
 use tabby_agent::resources::workload::WorkloadEndpointSpec;
 use tabby_agent::resources::{Kind, Object, Resource};
 
@@ -31,8 +33,13 @@ async fn calico_written_ipam_objects_read_and_tabby_writes_calicos_names() {
                "metadata": {"name": "node-a-10-244-1-0-26"},
                "spec": {"cidr": "10.244.1.0/26", "deleted": "false", "node": "node-a", "state": "confirmed"}}),
     );
-    let a = ds.get(Kind::BlockAffinity, "node-a/10.244.1.0-26").await.unwrap();
-    let Resource::BlockAffinity(a) = a else { panic!() };
+    let a = ds
+        .get(Kind::BlockAffinity, "node-a/10.244.1.0-26")
+        .await
+        .unwrap();
+    let Resource::BlockAffinity(a) = a else {
+        panic!()
+    };
     assert_eq!(a.spec.state, AffinityState::Confirmed);
     let listed = ds.list(Kind::BlockAffinity, Some("node-a/")).await.unwrap();
     assert_eq!(listed.items.len(), 1);
@@ -45,10 +52,17 @@ async fn calico_written_ipam_objects_read_and_tabby_writes_calicos_names() {
         unallocated: (0..64).collect(),
         ..Default::default()
     };
-    ds.create(Resource::IpamBlock(Object::new("IPAMBlock", "10.244.2.0-26", block)))
-        .await
+    ds.create(Resource::IpamBlock(Object::new(
+        "IPAMBlock",
+        "10.244.2.0-26",
+        block,
+    )))
+    .await
+    .unwrap();
+    let raw = k
+        .server
+        .get_json(&format!("{CRD}/ipamblocks/10-244-2-0-26"))
         .unwrap();
-    let raw = k.server.get_json(&format!("{CRD}/ipamblocks/10-244-2-0-26")).unwrap();
     assert_eq!(raw["spec"]["cidr"], "10.244.2.0/26");
     assert_eq!(raw["spec"]["deleted"], false);
     let aff = BlockAffinitySpec {
@@ -57,22 +71,39 @@ async fn calico_written_ipam_objects_read_and_tabby_writes_calicos_names() {
         cidr: "10.244.2.0/26".into(),
         deleted: false,
     };
-    ds.create(Resource::BlockAffinity(Object::new("BlockAffinity", "node-b/10.244.2.0-26", aff)))
-        .await
+    ds.create(Resource::BlockAffinity(Object::new(
+        "BlockAffinity",
+        "node-b/10.244.2.0-26",
+        aff,
+    )))
+    .await
+    .unwrap();
+    let raw = k
+        .server
+        .get_json(&format!("{CRD}/blockaffinities/node-b-10-244-2-0-26"))
         .unwrap();
-    let raw = k.server.get_json(&format!("{CRD}/blockaffinities/node-b-10-244-2-0-26")).unwrap();
     assert_eq!(raw["spec"]["deleted"], "false");
     assert_eq!(raw["spec"]["state"], "pending");
     let handle = IpamHandleSpec {
         handle_id: "k8s-pod-network.ABCdef".into(),
         ..Default::default()
     };
-    ds.create(Resource::IpamHandle(Object::new("IPAMHandle", "k8s-pod-network.ABCdef", handle)))
-        .await
+    ds.create(Resource::IpamHandle(Object::new(
+        "IPAMHandle",
+        "k8s-pod-network.ABCdef",
+        handle,
+    )))
+    .await
+    .unwrap();
+    let raw = k
+        .server
+        .get_json(&format!("{CRD}/ipamhandles/k8s-pod-network.abcdef"))
         .unwrap();
-    let raw = k.server.get_json(&format!("{CRD}/ipamhandles/k8s-pod-network.abcdef")).unwrap();
     assert_eq!(raw["spec"]["handleID"], "k8s-pod-network.ABCdef");
-    assert!(ds.get(Kind::IpamHandle, "k8s-pod-network.ABCdef").await.is_ok());
+    assert!(ds
+        .get(Kind::IpamHandle, "k8s-pod-network.ABCdef")
+        .await
+        .is_ok());
 }
 
 #[tokio::test]
@@ -93,7 +124,9 @@ async fn ipam_deletes_take_calicos_two_steps_and_a_marked_object_is_gone() {
         ds.delete(Kind::IpamHandle, "h1", Some(stale)).await,
         Err(Error::Conflict { .. })
     ));
-    ds.delete(Kind::IpamHandle, "h1", made.revision()).await.unwrap();
+    ds.delete(Kind::IpamHandle, "h1", made.revision())
+        .await
+        .unwrap();
     assert!(k.server.get_json(&format!("{CRD}/ipamhandles/h1")).is_err());
 
     // A delete interrupted after step one (the mark): readers see nothing,
@@ -104,13 +137,20 @@ async fn ipam_deletes_take_calicos_two_steps_and_a_marked_object_is_gone() {
                "metadata": {"name": "10-244-9-0-26"},
                "spec": {"cidr": "10.244.9.0/26", "deleted": true, "allocations": [], "unallocated": [], "attributes": []}}),
     );
-    assert!(ds.list(Kind::IpamBlock, None).await.unwrap().items.is_empty());
+    assert!(ds
+        .list(Kind::IpamBlock, None)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
     assert!(matches!(
         ds.get(Kind::IpamBlock, "10.244.9.0-26").await,
         Err(Error::NotFound { .. })
     ));
     assert!(
-        k.server.get_json(&format!("{CRD}/ipamblocks/10-244-9-0-26")).is_err(),
+        k.server
+            .get_json(&format!("{CRD}/ipamblocks/10-244-9-0-26"))
+            .is_err(),
         "the read finished the delete"
     );
 }
@@ -134,17 +174,32 @@ async fn nodes_are_core_nodes_with_calico_annotations() {
     n.metadata.labels.insert("rack".into(), "r1".into());
     let updated = ds.update(Resource::Node(n.clone())).await.unwrap();
     let raw = k.server.get_json("/api/v1/nodes/node-a").unwrap();
-    assert_eq!(raw["metadata"]["annotations"]["projectcalico.org/IPv4Address"], "10.0.0.5/24");
-    assert_eq!(raw["metadata"]["annotations"]["projectcalico.org/IPv4VXLANTunnelAddr"], "10.244.0.1");
+    assert_eq!(
+        raw["metadata"]["annotations"]["projectcalico.org/IPv4Address"],
+        "10.0.0.5/24"
+    );
+    assert_eq!(
+        raw["metadata"]["annotations"]["projectcalico.org/IPv4VXLANTunnelAddr"],
+        "10.244.0.1"
+    );
     assert_eq!(raw["metadata"]["labels"]["rack"], "r1");
-    assert_eq!(raw["metadata"]["labels"]["kubernetes.io/hostname"], "node-a");
-    assert_eq!(raw["status"]["addresses"][0]["address"], "10.0.0.5", "status untouched");
+    assert_eq!(
+        raw["metadata"]["labels"]["kubernetes.io/hostname"],
+        "node-a"
+    );
+    assert_eq!(
+        raw["status"]["addresses"][0]["address"], "10.0.0.5",
+        "status untouched"
+    );
     // CAS: the copy read before the update is stale now.
     assert!(matches!(
         ds.update(Resource::Node(n)).await,
         Err(Error::Conflict { .. })
     ));
-    assert!(ds.delete(Kind::Node, "node-a", updated.revision()).await.is_err());
+    assert!(ds
+        .delete(Kind::Node, "node-a", updated.revision())
+        .await
+        .is_err());
     // The NetworkUnavailable condition, up then down.
     ds.report_node_network("node-a", true).await.unwrap();
     let raw = k.server.get_json("/api/v1/nodes/node-a").unwrap();
@@ -162,7 +217,11 @@ async fn nodes_are_core_nodes_with_calico_annotations() {
     ds.report_node_network("node-a", false).await.unwrap();
     let raw = k.server.get_json("/api/v1/nodes/node-a").unwrap();
     assert_eq!(cond(&raw)["reason"], "CalicoIsDown");
-    assert_eq!(raw["status"]["conditions"].as_array().unwrap().len(), 1, "merged by type");
+    assert_eq!(
+        raw["status"]["conditions"].as_array().unwrap().len(),
+        1,
+        "merged by type"
+    );
 }
 
 #[tokio::test]
@@ -176,10 +235,13 @@ async fn workload_endpoints_are_pods_and_writes_patch_their_status() {
                "spec": {"nodeName": "node-a", "containers": [{"name": "c", "image": "x"}]}}),
     );
     let key = "shop/node--a-k8s-web--1-eth0";
-    assert!(matches!(
-        ds.get(Kind::WorkloadEndpoint, key).await,
-        Err(Error::NotFound { .. })
-    ), "no address yet: no endpoint");
+    assert!(
+        matches!(
+            ds.get(Kind::WorkloadEndpoint, key).await,
+            Err(Error::NotFound { .. })
+        ),
+        "no address yet: no endpoint"
+    );
     let spec = WorkloadEndpointSpec {
         orchestrator: "k8s".into(),
         node: "node-a".into(),
@@ -192,7 +254,10 @@ async fn workload_endpoints_are_pods_and_writes_patch_their_status() {
     let mut w = Object::new("WorkloadEndpoint", "node--a-k8s-web--1-eth0", spec);
     w.metadata.namespace = Some("shop".into());
     ds.create(Resource::WorkloadEndpoint(w)).await.unwrap();
-    let raw = k.server.get_json("/api/v1/namespaces/shop/pods/web-1").unwrap();
+    let raw = k
+        .server
+        .get_json("/api/v1/namespaces/shop/pods/web-1")
+        .unwrap();
     let ann = &raw["metadata"]["annotations"];
     assert_eq!(ann["cni.projectcalico.org/podIP"], "10.244.1.5/32");
     assert_eq!(ann["cni.projectcalico.org/podIPs"], "10.244.1.5/32");
@@ -202,13 +267,30 @@ async fn workload_endpoints_are_pods_and_writes_patch_their_status() {
     };
     assert_eq!(got.spec.ip_networks, ["10.244.1.5/32"]);
     assert_eq!(got.metadata.labels["app"], "web");
-    let listed = ds.list(Kind::WorkloadEndpoint, Some("shop/")).await.unwrap();
+    let listed = ds
+        .list(Kind::WorkloadEndpoint, Some("shop/"))
+        .await
+        .unwrap();
     assert_eq!(listed.items.len(), 1);
     ds.delete(Kind::WorkloadEndpoint, key, None).await.unwrap();
-    let raw = k.server.get_json("/api/v1/namespaces/shop/pods/web-1").unwrap();
-    assert_eq!(raw["metadata"]["annotations"]["cni.projectcalico.org/podIP"], "");
-    assert_eq!(raw["metadata"]["annotations"]["cni.projectcalico.org/podIPs"], "");
-    assert!(ds.list(Kind::WorkloadEndpoint, None).await.unwrap().items.is_empty());
+    let raw = k
+        .server
+        .get_json("/api/v1/namespaces/shop/pods/web-1")
+        .unwrap();
+    assert_eq!(
+        raw["metadata"]["annotations"]["cni.projectcalico.org/podIP"],
+        ""
+    );
+    assert_eq!(
+        raw["metadata"]["annotations"]["cni.projectcalico.org/podIPs"],
+        ""
+    );
+    assert!(ds
+        .list(Kind::WorkloadEndpoint, None)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
     // No pod, no endpoint to write.
     let mut orphan = Object::new(
         "WorkloadEndpoint",
@@ -219,6 +301,10 @@ async fn workload_endpoints_are_pods_and_writes_patch_their_status() {
         },
     );
     orphan.metadata.namespace = Some("shop".into());
-    let e = ds.create(Resource::WorkloadEndpoint(orphan)).await.unwrap_err().to_string();
+    let e = ds
+        .create(Resource::WorkloadEndpoint(orphan))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("shop/gone"), "{e}");
 }

@@ -124,7 +124,9 @@
 mod discovery;
 mod handle;
 mod history;
+mod listener;
 mod patch;
+mod request;
 mod resources;
 mod router;
 mod select;

@@ -14,7 +14,7 @@ use crate::request::{not_found, parse_query, present, query_rv, resolve_path, Qu
 use crate::select::{FieldSelector, LabelSelector, Selectors};
 use crate::server::{self, Body, Shared};
 use crate::status::ApiError;
-use crate::writes::Target;
+use crate::writes::{self, Target};
 
 /// Largest request body accepted (the apiserver's limit is 3 MiB per object).
 const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -120,10 +120,23 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Result<Response<Body>
             }
             ok(StatusCode::OK, obj)
         }
-        (Some(name), Method::PUT) => ok(
-            StatusCode::OK,
-            store.update(rt, &ns, name, json_body(&body)?, target)?,
-        ),
+        (Some(name), Method::PUT) => {
+            let body = json_body(&body)?;
+            let exists = store.get(rt, &ns, name).is_ok();
+            if !exists && target == Target::Main && writes::creates_on_update(rt) {
+                return ok(StatusCode::CREATED, store.create(rt, &ns, body)?);
+            }
+            if exists
+                && writes::resource_version(&body)?.is_none()
+                && !writes::unconditional_update(rt)
+            {
+                return Err(ApiError::precondition(
+                    &writes::details(rt, name),
+                    writes::rv_required_message(rt, name),
+                ));
+            }
+            ok(StatusCode::OK, store.update(rt, &ns, name, body, target)?)
+        }
         (Some(name), Method::PATCH) => {
             let kind = PatchKind::from_content_type(&content_type)?;
             ok(

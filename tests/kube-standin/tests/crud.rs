@@ -329,3 +329,59 @@ async fn an_update_that_changes_nothing_keeps_the_resource_version() {
         n.metadata.resource_version.unwrap_or_default()
     );
 }
+
+// The kinds' strategies (AllowUnconditionalUpdate, AllowCreateOnUpdate):
+// a PUT without resourceVersion is refused with 409 for leases and custom
+// resources; a PUT of a missing lease creates it.
+#[tokio::test]
+async fn leases_and_custom_resources_need_a_resource_version_to_update() {
+    let (s, c) = start().await;
+    s.load_crds_yaml(common::CALICO_CRDS).expect("crds");
+    let path = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1";
+    let lease = json!({"metadata": {"name": "n1"}, "spec": {"holderIdentity": "n1"}});
+    let made = raw(&c, "PUT", path, "application/json", Some(lease.clone()))
+        .await
+        .expect("create on update");
+    assert_eq!(made["metadata"]["namespace"], "kube-node-lease");
+    let e = api_err(raw(&c, "PUT", path, "application/json", Some(lease)).await);
+    assert_eq!(e.code, 409);
+    assert!(
+        e.message.contains("resourceVersion must be specified"),
+        "{}",
+        e.message
+    );
+    let mut again = made.clone();
+    again["spec"]["holderIdentity"] = json!("n2");
+    let updated = raw(&c, "PUT", path, "application/json", Some(again))
+        .await
+        .expect("conditional update");
+    assert!(rv_of(&updated) > rv_of(&made));
+    let pools = "/apis/crd.projectcalico.org/v1/ippools";
+    let pool = json!({"metadata": {"name": "p"}, "spec": {"cidr": "10.0.0.0/16"}});
+    raw(&c, "POST", pools, "application/json", Some(pool.clone()))
+        .await
+        .expect("pool");
+    let e = api_err(
+        raw(
+            &c,
+            "PUT",
+            &format!("{pools}/p"),
+            "application/json",
+            Some(pool.clone()),
+        )
+        .await,
+    );
+    assert_eq!(e.code, 409);
+    // Custom resources are not created by PUT.
+    let e = api_err(
+        raw(
+            &c,
+            "PUT",
+            &format!("{pools}/q"),
+            "application/json",
+            Some(pool),
+        )
+        .await,
+    );
+    assert_eq!(e.code, 404);
+}

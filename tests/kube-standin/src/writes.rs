@@ -156,6 +156,31 @@ pub fn prepare_create(rt: &ResourceType, ns: &str, body: Value) -> Result<Value,
     Ok(obj)
 }
 
+/// Whether a PUT without `metadata.resourceVersion` is allowed: the kind's
+/// strategy `AllowUnconditionalUpdate` (true for nodes, pods and
+/// namespaces; false for leases, CRDs and every custom resource, which get
+/// 409 Conflict). Direct writes through [`crate::StandIn`] skip the check.
+pub fn unconditional_update(rt: &ResourceType) -> bool {
+    !rt.custom && matches!(rt.kind.as_str(), "Node" | "Pod" | "Namespace")
+}
+
+/// Whether a PUT of a missing object creates it (`AllowCreateOnUpdate`:
+/// leases only, of the kinds served here).
+pub fn creates_on_update(rt: &ResourceType) -> bool {
+    !rt.custom && rt.kind == "Lease"
+}
+
+pub fn rv_required_message(rt: &ResourceType, name: &str) -> String {
+    let what = if rt.group.is_empty() {
+        rt.plural.clone()
+    } else {
+        format!("{}.{}", rt.plural, rt.group)
+    };
+    format!(
+        "Operation cannot be fulfilled on {what} \"{name}\": metadata.resourceVersion must be specified for an update"
+    )
+}
+
 /// Which endpoint an update came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {

@@ -8,7 +8,7 @@ mod common;
 use common::Kube;
 use std::time::Duration;
 use tabby_agent::cache::ClusterCache;
-use tabby_agent::datastore::{Datastore, Error};
+use tabby_agent::datastore::Error;
 use tabby_agent::resources::ippool::IpPoolSpec;
 use tabby_agent::resources::{Kind, Object, Resource};
 

@@ -7,7 +7,7 @@ mod common;
 
 use common::Kube;
 use serde_json::json;
-use tabby_agent::datastore::{Datastore, Error};
+use tabby_agent::datastore::Error;
 use tabby_agent::resources::ipam::{
     AffinityState, BlockAffinitySpec, IpamBlockSpec, IpamHandleSpec,
 };

@@ -12,12 +12,13 @@ cd "$(dirname "$0")/.."
 # iputils-ping (dataplane tests in network namespaces read the kernel back
 # with the tools an operator uses), containerd and busybox-static (the CNI
 # plugin is run by a real runtime on a busybox rootfs), python3 (the
-# import-cycle check).
+# import-cycle check), kubernetes-client (kubectl is run against the
+# Kubernetes API stand-in, tests/kube-standin).
 need=()
 for pair in etcd:etcd-server protoc:protobuf-compiler bird:bird2 birdc:bird2 \
   gobgpd:gobgpd gobgp:gobgpd nft:nftables ethtool:ethtool ip:iproute2 \
   bridge:iproute2 ping:iputils-ping containerd:containerd ctr:containerd \
-  python3:python3; do
+  python3:python3 kubectl:kubernetes-client; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 # The container rootfs gets a copy of /usr/bin/busybox, so it must be the
@@ -41,7 +42,7 @@ fi
 # House rules a reviewer would otherwise check by hand: no module import
 # cycles inside a crate, and no source file a person can't read in one go.
 python3 tests/import-cycles.py
-big=$(find proto bgp ipam felix-lite agent -name '*.rs' -not -path '*/target/*' -exec awk 'END { if (NR > 500) print FILENAME ": " NR " lines" }' {} \;)
+big=$(find proto bgp ipam felix-lite agent tests/kube-standin -name '*.rs' -not -path '*/target/*' -exec awk 'END { if (NR > 500) print FILENAME ": " NR " lines" }' {} \;)
 if [ -n "$big" ]; then
   echo "source files over 500 lines (split them by responsibility):"
   echo "$big"

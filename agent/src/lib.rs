@@ -9,5 +9,6 @@ pub mod ctl;
 pub mod datastore;
 pub mod grpc;
 pub mod ipam;
+pub mod manifests;
 pub mod node;
 pub mod resources;

@@ -1,5 +1,6 @@
 //! One behaviour suite for every datastore backend: memory, the embedded
-//! SQLite file, and a real etcd started by the test.
+//! SQLite file, a real etcd started by the test, and the Kubernetes
+//! datastore through a real kube client over HTTP to the API stand-in.
 
 mod common;
 
@@ -317,4 +318,4 @@ macro_rules! suite {
     )*};
 }
 
-suite!(memory, sqlite, etcd);
+suite!(memory, sqlite, etcd, kubernetes);

@@ -143,3 +143,15 @@ async fn etcd_concurrent_allocators_one_node() {
 async fn etcd_concurrent_allocators() {
     run(Backend::new("etcd").await, 500, false).await
 }
+
+// The Kubernetes datastore: resourceVersion CAS, no transactions (block
+// first, undone on a later conflict), caches fed by kube-runtime watchers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubernetes_concurrent_allocators() {
+    run(Backend::new("kubernetes").await, 40, false).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubernetes_concurrent_allocators_one_node() {
+    run(Backend::new("kubernetes").await, 40, true).await
+}

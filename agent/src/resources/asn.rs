@@ -1,7 +1,9 @@
 //! AS numbers as Calico accepts them: an integer, a quoted integer, or
 //! "asdot" notation ("1.10" = 1*65536+10).
 
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Cow;
 use std::fmt;
 
 /// A 4-octet AS number. AS 0 is rejected (RFC 7607 reserves it).
@@ -92,6 +94,32 @@ impl<'de> Deserialize<'de> for AsNumber {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// An integer or a string, as the deserializer above reads them; Tabby
+/// writes the integer. Calico's CRD says integer only, but Calico's own
+/// ASNumber reads quoted and asdot strings as well, so a CR holding one
+/// works with both. `minimum`/`maximum` apply to the integer form and
+/// `pattern` to the string form. No `anyOf` of the two types: Kubernetes
+/// accepts only that exact shape beside int-or-string, and the structural
+/// rewrite would strip its types.
+impl JsonSchema for AsNumber {
+    fn schema_name() -> Cow<'static, str> {
+        "AsNumber".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "x-kubernetes-int-or-string": true,
+            "minimum": 1,
+            "maximum": u32::MAX,
+            "pattern": "^[0-9]+(\\.[0-9]+)?$"
+        })
     }
 }
 

@@ -1,10 +1,12 @@
 //! BGPPeer and BGPConfiguration.
 
 use super::asn::AsNumber;
+use super::duration::GO_DURATION_PATTERN;
 use super::meta::BgpPassword;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BgpPeerSpec {
     /// Only this node peers (node-specific peer). Exclusive with nodeSelector.
@@ -14,6 +16,12 @@ pub struct BgpPeerSpec {
     pub node_selector: Option<String>,
     /// `A.B.C.D`, `A.B.C.D:port`, an IPv6 address or `[v6]:port`.
     #[serde(default, rename = "peerIP", skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("anyOf" = [
+        {"format": "ipv4"},
+        {"format": "ipv6"},
+        {"pattern": "^[0-9]{1,3}(\\.[0-9]{1,3}){3}:[0-9]{1,5}$"},
+        {"pattern": "^\\[[0-9A-Fa-f:.]+\\]:[0-9]{1,5}$"}
+    ]))]
     pub peer_ip: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_selector: Option<String>,
@@ -25,8 +33,10 @@ pub struct BgpPeerSpec {
     pub keep_original_next_hop: bool,
     /// Go duration string, e.g. "120s".
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(GO_DURATION_PATTERN))]
     pub max_restart_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["UseNodeIP", "None"]))]
     pub source_address: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_detection_mode: Option<String>,
@@ -34,7 +44,17 @@ pub struct BgpPeerSpec {
     pub restart_mode: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bird_gateway_mode: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // Calico spells it with "AS" in capitals; camelCase alone would write
+    // numAllowedLocalAsNumbers, which Calico (and a CRD) don't know. The
+    // alias keeps reading what earlier Tabby builds stored.
+    #[serde(
+        default,
+        rename = "numAllowedLocalASNumbers",
+        alias = "numAllowedLocalAsNumbers",
+        skip_serializing_if = "Option::is_none"
+    )]
+    // Calico's field is an int32.
+    #[schemars(range(max = 2147483647))]
     pub num_allowed_local_as_numbers: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_security: Option<u8>,
@@ -52,20 +72,23 @@ pub struct BgpPeerSpec {
     pub max_prefixes: Option<u32>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CidrEntry {
     pub cidr: String,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Community {
     pub name: String,
+    /// `aa:nn` (standard) or `aa:nn:mm` (large); the part sizes are
+    /// checked by `tabbyctl apply` only.
+    #[schemars(pattern(r"^[0-9]+:[0-9]+(:[0-9]+)?$"))]
     pub value: String,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PrefixAdvertisement {
     pub cidr: String,
@@ -73,7 +96,7 @@ pub struct PrefixAdvertisement {
     pub communities: Vec<String>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BgpConfigurationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,6 +106,7 @@ pub struct BgpConfigurationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub as_number: Option<AsNumber>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub listen_port: Option<u16>,
     #[serde(
         default,
@@ -107,10 +131,12 @@ pub struct BgpConfigurationSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prefix_advertisements: Vec<PrefixAdvertisement>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["None", "NodeIP"]))]
     pub bind_mode: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_mesh_password: Option<BgpPassword>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(GO_DURATION_PATTERN))]
     pub node_mesh_max_restart_time: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignored_interfaces: Vec<String>,

@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+/// What [`parse_go_duration`] accepts, as a pattern for the CRD schema
+/// (without the surrounding whitespace it trims and its upper bound).
+pub const GO_DURATION_PATTERN: &str = r"^(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h))+)$";
+
 pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
     let err = || format!("{s:?} is not a duration (expected e.g. \"120s\", \"2m0s\")");
     let mut rest = s.trim();
@@ -55,5 +59,38 @@ mod tests {
         assert!(parse_go_duration("ten seconds").is_err());
         assert!(parse_go_duration("10").is_err());
         assert!(parse_go_duration("").is_err());
+    }
+
+    #[test]
+    fn schema_pattern_accepts_what_the_parser_accepts() {
+        let re = regex::Regex::new(GO_DURATION_PATTERN).unwrap();
+        for s in [
+            "0",
+            "120s",
+            "2m0s",
+            "1h30m",
+            "1.5s",
+            ".5s",
+            "5.s",
+            "300ms",
+            "10us",
+            "10µs",
+            "1ns",
+            "10",
+            "",
+            "s",
+            "1.2.3s",
+            "1d",
+            "ten seconds",
+            "-5s",
+            "1h 30m",
+            ".s",
+        ] {
+            assert_eq!(
+                re.is_match(s),
+                parse_go_duration(s).is_ok(),
+                "pattern and parser disagree on {s:?}"
+            );
+        }
     }
 }

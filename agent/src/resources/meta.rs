@@ -1,5 +1,6 @@
 //! Object metadata and the generic object envelope shared by every kind.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -74,7 +75,7 @@ impl<S: Default> Object<S> {
 }
 
 /// A reference to a key in a Kubernetes Secret, as BGPPeer.password uses.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretKeyRef {
     pub name: String,
@@ -82,9 +83,12 @@ pub struct SecretKeyRef {
 }
 
 /// `password: {secretKeyRef: {...}}`.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BgpPassword {
+    // Optional for serde so that `tabbyctl apply` can name the field in
+    // its error; a password without it means nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-tabby-required" = true))]
     pub secret_key_ref: Option<SecretKeyRef>,
 }

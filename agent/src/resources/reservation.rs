@@ -3,15 +3,28 @@
 //! addresses already assigned inside a reserved range stay assigned.
 
 use ipnet::IpNet;
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IpReservationSpec {
     /// CIDRs or single addresses, as written (Calico accepts both).
     #[serde(default, rename = "reservedCIDRs")]
+    #[schemars(schema_with = "cidrs_or_addresses")]
     pub reserved_cidrs: Vec<String>,
+}
+
+/// What [`parse_reserved`] accepts, as far as OpenAPI formats say it.
+fn cidrs_or_addresses(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "array",
+        "items": {
+            "type": "string",
+            "anyOf": [{"format": "cidr"}, {"format": "ipv4"}, {"format": "ipv6"}]
+        }
+    })
 }
 
 /// One `reservedCIDRs` entry as a network: a CIDR (host bits are ignored,

@@ -1,4 +1,5 @@
-//! Shared test helpers: a real etcd on loopback, and a store of each kind.
+//! Shared test helpers: a real etcd on loopback, the Kubernetes API
+//! stand-in, and a store of each kind.
 
 #![allow(dead_code)]
 
@@ -7,8 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tabby_agent::datastore::{
-    etcd::EtcdStore, memory::MemoryStore, sqlite::SqliteStore, Datastore,
+    etcd::EtcdStore, kdd::KubeStore, memory::MemoryStore, sqlite::SqliteStore, Datastore,
 };
+use tabby_kube_standin::StandIn;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -91,6 +93,75 @@ pub enum Backend {
     Memory(MemoryStore),
     Sqlite(tempfile::TempDir),
     Etcd(Etcd),
+    Kubernetes(Kube),
+}
+
+/// The Kubernetes API stand-in with Calico's CRDs loaded, and a kubeconfig
+/// for it on disk (for processes: tabbyctl, tabby-node, kubectl).
+pub struct Kube {
+    pub server: StandIn,
+    pub kubeconfig: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Kube {
+    pub async fn start() -> Kube {
+        let server = StandIn::start().await.expect("starting the API stand-in");
+        server
+            .load_crds_yaml(&calico_crds_yaml())
+            .expect("loading Calico's CRDs");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kubeconfig = dir.path().join("kubeconfig");
+        server
+            .write_kubeconfig(&kubeconfig)
+            .expect("writing a kubeconfig");
+        Kube {
+            server,
+            kubeconfig,
+            _dir: dir,
+        }
+    }
+
+    pub async fn client(&self) -> Arc<dyn Datastore> {
+        Arc::new(self.store().await)
+    }
+
+    pub async fn store(&self) -> KubeStore {
+        KubeStore::from_client(self.server.client().await.expect("a kube client"))
+    }
+
+    /// Creates (or replaces) a core object, e.g. a Node or a Pod, as the
+    /// kubelet or a user would.
+    pub fn put(&self, path: &str, obj: serde_json::Value) -> serde_json::Value {
+        self.server
+            .put_json(path, obj)
+            .expect("writing to the stand-in")
+    }
+}
+
+/// Calico's CRDs as Tabby generates them (manifests/crds.yaml).
+pub fn calico_crds_yaml() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/crds.yaml");
+    std::fs::read_to_string(path).unwrap_or_else(|_| minimal_crds_yaml())
+}
+
+/// Schema-less CRDs for each CRD-stored kind (the stand-in does not
+/// validate schemas anyway).
+fn minimal_crds_yaml() -> String {
+    use tabby_agent::resources::Kind;
+    Kind::ALL
+        .iter()
+        .filter(|k| tabby_agent::datastore::kdd::crs::is_crd(**k))
+        .map(|k| {
+            format!(
+                "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: {p}.crd.projectcalico.org\nspec:\n  group: crd.projectcalico.org\n  scope: Cluster\n  names: {{kind: {k}, plural: {p}, singular: {s}, listKind: {k}List}}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}\n",
+                k = k.as_str(),
+                p = k.plural(),
+                s = k.as_str().to_ascii_lowercase()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("---\n")
 }
 
 impl Backend {
@@ -99,6 +170,7 @@ impl Backend {
             "memory" => Backend::Memory(MemoryStore::new()),
             "sqlite" => Backend::Sqlite(tempfile::tempdir().expect("tempdir")),
             "etcd" => Backend::Etcd(Etcd::start().await),
+            "kubernetes" => Backend::Kubernetes(Kube::start().await),
             other => panic!("unknown backend {other}"),
         }
     }
@@ -113,6 +185,7 @@ impl Backend {
                     .expect("opening sqlite"),
             ),
             Backend::Etcd(e) => e.client().await,
+            Backend::Kubernetes(k) => k.client().await,
         }
     }
 }
@@ -142,10 +215,20 @@ impl Ctl {
         }
     }
 
+    pub fn kubernetes(kubeconfig: &std::path::Path) -> Ctl {
+        Ctl {
+            env: vec![
+                ("DATASTORE_TYPE", "kubernetes".to_string()),
+                ("KUBECONFIG", kubeconfig.display().to_string()),
+            ],
+        }
+    }
+
     pub fn for_backend(b: &Backend) -> Ctl {
         match b {
             Backend::Sqlite(dir) => Ctl::sqlite(&dir.path().join("tabby.db")),
             Backend::Etcd(e) => Ctl::etcd(&e.endpoint),
+            Backend::Kubernetes(k) => Ctl::kubernetes(&k.kubeconfig),
             Backend::Memory(_) => panic!("tabbyctl can't reach an in-process memory store"),
         }
     }

@@ -8,8 +8,8 @@ use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
+use crate::request::Query;
 use crate::resources::ResourceType;
-use crate::router::Query;
 use crate::util;
 
 /// The Kubernetes version the stand-in claims: the API level of the

@@ -9,8 +9,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::router::{present, resolve_path};
-use crate::server::{self, Options, Shared};
+use crate::listener;
+use crate::request::{present, resolve_path};
+use crate::server::{Options, Shared};
 use crate::status::ApiError;
 use crate::store::Store;
 use crate::writes::Target;
@@ -74,7 +75,7 @@ impl StandIn {
             shutdown: rx,
             addr: self.addr,
         });
-        let task = tokio::spawn(server::serve(listener, shared));
+        let task = tokio::spawn(listener::serve(listener, shared));
         *self.running.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(Running { shutdown: tx, task });
     }

@@ -27,8 +27,11 @@
 //!   no event), as the apiserver's storage does.
 //! - **Verbs** (concepts, "Resource URIs", "API verbs"): get; list across
 //!   all namespaces or in one; create (201, 409 AlreadyExists); update (409
-//!   Conflict for a stale `metadata.resourceVersion`, unconditional without
-//!   one — conventions, "Concurrency Control and Consistency"); delete
+//!   Conflict for a stale `metadata.resourceVersion` — conventions,
+//!   "Concurrency Control and Consistency"; without one, unconditional for
+//!   nodes, pods and namespaces but 409 for leases, CRDs and custom
+//!   resources, whose strategies disallow unconditional update; a PUT of a
+//!   missing lease creates it, `AllowCreateOnUpdate`); delete
 //!   (returns the object; `DeleteOptions.preconditions.uid` and
 //!   `.resourceVersion` → 409 on mismatch); patch on the object and on
 //!   `/status` as merge patch (RFC 7386), strategic merge patch (lists with a
@@ -124,7 +127,9 @@
 mod discovery;
 mod handle;
 mod history;
+mod listener;
 mod patch;
+mod request;
 mod resources;
 mod router;
 mod select;

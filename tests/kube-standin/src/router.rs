@@ -1,7 +1,6 @@
 //! Request routing: the apiserver's URL layout (API concepts, "Resource
 //! URIs") onto store operations.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::{header, Method, Request, Response, StatusCode};
@@ -11,105 +10,14 @@ use serde_json::{json, Value};
 
 use crate::discovery;
 use crate::patch::PatchKind;
-use crate::resources::ResourceType;
+use crate::request::{not_found, parse_query, present, query_rv, resolve_path, Query, Resolved};
 use crate::select::{FieldSelector, LabelSelector, Selectors};
 use crate::server::{self, Body, Shared};
 use crate::status::ApiError;
-use crate::store::Store;
-use crate::util::percent_decode;
-use crate::writes::Target;
+use crate::writes::{self, Target};
 
 /// Largest request body accepted (the apiserver's limit is 3 MiB per object).
 const MAX_BODY: usize = 3 * 1024 * 1024;
-
-/// A resource URL, resolved against what is served.
-pub struct Resolved {
-    pub rt: ResourceType,
-    pub version: String,
-    pub ns: Option<String>,
-    pub name: Option<String>,
-    pub sub: Option<String>,
-}
-
-pub type Query = HashMap<String, String>;
-
-fn parse_query(q: Option<&str>) -> Query {
-    q.unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (percent_decode(k), percent_decode(v)),
-            None => (percent_decode(p), String::new()),
-        })
-        .collect()
-}
-
-fn not_found() -> ApiError {
-    ApiError::NotFound {
-        message: "the server could not find the requested resource".into(),
-        details: Default::default(),
-    }
-}
-
-/// `<plural>`, `<plural>/<name>`, `<plural>/<name>/<sub>`, each optionally
-/// under `namespaces/<ns>/`.
-fn resolve(store: &Store, group: &str, version: &str, rest: &[&str]) -> Result<Resolved, ApiError> {
-    let (ns, rest) = if rest.len() >= 3
-        && rest[0] == "namespaces"
-        && !matches!(rest[2], "status" | "finalize")
-    {
-        (Some(rest[1].to_string()), &rest[2..])
-    } else {
-        (None, rest)
-    };
-    let (plural, name, sub) = match rest {
-        [p] => (*p, None, None),
-        [p, n] => (*p, Some(n.to_string()), None),
-        [p, n, s] => (*p, Some(n.to_string()), Some(s.to_string())),
-        _ => return Err(not_found()),
-    };
-    let rt = store
-        .resource(group, version, plural)
-        .ok_or_else(not_found)?;
-    let scope_ok = match (rt.namespaced, &ns, &name) {
-        (false, Some(_), _) => false,
-        (true, None, Some(_)) => false,
-        _ => true,
-    };
-    if !scope_ok
-        || sub
-            .as_deref()
-            .is_some_and(|s| s != "status" || !rt.status_subresource)
-    {
-        return Err(not_found());
-    }
-    Ok(Resolved {
-        rt,
-        version: version.to_string(),
-        ns,
-        name,
-        sub,
-    })
-}
-
-/// Resolves a resource URL path (`/api/v1/...` or `/apis/<g>/<v>/...`).
-pub fn resolve_path(store: &Store, path: &str) -> Result<Resolved, ApiError> {
-    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    match segs.as_slice() {
-        ["api", v, rest @ ..] if !rest.is_empty() => resolve(store, "", v, rest),
-        ["apis", g, v, rest @ ..] if !rest.is_empty() => resolve(store, g, v, rest),
-        _ => Err(not_found()),
-    }
-}
-
-/// Sets `kind` and `apiVersion` for the version the client asked for.
-pub fn present(rt: &ResourceType, version: &str, mut obj: Value) -> Value {
-    if let Some(m) = obj.as_object_mut() {
-        m.insert("kind".into(), json!(rt.kind));
-        m.insert("apiVersion".into(), json!(rt.api_version(version)));
-    }
-    obj
-}
 
 pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     match route(&shared, req).await {
@@ -212,10 +120,23 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Result<Response<Body>
             }
             ok(StatusCode::OK, obj)
         }
-        (Some(name), Method::PUT) => ok(
-            StatusCode::OK,
-            store.update(rt, &ns, name, json_body(&body)?, target)?,
-        ),
+        (Some(name), Method::PUT) => {
+            let body = json_body(&body)?;
+            let exists = store.get(rt, &ns, name).is_ok();
+            if !exists && target == Target::Main && writes::creates_on_update(rt) {
+                return ok(StatusCode::CREATED, store.create(rt, &ns, body)?);
+            }
+            if exists
+                && writes::resource_version(&body)?.is_none()
+                && !writes::unconditional_update(rt)
+            {
+                return Err(ApiError::precondition(
+                    &writes::details(rt, name),
+                    writes::rv_required_message(rt, name),
+                ));
+            }
+            ok(StatusCode::OK, store.update(rt, &ns, name, body, target)?)
+        }
         (Some(name), Method::PATCH) => {
             let kind = PatchKind::from_content_type(&content_type)?;
             ok(
@@ -257,17 +178,6 @@ async fn read_body(req: Request<Incoming>) -> Result<Vec<u8>, ApiError> {
 fn json_body(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("the request body is not JSON: {e}")))
-}
-
-/// `resourceVersion` as the store's counter: absent or empty is `None`.
-pub fn query_rv(q: &Query) -> Result<Option<u64>, ApiError> {
-    match q.get("resourceVersion").map(String::as_str) {
-        None | Some("") => Ok(None),
-        Some(s) => s
-            .parse()
-            .map(Some)
-            .map_err(|_| ApiError::BadRequest(format!("invalid resourceVersion {s:?}"))),
-    }
 }
 
 /// LIST (API concepts, "Retrieving large results sets in chunks" is not

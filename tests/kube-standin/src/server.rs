@@ -1,4 +1,4 @@
-//! The HTTP side: the accept loop, response bodies, and stopping.
+//! Response bodies, the state handlers share, and the stop signal.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -10,10 +10,7 @@ use std::time::Duration;
 use http::{header, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::{Bytes, Frame};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::status::ApiError;
@@ -101,41 +98,4 @@ pub fn stream(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
 /// dropped here: it is not `Send` and must not live across an await.
 pub async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
-}
-
-/// Serves `listener` until `shutdown` flips, then drops the listener and
-/// every connection (and so every watch) it accepted.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let mut shutdown = shared.shutdown.clone();
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stopped(&mut shutdown) => break,
-        };
-        let (tcp, _) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!("accept: {e}");
-                continue;
-            }
-        };
-        let shared = shared.clone();
-        let mut conn_shutdown = shared.shutdown.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(crate::router::handle(shared, req).await) }
-            });
-            let conn =
-                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc);
-            tokio::select! {
-                r = conn => {
-                    if let Err(e) = r {
-                        tracing::debug!("connection: {e}");
-                    }
-                }
-                _ = stopped(&mut conn_shutdown) => {}
-            }
-        });
-    }
 }

@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::{interval_at, sleep, Duration, Instant};
 
+use crate::request::{present, query_rv, Query, Resolved};
 use crate::resources::ResourceType;
-use crate::router::{present, query_rv, Query, Resolved};
 use crate::select::Selectors;
 use crate::server::{self, Body, Shared};
 use crate::status::ApiError;

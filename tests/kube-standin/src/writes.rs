@@ -101,10 +101,12 @@ pub fn prepare_create(rt: &ResourceType, ns: &str, body: Value) -> Result<Value,
         Some(n) if !n.is_empty() => n.to_string(),
         _ => match meta.get("generateName").and_then(Value::as_str) {
             Some(prefix) if !prefix.is_empty() => format!("{prefix}{}", util::name_suffix()),
-            _ => return Err(ApiError::Invalid(format!(
+            _ => {
+                return Err(ApiError::Invalid(format!(
                 "{} is invalid: metadata.name: Required value: name or generateName is required",
                 rt.kind
-            ))),
+            )))
+            }
         },
     };
     validate_name(rt, &name)?;
@@ -152,6 +154,31 @@ pub fn prepare_create(rt: &ResourceType, ns: &str, body: Value) -> Result<Value,
         _ => {}
     }
     Ok(obj)
+}
+
+/// Whether a PUT without `metadata.resourceVersion` is allowed: the kind's
+/// strategy `AllowUnconditionalUpdate` (true for nodes, pods and
+/// namespaces; false for leases, CRDs and every custom resource, which get
+/// 409 Conflict). Direct writes through [`crate::StandIn`] skip the check.
+pub fn unconditional_update(rt: &ResourceType) -> bool {
+    !rt.custom && matches!(rt.kind.as_str(), "Node" | "Pod" | "Namespace")
+}
+
+/// Whether a PUT of a missing object creates it (`AllowCreateOnUpdate`:
+/// leases only, of the kinds served here).
+pub fn creates_on_update(rt: &ResourceType) -> bool {
+    !rt.custom && rt.kind == "Lease"
+}
+
+pub fn rv_required_message(rt: &ResourceType, name: &str) -> String {
+    let what = if rt.group.is_empty() {
+        rt.plural.clone()
+    } else {
+        format!("{}.{}", rt.plural, rt.group)
+    };
+    format!(
+        "Operation cannot be fulfilled on {what} \"{name}\": metadata.resourceVersion must be specified for an update"
+    )
 }
 
 /// Which endpoint an update came through.

@@ -3,6 +3,7 @@
 
 mod ipam;
 mod lab;
+mod manifests;
 mod node;
 mod output;
 
@@ -70,6 +71,12 @@ enum Cmd {
         which: lab::Which,
         #[command(subcommand)]
         cmd: lab::LabCmd,
+    },
+    /// Write the Kubernetes manifests generated from Tabby's types (today
+    /// crds.yaml: Calico's CRDs) into DIR.
+    Manifests {
+        #[arg(long = "out", value_name = "DIR", default_value = "manifests")]
+        out: std::path::PathBuf,
     },
     /// Show resources of KIND (e.g. ippools, bgppeers, bgpconfig, nodes).
     Get {
@@ -169,12 +176,14 @@ fn kind_arg(s: &str) -> Result<Kind> {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    // These talk to a node's socket or build namespaces: no datastore.
+    // These talk to a node's socket, build namespaces or render files: no
+    // datastore.
     let cmd = match cli.cmd {
         Cmd::Node {
             cmd: NodeCmd::Status { run_dir },
         } => return node::status(run_dir).await,
         Cmd::Lab { which, cmd } => return lab::run(which, cmd).await,
+        Cmd::Manifests { out } => return manifests::write_all(&out),
         other => other,
     };
     let cfg = DatastoreConfig::from_env().map_err(|e| anyhow!(e))?;
@@ -199,7 +208,9 @@ async fn run(cli: Cli) -> Result<()> {
             println!("Successfully deleted {}", kind_summary(&deleted));
             Ok(())
         }
-        Cmd::Node { .. } | Cmd::Lab { .. } => unreachable!("dispatched before connecting"),
+        Cmd::Node { .. } | Cmd::Lab { .. } | Cmd::Manifests { .. } => {
+            unreachable!("dispatched before connecting")
+        }
         Cmd::Get { kind, name, output } => {
             let kind = kind_arg(&kind)?;
             let (items, revision, single) = match &name {

@@ -198,6 +198,10 @@ impl Daemon {
         if let Some(b) = &self.bgp {
             b.shutdown().await;
         }
+        let me = &self.cfg.node_name;
+        if let Err(e) = self.ds.report_node_network(me, false).await {
+            tracing::warn!(error = %e, "setting the Node's NetworkUnavailable condition");
+        }
         let _ = std::fs::remove_file(self.cfg.socket_path());
     }
 }

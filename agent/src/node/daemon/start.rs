@@ -141,6 +141,11 @@ impl Daemon {
             }
         });
         tracing::info!(socket = %socket.display(), "serving gRPC");
+        // Pods can be networked from here on: in Kubernetes, the Node's
+        // NetworkUnavailable condition goes False (CalicoIsUp).
+        if let Err(e) = ds.report_node_network(&me, true).await {
+            tracing::warn!(error = %e, "setting the Node's NetworkUnavailable condition");
+        }
 
         let inputs = Inputs {
             local: Local {

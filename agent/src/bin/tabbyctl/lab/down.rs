@@ -27,6 +27,12 @@ pub fn down(name: &str, dir: &Path) -> Result<()> {
                 stopped += 1;
             }
         }
+        if let Some(pid) = lab.kube_pid {
+            if sh::alive(pid, "kube-standin") {
+                sh::stop(pid, "kube-standin", Duration::from_secs(3));
+                stopped += 1;
+            }
+        }
     }
     // Whatever still runs inside the lab's namespaces (a daemon the record
     // does not know, a ping) is the lab's and is killed with them.

@@ -8,10 +8,14 @@
 //! from the pool 172.30.0.0/16. For `--datastore etcdv3` the lab runs etcd
 //! inside the fabric namespace on the first router address (172.31.1.1),
 //! which every node reaches by its default route; `tabbyctl lab exec
-//! fabric -- tabbyctl ...` reaches it from the host.
+//! fabric -- tabbyctl ...` reaches it from the host. `--datastore
+//! kubernetes` runs the test-only Kubernetes API stand-in there instead,
+//! with Calico's CRDs, and registers the nodes and pods in it as kubelets
+//! would (see `kube`).
 
 mod check;
 mod down;
+mod kube;
 mod pods;
 mod sh;
 mod state;
@@ -88,6 +92,14 @@ pub enum LabCmd {
         pod: String,
         #[arg(long)]
         node: Option<String>,
+    },
+    /// Create core objects from a JSON list in the API (run by `lab up`
+    /// inside the fabric namespace, where a kubernetes lab's API is).
+    #[command(hide = true)]
+    KubeApply {
+        #[arg(long)]
+        kubeconfig: PathBuf,
+        file: PathBuf,
     },
     /// Run a command in a node's (or `fabric`'s, or a pod's) namespace with
     /// the lab's datastore environment, e.g. `lab exec node-1 -- ip route`.
@@ -213,6 +225,7 @@ pub async fn run(which: Which, cmd: LabCmd) -> Result<()> {
                 }
             }
         }
+        LabCmd::KubeApply { kubeconfig, file } => kube::kube_apply(&kubeconfig, &file).await,
         LabCmd::Exec { target, command } => {
             let lab = which.load()?;
             let ns = if target == "fabric" {

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 pub const NODE_NET_SECOND_OCTETS: (u8, u8) = (172, 31);
 /// The pod pool every lab uses (it lives only inside the lab's namespaces).
 pub const POD_POOL: &str = "172.30.0.0/16";
+/// The API stand-in's port on the fabric (kubernetes labs).
+pub const KUBE_PORT: u16 = 6443;
 /// etcd's client port on the fabric (etcdv3 labs).
 pub const ETCD_PORT: u16 = 2379;
 
@@ -45,6 +47,7 @@ impl std::fmt::Display for DatastoreKind {
         f.write_str(match self {
             DatastoreKind::Sqlite => "sqlite",
             DatastoreKind::Etcdv3 => "etcdv3",
+            DatastoreKind::Kubernetes => "kubernetes",
         })
     }
 }
@@ -76,6 +79,11 @@ pub enum DatastoreKind {
     Sqlite,
     #[value(name = "etcdv3")]
     Etcdv3,
+    /// Calico's Kubernetes datastore, served by the test-only API stand-in
+    /// (`kube-standin`) in the fabric namespace: no real apiserver can be
+    /// installed here.
+    #[value(name = "kubernetes")]
+    Kubernetes,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -131,6 +139,11 @@ pub struct Lab {
     /// etcd's pid and client URL (etcdv3 labs).
     pub etcd_pid: Option<u32>,
     pub etcd_endpoint: Option<String>,
+    /// The API stand-in's pid and URL (kubernetes labs).
+    #[serde(default)]
+    pub kube_pid: Option<u32>,
+    #[serde(default)]
+    pub kube_endpoint: Option<String>,
 }
 
 pub fn check_name(name: &str) -> Result<()> {
@@ -241,6 +254,8 @@ impl Plan {
             pods,
             etcd_pid: None,
             etcd_endpoint: None,
+            kube_pid: None,
+            kube_endpoint: None,
         }
     }
 }
@@ -297,7 +312,16 @@ impl Lab {
                     self.etcd_endpoint.clone().unwrap_or_default(),
                 ),
             ],
+            DatastoreKind::Kubernetes => vec![
+                ("DATASTORE_TYPE".into(), "kubernetes".into()),
+                ("KUBECONFIG".into(), self.kubeconfig().display().to_string()),
+            ],
         }
+    }
+
+    /// The kubeconfig of a kubernetes lab's API server.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.join("kubeconfig")
     }
 }
 

@@ -71,10 +71,12 @@ async fn build(lab: &mut Lab) -> Result<()> {
             format_args!("namespace {} at {} on {}", n.netns, n.address, n.subnet),
         );
     }
-    if lab.datastore == DatastoreKind::Etcdv3 {
-        etcd(lab)?;
-        lab.save()?;
+    match lab.datastore {
+        DatastoreKind::Etcdv3 => etcd(lab)?,
+        DatastoreKind::Kubernetes => super::kube::start(lab)?,
+        DatastoreKind::Sqlite => {}
     }
+    lab.save()?;
     // The first node creates the default pool (as calico-node does); the
     // others start once it is serving so they find the pool in place.
     for i in 0..lab.nodes.len() {

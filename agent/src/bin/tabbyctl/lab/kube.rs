@@ -1,0 +1,138 @@
+//! A kubernetes lab: Calico's Kubernetes datastore served by the test-only
+//! API stand-in (`kube-standin`, no real apiserver can be installed here)
+//! in the fabric namespace, on the first router address like etcd. The lab
+//! plays the kubelet's part: it registers each node as a core Node and
+//! creates each pod's Pod before the CNI ADD, as a kubelet would have.
+
+use super::sh::{self, in_ns};
+use super::state::{Lab, KUBE_PORT};
+use super::up::step;
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Duration;
+
+pub fn start(lab: &mut Lab) -> Result<()> {
+    let f = lab.fabric.netns.clone();
+    let addr = lab.fabric.bridges[0].router;
+    let crds = lab.dir.join("crds.yaml");
+    std::fs::write(&crds, tabby_agent::manifests::crds_yaml())
+        .with_context(|| format!("writing {}", crds.display()))?;
+    let bin = sh::binary("kube-standin")?;
+    let mut cmd = in_ns(&f, &bin.display().to_string());
+    cmd.arg(format!("--listen={addr}:{KUBE_PORT}"))
+        .arg(format!("--kubeconfig={}", lab.kubeconfig().display()))
+        .arg(format!("--crds={}", crds.display()));
+    let pid = sh::spawn_detached(&mut cmd, &lab.dir.join("kube-api.log"))?;
+    lab.kube_pid = Some(pid);
+    let endpoint = format!("http://{addr}:{KUBE_PORT}");
+    lab.kube_endpoint = Some(endpoint.clone());
+    let tabbyctl = std::env::current_exe()?;
+    let ok = sh::wait_for(Duration::from_secs(30), || {
+        let mut c = in_ns(&f, "env");
+        for (k, v) in lab.datastore_env() {
+            c.arg(format!("{k}={v}"));
+        }
+        c.arg(&tabbyctl).args(["get", "ippools"]);
+        sh::run(&mut c).is_ok()
+    });
+    if !ok {
+        bail!(
+            "the API stand-in in {f} did not answer on {endpoint} within 30 s (log: {})",
+            lab.dir.join("kube-api.log").display()
+        );
+    }
+    step(
+        &lab.name,
+        "kube-api",
+        format_args!(
+            "Kubernetes API stand-in in {f} at {endpoint} (pid {pid}), Calico's CRDs loaded"
+        ),
+    );
+    // The kubelets' part: every node registered, every pod scheduled.
+    let mut objects: Vec<Value> = lab
+        .nodes
+        .iter()
+        .map(|n| {
+            json!({"apiVersion": "v1", "kind": "Node",
+                   "metadata": {"name": n.name, "labels": {
+                       "kubernetes.io/hostname": n.name, "kubernetes.io/os": "linux"}},
+                   "status": {"addresses": [
+                       {"type": "InternalIP", "address": n.address.to_string()},
+                       {"type": "Hostname", "address": n.name}]}})
+        })
+        .collect();
+    let mut namespaces: Vec<&str> = lab.pods.iter().map(|p| p.namespace.as_str()).collect();
+    namespaces.sort();
+    namespaces.dedup();
+    for ns in namespaces {
+        objects.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
+    }
+    for p in &lab.pods {
+        objects.push(pod_object(&p.namespace, &p.name, &p.node));
+    }
+    apply(lab, &objects)
+}
+
+/// A Pod as the scheduler leaves it: bound to a node, not yet networked.
+pub fn pod_object(namespace: &str, name: &str, node: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "namespace": namespace, "labels": {"lab": "pod"}},
+           "spec": {"nodeName": node, "containers": [{"name": "pause", "image": "pause"}]}})
+}
+
+/// Creates `objects` through `tabbyctl lab kube-apply` run inside the
+/// fabric namespace (the API is only reachable there).
+pub fn apply(lab: &Lab, objects: &[Value]) -> Result<()> {
+    let file = lab.dir.join("kube-objects.json");
+    std::fs::write(&file, serde_json::to_vec(objects)?)?;
+    let mut c = in_ns(
+        &lab.fabric.netns,
+        &std::env::current_exe()?.display().to_string(),
+    );
+    c.args(["lab", "kube-apply", "--kubeconfig"])
+        .arg(lab.kubeconfig())
+        .arg(&file);
+    sh::run(&mut c).map(|_| ())
+}
+
+/// `lab kube-apply`: creates core objects (Node, Namespace, Pod) from a
+/// JSON list; one that already exists is left as it is.
+pub async fn kube_apply(kubeconfig: &Path, file: &Path) -> Result<()> {
+    use kube::api::{Api, DynamicObject, PostParams};
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let objects: Vec<Value> = serde_json::from_str(&text)?;
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+    let client = kube::Client::try_from(config)?;
+    for o in objects {
+        let kind = o["kind"].as_str().unwrap_or_default().to_string();
+        let (plural, namespaced) = match kind.as_str() {
+            "Node" => ("nodes", false),
+            "Namespace" => ("namespaces", false),
+            "Pod" => ("pods", true),
+            other => bail!("lab kube-apply: kind {other:?} is not one the lab creates"),
+        };
+        let ar = kube::api::ApiResource {
+            group: String::new(),
+            version: "v1".into(),
+            api_version: "v1".into(),
+            kind: kind.clone(),
+            plural: plural.into(),
+        };
+        let api: Api<DynamicObject> = match o["metadata"]["namespace"].as_str() {
+            Some(ns) if namespaced => Api::namespaced_with(client.clone(), ns, &ar),
+            _ => Api::all_with(client.clone(), &ar),
+        };
+        let obj: DynamicObject = serde_json::from_value(o)?;
+        match api.create(&PostParams::default(), &obj).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("creating {kind} {:?}", obj.metadata.name))
+            }
+        }
+    }
+    Ok(())
+}

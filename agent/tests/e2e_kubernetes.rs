@@ -1,0 +1,115 @@
+//! End to end on the Kubernetes datastore: a lab whose nodes run
+//! tabby-node with `DATASTORE_TYPE=kubernetes` against the API stand-in
+//! (in the lab's fabric namespace, Calico's generated CRDs loaded, Nodes
+//! and Pods registered as kubelets would). Pods are networked through the
+//! CNI plugin and ping across subnets; `kubectl` (Debian's
+//! kubernetes-client) shows what Tabby wrote in Calico's form.
+
+mod e2e_common;
+
+use e2e_common::{serial, Lab};
+use serde_json::Value;
+use std::time::Duration;
+
+/// `kubectl ARGS` inside the lab's fabric namespace, where its API is.
+fn kubectl(lab: &Lab, args: &str) -> String {
+    let (ok, out) = lab.lab(&[
+        "exec",
+        "fabric",
+        "--",
+        "sh",
+        "-c",
+        &format!("kubectl --kubeconfig \"$KUBECONFIG\" {args}"),
+    ]);
+    assert!(ok, "kubectl {args}: {out}");
+    out
+}
+
+#[test]
+fn pods_ping_across_subnets_with_the_kubernetes_datastore() {
+    let _s = serial();
+    let lab = Lab::up(
+        "kdd",
+        &[
+            "--datastore",
+            "kubernetes",
+            "--nodes",
+            "2",
+            "--subnets",
+            "2",
+            "--pods-per-node",
+            "1",
+        ],
+    );
+    let (ok, out) = lab.wait_check(Duration::from_secs(30));
+    assert!(ok, "pods unreachable:\n{out}\n{}", lab.logs());
+
+    // What Tabby wrote, as kubectl shows it.
+    let pools = kubectl(&lab, "get ippools.crd.projectcalico.org");
+    assert!(pools.contains("default-ipv4-ippool"), "{pools}");
+    let affs: Value = serde_json::from_str(&kubectl(
+        &lab,
+        "get blockaffinities.crd.projectcalico.org -o json",
+    ))
+    .unwrap();
+    let items = affs["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "one block per node: {affs}");
+    for a in items {
+        assert_eq!(a["spec"]["deleted"], "false", "Calico's string form");
+        assert_eq!(a["spec"]["state"], "confirmed");
+        let name = a["metadata"]["name"].as_str().unwrap();
+        let node = a["spec"]["node"].as_str().unwrap();
+        assert!(name.starts_with(&format!("{node}-172-30-")), "{name}");
+    }
+    let yaml = kubectl(&lab, "get blockaffinities.crd.projectcalico.org -o yaml");
+    assert!(yaml.contains("kind: BlockAffinity"), "{yaml}");
+
+    // Nodes: Calico's annotations and the NetworkUnavailable condition.
+    let node: Value = serde_json::from_str(&kubectl(&lab, "get node node-1 -o json")).unwrap();
+    let ann = &node["metadata"]["annotations"];
+    assert_eq!(ann["projectcalico.org/IPv4Address"], "172.31.1.11/24");
+    assert!(
+        ann["projectcalico.org/IPv4VXLANTunnelAddr"].is_string(),
+        "{ann}"
+    );
+    let cond = node["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "NetworkUnavailable")
+        .cloned()
+        .expect("NetworkUnavailable condition");
+    assert_eq!(cond["status"], "False");
+    assert_eq!(cond["reason"], "CalicoIsUp");
+
+    // Pods: the CNI ADD recorded each address on its Pod, as Calico's does.
+    for p in lab.pods() {
+        let (ns, name) = (
+            p["namespace"].as_str().unwrap(),
+            p["name"].as_str().unwrap(),
+        );
+        let pod: Value =
+            serde_json::from_str(&kubectl(&lab, &format!("get pod -n {ns} {name} -o json")))
+                .unwrap();
+        let want = format!("{}/32", lab.pod_ip(name));
+        assert_eq!(
+            pod["metadata"]["annotations"]["cni.projectcalico.org/podIP"],
+            want.as_str()
+        );
+    }
+
+    // A node stopped cleanly says so on its Node.
+    let (ok, out) = lab.lab(&["node", "stop", "node-2"]);
+    assert!(ok, "{out}");
+    let node: Value = serde_json::from_str(&kubectl(&lab, "get node node-2 -o json")).unwrap();
+    let down = node["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| {
+            c["type"] == "NetworkUnavailable"
+                && c["reason"] == "CalicoIsDown"
+                && c["status"] == "True"
+        });
+    assert!(down, "{}", node["status"]);
+}

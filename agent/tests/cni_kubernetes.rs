@@ -13,7 +13,6 @@
 //! (written by tabby-node, the WorkloadEndpoint being the Pod), after DEL
 //! `podIP`/`podIPs` are blank. Needs root (network namespaces).
 
-#[allow(dead_code)]
 mod cni_common;
 #[allow(dead_code)]
 #[path = "../../bgp/tests/common/netns.rs"]

@@ -98,6 +98,31 @@ fn pods_ping_across_subnets_with_the_kubernetes_datastore() {
         );
     }
 
+    // A pod added later: the lab creates its Pod (the scheduler's part),
+    // the CNI plugin (reading the pod through the API) networks it.
+    let (ok, out) = lab.lab(&["pod", "add", "late", "--node", "node-2"]);
+    assert!(ok, "{out}\n{}", lab.logs());
+    let pod: Value = serde_json::from_str(&kubectl(&lab, "get pod late -o json")).unwrap();
+    let ip = pod["metadata"]["annotations"]["cni.projectcalico.org/podIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(ip.starts_with("172.30."), "{ip}");
+    let (ok, out) = lab.lab(&["pod", "delete", "late"]);
+    assert!(ok, "{out}");
+    let (_, out) = lab.lab(&[
+        "exec",
+        "fabric",
+        "--",
+        "sh",
+        "-c",
+        "kubectl --kubeconfig \"$KUBECONFIG\" get pod late",
+    ]);
+    assert!(
+        out.contains("NotFound") || out.contains("not found"),
+        "{out}"
+    );
+
     // A node stopped cleanly says so on its Node.
     let (ok, out) = lab.lab(&["node", "stop", "node-2"]);
     assert!(ok, "{out}");

@@ -84,22 +84,33 @@ pub fn pod_object(namespace: &str, name: &str, node: &str) -> Value {
 /// Creates `objects` through `tabbyctl lab kube-apply` run inside the
 /// fabric namespace (the API is only reachable there).
 pub fn apply(lab: &Lab, objects: &[Value]) -> Result<()> {
+    kube_apply_in_fabric(lab, objects, false)
+}
+
+/// Deletes `objects` the same way.
+pub fn delete(lab: &Lab, objects: &[Value]) -> Result<()> {
+    kube_apply_in_fabric(lab, objects, true)
+}
+
+fn kube_apply_in_fabric(lab: &Lab, objects: &[Value], delete: bool) -> Result<()> {
     let file = lab.dir.join("kube-objects.json");
     std::fs::write(&file, serde_json::to_vec(objects)?)?;
-    let mut c = in_ns(
-        &lab.fabric.netns,
-        &std::env::current_exe()?.display().to_string(),
-    );
+    let tabbyctl = std::env::current_exe()?.display().to_string();
+    let mut c = in_ns(&lab.fabric.netns, &tabbyctl);
     c.args(["lab", "kube-apply", "--kubeconfig"])
-        .arg(lab.kubeconfig())
-        .arg(&file);
+        .arg(lab.kubeconfig());
+    if delete {
+        c.arg("--delete");
+    }
+    c.arg(&file);
     sh::run(&mut c).map(|_| ())
 }
 
 /// `lab kube-apply`: creates core objects (Node, Namespace, Pod) from a
-/// JSON list; one that already exists is left as it is.
-pub async fn kube_apply(kubeconfig: &Path, file: &Path) -> Result<()> {
-    use kube::api::{Api, DynamicObject, PostParams};
+/// JSON list; one that already exists is left as it is. With `delete`,
+/// deletes them; one already gone is fine.
+pub async fn kube_apply(kubeconfig: &Path, file: &Path, delete: bool) -> Result<()> {
+    use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let objects: Vec<Value> = serde_json::from_str(&text)?;
@@ -126,6 +137,15 @@ pub async fn kube_apply(kubeconfig: &Path, file: &Path) -> Result<()> {
             _ => Api::all_with(client.clone(), &ar),
         };
         let obj: DynamicObject = serde_json::from_value(o)?;
+        if delete {
+            let name = obj.metadata.name.clone().unwrap_or_default();
+            match api.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(e).with_context(|| format!("deleting {kind} {name:?}")),
+            }
+            continue;
+        }
         match api.create(&PostParams::default(), &obj).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 409 => {}

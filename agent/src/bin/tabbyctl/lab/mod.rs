@@ -99,6 +99,9 @@ pub enum LabCmd {
     KubeApply {
         #[arg(long)]
         kubeconfig: PathBuf,
+        /// Delete the listed objects instead.
+        #[arg(long)]
+        delete: bool,
         file: PathBuf,
     },
     /// Run a command in a node's (or `fabric`'s, or a pod's) namespace with
@@ -188,6 +191,10 @@ pub async fn run(which: Which, cmd: LabCmd) -> Result<()> {
                     bail!("no pod {pod:?} in lab {name:?}");
                 };
                 pods::delete(&lab, i)?;
+                if lab.datastore == DatastoreKind::Kubernetes {
+                    let p = &lab.pods[i];
+                    kube::delete(&lab, &[kube::pod_object(&p.namespace, &p.name, &p.node)])?;
+                }
                 lab.pods.remove(i);
                 lab.save()?;
                 up::step(&name, "pods", format_args!("pod {pod} deleted"));
@@ -211,6 +218,10 @@ pub async fn run(which: Which, cmd: LabCmd) -> Result<()> {
                 name: pod.clone(),
             });
             let i = lab.pods.len() - 1;
+            if lab.datastore == DatastoreKind::Kubernetes {
+                // The scheduler's and the kubelet's part: the Pod first.
+                kube::apply(&lab, &[kube::pod_object("default", &pod, &node)])?;
+            }
             let addr = pods::add(&lab, i);
             match addr {
                 Ok(a) => {
@@ -225,7 +236,11 @@ pub async fn run(which: Which, cmd: LabCmd) -> Result<()> {
                 }
             }
         }
-        LabCmd::KubeApply { kubeconfig, file } => kube::kube_apply(&kubeconfig, &file).await,
+        LabCmd::KubeApply {
+            kubeconfig,
+            delete,
+            file,
+        } => kube::kube_apply(&kubeconfig, &file, delete).await,
         LabCmd::Exec { target, command } => {
             let lab = which.load()?;
             let ns = if target == "fabric" {

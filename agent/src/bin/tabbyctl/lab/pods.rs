@@ -3,7 +3,7 @@
 //! stdin), from the node's namespace.
 
 use super::sh::{self, in_ns, ip};
-use super::state::{Lab, Pod};
+use super::state::{DatastoreKind, Lab, Pod};
 use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -13,7 +13,7 @@ use std::process::Stdio;
 /// plugin entry with the list's name and cniVersion injected.
 pub fn net_config(lab: &Lab, node: &str) -> Result<String> {
     let n = lab.node(node)?;
-    Ok(serde_json::json!({
+    let mut conf = serde_json::json!({
         "cniVersion": "1.0.0",
         "name": "k8s-pod-network",
         "type": "tabby",
@@ -21,8 +21,14 @@ pub fn net_config(lab: &Lab, node: &str) -> Result<String> {
         "run_dir": n.run_dir,
         "mtu": 0,
         "ipam": { "type": "tabby-ipam" },
-    })
-    .to_string())
+    });
+    // As Calico's conflist on a KDD cluster: the plugin reads the pod's
+    // IPAM annotations through the API.
+    if lab.datastore == DatastoreKind::Kubernetes {
+        conf["datastore_type"] = "kubernetes".into();
+        conf["kubernetes"] = serde_json::json!({"kubeconfig": lab.kubeconfig()});
+    }
+    Ok(conf.to_string())
 }
 
 fn cni(lab: &Lab, p: &Pod, command: &str) -> Result<String> {

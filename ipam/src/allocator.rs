@@ -29,7 +29,7 @@ pub enum IpamError {
     Pool(#[from] PoolError),
     /// A specific address ([`Ipam::assign_ip`]) can't be had.
     #[error(transparent)]
-    Assign(#[from] crate::assign_ip::AssignIpError),
+    Assign(#[from] crate::assign_error::AssignIpError),
     #[error("IP pool {pools} has no free addresses ({wanted} requested)")]
     Exhausted { pools: String, wanted: usize },
     #[error(

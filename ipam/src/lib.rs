@@ -19,6 +19,7 @@
 //! - [`timestamp`]: the allocation timestamps Calico and Tabby write.
 
 pub mod allocator;
+mod assign_error;
 pub mod assign_ip;
 pub mod block;
 pub mod check;

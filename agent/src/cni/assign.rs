@@ -6,7 +6,7 @@ use super::annotations::Assignment;
 use super::config::NetConf;
 use super::env::CniEnv;
 use super::error::{CniError, NODE_REFUSED};
-use super::plugin::call;
+use super::rpc::call;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use tabby_proto::ipam as ip;

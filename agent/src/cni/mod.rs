@@ -23,5 +23,6 @@ pub mod error;
 pub mod k8s;
 pub mod plugin;
 pub mod result;
+mod rpc;
 
 pub use plugin::{run, Outcome};

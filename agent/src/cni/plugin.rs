@@ -15,6 +15,7 @@ use super::config::{self, NetConf};
 use super::env::{self, CniEnv, Command};
 use super::error::*;
 use super::result::{self, Interfaces};
+use super::rpc::call;
 use crate::grpc::connect_unix;
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -26,8 +27,6 @@ use tabby_proto::ipam::ipam_client::IpamClient;
 use tonic::transport::Channel;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Per request; the node's IPAM may wait on a busy datastore.
-const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Used when the config says 0 and the node has not measured its
 /// interface yet (no reconcile pass so far).
 const FALLBACK_MTU: u32 = 1500;
@@ -119,21 +118,6 @@ async fn connect(conf: &NetConf) -> Result<Channel, CniError> {
             Err(unreachable(why))
         }
         Err(_) => Err(unreachable(format!("no answer within {CONNECT_TIMEOUT:?}"))),
-    }
-}
-
-/// One request with a deadline; failures mapped to CNI codes.
-pub(super) async fn call<T>(
-    what: &str,
-    fut: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-) -> Result<T, CniError> {
-    match tokio::time::timeout(CALL_TIMEOUT, fut).await {
-        Ok(Ok(r)) => Ok(r.into_inner()),
-        Ok(Err(s)) => Err(from_grpc(what, &s)),
-        Err(_) => Err(CniError::new(
-            TRY_AGAIN_LATER,
-            format!("{what}: the node did not answer within {CALL_TIMEOUT:?}; try again later"),
-        )),
     }
 }
 

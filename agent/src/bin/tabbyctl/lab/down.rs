@@ -2,8 +2,8 @@
 //! finished, failed half-way or its record is lost.
 
 use super::sh;
+use super::sh::step;
 use super::state::{default_dir, ns_prefix, Lab};
-use super::up::step;
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::time::Duration;

@@ -4,9 +4,9 @@
 //! plays the kubelet's part: it registers each node as a core Node and
 //! creates each pod's Pod before the CNI ADD, as a kubelet would have.
 
+use super::sh::step;
 use super::sh::{self, in_ns};
 use super::state::{Lab, KUBE_PORT};
-use super::up::step;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::path::Path;

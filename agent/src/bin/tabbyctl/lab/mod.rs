@@ -160,14 +160,14 @@ pub async fn run(which: Which, cmd: LabCmd) -> Result<()> {
                     if let Some(p) = pid {
                         sh::stop(p, "tabby-node", Duration::from_secs(10));
                     }
-                    up::step(&name, &node, "tabby-node stopped");
+                    sh::step(&name, &node, "tabby-node stopped");
                 }
                 "kill" => {
                     if let Some(p) = pid.filter(|&p| sh::alive(p, "tabby-node")) {
                         sh::signal(p, "KILL");
                         sh::wait_for(Duration::from_secs(5), || !sh::alive(p, "tabby-node"));
                     }
-                    up::step(&name, &node, "tabby-node killed (SIGKILL)");
+                    sh::step(&name, &node, "tabby-node killed (SIGKILL)");
                 }
                 _ => {
                     if pid.is_some_and(|p| sh::alive(p, "tabby-node")) {
@@ -197,7 +197,7 @@ pub async fn run(which: Which, cmd: LabCmd) -> Result<()> {
                 }
                 lab.pods.remove(i);
                 lab.save()?;
-                up::step(&name, "pods", format_args!("pod {pod} deleted"));
+                sh::step(&name, "pods", format_args!("pod {pod} deleted"));
                 return Ok(());
             }
             if found.is_some() {
@@ -227,7 +227,7 @@ pub async fn run(which: Which, cmd: LabCmd) -> Result<()> {
                 Ok(a) => {
                     lab.pods[i].address = Some(a);
                     lab.save()?;
-                    up::step(&name, &node, format_args!("pod {pod} at {a}"));
+                    sh::step(&name, &node, format_args!("pod {pod} at {a}"));
                     Ok(())
                 }
                 Err(e) => {

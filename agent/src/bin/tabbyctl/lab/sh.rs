@@ -168,3 +168,8 @@ pub fn binary(name: &str) -> Result<std::path::PathBuf> {
     }
     Ok(p)
 }
+
+/// One line of `lab` progress: `[<lab>] [<what>] <msg>`.
+pub fn step(lab: &str, what: &str, msg: impl std::fmt::Display) {
+    println!("[{lab}] [{what}] {msg}");
+}

@@ -2,15 +2,11 @@
 //! then the pods through the CNI plugin.
 
 use super::pods;
-use super::sh::{self, in_ns, ip, ip_in, sysctl_in};
+use super::sh::{self, in_ns, ip, ip_in, step, sysctl_in};
 use super::state::{ns_prefix, DatastoreKind, Lab, Node, Plan, ETCD_PORT, POD_POOL};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::time::Duration;
-
-pub fn step(lab: &str, what: &str, msg: impl std::fmt::Display) {
-    println!("[{lab}] [{what}] {msg}");
-}
 
 pub async fn up(name: &str, dir: &Path, plan: Plan) -> Result<()> {
     plan.validate()?;

@@ -13,7 +13,10 @@
 //!   block (`Ipam::claim`) is in the private `claim` module, release in
 //!   `release`.
 //! - [`check`]: `ipam check [--fix]`, leaks judged through
-//!   [`check::LiveWorkloads`].
+//!   [`check::LiveWorkloads`] and [`gc`].
+//! - [`gc`]: garbage collection as calico-kube-controllers does it: which
+//!   allocations are leaked, the grace period across passes, what may be
+//!   released.
 //! - [`handle`]: Calico's handle names (pods, tunnel addresses).
 //! - [`timestamp`]: the allocation timestamps Calico and Tabby write.
 
@@ -21,10 +24,12 @@ pub mod allocator;
 pub mod block;
 pub mod check;
 mod claim;
+pub mod gc;
 pub mod handle;
 pub mod memory;
 pub mod pool;
 mod release;
+pub use release::HostRelease;
 pub mod report;
 pub mod selector;
 pub mod store;

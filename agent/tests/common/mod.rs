@@ -133,7 +133,9 @@ impl Kube {
     /// Creates (or replaces) a core object, e.g. a Node or a Pod, as the
     /// kubelet or a user would.
     pub fn put(&self, path: &str, obj: serde_json::Value) -> serde_json::Value {
-        self.server.put_json(path, obj).expect("writing to the stand-in")
+        self.server
+            .put_json(path, obj)
+            .expect("writing to the stand-in")
     }
 }
 

@@ -76,7 +76,7 @@ impl ControllersConfig {
         get: impl Fn(&str) -> Option<String>,
     ) -> Result<ControllersConfig, ConfigError> {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-        let datastore = DatastoreConfig::from_lookup(&get).map_err(ConfigError)?;
+        let datastore = DatastoreConfig::from_lookup(get).map_err(ConfigError)?;
         let leak_grace_period = match (args.leak_grace_period, get("TABBY_LEAK_GRACE_PERIOD")) {
             (Some(f), _) => duration("--leak-grace-period", &f)?,
             (None, Some(e)) => duration("TABBY_LEAK_GRACE_PERIOD", &e)?,

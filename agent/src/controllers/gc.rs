@@ -142,9 +142,9 @@ impl IpamGc {
                         info!(
                             ip = %a.ip,
                             handle = %a.handle,
-                            namespace = a.namespace.as_deref().unwrap_or(""),
-                            pod = a.pod.as_deref().unwrap_or(""),
-                            node = a.node.as_deref().unwrap_or(""),
+                            namespace = %a.namespace.as_deref().unwrap_or(""),
+                            pod = %a.pod.as_deref().unwrap_or(""),
+                            node = %a.node.as_deref().unwrap_or(""),
                             reason = %r.reason,
                             "garbage collected leaked IP address"
                         );

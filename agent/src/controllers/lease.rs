@@ -17,12 +17,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+/// A Lease record as far as expiry goes: (holder, renewTime).
+type Record = (Option<String>, Option<String>);
+
 pub struct Elector {
     api: Api<Lease>,
     cfg: LeaseSettings,
     /// The other holder's record (holder, renewTime) as last seen, and when
     /// we first saw it so.
-    observed: Option<((Option<String>, Option<String>), Instant)>,
+    observed: Option<(Record, Instant)>,
 }
 
 fn conflict(e: &kube::Error) -> bool {

@@ -241,7 +241,7 @@ fn a_handle_is_released_only_when_all_its_addresses_are_leaks() {
         pl.releases.iter().map(|r| r.alloc.ip).collect::<Vec<_>>(),
         [other.ip]
     );
-    assert_eq!(pl.held_back, [v6.clone()]);
+    assert_eq!(pl.held_back, std::slice::from_ref(&v6));
     // Both addresses gone from the pod: both go.
     let w = pods(&[("shop", "web", running("n1", &[]))]);
     let v = assess(&allocs, &n, &w);

@@ -101,10 +101,12 @@ pub fn prepare_create(rt: &ResourceType, ns: &str, body: Value) -> Result<Value,
         Some(n) if !n.is_empty() => n.to_string(),
         _ => match meta.get("generateName").and_then(Value::as_str) {
             Some(prefix) if !prefix.is_empty() => format!("{prefix}{}", util::name_suffix()),
-            _ => return Err(ApiError::Invalid(format!(
+            _ => {
+                return Err(ApiError::Invalid(format!(
                 "{} is invalid: metadata.name: Required value: name or generateName is required",
                 rt.kind
-            ))),
+            )))
+            }
         },
     };
     validate_name(rt, &name)?;

@@ -5,6 +5,7 @@
 pub mod bgpd;
 pub mod cache;
 pub mod cni;
+pub mod controllers;
 pub mod ctl;
 pub mod datastore;
 pub mod grpc;

@@ -12,71 +12,50 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
+pub use crate::gc::tunnel_node;
+use crate::gc::{Allocation, Workloads};
 pub use crate::handle::{POD_HANDLE_PREFIX, TUNNEL_HANDLE_PREFIXES};
 
-/// A pod's allocation, as `ipam check` asks about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PodAllocation {
-    pub ip: IpAddr,
-    pub container_id: String,
-    /// The allocation's `namespace` and `pod` attributes, when it has them.
-    pub namespace: Option<String>,
-    pub pod: Option<String>,
-}
-
-/// Whether the workloads allocations were made for still exist. The
-/// embedded datastore answers from the WorkloadEndpoints node agents write
-/// (by container ID); a Kubernetes backend can answer from Pods (by the
-/// namespace and pod attributes, and the pod's IPs).
+/// Where the workloads allocations are made for are read from. The
+/// embedded datastores answer from the WorkloadEndpoints the CNI plugin
+/// writes (by namespace and pod, and by container ID); the Kubernetes
+/// datastore from Pods.
 #[async_trait]
 pub trait LiveWorkloads: Send + Sync {
-    /// One answer per allocation, in order. Called once per check.
-    async fn live(&self, allocs: &[PodAllocation]) -> Result<Vec<bool>, StoreError>;
+    /// The workloads as they are now. Read once per check or GC pass.
+    async fn snapshot(&self) -> Result<Workloads, StoreError>;
+
+    /// The workloads `allocs` belong to, read from the datastore itself
+    /// (never a cache): the GC's re-check right before it releases them.
+    /// Pods not in the answer are gone.
+    async fn recheck(&self, _allocs: &[&Allocation]) -> Result<Workloads, StoreError> {
+        self.snapshot().await
+    }
 }
 
 /// The container IDs of the live workloads, known up front.
 #[async_trait]
 impl LiveWorkloads for HashSet<String> {
-    async fn live(&self, allocs: &[PodAllocation]) -> Result<Vec<bool>, StoreError> {
-        Ok(allocs
-            .iter()
-            .map(|a| self.contains(&a.container_id))
-            .collect())
+    async fn snapshot(&self) -> Result<Workloads, StoreError> {
+        Ok(Workloads {
+            pods: None,
+            containers: Some(self.clone()),
+        })
     }
 }
 
-/// How `check` judges leaks.
+/// How `check` judges leaks: by [`crate::gc`]'s rules, the grace period
+/// taken from each allocation's `timestamp` attribute (a one-shot check
+/// has no memory of earlier passes).
 pub struct LeakCheck<'a> {
     pub workloads: &'a dyn LiveWorkloads,
-    /// A pod allocation younger than this is never a leak: its workload
-    /// endpoint may not be written yet (Calico's leakGracePeriod, 15m). An
-    /// allocation without a readable `timestamp` attribute is judged by
-    /// liveness alone, as calicoctl does.
+    /// A leaked pod allocation younger than this is not reported: its
+    /// workload endpoint may not be written yet (Calico's leakGracePeriod,
+    /// 15m). An allocation without a readable `timestamp` attribute is
+    /// judged by liveness alone, as calicoctl does; one whose node is gone
+    /// is reported at once, as kube-controllers does.
     pub grace: Duration,
     pub now: SystemTime,
-}
-
-impl LeakCheck<'_> {
-    fn young(&self, attrs: &BTreeMap<String, String>) -> bool {
-        let Some(at) = attrs
-            .get("timestamp")
-            .and_then(|t| crate::timestamp::parse(t))
-        else {
-            return false;
-        };
-        let now = match self.now.duration_since(SystemTime::UNIX_EPOCH) {
-            Ok(d) => d.as_secs() as i64,
-            Err(_) => return true,
-        };
-        now.saturating_sub(at) < self.grace.as_secs() as i64
-    }
-}
-
-/// The node a tunnel address handle belongs to.
-pub fn tunnel_node(handle: &str) -> Option<&str> {
-    TUNNEL_HANDLE_PREFIXES
-        .iter()
-        .find_map(|p| handle.strip_prefix(p))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,46 +172,29 @@ pub async fn check<S: IpamStore + ?Sized>(
     }
 
     let mut actual: BTreeMap<String, BTreeMap<IpNet, u32>> = BTreeMap::new();
-    let mut pods: Vec<(PodAllocation, String)> = Vec::new();
-    for b in &blocks {
-        for (o, a) in b.value.allocations.iter().enumerate() {
-            let attr = a.and_then(|i| b.value.attributes.get(i as usize));
-            let Some(h) = attr.and_then(|a| a.handle_id.clone()) else {
-                continue;
-            };
-            if let (Some(lc), Some(ip), Some(attr)) = (leaks, b.value.ip_of(o as u32), attr) {
-                if let Some(cid) = h.strip_prefix(POD_HANDLE_PREFIX) {
-                    if !lc.young(&attr.secondary) {
-                        let pa = PodAllocation {
-                            ip,
-                            container_id: cid.to_string(),
-                            namespace: attr.secondary.get("namespace").cloned(),
-                            pod: attr.secondary.get("pod").cloned(),
-                        };
-                        pods.push((pa, h.clone()));
-                    }
-                } else if tunnel_node(&h).is_some_and(|n| !nodes.contains(n)) {
-                    problems.push(Problem::Leaked {
-                        ip,
-                        handle: h.clone(),
-                    });
-                }
-            }
-            *actual
-                .entry(h)
-                .or_default()
-                .entry(b.value.cidr)
-                .or_default() += 1;
-        }
+    let allocs = crate::gc::allocations(blocks.iter().map(|b| &b.value));
+    for a in &allocs {
+        *actual
+            .entry(a.handle.clone())
+            .or_default()
+            .entry(a.block)
+            .or_default() += 1;
     }
-    if let Some(lc) = leaks.filter(|_| !pods.is_empty()) {
-        let allocs: Vec<PodAllocation> = pods.iter().map(|(p, _)| p.clone()).collect();
-        let live = lc.workloads.live(&allocs).await?;
-        for ((p, handle), live) in pods.into_iter().zip(live) {
-            if !live {
-                problems.push(Problem::Leaked { ip: p.ip, handle });
-            }
-        }
+    if let Some(lc) = leaks {
+        let w = lc.workloads.snapshot().await?;
+        let verdicts = crate::gc::assess(&allocs, nodes, &w);
+        let confirmed = crate::gc::confirmed_by_age(&allocs, &verdicts, lc.grace, lc.now);
+        let affinity_nodes = affs.iter().map(|a| a.value.node.as_str());
+        let plan = crate::gc::plan(&allocs, &verdicts, &confirmed, nodes, affinity_nodes);
+        // Tunnel addresses first, then pods, each in block order.
+        let (tunnels, pods): (Vec<_>, Vec<_>) = plan
+            .releases
+            .into_iter()
+            .partition(|r| r.alloc.tunnel_node().is_some());
+        problems.extend(tunnels.into_iter().chain(pods).map(|r| Problem::Leaked {
+            ip: r.alloc.ip,
+            handle: r.alloc.handle,
+        }));
     }
     let mut records: BTreeMap<String, BTreeMap<IpNet, u32>> = store
         .list_handles()

@@ -14,7 +14,10 @@
 //!   `release`.
 //! - [`assign_ip`]: one specific address (Calico's `AssignIP`).
 //! - [`check`]: `ipam check [--fix]`, leaks judged through
-//!   [`check::LiveWorkloads`].
+//!   [`check::LiveWorkloads`] and [`gc`].
+//! - [`gc`]: garbage collection as calico-kube-controllers does it: which
+//!   allocations are leaked, the grace period across passes, what may be
+//!   released.
 //! - [`handle`]: Calico's handle names (pods, tunnel addresses).
 //! - [`timestamp`]: the allocation timestamps Calico and Tabby write.
 
@@ -24,10 +27,12 @@ pub mod assign_ip;
 pub mod block;
 pub mod check;
 mod claim;
+pub mod gc;
 pub mod handle;
 pub mod memory;
 pub mod pool;
 mod release;
+pub use release::HostRelease;
 pub mod report;
 pub mod selector;
 pub mod store;

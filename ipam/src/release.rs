@@ -9,6 +9,15 @@ use ipnet::IpNet;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+/// What [`Ipam::release_host_affinities`] did with each of the node's
+/// affinities.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostRelease {
+    pub released: Vec<IpNet>,
+    /// Blocks that still hold addresses (or changed meanwhile).
+    pub kept: Vec<IpNet>,
+}
+
 impl<S: IpamStore> Ipam<S> {
     /// Releases addresses; ones not assigned are ignored. Returns those
     /// released.
@@ -193,11 +202,57 @@ impl<S: IpamStore> Ipam<S> {
         if !others || mine.value.state != AffinityState::Confirmed {
             return Ok(());
         }
-        let mut a = mine.value;
+        self.release_empty_block(mine, vb.revision)
+            .await
+            .map(|_| ())
+    }
+
+    /// Releases a deleted node's block affinities, as Calico's
+    /// `ReleaseHostAffinities` with "must be empty": each empty block
+    /// affine to `node` is deleted with its affinity; a block that still
+    /// holds addresses keeps both (the caller retries once they are
+    /// released); an affinity whose block is gone or belongs to another
+    /// host is deleted. Returns the blocks released and those kept.
+    pub async fn release_host_affinities(&self, node: &str) -> Result<HostRelease, IpamError> {
+        let mut out = HostRelease::default();
+        for aff in self.store.list_affinities(Some(node)).await? {
+            let cidr = aff.value.cidr;
+            let block = self.store.get_block(cidr).await?;
+            match block {
+                Some(vb) if vb.value.host() == Some(node) => {
+                    if vb.value.is_empty() && self.release_empty_block(aff, vb.revision).await? {
+                        out.released.push(cidr);
+                    } else {
+                        out.kept.push(cidr);
+                    }
+                }
+                _ => match self.store.delete_affinity(node, cidr, aff.revision).await {
+                    Ok(()) | Err(StoreError::NotFound) => out.released.push(cidr),
+                    Err(StoreError::Conflict) => out.kept.push(cidr),
+                    Err(e) => return Err(e.into()),
+                },
+            }
+        }
+        Ok(out)
+    }
+
+    /// Calico's order for giving back an empty block: affinity to
+    /// pendingDeletion (allocators stop using it), CAS delete of the block
+    /// at `block_rev` (fails if an allocator got there first, and then the
+    /// affinity is restored), then the affinity itself. Returns whether the
+    /// block went.
+    async fn release_empty_block(
+        &self,
+        aff: Versioned<Affinity>,
+        block_rev: Revision,
+    ) -> Result<bool, IpamError> {
+        let (node, cidr) = (aff.value.node.clone(), aff.value.cidr);
+        let restore = aff.value.state;
+        let mut a = aff.value;
         a.state = AffinityState::PendingDeletion;
-        let rev = match self.store.update_affinity(&a, mine.revision).await {
+        let rev = match self.store.update_affinity(&a, aff.revision).await {
             Ok(r) => r,
-            Err(StoreError::Conflict | StoreError::NotFound) => return Ok(()),
+            Err(StoreError::Conflict | StoreError::NotFound) => return Ok(false),
             Err(e) => return Err(e.into()),
         };
         // Past this point a Conflict means another writer (a claimer, or a
@@ -206,11 +261,11 @@ impl<S: IpamStore> Ipam<S> {
             Ok(()) | Err(StoreError::NotFound | StoreError::Conflict) => Ok(()),
             Err(e) => Err(IpamError::Store(e)),
         };
-        match self.store.delete_block(cidr, vb.revision).await {
-            Ok(()) => settled(self.store.delete_affinity(&node, cidr, rev).await),
+        match self.store.delete_block(cidr, block_rev).await {
+            Ok(()) => settled(self.store.delete_affinity(&node, cidr, rev).await).map(|_| true),
             Err(StoreError::Conflict | StoreError::NotFound) => {
-                a.state = AffinityState::Confirmed;
-                settled(self.store.update_affinity(&a, rev).await.map(|_| ()))
+                a.state = restore;
+                settled(self.store.update_affinity(&a, rev).await.map(|_| ())).map(|_| false)
             }
             Err(e) => Err(e.into()),
         }

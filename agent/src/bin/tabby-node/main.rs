@@ -2,8 +2,10 @@
 //! node agent, configured from calico-node's environment variables (see
 //! `tabby_agent::node::config`). `tabby-node bgp --config FILE.yaml` runs
 //! the BGP speaker on its own, like gobgpd or bird, so it can be peered
-//! with and measured without Kubernetes (see `tabby_agent::bgpd`). This
-//! file only parses the arguments and dispatches.
+//! with and measured without Kubernetes (see `tabby_agent::bgpd`).
+//! `tabby-node controllers` runs what calico-kube-controllers does (IPAM
+//! garbage collection; see `tabby_agent::controllers`). This file only
+//! parses the arguments and dispatches.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -37,6 +39,24 @@ enum Command {
         #[arg(long)]
         restarted: bool,
     },
+    /// Run the controllers calico-kube-controllers runs (IPAM garbage
+    /// collection), elected by a Lease in the Kubernetes datastore.
+    /// Environment: DATASTORE_TYPE, KUBECONFIG, TABBY_DATASTORE,
+    /// ETCD_ENDPOINTS, TABBY_LEAK_GRACE_PERIOD, POD_NAMESPACE, POD_NAME,
+    /// TABBY_LEASE_NAME, TABBY_LEASE_DURATION, TABBY_LEASE_RENEW_PERIOD,
+    /// TABBY_LOG.
+    Controllers {
+        /// How long an address must look leaked before it is released
+        /// (Calico's leakGracePeriod; 0 turns that off). Default 15m.
+        #[arg(long)]
+        leak_grace_period: Option<String>,
+        /// The Lease's namespace (default POD_NAMESPACE, else kube-system).
+        #[arg(long)]
+        lease_namespace: Option<String>,
+        /// The Lease's name (default tabby-kube-controllers).
+        #[arg(long)]
+        lease_name: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -59,6 +79,27 @@ async fn main() {
         }) => {
             init_logging(&std::env::var("TABBY_LOG").unwrap_or_else(|_| "info".into()));
             tabby_agent::bgpd::run(config, grpc_socket, restarted).await
+        }
+        Some(Command::Controllers {
+            leak_grace_period,
+            lease_namespace,
+            lease_name,
+        }) => {
+            let args = tabby_agent::controllers::ControllersArgs {
+                leak_grace_period,
+                lease_namespace,
+                lease_name,
+            };
+            match tabby_agent::controllers::ControllersConfig::from_env(args) {
+                Ok(cfg) => {
+                    init_logging(&cfg.log);
+                    tabby_agent::controllers::run(cfg).await.map_err(Into::into)
+                }
+                Err(e) => {
+                    eprintln!("Error: {e}");
+                    std::process::exit(1);
+                }
+            }
         }
     };
     if let Err(e) = res {

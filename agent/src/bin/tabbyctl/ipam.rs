@@ -5,8 +5,8 @@ use anyhow::{anyhow, bail, Result};
 use clap::Subcommand;
 use std::net::IpAddr;
 use std::sync::Arc;
-use tabby_agent::datastore::Datastore;
-use tabby_agent::ipam::workloads::WorkloadEndpoints;
+use tabby_agent::datastore::{Datastore, DatastoreConfig};
+use tabby_agent::ipam::workloads::live_workloads;
 use tabby_agent::ipam::DatastoreIpam;
 use tabby_agent::resources::Kind;
 use tabby_ipam::allocator::Ipam;
@@ -62,7 +62,7 @@ fn pct(n: u128, total: u128) -> String {
     format!("{n} ({p}%)")
 }
 
-pub async fn run(ds: Arc<dyn Datastore>, cmd: IpamCmd) -> Result<()> {
+pub async fn run(ds: Arc<dyn Datastore>, cfg: &DatastoreConfig, cmd: IpamCmd) -> Result<()> {
     let store = DatastoreIpam::new(ds.clone());
     match cmd {
         IpamCmd::Show {
@@ -151,9 +151,9 @@ pub async fn run(ds: Arc<dyn Datastore>, cmd: IpamCmd) -> Result<()> {
                 .iter()
                 .map(|n| n.name().to_string())
                 .collect();
-            let workloads = WorkloadEndpoints::new(ds.clone());
+            let workloads = live_workloads(cfg, ds.clone()).await?;
             let leaks = LeakCheck {
-                workloads: &workloads,
+                workloads: workloads.as_ref(),
                 grace: leak_grace_period,
                 now: std::time::SystemTime::now(),
             };

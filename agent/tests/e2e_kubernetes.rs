@@ -3,7 +3,9 @@
 //! (in the lab's fabric namespace, Calico's generated CRDs loaded, Nodes
 //! and Pods registered as kubelets would). Pods are networked through the
 //! CNI plugin and ping across subnets; `kubectl` (Debian's
-//! kubernetes-client) shows what Tabby wrote in Calico's form.
+//! kubernetes-client) shows what Tabby wrote in Calico's form. A pod
+//! deleted in the API leaks its address until `tabby-node controllers`
+//! frees it after the grace period.
 
 mod e2e_common;
 
@@ -23,6 +25,20 @@ fn kubectl(lab: &Lab, args: &str) -> String {
     ]);
     assert!(ok, "kubectl {args}: {out}");
     out
+}
+
+/// A process killed when dropped (a failed assertion must not leave it).
+struct Controllers(std::process::Child);
+
+impl Drop for Controllers {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn shown_ip(lab: &Lab, ip: std::net::Ipv4Addr) -> String {
+    lab.tabbyctl(&["ipam", "show", "--ip", &ip.to_string()]).1
 }
 
 #[test]
@@ -121,6 +137,58 @@ fn pods_ping_across_subnets_with_the_kubernetes_datastore() {
     assert!(
         out.contains("NotFound") || out.contains("not found"),
         "{out}"
+    );
+
+    // A pod deleted in the API with no CNI DEL (its node lost it): the
+    // address leaks, and `tabby-node controllers` frees it once the grace
+    // period (3 s here, 15 m by default) has passed — not before.
+    let leaked = lab.pod_ip("pod-2-1");
+    let shown = |lab: &Lab| {
+        lab.tabbyctl(&["ipam", "show", "--ip", &leaked.to_string()])
+            .1
+    };
+    assert!(shown(&lab).contains("is in use"), "{}", shown(&lab));
+    kubectl(&lab, "delete pod -n default pod-2-1");
+    let dir = format!("/var/run/tabby-lab/{}", lab.name);
+    let log = std::fs::File::create(format!("{dir}/controllers.log")).unwrap();
+    let started = std::time::Instant::now();
+    let mut ctl = Controllers(
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &format!("{}_fabric", lab.name)])
+            .arg(env!("CARGO_BIN_EXE_tabby-node"))
+            .args(["controllers", "--leak-grace-period", "3s"])
+            .env("DATASTORE_TYPE", "kubernetes")
+            .env("KUBECONFIG", format!("{dir}/kubeconfig"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("tabby-node controllers"),
+    );
+    let freed = e2e_common::wait_until(Duration::from_secs(30), || {
+        shown(&lab).contains("is not assigned")
+    });
+    let took = started.elapsed();
+    let ctl_log = std::fs::read_to_string(format!("{dir}/controllers.log")).unwrap_or_default();
+    assert!(freed, "the leak was never collected:\n{ctl_log}");
+    assert!(
+        took >= Duration::from_secs(3),
+        "collected before the grace period: {took:?}"
+    );
+    assert!(
+        ctl_log.contains("garbage collected leaked IP address"),
+        "{ctl_log}"
+    );
+    let live = lab.pod_ip("pod-1-1");
+    assert!(
+        shown_ip(&lab, live).contains("is in use"),
+        "the live pod keeps its address"
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &ctl.0.id().to_string()])
+        .status();
+    assert!(
+        ctl.0.wait().unwrap().success(),
+        "controllers exit cleanly on SIGTERM"
     );
 
     // A node stopped cleanly says so on its Node.

@@ -345,3 +345,44 @@ async fn two_controllers_one_leader() {
     );
     assert!(follower.terminate().success());
 }
+
+/// A leader that dies without releasing the Lease (SIGKILL, a lost node)
+/// is replaced only once the lease has gone unrenewed for its duration —
+/// never sooner, so two replicas never collect at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_leader_is_replaced_after_the_lease_lapses() {
+    let c = Cluster::start().await;
+    let mut a = Controllers::start(&c.k, "ctl-a");
+    wait_for("ctl-a to hold the lease", Duration::from_secs(20), || {
+        let c = &c;
+        async move { c.lease_holder().await.as_deref() == Some("ctl-a") }
+    })
+    .await;
+    let mut b = Controllers::start(&c.k, "ctl-b");
+    // b is running and following before a dies.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(b.logged("became the leader").is_empty(), "{}", b.all());
+    a.child.kill().expect("SIGKILL");
+    let _ = a.child.wait();
+    let took = wait_for("ctl-b to take over", Duration::from_secs(30), || {
+        let c = &c;
+        async move { c.lease_holder().await.as_deref() == Some("ctl-b") }
+    })
+    .await;
+    // The lease is 10 s; b may have seen the last renewal up to its own
+    // poll period before the kill.
+    assert!(
+        took >= Duration::from_secs(8),
+        "took over after only {took:?}: {}",
+        b.all()
+    );
+    assert!(took < Duration::from_secs(20), "took {took:?}: {}", b.all());
+    let dead = c.pod("web-dead").await;
+    c.delete_pod("web-dead").await;
+    wait_for("the new leader to collect", Duration::from_secs(30), || {
+        let c = &c;
+        async move { !c.held(dead).await }
+    })
+    .await;
+    assert!(b.terminate().success(), "{}", b.all());
+}

@@ -18,6 +18,10 @@ const BLOCKS: &str = "/calico/ipam/v2/assignment/";
 const HOSTS: &str = "/calico/ipam/v2/host/";
 const HANDLES: &str = "/calico/ipam/v2/handle/";
 const CONFIG: &str = "/calico/ipam/v2/config";
+/// Calico keeps no Installation in etcd (the operator reads it from the
+/// Kubernetes API only); Tabby stores it beside the v3 resources, under
+/// the operator's group, so the lab and etcd users can apply one.
+const INSTALLATIONS: &str = "/calico/resources/v3/operator.tigera.io/installations/";
 
 fn family(cidr_or_ip: &str) -> &'static str {
     if cidr_or_ip.contains(':') {
@@ -38,6 +42,7 @@ pub(crate) fn key(kind: Kind, name: &str) -> String {
         }
         Kind::IpamHandle => format!("{HANDLES}{name}"),
         Kind::IpamConfig => CONFIG.to_string(),
+        Kind::Installation => format!("{INSTALLATIONS}{name}"),
         _ => format!("{RESOURCES}{}/{name}", kind.plural()),
     }
 }
@@ -49,6 +54,7 @@ pub(crate) fn kind_prefix(kind: Kind) -> String {
         Kind::BlockAffinity => HOSTS.to_string(),
         Kind::IpamHandle => HANDLES.to_string(),
         Kind::IpamConfig => CONFIG.to_string(),
+        Kind::Installation => INSTALLATIONS.to_string(),
         _ => format!("{RESOURCES}{}/", kind.plural()),
     }
 }
@@ -57,9 +63,14 @@ pub(crate) fn kind_prefix(kind: Kind) -> String {
 /// (felix config, workload endpoints, the `/calico/ipam/v2/host/<node>`
 /// marker, ...).
 pub(crate) fn parse_key(key: &str) -> Option<(Kind, String)> {
+    if let Some(name) = key.strip_prefix(INSTALLATIONS) {
+        return (!name.is_empty()).then(|| (Kind::Installation, name.to_string()));
+    }
     if let Some(rest) = key.strip_prefix(RESOURCES) {
         let (plural, name) = rest.split_once('/')?;
-        let kind = Kind::ALL.into_iter().find(|k| k.plural() == plural)?;
+        let kind = Kind::ALL
+            .into_iter()
+            .find(|k| k.plural() == plural && *k != Kind::Installation)?;
         return (!name.is_empty()).then(|| (kind, name.to_string()));
     }
     if let Some(rest) = key.strip_prefix(BLOCKS) {
@@ -182,6 +193,11 @@ mod tests {
                 "/calico/ipam/v2/handle/k8s-pod-network.abc",
             ),
             (Kind::IpamConfig, "default", "/calico/ipam/v2/config"),
+            (
+                Kind::Installation,
+                "default",
+                "/calico/resources/v3/operator.tigera.io/installations/default",
+            ),
         ];
         for (kind, name, k) in cases {
             assert_eq!(key(kind, name), k);

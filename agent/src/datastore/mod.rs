@@ -169,6 +169,14 @@ pub trait Datastore: Send + Sync {
     /// revision, else `Conflict` and nothing is written.
     async fn update(&self, resource: Resource) -> Result<Resource, Error>;
 
+    /// Writes a resource's `status` (the Installation's), compare-and-swap
+    /// like [`Datastore::update`]. Where the status is part of the stored
+    /// object (SQLite, etcd, memory) this is an update; Kubernetes writes
+    /// it through the status subresource, which ignores the spec.
+    async fn update_status(&self, resource: Resource) -> Result<Resource, Error> {
+        self.update(resource).await
+    }
+
     /// Deletes; with `Some(revision)` only if that is still current.
     /// Returns the deleted resource.
     async fn delete(

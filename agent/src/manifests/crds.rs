@@ -37,7 +37,8 @@ fn spec_schema_of(kind: Kind) -> Option<Value> {
         Kind::IpamHandle => spec_schema::<IpamHandleSpec>(),
         Kind::IpamConfig => spec_schema::<IpamConfigSpec>(),
         Kind::IpReservation => spec_schema::<IpReservationSpec>(),
-        Kind::Node | Kind::WorkloadEndpoint => return None,
+        // The Installation is the operator's CRD: `installation_crd.rs`.
+        Kind::Node | Kind::WorkloadEndpoint | Kind::Installation => return None,
     })
 }
 

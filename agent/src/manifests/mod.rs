@@ -4,6 +4,7 @@
 //! copies under `manifests/` are checked against them by a test.
 
 pub mod crds;
+pub mod installation_crd;
 mod schema;
 
 pub use crds::{crd, crd_kinds, crds, crds_yaml, GROUP, VERSION};
@@ -21,10 +22,16 @@ pub struct ManifestFile {
 
 /// Every file `tabbyctl manifests` writes, one renderer each.
 pub fn files() -> Vec<ManifestFile> {
-    vec![ManifestFile {
-        name: "crds.yaml",
-        render: crds_yaml,
-    }]
+    vec![
+        ManifestFile {
+            name: "crds.yaml",
+            render: crds_yaml,
+        },
+        ManifestFile {
+            name: "operator-crds.yaml",
+            render: installation_crd::operator_crds_yaml,
+        },
+    ]
 }
 
 /// YAML of a Kubernetes object, with whole numbers written as integers.

@@ -14,10 +14,12 @@ pub enum Kind {
     IpamConfig,
     WorkloadEndpoint,
     IpReservation,
+    /// The tigera operator's Installation (`operator.tigera.io/v1`).
+    Installation,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::IpPool,
         Kind::BgpPeer,
         Kind::BgpConfiguration,
@@ -28,12 +30,22 @@ impl Kind {
         Kind::IpamConfig,
         Kind::WorkloadEndpoint,
         Kind::IpReservation,
+        Kind::Installation,
     ];
 
     /// Kinds whose objects live in a namespace; they are stored under
     /// `<namespace>/<name>`.
     pub fn namespaced(self) -> bool {
         self == Kind::WorkloadEndpoint
+    }
+
+    /// The apiVersion of the kind's own API: calicoctl's v3 for Calico's
+    /// kinds, the operator's for the Installation.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            Kind::Installation => super::installation::API_OPERATOR_V1,
+            _ => super::meta::API_V3,
+        }
     }
 
     /// The `kind:` field value.
@@ -49,6 +61,7 @@ impl Kind {
             Kind::IpamConfig => "IPAMConfig",
             Kind::WorkloadEndpoint => "WorkloadEndpoint",
             Kind::IpReservation => "IPReservation",
+            Kind::Installation => "Installation",
         }
     }
 
@@ -65,6 +78,7 @@ impl Kind {
             Kind::IpamConfig => "ipamconfigs",
             Kind::WorkloadEndpoint => "workloadendpoints",
             Kind::IpReservation => "ipreservations",
+            Kind::Installation => "installations",
         }
     }
 
@@ -96,6 +110,7 @@ impl Kind {
             }
             "workloadendpoint" | "workloadendpoints" | "wep" | "weps" => Kind::WorkloadEndpoint,
             "ipreservation" | "ipreservations" | "ipr" | "iprs" => Kind::IpReservation,
+            "installation" | "installations" => Kind::Installation,
             _ => return None,
         };
         Some(k)

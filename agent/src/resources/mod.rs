@@ -5,6 +5,9 @@
 pub mod asn;
 pub mod bgp;
 pub mod duration;
+pub mod installation;
+pub mod installation_render;
+mod installation_validate;
 pub mod ipam;
 pub mod ippool;
 pub mod kind;
@@ -32,6 +35,7 @@ pub type IpamHandle = Object<ipam::IpamHandleSpec>;
 pub type IpamConfig = Object<ipam::IpamConfigSpec>;
 pub type WorkloadEndpoint = Object<workload::WorkloadEndpointSpec>;
 pub type IpReservation = Object<reservation::IpReservationSpec>;
+pub type Installation = Object<installation::InstallationSpec>;
 
 /// One resource of any kind Tabby stores.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,6 +50,7 @@ pub enum Resource {
     IpamConfig(IpamConfig),
     WorkloadEndpoint(WorkloadEndpoint),
     IpReservation(IpReservation),
+    Installation(Installation),
 }
 
 /// Runs `$body` with `$o` bound to the inner `Object<_>` of any variant.
@@ -62,6 +67,7 @@ macro_rules! each_variant {
             Resource::IpamConfig($o) => $body,
             Resource::WorkloadEndpoint($o) => $body,
             Resource::IpReservation($o) => $body,
+            Resource::Installation($o) => $body,
         }
     };
 }
@@ -79,6 +85,7 @@ impl Resource {
             Resource::IpamConfig(_) => Kind::IpamConfig,
             Resource::WorkloadEndpoint(_) => Kind::WorkloadEndpoint,
             Resource::IpReservation(_) => Kind::IpReservation,
+            Resource::Installation(_) => Kind::Installation,
         }
     }
 
@@ -122,10 +129,12 @@ impl Resource {
         self.metadata_mut().resource_version = Some(rev.to_string());
     }
 
-    /// The resource in calicoctl's v3 form, as a JSON value.
+    /// The resource in calicoctl's v3 form (the operator's v1 for an
+    /// Installation), as a JSON value.
     pub fn to_json_value(&self) -> serde_json::Value {
         let mut c = self.clone();
-        each_variant!(&mut c, o => o.api_version = API_V3.to_string());
+        let api = self.kind().api_version();
+        each_variant!(&mut c, o => o.api_version = api.to_string());
         // Serializing these plain data types cannot fail.
         each_variant!(&c, o => serde_json::to_value(o).unwrap_or(serde_json::Value::Null))
     }

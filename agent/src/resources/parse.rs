@@ -1,6 +1,7 @@
 //! Multi-document YAML (or JSON) to typed resources, with errors that name
 //! the source, the document, the resource and the field.
 
+use super::installation::API_OPERATOR_V1;
 use super::{Kind, Object, Resource, API_CRD_V1, API_V3};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -171,12 +172,6 @@ pub(crate) fn resource_from_value(value: serde_yaml::Value) -> Result<Resource, 
         field: Some("apiVersion".into()),
         message: format!("required (expected {API_V3} or {API_CRD_V1})"),
     })?;
-    if api != API_V3 && api != API_CRD_V1 {
-        return Err(FieldProblem {
-            field: Some("apiVersion".into()),
-            message: format!("unknown apiVersion {api:?} (expected {API_V3} or {API_CRD_V1})"),
-        });
-    }
     let kind_s = str_field(&value, "kind").ok_or_else(|| FieldProblem {
         field: Some("kind".into()),
         message: "required".into(),
@@ -188,6 +183,21 @@ pub(crate) fn resource_from_value(value: serde_yaml::Value) -> Result<Resource, 
             Kind::ALL.map(|k| k.as_str()).join(", ")
         ),
     })?;
+    // The Installation is the operator's kind, in the operator's group
+    // only; Calico's kinds come in calicoctl's or the CRDs' version.
+    if kind == Kind::Installation {
+        if api != API_OPERATOR_V1 {
+            return Err(FieldProblem {
+                field: Some("apiVersion".into()),
+                message: format!("{api:?}: an Installation is {API_OPERATOR_V1}"),
+            });
+        }
+    } else if api != API_V3 && api != API_CRD_V1 {
+        return Err(FieldProblem {
+            field: Some("apiVersion".into()),
+            message: format!("unknown apiVersion {api:?} (expected {API_V3} or {API_CRD_V1})"),
+        });
+    }
     let mut r = match kind {
         Kind::IpPool => Resource::IpPool(typed(value)?),
         Kind::BgpPeer => Resource::BgpPeer(typed(value)?),
@@ -199,6 +209,7 @@ pub(crate) fn resource_from_value(value: serde_yaml::Value) -> Result<Resource, 
         Kind::IpamConfig => Resource::IpamConfig(typed(value)?),
         Kind::WorkloadEndpoint => Resource::WorkloadEndpoint(typed(value)?),
         Kind::IpReservation => Resource::IpReservation(typed(value)?),
+        Kind::Installation => Resource::Installation(typed(value)?),
     };
     // One canonical kind spelling inside Tabby, whatever the file said.
     r.canonicalize_kind();

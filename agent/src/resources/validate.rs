@@ -98,6 +98,9 @@ pub(crate) fn validate(r: &mut Resource) -> Vec<FieldProblem> {
                 }
             }
         }
+        Resource::Installation(o) => {
+            p.extend(super::installation_validate::validate_installation(o));
+        }
         Resource::IpReservation(o) => {
             check_name(&o.metadata.name, &mut p);
             for (i, c) in o.spec.reserved_cidrs.iter().enumerate() {

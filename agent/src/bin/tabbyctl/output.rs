@@ -289,6 +289,51 @@ pub fn render_table(kind: Kind, items: &[Resource], wide: bool) -> String {
                 .map(|o| vec![o.metadata.name.clone(), o.spec.reserved_cidrs.join(",")])
                 .collect(),
         ),
+        Kind::Installation => (
+            vec!["NAME", "POOLS", "READY", "REASON"],
+            items
+                .iter()
+                .filter_map(|r| match r {
+                    Resource::Installation(o) => Some(o),
+                    _ => None,
+                })
+                .map(|o| {
+                    let pools = o
+                        .spec
+                        .calico_network
+                        .as_ref()
+                        .map(|n| {
+                            n.ip_pools
+                                .iter()
+                                .map(|p| p.cidr.clone())
+                                .collect::<Vec<_>>()
+                        })
+                        .unwrap_or_default();
+                    // The Ready condition tabby-node wrote, if any.
+                    let ready = o
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.get("conditions"))
+                        .and_then(|c| c.as_array())
+                        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+                        .cloned()
+                        .unwrap_or_default();
+                    let text = |k: &str| {
+                        ready
+                            .get(k)
+                            .and_then(|v| v.as_str())
+                            .unwrap_or("")
+                            .to_string()
+                    };
+                    vec![
+                        o.metadata.name.clone(),
+                        pools.join(","),
+                        text("status"),
+                        text("reason"),
+                    ]
+                })
+                .collect(),
+        ),
     };
     table(&header, &rows)
 }

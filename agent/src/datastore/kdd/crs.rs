@@ -28,6 +28,13 @@ fn is_model(kind: Kind) -> bool {
     )
 }
 
+/// Kinds whose metadata is the CR's own (no `projectcalico.org/metadata`
+/// annotation): IPAM's model kinds, and the Installation, which is the
+/// operator's object and not a Calico resource at all.
+fn own_metadata(kind: Kind) -> bool {
+    is_model(kind) || kind == Kind::Installation
+}
+
 fn calico_key(k: &str) -> bool {
     k.contains("projectcalico.org/") || k.contains("operator.tigera.io/")
 }
@@ -68,7 +75,7 @@ pub fn to_cr(r: &Resource) -> Value {
             })
             .unwrap_or_default()
     };
-    let model = is_model(kind);
+    let model = own_metadata(kind);
     let labels = pick("labels", model);
     let mut annotations = pick("annotations", model);
     if !model {
@@ -87,12 +94,23 @@ pub fn to_cr(r: &Resource) -> Value {
     if !annotations.is_empty() {
         cr_meta.insert("annotations".into(), Value::Object(annotations));
     }
-    json!({
-        "apiVersion": API_CRD_V1,
+    let api = if kind == Kind::Installation {
+        kind.api_version()
+    } else {
+        API_CRD_V1
+    };
+    let mut cr = json!({
+        "apiVersion": api,
         "kind": kind.as_str(),
         "metadata": Value::Object(cr_meta),
         "spec": spec,
-    })
+    });
+    // Only the Installation has a status; the API server takes it through
+    // the status subresource (`Datastore::update_status`), not here.
+    if let Some(st) = v3.get("status").filter(|s| !s.is_null()) {
+        cr["status"] = st.clone();
+    }
+    cr
 }
 
 /// Reads a CR (as the API returned it) as Tabby's v3 resource.
@@ -153,12 +171,17 @@ pub fn from_cr(kind: Kind, cr: &Value) -> Result<Resource, Error> {
             meta.insert("creationTimestamp".into(), v.clone());
         }
     }
-    let v3 = json!({
-        "apiVersion": API_V3,
+    let mut v3 = json!({
+        "apiVersion": if kind == Kind::Installation { kind.api_version() } else { API_V3 },
         "kind": kind.as_str(),
         "metadata": Value::Object(meta),
         "spec": spec,
     });
+    if kind == Kind::Installation {
+        if let Some(st) = cr.get("status").filter(|s| !s.is_null()) {
+            v3["status"] = st.clone();
+        }
+    }
     Resource::from_json_slice(v3.to_string().as_bytes()).map_err(corrupt)
 }
 

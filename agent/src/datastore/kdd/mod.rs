@@ -4,6 +4,8 @@
 //! - IPPool, BGPPeer, BGPConfiguration, IPAMConfig, IPReservation, IPAMBlock,
 //!   BlockAffinity and IPAMHandle are `crd.projectcalico.org/v1` custom
 //!   resources ([`crs`], names in [`names`]).
+//! - The Installation is the operator's own `operator.tigera.io/v1` CR
+//!   (cluster-scoped, its metadata its own, `status` a subresource).
 //! - A Node is the core v1 Node; its Calico fields are annotations
 //!   ([`node`]). Tabby never creates or deletes one.
 //! - A WorkloadEndpoint is derived from its Pod; writing one patches the
@@ -32,6 +34,8 @@ use std::path::Path;
 /// The group and version of Calico's CRDs.
 pub const CRD_GROUP: &str = "crd.projectcalico.org";
 pub const CRD_VERSION: &str = "v1";
+/// The tigera operator's group: the Installation is its CR.
+pub const OPERATOR_GROUP: &str = "operator.tigera.io";
 
 /// A datastore over a Kubernetes API server.
 #[derive(Clone)]
@@ -79,6 +83,13 @@ impl KubeStore {
         match kind {
             Kind::Node => core("Node", "nodes"),
             Kind::WorkloadEndpoint => core("Pod", "pods"),
+            Kind::Installation => ApiResource {
+                group: OPERATOR_GROUP.into(),
+                version: "v1".into(),
+                api_version: crate::resources::installation::API_OPERATOR_V1.into(),
+                kind: "Installation".into(),
+                plural: "installations".into(),
+            },
             k => ApiResource {
                 group: CRD_GROUP.into(),
                 version: CRD_VERSION.into(),
@@ -140,6 +151,10 @@ impl Datastore for KubeStore {
 
     async fn update(&self, resource: Resource) -> Result<Resource, Error> {
         ops::update(self, resource).await
+    }
+
+    async fn update_status(&self, resource: Resource) -> Result<Resource, Error> {
+        ops::update_status(self, resource).await
     }
 
     async fn delete(

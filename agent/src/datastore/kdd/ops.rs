@@ -247,6 +247,25 @@ pub(super) async fn update(s: &KubeStore, r: Resource) -> Result<Resource, Error
     }
 }
 
+/// The status subresource of a CR (the Installation's), CAS on its
+/// resourceVersion like [`update`].
+pub(super) async fn update_status(s: &KubeStore, r: Resource) -> Result<Resource, Error> {
+    let expected = required_revision(&r)?;
+    let (kind, name) = (r.kind(), r.key_name());
+    let cr = names::cr_name(kind, &name);
+    let obj = to_object(kind, &name, crs::to_cr(&r))?;
+    let res = s
+        .api(kind)
+        .replace_status(&cr, &PostParams::default(), &obj)
+        .await
+        .map_err(|e| map(e, Target { kind, name: &name }))
+        .and_then(|o| crs::from_cr(kind, &to_value(&o)));
+    match res {
+        Err(Error::Conflict { .. }) => Err(conflict(s, kind, &name, expected).await),
+        other => other,
+    }
+}
+
 pub(super) async fn delete(
     s: &KubeStore,
     kind: Kind,

@@ -231,6 +231,7 @@ async fn follow_kind(s: KubeStore, kind: Kind, tx: mpsc::Sender<Result<Follow, E
     let mut stream = std::pin::pin!(stream);
     let mut listing: Vec<crate::resources::Resource> = Vec::new();
     let mut list_rev = 0;
+    let mut absent_reported = false;
     while let Some(ev) = stream.next().await {
         let out = match ev {
             Ok(Event::Init) => {
@@ -261,6 +262,23 @@ async fn follow_kind(s: KubeStore, kind: Kind, tx: mpsc::Sender<Result<Follow, E
             Ok(Event::Delete(o)) => {
                 let v = serde_json::to_value(&o).unwrap_or(Value::Null);
                 convert(kind, false, false, &v).map(|e| e.map(|e| Follow::Event(Box::new(e))))
+            }
+            // No Installation CRD: a cluster installed from manifests, not
+            // by the operator. That is an empty list, not an outage, so the
+            // cache gets ready; the watcher keeps retrying and lists the
+            // kind once the CRD is there.
+            Err(watcher::Error::InitialListFailed(kube::Error::Api(st)))
+                if kind == Kind::Installation && st.code == 404 =>
+            {
+                if absent_reported {
+                    continue;
+                }
+                absent_reported = true;
+                tracing::debug!("no installations.operator.tigera.io CRD: no Installation");
+                Ok(Some(Follow::Listed(ListResult {
+                    items: Vec::new(),
+                    revision: 0,
+                })))
             }
             Err(e) => Err(Error::Unavailable(format!(
                 "watching {}: {e}",

@@ -22,18 +22,17 @@ pub fn installation_crd() -> CustomResourceDefinition {
         "properties": {
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},
-            "metadata": {
-                "type": "object",
-                // The operator reads only `default`; so does tabby-node.
-                "x-kubernetes-validations": [{
-                    "rule": "self.name == 'default'",
-                    "message": "the Installation must be named default"
-                }]
-            },
+            "metadata": {"type": "object"},
             "spec": spec_schema::<InstallationSpec>(),
             // Written by tabby-node: mtu, computed, conditions.
             "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
         },
+        // The operator reads only `default`; so does tabby-node. A rule on
+        // metadata.name must sit at the root, where the API server allows it.
+        "x-kubernetes-validations": [{
+            "rule": "self.metadata.name == 'default'",
+            "message": "the Installation must be named default"
+        }],
     });
     let schema: JSONSchemaProps = match serde_json::from_value(root) {
         Ok(s) => s,

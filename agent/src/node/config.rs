@@ -45,6 +45,18 @@ pub struct DefaultPool {
     pub nat_outgoing: bool,
 }
 
+/// Which settings an Installation could also give were set in this
+/// node's own environment: those win over the Installation (a node's env
+/// is the more specific place, as in a DaemonSet override).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EnvSet {
+    /// `IP` set to an address or `none` (not `autodetect`).
+    pub ip: bool,
+    pub autodetect: bool,
+    pub backend: bool,
+    pub vxlan_mtu: bool,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeConfig {
     pub node_name: String,
@@ -69,6 +81,7 @@ pub struct NodeConfig {
     /// None = decide from the kernel release
     /// ([`NodeConfig::checksum_offload_broken`]).
     pub checksum_offload_override: Option<bool>,
+    pub env_set: EnvSet,
 }
 
 impl NodeConfig {
@@ -164,7 +177,14 @@ impl NodeConfig {
             None => None,
             Some(v) => features::parse_override(&v).map_err(|e| e.to_string())?,
         };
+        let env_set = EnvSet {
+            ip: ip != IpSetting::Autodetect,
+            autodetect: non_empty("IP_AUTODETECTION_METHOD").is_some(),
+            backend: non_empty("CALICO_NETWORKING_BACKEND").is_some(),
+            vxlan_mtu: vxlan_mtu.is_some(),
+        };
         Ok(NodeConfig {
+            env_set,
             node_name,
             ip,
             autodetect,

@@ -36,6 +36,7 @@ pub mod bgp;
 pub mod cluster;
 pub mod config;
 pub mod daemon;
+pub mod installation;
 pub mod peers;
 pub mod routes;
 pub mod startup;

@@ -15,15 +15,16 @@ pub const DEFAULT_POOL_NAME: &str = "default-ipv4-ippool";
 
 /// The node address per `IP` / `IP_AUTODETECTION_METHOD`; `None` for
 /// `IP=none`.
-pub async fn detect_address(cfg: &NodeConfig) -> anyhow::Result<Option<Detected>> {
+pub async fn detect_address(
+    cfg: &NodeConfig,
+    ds: &dyn Datastore,
+) -> anyhow::Result<Option<Detected>> {
     let d = match cfg.ip {
         IpSetting::None => return Ok(None),
-        IpSetting::Autodetect => {
-            if cfg.autodetect == Method::KubernetesInternalIp {
-                bail!("IP_AUTODETECTION_METHOD=kubernetes-internal-ip needs the Kubernetes datastore; use first-found, interface=, cidr= or can-reach=");
-            }
-            autodetect::detect(&cfg.autodetect).await?
+        IpSetting::Autodetect if cfg.autodetect == Method::KubernetesInternalIp => {
+            internal_ip(cfg, ds).await?
         }
+        IpSetting::Autodetect => autodetect::detect(&cfg.autodetect).await?,
         IpSetting::Fixed { addr, prefix_len } => {
             let mut d = autodetect::local_cidr(addr).await?;
             if let Some(len) = prefix_len {
@@ -37,6 +38,39 @@ pub async fn detect_address(cfg: &NodeConfig) -> anyhow::Result<Option<Detected>
         tracing::warn!("{w}");
     }
     Ok(Some(d))
+}
+
+/// `kubernetes-internal-ip`: the first IPv4 InternalIP of this node's
+/// Node (in the Kubernetes datastore the kubelet's `status.addresses`),
+/// with the prefix of the interface that holds it.
+async fn internal_ip(cfg: &NodeConfig, ds: &dyn Datastore) -> anyhow::Result<Detected> {
+    let node = match ds.get(Kind::Node, &cfg.node_name).await {
+        Ok(Resource::Node(n)) => Some(n),
+        Ok(_) | Err(DsError::NotFound { .. }) => None,
+        Err(e) => return Err(e).context("reading this node's Node for kubernetes-internal-ip"),
+    };
+    let addr = node
+        .iter()
+        .flat_map(|n| &n.spec.addresses)
+        .filter(|a| a.kind.as_deref() == Some("InternalIP"))
+        .find_map(|a| {
+            a.address
+                .split('/')
+                .next()?
+                .parse::<std::net::Ipv4Addr>()
+                .ok()
+        });
+    let Some(addr) = addr else {
+        bail!(
+            "autodetection kubernetes-internal-ip: Node {:?} has no IPv4 InternalIP address \
+             (it comes from the kubelet in the Kubernetes datastore); use first-found, \
+             interface=, cidr= or can-reach=",
+            cfg.node_name
+        );
+    };
+    let mut d = autodetect::local_cidr(addr).await?;
+    d.reason = format!("the Node's InternalIP {addr} ({})", d.reason);
+    Ok(d)
 }
 
 /// calico-node creates the default pool only if there is no pool at all.

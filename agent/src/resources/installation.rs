@@ -180,7 +180,6 @@ pub struct InstallationPool {
 /// One autodetection block: exactly one method may be set.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("maxProperties" = 1))]
 pub struct NodeAddressAutodetection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_found: Option<bool>,

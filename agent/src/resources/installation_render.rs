@@ -118,14 +118,24 @@ pub fn ip_pool(p: &InstallationPool, name: &str) -> IpPool {
     pool
 }
 
+/// The pools the Installation asks for; none given means the operator's
+/// default, `192.168.0.0/16` with every default.
+pub fn effective_pools(net: Option<&CalicoNetworkSpec>) -> Vec<InstallationPool> {
+    match net {
+        Some(n) if !n.ip_pools.is_empty() => n.ip_pools.clone(),
+        _ => vec![InstallationPool {
+            cidr: "192.168.0.0/16".into(),
+            ..Default::default()
+        }],
+    }
+}
+
 /// Every pool of the Installation, in its order.
 pub fn ip_pools(spec: &InstallationSpec) -> Vec<IpPool> {
-    let Some(net) = &spec.calico_network else {
-        return Vec::new();
-    };
-    pool_names(&net.ip_pools)
+    let pools = effective_pools(spec.calico_network.as_ref());
+    pool_names(&pools)
         .iter()
-        .zip(&net.ip_pools)
+        .zip(&pools)
         .map(|(name, p)| ip_pool(p, name))
         .collect()
 }
@@ -174,6 +184,7 @@ pub fn computed(spec: &InstallationSpec) -> serde_json::Value {
         }
         .into(),
     );
+    net.ip_pools = effective_pools(Some(net));
     let names = pool_names(&net.ip_pools);
     for (p, name) in net.ip_pools.iter_mut().zip(names) {
         let pool = ip_pool(p, &name);

@@ -9,7 +9,8 @@ use super::installation::{
 };
 use super::installation_render::{autodetection_method, ip_pool, pool_names};
 use super::parse::FieldProblem;
-use super::{Installation, Resource};
+use super::validate_pool::{check_name, check_pool as check_ip_pool};
+use super::Installation;
 use ipnet::IpNet;
 use std::collections::BTreeMap;
 
@@ -179,12 +180,12 @@ fn check_pool(
     // The rendered IPPool goes through IPPool's own validation, so the
     // cidr, blockSize and nodeSelector rules are exactly `tabbyctl
     // apply`'s; its field names are mapped back to the Installation's.
-    let mut r = Resource::IpPool(ip_pool(
-        pool,
-        if name.is_empty() { "unnamed" } else { name },
-    ));
+    let mut rendered = ip_pool(pool, if name.is_empty() { "unnamed" } else { name });
+    let mut found = Vec::new();
+    check_name(&rendered.metadata.name, &mut found);
+    check_ip_pool(&mut rendered.spec, &mut found);
     let mut cidr_ok = true;
-    for fp in super::validate::validate(&mut r) {
+    for fp in found {
         let field = match fp.field.as_deref() {
             Some("spec.cidr") => {
                 cidr_ok = false;

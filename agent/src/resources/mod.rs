@@ -16,6 +16,7 @@ pub mod node;
 mod parse;
 pub mod reservation;
 pub mod validate;
+mod validate_pool;
 pub mod workload;
 
 pub use asn::AsNumber;

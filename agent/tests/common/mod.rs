@@ -110,6 +110,9 @@ impl Kube {
         server
             .load_crds_yaml(&calico_crds_yaml())
             .expect("loading Calico's CRDs");
+        server
+            .load_crds_yaml(&tabby_agent::manifests::installation_crd::operator_crds_yaml())
+            .expect("loading the Installation CRD");
         let dir = tempfile::tempdir().expect("tempdir");
         let kubeconfig = dir.path().join("kubeconfig");
         server

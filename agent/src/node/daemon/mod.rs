@@ -15,6 +15,7 @@
 //! start converges from there without a gap (its first desired state
 //! already holds every block).
 
+mod installation;
 mod start;
 
 use super::bgp::Bgp;
@@ -43,7 +44,14 @@ pub use start::run;
 const CONNECTED_EVERY: u64 = 10;
 
 pub(crate) struct Daemon {
+    /// The configuration from the environment alone; `cfg` is it with the
+    /// Installation's per-node settings laid over.
+    base_cfg: NodeConfig,
     cfg: NodeConfig,
+    /// The cache generation of the Installation last applied.
+    installation_gen: u64,
+    /// This node's VXLAN MTU, for the Installation's `status.mtu`.
+    node_mtu: Option<u32>,
     ds: Arc<dyn Datastore>,
     cache: Arc<ClusterCache>,
     cache_rx: watch::Receiver<u64>,
@@ -110,9 +118,11 @@ impl Daemon {
     /// False when no kind the view holds changed.
     async fn on_cluster(&mut self) -> bool {
         self.cache_rx.borrow_and_update();
+        let inst_changed = self.on_installation().await;
         let now = Self::generations(&self.cache);
         if now == self.seen {
-            return false; // IPAM blocks or readiness only: nothing routes on them.
+            // IPAM blocks or readiness only: nothing routes on them.
+            return inst_changed;
         }
         self.seen = now;
         self.cluster = Cluster::from_cache(&self.cache);

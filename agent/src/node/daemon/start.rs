@@ -11,6 +11,7 @@ use crate::ipam::DatastoreIpam;
 use crate::node::bgp::Bgp;
 use crate::node::cluster::Cluster;
 use crate::node::config::{Backend, NodeConfig};
+use crate::node::installation;
 use crate::node::routes::{Inputs, Local};
 use crate::node::startup;
 use crate::node::tunnel::Tunnel;
@@ -30,6 +31,8 @@ const CACHE_READY: Duration = Duration::from_secs(10);
 fn followed_kinds() -> Vec<Kind> {
     let mut kinds: Vec<Kind> = crate::node::cluster::KINDS.to_vec();
     kinds.extend(crate::ipam::KINDS);
+    // Followed so that a change to it is applied without a restart.
+    kinds.push(Kind::Installation);
     kinds.sort();
     kinds.dedup();
     kinds
@@ -47,13 +50,27 @@ impl Daemon {
         let ds = crate::datastore::connect(&cfg.datastore)
             .await
             .context("connecting to the datastore")?;
-        let detected: Option<Detected> = startup::detect_address(&cfg).await?;
+        // The Installation's per-node settings under the environment's,
+        // before anything depends on them; its pools before the VTEP
+        // (which needs a VXLAN pool selecting this node).
+        let base_cfg = cfg.clone();
+        let inst = installation::read(&*ds).await;
+        let (cfg, decisions) = installation::overlay(&base_cfg, inst.spec.as_ref());
+        installation::log_decisions(&decisions);
+        let detected: Option<Detected> = startup::detect_address(&cfg, &*ds).await?;
         let node_ip = detected.as_ref().map(|d| d.address);
         let interface = detected
             .as_ref()
             .map(|d| d.interface.clone())
             .unwrap_or_default();
-        startup::ensure_default_pool(&*ds, &cfg).await?;
+        let node_mtu = node_vxlan_mtu(&cfg, detected.as_ref());
+        if inst.present {
+            // The operator sets NO_DEFAULT_POOLS: its pools are the pools.
+            tracing::info!("an Installation exists: no default pool from CALICO_IPV4POOL_*");
+            installation::apply(&*ds, &inst, node_mtu).await;
+        } else {
+            startup::ensure_default_pool(&*ds, &cfg).await?;
+        }
         startup::write_node_address(&*ds, &cfg, node_ip).await?;
 
         let kinds = followed_kinds();
@@ -169,6 +186,9 @@ impl Daemon {
             learned: bgp.as_ref().map(|b| b.learned()).unwrap_or_default(),
         };
         Ok(Daemon {
+            base_cfg,
+            installation_gen: 0,
+            node_mtu,
             cache_rx,
             seen,
             cfg,
@@ -189,4 +209,13 @@ impl Daemon {
             started: Instant::now(),
         })
     }
+}
+
+/// This node's VXLAN MTU as the status reports it: the configured one,
+/// else the node interface's MTU minus VXLAN's 50 bytes.
+pub(super) fn node_vxlan_mtu(cfg: &NodeConfig, d: Option<&Detected>) -> Option<u32> {
+    cfg.vxlan_mtu.or_else(|| {
+        d.filter(|d| d.mtu > 0)
+            .map(|d| tabby_felix_lite::mtu::vxlan_mtu(d.mtu, None))
+    })
 }

@@ -16,8 +16,13 @@ pub fn start(lab: &mut Lab) -> Result<()> {
     let f = lab.fabric.netns.clone();
     let addr = lab.fabric.bridges[0].router;
     let crds = lab.dir.join("crds.yaml");
-    std::fs::write(&crds, tabby_agent::manifests::crds_yaml())
-        .with_context(|| format!("writing {}", crds.display()))?;
+    std::fs::write(
+        &crds,
+        // The Installation CRD too, so the lab can be driven by one.
+        tabby_agent::manifests::crds_yaml()
+            + &tabby_agent::manifests::installation_crd::operator_crds_yaml(),
+    )
+    .with_context(|| format!("writing {}", crds.display()))?;
     let bin = sh::binary("kube-standin")?;
     let mut cmd = in_ns(&f, &bin.display().to_string());
     cmd.arg(format!("--listen={addr}:{KUBE_PORT}"))

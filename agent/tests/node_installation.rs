@@ -7,7 +7,6 @@
 //! written past tabbyctl is Degraded by field with nothing applied; the
 //! node's own environment wins where it sets something. Needs root.
 
-#[allow(dead_code)]
 mod common;
 #[allow(dead_code)]
 #[path = "../../bgp/tests/common/netns.rs"]
@@ -268,4 +267,25 @@ fn the_nodes_environment_wins_and_the_log_says_so() {
     ] {
         assert!(log.contains(want), "missing {want:?} in\n{log}");
     }
+}
+
+#[test]
+fn tabbyctl_refuses_an_installation_overlapping_a_pool_it_does_not_manage() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = Ctl::sqlite(&dir.path().join("tabby.db"));
+    let pool = "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: mine}\nspec: {cidr: 10.244.0.0/16}\n";
+    let o = ctl.run_stdin(&["apply", "-f", "-"], pool);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = ctl.run_stdin(
+        &["apply", "-f", "-"],
+        &installation(1400, "Enabled", "eth0", "    - cidr: 10.244.8.0/24\n"),
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("spec.calicoNetwork.ipPools[0].cidr: 10.244.8.0/24 overlaps IPPool \"mine\""),
+        "{err}"
+    );
+    let o = ctl.run(&["get", "installation", "default"]);
+    assert!(!o.status.success(), "nothing was stored");
 }

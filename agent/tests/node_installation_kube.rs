@@ -8,7 +8,6 @@
 //! Installation is Ready. The CR is the operator's own: no
 //! `projectcalico.org/metadata` annotation. Needs root.
 
-#[allow(dead_code)]
 mod common;
 #[allow(dead_code)]
 #[path = "../../bgp/tests/common/netns.rs"]

@@ -4,6 +4,7 @@
 //! still fails (a concurrent change), the writes already made are undone.
 
 use crate::datastore::{Datastore, Error as StoreError};
+use crate::resources::installation_render;
 use crate::resources::validate::{overlapping_pool, validate};
 use crate::resources::{IpPool, Kind, ParseError, ParsedDocument, Resource};
 use std::collections::HashSet;
@@ -143,6 +144,7 @@ pub async fn apply_documents(
         }
     }
     errors.extend(pool_overlaps(store, source, &docs).await?);
+    errors.extend(installation_conflicts(store, source, &docs).await?);
     if !errors.is_empty() {
         return Err(ApplyError::Invalid(errors));
     }
@@ -157,6 +159,12 @@ pub async fn apply_documents(
                 // version the user read; otherwise against what we just read.
                 if r.metadata().resource_version.is_none() {
                     r.metadata_mut().resource_version = old.metadata().resource_version.clone();
+                }
+                // The status is tabby-node's to write; a file has none.
+                if let (Resource::Installation(new), Resource::Installation(old)) = (&mut r, old) {
+                    if new.status.is_none() {
+                        new.status.clone_from(&old.status);
+                    }
                 }
                 let m = r.metadata_mut();
                 m.uid.clone_from(&old.metadata().uid);
@@ -180,6 +188,40 @@ pub async fn apply_documents(
         }
     }
     Ok(done.into_iter().map(|(r, _)| r).collect())
+}
+
+/// An Installation's pools against the stored pools tabby-node does not
+/// manage (same name with another cidr, overlap) and the immutable fields
+/// of those it does: what tabby-node would otherwise report as Degraded.
+async fn installation_conflicts(
+    store: &dyn Datastore,
+    source: &str,
+    docs: &[ParsedDocument],
+) -> Result<Vec<ParseError>, ApplyError> {
+    let mut errors = Vec::new();
+    for d in docs {
+        let Resource::Installation(i) = &d.resource else {
+            continue;
+        };
+        let stored: Vec<IpPool> = store
+            .list(Kind::IpPool, None)
+            .await
+            .map_err(ApplyError::Unavailable)?
+            .items
+            .into_iter()
+            .filter_map(|r| match r {
+                Resource::IpPool(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        for c in installation_render::conflicts(&installation_render::ip_pools(&i.spec), &stored) {
+            let (field, msg) = c
+                .split_once(": ")
+                .unwrap_or(("spec.calicoNetwork.ipPools", &c));
+            errors.push(doc_error(source, d, Some(field), msg.to_string()));
+        }
+    }
+    Ok(errors)
 }
 
 /// Every new pool against every other pool, stored or in this input.

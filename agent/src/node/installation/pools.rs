@@ -12,9 +12,10 @@
 //! changed) are found before the first write, so nothing is applied.
 
 use crate::datastore::{Datastore, Error as DsError};
-use crate::resources::installation_render::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use crate::resources::installation_render::{
+    conflicts, managed, MANAGED_BY_LABEL, MANAGED_BY_VALUE,
+};
 use crate::resources::{IpPool, Kind, Resource};
-use ipnet::IpNet;
 
 /// How often a write that lost a race is retried from a fresh read.
 const RETRIES: usize = 10;
@@ -35,10 +36,6 @@ pub enum PoolError {
     Datastore(String),
 }
 
-fn managed(p: &IpPool) -> bool {
-    p.metadata.labels.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY_VALUE)
-}
-
 async fn stored(ds: &dyn Datastore) -> Result<Vec<IpPool>, PoolError> {
     let list = ds
         .list(Kind::IpPool, None)
@@ -52,58 +49,6 @@ async fn stored(ds: &dyn Datastore) -> Result<Vec<IpPool>, PoolError> {
             _ => None,
         })
         .collect())
-}
-
-/// The problems that stop the whole Installation from being applied,
-/// judged against the stored pools; `wanted[i]` is `ipPools[i]`.
-pub fn conflicts(wanted: &[IpPool], existing: &[IpPool]) -> Vec<String> {
-    let mut out = Vec::new();
-    for (i, w) in wanted.iter().enumerate() {
-        let at = format!("spec.calicoNetwork.ipPools[{i}]");
-        let Ok(net) = w.spec.cidr.parse::<IpNet>() else {
-            continue;
-        };
-        if let Some(e) = existing.iter().find(|e| e.metadata.name == w.metadata.name) {
-            if !managed(e) && e.spec.cidr != w.spec.cidr {
-                out.push(format!(
-                    "{at}.name: IPPool {:?} already exists with cidr {} and is not managed by the \
-                     Installation: name this pool differently, or delete that pool",
-                    w.metadata.name, e.spec.cidr
-                ));
-            } else if managed(e) && e.spec.cidr != w.spec.cidr {
-                out.push(format!(
-                    "{at}.cidr: IPPool {:?} has cidr {}, and a pool's cidr cannot change: give the \
-                     new range a new pool name (the old pool is then deleted)",
-                    w.metadata.name, e.spec.cidr
-                ));
-            } else if e.spec.block_size != w.spec.block_size {
-                out.push(format!(
-                    "{at}.blockSize: IPPool {:?} has blockSize {}, which cannot change: give the \
-                     pool a new name to replace it",
-                    w.metadata.name,
-                    e.spec.block_size.unwrap_or_default()
-                ));
-            }
-        }
-        // Managed pools do not count: wanted ones were checked against
-        // each other by validation, the rest are deleted in this pass.
-        let blocking = existing.iter().find(|e| {
-            e.metadata.name != w.metadata.name
-                && !managed(e)
-                && e.spec
-                    .cidr
-                    .parse::<IpNet>()
-                    .is_ok_and(|o| o.contains(&net.network()) || net.contains(&o.network()))
-        });
-        if let Some(e) = blocking {
-            out.push(format!(
-                "{at}.cidr: {net} overlaps IPPool {:?} ({}), which the Installation does not \
-                 manage: delete that pool or choose another cidr",
-                e.metadata.name, e.spec.cidr
-            ));
-        }
-    }
-    out
 }
 
 /// Brings the stored pools to `wanted`. Nothing is written if

@@ -120,6 +120,12 @@ impl Node {
         serde_json::from_str::<Value>(&out).ok()?[0]["mtu"].as_u64()
     }
 
+    fn node_status(&self) -> String {
+        let run = self.dir.path().join("run").display().to_string();
+        let o = self.ctl().run(&["node", "status", "--run-dir", &run]);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
     fn bgp_listening(&self) -> bool {
         stdout_if_ok(self.ns.command("ss").args(["-Hltn", "sport = :179"]))
             .is_some_and(|o| !o.trim().is_empty())
@@ -186,6 +192,12 @@ fn the_installation_is_applied_and_followed_live() {
         "Enabled"
     );
     assert_eq!(n.condition("Degraded")["status"], "False");
+    assert!(
+        n.node_status()
+            .contains("The BGP backend is not in use (CALICO_NETWORKING_BACKEND=vxlan)"),
+        "{}",
+        n.node_status()
+    );
 
     // A change, live: MTU, backend, autodetection and a second pool.
     let two = format!(
@@ -200,6 +212,10 @@ fn the_installation_is_applied_and_followed_live() {
             && n.pools().len() == 2
     });
     assert_eq!(n.pools()[1].2, "Never", "encapsulation None");
+    // `node status` follows the switch: the speaker's peer table.
+    n.wait("node status with BGP", || {
+        n.node_status().contains("IPv4 BGP status")
+    });
 
     // tabbyctl refuses IPIP by name, and nothing changes.
     let ipip = "    - cidr: 172.30.0.0/16\n      encapsulation: IPIP\n";

@@ -23,6 +23,9 @@ pub struct Snapshot {
     pub mac: String,
     pub rows: Vec<BlockPathRow>,
     pub peer_types: HashMap<IpAddr, PeerType>,
+    /// The backend in use, once the run loop has published (an
+    /// Installation can change it live); None: the one started with.
+    pub backend: Option<&'static str>,
 }
 
 /// The peer types the run loop last published, for the node socket's
@@ -47,7 +50,9 @@ pub struct NodeService {
     pub vxlan_fallback: bool,
     pub hold_time_seconds: u32,
     pub started: SystemTime,
-    pub speaker: Option<Speaker>,
+    /// The running speaker; replaced when an Installation switches the
+    /// backend or moves the node address.
+    pub speaker: Arc<RwLock<Option<Speaker>>>,
     pub snapshot: Arc<RwLock<Snapshot>>,
 }
 
@@ -107,7 +112,8 @@ impl pb::node_server::Node for NodeService {
         let now = SystemTime::now();
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
-        if let Some(s) = &self.speaker {
+        let speaker = self.speaker.read().ok().and_then(|s| s.clone());
+        if let Some(s) = &speaker {
             let peers = s
                 .peers()
                 .await
@@ -125,7 +131,7 @@ impl pb::node_server::Node for NodeService {
         Ok(Response::new(pb::StatusResponse {
             node_name: self.node_name.clone(),
             running: true,
-            networking_backend: self.backend.to_string(),
+            networking_backend: snap.backend.unwrap_or(self.backend).to_string(),
             ipv4_peers: v4,
             ipv6_peers: v6,
             node_ip: snap.node_ip.clone(),

@@ -104,6 +104,9 @@ impl Daemon {
                 "networking backend changed by the Installation"
             );
         }
+        if let Ok(mut s) = self.speaker.write() {
+            *s = self.bgp.as_ref().map(|b| b.speaker.clone());
+        }
         self.inputs.bgp = self.bgp.is_some();
         self.inputs.routing = want != Backend::None;
         self.inputs.mesh = Default::default();

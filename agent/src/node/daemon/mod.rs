@@ -68,6 +68,8 @@ pub(crate) struct Daemon {
     inputs: Inputs,
     last: Option<DesiredState>,
     snapshot: Arc<RwLock<Snapshot>>,
+    /// The speaker `node status` reads, shared with the Node service.
+    speaker: Arc<RwLock<Option<tabby_bgp::speaker::Speaker>>>,
     ticks: u64,
     started: Instant,
 }
@@ -194,6 +196,7 @@ impl Daemon {
                 .as_ref()
                 .map(|b| b.peer_types())
                 .unwrap_or_default(),
+            backend: Some(self.cfg.backend.as_str()),
         };
         if let Ok(mut s) = self.snapshot.write() {
             *s = snap;

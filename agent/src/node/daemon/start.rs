@@ -110,13 +110,14 @@ impl Daemon {
         };
 
         let snapshot = Arc::new(RwLock::new(Snapshot::default()));
+        let speaker = Arc::new(RwLock::new(bgp.as_ref().map(|b| b.speaker.clone())));
         let node_svc = NodeService {
             node_name: me.clone(),
             backend: cfg.backend.as_str(),
             vxlan_fallback: cfg.vxlan_fallback,
             hold_time_seconds: cfg.hold_time.as_secs() as u32,
             started,
-            speaker: bgp.as_ref().map(|b| b.speaker.clone()),
+            speaker: speaker.clone(),
             snapshot: snapshot.clone(),
         };
         let socket = cfg.socket_path();
@@ -205,6 +206,7 @@ impl Daemon {
             inputs,
             last: None,
             snapshot,
+            speaker,
             ticks: 0,
             started: Instant::now(),
         })

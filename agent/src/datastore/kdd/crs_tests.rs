@@ -199,3 +199,40 @@ spec: {cidr: 10.10.0.0/16}
     let e = from_cr(Kind::IpPool, &cr).unwrap_err().to_string();
     assert!(e.contains(METADATA_ANNOTATION), "{e}");
 }
+
+#[test]
+fn an_operator_installation_reads_and_writes_as_the_operators_object() {
+    let cr = yaml(
+        r#"
+apiVersion: operator.tigera.io/v1
+kind: Installation
+metadata:
+  name: default
+  resourceVersion: "77"
+  labels: {team: net}
+spec:
+  variant: Calico
+  calicoNetwork:
+    bgp: Enabled
+    linuxDataplane: Iptables
+    ipPools: [{cidr: 10.244.0.0/16, encapsulation: VXLANCrossSubnet}]
+status:
+  mtu: 1450
+  conditions: [{type: Ready, status: "True", reason: Applied, message: ok}]
+"#,
+    );
+    let r = from_cr(Kind::Installation, &cr).unwrap();
+    let Resource::Installation(i) = &r else {
+        panic!("not an Installation: {r:?}")
+    };
+    assert_eq!(i.metadata.labels["team"], "net");
+    assert_eq!(i.status.as_ref().unwrap()["mtu"], 1450);
+    assert_eq!(i.spec.other["variant"], "Calico");
+    let back = to_cr(&r);
+    assert_eq!(back["apiVersion"], "operator.tigera.io/v1");
+    // Its metadata is its own: every label on the CR, no Calico annotation.
+    assert_eq!(back["metadata"]["labels"]["team"], "net");
+    assert!(back["metadata"].get("annotations").is_none(), "{back}");
+    assert_eq!(back["spec"]["calicoNetwork"]["linuxDataplane"], "Iptables");
+    assert_eq!(back["status"]["conditions"][0]["reason"], "Applied");
+}

@@ -346,3 +346,49 @@ fn bgp_schemas_carry_the_bgp_validations() {
 
 #[path = "manifests_crds/calico_written.rs"]
 mod calico_written;
+
+/// operator-crds.yaml: the operator's Installation CRD, structural, with a
+/// status subresource, keeping the operator's fields Tabby does not model
+/// and refusing the values `tabbyctl apply` refuses where OpenAPI can.
+#[test]
+fn the_installation_crd_is_the_operators() {
+    use tabby_agent::manifests::installation_crd::{installation_crd, operator_crds_yaml};
+    let c = installation_crd();
+    assert_eq!(
+        c.metadata.name.as_deref(),
+        Some("installations.operator.tigera.io")
+    );
+    assert_eq!(c.spec.group, "operator.tigera.io");
+    assert_eq!(c.spec.scope, "Cluster");
+    let v = &c.spec.versions[0];
+    assert!(v.name == "v1" && v.served && v.storage);
+    assert!(v.subresources.as_ref().is_some_and(|s| s.status.is_some()));
+    let yaml = operator_crds_yaml();
+    let doc: Value = serde_yaml::Deserializer::from_str(&yaml)
+        .map(|d| <Value as serde::Deserialize>::deserialize(d).unwrap())
+        .find(|d| !d.is_null())
+        .unwrap();
+    let schema = doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone();
+    assert_structural(&schema, "Installation");
+    let net = &schema["properties"]["spec"]["properties"]["calicoNetwork"];
+    assert_eq!(net["x-kubernetes-preserve-unknown-fields"], true);
+    let good = json!({"apiVersion": "operator.tigera.io/v1", "kind": "Installation",
+        "metadata": {"name": "default"},
+        "spec": {"variant": "Calico", "calicoNetwork": {"linuxDataplane": "Iptables", "mtu": 1400,
+            "ipPools": [{"cidr": "10.244.0.0/16", "encapsulation": "VXLANCrossSubnet", "natOutgoing": "Enabled"}]}}});
+    assert_eq!(
+        crd_validator::validate(&schema, &good),
+        Vec::<String>::new()
+    );
+    let bad = json!({"apiVersion": "operator.tigera.io/v1", "kind": "Installation",
+        "metadata": {"name": "default"},
+        "spec": {"calicoNetwork": {"mtu": 10, "ipPools": [{"cidr": "nope", "encapsulation": "GRE"}]}}});
+    let errors = crd_validator::validate(&schema, &bad).join("\n");
+    for field in [
+        "calicoNetwork.mtu",
+        "ipPools[0].cidr",
+        "ipPools[0].encapsulation",
+    ] {
+        assert!(errors.contains(field), "{field} not refused:\n{errors}");
+    }
+}

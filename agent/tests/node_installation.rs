@@ -305,3 +305,29 @@ fn tabbyctl_refuses_an_installation_overlapping_a_pool_it_does_not_manage() {
     let o = ctl.run(&["get", "installation", "default"]);
     assert!(!o.status.success(), "nothing was stored");
 }
+
+#[tokio::test]
+async fn on_etcd_the_installation_has_its_own_key() {
+    let etcd = common::Etcd::start().await;
+    let ctl = Ctl::etcd(&etcd.endpoint);
+    let o = ctl.run_stdin(
+        &["apply", "-f", "-"],
+        &installation(1400, "Enabled", "eth0", ONE_POOL),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut c = etcd_client::Client::connect([etcd.endpoint.as_str()], None)
+        .await
+        .unwrap();
+    let r = c
+        .get(
+            "/calico/resources/v3/operator.tigera.io/installations/default",
+            None,
+        )
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_slice(r.kvs()[0].value()).unwrap();
+    assert_eq!(v["apiVersion"], "operator.tigera.io/v1");
+    assert_eq!(v["spec"]["calicoNetwork"]["mtu"], 1400);
+    let out = ctl.ok(&["get", "installations"]);
+    assert!(out.contains("172.30.0.0/16"), "{out}");
+}

@@ -331,3 +331,52 @@ async fn on_etcd_the_installation_has_its_own_key() {
     let out = ctl.ok(&["get", "installations"]);
     assert!(out.contains("172.30.0.0/16"), "{out}");
 }
+
+#[test]
+fn a_pool_conflict_clears_once_the_pool_in_the_way_is_deleted() {
+    let mut n = Node::prepare("instcf", 100);
+    let pool = "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: mine}\nspec: {cidr: 172.30.0.0/16, vxlanMode: Always}\n";
+    let o = n.apply(pool);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Past tabbyctl, which would refuse the overlap.
+    let (if1, _) = n.links[0].clone();
+    let yaml = installation(1400, "Disabled", &if1, "    - cidr: 172.30.0.0/24\n");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let ds = SqliteStore::open(&n.dir.path().join("tabby.db"))
+            .await
+            .unwrap();
+        let r = tabby_agent::resources::parse_documents("i.yaml", &yaml)
+            .unwrap()
+            .remove(0)
+            .resource;
+        ds.create(r).await.unwrap();
+    });
+    n.start(&[]);
+    n.wait("Degraded: PoolConflict", || {
+        n.condition("Degraded")["reason"] == "PoolConflict"
+    });
+    let msg = n.condition("Degraded")["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        msg.contains("spec.calicoNetwork.ipPools[0].cidr: 172.30.0.0/24 overlaps IPPool \"mine\""),
+        "{msg}"
+    );
+    assert_eq!(n.pools().len(), 1, "nothing written");
+    let o = n.ctl().run(&["delete", "ippool", "mine"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    n.wait("Ready once the pool is gone", || {
+        n.condition("Ready")["status"] == "True"
+    });
+    assert_eq!(
+        n.pools(),
+        vec![(
+            "default-ipv4-ippool".into(),
+            "172.30.0.0/24".into(),
+            "CrossSubnet".into(),
+            "tabby".into()
+        )]
+    );
+}

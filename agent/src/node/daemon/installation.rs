@@ -14,18 +14,29 @@ use crate::resources::Kind;
 
 impl Daemon {
     /// True when something the routes depend on changed.
+    ///
+    /// Runs when the Installation or any IPPool changed: a pool conflict
+    /// resolved by deleting the pool in the way, or a managed pool edited
+    /// by hand, is seen without waiting for the Installation to change (as
+    /// the operator's pool controller watches pools). The pass writes
+    /// nothing when the pools are as wanted, so its own writes settle.
     pub(super) async fn on_installation(&mut self) -> bool {
-        let generation = self.cache.generation(Kind::Installation);
-        if generation == self.installation_gen {
+        let generation = (
+            self.cache.generation(Kind::Installation),
+            self.cache.generation(Kind::IpPool),
+        );
+        if Some(generation) == self.installation_gen {
             return false;
         }
-        self.installation_gen = generation;
+        self.installation_gen = Some(generation);
         let current = self
             .cache
             .get(Kind::Installation, INSTALLATION_NAME)
             .map(|(_, r)| r);
         let ev = evaluate(current.as_deref());
-        installation::apply(&*self.ds, &ev, self.node_mtu).await;
+        let pass = installation::apply(&*self.ds, &ev, self.node_mtu).await;
+        // A datastore failure is retried from the tick (see on_tick).
+        self.installation_retry = matches!(pass, Some(installation::status::Pass::Unavailable(_)));
         if ev.present && ev.spec.is_none() {
             // Invalid: nothing of it is applied, the node keeps what it has.
             return false;

@@ -48,8 +48,10 @@ pub(crate) struct Daemon {
     /// Installation's per-node settings laid over.
     base_cfg: NodeConfig,
     cfg: NodeConfig,
-    /// The cache generation of the Installation last applied.
-    installation_gen: u64,
+    /// The cache generations (Installation, IPPool) last applied at.
+    installation_gen: Option<(u64, u64)>,
+    /// The last Installation pass failed on the datastore: try again.
+    installation_retry: bool,
     /// This node's VXLAN MTU, for the Installation's `status.mtu`.
     node_mtu: Option<u32>,
     ds: Arc<dyn Datastore>,
@@ -161,6 +163,10 @@ impl Daemon {
         self.ticks += 1;
         if self.ticks.is_multiple_of(CONNECTED_EVERY) {
             self.inputs.local.connected = connected_subnets(self.node_ip).await;
+            if self.installation_retry {
+                self.installation_gen = None;
+                self.on_installation().await;
+            }
         }
         true
     }

@@ -188,7 +188,8 @@ impl Daemon {
         };
         Ok(Daemon {
             base_cfg,
-            installation_gen: 0,
+            installation_gen: None,
+            installation_retry: false,
             node_mtu,
             cache_rx,
             seen,

@@ -4,11 +4,14 @@
 //! the BGP speaker on its own, like gobgpd or bird, so it can be peered
 //! with and measured without Kubernetes (see `tabby_agent::bgpd`).
 //! `tabby-node controllers` runs what calico-kube-controllers does (IPAM
-//! garbage collection; see `tabby_agent::controllers`). This file only
+//! garbage collection; see `tabby_agent::controllers`). `tabby-node health
+//! --live|--ready` is the exec form of the probes (see
+//! `tabby_agent::observe::probe`). This file only
 //! parses the arguments and dispatches.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+use tabby_agent::observe::probe::Probe;
 
 #[derive(Parser)]
 #[command(name = "tabby-node", version, about = "Tabby node daemon")]
@@ -24,8 +27,22 @@ enum Command {
     /// DATASTORE_TYPE, TABBY_DATASTORE, ETCD_ENDPOINTS, CALICO_IPV4POOL_*,
     /// TABBY_RUN_DIR, TABBY_VXLAN_FALLBACK, TABBY_BGP_HOLD_TIME,
     /// TABBY_BGP_CONNECT_RETRY, TABBY_LOG, FELIX_VXLANMTU,
-    /// FELIX_FEATUREDETECTOVERRIDE.
+    /// FELIX_FEATUREDETECTOVERRIDE, FELIX_HEALTHENABLED, FELIX_HEALTHHOST,
+    /// FELIX_HEALTHPORT, FELIX_PROMETHEUSMETRICSENABLED,
+    /// FELIX_PROMETHEUSMETRICSHOST, FELIX_PROMETHEUSMETRICSPORT.
     Node,
+    /// Ask the running node's health endpoint (FELIX_HEALTHHOST:
+    /// FELIX_HEALTHPORT): exit 0 when it passes, else print
+    /// `tabby-node is not ready: <why>` (or `live`) and exit 1.
+    Health {
+        /// Liveness: the node's loops are turning.
+        #[arg(long, conflicts_with = "ready", required_unless_present = "ready")]
+        live: bool,
+        /// Readiness: datastore in sync, first dataplane apply done, BGP
+        /// peers Established by calico-node's rule.
+        #[arg(long)]
+        ready: bool,
+    },
     /// Run the BGP speaker standalone.
     Bgp {
         /// The speaker's YAML configuration (see `tabby_agent::bgpd::config`).
@@ -72,6 +89,21 @@ async fn main() {
                 std::process::exit(1);
             }
         },
+        Some(Command::Health { live, ready: _ }) => {
+            let probe = if live { Probe::Live } else { Probe::Ready };
+            let env = std::env::vars().collect();
+            let res = match tabby_agent::node::config::health_addr(&env) {
+                Ok(addr) => tabby_agent::observe::probe::run(probe, addr)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            if let Err(why) = res {
+                println!("tabby-node is not {}: {why}", probe.word());
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Some(Command::Bgp {
             config,
             grpc_socket,

@@ -42,6 +42,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
 impl Daemon {
     async fn start(cfg: NodeConfig) -> anyhow::Result<Daemon> {
         let started = SystemTime::now();
+        let started_at = Instant::now();
         let me = cfg.node_name.clone();
         tracing::info!(node = %me, backend = cfg.backend.as_str(), datastore = ?cfg.datastore, "tabby-node starting");
         let ds = crate::datastore::connect(&cfg.datastore)
@@ -93,6 +94,21 @@ impl Daemon {
         };
 
         let snapshot = Arc::new(RwLock::new(Snapshot::default()));
+        // Probes and metrics are up before the socket, so a kubelet sees
+        // "not ready" (with the reason) rather than a refused connection
+        // while the node comes up.
+        let observer = crate::observe::Observer::new(
+            crate::observe::Parts {
+                node_name: me.clone(),
+                cache: cache.clone(),
+                kinds: kinds.clone(),
+                dataplane: dataplane.clone(),
+                speaker: bgp.as_ref().map(|b| b.speaker.clone()),
+                snapshot: snapshot.clone(),
+            },
+            started_at,
+        );
+        observer.serve(cfg.health, cfg.metrics).await?;
         let node_svc = NodeService {
             node_name: me.clone(),
             backend: cfg.backend.as_str(),
@@ -185,8 +201,11 @@ impl Daemon {
             inputs,
             last: None,
             snapshot,
+            observer,
+            on_fallback: Default::default(),
+            fallback_activations: 0,
             ticks: 0,
-            started: Instant::now(),
+            started: started_at,
         })
     }
 }

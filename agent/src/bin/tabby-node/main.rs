@@ -34,9 +34,10 @@ enum Command {
     /// Ask the running node's health endpoint (FELIX_HEALTHHOST:
     /// FELIX_HEALTHPORT): exit 0 when it passes, else print
     /// `tabby-node is not ready: <why>` (or `live`) and exit 1.
+    #[command(group(clap::ArgGroup::new("probe").required(true).args(["live", "ready"])))]
     Health {
         /// Liveness: the node's loops are turning.
-        #[arg(long, conflicts_with = "ready", required_unless_present = "ready")]
+        #[arg(long)]
         live: bool,
         /// Readiness: datastore in sync, first dataplane apply done, BGP
         /// peers Established by calico-node's rule.

@@ -191,6 +191,10 @@ fn the_daemonset_runs_tabby_node_as_calico_node_runs() {
     );
     assert_eq!(env_value(node, "TABBY_RUN_DIR")["value"], "/var/run/tabby");
     assert_eq!(env_value(node, "FELIX_HEALTHPORT")["value"], "9099");
+    assert_eq!(
+        env_value(node, "TABBY_CNI_KUBECONFIG")["value"],
+        "/host/etc/cni/net.d/tabby-kubeconfig"
+    );
     let live = serde_json::to_value(&node.liveness_probe).unwrap();
     assert_eq!(live["httpGet"]["host"], "localhost");
     assert_eq!(live["httpGet"]["path"], "/liveness");
@@ -249,7 +253,11 @@ fn the_daemonset_runs_tabby_node_as_calico_node_runs() {
     );
     assert_eq!(
         mounts(node),
-        [("/var/run/tabby".into(), "/var/run/tabby".into())].into()
+        [
+            ("/var/run/tabby".into(), "/var/run/tabby".into()),
+            ("/etc/cni/net.d".into(), "/host/etc/cni/net.d".into()),
+        ]
+        .into()
     );
     assert_eq!(volumes.len(), 3, "{volumes:?}");
 }

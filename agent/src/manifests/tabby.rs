@@ -40,7 +40,8 @@ const HEADER: &[&str] = &[
 const DAEMONSET: &[&str] = &[
     "tabby-node on every Linux node, calico-node's shape (CALICO.md §12).",
     "Volumes: /var/run/tabby holds tabby.sock, which the CNI plugin on the host dials;",
-    "/opt/cni/bin and /etc/cni/net.d are written by install-cni only. Unlike calico-node:",
+    "/opt/cni/bin and /etc/cni/net.d are written by install-cni, and tabby-node refreshes",
+    "the plugin's kubeconfig token in /etc/cni/net.d before it expires. Unlike calico-node:",
     "no /run/xtables.lock (felix-lite programs nftables, never iptables), no /lib/modules",
     "(nothing runs modprobe; vxlan and nf_tables are loaded by the kernel on demand),",
     "no /var/lib/calico, /var/log/calico/cni or /sys/fs/bpf (no BPF dataplane).",

@@ -147,6 +147,14 @@ fn node_env(opts: &Options) -> Vec<EnvVar> {
         env("FELIX_HEALTHENABLED", "true"),
         env("FELIX_HEALTHPORT", &HEALTH_PORT.to_string()),
         env("TABBY_RUN_DIR", crate::grpc::DEFAULT_RUN_DIR),
+        env(
+            "TABBY_CNI_KUBECONFIG",
+            &format!(
+                "/host/{}/{}",
+                crate::cni::install::NET_DIR,
+                crate::cni::install::KUBECONFIG_NAME
+            ),
+        ),
     ];
     e.extend(opts.node_env.iter().map(|(k, v)| env(k, v)));
     e
@@ -187,7 +195,10 @@ fn tabby_node(opts: &Options) -> Container {
             timeout_seconds: Some(10),
             ..Default::default()
         }),
-        volume_mounts: Some(vec![mount("var-run-tabby", crate::grpc::DEFAULT_RUN_DIR)]),
+        volume_mounts: Some(vec![
+            mount("var-run-tabby", crate::grpc::DEFAULT_RUN_DIR),
+            mount("cni-net-dir", "/host/etc/cni/net.d"),
+        ]),
         ..Default::default()
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod files;
 pub mod kubeconfig;
+pub mod refresh;
 pub mod template;
 
 use std::path::PathBuf;

@@ -103,7 +103,7 @@ pub fn render(opts: &Options) -> String {
     ));
     out.push_str(&document(DAEMONSET, &workloads::daemon_set(opts)));
     out.push_str(&document(
-        &["One replica: the Lease makes more safe, not useful."],
+        &["One replica is enough: the Lease makes more replicas safe, not faster."],
         &workloads::controllers(opts),
     ));
     out

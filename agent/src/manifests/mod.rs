@@ -4,7 +4,13 @@
 //! copies under `manifests/` are checked against them by a test.
 
 pub mod crds;
+pub mod installation;
+mod options;
+pub mod rbac;
 mod schema;
+pub mod tabby;
+pub mod workloads;
+mod yamldoc;
 
 pub use crds::{crd, crd_kinds, crds, crds_yaml, GROUP, VERSION};
 pub use schema::spec_schema;
@@ -21,10 +27,32 @@ pub struct ManifestFile {
 
 /// Every file `tabbyctl manifests` writes, one renderer each.
 pub fn files() -> Vec<ManifestFile> {
-    vec![ManifestFile {
-        name: "crds.yaml",
-        render: crds_yaml,
-    }]
+    vec![
+        ManifestFile {
+            name: "crds.yaml",
+            render: crds_yaml,
+        },
+        ManifestFile {
+            name: tabby::FILE,
+            render: tabby::tabby_yaml,
+        },
+        ManifestFile {
+            name: installation::FILE,
+            render: installation::installation_yaml,
+        },
+    ]
+}
+
+/// Every file as `tabbyctl manifests --image/--installation` renders it:
+/// [`files`], with tabby.yaml following `opts`.
+pub fn render_all(opts: &tabby::Options) -> Vec<(&'static str, String)> {
+    files()
+        .into_iter()
+        .map(|f| match f.name {
+            tabby::FILE => (f.name, tabby::render(opts)),
+            _ => (f.name, (f.render)()),
+        })
+        .collect()
 }
 
 /// YAML of a Kubernetes object, with whole numbers written as integers.

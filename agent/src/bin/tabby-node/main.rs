@@ -83,6 +83,20 @@ async fn main() {
         None | Some(Command::Node) => match tabby_agent::node::NodeConfig::from_env() {
             Ok(cfg) => {
                 init_logging(&cfg.log);
+                // The CNI plugin's kubeconfig token, refreshed before it
+                // expires (on only in the DaemonSet: TABBY_CNI_KUBECONFIG).
+                match tabby_agent::cni::install::refresh::Refresher::from_env(|k| {
+                    std::env::var(k).ok()
+                }) {
+                    Ok(Some(r)) => {
+                        tokio::spawn(r.run());
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        eprintln!("Error: TABBY_CNI_KUBECONFIG: {e}");
+                        std::process::exit(1);
+                    }
+                }
                 tabby_agent::node::run(cfg).await
             }
             Err(e) => {

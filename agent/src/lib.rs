@@ -12,4 +12,5 @@ pub mod grpc;
 pub mod ipam;
 pub mod manifests;
 pub mod node;
+pub mod observe;
 pub mod resources;

@@ -263,3 +263,39 @@ fn the_binary_refuses_bad_configuration_at_start() {
         );
     }
 }
+
+#[test]
+fn health_and_metrics_endpoints_as_felix_names_them() {
+    // Off unless enabled, as in Felix (calico-node's manifest enables
+    // health); defaults localhost:9099 and all interfaces:9091.
+    let c = NodeConfig::from_map(&env(&[])).unwrap();
+    assert_eq!((c.health, c.metrics), (None, None));
+    let c = NodeConfig::from_map(&env(&[
+        ("FELIX_HEALTHENABLED", "true"),
+        ("FELIX_PROMETHEUSMETRICSENABLED", "true"),
+    ]))
+    .unwrap();
+    assert_eq!(c.health, Some("127.0.0.1:9099".parse().unwrap()));
+    assert_eq!(c.metrics, Some("0.0.0.0:9091".parse().unwrap()));
+    let c = NodeConfig::from_map(&env(&[
+        ("FELIX_HEALTHENABLED", "true"),
+        ("FELIX_HEALTHHOST", "10.0.0.1"),
+        ("FELIX_HEALTHPORT", "19099"),
+        ("FELIX_PROMETHEUSMETRICSENABLED", "true"),
+        ("FELIX_PROMETHEUSMETRICSHOST", "localhost"),
+        ("FELIX_PROMETHEUSMETRICSPORT", "19091"),
+    ]))
+    .unwrap();
+    assert_eq!(c.health, Some("10.0.0.1:19099".parse().unwrap()));
+    assert_eq!(c.metrics, Some("127.0.0.1:19091".parse().unwrap()));
+    for (var, v) in [
+        ("FELIX_HEALTHENABLED", "maybe"),
+        ("FELIX_HEALTHPORT", "0"),
+        ("FELIX_HEALTHPORT", "99999"),
+        ("FELIX_HEALTHHOST", "node.example"),
+        ("FELIX_PROMETHEUSMETRICSPORT", "x"),
+    ] {
+        let e = err(&[(var, v)]);
+        assert!(e.starts_with(&format!("{var}: ")), "{var}={v}: {e}");
+    }
+}

@@ -14,12 +14,17 @@
 //! In Kubernetes mode (`"datastore_type": "kubernetes"`) ADD first reads
 //! the pod's and namespace's IPAM annotations ([`k8s`], [`annotations`]):
 //! pools to assign from, or the one address to assign (`Ipam.AssignIp`).
+//!
+//! `tabby install-cni` ([`install`]) puts the plugin, its conflist and its
+//! kubeconfig on the host, as Calico's install-cni init container does.
 
 pub mod annotations;
 mod assign;
 pub mod config;
+pub mod conflist;
 pub mod env;
 pub mod error;
+pub mod install;
 pub mod k8s;
 pub mod plugin;
 pub mod result;

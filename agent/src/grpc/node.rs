@@ -23,6 +23,10 @@ pub struct Snapshot {
     pub mac: String,
     pub rows: Vec<BlockPathRow>,
     pub peer_types: HashMap<IpAddr, PeerType>,
+    /// Per peer, transitions out of Established since start.
+    pub flaps: HashMap<IpAddr, u64>,
+    /// Times a block moved onto the VXLAN fallback path since start.
+    pub fallback_activations: u64,
     /// The backend in use, once the run loop has published (an
     /// Installation can change it live); None: the one started with.
     pub backend: Option<&'static str>,

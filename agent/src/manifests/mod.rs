@@ -4,8 +4,14 @@
 //! copies under `manifests/` are checked against them by a test.
 
 pub mod crds;
+pub mod installation;
 pub mod installation_crd;
+mod options;
+pub mod rbac;
 mod schema;
+pub mod tabby;
+pub mod workloads;
+mod yamldoc;
 
 pub use crds::{crd, crd_kinds, crds, crds_yaml, GROUP, VERSION};
 pub use schema::spec_schema;
@@ -31,7 +37,27 @@ pub fn files() -> Vec<ManifestFile> {
             name: "operator-crds.yaml",
             render: installation_crd::operator_crds_yaml,
         },
+        ManifestFile {
+            name: tabby::FILE,
+            render: tabby::tabby_yaml,
+        },
+        ManifestFile {
+            name: installation::FILE,
+            render: installation::installation_yaml,
+        },
     ]
+}
+
+/// Every file as `tabbyctl manifests --image/--installation` renders it:
+/// [`files`], with tabby.yaml following `opts`.
+pub fn render_all(opts: &tabby::Options) -> Vec<(&'static str, String)> {
+    files()
+        .into_iter()
+        .map(|f| match f.name {
+            tabby::FILE => (f.name, tabby::render(opts)),
+            _ => (f.name, (f.render)()),
+        })
+        .collect()
 }
 
 /// YAML of a Kubernetes object, with whole numbers written as integers.

@@ -37,6 +37,9 @@ pub struct Bgp {
     learned: BTreeMap<Ipv4Net, LearnedRoute>,
     events: Option<Events>,
     marker: std::path::PathBuf,
+    /// Transitions out of Established per peer (kept after removal: a
+    /// counter never goes back).
+    flaps: HashMap<IpAddr, u64>,
 }
 
 /// The speaker's two streams after a snapshot.
@@ -133,6 +136,7 @@ impl Bgp {
             learned: BTreeMap::new(),
             events: None,
             marker,
+            flaps: HashMap::new(),
         };
         b.rewatch().await;
         Ok(b)
@@ -220,6 +224,7 @@ impl Bgp {
                 // silent for a hold time: the outage began then, so
                 // fallback follows at once instead of a hold time later.
                 Some(PeerHealth::Established) => {
+                    *self.flaps.entry(addr).or_default() += 1;
                     let silent = s
                         .last_error
                         .as_ref()
@@ -316,6 +321,10 @@ impl Bgp {
     /// arrival.
     pub fn learned(&self) -> Vec<LearnedRoute> {
         self.learned.values().cloned().collect()
+    }
+
+    pub fn flaps(&self) -> HashMap<IpAddr, u64> {
+        self.flaps.clone()
     }
 
     pub fn peer_types(&self) -> HashMap<IpAddr, super::peers::PeerType> {

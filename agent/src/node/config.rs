@@ -8,6 +8,7 @@ use crate::resources::ippool::EncapMode;
 use crate::resources::AsNumber;
 use ipnet::Ipv4Net;
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 use tabby_felix_lite::autodetect::{IpSetting, Method};
@@ -81,6 +82,12 @@ pub struct NodeConfig {
     /// None = decide from the kernel release
     /// ([`NodeConfig::checksum_offload_broken`]).
     pub checksum_offload_override: Option<bool>,
+    /// Where `/liveness` and `/readiness` are served (`FELIX_HEALTH*`);
+    /// None when `FELIX_HEALTHENABLED` is not true.
+    pub health: Option<SocketAddr>,
+    /// Where `/metrics` is served (`FELIX_PROMETHEUSMETRICS*`); None when
+    /// `FELIX_PROMETHEUSMETRICSENABLED` is not true.
+    pub metrics: Option<SocketAddr>,
     pub env_set: EnvSet,
 }
 
@@ -183,8 +190,17 @@ impl NodeConfig {
             backend: non_empty("CALICO_NETWORKING_BACKEND").is_some(),
             vxlan_mtu: vxlan_mtu.is_some(),
         };
+        let health = health_addr(env)?;
+        let metrics = endpoint(
+            &non_empty,
+            "FELIX_PROMETHEUSMETRICS",
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            9091,
+        )?;
         Ok(NodeConfig {
             env_set,
+            health,
+            metrics,
             node_name,
             ip,
             autodetect,
@@ -201,6 +217,58 @@ impl NodeConfig {
             checksum_offload_override,
         })
     }
+}
+
+/// The health endpoint from `FELIX_HEALTHENABLED`, `FELIX_HEALTHHOST`
+/// (default localhost, as Felix) and `FELIX_HEALTHPORT` (9099); None when
+/// disabled. Disabled by default as in Felix; calico-node's manifest turns
+/// it on. Shared with `tabby-node health`, which must find the port the
+/// daemon serves without needing the daemon's other variables.
+pub fn health_addr(env: &HashMap<String, String>) -> Result<Option<SocketAddr>, String> {
+    let non_empty = |k: &str| {
+        env.get(k)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    endpoint(
+        &non_empty,
+        "FELIX_HEALTH",
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        9099,
+    )
+}
+
+/// `<prefix>ENABLED`, `<prefix>HOST`, `<prefix>PORT`: Felix's naming for
+/// both its health and its Prometheus endpoints.
+fn endpoint(
+    get: &dyn Fn(&str) -> Option<String>,
+    prefix: &str,
+    default_host: IpAddr,
+    default_port: u16,
+) -> Result<Option<SocketAddr>, String> {
+    let enabled_var = format!("{prefix}ENABLED");
+    let enabled = match get(&enabled_var) {
+        None => false,
+        Some(v) => parse_bool(&enabled_var, &v)?,
+    };
+    let host_var = format!("{prefix}HOST");
+    let host = match get(&host_var) {
+        None => default_host,
+        Some(h) if h.eq_ignore_ascii_case("localhost") => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        Some(h) => h.parse::<IpAddr>().map_err(|_| {
+            format!("{host_var}: {h:?} is not an address (expected an IP address or localhost)")
+        })?,
+    };
+    let port_var = format!("{prefix}PORT");
+    let port = match get(&port_var) {
+        None => default_port,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("{port_var}: {p:?} is not a port (expected 1-65535)"))?,
+    };
+    Ok(enabled.then_some(SocketAddr::new(host, port)))
 }
 
 fn default_pool(get: &dyn Fn(&str) -> Option<String>) -> Result<DefaultPool, String> {

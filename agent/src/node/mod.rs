@@ -17,6 +17,8 @@
 //! | `TABBY_VXLAN_FALLBACK` | true | route blocks BGP cannot reach through vxlan.calico |
 //! | `TABBY_BGP_HOLD_TIME`, `TABBY_BGP_CONNECT_RETRY` | 90, 5 s | session timers; the hold time is also the fallback delay |
 //! | `TABBY_LOG` | `info` | tracing filter |
+//! | `FELIX_HEALTHENABLED`, `FELIX_HEALTHHOST`, `FELIX_HEALTHPORT` | false, localhost, 9099 | `/liveness`, `/readiness` (`crate::observe`) |
+//! | `FELIX_PROMETHEUSMETRICSENABLED`, `_HOST`, `_PORT` | false, all interfaces, 9091 | `/metrics` |
 //!
 //! Paths per remote block (confirmed affinities from the datastore): pool
 //! `vxlanMode: Always` → vxlan; `CrossSubnet` → native inside this node's

@@ -221,3 +221,9 @@ fn an_autodetection_regex_is_checked_by_the_env_parser() {
         "{p:?}"
     );
 }
+
+#[test]
+fn the_shipped_example_installation_is_valid() {
+    let y = crate::manifests::installation::installation_yaml();
+    assert_eq!(problems(&y), Vec::<String>::new(), "{y}");
+}

@@ -12,6 +12,8 @@
 
 #![allow(dead_code)]
 
+pub mod containerd;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -42,15 +42,22 @@ use crate::netlink::NlSocket;
 use crate::netns::{self, NetnsError};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{watch, Notify};
 
 /// How many applied actions a [`Status`] keeps word for word; the count is
 /// always exact.
 const APPLIED_KEPT: usize = 200;
 const FAILURES_KEPT: usize = 1000;
+/// How many pass durations a [`Status`] keeps: a reader polling once a
+/// second sees every pass as long as fewer than this ran in between (the
+/// debounce allows 20 a second).
+pub const DURATIONS_KEPT: usize = 64;
+/// How often the loop proves it is turning while it waits (see
+/// [`ReconcilerHandle::heartbeat`]).
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -116,6 +123,10 @@ pub struct PassReport {
     /// MTU pods should use: `vxlan.calico`'s when VXLAN is on, else the node
     /// interface's.
     pub pod_mtu: Option<u32>,
+    /// Netlink requests (dumps and writes) the kernel refused or that
+    /// failed on the socket; a subset of `failures`, which also holds
+    /// refusals decided here (foreign routes, edge next hops).
+    pub netlink_errors: usize,
 }
 
 impl PassReport {
@@ -130,6 +141,12 @@ impl PassReport {
     pub(crate) fn fail(&mut self, item: &str, error: String) {
         self.failures.push(ItemError::new(item, error));
     }
+
+    /// A failure whose cause is a netlink request.
+    pub(crate) fn netlink_fail(&mut self, item: &str, error: String) {
+        self.netlink_errors += 1;
+        self.fail(item, error);
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -139,6 +156,11 @@ pub struct Status {
     pub passes: u64,
     pub last_sync: Option<SystemTime>,
     pub last_pass: PassReport,
+    /// How long the most recent passes took, oldest first, the last one
+    /// being pass number `passes` (at most [`DURATIONS_KEPT`]).
+    pub recent_durations: Vec<Duration>,
+    /// Netlink errors over every pass since start.
+    pub netlink_errors: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -168,6 +190,7 @@ pub struct ReconcilerHandle {
     input: Arc<watch::Sender<Input>>,
     status: watch::Receiver<Status>,
     resync: Arc<Notify>,
+    heartbeat: Arc<Mutex<Instant>>,
 }
 
 impl ReconcilerHandle {
@@ -211,6 +234,13 @@ impl ReconcilerHandle {
         self.status.borrow().clone()
     }
 
+    /// When the loop last showed it was turning: it stamps this every
+    /// [`HEARTBEAT_EVERY`] while it waits and after every pass, so a pass
+    /// stuck in the kernel (or a dead thread) leaves it behind.
+    pub fn heartbeat(&self) -> Instant {
+        *self.heartbeat.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Waits for a pass that worked from `generation` or later.
     pub async fn wait_for_generation(&self, generation: u64) -> Option<Status> {
         let mut rx = self.status.clone();
@@ -245,7 +275,8 @@ impl Reconciler {
         let stop = Arc::new(Notify::new());
         let resync = Arc::new(Notify::new());
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (stop2, resync2) = (stop.clone(), resync.clone());
+        let heartbeat = Arc::new(Mutex::new(Instant::now()));
+        let (stop2, resync2, heartbeat2) = (stop.clone(), resync.clone(), heartbeat.clone());
         let thread = std::thread::Builder::new()
             .name("tabby-reconciler".into())
             .spawn(move || {
@@ -282,6 +313,7 @@ impl Reconciler {
                         status: status_tx,
                         stop: stop2,
                         resync: resync2,
+                        heartbeat: heartbeat2,
                         config,
                     };
                     ctx.run().await;
@@ -303,6 +335,7 @@ impl Reconciler {
                 input: Arc::new(input_tx),
                 status: status_rx,
                 resync,
+                heartbeat,
             },
             stop,
             thread: Some(thread),
@@ -340,11 +373,17 @@ struct LoopCtx {
     status: watch::Sender<Status>,
     stop: Arc<Notify>,
     resync: Arc<Notify>,
+    heartbeat: Arc<Mutex<Instant>>,
     config: Config,
 }
 
 impl LoopCtx {
+    fn beat(&self) {
+        *self.heartbeat.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
     async fn run(mut self) {
+        let mut beats = tokio::time::interval(HEARTBEAT_EVERY);
         // Nothing is written before the agent's first desired state: an
         // empty default would tear down a working dataplane on restart.
         while self.input.borrow().generation == 0 {
@@ -354,6 +393,7 @@ impl LoopCtx {
                         return;
                     }
                 }
+                _ = beats.tick() => self.beat(),
                 _ = self.stop.notified() => return,
             }
         }
@@ -380,36 +420,53 @@ impl LoopCtx {
             if check_nft {
                 nft_synced = outcome.nft_ok.then(|| input.state.pools.clone());
             }
-            log_pass(&report, started.elapsed());
+            let took = started.elapsed();
+            log_pass(&report, took);
             self.status.send_modify(|s| {
                 s.generation = input.generation;
                 s.passes += 1;
                 s.last_sync = Some(SystemTime::now());
+                s.netlink_errors += report.netlink_errors as u64;
                 s.last_pass = report;
+                if s.recent_durations.len() == DURATIONS_KEPT {
+                    s.recent_durations.remove(0);
+                }
+                s.recent_durations.push(took);
             });
+            self.beat();
             let next_resync = tokio::time::sleep(self.config.resync_interval);
-            let kernel_changed = async {
-                if !events_ok {
-                    return std::future::pending().await;
-                }
-                self.events.changed(vxlan_index).await
-            };
+            tokio::pin!(next_resync);
             periodic = false;
-            tokio::select! {
-                changed = self.input.changed() => {
-                    if changed.is_err() {
-                        return;
+            // The heartbeat arm loops without a pass; every other arm ends
+            // the wait.
+            loop {
+                let kernel_changed = async {
+                    if !events_ok {
+                        return std::future::pending().await;
                     }
-                }
-                res = kernel_changed => {
-                    if let Err(e) = res {
-                        tracing::warn!(error = %e, "netlink notifications failed; relying on the periodic resync");
-                        events_ok = false;
+                    self.events.changed(vxlan_index).await
+                };
+                tokio::select! {
+                    changed = self.input.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
                     }
+                    res = kernel_changed => {
+                        if let Err(e) = res {
+                            tracing::warn!(error = %e, "netlink notifications failed; relying on the periodic resync");
+                            events_ok = false;
+                        }
+                    }
+                    _ = &mut next_resync => periodic = true,
+                    _ = self.resync.notified() => periodic = true,
+                    _ = beats.tick() => {
+                        *self.heartbeat.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+                        continue;
+                    }
+                    _ = self.stop.notified() => return,
                 }
-                _ = next_resync => periodic = true,
-                _ = self.resync.notified() => periodic = true,
-                _ = self.stop.notified() => return,
+                break;
             }
         }
     }

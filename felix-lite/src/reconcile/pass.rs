@@ -32,7 +32,7 @@ pub fn run(
     let links_now = match links::dump_links(sock) {
         Ok(l) => l,
         Err(e) => {
-            report.fail("kernel", format!("reading links: {e}"));
+            report.netlink_fail("kernel", format!("reading links: {e}"));
             return (report, outcome(None, false));
         }
     };
@@ -40,7 +40,7 @@ pub fn run(
     let addrs = match links::dump_addrs(sock) {
         Ok(a) => a,
         Err(e) => {
-            report.fail("kernel", format!("reading addresses: {e}"));
+            report.netlink_fail("kernel", format!("reading addresses: {e}"));
             return (report, outcome(vx, false));
         }
     };
@@ -103,7 +103,7 @@ fn reconcile_routes(sock: &mut NlSocket, desired: &[DesiredRoute], report: &mut 
     let kernel = match routes::dump(sock) {
         Ok(k) => k,
         Err(e) => {
-            report.fail("routes", format!("reading routes: {e}"));
+            report.netlink_fail("routes", format!("reading routes: {e}"));
             return;
         }
     };
@@ -148,7 +148,7 @@ fn reconcile_routes(sock: &mut NlSocket, desired: &[DesiredRoute], report: &mut 
                 } else {
                     err.to_string()
                 };
-                report.fail(label, why);
+                report.netlink_fail(label, why);
             }
             for (i, (label, is_add)) in labels.iter().enumerate() {
                 if !failed[i] {
@@ -162,7 +162,7 @@ fn reconcile_routes(sock: &mut NlSocket, desired: &[DesiredRoute], report: &mut 
             report.routes_programmed = plan.in_sync + adds - failed_adds;
         }
         Err(e) => {
-            report.fail("routes", format!("route batch of {total} failed: {e}"));
+            report.netlink_fail("routes", format!("route batch of {total} failed: {e}"));
             report.routes_programmed = plan.in_sync;
         }
     }
@@ -177,7 +177,7 @@ fn reconcile_vteps(sock: &mut NlSocket, index: u32, state: &DesiredState, report
     ) {
         (Ok(n), Ok(f)) => (n, f),
         (Err(e), _) | (_, Err(e)) => {
-            report.fail(
+            report.netlink_fail(
                 "neighbours",
                 format!("reading ARP/FDB of {VXLAN_DEVICE}: {e}"),
             );
@@ -210,7 +210,7 @@ fn reconcile_vteps(sock: &mut NlSocket, index: u32, state: &DesiredState, report
             let mut failed = vec![false; total];
             for (i, err) in failures {
                 failed[i] = true;
-                report.fail(&labels[i], err.to_string());
+                report.netlink_fail(&labels[i], err.to_string());
             }
             for (i, label) in labels.into_iter().enumerate() {
                 if !failed[i] {
@@ -218,7 +218,7 @@ fn reconcile_vteps(sock: &mut NlSocket, index: u32, state: &DesiredState, report
                 }
             }
         }
-        Err(e) => report.fail("neighbours", format!("ARP/FDB batch failed: {e}")),
+        Err(e) => report.netlink_fail("neighbours", format!("ARP/FDB batch failed: {e}")),
     }
 }
 

@@ -64,7 +64,7 @@ pub fn reconcile(
         if let Some(l) = existing {
             match sock.execute(links::delete_link_request(l.index).message, 0) {
                 Ok(()) => report.applied(format!("deleted {VXLAN_DEVICE} (no VXLAN wanted)")),
-                Err(e) => report.fail(VXLAN_DEVICE, format!("delete failed: {e}")),
+                Err(e) => report.netlink_fail(VXLAN_DEVICE, format!("delete failed: {e}")),
             }
         }
         return None;
@@ -95,9 +95,8 @@ pub fn reconcile(
                 let req = links::set_link_request(l.index, mtu);
                 match sock.execute(req.message, req.flags) {
                     Ok(()) => report.applied(format!("{VXLAN_DEVICE}: mtu {mtu}, up")),
-                    Err(e) => {
-                        report.fail(VXLAN_DEVICE, format!("setting mtu {mtu}/up failed: {e}"))
-                    }
+                    Err(e) => report
+                        .netlink_fail(VXLAN_DEVICE, format!("setting mtu {mtu}/up failed: {e}")),
                 }
             }
             return Some((l.index, mtu));
@@ -108,7 +107,7 @@ pub fn reconcile(
             "existing device is wrong; deleting and re-creating it"
         );
         if let Err(e) = sock.execute(links::delete_link_request(l.index).message, 0) {
-            report.fail(
+            report.netlink_fail(
                 VXLAN_DEVICE,
                 format!(
                     "is wrong ({}) but could not be deleted: {e}",
@@ -121,7 +120,7 @@ pub fn reconcile(
     }
     let req = links::create_vxlan_request(&spec);
     if let Err(e) = sock.execute(req.message, req.flags) {
-        report.fail(VXLAN_DEVICE, format!("create failed: {e}"));
+        report.netlink_fail(VXLAN_DEVICE, format!("create failed: {e}"));
         return None;
     }
     report.applied(format!(
@@ -137,7 +136,7 @@ pub fn reconcile(
             }
         },
         Err(e) => {
-            report.fail(VXLAN_DEVICE, format!("reading links failed: {e}"));
+            report.netlink_fail(VXLAN_DEVICE, format!("reading links failed: {e}"));
             None
         }
     }
@@ -160,7 +159,7 @@ pub fn reconcile_address(
                     "removed {}/{} from {VXLAN_DEVICE}",
                     a.ip, a.prefix_len
                 )),
-                Err(e) => report.fail(
+                Err(e) => report.netlink_fail(
                     VXLAN_DEVICE,
                     format!("removing stray address {}/{}: {e}", a.ip, a.prefix_len),
                 ),
@@ -174,7 +173,7 @@ pub fn reconcile_address(
         let req = links::add_addr_request(index, want.tunnel_ip, 32);
         match sock.execute(req.message, req.flags) {
             Ok(()) => report.applied(format!("added {}/32 to {VXLAN_DEVICE}", want.tunnel_ip)),
-            Err(e) => report.fail(
+            Err(e) => report.netlink_fail(
                 VXLAN_DEVICE,
                 format!("adding tunnel address {}/32: {e}", want.tunnel_ip),
             ),

@@ -4,11 +4,14 @@
 //! the BGP speaker on its own, like gobgpd or bird, so it can be peered
 //! with and measured without Kubernetes (see `tabby_agent::bgpd`).
 //! `tabby-node controllers` runs what calico-kube-controllers does (IPAM
-//! garbage collection; see `tabby_agent::controllers`). This file only
+//! garbage collection; see `tabby_agent::controllers`). `tabby-node health
+//! --live|--ready` is the exec form of the probes (see
+//! `tabby_agent::observe::probe`). This file only
 //! parses the arguments and dispatches.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+use tabby_agent::observe::probe::Probe;
 
 #[derive(Parser)]
 #[command(name = "tabby-node", version, about = "Tabby node daemon")]
@@ -24,8 +27,23 @@ enum Command {
     /// DATASTORE_TYPE, TABBY_DATASTORE, ETCD_ENDPOINTS, CALICO_IPV4POOL_*,
     /// TABBY_RUN_DIR, TABBY_VXLAN_FALLBACK, TABBY_BGP_HOLD_TIME,
     /// TABBY_BGP_CONNECT_RETRY, TABBY_LOG, FELIX_VXLANMTU,
-    /// FELIX_FEATUREDETECTOVERRIDE.
+    /// FELIX_FEATUREDETECTOVERRIDE, FELIX_HEALTHENABLED, FELIX_HEALTHHOST,
+    /// FELIX_HEALTHPORT, FELIX_PROMETHEUSMETRICSENABLED,
+    /// FELIX_PROMETHEUSMETRICSHOST, FELIX_PROMETHEUSMETRICSPORT.
     Node,
+    /// Ask the running node's health endpoint (FELIX_HEALTHHOST:
+    /// FELIX_HEALTHPORT): exit 0 when it passes, else print
+    /// `tabby-node is not ready: <why>` (or `live`) and exit 1.
+    #[command(group(clap::ArgGroup::new("probe").required(true).args(["live", "ready"])))]
+    Health {
+        /// Liveness: the node's loops are turning.
+        #[arg(long)]
+        live: bool,
+        /// Readiness: datastore in sync, first dataplane apply done, BGP
+        /// peers Established by calico-node's rule.
+        #[arg(long)]
+        ready: bool,
+    },
     /// Run the BGP speaker standalone.
     Bgp {
         /// The speaker's YAML configuration (see `tabby_agent::bgpd::config`).
@@ -65,6 +83,20 @@ async fn main() {
         None | Some(Command::Node) => match tabby_agent::node::NodeConfig::from_env() {
             Ok(cfg) => {
                 init_logging(&cfg.log);
+                // The CNI plugin's kubeconfig token, refreshed before it
+                // expires (on only in the DaemonSet: TABBY_CNI_KUBECONFIG).
+                match tabby_agent::cni::install::refresh::Refresher::from_env(|k| {
+                    std::env::var(k).ok()
+                }) {
+                    Ok(Some(r)) => {
+                        tokio::spawn(r.run());
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        eprintln!("Error: TABBY_CNI_KUBECONFIG: {e}");
+                        std::process::exit(1);
+                    }
+                }
                 tabby_agent::node::run(cfg).await
             }
             Err(e) => {
@@ -72,6 +104,21 @@ async fn main() {
                 std::process::exit(1);
             }
         },
+        Some(Command::Health { live, ready: _ }) => {
+            let probe = if live { Probe::Live } else { Probe::Ready };
+            let env = std::env::vars().collect();
+            let res = match tabby_agent::node::config::health_addr(&env) {
+                Ok(addr) => tabby_agent::observe::probe::run(probe, addr)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            if let Err(why) = res {
+                println!("tabby-node is not {}: {why}", probe.word());
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Some(Command::Bgp {
             config,
             grpc_socket,

@@ -72,11 +72,19 @@ enum Cmd {
         #[command(subcommand)]
         cmd: lab::LabCmd,
     },
-    /// Write the Kubernetes manifests generated from Tabby's types (today
-    /// crds.yaml: Calico's CRDs) into DIR.
+    /// Write the Kubernetes manifests generated from Tabby's types into DIR:
+    /// crds.yaml (Calico's CRDs), tabby.yaml (RBAC, DaemonSet, Deployment),
+    /// installation.yaml (an example Installation).
     Manifests {
         #[arg(long = "out", value_name = "DIR", default_value = "manifests")]
         out: std::path::PathBuf,
+        /// The image every container runs (default: this release's).
+        #[arg(long = "image", value_name = "REPO:TAG")]
+        image: Option<String>,
+        /// Take the DaemonSet's MTU, backend and default pool from this
+        /// Installation.
+        #[arg(long = "installation", value_name = "FILE")]
+        installation: Option<std::path::PathBuf>,
     },
     /// Show resources of KIND (e.g. ippools, bgppeers, bgpconfig, nodes).
     Get {
@@ -183,7 +191,11 @@ async fn run(cli: Cli) -> Result<()> {
             cmd: NodeCmd::Status { run_dir },
         } => return node::status(run_dir).await,
         Cmd::Lab { which, cmd } => return lab::run(which, cmd).await,
-        Cmd::Manifests { out } => return manifests::write_all(&out),
+        Cmd::Manifests {
+            out,
+            image,
+            installation,
+        } => return manifests::write_all(&out, image, installation.as_deref()),
         other => other,
     };
     let cfg = DatastoreConfig::from_env().map_err(|e| anyhow!(e))?;

@@ -72,6 +72,11 @@ pub(crate) struct Daemon {
     snapshot: Arc<RwLock<Snapshot>>,
     /// The speaker `node status` reads, shared with the Node service.
     speaker: Arc<RwLock<Option<tabby_bgp::speaker::Speaker>>>,
+    observer: crate::observe::Observer,
+    /// Blocks on the fallback path at the last publish, and how many
+    /// times a block moved onto it.
+    on_fallback: std::collections::HashSet<Ipv4Net>,
+    fallback_activations: u64,
     ticks: u64,
     started: Instant,
 }
@@ -161,6 +166,7 @@ impl Daemon {
     /// are re-read now and then (a NIC can gain an address after start).
     async fn on_tick(&mut self) -> bool {
         self.ticks += 1;
+        self.observer.tick();
         if self.ticks.is_multiple_of(CONNECTED_EVERY) {
             self.inputs.local.connected = connected_subnets(self.node_ip).await;
             if self.installation_retry {
@@ -189,6 +195,18 @@ impl Daemon {
             self.dataplane.set_desired(out.desired.clone());
             self.last = Some(out.desired);
         }
+        let fallback: std::collections::HashSet<Ipv4Net> = out
+            .rows
+            .iter()
+            .filter(|r| r.path == "vxlan-fallback")
+            .map(|r| r.block)
+            .collect();
+        let newly = fallback.difference(&self.on_fallback).count() as u64;
+        if newly > 0 {
+            tracing::info!(blocks = newly, "blocks moved to the VXLAN fallback path");
+        }
+        self.fallback_activations += newly;
+        self.on_fallback = fallback;
         let vtep = self.tunnel.vtep;
         let snap = Snapshot {
             node_ip: self.node_ip.map(|n| n.to_string()).unwrap_or_default(),
@@ -203,6 +221,8 @@ impl Daemon {
                 .map(|b| b.peer_types())
                 .unwrap_or_default(),
             backend: Some(self.cfg.backend.as_str()),
+            flaps: self.bgp.as_ref().map(|b| b.flaps()).unwrap_or_default(),
+            fallback_activations: self.fallback_activations,
         };
         if let Ok(mut s) = self.snapshot.write() {
             *s = snap;

@@ -45,6 +45,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
 impl Daemon {
     async fn start(cfg: NodeConfig) -> anyhow::Result<Daemon> {
         let started = SystemTime::now();
+        let started_at = Instant::now();
         let me = cfg.node_name.clone();
         tracing::info!(node = %me, backend = cfg.backend.as_str(), datastore = ?cfg.datastore, "tabby-node starting");
         let ds = crate::datastore::connect(&cfg.datastore)
@@ -111,6 +112,21 @@ impl Daemon {
 
         let snapshot = Arc::new(RwLock::new(Snapshot::default()));
         let speaker = Arc::new(RwLock::new(bgp.as_ref().map(|b| b.speaker.clone())));
+        // Probes and metrics are up before the socket, so a kubelet sees
+        // "not ready" (with the reason) rather than a refused connection
+        // while the node comes up.
+        let observer = crate::observe::Observer::new(
+            crate::observe::Parts {
+                node_name: me.clone(),
+                cache: cache.clone(),
+                kinds: kinds.clone(),
+                dataplane: dataplane.clone(),
+                speaker: speaker.clone(),
+                snapshot: snapshot.clone(),
+            },
+            started_at,
+        );
+        observer.serve(cfg.health, cfg.metrics).await?;
         let node_svc = NodeService {
             node_name: me.clone(),
             backend: cfg.backend.as_str(),
@@ -208,8 +224,11 @@ impl Daemon {
             last: None,
             snapshot,
             speaker,
+            observer,
+            on_fallback: Default::default(),
+            fallback_activations: 0,
             ticks: 0,
-            started: Instant::now(),
+            started: started_at,
         })
     }
 }

@@ -380,3 +380,36 @@ fn a_pool_conflict_clears_once_the_pool_in_the_way_is_deleted() {
         )]
     );
 }
+
+/// `tabby-node health --live` inside the node's namespace: the exit code.
+fn live(n: &Node) -> i32 {
+    n.ns.command("env")
+        .args([
+            "-i",
+            "FELIX_HEALTHENABLED=true",
+            env!("CARGO_BIN_EXE_tabby-node"),
+            "health",
+            "--live",
+        ])
+        .output()
+        .map(|o| o.status.code().unwrap_or(-1))
+        .unwrap_or(-1)
+}
+
+#[test]
+fn the_node_stays_live_when_the_installation_turns_bgp_off() {
+    let mut n = Node::prepare("instlv", 102);
+    let (if1, _) = n.links[0].clone();
+    let o = n.apply(&installation(1400, "Enabled", &if1, ONE_POOL));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    n.start(&[("FELIX_HEALTHENABLED", "true")]);
+    n.wait("BGP up and live", || n.bgp_listening() && live(&n) == 0);
+    let o = n.apply(&installation(1400, "Disabled", &if1, ONE_POOL));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    n.wait("BGP stopped", || !n.bgp_listening());
+    // Liveness no longer asks the stopped speaker.
+    for _ in 0..3 {
+        assert_eq!(live(&n), 0, "{}", n.log());
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}

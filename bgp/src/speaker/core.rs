@@ -85,10 +85,19 @@ impl Core {
             let (itx, mut irx) = mpsc::channel(64);
             let accept = l.spawn(itx);
             let tx = self.tx.clone();
+            // Also ends when the core is gone (after Shutdown), not only on
+            // the next connection: a speaker stopped in a running process
+            // (the agent switching BGP off) must free its port at once.
             tokio::spawn(async move {
-                while let Some(inc) = irx.recv().await {
-                    if tx.send(CoreMsg::Incoming(inc)).is_err() {
-                        break;
+                loop {
+                    tokio::select! {
+                        inc = irx.recv() => {
+                            let Some(inc) = inc else { break };
+                            if tx.send(CoreMsg::Incoming(inc)).is_err() {
+                                break;
+                            }
+                        }
+                        _ = tx.closed() => break,
                     }
                 }
                 accept.abort();

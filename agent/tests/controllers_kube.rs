@@ -219,6 +219,20 @@ impl Cluster {
     }
 }
 
+/// A release is in the datastore before its log line has come through the
+/// stderr reader: wait for the line rather than race it.
+async fn logged_soon(ctl: &Controllers, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ctl.logged(what).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "never logged {what:?}:\n{}",
+            ctl.all()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_pods_address_is_released_after_the_grace_period() {
     let c = Cluster::start().await;
@@ -253,6 +267,7 @@ async fn a_deleted_pods_address_is_released_after_the_grace_period() {
         "released after {took:?}, inside the grace period"
     );
     assert!(c.held(live).await, "the live pod's address was released");
+    logged_soon(&ctl, "garbage collected leaked IP address").await;
     let line = ctl.logged("garbage collected leaked IP address");
     assert_eq!(line.len(), 1, "{}", ctl.all());
     for field in [
@@ -302,6 +317,7 @@ async fn two_controllers_one_leader() {
     )
     .await;
     assert_eq!(c.lease_holder().await.as_deref(), Some(first.as_str()));
+    logged_soon(leader, "garbage collected leaked IP address").await;
     assert_eq!(
         leader.logged("became the leader").len(),
         1,
@@ -339,6 +355,7 @@ async fn two_controllers_one_leader() {
         async move { !c.held(again).await }
     })
     .await;
+    logged_soon(follower, "garbage collected leaked IP address").await;
     assert_eq!(
         follower.logged("garbage collected leaked IP address").len(),
         1

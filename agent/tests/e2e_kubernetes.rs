@@ -168,7 +168,12 @@ fn pods_ping_across_subnets_with_the_kubernetes_datastore() {
         shown(&lab).contains("is not assigned")
     });
     let took = started.elapsed();
-    let ctl_log = std::fs::read_to_string(format!("{dir}/controllers.log")).unwrap_or_default();
+    let read_log = || std::fs::read_to_string(format!("{dir}/controllers.log")).unwrap_or_default();
+    // The release lands in the datastore a moment before its log line.
+    e2e_common::wait_until(Duration::from_secs(10), || {
+        read_log().contains("garbage collected leaked IP address")
+    });
+    let ctl_log = read_log();
     assert!(freed, "the leak was never collected:\n{ctl_log}");
     assert!(
         took >= Duration::from_secs(3),

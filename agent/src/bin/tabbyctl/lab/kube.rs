@@ -10,7 +10,6 @@ use super::state::{Lab, KUBE_PORT};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::time::Duration;
 
 pub fn start(lab: &mut Lab) -> Result<()> {
     let f = lab.fabric.netns.clone();
@@ -32,21 +31,14 @@ pub fn start(lab: &mut Lab) -> Result<()> {
     lab.kube_pid = Some(pid);
     let endpoint = format!("http://{addr}:{KUBE_PORT}");
     lab.kube_endpoint = Some(endpoint.clone());
-    let tabbyctl = std::env::current_exe()?;
-    let ok = sh::wait_for(Duration::from_secs(30), || {
-        let mut c = in_ns(&f, "env");
-        for (k, v) in lab.datastore_env() {
-            c.arg(format!("{k}={v}"));
-        }
-        c.arg(&tabbyctl).args(["get", "ippools"]);
-        sh::run(&mut c).is_ok()
-    });
-    if !ok {
-        bail!(
-            "the API stand-in in {f} did not answer on {endpoint} within 30 s (log: {})",
-            lab.dir.join("kube-api.log").display()
-        );
-    }
+    let log = lab.dir.join("kube-api.log");
+    sh::wait_datastore(
+        &f,
+        &lab.datastore_env(),
+        "the API stand-in",
+        &endpoint,
+        &log,
+    )?;
     step(
         &lab.name,
         "kube-api",

@@ -173,3 +173,31 @@ pub fn binary(name: &str) -> Result<std::path::PathBuf> {
 pub fn step(lab: &str, what: &str, msg: impl std::fmt::Display) {
     println!("[{lab}] [{what}] {msg}");
 }
+
+/// Waits until tabbyctl itself can list pools through a lab's datastore
+/// server (etcd, or the API stand-in) from inside `netns` with `env`,
+/// naming the server and its log if it never answers.
+pub fn wait_datastore(
+    netns: &str,
+    env: &[(String, String)],
+    what: &str,
+    endpoint: &str,
+    log: &Path,
+) -> Result<()> {
+    let tabbyctl = std::env::current_exe()?;
+    let ok = wait_for(Duration::from_secs(30), || {
+        let mut c = in_ns(netns, "env");
+        for (k, v) in env {
+            c.arg(format!("{k}={v}"));
+        }
+        c.arg(&tabbyctl).args(["get", "ippools"]);
+        run(&mut c).is_ok()
+    });
+    if !ok {
+        bail!(
+            "{what} in {netns} did not answer on {endpoint} within 30 s (log: {})",
+            log.display()
+        );
+    }
+    Ok(())
+}

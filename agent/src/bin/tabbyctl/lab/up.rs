@@ -212,22 +212,13 @@ fn etcd(lab: &mut Lab) -> Result<()> {
     let pid = sh::spawn_detached(&mut cmd, &lab.dir.join("etcd.log"))?;
     lab.etcd_pid = Some(pid);
     lab.etcd_endpoint = Some(endpoint.clone());
-    // Ready when tabbyctl itself can list pools through it from the fabric.
-    let tabbyctl = std::env::current_exe()?;
-    let ok = sh::wait_for(Duration::from_secs(30), || {
-        let mut c = in_ns(&f, "env");
-        for (k, v) in lab.datastore_env() {
-            c.arg(format!("{k}={v}"));
-        }
-        c.arg(&tabbyctl).args(["get", "ippools"]);
-        sh::run(&mut c).is_ok()
-    });
-    if !ok {
-        bail!(
-            "etcd in {f} did not answer on {endpoint} within 30 s (log: {})",
-            lab.dir.join("etcd.log").display()
-        );
-    }
+    sh::wait_datastore(
+        &f,
+        &lab.datastore_env(),
+        "etcd",
+        &endpoint,
+        &lab.dir.join("etcd.log"),
+    )?;
     step(
         &lab.name,
         "etcd",

@@ -27,12 +27,11 @@ pub mod lease;
 
 pub use config::{ConfigError, ControllersArgs, ControllersConfig};
 
-use crate::datastore::{kdd::KubeStore, Datastore, DatastoreConfig};
-use crate::ipam::workloads::{kube::KubePods, WorkloadEndpoints};
+use crate::datastore::Datastore;
+use crate::ipam::workloads::live_workloads;
 use gc::IpamGc;
 use std::sync::Arc;
 use std::time::Duration;
-use tabby_ipam::check::LiveWorkloads;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -47,18 +46,8 @@ pub enum ControllersError {
 /// Runs the controllers until SIGTERM or SIGINT.
 pub async fn run(cfg: ControllersConfig) -> Result<(), ControllersError> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let (ds, kube): (Arc<dyn Datastore>, _) = match &cfg.datastore {
-        DatastoreConfig::Kubernetes { kubeconfig } => {
-            let store = KubeStore::connect(kubeconfig.as_deref()).await?;
-            let client = store.client().clone();
-            (Arc::new(store), Some(client))
-        }
-        other => (crate::datastore::connect(other).await?, None),
-    };
-    let workloads: Box<dyn LiveWorkloads> = match &kube {
-        Some(c) => Box::new(KubePods::new(c.clone())),
-        None => Box::new(WorkloadEndpoints::new(ds.clone())),
-    };
+    let ds: Arc<dyn Datastore> = crate::datastore::connect(&cfg.datastore).await?;
+    let workloads = live_workloads(ds.clone());
     let period = cfg.sync_period();
     if cfg.leak_grace_period.is_zero() {
         info!(
@@ -71,7 +60,7 @@ pub async fn run(cfg: ControllersConfig) -> Result<(), ControllersError> {
 
     let (stop_elector_tx, stop_elector_rx) = watch::channel(());
     let (leader_tx, leader_rx) = watch::channel(false);
-    let elector = match kube {
+    let elector = match ds.kube_client() {
         Some(client) => {
             let el = lease::Elector::new(client, cfg.lease.clone());
             Some(tokio::spawn(lease::elect(el, leader_tx, stop_elector_rx)))

@@ -210,6 +210,13 @@ pub trait Datastore: Send + Sync {
     async fn report_node_network(&self, _node: &str, _up: bool) -> Result<(), Error> {
         Ok(())
     }
+
+    /// The Kubernetes API client this datastore talks through, for what
+    /// only Kubernetes has (Pods as liveness, Leases): one client per
+    /// process, not a second connection. None for the other backends.
+    fn kube_client(&self) -> Option<kube::Client> {
+        None
+    }
 }
 
 /// Stamps what the store owns on a new resource: uid and creation time.

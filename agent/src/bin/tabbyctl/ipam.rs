@@ -5,7 +5,7 @@ use anyhow::{anyhow, bail, Result};
 use clap::Subcommand;
 use std::net::IpAddr;
 use std::sync::Arc;
-use tabby_agent::datastore::{Datastore, DatastoreConfig};
+use tabby_agent::datastore::Datastore;
 use tabby_agent::ipam::workloads::live_workloads;
 use tabby_agent::ipam::DatastoreIpam;
 use tabby_agent::resources::Kind;
@@ -62,7 +62,7 @@ fn pct(n: u128, total: u128) -> String {
     format!("{n} ({p}%)")
 }
 
-pub async fn run(ds: Arc<dyn Datastore>, cfg: &DatastoreConfig, cmd: IpamCmd) -> Result<()> {
+pub async fn run(ds: Arc<dyn Datastore>, cmd: IpamCmd) -> Result<()> {
     let store = DatastoreIpam::new(ds.clone());
     match cmd {
         IpamCmd::Show {
@@ -151,7 +151,7 @@ pub async fn run(ds: Arc<dyn Datastore>, cfg: &DatastoreConfig, cmd: IpamCmd) ->
                 .iter()
                 .map(|n| n.name().to_string())
                 .collect();
-            let workloads = live_workloads(cfg, ds.clone()).await?;
+            let workloads = live_workloads(ds.clone());
             let leaks = LeakCheck {
                 workloads: workloads.as_ref(),
                 grace: leak_grace_period,

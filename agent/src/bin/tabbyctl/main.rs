@@ -202,7 +202,7 @@ async fn run(cli: Cli) -> Result<()> {
     let shared: Arc<dyn Datastore> = connect(&cfg).await?;
     let store = shared.as_ref();
     match cmd {
-        Cmd::Ipam { cmd } => ipam::run(shared.clone(), &cfg, cmd).await,
+        Cmd::Ipam { cmd } => ipam::run(shared.clone(), cmd).await,
         Cmd::Apply { file } => write_cmd(store, &file, Mode::Apply, "applied").await,
         Cmd::Create { file } => write_cmd(store, &file, Mode::Create, "created").await,
         Cmd::Replace { file } => write_cmd(store, &file, Mode::Replace, "replaced").await,

@@ -181,4 +181,8 @@ impl Datastore for KubeStore {
     async fn report_node_network(&self, node: &str, up: bool) -> Result<(), Error> {
         self.set_network_unavailable(node, up).await
     }
+
+    fn kube_client(&self) -> Option<Client> {
+        Some(self.client.clone())
+    }
 }

@@ -14,7 +14,7 @@ use kube::api::{
 };
 use serde_json::Value;
 
-fn to_value(o: &DynamicObject) -> Value {
+pub(super) fn to_value(o: &DynamicObject) -> Value {
     serde_json::to_value(o).unwrap_or(Value::Null)
 }
 

@@ -184,7 +184,7 @@ async fn watch_kind(
             if let Some(v) = &obj.metadata.resource_version {
                 rv = v.clone();
             }
-            let v = serde_json::to_value(&obj).unwrap_or(Value::Null);
+            let v = ops::to_value(&obj);
             match convert(kind, applied, added, &v) {
                 Ok(None) => {}
                 Ok(Some(ev)) => {
@@ -240,7 +240,7 @@ async fn follow_kind(s: KubeStore, kind: Kind, tx: mpsc::Sender<Result<Follow, E
                 continue;
             }
             Ok(Event::InitApply(o)) => {
-                let v = serde_json::to_value(&o).unwrap_or(Value::Null);
+                let v = ops::to_value(&o);
                 match initial(kind, &v) {
                     Ok(Some((r, rev))) => {
                         list_rev = list_rev.max(rev);
@@ -256,11 +256,11 @@ async fn follow_kind(s: KubeStore, kind: Kind, tx: mpsc::Sender<Result<Follow, E
                 revision: list_rev,
             }))),
             Ok(Event::Apply(o)) => {
-                let v = serde_json::to_value(&o).unwrap_or(Value::Null);
+                let v = ops::to_value(&o);
                 convert(kind, true, false, &v).map(|e| e.map(|e| Follow::Event(Box::new(e))))
             }
             Ok(Event::Delete(o)) => {
-                let v = serde_json::to_value(&o).unwrap_or(Value::Null);
+                let v = ops::to_value(&o);
                 convert(kind, false, false, &v).map(|e| e.map(|e| Follow::Event(Box::new(e))))
             }
             // No Installation CRD: a cluster installed from manifests, not

@@ -11,7 +11,7 @@
 
 pub mod kube;
 
-use crate::datastore::{kdd::KubeStore, Datastore, DatastoreConfig};
+use crate::datastore::Datastore;
 use crate::resources::{Kind, Resource};
 use async_trait::async_trait;
 use std::collections::{HashMap, HashSet};
@@ -74,17 +74,11 @@ impl LiveWorkloads for WorkloadEndpoints {
     }
 }
 
-/// The liveness source for the datastore `cfg` names: Pods in Kubernetes
-/// (over a client of its own), WorkloadEndpoints otherwise.
-pub async fn live_workloads(
-    cfg: &DatastoreConfig,
-    ds: Arc<dyn Datastore>,
-) -> Result<Box<dyn LiveWorkloads>, crate::datastore::Error> {
-    Ok(match cfg {
-        DatastoreConfig::Kubernetes { kubeconfig } => {
-            let store = KubeStore::connect(kubeconfig.as_deref()).await?;
-            Box::new(kube::KubePods::new(store.client().clone()))
-        }
-        _ => Box::new(WorkloadEndpoints::new(ds)),
-    })
+/// The liveness source for `ds`: Pods in Kubernetes (over the datastore's
+/// own client), WorkloadEndpoints otherwise.
+pub fn live_workloads(ds: Arc<dyn Datastore>) -> Box<dyn LiveWorkloads> {
+    match ds.kube_client() {
+        Some(client) => Box::new(kube::KubePods::new(client)),
+        None => Box::new(WorkloadEndpoints::new(ds)),
+    }
 }

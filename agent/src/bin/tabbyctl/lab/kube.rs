@@ -111,9 +111,8 @@ pub async fn kube_apply(kubeconfig: &Path, file: &Path, delete: bool) -> Result<
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let objects: Vec<Value> = serde_json::from_str(&text)?;
-    let kc = kube::config::Kubeconfig::read_from(kubeconfig)?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
-    let client = kube::Client::try_from(config)?;
+    let store = tabby_agent::datastore::kdd::KubeStore::connect(Some(kubeconfig)).await?;
+    let client = store.client().clone();
     for o in objects {
         let kind = o["kind"].as_str().unwrap_or_default().to_string();
         let (plural, namespaced) = match kind.as_str() {

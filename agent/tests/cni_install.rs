@@ -84,20 +84,7 @@ async fn containerd_runs_a_container_with_what_install_cni_wrote() {
         sock = work.path().join("containerd.sock").display(),
         rootfs = rootfs.display(),
     );
-    let out = tokio::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &node.netns.name,
-            "unshare",
-            "-m",
-            "sh",
-            "-c",
-            &script,
-        ])
-        .output()
-        .await
-        .unwrap();
+    let out = in_private_mounts(&node.netns.name, &script).await;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),

@@ -95,3 +95,14 @@ pub fn missing_tool() -> Option<&'static str> {
     .into_iter()
     .find(|b| !installed(b))
 }
+
+/// Runs `script` with `sh -c` in network namespace `netns` and a private
+/// mount namespace, so the container's bind mounts over /etc/cni and /opt
+/// stay in it.
+pub async fn in_private_mounts(netns: &str, script: &str) -> std::process::Output {
+    tokio::process::Command::new("ip")
+        .args(["netns", "exec", netns, "unshare", "-m", "sh", "-c", script])
+        .output()
+        .await
+        .expect("running ip netns exec … unshare -m")
+}

@@ -5,27 +5,10 @@
 
 mod common;
 
-use common::{is_root, node_with_eth0};
+use common::{apply, is_root, node_with_eth0};
 use std::time::{Duration, Instant};
 use tabby_felix_lite::model::{BlockRoute, DesiredState, Path};
-use tabby_felix_lite::reconcile::{Config, Reconciler, ReconcilerHandle, Status, HEARTBEAT_EVERY};
-
-fn apply(handle: &ReconcilerHandle, state: DesiredState) -> Status {
-    let generation = handle.set_desired(state);
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            tokio::time::timeout(
-                Duration::from_secs(10),
-                handle.wait_for_generation(generation),
-            )
-            .await
-            .expect("a pass within 10 s")
-            .expect("reconciler running")
-        })
-}
+use tabby_felix_lite::reconcile::{Config, Reconciler, HEARTBEAT_EVERY};
 
 /// A native route whose gateway is on no connected subnet: the kernel
 /// answers ENETUNREACH, which is a netlink error, not a planning refusal.

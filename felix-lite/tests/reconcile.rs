@@ -6,7 +6,7 @@ use common::{add_workload_veth, is_root, node_with_eth0, tabby_route, wait_until
 use std::net::Ipv4Addr;
 use std::time::Duration;
 use tabby_felix_lite::model::{BlockRoute, DesiredState, LocalVxlan, Path, Pool, Vtep, Workload};
-use tabby_felix_lite::reconcile::{Config, Reconciler, Status};
+use tabby_felix_lite::reconcile::{Config, Reconciler};
 
 const MAC_A: [u8; 6] = [0x66, 0, 0, 0, 0, 0x0a];
 const MAC_B: [u8; 6] = [0x66, 0, 0, 0, 0, 0x0b];
@@ -94,24 +94,6 @@ fn slow_resync() -> Config {
     }
 }
 
-fn apply(rec: &Reconciler, state: DesiredState) -> Status {
-    let handle = rec.handle();
-    let generation = handle.set_desired(state);
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            tokio::time::timeout(
-                Duration::from_secs(10),
-                handle.wait_for_generation(generation),
-            )
-            .await
-            .expect("a pass within 10 s")
-            .expect("reconciler running")
-        })
-}
-
 fn setup(tag: &str) -> (Netns, Reconciler) {
     let ns = node_with_eth0(tag, "10.99.0.1/24");
     add_workload_veth(&ns, "cali1", "pod1");
@@ -128,7 +110,7 @@ fn every_element_is_programmed() {
     let mut state = full_state();
     // Felix's ChecksumOffloadBroken workaround, through H2's ethtool module.
     state.vxlan.as_mut().unwrap().disable_tx_checksum_offload = true;
-    let status = apply(&rec, state.clone());
+    let status = common::apply(&rec.handle(), state.clone());
     assert!(
         status.last_pass.failures.is_empty(),
         "{:?}",
@@ -215,7 +197,7 @@ fn every_element_is_programmed() {
     assert!(ok && out.contains("masquerade"), "{out}");
 
     // A second pass over an unchanged kernel writes nothing.
-    let status = apply(&rec, state);
+    let status = common::apply(&rec.handle(), state);
     assert_eq!(
         status.last_pass.applied_count, 0,
         "{:?}",
@@ -225,7 +207,7 @@ fn every_element_is_programmed() {
     // Without pools, the table goes.
     let mut no_pools = full_state();
     no_pools.pools.clear();
-    let status = apply(&rec, no_pools);
+    let status = common::apply(&rec.handle(), no_pools);
     assert!(
         status.last_pass.failures.is_empty(),
         "{:?}",
@@ -259,7 +241,7 @@ fn wrong_vxlan_parent_is_replaced() {
         "nolearning",
     ]);
     let rec = Reconciler::start_in_netns(&ns.name, slow_resync()).expect("start");
-    let status = apply(&rec, full_state());
+    let status = common::apply(&rec.handle(), full_state());
     let link = &ns.ip_json(&["-d", "link", "show", "vxlan.calico"])[0];
     assert_eq!(link["linkinfo"]["info_data"]["link"], "eth0");
     assert_eq!(link["address"], "66:00:00:00:00:0a");
@@ -295,7 +277,7 @@ fn foreign_routes_are_left_alone() {
         "proto",
         "12",
     ]);
-    let status = apply(&rec, full_state());
+    let status = common::apply(&rec.handle(), full_state());
     let blocked: Vec<_> = status
         .last_pass
         .failures
@@ -316,7 +298,7 @@ fn foreign_routes_are_left_alone() {
     assert_eq!(other[0]["protocol"], "static");
 
     // Removing everything from Tabby's desired state leaves them too.
-    apply(&rec, DesiredState::default());
+    common::apply(&rec.handle(), DesiredState::default());
     assert_eq!(
         ns.ip_json(&["route", "show", "proto", "81"])
             .as_array()
@@ -340,7 +322,7 @@ fn foreign_routes_are_left_alone() {
     );
 
     // Once the other route is gone, Tabby's goes in (event-driven).
-    apply(&rec, full_state());
+    common::apply(&rec.handle(), full_state());
     ns.ip(&["route", "del", "10.244.2.0/26", "proto", "12"]);
     wait_until(
         "Tabby's route after BIRD's left",
@@ -381,7 +363,7 @@ fn network_and_broadcast_gateways_are_refused() {
             "g",
         ),
     ]);
-    let status = apply(&rec, state);
+    let status = common::apply(&rec.handle(), state);
     let failures = &status.last_pass.failures;
     assert_eq!(failures.len(), 3, "{failures:?}");
     for (dst, why) in [
@@ -413,7 +395,7 @@ fn removing_items_removes_exactly_those() {
     let (ns, rec) = setup("remove");
     add_workload_veth(&ns, "cali2", "pod2");
     let handle = rec.handle();
-    apply(&rec, full_state());
+    common::apply(&rec.handle(), full_state());
     let generation = handle.add_workload(Workload {
         ip: ip("10.244.0.6"),
         host_interface: "cali2".into(),
@@ -427,7 +409,7 @@ fn removing_items_removes_exactly_those() {
     state.routes.retain(|r| r.node != "d");
     state.vteps.retain(|v| v.node != "d");
     state.workloads.clear();
-    let status = apply(&rec, state);
+    let status = common::apply(&rec.handle(), state);
     assert!(
         status.last_pass.failures.is_empty(),
         "{:?}",
@@ -475,7 +457,7 @@ fn removing_items_removes_exactly_those() {
     state
         .routes
         .retain(|r| !matches!(r.path, Path::Vxlan { .. }));
-    let status = apply(&rec, state);
+    let status = common::apply(&rec.handle(), state);
     assert!(
         status.last_pass.failures.is_empty(),
         "{:?}",

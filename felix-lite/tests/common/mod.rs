@@ -179,3 +179,25 @@ pub fn tabby_route(ns: &Netns, dst: &str) -> Option<serde_json::Value> {
         .as_array()
         .and_then(|a| a.iter().find(|r| r["dst"] == dst).cloned())
 }
+
+/// Hands `state` to the reconciler and waits (10 s at most) for the pass
+/// that applied it, returning that pass's status.
+pub fn apply(
+    handle: &tabby_felix_lite::reconcile::ReconcilerHandle,
+    state: tabby_felix_lite::model::DesiredState,
+) -> tabby_felix_lite::reconcile::Status {
+    let generation = handle.set_desired(state);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                handle.wait_for_generation(generation),
+            )
+            .await
+            .expect("a pass within 10 s")
+            .expect("reconciler running")
+        })
+}

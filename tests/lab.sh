@@ -6,8 +6,7 @@
 #
 # Root on Debian 12. Overrides: LAB_NAME (default lab), NODES, SUBNETS,
 # PODS_PER_NODE, ENCAPSULATION (None|VXLAN|VXLANCrossSubnet), DATASTORE
-# (sqlite|etcdv3|kubernetes: the last on the test-only API stand-in)
-# (sqlite|etcdv3).
+# (sqlite|etcdv3|kubernetes: the last on the test-only API stand-in).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -8,6 +8,7 @@ pub mod cni;
 pub mod controllers;
 pub mod ctl;
 pub mod datastore;
+pub mod doctor;
 pub mod grpc;
 pub mod ipam;
 pub mod manifests;

@@ -39,7 +39,7 @@
 //! spawns it: call these functions on the thread that is in the target
 //! namespace (not from `spawn_blocking` in a multi-namespace process).
 
-mod ruleset;
+pub mod ruleset;
 
 pub use ruleset::{FORWARD_TAG, NAT_TAG, SET_ALL, SET_MASQ, TABLE};
 
@@ -218,7 +218,8 @@ impl Nft {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    fn list(&self) -> Result<Ruleset, NftError> {
+    /// `nft -j list ruleset`, parsed: what `node doctor` reads as well.
+    pub fn list(&self) -> Result<Ruleset, NftError> {
         let text = self.run(&["-j", "list", "ruleset"], None)?;
         let doc: Value = serde_json::from_str(&text).map_err(|e| NftError::Parse(e.to_string()))?;
         ruleset::parse(&doc).map_err(NftError::Parse)

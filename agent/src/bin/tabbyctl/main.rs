@@ -1,6 +1,7 @@
 //! `tabbyctl`: calicoctl's resource commands against Tabby's datastore
 //! (chosen by `DATASTORE_TYPE`, as calicoctl does).
 
+mod doctor;
 mod ipam;
 mod lab;
 mod manifests;
@@ -103,6 +104,10 @@ enum NodeCmd {
         #[arg(long)]
         run_dir: Option<std::path::PathBuf>,
     },
+    /// Find the cross-node failures (routes, VXLAN, MTU, BGP, FORWARD,
+    /// sysctls, pools, CNI, datastore) and name each fix; exits non-zero
+    /// on any error-level finding.
+    Doctor(doctor::DoctorArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -190,6 +195,9 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Node {
             cmd: NodeCmd::Status { run_dir },
         } => return node::status(run_dir).await,
+        Cmd::Node {
+            cmd: NodeCmd::Doctor(args),
+        } => return doctor::run(args).await,
         Cmd::Lab { which, cmd } => return lab::run(which, cmd).await,
         Cmd::Manifests {
             out,

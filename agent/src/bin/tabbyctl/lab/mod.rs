@@ -15,6 +15,7 @@
 
 mod check;
 mod down;
+mod fault;
 mod kube;
 mod pods;
 mod sh;
@@ -103,6 +104,15 @@ pub enum LabCmd {
         #[arg(long)]
         delete: bool,
         file: PathBuf,
+    },
+    /// Put a seed failure into the lab as a real host would have it, or
+    /// take it out again (`list` names them): see `tabbyctl node doctor`.
+    Fault {
+        #[arg(value_parser = ["inject", "clear", "list"])]
+        action: String,
+        name: Option<String>,
+        #[arg(long, default_value = "node-1")]
+        node: String,
     },
     /// Run a command in a node's (or `fabric`'s, or a pod's) namespace with
     /// the lab's datastore environment, e.g. `lab exec node-1 -- ip route`.
@@ -241,6 +251,10 @@ pub async fn run(which: Which, cmd: LabCmd) -> Result<()> {
             delete,
             file,
         } => kube::kube_apply(&kubeconfig, &file, delete).await,
+        LabCmd::Fault { action, name, node } => {
+            let mut lab = which.load()?;
+            fault::run(&mut lab, &action, name.as_deref(), &node).await
+        }
         LabCmd::Exec { target, command } => {
             let lab = which.load()?;
             let ns = if target == "fabric" {
@@ -254,7 +268,10 @@ pub async fn run(which: Which, cmd: LabCmd) -> Result<()> {
             for (k, v) in lab.datastore_env() {
                 c.arg(format!("{k}={v}"));
             }
+            // In a node: tabby-node's own environment, as `kubectl exec`
+            // into calico-node's pod sees it (node doctor reads it).
             if let Some(n) = lab.nodes.iter().find(|n| n.name == target) {
+                c.args(&n.env);
                 c.arg(format!("TABBY_RUN_DIR={}", n.run_dir.display()));
             }
             // tabbyctl by bare name means this tabbyctl.

@@ -39,3 +39,25 @@ pub async fn node_status(socket: &Path) -> Result<StatusResponse, ClientError> {
         .await
         .map_err(|_| ClientError::Timeout)?
 }
+
+/// One `Dataplane.Status` call: the reconciler's last pass, with the items
+/// it could not converge.
+pub async fn dataplane_status(
+    socket: &Path,
+) -> Result<tabby_proto::dataplane::DataplaneStatus, ClientError> {
+    let call = async {
+        let ch = connect_unix(socket)
+            .await
+            .map_err(|source| ClientError::Connect {
+                socket: socket.display().to_string(),
+                source,
+            })?;
+        let r = tabby_proto::dataplane::dataplane_client::DataplaneClient::new(ch)
+            .status(tabby_proto::dataplane::StatusRequest {})
+            .await?;
+        Ok(r.into_inner())
+    };
+    tokio::time::timeout(CALL_TIMEOUT, call)
+        .await
+        .map_err(|_| ClientError::Timeout)?
+}

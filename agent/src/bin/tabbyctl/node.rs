@@ -3,11 +3,16 @@
 //!
 //! calicoctl says "Calico process is running."; Tabby says "Tabby process
 //! is running." in the same place, so scripts keyed on the rest of the
-//! line keep working.
+//! line keep working. Tabby adds two sections calicoctl has not: how
+//! each block is routed (`Block paths`) and `Problems` — the reconciler's
+//! unconverged items and the first `node doctor` findings (read-only
+//! checks, no probes).
 
 use crate::output::boxed_table;
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
+use tabby_agent::datastore::{connect, DatastoreConfig};
+use tabby_agent::doctor::{self, Finding, Options};
 use tabby_proto::node::{BgpPeerRow, StatusResponse};
 
 pub fn socket(run_dir: Option<PathBuf>) -> PathBuf {
@@ -97,11 +102,71 @@ pub fn render(s: &StatusResponse) -> String {
     out
 }
 
+/// How many doctor findings `node status` shows before pointing at
+/// `node doctor` for the rest.
+const TOP_FINDINGS: usize = 5;
+
+/// The `Problems` section: what the dataplane could not converge (the
+/// reconciler's own errors) and the first doctor findings (no probes).
+pub fn problems(dataplane_errors: &[String], findings: &[Finding]) -> String {
+    let mut out = String::from("Problems\n");
+    if dataplane_errors.is_empty() && findings.is_empty() {
+        out.push_str("No problems found.\n");
+        return out;
+    }
+    for e in dataplane_errors {
+        out.push_str(&format!("DATAPLANE {e}\n"));
+    }
+    for f in findings.iter().take(TOP_FINDINGS) {
+        out.push_str(&tabby_agent::doctor::render_line(f, false));
+        out.push('\n');
+    }
+    if findings.len() > TOP_FINDINGS {
+        out.push_str(&format!(
+            "... and {} more: run `tabbyctl node doctor`\n",
+            findings.len() - TOP_FINDINGS
+        ));
+    }
+    out
+}
+
+/// The doctor's read-only checks for `node status`: no probes, and the
+/// datastore only when this shell names one (node status itself needs
+/// none, and must not create an empty SQLite file where none was meant).
+async fn quick_findings(sock: &Path) -> Vec<Finding> {
+    let opts = Options {
+        socket: sock.to_path_buf(),
+        probes: false,
+        ..Options::default()
+    };
+    let configured = std::env::var_os("DATASTORE_TYPE").is_some();
+    let ds = if configured {
+        match DatastoreConfig::from_env() {
+            Ok(cfg) => connect(&cfg).await.map_err(|e| format!("{e:#}")),
+            Err(e) => Err(e),
+        }
+    } else {
+        Err(String::new())
+    };
+    let ctx = doctor::gather(opts, ds).await;
+    doctor::run(&ctx)
+        .await
+        .into_iter()
+        .filter(|f| configured || f.check != "datastore")
+        .collect()
+}
+
 pub async fn status(run_dir: Option<PathBuf>) -> Result<()> {
     let sock = socket(run_dir);
     match query(&sock).await {
         Ok(s) if s.running => {
             print!("{}", render(&s));
+            let errors = tabby_agent::ctl::client::dataplane_status(&sock)
+                .await
+                .map(|d| d.errors)
+                .unwrap_or_default();
+            println!();
+            print!("{}", problems(&errors, &quick_findings(&sock).await));
             Ok(())
         }
         Ok(_) => bail!(
@@ -192,6 +257,23 @@ Block paths
             "{out}"
         );
         assert!(!out.contains("IPv4 BGP status"), "{out}");
+    }
+
+    #[test]
+    fn problems_lists_dataplane_errors_then_top_findings() {
+        assert_eq!(problems(&[], &[]), "Problems\nNo problems found.\n");
+        let findings: Vec<Finding> = (0..7)
+            .map(|i| Finding::error("route", format!("problem {i}")))
+            .collect();
+        let out = problems(&["172.30.1.0/26: refused".into()], &findings);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[1], "DATAPLANE 172.30.1.0/26: refused");
+        assert!(lines[2].starts_with("ERROR   [route] problem 0"), "{out}");
+        assert_eq!(lines.len(), 1 + 1 + 5 + 1, "{out}");
+        assert!(
+            out.ends_with("... and 2 more: run `tabbyctl node doctor`\n"),
+            "{out}"
+        );
     }
 
     #[tokio::test]

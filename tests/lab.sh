@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's main job: build Tabby, bring up a 3-node lab on 2 subnets
-# with 2 pods per node, show `tabbyctl node status` on every node and check
-# that every pod reaches every other. The lab is removed on exit unless
+# with 2 pods per node, show `tabbyctl node status` on every node, run
+# `tabbyctl node doctor` on all of them and check that every pod reaches
+# every other. The lab is removed on exit unless
 # KEEP=1 (then: target/debug/tabbyctl lab down --name "$LAB_NAME").
 #
 # Root on Debian 12. Overrides: LAB_NAME (default lab), NODES, SUBNETS,
@@ -62,9 +63,15 @@ for run_dir in $("$tabbyctl" lab status --name "$name" -o json |
   sed -n 's/.*"run_dir": "\(.*\)".*/\1/p'); do
   node=$(basename "$(dirname "$run_dir")")
   echo
-  echo "=== $node: TABBY_RUN_DIR=$run_dir tabbyctl node status"
-  TABBY_RUN_DIR=$run_dir "$tabbyctl" node status
+  echo "=== $node: tabbyctl node status"
+  "$tabbyctl" lab exec --name "$name" "$node" -- tabbyctl node status
 done
+echo
+# Every node's doctor, collected through lab exec: a healthy lab has no
+# findings, and a non-zero exit here names what is wrong.
+echo "=== tabbyctl node doctor --all-nodes"
+"$tabbyctl" lab exec --name "$name" fabric -- tabbyctl node doctor --all-nodes \
+  --exec "$PWD/$tabbyctl lab --name $name exec {node} --"
 echo
 echo "=== tabbyctl lab check"
 "$tabbyctl" lab check --name "$name"

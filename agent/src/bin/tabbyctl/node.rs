@@ -149,6 +149,17 @@ async fn quick_findings(sock: &Path) -> Vec<Finding> {
         Err(String::new())
     };
     let ctx = doctor::gather(opts, ds).await;
+    // Run outside the node's network namespace (a socket reached from the
+    // host), the kernel read here is not the node's: its findings would
+    // be about the wrong machine.
+    let node_ip = ctx.agent().map(|a| a.status.node_ip.clone()).unwrap_or_default();
+    let on_node = node_ip.is_empty()
+        || ctx
+            .kernel()
+            .is_some_and(|k| k.addrs.iter().any(|a| a.ip.to_string() == node_ip));
+    if !on_node {
+        return Vec::new();
+    }
     doctor::run(&ctx)
         .await
         .into_iter()

@@ -16,6 +16,15 @@
 //!   the /32 route back to the pod makes strict RPF pass), plus IPv6
 //!   `accept_ra=0`.
 //!
+//! How drift is noticed: a write of `ip_forward` (which is
+//! `conf.all.forwarding`), `forwarding`, `proxy_arp` or `rp_filter` makes
+//! the kernel send `RTM_NEWNETCONF` to `RTNLGRP_IPV4_NETCONF` (seen with
+//! `ip monitor netconf`), which the reconciler follows, so those are put
+//! back by the pass it wakes. `route_localnet`, `proxy_delay` and
+//! `accept_ra` send nothing; for them the reconciler reads every value here
+//! with [`check_host`]/[`check_workload`] (reads only, no writes) every few
+//! seconds and runs a pass when one drifted.
+//!
 //! Felix leaves `conf.all.rp_filter` alone and so does Tabby: the reverse
 //! path of pod traffic is the pod's own /32 route and of VXLAN traffic the
 //! block route via `vxlan.calico`, so strict RPF passes for both.
@@ -74,18 +83,34 @@ pub fn read(parts: &[&str]) -> Result<String, SysctlError> {
 
 /// Writes `value` unless it is already set; returns the change, if any.
 pub fn ensure(parts: &[&str], value: &str) -> Result<Option<Change>, SysctlError> {
+    settle(parts, value, Mode::Write)
+}
+
+/// Whether [`settle`] fixes a drifted value or only reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Write,
+    /// Read only: the reconciler's cheap periodic look (see
+    /// [`check_host`]) must not write outside a pass, which is where
+    /// changes are reported.
+    Check,
+}
+
+fn settle(parts: &[&str], value: &str, mode: Mode) -> Result<Option<Change>, SysctlError> {
     let old = read(parts)?;
     if old == value {
         return Ok(None);
     }
     let (key, path) = path_of(parts);
-    fs::write(&path, value).map_err(|source| SysctlError::Io {
-        key: key.clone(),
-        op: "write",
-        path,
-        source,
-    })?;
-    tracing::info!(%key, %old, new = value, "sysctl changed");
+    if mode == Mode::Write {
+        fs::write(&path, value).map_err(|source| SysctlError::Io {
+            key: key.clone(),
+            op: "write",
+            path,
+            source,
+        })?;
+        tracing::info!(%key, %old, new = value, "sysctl changed");
+    }
     Ok(Some(Change {
         key,
         old,
@@ -101,8 +126,21 @@ fn push(changes: &mut Vec<Change>, c: Option<Change>) {
 
 /// Host-wide settings: `net.ipv4.ip_forward=1`.
 pub fn ensure_host() -> Result<Vec<Change>, SysctlError> {
+    host(Mode::Write)
+}
+
+/// What [`ensure_host`] would change, without writing: one read of
+/// `/proc/sys`.
+pub fn check_host() -> Result<Vec<Change>, SysctlError> {
+    host(Mode::Check)
+}
+
+fn host(mode: Mode) -> Result<Vec<Change>, SysctlError> {
     let mut changes = Vec::new();
-    push(&mut changes, ensure(&["net", "ipv4", "ip_forward"], "1")?);
+    push(
+        &mut changes,
+        settle(&["net", "ipv4", "ip_forward"], "1", mode)?,
+    );
     Ok(changes)
 }
 
@@ -125,22 +163,31 @@ fn check_iface(iface: &str) -> Result<(), SysctlError> {
 
 /// Settings for a workload's host-side veth, as Felix applies them.
 pub fn ensure_workload(iface: &str) -> Result<Vec<Change>, SysctlError> {
+    workload(iface, Mode::Write)
+}
+
+/// What [`ensure_workload`] would change, without writing (six reads).
+pub fn check_workload(iface: &str) -> Result<Vec<Change>, SysctlError> {
+    workload(iface, Mode::Check)
+}
+
+fn workload(iface: &str, mode: Mode) -> Result<Vec<Change>, SysctlError> {
     check_iface(iface)?;
     let mut c = Vec::new();
     let conf = |leaf: &'static str| ["net", "ipv4", "conf", iface, leaf];
-    push(&mut c, ensure(&conf("route_localnet"), "1")?);
+    push(&mut c, settle(&conf("route_localnet"), "1", mode)?);
     push(
         &mut c,
-        ensure(&["net", "ipv4", "neigh", iface, "proxy_delay"], "0")?,
+        settle(&["net", "ipv4", "neigh", iface, "proxy_delay"], "0", mode)?,
     );
-    push(&mut c, ensure(&conf("proxy_arp"), "1")?);
-    push(&mut c, ensure(&conf("forwarding"), "1")?);
+    push(&mut c, settle(&conf("proxy_arp"), "1", mode)?);
+    push(&mut c, settle(&conf("forwarding"), "1", mode)?);
     // Felix reads conf/default/rp_filter once and falls back to strict.
     let rp = read(&["net", "ipv4", "conf", "default", "rp_filter"]).unwrap_or_else(|_| "1".into());
-    push(&mut c, ensure(&conf("rp_filter"), &rp)?);
+    push(&mut c, settle(&conf("rp_filter"), &rp, mode)?);
     // Router advertisements from a pod must not configure the host; absent
     // when IPv6 is disabled, which is fine.
-    match ensure(&["net", "ipv6", "conf", iface, "accept_ra"], "0") {
+    match settle(&["net", "ipv6", "conf", iface, "accept_ra"], "0", mode) {
         Ok(ch) => push(&mut c, ch),
         Err(SysctlError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(e),

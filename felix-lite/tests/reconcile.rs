@@ -246,8 +246,12 @@ fn wrong_vxlan_parent_is_replaced() {
     assert_eq!(link["linkinfo"]["info_data"]["link"], "eth0");
     assert_eq!(link["address"], "66:00:00:00:00:0a");
     let said = status.last_pass.applied.join("\n");
-    assert!(said.contains("deleted vxlan.calico: bound to"), "{said}");
-    assert!(said.contains("want eth0"), "{said}");
+    // Interfaces by name, with the index only beside it.
+    assert!(
+        said.contains("deleted vxlan.calico: bound to dev peer0 (ifindex "),
+        "{said}"
+    );
+    assert!(said.contains("want dev eth0 (ifindex "), "{said}");
     assert!(tabby_route(&ns, "10.244.1.0/26").is_some());
 }
 

@@ -1,5 +1,6 @@
 //! External deletions of Tabby's kernel state are repaired from netlink
-//! notifications, well before any periodic resync (root).
+//! notifications, well before any periodic resync (root). nftables and
+//! sysctls, which have notifications of their own, are in self_heal.rs.
 
 mod common;
 
@@ -146,8 +147,9 @@ fn periodic_resync_repairs_what_sends_no_event() {
     if !is_root() {
         return;
     }
-    // A sysctl write raises no rtnetlink notification the reconciler
-    // listens to; only the periodic resync puts it back.
+    // A write of route_localnet raises no notification at all (unlike
+    // proxy_arp or forwarding, which raise RTM_NEWNETCONF); only reading it
+    // again, on the resync (or the sysctl timer, never slower), puts it back.
     let ns = node_with_eth0("resync", "10.98.0.1/24");
     add_workload_veth(&ns, "cali9", "pod9");
     let config = Config {
@@ -156,19 +158,19 @@ fn periodic_resync_repairs_what_sends_no_event() {
     };
     let rec = Reconciler::start_in_netns(&ns.name, config).expect("start");
     rec.handle().set_desired(state());
-    let proxy_arp = || {
-        ns.exec("cat", &["/proc/sys/net/ipv4/conf/cali9/proxy_arp"])
+    let localnet = || {
+        ns.exec("cat", &["/proc/sys/net/ipv4/conf/cali9/route_localnet"])
             .1
             .trim()
             .to_string()
     };
-    wait_until("proxy_arp on", Duration::from_secs(5), || {
-        proxy_arp() == "1"
+    wait_until("route_localnet on", Duration::from_secs(5), || {
+        localnet() == "1"
     });
-    let (ok, out) = ns.exec("sysctl", &["-w", "net.ipv4.conf.cali9.proxy_arp=0"]);
+    let (ok, out) = ns.exec("sysctl", &["-w", "net.ipv4.conf.cali9.route_localnet=0"]);
     assert!(ok, "{out}");
-    wait_until("proxy_arp back on", Duration::from_secs(2), || {
-        proxy_arp() == "1"
+    wait_until("route_localnet back on", Duration::from_secs(2), || {
+        localnet() == "1"
     });
     let s = rec.handle().status();
     assert!(
@@ -176,15 +178,19 @@ fn periodic_resync_repairs_what_sends_no_event() {
         "{:?}",
         s.last_pass.failures
     );
+    wait_until("the schedule ticking", Duration::from_secs(2), || {
+        rec.handle().status().scheduled_resyncs >= 2
+    });
 }
 
 #[test]
-fn nftables_is_checked_on_resync_not_on_kernel_events() {
+fn kernel_events_do_not_spawn_nft_but_a_resync_does() {
     if !is_root() {
         return;
     }
-    // Kernel events say nothing about nftables, so a pass they wake leaves
-    // `nft` alone; a requested resync (like the periodic one) repairs it.
+    // rtnetlink events say nothing about nftables, so a pass they wake
+    // leaves `nft` alone while nftables announced no change; a requested
+    // resync (like the scheduled one) checks it.
     let ns = node_with_eth0("nftresync", "10.98.0.1/24");
     add_workload_veth(&ns, "cali9", "pod9");
     let config = Config {
@@ -197,14 +203,11 @@ fn nftables_is_checked_on_resync_not_on_kernel_events() {
         cidr: "10.245.0.0/16".parse().unwrap(),
         nat_outgoing: true,
     }];
-    rec.handle().set_desired(with_pool);
+    let status = common::apply(&rec.handle(), with_pool);
+    assert!(status.last_pass.nft_checked, "new pools are checked");
     let has_table = || ns.exec("nft", &["list", "table", "ip", "tabby"]).0;
-    wait_until("initial sync", Duration::from_secs(5), || {
-        has_table() && tabby_route(&ns, "10.245.1.0/26").is_some()
-    });
+    assert!(has_table());
 
-    let (ok, out) = ns.exec("nft", &["delete", "table", "ip", "tabby"]);
-    assert!(ok, "{out}");
     let passes = rec.handle().status().passes;
     ns.ip(&["route", "del", "10.245.1.0/26", "proto", "81"]);
     wait_until("route back", REPAIR_WITHIN, || {
@@ -213,8 +216,17 @@ fn nftables_is_checked_on_resync_not_on_kernel_events() {
     wait_until("the event's pass reported", REPAIR_WITHIN, || {
         rec.handle().status().passes > passes
     });
-    assert!(!has_table(), "a route event's pass ran nft");
+    assert!(
+        !rec.handle().status().last_pass.nft_checked,
+        "a route event's pass ran nft"
+    );
 
     rec.handle().resync();
-    wait_until("table back after resync", Duration::from_secs(2), has_table);
+    // Only a pass that checked nftables ends this wait: the resync's.
+    wait_until("a resync checks nftables", Duration::from_secs(2), || {
+        rec.handle().status().last_pass.nft_checked
+    });
+    let s = rec.handle().status();
+    assert_eq!(s.last_pass.applied_count, 0, "{:?}", s.last_pass.applied);
+    assert_eq!(s.scheduled_resyncs, 0, "requested, not scheduled");
 }

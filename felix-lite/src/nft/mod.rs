@@ -28,8 +28,11 @@
 //! accept policy get them too, since they can still end in a drop or reject
 //! rule (firewalld does). kube-proxy's own table is skipped: its forward
 //! rejects (services without endpoints) are meant for pods too. Only rules
-//! carrying that tag are ever changed or deleted. A firewall reload that rebuilds its chains removes them; the
-//! next reconcile pass puts them back.
+//! carrying that tag are ever changed or deleted. A firewall reload that
+//! rebuilds its chains removes them; the reload is an nftables commit, which
+//! the kernel announces on `NFNLGRP_NFTABLES`, and the reconcile pass that
+//! announcement wakes puts them back (see `reconcile`; without the
+//! notifications, the next scheduled resync does).
 //!
 //! Limits: rules in iptables-legacy (not nftables) are out of reach of nft;
 //! iptables-nft users will see Tabby's rules in `nft list`, and

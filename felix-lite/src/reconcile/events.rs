@@ -1,8 +1,14 @@
-//! Kernel change notifications that should wake the reconciler.
+//! rtnetlink change notifications that should wake the reconciler.
 //!
 //! The reconciler always re-reads the kernel before writing, so an event
 //! only needs to say "look again", not what changed; that also makes a lost
 //! event (ENOBUFS) harmless: it is treated as a change.
+//!
+//! Groups: links, addresses, routes, neighbours (`vxlan.calico`'s only), and
+//! IPv4 netconf, which the kernel notifies when `ip_forward` or an
+//! interface's `forwarding`, `proxy_arp` or `rp_filter` is written, so an
+//! admin's `sysctl -w net.ipv4.ip_forward=0` is undone by the pass it wakes.
+//! nftables changes come on another netlink family (see `nft_events`).
 
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
@@ -11,8 +17,12 @@ use std::io;
 use tokio::io::unix::AsyncFd;
 
 // Bit (group - 1) of the legacy bind mask for RTNLGRP_LINK (1),
-// RTNLGRP_NEIGH (3), RTNLGRP_IPV4_IFADDR (5), RTNLGRP_IPV4_ROUTE (7).
-const GROUPS: u32 = 1 | (1 << 2) | (1 << 4) | (1 << 6);
+// RTNLGRP_NEIGH (3), RTNLGRP_IPV4_IFADDR (5), RTNLGRP_IPV4_ROUTE (7),
+// RTNLGRP_IPV4_NETCONF (24).
+const GROUPS: u32 = 1 | (1 << 2) | (1 << 4) | (1 << 6) | (1 << 23);
+/// RTM_NEWNETCONF and RTM_DELNETCONF: netlink-packet-route has no type for
+/// them, so they are recognised by header before decoding.
+const NETCONF_TYPES: [u16; 2] = [80, 81];
 
 pub struct Events {
     fd: AsyncFd<Socket>,
@@ -70,6 +80,10 @@ fn datagram_matters(buf: &[u8], vxlan: Option<u32>) -> bool {
     while off + 16 <= buf.len() {
         let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
         if len < 16 || off + len > buf.len() {
+            return true;
+        }
+        let kind = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
+        if NETCONF_TYPES.contains(&kind) {
             return true;
         }
         match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[off..off + len]) {

@@ -5,14 +5,32 @@
 //! never stall the agent's runtime. The agent talks to it through a
 //! [`ReconcilerHandle`]: desired state in, [`Status`] out. A pass runs when
 //! the desired state changes, when the kernel reports a change to routes,
-//! links, addresses or `vxlan.calico`'s ARP/FDB entries (so an external
-//! `ip route del` is repaired well within a second), and every
-//! `resync_interval` regardless (Felix's route refresh).
+//! links, addresses, `vxlan.calico`'s ARP/FDB entries or IPv4 forwarding
+//! sysctls (so an external `ip route del` or `sysctl -w
+//! net.ipv4.ip_forward=0` is repaired well within a second), and on a
+//! fixed `resync_interval` schedule that no other pass postpones (Felix's
+//! route refresh). The triggers are spelled out in `event_loop`.
 //!
-//! nftables sends no rtnetlink event, and checking it means spawning `nft`,
-//! so a pass woken by the kernel skips it: it is checked when the pools
-//! change, after a failed check, and on the periodic or requested resync
-//! (like Felix's iptables refresh, an external flush is repaired then).
+//! nftables announces every committed change on `NETLINK_NETFILTER`
+//! (protocol 12), group `NFNLGRP_NFTABLES` (7), not on rtnetlink.
+//! Tabby subscribes to that, and uses it whenever the socket opens (it
+//! needs `CAP_NET_ADMIN`, which a writer of routes has). Checking nftables means
+//! spawning `nft`, so a pass checks it only when the pools change, after a
+//! failed check, on the first pass and the resync schedule, and on such an
+//! announcement: at once after a quiet spell, then at most once per
+//! [`NFT_CHECK_GAP`] (2 s), so a flushed FORWARD accept is back in well
+//! under a second, and within 2 s under constant nftables churn. Tabby's
+//! own writes are announced too; the commits a pass made itself are
+//! counted off, so they cause no further check (see `nft_events`).
+//! [`Status::nft_events`] says which is in use: when that socket cannot be
+//! opened (logged once at start) or fails later (logged), nftables is
+//! checked on the schedule alone, as Felix's iptables refresh does.
+//!
+//! Sysctls are checked on every pass (reads of `/proc/sys`, a write only on
+//! a difference, reported as an applied action), and between passes every
+//! [`SYSCTL_CHECK_EVERY`] (5 s, or the resync interval if shorter), reads
+//! only, a pass following when one drifted: `route_localnet`, `proxy_delay`
+//! and `accept_ra` raise no notification.
 //!
 //! Ownership rules:
 //! - Routes: only main-table routes with protocol 81 are ever replaced or
@@ -32,12 +50,16 @@
 //!   permanent entries that match no VTEP are removed; entries the kernel
 //!   learned itself are not.
 
+mod event_loop;
 mod events;
+mod nft_events;
 mod pass;
 pub mod plan;
 mod vxlan;
 
-use crate::model::{DesiredState, Pool, Workload};
+pub use event_loop::{NFT_CHECK_GAP, SYSCTL_CHECK_EVERY};
+
+use crate::model::{DesiredState, Workload};
 use crate::netlink::NlSocket;
 use crate::netns::{self, NetnsError};
 use std::collections::BTreeMap;
@@ -61,8 +83,9 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Full re-read and repair even without events (Felix
-    /// `RouteRefreshInterval`, 90 s).
+    /// Full re-read and repair, nftables included, even without events
+    /// (Felix `RouteRefreshInterval`, 90 s). A fixed schedule counted from
+    /// start: passes woken by events do not postpone it.
     pub resync_interval: Duration,
     /// Wait after the first trigger so a burst of changes is one pass.
     pub debounce: Duration,
@@ -127,6 +150,8 @@ pub struct PassReport {
     /// failed on the socket; a subset of `failures`, which also holds
     /// refusals decided here (foreign routes, edge next hops).
     pub netlink_errors: usize,
+    /// Whether this pass checked nftables (which costs an `nft` spawn).
+    pub nft_checked: bool,
 }
 
 impl PassReport {
@@ -161,6 +186,13 @@ pub struct Status {
     pub recent_durations: Vec<Duration>,
     /// Netlink errors over every pass since start.
     pub netlink_errors: u64,
+    /// Passes the fixed resync schedule started (requested resyncs not
+    /// counted): about one per `resync_interval` since start, however busy
+    /// the kernel's notifications keep the loop.
+    pub scheduled_resyncs: u64,
+    /// Whether nftables change notifications are followed; false means
+    /// nftables is checked on the resync schedule only.
+    pub nft_events: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -305,10 +337,16 @@ impl Reconciler {
                             return;
                         }
                     };
+                    let nft = nft_events::NftEvents::open()
+                        .inspect_err(|e| {
+                            tracing::warn!(error = %e, "cannot subscribe to nftables notifications (NETLINK_NETFILTER, NFNLGRP_NFTABLES); nftables is checked on the resync schedule only");
+                        })
+                        .ok();
                     let _ = ready_tx.send(Ok(()));
-                    let ctx = LoopCtx {
+                    let ctx = event_loop::LoopCtx {
                         sock,
                         events,
+                        nft,
                         input: input_rx,
                         status: status_tx,
                         stop: stop2,
@@ -363,126 +401,5 @@ impl Reconciler {
 impl Drop for Reconciler {
     fn drop(&mut self) {
         let _ = self.shutdown();
-    }
-}
-
-struct LoopCtx {
-    sock: NlSocket,
-    events: events::Events,
-    input: watch::Receiver<Input>,
-    status: watch::Sender<Status>,
-    stop: Arc<Notify>,
-    resync: Arc<Notify>,
-    heartbeat: Arc<Mutex<Instant>>,
-    config: Config,
-}
-
-impl LoopCtx {
-    fn beat(&self) {
-        *self.heartbeat.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-    }
-
-    async fn run(mut self) {
-        let mut beats = tokio::time::interval(HEARTBEAT_EVERY);
-        // Nothing is written before the agent's first desired state: an
-        // empty default would tear down a working dataplane on restart.
-        while self.input.borrow().generation == 0 {
-            tokio::select! {
-                changed = self.input.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                }
-                _ = beats.tick() => self.beat(),
-                _ = self.stop.notified() => return,
-            }
-        }
-        let mut vxlan_index = None;
-        let mut events_ok = true;
-        // Pools nftables last matched; None until a check succeeds.
-        let mut nft_synced: Option<Vec<Pool>> = None;
-        let mut periodic = true;
-        loop {
-            // Let a burst of triggers settle; what queued meanwhile is
-            // covered by the pass, which reads the kernel afresh.
-            tokio::time::sleep(self.config.debounce).await;
-            if events_ok {
-                if let Err(e) = self.events.drain(vxlan_index) {
-                    tracing::warn!(error = %e, "reading netlink notifications");
-                }
-            }
-            let input = self.input.borrow_and_update().clone();
-            let started = std::time::Instant::now();
-            let check_nft = periodic || nft_synced.as_deref() != Some(input.state.pools.as_slice());
-            let (report, outcome) =
-                pass::run(&mut self.sock, &input.state, &input.workloads(), check_nft);
-            vxlan_index = outcome.vxlan_index;
-            if check_nft {
-                nft_synced = outcome.nft_ok.then(|| input.state.pools.clone());
-            }
-            let took = started.elapsed();
-            log_pass(&report, took);
-            self.status.send_modify(|s| {
-                s.generation = input.generation;
-                s.passes += 1;
-                s.last_sync = Some(SystemTime::now());
-                s.netlink_errors += report.netlink_errors as u64;
-                s.last_pass = report;
-                if s.recent_durations.len() == DURATIONS_KEPT {
-                    s.recent_durations.remove(0);
-                }
-                s.recent_durations.push(took);
-            });
-            self.beat();
-            let next_resync = tokio::time::sleep(self.config.resync_interval);
-            tokio::pin!(next_resync);
-            periodic = false;
-            // The heartbeat arm loops without a pass; every other arm ends
-            // the wait.
-            loop {
-                let kernel_changed = async {
-                    if !events_ok {
-                        return std::future::pending().await;
-                    }
-                    self.events.changed(vxlan_index).await
-                };
-                tokio::select! {
-                    changed = self.input.changed() => {
-                        if changed.is_err() {
-                            return;
-                        }
-                    }
-                    res = kernel_changed => {
-                        if let Err(e) = res {
-                            tracing::warn!(error = %e, "netlink notifications failed; relying on the periodic resync");
-                            events_ok = false;
-                        }
-                    }
-                    _ = &mut next_resync => periodic = true,
-                    _ = self.resync.notified() => periodic = true,
-                    _ = beats.tick() => {
-                        *self.heartbeat.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-                        continue;
-                    }
-                    _ = self.stop.notified() => return,
-                }
-                break;
-            }
-        }
-    }
-}
-
-fn log_pass(report: &PassReport, took: Duration) {
-    for f in report.failures.iter().take(FAILURES_KEPT) {
-        tracing::warn!(item = %f.item, error = %f.error, "not converged");
-    }
-    if report.applied_count > 0 || !report.failures.is_empty() {
-        tracing::info!(
-            applied = report.applied_count,
-            failed = report.failures.len(),
-            routes = report.routes_programmed,
-            took_ms = took.as_millis() as u64,
-            "reconcile pass"
-        );
     }
 }

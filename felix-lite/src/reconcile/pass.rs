@@ -17,11 +17,17 @@ pub struct PassOutcome {
     pub vxlan_index: Option<u32>,
     /// Whether nftables was checked and found (or made) to match the pools.
     pub nft_ok: bool,
+    /// nftables transactions this pass may have committed (0 or 1), so the
+    /// notifications they caused are not taken for someone else's change.
+    pub nft_commits: usize,
+    /// A sysctl could not be read or written: the sysctl timer then leaves
+    /// it to the next pass instead of retrying every few seconds.
+    pub sysctl_failed: bool,
 }
 
-/// `check_nft` false skips nftables: rtnetlink events (most passes) say
-/// nothing about it, so the caller asks only when the pools changed, the
-/// last check failed, or on the periodic resync.
+/// `check_nft` false skips nftables, which costs an `nft` spawn: the caller
+/// asks when the pools changed, the last check failed, nftables announced a
+/// change, or on the resync schedule.
 pub fn run(
     sock: &mut NlSocket,
     state: &DesiredState,
@@ -33,7 +39,7 @@ pub fn run(
         Ok(l) => l,
         Err(e) => {
             report.netlink_fail("kernel", format!("reading links: {e}"));
-            return (report, outcome(None, false));
+            return (report, outcome(None, false, 0));
         }
     };
     let vx = vxlan::reconcile(sock, state.vxlan.as_ref(), &links_now, &mut report);
@@ -41,7 +47,7 @@ pub fn run(
         Ok(a) => a,
         Err(e) => {
             report.netlink_fail("kernel", format!("reading addresses: {e}"));
-            return (report, outcome(vx, false));
+            return (report, outcome(vx, false, 0));
         }
     };
     if let (Some((index, _)), Some(want)) = (vx, state.vxlan.as_ref()) {
@@ -62,6 +68,12 @@ pub fn run(
         .iter()
         .map(|l| (l.name.as_str(), l.index))
         .collect();
+    let name_of = |index: u32| {
+        links_now
+            .iter()
+            .find(|l| l.index == index)
+            .map(|l| l.name.clone())
+    };
     let node = (!state.node_interface.is_empty())
         .then(|| links_now.iter().find(|l| l.name == state.node_interface))
         .flatten();
@@ -71,35 +83,63 @@ pub fn run(
     let by_name = |name: &str| index_of.get(name).copied();
     let ifaces = Interfaces {
         node_interface: node.map(|n| n.index),
+        node_interface_name: &state.node_interface,
         vxlan: vx.map(|(i, _)| i),
         by_name: &by_name,
     };
     let (desired, errors) = plan::desired_routes(&state.routes, workloads, &ifaces, &node_subnets);
     report.failures.extend(errors);
-    reconcile_routes(sock, &desired, &mut report);
+    reconcile_routes(sock, &desired, &name_of, &mut report);
 
     if let Some((index, _)) = vx {
         reconcile_vteps(sock, index, state, &mut report);
     }
-    reconcile_sysctls(workloads, &index_of, &mut report);
-    let nft_ok = check_nft && reconcile_nft(state, &mut report);
+    let sysctl_failed = !reconcile_sysctls(workloads, &index_of, &mut report);
+    let (nft_ok, nft_commits) = if check_nft {
+        report.nft_checked = true;
+        reconcile_nft(state, &mut report)
+    } else {
+        (false, 0)
+    };
 
     report.pod_mtu = match (vx, node) {
         (Some((_, vx_mtu)), _) => Some(vx_mtu),
         (None, Some(n)) => Some(mtu::pod_mtu(n.mtu, mtu::Encap::None)),
         (None, None) => None,
     };
-    (report, outcome(vx, nft_ok))
+    let mut out = outcome(vx, nft_ok, nft_commits);
+    out.sysctl_failed = sysctl_failed;
+    (report, out)
 }
 
-fn outcome(vx: Option<(u32, u32)>, nft_ok: bool) -> PassOutcome {
+fn outcome(vx: Option<(u32, u32)>, nft_ok: bool, nft_commits: usize) -> PassOutcome {
     PassOutcome {
         vxlan_index: vx.map(|(i, _)| i),
         nft_ok,
+        nft_commits,
+        sysctl_failed: false,
     }
 }
 
-fn reconcile_routes(sock: &mut NlSocket, desired: &[DesiredRoute], report: &mut PassReport) {
+/// Whether a host or workload sysctl differs from what a pass would set:
+/// reads only, for the reconciler's short sysctl timer. Errors say nothing
+/// new (the next pass reports them), so they count as no drift.
+pub fn sysctls_drifted(workloads: &[Workload]) -> bool {
+    let drifted = |r: Result<Vec<sysctl::Change>, sysctl::SysctlError>| {
+        r.is_ok_and(|changes| !changes.is_empty())
+    };
+    drifted(sysctl::check_host())
+        || workloads
+            .iter()
+            .any(|w| drifted(sysctl::check_workload(&w.host_interface)))
+}
+
+fn reconcile_routes(
+    sock: &mut NlSocket,
+    desired: &[DesiredRoute],
+    name_of: &dyn Fn(u32) -> Option<String>,
+    report: &mut PassReport,
+) {
     let kernel = match routes::dump(sock) {
         Ok(k) => k,
         Err(e) => {
@@ -117,15 +157,29 @@ fn reconcile_routes(sock: &mut NlSocket, desired: &[DesiredRoute], report: &mut 
             ),
         );
     }
-    let mut labels = Vec::with_capacity(plan.delete.len() + plan.add.len());
+    // (label, is an add, what an add replaces): failures carry the bare
+    // label, which callers match on (the CNI server finds its workload's).
+    let mut labels: Vec<(String, bool, Option<String>)> =
+        Vec::with_capacity(plan.delete.len() + plan.add.len());
     let mut requests: Vec<Request> = Vec::with_capacity(labels.capacity());
     for r in &plan.delete {
-        labels.push((format!("stale route {} (protocol 81)", r.dst), false));
+        let how = plan::describe_kernel_route(r, name_of);
+        labels.push((
+            format!("stale route {} {how} (protocol 81)", r.dst),
+            false,
+            None,
+        ));
         requests.push(routes::delete_request(r.dst, r.tos, r.priority));
     }
     for (i, replace) in &plan.add {
-        labels.push((desired[*i].label.clone(), true));
-        requests.push(routes::add_request(&desired[*i].spec, *replace));
+        let d = &desired[*i];
+        // A replace says what it replaced: that is what was wrong.
+        let was = kernel
+            .iter()
+            .find(|k| *replace && k.dst == d.spec.dst && k.is_tabbys() && k.occupies_tabby_slot())
+            .map(|k| plan::describe_kernel_route(k, name_of));
+        labels.push((d.label.clone(), true, was));
+        requests.push(routes::add_request(&d.spec, *replace));
     }
     let total = requests.len();
     let adds = plan.add.len();
@@ -134,7 +188,7 @@ fn reconcile_routes(sock: &mut NlSocket, desired: &[DesiredRoute], report: &mut 
             let mut failed_adds = 0;
             let mut failed = vec![false; total];
             for (i, err) in failures {
-                let (label, is_add) = &labels[i];
+                let (label, is_add, _) = &labels[i];
                 // ESRCH on a delete: already gone, which is what we wanted.
                 if !is_add && err.errno() == Some(libc::ESRCH) {
                     continue;
@@ -150,12 +204,12 @@ fn reconcile_routes(sock: &mut NlSocket, desired: &[DesiredRoute], report: &mut 
                 };
                 report.netlink_fail(label, why);
             }
-            for (i, (label, is_add)) in labels.iter().enumerate() {
+            for (i, (label, is_add, was)) in labels.iter().enumerate() {
                 if !failed[i] {
-                    report.applied(if *is_add {
-                        format!("programmed {label}")
-                    } else {
-                        format!("removed {label}")
+                    report.applied(match (is_add, was) {
+                        (true, Some(was)) => format!("replaced {label} (was {was})"),
+                        (true, None) => format!("programmed {label}"),
+                        (false, _) => format!("removed {label}"),
                     });
                 }
             }
@@ -223,17 +277,22 @@ fn reconcile_vteps(sock: &mut NlSocket, index: u32, state: &DesiredState, report
 }
 
 /// `ip_forward` for the host; proxy ARP and forwarding on each workload's
-/// host-side interface (H2's `sysctl` module decides the values).
+/// host-side interface (H2's `sysctl` module decides the values). False
+/// when one could not be set.
 fn reconcile_sysctls(
     workloads: &[Workload],
     index_of: &HashMap<&str, u32>,
     report: &mut PassReport,
-) {
+) -> bool {
+    let mut ok = true;
     match sysctl::ensure_host() {
         Ok(changes) => changes
             .into_iter()
-            .for_each(|c| report.applied(format!("sysctl {} {} -> {}", c.key, c.old, c.new))),
-        Err(e) => report.fail("sysctl", e.to_string()),
+            .for_each(|c| report.applied(sysctl_applied(&c))),
+        Err(e) => {
+            ok = false;
+            report.fail("sysctl", e.to_string());
+        }
     }
     for w in workloads {
         if !index_of.contains_key(w.host_interface.as_str()) {
@@ -242,31 +301,53 @@ fn reconcile_sysctls(
         match sysctl::ensure_workload(&w.host_interface) {
             Ok(changes) => changes
                 .into_iter()
-                .for_each(|c| report.applied(format!("sysctl {} {} -> {}", c.key, c.old, c.new))),
-            Err(e) => report.fail(&plan::workload_label(w), e.to_string()),
+                .for_each(|c| report.applied(sysctl_applied(&c))),
+            Err(e) => {
+                ok = false;
+                report.fail(&plan::workload_label(w), e.to_string());
+            }
         }
     }
+    ok
+}
+
+/// `sysctl net.ipv4.ip_forward=1 (was 0)`, as `sysctl -w` would be typed.
+fn sysctl_applied(c: &sysctl::Change) -> String {
+    format!("sysctl {}={} (was {})", c.key, c.new, c.old)
 }
 
 /// NAT outgoing and FORWARD accepts for the pools (H2's `nft` module; it
 /// reads back and writes nothing when the ruleset already matches).
-/// True when nftables matches the pools afterwards.
-fn reconcile_nft(state: &DesiredState, report: &mut PassReport) -> bool {
+/// Whether nftables matches the pools afterwards, and how many
+/// transactions were committed: one if anything was written. A failed
+/// check counts one too, since a failed read-back comes after a commit:
+/// taking Tabby's own commit for someone else's would retry a check that
+/// keeps failing as fast as the rate limit allows, writing each time.
+fn reconcile_nft(state: &DesiredState, report: &mut PassReport) -> (bool, usize) {
     match nft::reconcile(&state.pools) {
         Ok(r) => {
             if r.changed {
-                report.applied(format!(
-                    "nftables: table written {}, {} forward rules inserted, {} deleted",
-                    r.table_written, r.rules_inserted, r.rules_deleted
-                ));
+                let mut what = Vec::new();
+                if r.table_written {
+                    what.push(format!("table ip {} rewritten", nft::TABLE));
+                }
+                if r.rules_inserted > 0 || r.rules_deleted > 0 {
+                    what.push(format!(
+                        "{} forward accept rules inserted, {} deleted ({})",
+                        r.rules_inserted,
+                        r.rules_deleted,
+                        r.forward_chains.join(", ")
+                    ));
+                }
+                report.applied(format!("nftables: {}", what.join("; ")));
             }
-            true
+            (true, usize::from(r.changed))
         }
         // Without pools there is nothing to remove on a host without nft.
-        Err(nft::NftError::Missing(_)) if state.pools.is_empty() => true,
+        Err(nft::NftError::Missing(_)) if state.pools.is_empty() => (true, 0),
         Err(e) => {
             report.fail("nftables", e.to_string());
-            false
+            (false, 1)
         }
     }
 }

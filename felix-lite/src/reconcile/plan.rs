@@ -7,6 +7,7 @@ use crate::model::{BlockRoute, Path, Vtep, Workload};
 use crate::netlink::neigh::{KernelFdb, KernelNeigh};
 use crate::netlink::routes::{KernelRoute, RouteSpec, RouteTarget};
 use ipnet::Ipv4Net;
+use netlink_packet_route::route::RouteType;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
 
@@ -20,13 +21,20 @@ pub struct DesiredRoute {
 /// Interface indexes the desired routes refer to; `None` when absent.
 pub struct Interfaces<'a> {
     pub node_interface: Option<u32>,
+    /// Its name, for labels (`DesiredState.node_interface`).
+    pub node_interface_name: &'a str,
     pub vxlan: Option<u32>,
     pub by_name: &'a dyn Fn(&str) -> Option<u32>,
 }
 
-pub fn block_label(r: &BlockRoute) -> String {
+/// `node_interface` names the device of native routes, so a log line says
+/// where the route points (empty: not known, left out).
+pub fn block_label(r: &BlockRoute, node_interface: &str) -> String {
     let path = match &r.path {
-        Path::Native { gateway } => format!("via {gateway} (native)"),
+        Path::Native { gateway } if node_interface.is_empty() => {
+            format!("via {gateway} (native)")
+        }
+        Path::Native { gateway } => format!("via {gateway} dev {node_interface} (native)"),
         Path::Vxlan { tunnel_ip } => format!("via {tunnel_ip} dev vxlan.calico (vxlan)"),
         Path::Blackhole => "blackhole".to_string(),
     };
@@ -38,6 +46,32 @@ pub fn workload_label(w: &Workload) -> String {
         "workload route {}/32 dev {} ({})",
         w.ip, w.host_interface, w.workload_id
     )
+}
+
+/// An interface index as people read it: `eth0 (ifindex 2)`, or, when no
+/// link has that index, `ifindex 7 (no such interface)`.
+pub fn dev_label(index: u32, name: Option<&str>) -> String {
+    match name {
+        Some(n) => format!("{n} (ifindex {index})"),
+        None => format!("ifindex {index} (no such interface)"),
+    }
+}
+
+/// Where a kernel route points, by interface name: `via 10.0.0.2 dev eth0`,
+/// `dev cali1 scope link`, `blackhole`.
+pub fn describe_kernel_route(r: &KernelRoute, name_of: &dyn Fn(u32) -> Option<String>) -> String {
+    let dev = |oif: u32| name_of(oif).unwrap_or_else(|| dev_label(oif, None));
+    let mut out = match (r.gateway, r.oif) {
+        _ if r.kind == RouteType::BlackHole => "blackhole".into(),
+        (Some(g), Some(oif)) => format!("via {g} dev {}", dev(oif)),
+        (Some(g), None) => format!("via {g}"),
+        (None, Some(oif)) => format!("dev {}", dev(oif)),
+        (None, None) => format!("type {:?}", r.kind),
+    };
+    if r.onlink {
+        out.push_str(" onlink");
+    }
+    out
 }
 
 /// Network and broadcast addresses of the given prefixes (/31 and /32 have
@@ -85,7 +119,7 @@ pub fn desired_routes(
         out.push(DesiredRoute { spec, label });
     };
     for b in blocks {
-        let label = block_label(b);
+        let label = block_label(b, ifaces.node_interface_name);
         if b.cidr.trunc() != b.cidr {
             errors.push(ItemError::new(
                 &label,

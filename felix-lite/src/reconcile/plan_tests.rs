@@ -27,6 +27,7 @@ fn lookup(name: &str) -> Option<u32> {
 fn ifaces() -> Interfaces<'static> {
     Interfaces {
         node_interface: Some(2),
+        node_interface_name: "eth0",
         vxlan: Some(9),
         by_name: &lookup,
     }
@@ -314,4 +315,34 @@ fn neighbour_and_fdb_diffs_are_minimal() {
             ([0x66, 0, 0, 0, 0, 7], ip("10.0.0.7"))
         ]
     );
+}
+
+#[test]
+fn labels_name_interfaces_not_just_indexes() {
+    let native = block(
+        "10.244.1.0/26",
+        Path::Native {
+            gateway: ip("10.0.0.2"),
+        },
+    );
+    assert_eq!(
+        block_label(&native, "eth0"),
+        "route 10.244.1.0/26 via 10.0.0.2 dev eth0 (native) for node \"n\""
+    );
+    let (ok, _) = desired_routes(&[native], &[], &ifaces(), &[]);
+    assert!(ok[0].label.contains("dev eth0"), "{}", ok[0].label);
+
+    let names = |i: u32| (i == 2).then(|| "eth0".to_string());
+    let mut r = kernel("10.244.9.0/26", 81, Some("10.0.0.7"), 2);
+    assert_eq!(describe_kernel_route(&r, &names), "via 10.0.0.7 dev eth0");
+    r.oif = Some(7);
+    r.onlink = true;
+    assert_eq!(
+        describe_kernel_route(&r, &names),
+        "via 10.0.0.7 dev ifindex 7 (no such interface) onlink"
+    );
+    r.onlink = false;
+    r.kind = RouteType::BlackHole;
+    assert_eq!(describe_kernel_route(&r, &names), "blackhole");
+    assert_eq!(dev_label(2, Some("eth0")), "eth0 (ifindex 2)");
 }

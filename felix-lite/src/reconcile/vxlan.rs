@@ -4,12 +4,18 @@ use super::{ItemError, PassReport};
 use crate::model::{LocalVxlan, VXLAN_DEVICE, VXLAN_PORT, VXLAN_VNI};
 use crate::netlink::links::{self, KernelAddr, KernelLink, VxlanSpec};
 use crate::netlink::NlSocket;
-use crate::reconcile::plan::fmt_mac;
+use crate::reconcile::plan::{dev_label, fmt_mac};
 use netlink_packet_route::link::InfoKind;
 
 /// What is wrong with an existing device that only a re-create fixes
 /// (the kernel can't change VNI, parent, local or port of a live VXLAN).
-pub fn mismatches(link: &KernelLink, want: &VxlanSpec, parent_name: &str) -> Vec<String> {
+/// `links_now` names the parent it is bound to.
+pub fn mismatches(
+    link: &KernelLink,
+    want: &VxlanSpec,
+    parent_name: &str,
+    links_now: &[KernelLink],
+) -> Vec<String> {
     let mut out = Vec::new();
     if link.kind != Some(InfoKind::Vxlan) {
         out.push(format!("it is a {:?} device, not vxlan", link.kind));
@@ -17,9 +23,16 @@ pub fn mismatches(link: &KernelLink, want: &VxlanSpec, parent_name: &str) -> Vec
     }
     let info = link.vxlan.clone().unwrap_or_default();
     if info.parent != Some(want.parent) {
+        let now = match info.parent {
+            Some(i) => {
+                let name = links_now.iter().find(|l| l.index == i);
+                format!("dev {}", dev_label(i, name.map(|l| l.name.as_str())))
+            }
+            None => "no parent device".to_string(),
+        };
         out.push(format!(
-            "bound to interface index {:?}, want {parent_name} (index {})",
-            info.parent, want.parent
+            "bound to {now}, want dev {}",
+            dev_label(want.parent, Some(parent_name))
         ));
     }
     if info.local != Some(want.local) {
@@ -89,7 +102,7 @@ pub fn reconcile(
         mtu,
     };
     if let Some(l) = existing {
-        let wrong = mismatches(l, &spec, &want.parent);
+        let wrong = mismatches(l, &spec, &want.parent, links_now);
         if wrong.is_empty() {
             if l.mtu != mtu || !l.up {
                 let req = links::set_link_request(l.index, mtu);

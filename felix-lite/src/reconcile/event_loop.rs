@@ -1,0 +1,297 @@
+//! The reconciler's loop: what starts a pass, and what each pass checks.
+//!
+//! A pass starts, after a [`Config::debounce`] that folds a burst into one,
+//! when:
+//! - the desired state changed;
+//! - rtnetlink reported a change (see `events`);
+//! - the resync schedule ticks: a `tokio::time::interval` created once, at
+//!   start, with `MissedTickBehavior::Delay`, so it ticks every
+//!   `resync_interval` however many other passes ran in between. It used to
+//!   be a sleep re-armed after every pass, and a node with one harmless
+//!   netlink event every 20 s never reached its 90 s resync: a flushed
+//!   FORWARD accept stayed broken (seen for 168 s and counting);
+//! - [`ReconcilerHandle::resync`](super::ReconcilerHandle::resync) asks;
+//! - nftables announced a change (see `nft_events`), at most one such
+//!   check per [`NFT_CHECK_GAP`];
+//! - the sysctl timer (every [`SYSCTL_CHECK_EVERY`], or the resync interval
+//!   if shorter) read a sysctl that differs from what a pass sets. Writes of
+//!   `route_localnet`, `proxy_delay` and `accept_ra` raise no notification;
+//!   reading them is a few `/proc/sys` reads, so it is done often instead of
+//!   waiting up to a whole resync interval.
+//!
+//! Every pass checks links, addresses, routes, ARP/FDB and the sysctls.
+//! nftables (an `nft` spawn) only on the first pass, on the schedule or on
+//! request, when the pools changed, after a failed check, and when it
+//! announced a change.
+
+use super::{events, nft_events, pass, Config, Input, PassReport, Status};
+use super::{DURATIONS_KEPT, FAILURES_KEPT, HEARTBEAT_EVERY};
+use crate::model::Pool;
+use crate::netlink::NlSocket;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::{watch, Notify};
+use tokio::time::{interval, interval_at, MissedTickBehavior};
+
+/// The most often change notifications from nftables make a pass check
+/// it: kube-proxy's nftables mode commits on every Service change, and each
+/// check lists the whole ruleset. The first change after a quiet spell is
+/// checked at once; a flushed rule is back within this (plus a pass) of the
+/// flush even under constant nftables churn.
+pub const NFT_CHECK_GAP: Duration = Duration::from_secs(2);
+/// How often the wanted sysctls are read between passes.
+pub const SYSCTL_CHECK_EVERY: Duration = Duration::from_secs(5);
+/// How many applied items the INFO `reconcile pass` line spells out.
+const WHAT_NAMED: usize = 4;
+
+pub(super) struct LoopCtx {
+    pub sock: NlSocket,
+    pub events: events::Events,
+    /// None when the nftables socket could not be opened (already logged).
+    pub nft: Option<nft_events::NftEvents>,
+    pub input: watch::Receiver<Input>,
+    pub status: watch::Sender<Status>,
+    pub stop: Arc<Notify>,
+    pub resync: Arc<Notify>,
+    pub heartbeat: Arc<Mutex<Instant>>,
+    pub config: Config,
+}
+
+impl LoopCtx {
+    pub async fn run(self) {
+        let LoopCtx {
+            mut sock,
+            mut events,
+            mut nft,
+            mut input,
+            status,
+            stop,
+            resync,
+            heartbeat,
+            config,
+        } = self;
+        let beat = || *heartbeat.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        let mut beats = interval(HEARTBEAT_EVERY);
+        // Nothing is written before the agent's first desired state: an
+        // empty default would tear down a working dataplane on restart.
+        while input.borrow().generation == 0 {
+            tokio::select! {
+                changed = input.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+                _ = beats.tick() => beat(),
+                _ = stop.notified() => return,
+            }
+        }
+        // Both created once, here: no pass moves them.
+        let start = tokio::time::Instant::now();
+        let mut schedule = interval_at(start + config.resync_interval, config.resync_interval);
+        schedule.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let sysctl_every = SYSCTL_CHECK_EVERY.min(config.resync_interval);
+        let mut sysctl_timer = interval_at(start + sysctl_every, sysctl_every);
+        sysctl_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+
+        let mut vxlan_index = None;
+        let mut events_ok = true;
+        // Pools nftables last matched; None until a check succeeds.
+        let mut nft_synced: Option<Vec<Pool>> = None;
+        // nftables announced a change no check has looked at yet.
+        let mut nft_dirty = false;
+        // When a check last ran for an announcement (the rate limit's
+        // clock: checks for other reasons do not delay one).
+        let mut last_nft_check: Option<tokio::time::Instant> = None;
+        let mut sysctl_stuck;
+        // The first pass is a full one.
+        let (mut full, mut scheduled) = (true, false);
+        loop {
+            // Let a burst of triggers settle; what queued meanwhile is
+            // covered by the pass, which reads the kernel afresh.
+            tokio::time::sleep(config.debounce).await;
+            if events_ok {
+                if let Err(e) = events.drain(vxlan_index) {
+                    tracing::warn!(error = %e, "reading netlink notifications");
+                }
+            }
+            nft_dirty |= drain_nft(&mut nft).any();
+            let input_now = input.borrow_and_update().clone();
+            let pools = input_now.state.pools.as_slice();
+            let nft_due = last_nft_check.is_none_or(|t| t.elapsed() >= NFT_CHECK_GAP);
+            let check_nft = full || nft_synced.as_deref() != Some(pools) || (nft_dirty && nft_due);
+            let started = std::time::Instant::now();
+            let (report, outcome) = pass::run(
+                &mut sock,
+                &input_now.state,
+                &input_now.workloads(),
+                check_nft,
+            );
+            vxlan_index = outcome.vxlan_index;
+            sysctl_stuck = outcome.sysctl_failed;
+            if check_nft {
+                nft_synced = outcome.nft_ok.then(|| pools.to_vec());
+                if nft_dirty {
+                    last_nft_check = Some(tokio::time::Instant::now());
+                }
+                // What this pass's own write announced is queued by now;
+                // only a commit beyond it is someone else's.
+                nft_dirty = drain_nft(&mut nft).foreign(outcome.nft_commits);
+            }
+            let took = started.elapsed();
+            log_pass(&report, took);
+            status.send_modify(|s| {
+                s.generation = input_now.generation;
+                s.passes += 1;
+                s.scheduled_resyncs += u64::from(scheduled);
+                s.nft_events = nft.is_some();
+                s.last_sync = Some(SystemTime::now());
+                s.netlink_errors += report.netlink_errors as u64;
+                s.last_pass = report;
+                if s.recent_durations.len() == DURATIONS_KEPT {
+                    s.recent_durations.remove(0);
+                }
+                s.recent_durations.push(took);
+            });
+            beat();
+            (full, scheduled) = (false, false);
+            // The heartbeat, nftables-notification and undrifted sysctl
+            // arms loop without a pass; every other arm ends the wait.
+            loop {
+                let kernel_changed = async {
+                    if !events_ok {
+                        return std::future::pending().await;
+                    }
+                    events.changed(vxlan_index).await
+                };
+                let nft_changed = async {
+                    match nft.as_mut() {
+                        Some(n) => n.changed().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let nft_check_due = async {
+                    match (nft_dirty, last_nft_check) {
+                        (true, Some(t)) => tokio::time::sleep_until(t + NFT_CHECK_GAP).await,
+                        (true, None) => {}
+                        (false, _) => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    changed = input.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                    }
+                    res = kernel_changed => {
+                        if let Err(e) = res {
+                            tracing::warn!(error = %e, "netlink notifications failed; relying on the periodic resync");
+                            events_ok = false;
+                        }
+                    }
+                    seen = nft_changed => {
+                        match seen {
+                            Ok(_) => nft_dirty = true,
+                            Err(e) => nft_failed(&mut nft, &e),
+                        }
+                        continue;
+                    }
+                    _ = nft_check_due => {}
+                    _ = schedule.tick() => (full, scheduled) = (true, true),
+                    _ = resync.notified() => full = true,
+                    _ = sysctl_timer.tick() => {
+                        // A write that failed last pass would fail again:
+                        // the schedule retries it, not this timer.
+                        if sysctl_stuck || !pass::sysctls_drifted(&input.borrow().workloads()) {
+                            continue;
+                        }
+                    }
+                    _ = beats.tick() => {
+                        beat();
+                        continue;
+                    }
+                    _ = stop.notified() => return,
+                }
+                break;
+            }
+        }
+    }
+}
+
+/// Everything queued on the nftables socket (nothing when there is none).
+fn drain_nft(nft: &mut Option<nft_events::NftEvents>) -> nft_events::Seen {
+    let Some(n) = nft.as_mut() else {
+        return nft_events::Seen::default();
+    };
+    match n.drain() {
+        Ok(seen) => seen,
+        Err(e) => {
+            nft_failed(nft, &e);
+            // Something may have been missed.
+            nft_events::Seen {
+                lost: true,
+                ..Default::default()
+            }
+        }
+    }
+}
+
+fn nft_failed(nft: &mut Option<nft_events::NftEvents>, e: &std::io::Error) {
+    tracing::warn!(error = %e, "nftables notifications failed; nftables is now checked on the resync schedule only");
+    *nft = None;
+}
+
+fn log_pass(report: &PassReport, took: Duration) {
+    for f in report.failures.iter().take(FAILURES_KEPT) {
+        tracing::warn!(item = %f.item, error = %f.error, "not converged");
+    }
+    if report.applied_count > 0 || !report.failures.is_empty() {
+        tracing::info!(
+            applied = report.applied_count,
+            what = %what_applied(report),
+            failed = report.failures.len(),
+            routes = report.routes_programmed,
+            nft_checked = report.nft_checked,
+            took_ms = took.as_millis() as u64,
+            "reconcile pass"
+        );
+    }
+}
+
+/// The first few applied items, `; `-separated, and how many more.
+pub(super) fn what_applied(report: &PassReport) -> String {
+    let mut what = report
+        .applied
+        .iter()
+        .take(WHAT_NAMED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    let more = report.applied_count.saturating_sub(WHAT_NAMED);
+    if more > 0 {
+        what.push_str(&format!("; and {more} more"));
+    }
+    what
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_info_line_names_the_first_items_and_counts_the_rest() {
+        let mut r = PassReport::default();
+        assert_eq!(what_applied(&r), "");
+        r.applied("route 10.0.0.0/26 via 10.0.0.2 dev eth0".into());
+        r.applied("sysctl net.ipv4.ip_forward=1 (was 0)".into());
+        assert_eq!(
+            what_applied(&r),
+            "route 10.0.0.0/26 via 10.0.0.2 dev eth0; sysctl net.ipv4.ip_forward=1 (was 0)"
+        );
+        for i in 0..5 {
+            r.applied(format!("item {i}"));
+        }
+        let what = what_applied(&r);
+        assert!(what.ends_with("; item 1; and 3 more"), "{what}");
+        assert_eq!(what.matches("; ").count(), 4, "{what}");
+    }
+}

@@ -23,6 +23,7 @@ fn session(id: Ipv4Addr, asn: u32) -> SessionInfo {
             hold_time: 90,
             keepalive: 30,
             four_octet_as: true,
+            extended_message: false,
             families: vec![Family::IPV4_UNICAST],
             route_refresh: true,
             peer_graceful_restart: None,

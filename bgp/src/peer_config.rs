@@ -13,6 +13,12 @@ pub const DEFAULT_HOLD_TIME: u16 = 90;
 pub const DEFAULT_RESTART_TIME: u16 = 120;
 /// Calico's BIRD template uses `connect retry time 5`.
 pub const DEFAULT_CONNECT_RETRY: Duration = Duration::from_secs(5);
+/// How long a connection may take from TCP up to Established (the peer's
+/// OPEN, then its KEEPALIVE). RFC 4271 suggests a 4-minute hold time
+/// while waiting for the OPEN; a real peer sends it at once, so anything
+/// this slow is a stuck or hostile connection that would otherwise hold
+/// a connection slot (and with a hold time of 0, forever).
+pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Calico's BIRD template uses `error wait time 5,30`.
 pub const DEFAULT_ERROR_WAIT: (Duration, Duration) =
     (Duration::from_secs(5), Duration::from_secs(30));
@@ -58,6 +64,11 @@ pub struct PeerConfig {
     /// Hold time we propose in our OPEN (0 disables keepalives).
     pub hold_time: u16,
     pub connect_retry: Duration,
+    /// The bound on OpenSent and OpenConfirm ([`DEFAULT_OPEN_TIMEOUT`]):
+    /// it replaces RFC 4271's 4-minute OpenSent hold time, and also bounds
+    /// OpenConfirm when the peer's OPEN proposed a hold time of 0. Expiry
+    /// is a hold-timer expiry (NOTIFICATION 4/0).
+    pub open_timeout: Duration,
     /// Automatic restart after an error: first wait, doubled per
     /// consecutive failure up to the second value.
     pub error_wait: (Duration, Duration),
@@ -92,6 +103,7 @@ impl PeerConfig {
             passive: false,
             hold_time: DEFAULT_HOLD_TIME,
             connect_retry: DEFAULT_CONNECT_RETRY,
+            open_timeout: DEFAULT_OPEN_TIMEOUT,
             error_wait: DEFAULT_ERROR_WAIT,
             families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
             max_restart_time: DEFAULT_RESTART_TIME,

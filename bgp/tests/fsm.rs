@@ -8,6 +8,7 @@ mod common_fsm;
 use common_fsm::*;
 use std::time::Duration;
 use tabby_bgp::fsm::{check_open, Action, Event, Fsm, State, TimerKind};
+use tabby_bgp::peer_config::DEFAULT_OPEN_TIMEOUT;
 use tabby_bgp::wire::{Capability, Family, GracefulRestartFamily, Message, AS_TRANS};
 
 #[test]
@@ -84,9 +85,11 @@ fn inbound_connection_in_connect_cancels_the_outbound_attempt() {
     let a = fsm.handle(Event::TcpConnectionConfirmed);
     assert!(has(&a, &Action::CancelConnect));
     assert!(has(&a, &Action::StopTimer(TimerKind::ConnectRetry)));
+    // Waiting for the OPEN is bounded by the open timeout, not RFC 4271's
+    // 4 minutes (issue 15).
     assert!(has(
         &a,
-        &Action::StartTimer(TimerKind::Hold, Duration::from_secs(240))
+        &Action::StartTimer(TimerKind::Hold, DEFAULT_OPEN_TIMEOUT)
     ));
     assert_eq!(fsm.state(), State::OpenSent);
 }
@@ -173,13 +176,21 @@ fn hold_time_is_the_minimum_and_zero_disables_timers() {
     let mut fsm = to_open_sent(peer(64512));
     let a = fsm.handle(Event::BgpOpen(peer_open(64512, 0)));
     assert_eq!(fsm.negotiated().unwrap().hold_time, 0);
-    assert!(has(&a, &Action::StopTimer(TimerKind::Hold)));
+    // OpenConfirm still ends if the KEEPALIVE never comes (issue 15).
+    assert!(has(
+        &a,
+        &Action::StartTimer(TimerKind::Hold, DEFAULT_OPEN_TIMEOUT)
+    ));
     assert!(has(&a, &Action::StopTimer(TimerKind::Keepalive)));
+    assert!(!a
+        .iter()
+        .any(|a| matches!(a, Action::StartTimer(TimerKind::Keepalive, _))));
+    let a = fsm.handle(Event::KeepAliveMsg);
+    assert!(has(&a, &Action::StopTimer(TimerKind::Hold)));
     assert!(!a.iter().any(|a| matches!(
         a,
         Action::StartTimer(TimerKind::Hold | TimerKind::Keepalive, _)
     )));
-    fsm.handle(Event::KeepAliveMsg);
     // Messages in Established restart no timer when hold time is 0.
     assert!(fsm.handle(Event::UpdateMsg).is_empty());
 }

@@ -183,11 +183,23 @@ fn collision_keeps_the_connection_of_the_higher_identifier() {
     let mut existing = to_open_sent(peer(64512));
     existing.handle(Event::BgpOpen(peer_open(64512, 90)));
     assert_eq!(
-        resolve_collision(LOCAL_ID, PEER_ID, &existing, Direction::Outbound),
+        resolve_collision(
+            LOCAL_ID,
+            PEER_ID,
+            &existing,
+            Direction::Outbound,
+            Direction::Inbound
+        ),
         Survivor::New
     );
     assert_eq!(
-        resolve_collision(LOCAL_ID, PEER_ID, &existing, Direction::Inbound),
+        resolve_collision(
+            LOCAL_ID,
+            PEER_ID,
+            &existing,
+            Direction::Inbound,
+            Direction::Outbound
+        ),
         Survivor::Existing
     );
     // The loser closes with Cease 6/7 and does not restart on its own.
@@ -209,18 +221,36 @@ fn collision_keeps_the_connection_of_the_higher_identifier() {
 fn collision_with_established() {
     let plain = established(peer(64512), peer_open(64512, 90));
     assert_eq!(
-        resolve_collision(LOCAL_ID, PEER_ID, &plain, Direction::Inbound),
+        resolve_collision(
+            LOCAL_ID,
+            PEER_ID,
+            &plain,
+            Direction::Inbound,
+            Direction::Inbound
+        ),
         Survivor::Existing
     );
     // With graceful restart a new OPEN means the peer restarted.
     let gr = established(peer(64512), gr_open());
     assert_eq!(
-        resolve_collision(LOCAL_ID, PEER_ID, &gr, Direction::Inbound),
+        resolve_collision(
+            LOCAL_ID,
+            PEER_ID,
+            &gr,
+            Direction::Inbound,
+            Direction::Inbound
+        ),
         Survivor::New
     );
     let idle = Fsm::new(local(), peer(64512));
     assert_eq!(
-        resolve_collision(LOCAL_ID, PEER_ID, &idle, Direction::Outbound),
+        resolve_collision(
+            LOCAL_ID,
+            PEER_ID,
+            &idle,
+            Direction::Outbound,
+            Direction::Inbound
+        ),
         Survivor::New
     );
 }

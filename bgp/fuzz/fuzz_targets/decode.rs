@@ -48,7 +48,10 @@ fn repack(u: &Update, ctx: &SessionContext) {
 
 fuzz_target!(|data: &[u8]| {
     for four_octet_as in [true, false] {
-        let ctx = SessionContext { four_octet_as };
+        let ctx = SessionContext {
+            four_octet_as,
+            ..SessionContext::default()
+        };
         let Ok(Some(len)) = wire::message_len(data) else {
             let _ = wire::decode(data, &ctx);
             continue;

@@ -73,6 +73,7 @@ impl Harness {
             rib,
             ctx: SessionContext {
                 four_octet_as: true,
+                extended_message: false,
             },
         }
     }
@@ -118,6 +119,7 @@ impl Harness {
     fn exports(&mut self, changes: RibChanges) {
         let ctx = SessionContext {
             four_octet_as: true,
+            extended_message: false,
         };
         for e in &changes.exports {
             for u in e.to_updates() {

@@ -15,6 +15,14 @@
 //!   AutomaticStart. ManualStop cancels that.
 //! - Timer events in states that do not run that timer are ignored: a timer
 //!   may fire in the transport just before its StopTimer is processed.
+//! - OpenSent and OpenConfirm are bounded by the peer's `open_timeout`
+//!   (30 s by default) instead of RFC 4271's 4-minute OpenSent hold time,
+//!   and OpenConfirm stays bounded when the OPEN proposed a hold time of 0:
+//!   a real peer answers at once, and a connection parked there would
+//!   otherwise hold one of the peer's two connection slots.
+//! - A ConnectRetry expiry in Connect (the attempt got no answer) is
+//!   recorded as a failure, so the status names it instead of an older one.
+//! - `last_error` is the latest failure and is cleared on Established.
 
 mod collision;
 mod error;
@@ -32,7 +40,9 @@ use crate::wire::{Message, Notification};
 use notify::*;
 use std::time::Duration;
 
-/// RFC 4271 §8: the hold timer while waiting for the peer's OPEN.
+/// RFC 4271 §8's suggested hold time while waiting for the peer's OPEN.
+/// Tabby uses the shorter `PeerConfig::open_timeout` instead (see the
+/// deviations above); kept for reference.
 pub const OPEN_HOLD_TIME: Duration = Duration::from_secs(240);
 
 pub struct Fsm {
@@ -41,6 +51,9 @@ pub struct Fsm {
     state: State,
     negotiated: Option<Negotiated>,
     last_error: Option<LastError>,
+    /// Failures recorded so far: lets the transport see a new failure
+    /// even when it reads the same as the last one.
+    failures: u64,
     /// ManualStop seen: no automatic restarts.
     stopped: bool,
     next_error_wait: Duration,
@@ -55,6 +68,7 @@ impl Fsm {
             state: State::Idle,
             negotiated: None,
             last_error: None,
+            failures: 0,
             stopped: true,
             next_error_wait,
         }
@@ -73,6 +87,12 @@ impl Fsm {
     /// `OpenSent: NOTIFICATION received: bad peer AS (2/2)`.
     pub fn last_error(&self) -> Option<&LastError> {
         self.last_error.as_ref()
+    }
+
+    /// How many failures were recorded: grows by one with each, so a
+    /// caller polling [`Fsm::last_error`] notices a repeat of the same one.
+    pub fn failures(&self) -> u64 {
+        self.failures
     }
 
     pub fn peer(&self) -> &PeerConfig {
@@ -132,7 +152,16 @@ impl Fsm {
             Event::ManualStop => self.stop(out),
             Event::ConnectRetryTimerExpires if !self.peer.passive => {
                 if self.state == State::Connect {
-                    // The attempt hung: drop it and try afresh.
+                    // The attempt hung (a host that vanished, a filter that
+                    // drops SYNs): say so, then drop it and try afresh.
+                    let after = self.peer.connect_retry;
+                    self.record(PeerError::Tcp(TcpError::new(
+                        TcpErrorKind::TimedOut,
+                        format!(
+                            "no answer to the connection attempt within {}",
+                            seconds(after)
+                        ),
+                    )));
                     out.push(Action::Disconnect);
                 }
                 out.push(Action::StartTimer(
@@ -173,7 +202,7 @@ impl Fsm {
             &self.local,
             &self.peer,
         ))));
-        out.push(Action::StartTimer(TimerKind::Hold, OPEN_HOLD_TIME));
+        out.push(Action::StartTimer(TimerKind::Hold, self.peer.open_timeout));
         self.state = State::OpenSent;
     }
 
@@ -212,8 +241,13 @@ impl Fsm {
     fn open_confirm(&mut self, event: Event, out: &mut Vec<Action>) {
         match event {
             Event::KeepAliveMsg => {
+                if self.negotiated.as_ref().is_some_and(|n| n.hold_time == 0) {
+                    // Only the open timeout ran: no hold timer from here on.
+                    out.push(Action::StopTimer(TimerKind::Hold));
+                }
                 self.restart_hold(out);
                 self.next_error_wait = self.peer.error_wait.0;
+                self.last_error = None;
                 self.state = State::Established;
                 if let Some(n) = &self.negotiated {
                     out.push(Action::SessionUp(n.clone()));
@@ -296,7 +330,9 @@ impl Fsm {
 
     fn arm_session_timers(&self, n: &Negotiated, out: &mut Vec<Action>) {
         if n.hold_time == 0 {
-            out.push(Action::StopTimer(TimerKind::Hold));
+            // No keepalives, but OpenConfirm must still end: without its
+            // KEEPALIVE this connection would otherwise wait forever.
+            out.push(Action::StartTimer(TimerKind::Hold, self.peer.open_timeout));
             out.push(Action::StopTimer(TimerKind::Keepalive));
         } else {
             out.push(Action::StartTimer(
@@ -414,10 +450,20 @@ impl Fsm {
     }
 
     fn record(&mut self, error: PeerError) {
+        self.failures += 1;
         self.last_error = Some(LastError {
             state: self.state,
             error,
         });
+    }
+}
+
+/// `5 s`, `0.5 s`: the status table's wording for a timer.
+fn seconds(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
     }
 }
 

@@ -1,7 +1,8 @@
 //! Building our OPEN, checking the peer's, and what the two negotiate.
 //!
-//! Required capabilities: none by name. 4-octet AS, route refresh and
-//! graceful restart are used when both sides offer them. The only hard
+//! Required capabilities: none by name. 4-octet AS, route refresh,
+//! extended messages (RFC 8654) and graceful restart are used when both
+//! sides offer them. The only hard
 //! requirement is at least one address family in common (a peer sending
 //! no Multiprotocol capability implies IPv4 unicast, RFC 4760 §8); without
 //! one the session could carry nothing, so it is refused with 2/7 naming
@@ -25,6 +26,9 @@ pub struct Negotiated {
     pub hold_time: u16,
     pub keepalive: u16,
     pub four_octet_as: bool,
+    /// RFC 8654: both sides advertised extended messages, so UPDATEs may
+    /// be up to 65,535 octets.
+    pub extended_message: bool,
     /// Families both sides offered, sorted.
     pub families: Vec<Family>,
     pub route_refresh: bool,
@@ -60,6 +64,10 @@ pub fn build_open(local: &LocalConfig, peer: &PeerConfig) -> Open {
         .map(|f| Capability::Multiprotocol(*f))
         .collect();
     capabilities.push(Capability::RouteRefresh);
+    // Always offered: it only raises the limit when the peer offers it
+    // too, and lets an UPDATE that grows on re-advertisement (our AS
+    // prepended) still reach a peer that can take it.
+    capabilities.push(Capability::ExtendedMessage);
     capabilities.push(Capability::FourOctetAs(local.asn));
     if let Some(restart_time) = local.graceful_restart {
         capabilities.push(Capability::GracefulRestart {
@@ -160,6 +168,10 @@ pub fn check_open(
         .capabilities
         .iter()
         .any(|c| matches!(c, Capability::FourOctetAs(_)));
+    let extended_message = open
+        .capabilities
+        .iter()
+        .any(|c| matches!(c, Capability::ExtendedMessage));
     let route_refresh = open
         .capabilities
         .iter()
@@ -189,6 +201,7 @@ pub fn check_open(
         hold_time,
         keepalive: hold_time / 3,
         four_octet_as,
+        extended_message,
         families,
         route_refresh,
         peer_graceful_restart,

@@ -14,6 +14,7 @@ mod changes;
 mod decision;
 mod export;
 mod fast_hash;
+mod martian;
 mod paths;
 mod peer;
 mod prefix_map;
@@ -24,6 +25,7 @@ pub use attrs::{end_of_rib_update, family_of, withdraw_update, RouteAttrs, DEFAU
 pub use changes::{BestChange, PeerExport, RibChanges};
 pub use decision::{compare, Path, Source};
 pub use export::{import_loop, rewrite, role_allows, Target};
+pub use martian::is_martian;
 pub use peer::{PeerCounts, SessionInfo};
 
 use crate::peer_config::{LocalConfig, PeerConfig};
@@ -32,6 +34,7 @@ use attrs::Interner;
 use decision::select_best;
 use fast_hash::FastMap;
 use ipnet::IpNet;
+use martian::is_own_next_hop;
 use paths::Paths;
 use peer::PeerRib;
 use prefix_map::PrefixMap;
@@ -219,23 +222,30 @@ impl Rib {
                 announced.push((r.next_hops.first().copied(), r.nlri.clone()));
             }
         }
+        // RFC 4271 §6.3: a NEXT_HOP that is our own address is semantically
+        // incorrect; such routes are ignored.
+        let own_next_hop: Vec<bool> = announced
+            .iter()
+            .map(|(nh, _)| nh.is_some_and(|nh| is_own_next_hop(nh, &self.local, session)))
+            .collect();
 
         let mut t = Touched::default();
         for prefix in withdrawn {
             let prefix = prefix.trunc();
-            if let Some(p) = self.peers.get_mut(&peer).filter(|p| !p.rejected.is_empty()) {
-                p.rejected.remove(&prefix);
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.unreject(&prefix);
             }
             self.withdraw_from(peer, prefix, &mut t);
         }
-        for (next_hop, nlri) in announced {
+        for ((next_hop, nlri), own_next_hop) in announced.into_iter().zip(own_next_hop) {
             let mut attrs = RouteAttrs::from_wire(&update.attrs, next_hop);
             if !source.ibgp {
                 // RFC 4271 §5.1.5: LOCAL_PREF from another AS is ignored.
                 attrs.local_pref = None;
             }
             let as_withdraw = update.treat_as_withdraw.is_some();
-            let rejected_all = next_hop.is_none() || import_loop(&self.local, &attrs);
+            let rejected_all =
+                next_hop.is_none() || own_next_hop || import_loop(&self.local, &attrs);
             let attrs = self.interner.intern(attrs);
             for prefix in nlri {
                 let prefix = prefix.trunc();
@@ -243,15 +253,16 @@ impl Rib {
                     break;
                 };
                 if as_withdraw {
-                    p.rejected.remove(&prefix);
+                    p.unreject(&prefix);
+                    self.withdraw_from(peer, prefix, &mut t);
+                } else if is_martian(&prefix) {
+                    p.reject(prefix, true);
                     self.withdraw_from(peer, prefix, &mut t);
                 } else if rejected_all || !p.config.import.filter.accepts(&prefix) {
-                    p.rejected.insert(prefix, ());
+                    p.reject(prefix, false);
                     self.withdraw_from(peer, prefix, &mut t);
                 } else {
-                    if !p.rejected.is_empty() {
-                        p.rejected.remove(&prefix);
-                    }
+                    p.unreject(&prefix);
                     let path = Path {
                         source: source.clone(),
                         attrs: attrs.clone(),

@@ -30,6 +30,9 @@ pub struct PeerCounts {
     /// Prefixes the peer currently announces, before import policy.
     pub received: u64,
     pub accepted: u64,
+    /// Of the received, the martians (RFC 4271 §6.3 / BCP: unusable
+    /// addresses such as 127/8 or fe80::/10): never accepted.
+    pub martians: u64,
     pub advertised: u64,
 }
 
@@ -40,8 +43,11 @@ pub(crate) struct PeerRib {
     /// Paths from this peer in the Loc-RIB (its post-policy Adj-RIB-In
     /// lives there, not in a table of its own).
     pub accepted: usize,
-    /// Prefixes the peer announces that import policy or loop checks rejected.
-    pub rejected: PrefixMap<()>,
+    /// Prefixes the peer announces that import policy, loop, next-hop or
+    /// martian checks rejected; `true` for martians.
+    pub rejected: PrefixMap<bool>,
+    /// How many of `rejected` are martians.
+    pub martians: usize,
     /// Prefixes in the peer's Adj-RIB-Out.
     pub advertised: usize,
     /// Families whose paths are stale, waiting for End-of-RIB.
@@ -66,6 +72,7 @@ impl PeerRib {
             session: None,
             accepted: 0,
             rejected: PrefixMap::default(),
+            martians: 0,
             stale: Vec::new(),
             advertised: 0,
         }
@@ -86,8 +93,33 @@ impl PeerRib {
         PeerCounts {
             received: (self.accepted + self.rejected.len()) as u64,
             accepted: self.accepted as u64,
+            martians: self.martians as u64,
             advertised: self.advertised as u64,
         }
+    }
+
+    /// Records `prefix` as received but not accepted.
+    pub fn reject(&mut self, prefix: IpNet, martian: bool) {
+        if self.rejected.insert(prefix, martian).is_none() && martian {
+            self.martians += 1;
+        }
+    }
+
+    /// `prefix` is no longer announced as a rejected route (withdrawn, or
+    /// announced again and accepted).
+    pub fn unreject(&mut self, prefix: &IpNet) {
+        if self.rejected.is_empty() {
+            return;
+        }
+        if self.rejected.remove(prefix) == Some(true) {
+            self.martians = self.martians.saturating_sub(1);
+        }
+    }
+
+    /// The session ended: nothing it announced is held any more.
+    pub fn forget_rejected(&mut self) {
+        self.rejected.clear();
+        self.martians = 0;
     }
 
     /// The diff for `items`, each a prefix with its best path before and

@@ -63,7 +63,7 @@ impl Rib {
         };
         p.session = None;
         p.advertised = 0;
-        p.rejected.clear();
+        p.forget_rejected();
         p.stale = keep.clone();
         if p.accepted == 0 {
             return RibChanges::default();

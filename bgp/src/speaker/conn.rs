@@ -26,8 +26,9 @@ pub(crate) struct Conn {
     pub connecting: Option<(u64, AbortHandle)>,
     pub timers: HashMap<TimerKind, (u64, AbortHandle)>,
     pub ctx: SessionContext,
-    /// The FSM's last error as last copied into the peer status.
-    pub seen_error: Option<crate::fsm::LastError>,
+    /// `fsm.failures()` when its last error was last copied into the peer
+    /// status: a count, so a repeat of the same failure is still news.
+    pub seen_failures: u64,
 }
 
 pub(crate) struct Link {
@@ -47,7 +48,7 @@ impl Conn {
             connecting: None,
             timers: HashMap::new(),
             ctx: SessionContext::default(),
-            seen_error: None,
+            seen_failures: 0,
         }
     }
 
@@ -179,8 +180,9 @@ impl Drop for Conn {
 }
 
 /// Frames and decodes in this task, so the core only sees typed messages.
-/// After the peer's OPEN, the AS_PATH width follows what it offered (we
-/// always offer 4-octet AS).
+/// After the peer's OPEN, the AS_PATH width and the message size limit
+/// follow what it offered (we always offer 4-octet AS and extended
+/// messages, so its offer is what is negotiated).
 async fn read_loop(
     mut reader: MessageReader,
     peer: IpAddr,
@@ -242,5 +244,6 @@ fn learn(ctx: &mut SessionContext, m: &Message) {
             .capabilities
             .iter()
             .any(|c| matches!(c, Capability::FourOctetAs(_)));
+        ctx.extended_message = o.capabilities.contains(&Capability::ExtendedMessage);
     }
 }

@@ -32,6 +32,8 @@ pub(crate) struct PeerEntry {
     /// The connection whose session is Established.
     pub session: Option<u64>,
     pub restart_timer: Option<(u64, AbortHandle)>,
+    /// When `restart_timer` fires, for the status.
+    pub restart_until: Option<SystemTime>,
 }
 
 pub(crate) struct Core {
@@ -144,6 +146,7 @@ impl Core {
                     if current.is_some_and(|(g, _)| *g == gen) {
                         if let Some(p) = self.peers.get_mut(&peer) {
                             p.restart_timer = None;
+                            p.restart_until = None;
                         }
                         tracing::info!(%peer, "graceful restart time over: dropping stale routes");
                         let changes = self.rib.restart_timer_expired(peer);
@@ -158,7 +161,7 @@ impl Core {
     fn command(&mut self, c: Command) {
         match c {
             Command::AddPeer(cfg, reply) => {
-                let _ = reply.send(self.add_peer(cfg));
+                let _ = reply.send(self.add_peer(*cfg));
             }
             Command::RemovePeer(addr, reply) => {
                 let _ = reply.send(self.remove_peer(addr));
@@ -225,6 +228,7 @@ impl Core {
                 last_error: None,
                 session: None,
                 restart_timer: None,
+                restart_until: None,
             },
         );
         self.dispatch(changes, None);
@@ -278,6 +282,8 @@ impl Core {
             prefixes_received: counts.received,
             prefixes_accepted: counts.accepted,
             prefixes_advertised: counts.advertised,
+            prefixes_martian: counts.martians,
+            graceful_restart_until: p.restart_until,
         }
     }
 
@@ -339,22 +345,33 @@ impl Core {
             if let Some((_, old)) = p.restart_timer.replace((gen, task.abort_handle())) {
                 old.abort();
             }
+            p.restart_until = Some(SystemTime::now() + Duration::from_secs(secs.into()));
         }
+        self.peer_changed(peer);
     }
 
     pub fn stop_restart_timer(&mut self, peer: IpAddr) {
-        if let Some((_, h)) = self
-            .peers
-            .get_mut(&peer)
-            .and_then(|p| p.restart_timer.take())
-        {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        p.restart_until = None;
+        if let Some((_, h)) = p.restart_timer.take() {
             h.abort();
+            self.peer_changed(peer);
         }
     }
 }
 
 /// One peer's diff as UPDATE messages: withdrawals, announcements packed
 /// per attribute set, then End-of-RIB markers.
+///
+/// An attribute set that cannot be encoded for this session (it grew past
+/// the message limit on the way out, e.g. a 4,041-byte optional attribute
+/// plus our prepended AS on a session without extended messages) is
+/// withdrawn instead: left unsent, the peer would keep using the path it
+/// had before, which is no longer ours. The RIB still counts those
+/// prefixes as advertised, so a later change or withdrawal of them is
+/// sent as usual (a withdrawal of one the peer does not have is harmless).
 fn encode_export(e: &PeerExport, ctx: &SessionContext) -> Vec<u8> {
     let mut out = Vec::new();
     encode_withdraw(&e.withdraw, &mut out);
@@ -364,7 +381,14 @@ fn encode_export(e: &PeerExport, ctx: &SessionContext) -> Vec<u8> {
         };
         let update = attrs.to_update(family_of(first), Vec::new());
         if let Err(err) = encode_announce(&update.attrs, prefixes, ctx, &mut out) {
-            tracing::error!(peer = %e.peer, error = %err, "cannot encode announcement");
+            tracing::warn!(
+                peer = %e.peer,
+                error = %err,
+                prefixes = prefixes.len(),
+                first = %first,
+                "cannot encode announcement: withdrawing its prefixes from this peer instead"
+            );
+            encode_withdraw(prefixes, &mut out);
         }
     }
     for family in &e.end_of_rib {

@@ -68,6 +68,7 @@ impl Core {
             Action::StopTimer(kind) => c.stop_timer(kind),
             Action::SessionUp(n) => {
                 c.ctx.four_octet_as = n.four_octet_as;
+                c.ctx.extended_message = n.extended_message;
                 let local = c.link.as_ref().map(|l| l.local.ip().to_canonical());
                 p.session = Some(conn);
                 let other = cfg.other_family_next_hop;
@@ -117,11 +118,13 @@ impl Core {
         };
         let mut changed = false;
         for c in &mut p.conns {
-            let e = c.fsm.last_error().cloned();
-            if e.is_some() && e != c.seen_error {
-                p.last_error = e.clone();
-                c.seen_error = e;
-                changed = true;
+            let n = c.fsm.failures();
+            if n != c.seen_failures {
+                c.seen_failures = n;
+                if let Some(e) = c.fsm.last_error() {
+                    p.last_error = Some(e.clone());
+                    changed = true;
+                }
             }
         }
         if p.conns.len() > 1 {
@@ -168,22 +171,41 @@ impl Core {
 
     pub(crate) fn incoming(&mut self, inc: Incoming) {
         let Incoming { stream, peer } = inc;
+        let Some(p) = self.peers.get(&peer) else {
+            tracing::warn!(%peer, "connection from a peer removed meanwhile");
+            return;
+        };
+        if p.conns.len() >= 2 && !waiting(p.conns.first()) {
+            // Both slots taken. A slot held by a connection from the peer
+            // that has not sent its OPEN is the one to free: a real peer
+            // sends it at once, so the oldest silent one is the least
+            // likely to be it, and refusing the newcomer instead would let
+            // two silent connections lock the peer out.
+            let silent = p
+                .conns
+                .iter()
+                .filter(|c| c.direction == Direction::Inbound && c.fsm.state() == State::OpenSent)
+                .min_by_key(|c| c.link.as_ref().map_or(0, |l| l.id))
+                .map(|c| c.id);
+            let Some(victim) = silent else {
+                tracing::warn!(%peer, "third concurrent connection refused");
+                return;
+            };
+            tracing::warn!(%peer, "closing a connection that sent no OPEN to admit a new one");
+            self.drive(peer, victim, Event::OpenCollisionDump);
+        }
         let tx = self.tx.clone();
         let flushed = self.flushed.clone();
         let link = self.next_id();
         let new_id = self.next_id();
         let local = self.local.clone();
         let Some(p) = self.peers.get_mut(&peer) else {
-            tracing::warn!(%peer, "connection from a peer removed meanwhile");
             return;
         };
         // A peer always keeps one connection slot (housekeeping refills it),
         // but this runs on a network event, so an empty list must not panic:
         // it just takes the new-connection path below.
-        let waiting = p.conns.first_mut().filter(|c| {
-            c.link.is_none() && matches!(c.fsm.state(), State::Connect | State::Active)
-        });
-        let target = if let Some(primary) = waiting {
+        let target = if let Some(primary) = p.conns.first_mut().filter(|c| waiting(Some(c))) {
             primary.direction = Direction::Inbound;
             primary.attach(stream, peer, link, &tx, &flushed);
             primary.id
@@ -266,6 +288,9 @@ impl Core {
                         }
                         let changes = self.rib.apply_update(peer, &update);
                         self.dispatch(changes, Some(peer));
+                        if update.end_of_rib().is_some() {
+                            self.end_of_rib(peer);
+                        }
                     }
                 }
                 Message::Keepalive => self.drive(peer, conn, Event::KeepAliveMsg),
@@ -301,17 +326,23 @@ impl Core {
     /// The peer's OPEN: first settle any collision with another connection.
     fn open(&mut self, peer: IpAddr, conn: u64, open: Open) {
         let router_id = self.local.router_id;
+        let new_dir = self
+            .peers
+            .get(&peer)
+            .and_then(|p| p.conns.iter().find(|c| c.id == conn))
+            .map_or(Direction::Inbound, |c| c.direction);
         let other = self.peers.get(&peer).and_then(|p| {
             p.conns
                 .iter()
                 .find(|c| c.id != conn && c.fsm.state() != State::Idle)
                 .map(|c| {
-                    let survivor = resolve_collision(router_id, open.bgp_id, &c.fsm, c.direction);
+                    let survivor =
+                        resolve_collision(router_id, open.bgp_id, &c.fsm, c.direction, new_dir);
                     (c.id, c.fsm.state(), survivor)
                 })
         });
         match other {
-            None => self.drive(peer, conn, Event::BgpOpen(open)),
+            None | Some((_, _, Survivor::Both)) => self.drive(peer, conn, Event::BgpOpen(open)),
             Some((_, _, Survivor::Existing)) => {
                 tracing::info!(%peer, "collision: keeping the existing connection");
                 self.drive(peer, conn, Event::OpenCollisionDump);
@@ -337,6 +368,20 @@ impl Core {
         }
     }
 
+    /// After the RIB swept what End-of-RIB did not refresh: once no family
+    /// of the peer is stale any more, its graceful restart is over, so the
+    /// restart timer must not fire later.
+    fn end_of_rib(&mut self, peer: IpAddr) {
+        let waiting = self
+            .peers
+            .get(&peer)
+            .is_some_and(|p| p.restart_timer.is_some());
+        if waiting && self.rib.stale_families(peer).is_empty() {
+            tracing::info!(%peer, "End-of-RIB: graceful restart complete");
+            self.stop_restart_timer(peer);
+        }
+    }
+
     pub(crate) fn timer(&mut self, peer: IpAddr, conn: u64, kind: TimerKind, gen: u64) {
         let Some(c) = self.conn_mut(peer, conn) else {
             return;
@@ -346,6 +391,12 @@ impl Core {
             self.drive(peer, conn, Event::timer_expired(kind));
         }
     }
+}
+
+/// A connection slot waiting for TCP (no stream yet): an inbound
+/// connection is adopted into it.
+fn waiting(c: Option<&Conn>) -> bool {
+    c.is_some_and(|c| c.link.is_none() && matches!(c.fsm.state(), State::Connect | State::Active))
 }
 
 /// How far a state is towards Established, for the status of a peer with

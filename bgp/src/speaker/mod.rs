@@ -82,7 +82,8 @@ pub enum SpeakerError {
 }
 
 pub(crate) enum Command {
-    AddPeer(PeerConfig, oneshot::Sender<Result<(), SpeakerError>>),
+    /// Boxed: a peer's configuration is several times any other command.
+    AddPeer(Box<PeerConfig>, oneshot::Sender<Result<(), SpeakerError>>),
     RemovePeer(IpAddr, oneshot::Sender<Result<(), SpeakerError>>),
     Originate(Vec<IpNet>, Vec<u32>, oneshot::Sender<()>),
     Withdraw(Vec<IpNet>, oneshot::Sender<()>),
@@ -137,7 +138,7 @@ impl Speaker {
     }
 
     pub async fn add_peer(&self, peer: PeerConfig) -> Result<(), SpeakerError> {
-        self.ask(|r| Command::AddPeer(peer, r)).await?
+        self.ask(|r| Command::AddPeer(Box::new(peer), r)).await?
     }
 
     /// Ends the session with Cease (administrative shutdown, 6/2) and drops

@@ -19,4 +19,9 @@ pub struct PeerStatus {
     pub prefixes_accepted: u64,
     /// Prefixes in the peer's Adj-RIB-Out.
     pub prefixes_advertised: u64,
+    /// Of the received, martians (never accepted).
+    pub prefixes_martian: u64,
+    /// While the peer is restarting (RFC 4724 helper): when its stale
+    /// routes are dropped unless End-of-RIB refreshes them first.
+    pub graceful_restart_until: Option<SystemTime>,
 }

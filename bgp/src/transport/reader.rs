@@ -1,7 +1,8 @@
 //! The read side of a session: frames the byte stream with
 //! [`wire::message_len`] and decodes each message with [`wire::decode`].
 //! Every length comes from the codec's checked header, so a peer can at
-//! most make us buffer one 4096-octet message.
+//! most make us buffer one message of the session's limit (4096 octets,
+//! 65535 once RFC 8654 extended messages are negotiated).
 
 use crate::wire::{self, DecodeError, Message, SessionContext, MAX_MESSAGE_LEN};
 use std::io;
@@ -43,7 +44,8 @@ impl MessageReader {
     /// is expected to end on any error that is not `Ignore`.
     pub async fn next(&mut self, ctx: &SessionContext) -> Result<Message, ReadError> {
         loop {
-            if let Some(len) = wire::message_len(&self.buf[self.pos..])? {
+            if let Some(len) = wire::message_len_max(&self.buf[self.pos..], ctx.max_message_len())?
+            {
                 if self.buf.len() - self.pos >= len {
                     let msg = &self.buf[self.pos..self.pos + len];
                     self.pos += len;
@@ -57,7 +59,7 @@ impl MessageReader {
     /// Whole raw messages already buffered, without reading: lets a caller
     /// drain a burst before yielding.
     pub fn try_next(&mut self, ctx: &SessionContext) -> Option<Result<Message, ReadError>> {
-        match wire::message_len(&self.buf[self.pos..]) {
+        match wire::message_len_max(&self.buf[self.pos..], ctx.max_message_len()) {
             Err(e) => Some(Err(e.into())),
             Ok(Some(len)) if self.buf.len() - self.pos >= len => {
                 let msg = &self.buf[self.pos..self.pos + len];

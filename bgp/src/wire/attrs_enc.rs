@@ -34,6 +34,7 @@ fn put(
         return Err(EncodeError::TooLong {
             what: "path attribute",
             len,
+            max: usize::from(u16::MAX),
         });
     }
     if len <= 255 {

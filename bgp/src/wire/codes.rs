@@ -40,6 +40,8 @@ pub mod flag {
 pub mod cap {
     pub const MULTIPROTOCOL: u8 = 1;
     pub const ROUTE_REFRESH: u8 = 2;
+    /// RFC 8654.
+    pub const EXTENDED_MESSAGE: u8 = 6;
     pub const GRACEFUL_RESTART: u8 = 64;
     pub const FOUR_OCTET_AS: u8 = 65;
 }

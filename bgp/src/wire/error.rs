@@ -177,8 +177,14 @@ impl DecodeError {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {
-    #[error("{what} would make a {len}-byte message (at most 4096)")]
-    TooLong { what: &'static str, len: usize },
+    /// `len` is the size the message would have had, `max` the session's
+    /// limit (4096, or 65535 with RFC 8654 extended messages).
+    #[error("{what} would make a {len}-byte message (at most {max})")]
+    TooLong {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
     #[error("{field}: {reason}")]
     Invalid { field: &'static str, reason: String },
 }

@@ -33,8 +33,15 @@ fn length_bounds(t: u8) -> Option<(usize, bool)> {
 }
 
 /// Checks a message header. `Ok(None)` until 19 octets are buffered, then
-/// the full length of the message that starts `buf`.
+/// the full length of the message that starts `buf`. The limit is RFC
+/// 4271's 4096 octets; [`message_len_max`] takes a session's.
 pub fn message_len(buf: &[u8]) -> Result<Option<usize>, DecodeError> {
+    message_len_max(buf, MAX_MESSAGE_LEN)
+}
+
+/// [`message_len`] with the session's limit (`SessionContext::max_message_len`).
+/// An OPEN is held to 4096 octets whatever the limit (RFC 8654 §3).
+pub fn message_len_max(buf: &[u8], max: usize) -> Result<Option<usize>, DecodeError> {
     let Some(h) = buf.get(..HEADER_LEN) else {
         return Ok(None);
     };
@@ -48,7 +55,12 @@ pub fn message_len(buf: &[u8]) -> Result<Option<usize>, DecodeError> {
         len: len16,
         msg_type: t,
     };
-    if !(HEADER_LEN..=MAX_MESSAGE_LEN).contains(&len) {
+    let max = if t == msg_type::OPEN {
+        max.min(MAX_MESSAGE_LEN)
+    } else {
+        max
+    };
+    if !(HEADER_LEN..=max).contains(&len) {
         return Err(bad_len);
     }
     let (min, exact) = length_bounds(t).ok_or(DecodeError::BadType(t))?;
@@ -60,7 +72,7 @@ pub fn message_len(buf: &[u8]) -> Result<Option<usize>, DecodeError> {
 
 /// Decodes exactly one whole message.
 pub fn decode(msg: &[u8], ctx: &SessionContext) -> Result<Message, DecodeError> {
-    let len = match message_len(msg)? {
+    let len = match message_len_max(msg, ctx.max_message_len())? {
         Some(len) if len == msg.len() => len,
         other => {
             // A caller bug more than a peer's, but it must not panic either.
@@ -109,6 +121,11 @@ pub fn encode(msg: &Message, ctx: &SessionContext, out: &mut Vec<u8>) -> Result<
     let start = out.len();
     out.extend_from_slice(&MARKER);
     out.extend_from_slice(&[0, 0, 0]);
+    // RFC 8654 §3: OPEN and KEEPALIVE never grow past 4096.
+    let max = match msg {
+        Message::Open(_) | Message::Keepalive => MAX_MESSAGE_LEN,
+        _ => ctx.max_message_len(),
+    };
     let (t, r) = match msg {
         Message::Open(o) => (msg_type::OPEN, open::encode_open(o, out)),
         Message::Update(u) => (msg_type::UPDATE, update::encode_update(u, ctx, out)),
@@ -124,7 +141,7 @@ pub fn encode(msg: &Message, ctx: &SessionContext, out: &mut Vec<u8>) -> Result<
             (msg_type::ROUTE_REFRESH, Ok(()))
         }
     };
-    finish(out, start, t, r, "message")
+    finish(out, start, t, r, "message", max)
 }
 
 /// Fills in the header of the message begun at `start`, or removes it.
@@ -134,10 +151,11 @@ fn finish(
     t: u8,
     r: Result<(), EncodeError>,
     what: &'static str,
+    max: usize,
 ) -> Result<(), EncodeError> {
     let len = out.len() - start;
     let r = match r {
-        Ok(()) if len > MAX_MESSAGE_LEN => Err(EncodeError::TooLong { what, len }),
+        Ok(()) if len > max => Err(EncodeError::TooLong { what, len, max }),
         r => r,
     };
     if r.is_err() {

@@ -102,6 +102,7 @@ fn decode_capability(code: u8, data: &[u8]) -> Result<Capability, DecodeError> {
             }
         }
         cap::ROUTE_REFRESH if data.is_empty() => Capability::RouteRefresh,
+        cap::EXTENDED_MESSAGE if data.is_empty() => Capability::ExtendedMessage,
         cap::FOUR_OCTET_AS => {
             let &[a, b, c, d] = data else {
                 return Err(bad_len());
@@ -147,6 +148,7 @@ pub fn encode_capability(c: &Capability, out: &mut Vec<u8>) -> Result<(), Encode
             cap::MULTIPROTOCOL
         }
         Capability::RouteRefresh => cap::ROUTE_REFRESH,
+        Capability::ExtendedMessage => cap::EXTENDED_MESSAGE,
         Capability::FourOctetAs(asn) => {
             out.extend_from_slice(&asn.to_be_bytes());
             cap::FOUR_OCTET_AS

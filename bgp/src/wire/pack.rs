@@ -1,5 +1,6 @@
 //! Packing many prefixes that share attributes into as few UPDATEs as fit
-//! in 4096 octets: IPv4 in the NLRI / Withdrawn Routes fields, IPv6 in
+//! in the session's limit (4096 octets, 65535 with RFC 8654 extended
+//! messages; withdrawals always use 4096, which every peer reads): IPv4 in the NLRI / Withdrawn Routes fields, IPv6 in
 //! MP_REACH_NLRI / MP_UNREACH_NLRI. The shared attributes are encoded once.
 
 use super::attrs_enc::encode_attrs;
@@ -20,7 +21,8 @@ fn begin(out: &mut Vec<u8>) -> usize {
 }
 
 fn set_u16(out: &mut [u8], at: usize, v: usize) {
-    // Every length here is bounded by MAX_MESSAGE_LEN, so it fits.
+    // Every length here is bounded by the message limit (at most 65535),
+    // so it fits.
     out[at..at + 2].copy_from_slice(&(v as u16).to_be_bytes());
 }
 
@@ -29,11 +31,26 @@ struct Cursor<'a> {
     prefixes: &'a [IpNet],
     i: usize,
     v6: bool,
+    /// The largest message the session carries.
+    max: usize,
 }
 
 impl<'a> Cursor<'a> {
-    fn new(prefixes: &'a [IpNet], v6: bool) -> Self {
-        Cursor { prefixes, i: 0, v6 }
+    fn new(prefixes: &'a [IpNet], v6: bool, max: usize) -> Self {
+        Cursor {
+            prefixes,
+            i: 0,
+            v6,
+            max,
+        }
+    }
+
+    /// Encoded size of the prefix `fill` would add next, so an error can
+    /// give the size the message would really have had.
+    fn next_len(&self) -> usize {
+        self.prefixes
+            .get(self.i)
+            .map_or(0, |p| nlri::encoded_len(p.prefix_len()))
     }
 
     /// Skips to the next prefix of this family; false when none is left.
@@ -48,9 +65,9 @@ impl<'a> Cursor<'a> {
     }
 
     /// Appends prefixes while the message starting at `start` stays within
-    /// 4096 octets once `reserve` more are added; returns how many.
+    /// the limit once `reserve` more are added; returns how many.
     fn fill(&mut self, start: usize, reserve: usize, out: &mut Vec<u8>) -> usize {
-        let limit = (start + MAX_MESSAGE_LEN).saturating_sub(reserve);
+        let limit = (start + self.max).saturating_sub(reserve);
         let mut n = 0;
         while let Some(p) = self.prefixes.get(self.i) {
             match (p, self.v6) {
@@ -76,8 +93,8 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn too_long(what: &'static str, len: usize) -> EncodeError {
-    EncodeError::TooLong { what, len }
+fn too_long(what: &'static str, len: usize, max: usize) -> EncodeError {
+    EncodeError::TooLong { what, len, max }
 }
 
 /// Announces `prefixes` with `attrs`. IPv4 prefixes take `attrs.next_hop`;
@@ -104,7 +121,8 @@ fn announce(
     out: &mut Vec<u8>,
 ) -> Result<usize, EncodeError> {
     let mut count = 0;
-    let mut v4 = Cursor::new(prefixes, false);
+    let max = ctx.max_message_len();
+    let mut v4 = Cursor::new(prefixes, false, max);
     if v4.more() {
         if attrs.next_hop.is_none() {
             return Err(EncodeError::Invalid {
@@ -120,14 +138,15 @@ fn announce(
             out.extend_from_slice(&(base.len() as u16).to_be_bytes());
             out.extend_from_slice(&base);
             if v4.fill(start, 0, out) == 0 {
-                return Err(too_long("shared path attributes", out.len() - start));
+                let len = out.len() - start + v4.next_len();
+                return Err(too_long("shared path attributes", len, max));
             }
             let len = out.len() - start;
             set_u16(out, start + 16, len);
             count += 1;
         }
     }
-    let mut v6 = Cursor::new(prefixes, true);
+    let mut v6 = Cursor::new(prefixes, true, max);
     if v6.more() {
         let reach = match &attrs.mp_reach {
             Some(r) if r.family.afi == Afi::Ipv6 => r,
@@ -165,10 +184,8 @@ fn announce(
             out.extend_from_slice(&mp_value);
             let n = v6.fill(start, base.len(), out);
             if n == 0 {
-                return Err(too_long(
-                    "shared path attributes",
-                    out.len() - start + base.len(),
-                ));
+                let len = out.len() - start + base.len() + v6.next_len();
+                return Err(too_long("shared path attributes", len, max));
             }
             let mp_len = out.len() - attrs_at - 4;
             set_u16(out, attrs_at + 2, mp_len);
@@ -186,7 +203,7 @@ fn announce(
 /// Withdraws `prefixes`; returns the number of messages appended.
 pub fn encode_withdraw(prefixes: &[IpNet], out: &mut Vec<u8>) -> usize {
     let mut count = 0;
-    let mut v4 = Cursor::new(prefixes, false);
+    let mut v4 = Cursor::new(prefixes, false, MAX_MESSAGE_LEN);
     while v4.more() {
         let start = begin(out);
         out.extend_from_slice(&[0, 0]);
@@ -199,7 +216,7 @@ pub fn encode_withdraw(prefixes: &[IpNet], out: &mut Vec<u8>) -> usize {
         set_u16(out, start + 16, len);
         count += 1;
     }
-    let mut v6 = Cursor::new(prefixes, true);
+    let mut v6 = Cursor::new(prefixes, true, MAX_MESSAGE_LEN);
     while v6.more() {
         let start = begin(out);
         out.extend_from_slice(&[0, 0, 0, 0]);

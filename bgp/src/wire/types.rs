@@ -9,8 +9,12 @@ use std::net::{IpAddr, Ipv4Addr};
 pub const AS_TRANS: u16 = 23456;
 pub const BGP_VERSION: u8 = 4;
 pub const HEADER_LEN: usize = 19;
-/// RFC 4271 maximum message size (no RFC 8654 extended messages).
+/// RFC 4271 maximum message size, and the limit of every session that
+/// did not negotiate RFC 8654 extended messages.
 pub const MAX_MESSAGE_LEN: usize = 4096;
+/// RFC 8654: the limit once both sides advertised extended messages
+/// (OPEN and KEEPALIVE stay within 4096 regardless).
+pub const EXTENDED_MESSAGE_LEN: usize = 65535;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Afi {
@@ -56,6 +60,9 @@ pub enum Capability {
     RouteRefresh,
     /// RFC 6793: the speaker's real AS.
     FourOctetAs(u32),
+    /// RFC 8654: messages other than OPEN and KEEPALIVE may be up to
+    /// 65,535 octets once both sides advertised it.
+    ExtendedMessage,
     /// RFC 4724.
     GracefulRestart {
         /// R bit: the sender has restarted.
@@ -205,17 +212,32 @@ pub enum Message {
     RouteRefresh(RouteRefresh),
 }
 
-/// What the decoder needs to know about the session (RFC 6793: AS_PATH
-/// width; RFC 4760: which families were negotiated).
+/// What the codec needs to know about the session (RFC 6793: AS_PATH
+/// width; RFC 8654: the message size limit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionContext {
     pub four_octet_as: bool,
+    /// Both sides advertised extended messages (RFC 8654).
+    pub extended_message: bool,
+}
+
+impl SessionContext {
+    /// The largest message this session may carry.
+    pub fn max_message_len(&self) -> usize {
+        if self.extended_message {
+            EXTENDED_MESSAGE_LEN
+        } else {
+            MAX_MESSAGE_LEN
+        }
+    }
 }
 
 impl Default for SessionContext {
+    /// Before the OPENs are exchanged: 4-octet AS, 4096-octet messages.
     fn default() -> Self {
         SessionContext {
             four_octet_as: true,
+            extended_message: false,
         }
     }
 }

@@ -108,11 +108,13 @@ pub fn encode_update(
     for p in &u.nlri {
         nlri::encode_v4(p, out);
     }
-    // Anything over 4096 is rejected by the caller; these just must not wrap.
+    // Anything over the session's limit is rejected by the caller; these
+    // just must not wrap.
     let (Ok(w), Ok(a)) = (u16::try_from(wlen), u16::try_from(alen)) else {
         return Err(EncodeError::TooLong {
             what: "UPDATE",
             len: out.len() - start + super::HEADER_LEN,
+            max: ctx.max_message_len(),
         });
     };
     out[start..start + 2].copy_from_slice(&w.to_be_bytes());

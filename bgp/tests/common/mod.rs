@@ -5,6 +5,7 @@ pub mod bird;
 pub mod gobgp;
 pub mod inproc;
 pub mod netns;
+pub mod raw;
 pub mod tabby;
 
 mod wait;

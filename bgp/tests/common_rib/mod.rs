@@ -33,6 +33,7 @@ pub fn negotiated(peer_id: Ipv4Addr, peer_as: u32, families: &[Family]) -> Negot
         hold_time: 90,
         keepalive: 30,
         four_octet_as: true,
+        extended_message: false,
         families: families.to_vec(),
         route_refresh: true,
         peer_graceful_restart: None,

@@ -36,6 +36,7 @@ pub fn good_plus(extra: &str) -> Vec<u8> {
 pub fn ctx4() -> SessionContext {
     SessionContext {
         four_octet_as: true,
+        extended_message: false,
     }
 }
 

@@ -171,6 +171,7 @@ pub fn capability() -> impl Strategy<Value = Capability> {
     prop_oneof![
         family().prop_map(Capability::Multiprotocol),
         Just(Capability::RouteRefresh),
+        Just(Capability::ExtendedMessage),
         any::<u32>().prop_map(Capability::FourOctetAs),
         (any::<bool>(), 0u16..4096, vec(gr_family, 0..3)).prop_map(
             |(restarting, restart_time, families)| {
@@ -229,7 +230,10 @@ pub fn message(four_octet: bool) -> impl Strategy<Value = Message> {
 }
 
 pub fn ctx(four_octet_as: bool) -> SessionContext {
-    SessionContext { four_octet_as }
+    SessionContext {
+        four_octet_as,
+        ..SessionContext::default()
+    }
 }
 
 /// Encodes, or `None` when the generated message exceeds 4096 octets.

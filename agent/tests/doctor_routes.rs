@@ -173,6 +173,11 @@ fn route_limits(lab: &Lab) {
         text(f, "fix").starts_with("3 nodes need at least one block route each"),
         "{f}"
     );
+    // ...and names the block size that comes closest: one /25 per node.
+    assert!(
+        text(f, "fix").contains("blockSize: 25 brings it down to 3"),
+        "{f}"
+    );
     // Four fit today, but full nodes need two /26s each: six.
     let r = doctor(lab, NODE, &["--route-limit", "4"]);
     let f = r

@@ -202,9 +202,20 @@ pub(super) fn findings(i: &Inputs) -> Vec<Finding> {
     let fit = worst.map(|(p, _, _, _)| (p, i.fitting_block_size(p, i.nodes, limit)));
     let fix = match fit {
         Some((p, Some(bs))) => recreate(p, bs),
-        _ => format!(
-            "{} nodes need at least one block route each, more than the limit of {limit}: raise the route table's limit, or use vxlanMode: Always so the fabric routes node addresses only",
-            i.nodes
+        Some((p, None)) => {
+            // The fewest routes any block size gives: one block per node.
+            let least = i
+                .fitting_block_size(p, i.nodes, i.nodes)
+                .map(|bs| format!(" (blockSize: {bs} brings it down to {}, one per node)", i.nodes))
+                .unwrap_or_default();
+            format!(
+                "{} nodes need at least one block route each, more than the limit of {limit}: raise the route table's limit{least}, or use vxlanMode: Always so the fabric routes node addresses only",
+                i.nodes
+            )
+        }
+        None => format!(
+            "raise the route table's limit above {}, or use vxlanMode: Always so the fabric routes node addresses only",
+            i.blocks
         ),
     };
     let how = worst.map_or(String::new(), |(p, bs, nodes, _)| {
@@ -303,6 +314,12 @@ mod tests {
         assert!(
             f[0].fix
                 .starts_with("3 nodes need at least one block route each"),
+            "{}",
+            f[0].fix
+        );
+        // The closest it gets: one /25 per node holds 110 pods.
+        assert!(
+            f[0].fix.contains("blockSize: 25 brings it down to 3"),
             "{}",
             f[0].fix
         );

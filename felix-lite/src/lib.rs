@@ -17,4 +17,5 @@ pub mod netns;
 pub mod nft;
 pub mod podlink;
 pub mod reconcile;
+pub mod route_text;
 pub mod sysctl;

@@ -7,7 +7,9 @@ use crate::datastore::{Datastore, Error as StoreError};
 use crate::resources::installation_render;
 use crate::resources::validate::{overlapping_pool, validate};
 use crate::resources::{IpPool, Kind, ParseError, ParsedDocument, Resource};
+use ipnet::IpNet;
 use std::collections::HashSet;
+use std::net::IpAddr;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -144,6 +146,7 @@ pub async fn apply_documents(
         }
     }
     errors.extend(pool_overlaps(store, source, &docs).await?);
+    errors.extend(pools_over_nodes(store, source, &docs, &existing).await?);
     errors.extend(installation_conflicts(store, source, &docs).await?);
     if !errors.is_empty() {
         return Err(ApplyError::Invalid(errors));
@@ -275,6 +278,78 @@ async fn pool_overlaps(
             })
         })
         .collect())
+}
+
+/// A pool that contains a node's own address: IPAM would hand the node's
+/// address to a pod and its block routes would capture traffic to the node
+/// (seed 002). The one exception is disabling a stored pool — the way out
+/// of a pool created before this check, which must stay possible.
+async fn pools_over_nodes(
+    store: &dyn Datastore,
+    source: &str,
+    docs: &[ParsedDocument],
+    existing: &[Option<Resource>],
+) -> Result<Vec<ParseError>, ApplyError> {
+    let pools: Vec<(&ParsedDocument, &IpPool, IpNet)> = docs
+        .iter()
+        .zip(existing)
+        .filter_map(|(d, cur)| match &d.resource {
+            Resource::IpPool(p) if !(p.spec.disabled && cur.is_some()) => {
+                Some((d, p, p.spec.cidr.parse().ok()?))
+            }
+            _ => None,
+        })
+        .collect();
+    if pools.is_empty() {
+        return Ok(Vec::new());
+    }
+    let nodes: Vec<(String, String, IpAddr)> = store
+        .list(Kind::Node, None)
+        .await
+        .map_err(ApplyError::Unavailable)?
+        .items
+        .into_iter()
+        .filter_map(|r| match r {
+            Resource::Node(n) => Some(n),
+            _ => None,
+        })
+        .flat_map(|n| {
+            let bgp = n.spec.bgp.unwrap_or_default();
+            [
+                ("ipv4Address", bgp.ipv4_address),
+                ("ipv6Address", bgp.ipv6_address),
+            ]
+            .into_iter()
+            .filter_map(move |(field, a)| {
+                let a = a?;
+                let ip = a.split('/').next()?.parse().ok()?;
+                Some((n.metadata.name.clone(), format!("spec.bgp.{field} {a}"), ip))
+            })
+            .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut errors = Vec::new();
+    for (d, p, net) in pools {
+        let inside: Vec<String> = nodes
+            .iter()
+            .filter(|(_, _, ip)| net.contains(ip))
+            .map(|(name, field, ip)| format!("Node {name:?}'s address {ip} ({field})"))
+            .collect();
+        if inside.is_empty() {
+            continue;
+        }
+        errors.push(doc_error(
+            source,
+            d,
+            Some("spec.cidr"),
+            format!(
+                "{} contains {}: pods would be given node addresses; choose a range outside the node subnets",
+                p.spec.cidr,
+                inside.join(", ")
+            ),
+        ));
+    }
+    Ok(errors)
 }
 
 /// Reverts this call's writes, newest first. Best effort: a revert that

@@ -26,6 +26,8 @@
 //! | `cni` | conflists that sort before Tabby's, a missing plugin binary, a foreign conflist |
 //! | `datastore` | unreachable or lagging datastore, IPAM inconsistencies, VTEP addresses that are other hosts' |
 
+mod cni;
+mod datastore;
 mod gather;
 mod render;
 
@@ -103,6 +105,8 @@ impl Finding {
 pub async fn run(ctx: &Ctx) -> Vec<Finding> {
     let mut all = Vec::new();
     all.extend(gather::source_findings(ctx));
+    all.extend(cni::check(ctx).await);
+    all.extend(datastore::check(ctx).await);
     for f in &mut all {
         f.node = ctx.node_name.clone();
     }

@@ -14,6 +14,7 @@
 //! would (see `kube`).
 
 mod check;
+mod cni;
 mod down;
 mod fault;
 mod kube;
@@ -110,6 +111,8 @@ pub enum LabCmd {
     Fault {
         #[arg(value_parser = ["inject", "clear", "list"])]
         action: String,
+        // Its own id: as `name` it would be the global --name (the lab's).
+        #[arg(id = "fault", value_name = "NAME")]
         name: Option<String>,
         #[arg(long, default_value = "node-1")]
         node: String,

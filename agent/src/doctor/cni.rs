@@ -255,7 +255,8 @@ pub fn assess(
     for (i, f) in files[..ti].iter().enumerate() {
         let what = match (i, &f.list) {
             (0, Ok(_)) => format!(
-                "the runtime networks pods with {}, not Tabby's {}: it sorts first in {net}",
+                "the runtime networks pods with {}, not Tabby's {}: it sorts first in {net} \
+                 (remove whatever installs it, e.g. an old flannel or Calico DaemonSet, or it comes back)",
                 f.describe(),
                 mine.name
             ),
@@ -371,14 +372,10 @@ fn own_file(dirs: &Dirs, f: &ConfFile, list: &Value, node: &str) -> Vec<Finding>
         Mark::Edited => out.push(
             Finding::warning(
                 CHECK,
-                format!("{path} was edited after tabby install-cni wrote it: the next install-cni run undoes the edit"),
+                format!("{path} was edited after tabby install-cni wrote it: the next install-cni run undoes the edit (make lasting changes in CNI_NETWORK_CONFIG or CNI_MTU)"),
             )
             .evidence(format!("its content no longer matches the \"{}\" mark's sha256", marker::MARK_KEY))
-            .fix(format!(
-                "make the change in CNI_NETWORK_CONFIG / CNI_MTU and re-run install-cni: {}",
-                dirs.install_fix()
-            )),
-        ),
+            .fix(dirs.install_fix())),
     }
     out
 }

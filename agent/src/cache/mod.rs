@@ -31,12 +31,19 @@ use crate::datastore::{Datastore, Revision};
 use crate::resources::{Kind, Resource};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
 #[derive(Default)]
 struct KindStore {
     ready: bool,
+    /// When `ready` last became true (None while not ready).
+    ready_since: Option<SystemTime>,
+    /// The highest datastore revision applied: an object's, a deletion's or
+    /// a list's. `node doctor` holds it against the datastore's own.
+    revision: Revision,
+    /// Why the kind is not ready (the last list or watch error).
+    error: Option<String>,
     /// Bumped on every change that a reader could see.
     generation: u64,
     objects: BTreeMap<String, (Revision, Option<Arc<Resource>>)>,
@@ -54,7 +61,19 @@ impl KindStore {
         }
         self.objects.insert(name, (rev, Some(r)));
         self.generation += 1;
+        self.revision = self.revision.max(rev);
         true
+    }
+
+    fn set_ready(&mut self, ready: bool) {
+        if ready && !self.ready {
+            self.ready_since = Some(SystemTime::now());
+            self.error = None;
+        }
+        if !ready {
+            self.ready_since = None;
+        }
+        self.ready = ready;
     }
 
     /// `rev` is the deletion's revision, or the last value's revision when
@@ -66,8 +85,20 @@ impl KindStore {
         }
         self.objects.insert(name.to_string(), (rev, None));
         self.generation += 1;
+        self.revision = self.revision.max(rev);
         true
     }
+}
+
+/// One kind's state, for `node status` and `node doctor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindStatus {
+    pub kind: Kind,
+    pub ready: bool,
+    pub ready_since: Option<SystemTime>,
+    /// The highest datastore revision applied for the kind.
+    pub revision: Revision,
+    pub error: Option<String>,
 }
 
 /// The shared store. Cheap to read; every method takes `&self`.
@@ -116,6 +147,30 @@ impl ClusterCache {
     /// Whether every one of `kinds` is followed, listed and watched.
     pub fn ready(&self, kinds: &[Kind]) -> bool {
         kinds.iter().all(|k| self.read(*k).is_some_and(|s| s.ready))
+    }
+
+    /// Every followed kind's readiness, revision and last error.
+    pub fn status(&self) -> Vec<KindStatus> {
+        self.kinds()
+            .filter_map(|kind| {
+                let s = self.read(kind)?;
+                Some(KindStatus {
+                    kind,
+                    ready: s.ready,
+                    ready_since: s.ready_since,
+                    revision: s.revision,
+                    error: s.error.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Records why `kind` could not be listed or watched (kept until it
+    /// is ready again).
+    pub(crate) fn set_error(&self, kind: Kind, error: String) {
+        if let Some(mut s) = self.write(kind) {
+            s.error = Some(error);
+        }
     }
 
     /// Waits up to `timeout` for [`Self::ready`].
@@ -198,6 +253,7 @@ impl ClusterCache {
         for r in items {
             let name = r.key_name();
             let at = r.revision().unwrap_or(0);
+            s.revision = s.revision.max(at);
             let same = s
                 .objects
                 .get(&name)
@@ -218,7 +274,7 @@ impl ClusterCache {
         if gone || !s.ready {
             s.generation += 1;
         }
-        s.ready = true;
+        s.set_ready(true);
         drop(s);
         self.notify();
     }
@@ -247,7 +303,9 @@ impl ClusterCache {
         if gone || !s.ready {
             s.generation += 1;
         }
-        s.ready = true;
+        // A list at `rev` is everything up to `rev`, changes or not.
+        s.revision = s.revision.max(rev);
+        s.set_ready(true);
         drop(s);
         self.notify();
     }
@@ -255,7 +313,7 @@ impl ClusterCache {
     pub(crate) fn set_ready(&self, kind: Kind, ready: bool) {
         let changed = self.write(kind).is_some_and(|mut s| {
             let was = s.ready;
-            s.ready = ready;
+            s.set_ready(ready);
             was != ready
         });
         if changed {

@@ -61,6 +61,7 @@ async fn run(ds: Arc<dyn Datastore>, cache: Arc<ClusterCache>, kind: Kind) {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "listing failed; retrying");
+                    cache.set_error(kind, format!("listing {}: {e}", kind.plural()));
                     backoff = sleep_more(backoff).await;
                     continue;
                 }
@@ -82,6 +83,7 @@ async fn run(ds: Arc<dyn Datastore>, cache: Arc<ClusterCache>, kind: Kind) {
             Err((e, seen)) => {
                 tracing::warn!(error = %e, revision = seen, "watch failed; resuming");
                 cache.set_ready(kind, false);
+                cache.set_error(kind, format!("watching {}: {e}", kind.plural()));
                 from = Some(seen);
                 backoff = sleep_more(backoff).await;
             }
@@ -124,7 +126,10 @@ async fn run_follow(mut stream: FollowStream, cache: &ClusterCache, kind: Kind) 
                 EventType::Deleted => cache.delete(kind, &ev.resource.key_name(), ev.revision),
                 EventType::Added | EventType::Modified => cache.put(ev.resource, ev.revision),
             },
-            Err(e) => tracing::warn!(error = %e, "watch failed; the watcher retries with backoff"),
+            Err(e) => {
+                tracing::warn!(error = %e, "watch failed; the watcher retries with backoff");
+                cache.set_error(kind, format!("watching {}: {e}", kind.plural()));
+            }
         }
     }
 }

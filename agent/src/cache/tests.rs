@@ -113,3 +113,30 @@ async fn reflectors_list_then_follow_each_kind() {
     }
     assert_eq!(c.list(Kind::IpPool).len(), 1);
 }
+
+#[test]
+fn status_has_the_highest_revision_applied_and_readiness_with_its_error() {
+    let c = ClusterCache::new(&[Kind::IpPool, Kind::Node]);
+    let st = |k: Kind| c.status().into_iter().find(|s| s.kind == k).unwrap();
+    assert!(!st(Kind::IpPool).ready && st(Kind::IpPool).ready_since.is_none());
+    c.put(pool("a", "10.1.0.0/16"), 5);
+    c.delete(Kind::IpPool, "a", 9);
+    // An older event changes nothing, so it does not move the revision.
+    c.put(pool("a", "10.1.0.0/16"), 7);
+    assert_eq!(st(Kind::IpPool).revision, 9);
+    // A list is everything up to its revision, even with nothing in it.
+    c.replace(Kind::Node, vec![], 12);
+    let n = st(Kind::Node);
+    assert_eq!(n.revision, 12);
+    assert!(n.ready && n.ready_since.is_some() && n.error.is_none());
+    c.set_ready(Kind::Node, false);
+    c.set_error(Kind::Node, "watching nodes: connection refused".into());
+    let n = st(Kind::Node);
+    assert!(!n.ready && n.ready_since.is_none());
+    assert_eq!(
+        n.error.as_deref(),
+        Some("watching nodes: connection refused")
+    );
+    c.set_ready(Kind::Node, true);
+    assert_eq!(st(Kind::Node).error, None, "ready again clears the error");
+}

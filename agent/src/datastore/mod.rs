@@ -18,7 +18,7 @@ pub mod memory;
 pub mod sqlite;
 mod stream;
 
-pub use config::{connect, DatastoreConfig};
+pub use config::{connect, DatastoreConfig, DEFAULT_ETCD_ENDPOINTS, DEFAULT_SQLITE_PATH};
 
 use crate::resources::{Kind, Resource};
 use async_trait::async_trait;

@@ -273,7 +273,9 @@ pub(super) fn source_findings(ctx: &Ctx) -> Vec<Finding> {
         out.push(
             Finding::error("datastore", "the datastore cannot be read")
                 .evidence(e.clone())
-                .fix("check DATASTORE_TYPE and ETCD_ENDPOINTS / KUBECONFIG / TABBY_DATASTORE, and that the datastore is up"),
+                .fix(super::datastore::unreachable_fix(&|k| {
+                    ctx.env(k).map(str::to_string)
+                })),
         );
     }
     out

@@ -27,6 +27,8 @@
 //! | `datastore` | unreachable or lagging datastore, IPAM inconsistencies, VTEP addresses that are other hosts' |
 
 mod budget;
+mod cni;
+mod datastore;
 mod gather;
 mod pools;
 mod render;
@@ -109,6 +111,8 @@ pub async fn run(ctx: &Ctx) -> Vec<Finding> {
     all.extend(routes::check(ctx).await);
     all.extend(pools::check(ctx).await);
     all.extend(budget::check(ctx).await);
+    all.extend(cni::check(ctx).await);
+    all.extend(datastore::check(ctx).await);
     for f in &mut all {
         f.node = ctx.node_name.clone();
     }

@@ -58,6 +58,9 @@ pub struct NodeService {
     /// backend or moves the node address.
     pub speaker: Arc<RwLock<Option<Speaker>>>,
     pub snapshot: Arc<RwLock<Snapshot>>,
+    /// The cluster cache, whose revisions `node doctor` compares with the
+    /// datastore's (None: not reported).
+    pub cache: Option<Arc<crate::cache::ClusterCache>>,
 }
 
 impl NodeService {
@@ -99,6 +102,39 @@ pub fn peer_row(p: &PeerStatus, peer_type: Option<PeerType>, now: SystemTime) ->
         state: if established { "up" } else { "start" }.to_string(),
         since: since_text(p.since, now),
         info,
+    }
+}
+
+/// The cache's part of the status: revisions per kind, and whether (since
+/// when) every kind is synced, else the first unsynced kind's error.
+fn cache_fields(cache: Option<&crate::cache::ClusterCache>) -> pb::StatusResponse {
+    let Some(cache) = cache else {
+        return pb::StatusResponse::default();
+    };
+    let status = cache.status();
+    let synced = status.iter().all(|k| k.ready);
+    let since = status.iter().filter_map(|k| k.ready_since).max();
+    let error = status
+        .iter()
+        .find(|k| !k.ready)
+        .map(|k| {
+            k.error
+                .clone()
+                .unwrap_or_else(|| format!("{} not listed and watched yet", k.kind.plural()))
+        })
+        .unwrap_or_default();
+    pb::StatusResponse {
+        datastore_revisions: status
+            .iter()
+            .map(|k| (k.kind.plural().to_string(), k.revision))
+            .collect(),
+        datastore_synced: synced,
+        datastore_synced_unix: match (synced, since) {
+            (true, Some(t)) => unix(t),
+            _ => 0,
+        },
+        datastore_error: error,
+        ..Default::default()
     }
 }
 
@@ -157,6 +193,30 @@ impl pb::node_server::Node for NodeService {
             vxlan_fallback: self.vxlan_fallback,
             hold_time_seconds: self.hold_time_seconds,
             started_unix: unix(self.started),
+            ..cache_fields(self.cache.as_deref())
         }))
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+    use crate::cache::ClusterCache;
+    use crate::resources::Kind;
+
+    #[test]
+    fn the_status_carries_the_caches_revisions_and_sync_state() {
+        let c = ClusterCache::new(&[Kind::Node, Kind::IpPool]);
+        c.replace(Kind::Node, vec![], 12);
+        let s = cache_fields(Some(&c));
+        assert_eq!(s.datastore_revisions["nodes"], 12);
+        assert_eq!(s.datastore_revisions["ippools"], 0);
+        assert!(!s.datastore_synced && s.datastore_synced_unix == 0);
+        assert_eq!(s.datastore_error, "ippools not listed and watched yet");
+        c.replace(Kind::IpPool, vec![], 14);
+        let s = cache_fields(Some(&c));
+        assert!(s.datastore_synced && s.datastore_synced_unix > 0);
+        assert!(s.datastore_error.is_empty());
+        assert!(cache_fields(None).datastore_revisions.is_empty());
     }
 }

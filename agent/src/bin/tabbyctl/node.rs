@@ -152,7 +152,10 @@ async fn quick_findings(sock: &Path) -> Vec<Finding> {
     // Run outside the node's network namespace (a socket reached from the
     // host), the kernel read here is not the node's: its findings would
     // be about the wrong machine.
-    let node_ip = ctx.agent().map(|a| a.status.node_ip.clone()).unwrap_or_default();
+    let node_ip = ctx
+        .agent()
+        .map(|a| a.status.node_ip.clone())
+        .unwrap_or_default();
     let on_node = node_ip.is_empty()
         || ctx
             .kernel()

@@ -12,6 +12,7 @@
 
 pub mod files;
 pub mod kubeconfig;
+pub mod marker;
 pub mod refresh;
 pub mod template;
 
@@ -158,14 +159,17 @@ pub struct Installed {
     pub kubeconfig: Option<(PathBuf, kubeconfig::TokenSource)>,
 }
 
-/// Renders and validates the conflist without writing anything.
+/// Renders, validates and marks ([`marker`]) the conflist without writing
+/// anything.
 pub fn render_conflist(cfg: &InstallConfig) -> Result<String, InstallError> {
     let text = template::render(&cfg.template, &cfg.values)?;
     crate::cni::conflist::validate(&text).map_err(|error| InstallError::Invalid {
         source_name: cfg.template_source.clone(),
         error,
     })?;
-    Ok(text)
+    // Valid JSON by now, so marking cannot fail; the mark is what lets
+    // `node doctor` tell this file from one that only has its name.
+    marker::mark(&text).map_err(|e| InstallError::Template(format!("marking the conflist: {e}")))
 }
 
 /// Installs the binaries, the kubeconfig and the conflist.

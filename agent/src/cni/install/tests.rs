@@ -50,6 +50,11 @@ async fn installs_the_binaries_and_a_conflist_filled_in_from_the_env() {
     assert_eq!(done.kubeconfig, None, "no cluster, no kubeconfig");
     let list: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&done.conflist).unwrap()).unwrap();
+    assert_eq!(
+        marker::read(&list),
+        marker::Mark::Intact,
+        "install-cni marks its file"
+    );
     let p = &list["plugins"][0];
     // KUBERNETES_NODE_NAME wins over NODENAME, as in Calico's install.
     assert_eq!(p["nodename"], "node-b");

@@ -135,6 +135,7 @@ impl Daemon {
             started,
             speaker: speaker.clone(),
             snapshot: snapshot.clone(),
+            cache: Some(cache.clone()),
         };
         let socket = cfg.socket_path();
         let listener = crate::grpc::bind_socket(&socket)

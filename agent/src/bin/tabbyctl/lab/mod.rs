@@ -14,6 +14,7 @@
 //! would (see `kube`).
 
 mod check;
+mod cni;
 mod down;
 mod fault;
 mod kube;

@@ -1,9 +1,9 @@
 //! `tabbyctl lab up`: the fabric, the nodes and their tabby-node daemons,
 //! then the pods through the CNI plugin.
 
-use super::pods;
 use super::sh::{self, in_ns, ip, ip_in, step, sysctl_in};
 use super::state::{ns_prefix, DatastoreKind, Lab, Node, Plan, ETCD_PORT, POD_POOL};
+use super::{cni, pods};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::time::Duration;
@@ -61,10 +61,17 @@ async fn build(lab: &mut Lab) -> Result<()> {
     fabric(lab)?;
     for n in &lab.nodes {
         node_netns(lab, n)?;
+        cni::install(lab, n, &node_env(lab, n))?;
         step(
             &name,
             &n.name,
-            format_args!("namespace {} at {} on {}", n.netns, n.address, n.subnet),
+            format_args!(
+                "namespace {} at {} on {}, CNI config in {}",
+                n.netns,
+                n.address,
+                n.subnet,
+                cni::net_dir(n).display()
+            ),
         );
     }
     match lab.datastore {
@@ -193,7 +200,7 @@ fn node_netns(lab: &Lab, n: &Node) -> Result<()> {
 /// etcd runs inside the fabric namespace on the first router address,
 /// which every node reaches through its default route (the host's own
 /// loopback is not reachable from the node namespaces).
-fn etcd(lab: &mut Lab) -> Result<()> {
+pub fn etcd(lab: &mut Lab) -> Result<()> {
     let f = lab.fabric.netns.clone();
     let addr = lab.fabric.bridges[0].router;
     let endpoint = format!("http://{addr}:{ETCD_PORT}");
@@ -252,6 +259,8 @@ fn node_env(lab: &Lab, n: &Node) -> Vec<(String, String)> {
         ),
     ];
     env.extend(lab.datastore_env());
+    // Where this node's runtime reads CNI configs, for `node doctor`.
+    env.extend(cni::env(n));
     env
 }
 

@@ -7,6 +7,8 @@
 //! Each group of faults lives in a file of its own and lists itself in
 //! [`ALL`]; a fault is two functions over the lab and the target node.
 
+mod cni;
+mod datastore;
 mod routes;
 
 use super::sh;
@@ -28,7 +30,7 @@ pub struct Fault {
 
 /// Every fault, by group.
 pub fn all() -> Vec<&'static Fault> {
-    let groups: &[&[Fault]] = &[routes::FAULTS];
+    let groups: &[&[Fault]] = &[routes::FAULTS, cni::FAULTS, datastore::FAULTS];
     groups.iter().flat_map(|g| g.iter()).collect()
 }
 
@@ -79,6 +81,7 @@ pub fn node_index(lab: &Lab, node: &str) -> Result<usize> {
 /// Restarts node `i`'s tabby-node with `set` added to (or replacing in)
 /// its environment and `unset` removed: how a changed DaemonSet env
 /// reaches a real node. `lab fault clear` calls it with the inverse.
+#[allow(dead_code)]
 pub fn restart_with_env(
     lab: &mut Lab,
     i: usize,
@@ -98,6 +101,7 @@ pub fn restart_with_env(
 }
 
 /// The value of `key` in node `i`'s tabby-node environment.
+#[allow(dead_code)]
 pub fn env_of<'a>(lab: &'a Lab, i: usize, key: &str) -> Option<&'a str> {
     lab.nodes[i]
         .env

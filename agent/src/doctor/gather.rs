@@ -144,7 +144,7 @@ pub fn node_ipv4_net(n: &Node) -> Option<ipnet::Ipv4Net> {
     let a = n.spec.bgp.as_ref()?.ipv4_address.as_deref()?;
     a.parse()
         .ok()
-        .or_else(|| Some(ipnet::Ipv4Net::new(a.parse().ok()?, 32).ok()?))
+        .or_else(|| ipnet::Ipv4Net::new(a.parse().ok()?, 32).ok())
 }
 
 /// Reads everything. `ds` is None when no datastore could be reached (the

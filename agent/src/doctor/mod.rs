@@ -27,7 +27,14 @@
 //! | `datastore` | unreachable or lagging datastore, IPAM inconsistencies, VTEP addresses that are other hosts' |
 
 mod gather;
+mod local;
+mod mtu;
+mod offload;
+mod probe;
 mod render;
+mod vxlan;
+mod vxlan_fw;
+mod vxlan_path;
 
 pub use gather::{gather, node_ipv4, node_ipv4_net, Agent, Cluster, Ctx, Options};
 pub use render::{line as render_line, render_json, render_text, summary};
@@ -103,6 +110,10 @@ impl Finding {
 pub async fn run(ctx: &Ctx) -> Vec<Finding> {
     let mut all = Vec::new();
     all.extend(gather::source_findings(ctx));
+    all.extend(vxlan::check(ctx).await);
+    all.extend(mtu::check(ctx).await);
+    all.extend(vxlan_path::check(ctx).await);
+    all.extend(offload::check(ctx).await);
     for f in &mut all {
         f.node = ctx.node_name.clone();
     }

@@ -105,6 +105,56 @@ fn fdb_wrong(lab: &Lab) {
     fault(lab, "clear", "fdb-wrong", "node-1");
 }
 
+/// A `vxlan.calico` left from another address (the node's address changed
+/// while tabby-node was down): made by hand, as there is no host setting
+/// that produces it.
+fn stale_device(lab: &Lab) {
+    let (ok, out) = lab.lab(&["node", "stop", "node-1"]);
+    assert!(ok, "{out}");
+    lab.sh("node-1", &["ip", "link", "del", "vxlan.calico"]);
+    lab.sh(
+        "node-1",
+        &[
+            "ip",
+            "link",
+            "add",
+            "vxlan.calico",
+            "type",
+            "vxlan",
+            "id",
+            "4096",
+            "local",
+            "172.31.1.99",
+            "dev",
+            "eth0",
+            "dstport",
+            "4789",
+            "nolearning",
+        ],
+    );
+    let f = expect(
+        lab,
+        "node-1",
+        "vxlan-device",
+        "sends VXLAN from 172.31.1.99",
+    );
+    assert_eq!(f["severity"], "error");
+    assert!(
+        text(&f, "evidence").contains("vxlan local 172.31.1.99 dev eth0"),
+        "{f}"
+    );
+    assert!(
+        text(&f, "fix").starts_with("ip link del vxlan.calico"),
+        "{f}"
+    );
+    run_fix(lab, "node-1", &f);
+    let (ok, out) = lab.lab(&["node", "start", "node-1"]);
+    assert!(ok, "{out}");
+    gone(lab, "node-1");
+    let link = lab.sh("node-1", &["ip", "-d", "link", "show", "vxlan.calico"]);
+    assert!(link.contains("local 172.31.1.11 dev eth0"), "{link}");
+}
+
 fn checksum_offload(lab: &Lab) {
     fault(lab, "inject", "checksum-offload", "node-1");
     let f = expect(lab, "node-1", "offload", "tx checksum offload is on");
@@ -214,6 +264,7 @@ fn doctor_vxlan_faults() {
     }
     block_4789(&lab);
     fdb_wrong(&lab);
+    stale_device(&lab);
     checksum_offload(&lab);
     mtu(&lab);
     storage_nic(&lab);

@@ -30,9 +30,16 @@ mod budget;
 mod cni;
 mod datastore;
 mod gather;
+mod local;
+mod mtu;
+mod offload;
 mod pools;
+mod probe;
 mod render;
 mod routes;
+mod vxlan;
+mod vxlan_fw;
+mod vxlan_path;
 
 pub use gather::{gather, node_ipv4, node_ipv4_net, Agent, Cluster, Ctx, Options};
 pub use render::{line as render_line, render_json, render_text, summary};
@@ -113,6 +120,10 @@ pub async fn run(ctx: &Ctx) -> Vec<Finding> {
     all.extend(budget::check(ctx).await);
     all.extend(cni::check(ctx).await);
     all.extend(datastore::check(ctx).await);
+    all.extend(vxlan::check(ctx).await);
+    all.extend(mtu::check(ctx).await);
+    all.extend(vxlan_path::check(ctx).await);
+    all.extend(offload::check(ctx).await);
     for f in &mut all {
         f.node = ctx.node_name.clone();
     }

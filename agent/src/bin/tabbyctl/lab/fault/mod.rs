@@ -10,6 +10,7 @@
 mod cni;
 mod datastore;
 mod routes;
+mod vxlan;
 
 use super::sh;
 use super::state::Lab;
@@ -30,7 +31,12 @@ pub struct Fault {
 
 /// Every fault, by group.
 pub fn all() -> Vec<&'static Fault> {
-    let groups: &[&[Fault]] = &[routes::FAULTS, cni::FAULTS, datastore::FAULTS];
+    let groups: &[&[Fault]] = &[
+        routes::FAULTS,
+        cni::FAULTS,
+        datastore::FAULTS,
+        vxlan::FAULTS,
+    ];
     groups.iter().flat_map(|g| g.iter()).collect()
 }
 

@@ -87,7 +87,6 @@ pub fn node_index(lab: &Lab, node: &str) -> Result<usize> {
 /// Restarts node `i`'s tabby-node with `set` added to (or replacing in)
 /// its environment and `unset` removed: how a changed DaemonSet env
 /// reaches a real node. `lab fault clear` calls it with the inverse.
-#[allow(dead_code)]
 pub fn restart_with_env(
     lab: &mut Lab,
     i: usize,
@@ -107,7 +106,6 @@ pub fn restart_with_env(
 }
 
 /// The value of `key` in node `i`'s tabby-node environment.
-#[allow(dead_code)]
 pub fn env_of<'a>(lab: &'a Lab, i: usize, key: &str) -> Option<&'a str> {
     lab.nodes[i]
         .env

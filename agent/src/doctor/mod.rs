@@ -26,8 +26,11 @@
 //! | `cni` | conflists that sort before Tabby's, a missing plugin binary, a foreign conflist |
 //! | `datastore` | unreachable or lagging datastore, IPAM inconsistencies, VTEP addresses that are other hosts' |
 
+mod bgp;
+mod forward;
 mod gather;
 mod render;
+mod sysctl;
 
 pub use gather::{gather, node_ipv4, node_ipv4_net, Agent, Cluster, Ctx, Options};
 pub use render::{line as render_line, render_json, render_text, summary};
@@ -103,6 +106,9 @@ impl Finding {
 pub async fn run(ctx: &Ctx) -> Vec<Finding> {
     let mut all = Vec::new();
     all.extend(gather::source_findings(ctx));
+    all.extend(bgp::check(ctx).await);
+    all.extend(forward::check(ctx).await);
+    all.extend(sysctl::check(ctx).await);
     for f in &mut all {
         f.node = ctx.node_name.clone();
     }

@@ -35,7 +35,9 @@ impl Report {
 
 /// `tabbyctl node doctor -o json ARGS` on `node`.
 pub fn doctor(lab: &Lab, node: &str, args: &[&str]) -> Report {
-    let mut a = vec!["exec", node, "--", "tabbyctl", "node", "doctor", "-o", "json"];
+    let mut a = vec![
+        "exec", node, "--", "tabbyctl", "node", "doctor", "-o", "json",
+    ];
     a.extend_from_slice(args);
     let (ok, out) = lab.lab(&a);
     let start = out.find('{').unwrap_or(0);
@@ -55,7 +57,11 @@ pub fn doctor(lab: &Lab, node: &str, args: &[&str]) -> Report {
 /// on failure.
 pub fn fault(lab: &Lab, action: &str, name: &str, node: &str) {
     let (ok, out) = lab.lab(&["fault", action, name, "--node", node]);
-    assert!(ok, "lab fault {action} {name} --node {node}:\n{out}\n{}", lab.logs());
+    assert!(
+        ok,
+        "lab fault {action} {name} --node {node}:\n{out}\n{}",
+        lab.logs()
+    );
 }
 
 /// Runs the doctor until `pred` holds for its report (faults and repairs

@@ -41,6 +41,9 @@ pub struct Fsm {
     state: State,
     negotiated: Option<Negotiated>,
     last_error: Option<LastError>,
+    /// The AS in the last OPEN the peer sent, kept even when it was
+    /// refused: a bad peer AS is only explained by naming both ASes.
+    peer_open_as: Option<u32>,
     /// ManualStop seen: no automatic restarts.
     stopped: bool,
     next_error_wait: Duration,
@@ -55,6 +58,7 @@ impl Fsm {
             state: State::Idle,
             negotiated: None,
             last_error: None,
+            peer_open_as: None,
             stopped: true,
             next_error_wait,
         }
@@ -73,6 +77,11 @@ impl Fsm {
     /// `OpenSent: NOTIFICATION received: bad peer AS (2/2)`.
     pub fn last_error(&self) -> Option<&LastError> {
         self.last_error.as_ref()
+    }
+
+    /// The AS number of the last OPEN received, accepted or not.
+    pub fn peer_open_as(&self) -> Option<u32> {
+        self.peer_open_as
     }
 
     pub fn peer(&self) -> &PeerConfig {
@@ -191,16 +200,19 @@ impl Fsm {
 
     fn open_sent(&mut self, event: Event, out: &mut Vec<Action>) {
         match event {
-            Event::BgpOpen(open) => match check_open(&self.local, &self.peer, &open) {
-                Ok(negotiated) => {
-                    out.push(Action::StopTimer(TimerKind::ConnectRetry));
-                    out.push(Action::Send(Message::Keepalive));
-                    self.arm_session_timers(&negotiated, out);
-                    self.negotiated = Some(negotiated);
-                    self.state = State::OpenConfirm;
+            Event::BgpOpen(open) => {
+                self.peer_open_as = Some(open.asn());
+                match check_open(&self.local, &self.peer, &open) {
+                    Ok(negotiated) => {
+                        out.push(Action::StopTimer(TimerKind::ConnectRetry));
+                        out.push(Action::Send(Message::Keepalive));
+                        self.arm_session_timers(&negotiated, out);
+                        self.negotiated = Some(negotiated);
+                        self.state = State::OpenConfirm;
+                    }
+                    Err(notification) => self.send_and_fail(notification, out),
                 }
-                Err(notification) => self.send_and_fail(notification, out),
-            },
+            }
             Event::TcpConnectionFails(reason) => {
                 self.record(PeerError::Tcp(reason));
                 self.back_to_active(out);

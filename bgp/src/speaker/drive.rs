@@ -117,6 +117,9 @@ impl Core {
         };
         let mut changed = false;
         for c in &mut p.conns {
+            if let Some(asn) = c.fsm.peer_open_as() {
+                p.peer_open_as = Some(asn);
+            }
             let e = c.fsm.last_error().cloned();
             if e.is_some() && e != c.seen_error {
                 p.last_error = e.clone();

@@ -110,6 +110,8 @@ pub enum LabCmd {
     Fault {
         #[arg(value_parser = ["inject", "clear", "list"])]
         action: String,
+        // Its own id: "name" would be the lab's global --name.
+        #[arg(id = "fault", value_name = "NAME")]
         name: Option<String>,
         #[arg(long, default_value = "node-1")]
         node: String,

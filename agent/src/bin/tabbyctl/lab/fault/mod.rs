@@ -7,6 +7,9 @@
 //! Each group of faults lives in a file of its own and lists itself in
 //! [`ALL`]; a fault is two functions over the lab and the target node.
 
+mod bgp;
+mod host;
+
 use super::sh;
 use super::state::Lab;
 use super::up;
@@ -26,7 +29,7 @@ pub struct Fault {
 
 /// Every fault, by group.
 pub fn all() -> Vec<&'static Fault> {
-    let groups: &[&[Fault]] = &[];
+    let groups: &[&[Fault]] = &[bgp::FAULTS, host::FAULTS];
     groups.iter().flat_map(|g| g.iter()).collect()
 }
 

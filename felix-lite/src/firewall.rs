@@ -293,9 +293,16 @@ pub struct LegacyChain {
     pub rules: Vec<String>,
 }
 
-/// `iptables-legacy -S FORWARD`; `Ok(None)` when iptables-legacy is not
-/// installed (then no legacy rules can have been written either).
+/// `iptables-legacy -S FORWARD`; `Ok(None)` when this namespace has no
+/// legacy filter table (then it holds no legacy rules) or iptables-legacy
+/// is not installed. The table is looked for first in
+/// `/proc/net/ip_tables_names` because listing it would create it, and a
+/// legacy table's mere presence makes iptables-nft warn on every call.
 pub fn iptables_legacy_forward() -> Result<Option<LegacyChain>, FirewallError> {
+    let tables = std::fs::read_to_string("/proc/net/ip_tables_names").unwrap_or_default();
+    if !tables.lines().any(|t| t.trim() == "filter") {
+        return Ok(None);
+    }
     Ok(output("iptables-legacy", &["-S", "FORWARD"])?.map(|t| parse_legacy(&t)))
 }
 

@@ -112,7 +112,8 @@ pub fn nft_chain(c: &ForwardChain, pools: &[Ipv4Net], agent_up: bool) -> Option<
     }
     let label = c.label();
     let who = if agent_up {
-        "tabby-node runs but has not inserted its accepts (see its log for the nft error)"
+        "tabby-node runs but has not inserted its accepts (yet: it re-checks nftables; if this \
+         stays, its log names the nft error)"
     } else {
         "tabby-node, which inserts accepts for the pools at the top of every forward chain, is \
          not running (starting it fixes this too)"

@@ -13,12 +13,13 @@ cd "$(dirname "$0")/.."
 # with the tools an operator uses), containerd and busybox-static (the CNI
 # plugin is run by a real runtime on a busybox rootfs), python3 (the
 # import-cycle check), kubernetes-client (kubectl is run against the
-# Kubernetes API stand-in, tests/kube-standin).
+# Kubernetes API stand-in, tests/kube-standin), iptables (node doctor's
+# iptables-legacy FORWARD check is tested against a real legacy table).
 need=()
 for pair in etcd:etcd-server protoc:protobuf-compiler bird:bird2 birdc:bird2 \
   gobgpd:gobgpd gobgp:gobgpd nft:nftables ethtool:ethtool ip:iproute2 \
   bridge:iproute2 ping:iputils-ping containerd:containerd ctr:containerd \
-  python3:python3 kubectl:kubernetes-client; do
+  python3:python3 kubectl:kubernetes-client iptables-legacy:iptables; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 # The container rootfs gets a copy of /usr/bin/busybox, so it must be the

@@ -119,6 +119,9 @@ fn grpc_service_drives_the_speaker() {
         pb::PeerType::Global as i32
     );
     assert!(st.since_unix > 1_700_000_000, "{st:?}");
+    // Both ASes of the session, as node doctor names them in a mismatch.
+    assert_eq!(st.peer_open_as, 65001, "{st:?}");
+    assert_ne!(st.local_as, 0, "{st:?}");
 
     let mut c = client.clone();
     tabby.run(async move {

@@ -29,6 +29,8 @@ fn bad_peer_as_is_2_2() {
         fsm.last_error().map(ToString::to_string).as_deref(),
         Some("OpenSent: NOTIFICATION sent: bad peer AS (2/2)")
     );
+    // The refused OPEN's AS is kept: it names the other side of the mismatch.
+    assert_eq!(fsm.peer_open_as(), Some(64999));
 }
 
 #[test]

@@ -9,6 +9,7 @@ pub mod autodetect;
 pub mod derive;
 pub mod ethtool;
 pub mod features;
+pub mod firewall;
 pub mod inspect;
 pub mod model;
 pub mod mtu;

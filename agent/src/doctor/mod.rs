@@ -26,9 +26,11 @@
 //! | `cni` | conflists that sort before Tabby's, a missing plugin binary, a foreign conflist |
 //! | `datastore` | unreachable or lagging datastore, IPAM inconsistencies, VTEP addresses that are other hosts' |
 
+mod bgp;
 mod budget;
 mod cni;
 mod datastore;
+mod forward;
 mod gather;
 mod local;
 mod mtu;
@@ -37,6 +39,7 @@ mod pools;
 mod probe;
 mod render;
 mod routes;
+mod sysctl;
 mod vxlan;
 mod vxlan_fw;
 mod vxlan_path;
@@ -124,6 +127,9 @@ pub async fn run(ctx: &Ctx) -> Vec<Finding> {
     all.extend(mtu::check(ctx).await);
     all.extend(vxlan_path::check(ctx).await);
     all.extend(offload::check(ctx).await);
+    all.extend(bgp::check(ctx).await);
+    all.extend(forward::check(ctx).await);
+    all.extend(sysctl::check(ctx).await);
     for f in &mut all {
         f.node = ctx.node_name.clone();
     }

@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
-use tabby_bgp::fsm::State;
+use tabby_bgp::fsm::{PeerError, State, TcpErrorKind};
 use tabby_bgp::peer_config::{PeerConfig, DEFAULT_RESTART_TIME};
 use tabby_bgp::speaker::{BestPath, BestPathEvent, PeerStatus, Speaker, SpeakerError};
 use tabby_bgp::transport::md5::MAX_KEY_LEN;
@@ -237,6 +237,42 @@ fn status_to_proto(s: &PeerStatus, peer_type: i32) -> pb::PeerStatus {
         prefixes_received: s.prefixes_received,
         prefixes_accepted: s.prefixes_accepted,
         prefixes_advertised: s.prefixes_advertised,
+        last_error_kind: s
+            .last_error
+            .as_ref()
+            .map_or(0, |e| kind_of(&e.error) as i32),
+        last_error_state: s
+            .last_error
+            .as_ref()
+            .map_or(0, |e| state_of(e.state) as i32),
+        notification_code: notification_of(s).map_or(0, |n| n.code.into()),
+        notification_subcode: notification_of(s).map_or(0, |n| n.subcode.into()),
+        peer_open_as: s.peer_open_as.unwrap_or(0),
+        local_as: s.local_as,
+    }
+}
+
+fn notification_of(s: &PeerStatus) -> Option<&tabby_bgp::wire::Notification> {
+    Some(s.last_error.as_ref()?.error.notification()?.0)
+}
+
+fn kind_of(e: &PeerError) -> pb::ErrorKind {
+    use pb::ErrorKind as K;
+    match e {
+        PeerError::NotificationSent(_) => K::NotificationSent,
+        PeerError::NotificationReceived(_) => K::NotificationReceived,
+        PeerError::Tcp(t) => match t.kind {
+            TcpErrorKind::Refused => K::TcpRefused,
+            TcpErrorKind::TimedOut => K::TcpTimedOut,
+            TcpErrorKind::Closed => K::TcpClosed,
+            TcpErrorKind::Reset => K::TcpReset,
+            TcpErrorKind::Unreachable => K::TcpUnreachable,
+            TcpErrorKind::PeerRestarted => K::TcpPeerRestarted,
+            TcpErrorKind::Other => K::TcpOther,
+        },
+        PeerError::Unexpected(_) => K::UnexpectedMessage,
+        PeerError::CollisionLost => K::CollisionLost,
+        PeerError::AdminStopped => K::AdminStopped,
     }
 }
 

@@ -54,6 +54,9 @@ pub struct Fsm {
     /// Failures recorded so far: lets the transport see a new failure
     /// even when it reads the same as the last one.
     failures: u64,
+    /// The AS in the last OPEN the peer sent, kept even when it was
+    /// refused: a bad peer AS is only explained by naming both ASes.
+    peer_open_as: Option<u32>,
     /// ManualStop seen: no automatic restarts.
     stopped: bool,
     next_error_wait: Duration,
@@ -69,6 +72,7 @@ impl Fsm {
             negotiated: None,
             last_error: None,
             failures: 0,
+            peer_open_as: None,
             stopped: true,
             next_error_wait,
         }
@@ -93,6 +97,11 @@ impl Fsm {
     /// caller polling [`Fsm::last_error`] notices a repeat of the same one.
     pub fn failures(&self) -> u64 {
         self.failures
+    }
+
+    /// The AS number of the last OPEN received, accepted or not.
+    pub fn peer_open_as(&self) -> Option<u32> {
+        self.peer_open_as
     }
 
     pub fn peer(&self) -> &PeerConfig {
@@ -220,16 +229,19 @@ impl Fsm {
 
     fn open_sent(&mut self, event: Event, out: &mut Vec<Action>) {
         match event {
-            Event::BgpOpen(open) => match check_open(&self.local, &self.peer, &open) {
-                Ok(negotiated) => {
-                    out.push(Action::StopTimer(TimerKind::ConnectRetry));
-                    out.push(Action::Send(Message::Keepalive));
-                    self.arm_session_timers(&negotiated, out);
-                    self.negotiated = Some(negotiated);
-                    self.state = State::OpenConfirm;
+            Event::BgpOpen(open) => {
+                self.peer_open_as = Some(open.asn());
+                match check_open(&self.local, &self.peer, &open) {
+                    Ok(negotiated) => {
+                        out.push(Action::StopTimer(TimerKind::ConnectRetry));
+                        out.push(Action::Send(Message::Keepalive));
+                        self.arm_session_timers(&negotiated, out);
+                        self.negotiated = Some(negotiated);
+                        self.state = State::OpenConfirm;
+                    }
+                    Err(notification) => self.send_and_fail(notification, out),
                 }
-                Err(notification) => self.send_and_fail(notification, out),
-            },
+            }
             Event::TcpConnectionFails(reason) => {
                 self.record(PeerError::Tcp(reason));
                 self.back_to_active(out);

@@ -29,6 +29,8 @@ pub(crate) struct PeerEntry {
     pub state: State,
     pub since: SystemTime,
     pub last_error: Option<crate::fsm::LastError>,
+    /// The AS of the peer's last OPEN (see [`Fsm::peer_open_as`]).
+    pub peer_open_as: Option<u32>,
     /// The connection whose session is Established.
     pub session: Option<u64>,
     pub restart_timer: Option<(u64, AbortHandle)>,
@@ -226,6 +228,7 @@ impl Core {
                 state: State::Idle,
                 since: SystemTime::now(),
                 last_error: None,
+                peer_open_as: None,
                 session: None,
                 restart_timer: None,
                 restart_until: None,
@@ -279,6 +282,8 @@ impl Core {
             state: p.state,
             since: p.since,
             last_error: p.last_error.clone(),
+            peer_open_as: p.peer_open_as,
+            local_as: self.local.asn,
             prefixes_received: counts.received,
             prefixes_accepted: counts.accepted,
             prefixes_advertised: counts.advertised,

@@ -118,6 +118,9 @@ impl Core {
         };
         let mut changed = false;
         for c in &mut p.conns {
+            if let Some(asn) = c.fsm.peer_open_as() {
+                p.peer_open_as = Some(asn);
+            }
             let n = c.fsm.failures();
             if n != c.seen_failures {
                 c.seen_failures = n;

@@ -13,6 +13,10 @@ pub struct PeerStatus {
     /// The last error or NOTIFICATION (sent or received), with the state
     /// it happened in; kept after the session recovers.
     pub last_error: Option<LastError>,
+    /// The AS number in the peer's last OPEN, accepted or refused.
+    pub peer_open_as: Option<u32>,
+    /// The AS this speaker announces.
+    pub local_as: u32,
     /// Prefixes in the peer's Adj-RIB-In (after RFC 7606 handling).
     pub prefixes_received: u64,
     /// Of those, the ones import policy accepted.

@@ -55,6 +55,16 @@ fn mesh_one_subnet_has_no_findings() {
     let _g = serial();
     let lab = Lab::three_nodes("dr-mesh", "1", "None");
     healthy(&lab);
+    // And a problem shows in node status's Problems section, fix included.
+    doctor_common::fault(&lab, "inject", "foreign-route", "node-1");
+    let (ok, out) = lab.lab(&["exec", "node-1", "--", "tabbyctl", "node", "status"]);
+    doctor_common::fault(&lab, "clear", "foreign-route", "node-1");
+    assert!(ok, "node status:\n{out}");
+    let problems = out.split("\nProblems\n").nth(1).unwrap_or_default();
+    assert!(
+        problems.starts_with("ERROR   [route] ") && problems.contains("-> fix: ip route del "),
+        "node status does not show the foreign route:\n{out}"
+    );
 }
 
 #[test]

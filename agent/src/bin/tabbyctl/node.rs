@@ -154,7 +154,7 @@ async fn quick_findings(sock: &Path) -> Vec<Finding> {
     // be about the wrong machine.
     let node_ip = ctx
         .agent()
-        .map(|a| a.status.node_ip.clone())
+        .and_then(|a| a.status.node_ip.split('/').next().map(str::to_string))
         .unwrap_or_default();
     let on_node = node_ip.is_empty()
         || ctx

@@ -61,6 +61,7 @@ pub async fn run(lab: &mut Lab, action: &str, name: Option<&str>, node: &str) ->
         );
     };
     let i = node_index(lab, node)?;
+    let pid_before = lab.nodes[i].pid;
     if action == "inject" {
         (fault.inject)(lab, i)?;
     } else {
@@ -68,7 +69,9 @@ pub async fn run(lab: &mut Lab, action: &str, name: Option<&str>, node: &str) ->
     }
     lab.save()?;
     // A fault that restarted tabby-node returns once it serves again.
-    if lab.nodes[i].pid.is_some_and(|p| sh::alive(p, "tabby-node")) {
+    if lab.nodes[i].pid != pid_before
+        && lab.nodes[i].pid.is_some_and(|p| sh::alive(p, "tabby-node"))
+    {
         up::wait_ready(lab, i).await?;
     }
     sh::step(

@@ -23,21 +23,34 @@ pub enum ClientError {
     Timeout,
 }
 
-/// One `Node.Status` call.
-pub async fn node_status(socket: &Path) -> Result<StatusResponse, ClientError> {
-    let call = async {
-        let ch = connect_unix(socket)
-            .await
-            .map_err(|source| ClientError::Connect {
-                socket: socket.display().to_string(),
-                source,
-            })?;
-        let r = NodeClient::new(ch).status(StatusRequest {}).await?;
-        Ok(r.into_inner())
-    };
+/// A channel to the node socket, its failure naming the socket.
+async fn channel(socket: &Path) -> Result<tonic::transport::Channel, ClientError> {
+    connect_unix(socket)
+        .await
+        .map_err(|source| ClientError::Connect {
+            socket: socket.display().to_string(),
+            source,
+        })
+}
+
+/// `call`, given at most [`CALL_TIMEOUT`].
+async fn bounded<T>(
+    call: impl std::future::Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
     tokio::time::timeout(CALL_TIMEOUT, call)
         .await
         .map_err(|_| ClientError::Timeout)?
+}
+
+/// One `Node.Status` call.
+pub async fn node_status(socket: &Path) -> Result<StatusResponse, ClientError> {
+    bounded(async {
+        let r = NodeClient::new(channel(socket).await?)
+            .status(StatusRequest {})
+            .await?;
+        Ok(r.into_inner())
+    })
+    .await
 }
 
 /// One `Dataplane.Status` call: the reconciler's last pass, with the items
@@ -45,19 +58,12 @@ pub async fn node_status(socket: &Path) -> Result<StatusResponse, ClientError> {
 pub async fn dataplane_status(
     socket: &Path,
 ) -> Result<tabby_proto::dataplane::DataplaneStatus, ClientError> {
-    let call = async {
-        let ch = connect_unix(socket)
-            .await
-            .map_err(|source| ClientError::Connect {
-                socket: socket.display().to_string(),
-                source,
-            })?;
-        let r = tabby_proto::dataplane::dataplane_client::DataplaneClient::new(ch)
-            .status(tabby_proto::dataplane::StatusRequest {})
-            .await?;
+    bounded(async {
+        let r =
+            tabby_proto::dataplane::dataplane_client::DataplaneClient::new(channel(socket).await?)
+                .status(tabby_proto::dataplane::StatusRequest {})
+                .await?;
         Ok(r.into_inner())
-    };
-    tokio::time::timeout(CALL_TIMEOUT, call)
-        .await
-        .map_err(|_| ClientError::Timeout)?
+    })
+    .await
 }

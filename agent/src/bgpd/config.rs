@@ -19,6 +19,7 @@
 //!     routeReflectorClient: false
 //!     nextHopMode: auto         # auto | keep (keepOriginalNextHop)
 //!     holdTime: 90
+//!     openTimeout: 30           # seconds from connect to Established (OpenSent/OpenConfirm)
 //!     passive: false
 //!     maxPrefixes: 0
 //! ```
@@ -88,6 +89,10 @@ pub struct DaemonPeer {
     pub next_hop_mode: NextHopMode,
     #[serde(default)]
     pub hold_time: Option<u16>,
+    /// Seconds a connection may take from connect to Established before
+    /// it is dropped (default the speaker's 30 s).
+    #[serde(default)]
+    pub open_timeout: Option<u16>,
     #[serde(default)]
     pub passive: bool,
     #[serde(default)]
@@ -196,6 +201,9 @@ impl DaemonConfig {
             if p.hold_time.is_some_and(|h| h == 1 || h == 2) {
                 return Err(bad(f("holdTime"), "expected 0 or at least 3 seconds"));
             }
+            if p.open_timeout == Some(0) {
+                return Err(bad(f("openTimeout"), "expected at least 1 second"));
+            }
             if p.port == Some(0) {
                 return Err(bad(f("port"), "expected a TCP port (1-65535)"));
             }
@@ -234,6 +242,9 @@ impl DaemonConfig {
                 c.route_reflector_client = p.route_reflector_client;
                 c.keep_original_next_hop = p.next_hop_mode == NextHopMode::Keep;
                 c.hold_time = p.hold_time.unwrap_or(DEFAULT_HOLD_TIME);
+                if let Some(t) = p.open_timeout {
+                    c.open_timeout = std::time::Duration::from_secs(t.into());
+                }
                 c.passive = p.passive;
                 c.max_prefixes = p.max_prefixes;
                 c
@@ -287,6 +298,17 @@ peers:
             .unwrap_err()
             .to_string();
         assert!(e.contains("peers[0].asNumber"), "{e}");
+        let c = DaemonConfig::parse(
+            &GOOD.replace("holdTime: 9", "holdTime: 9\n    openTimeout: 7"),
+            "t.yaml",
+        )
+        .unwrap();
+        let p = &c.speaker_config(false).peers[0];
+        assert_eq!(p.open_timeout, std::time::Duration::from_secs(7));
+        let e = DaemonConfig::parse(&GOOD.replace("holdTime: 9", "openTimeout: 0"), "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("peers[0].openTimeout"), "{e}");
         let e = DaemonConfig::parse(&GOOD.replace("holdTime: 9", "holdTime: 2"), "t.yaml")
             .unwrap_err()
             .to_string();

@@ -313,6 +313,27 @@ pub fn diagnose(s: &Session) -> Finding {
             ));
         }
     }
+    // The peer's own speaker ended the session (Cease: administrative
+    // shutdown or reset), as tabby-node does when it stops: the peer's
+    // node is the place to look, not the network.
+    if s.error_kind == ErrorKind::NotificationReceived
+        && matches!(s.notification, Some((6, 2)) | Some((6, 4)))
+    {
+        return Finding::error(
+            CHECK,
+            format!(
+                "BGP session with {} is down: {remote} shut it down (Cease, administrative \
+                 shutdown or reset: its tabby-node stopped, restarted or was reconfigured) and \
+                 has not come back",
+                s.who()
+            ),
+        )
+        .evidence(s.evidence(&ev))
+        .fix(format!(
+            "on {remote}: check that tabby-node runs (its log says why it stopped) and run \
+             tabbyctl node doctor there"
+        ));
+    }
     if !s.we_connect && s.notification.is_none() {
         return Finding::error(
             CHECK,

@@ -230,3 +230,21 @@ fn probes_are_sent_only_where_they_tell_more_and_disturb_nothing() {
     let f = diagnose(&s);
     assert!(f.what.contains("waits for node-1 to connect"), "{}", f.what);
 }
+
+#[test]
+fn a_peer_that_shut_the_session_down_is_named_as_the_place_to_look() {
+    let mut s = session();
+    s.we_connect = false;
+    s.probe = None;
+    s.error_kind = ErrorKind::NotificationReceived;
+    s.error_state = SessionState::Established;
+    s.notification = Some((6, 2));
+    let f = diagnose(&s);
+    assert_eq!(f.severity, Severity::Error);
+    assert!(f.what.contains("node-1 shut it down"), "{}", f.what);
+    assert!(
+        f.fix.starts_with("on node-1: check that tabby-node runs"),
+        "{}",
+        f.fix
+    );
+}

@@ -138,6 +138,16 @@ impl Daemon {
         self.tunnel
             .on_cluster(&*self.ds, &self.ipam, &self.cfg, &self.cluster)
             .await;
+        if self
+            .bgp
+            .as_ref()
+            .is_some_and(|b| b.needs_restart(&self.cluster))
+        {
+            // A new AS (or port, bind address) cannot be applied to running
+            // sessions: peers would see the old AS in our OPEN.
+            tracing::info!("BGP AS, port or bind address changed: restarting the speaker");
+            self.switch_backend(self.cfg.backend).await;
+        }
         if let Some(b) = self.bgp.as_mut() {
             b.sync(&self.cluster).await;
         }
@@ -169,6 +179,11 @@ impl Daemon {
         self.observer.tick();
         if self.ticks.is_multiple_of(CONNECTED_EVERY) {
             self.inputs.local.connected = connected_subnets(self.node_ip).await;
+            // A tunnel update that failed (IPAM's view may lag) is retried
+            // here; otherwise this returns at once.
+            self.tunnel
+                .on_cluster(&*self.ds, &self.ipam, &self.cfg, &self.cluster)
+                .await;
             if self.installation_retry {
                 self.installation_gen = None;
                 self.on_installation().await;

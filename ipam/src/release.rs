@@ -239,6 +239,27 @@ impl<S: IpamStore> Ipam<S> {
         Ok(out)
     }
 
+    /// Deletes `node`'s empty blocks that no pool contains (their pool was
+    /// deleted), with their affinities, as Calico's pool deletion does;
+    /// the ones still holding addresses stay until they are released.
+    /// Returns the blocks deleted.
+    pub async fn release_orphan_blocks(&self, node: &str) -> Result<Vec<IpNet>, IpamError> {
+        let pools = self.store.pools().await?;
+        let mut out = Vec::new();
+        for aff in self.store.list_affinities(Some(node)).await? {
+            let cidr = aff.value.cidr;
+            if pools.iter().any(|p| p.cidr.contains(&cidr)) {
+                continue;
+            }
+            if let Some(vb) = self.store.get_block(cidr).await? {
+                if self.release_orphan_block(vb).await? {
+                    out.push(cidr);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Deletes an empty block that no pool contains, with its host's
     /// affinity (Calico's order, [`Self::release_empty_block`]). False when
     /// it still holds addresses, is back in a pool, or changed meanwhile.

@@ -180,3 +180,46 @@ async fn excluded_addresses_are_never_assigned() {
     let sub: IpNet = "10.0.0.0/28".parse().unwrap();
     assert!(!sub.contains(&ip), "{ip} is in the excluded {sub}");
 }
+
+/// What tabby-node does for its own blocks when a pool goes: the empty
+/// ones go at once (Calico's pool deletion), the busy ones stay.
+#[tokio::test]
+async fn a_nodes_empty_blocks_of_a_deleted_pool_go_at_once() {
+    let ipam = Ipam::new(MemoryIpamStore::new(
+        vec![pool("10.0.0.0/24")],
+        Config::default(),
+    ));
+    let (a, _) = ipam
+        .auto_assign(&AssignRequest::new("h1", "n1"))
+        .await
+        .unwrap();
+    let (b, _) = ipam
+        .auto_assign(&AssignRequest::new("h2", "n2"))
+        .await
+        .unwrap();
+    ipam.release_by_handle("h2").await.unwrap();
+    let (busy, empty) = (block_of(a[0]), block_of(b[0]));
+    assert!(
+        ipam.store().get_block(empty).await.unwrap().is_some(),
+        "n2's last block stays while the pool exists"
+    );
+    assert_eq!(
+        ipam.release_orphan_blocks("n2").await.unwrap(),
+        [],
+        "still in a pool"
+    );
+    ipam.store().set_pools(Vec::new());
+    assert_eq!(
+        ipam.release_orphan_blocks("n1").await.unwrap(),
+        [],
+        "still holds h1"
+    );
+    assert_eq!(ipam.release_orphan_blocks("n2").await.unwrap(), [empty]);
+    assert!(ipam
+        .store()
+        .get_affinity("n2", empty)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(ipam.store().get_block(busy).await.unwrap().is_some());
+}

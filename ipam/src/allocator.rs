@@ -67,6 +67,10 @@ pub struct AssignRequest {
     pub pools_v6: Vec<IpNet>,
     pub attributes: BTreeMap<String, String>,
     pub use_for: Use,
+    /// Addresses this request must not get, on top of the IPReservations
+    /// (a tunnel address must not be one in use on a node's interface or
+    /// subnet); they stay free for other requests.
+    pub exclude: Vec<IpNet>,
 }
 
 impl AssignRequest {
@@ -82,6 +86,7 @@ impl AssignRequest {
             pools_v6: Vec::new(),
             attributes: BTreeMap::new(),
             use_for: Use::Workload,
+            exclude: Vec::new(),
         }
     }
 }
@@ -179,7 +184,8 @@ impl<S: IpamStore> Ipam<S> {
         if want == 0 {
             return Ok(Vec::new());
         }
-        let cfg = self.store.config().await?;
+        let mut cfg = self.store.config().await?;
+        cfg.reserved.extend(req.exclude.iter().copied());
         let labels = self.store.node_labels(&req.node).await?;
         let all_pools = self.store.pools().await?;
         let explicit = if v6 { &req.pools_v6 } else { &req.pools_v4 };

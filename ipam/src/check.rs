@@ -81,6 +81,22 @@ pub enum Problem {
     /// A pod address whose workload is gone (past the grace period), or a
     /// tunnel address of a node that no longer exists. Fix: release.
     Leaked { ip: IpAddr, handle: String },
+    /// A block no IP pool contains: its pool was deleted. It keeps its
+    /// addresses until they are released and then goes (Calico's pool
+    /// deletion leaves such blocks the same way). Fix: delete it, with its
+    /// affinity, once it is empty; one that holds addresses is left.
+    BlockOutsidePools { cidr: IpNet, in_use: u32 },
+    /// A Node's VXLAN tunnel address (`ipv4VXLANTunnelAddr`, which its
+    /// `vxlan.calico` carries) that IPAM does not hold for the node's
+    /// tunnel handle: another allocation can be given it. Not fixed here:
+    /// the node's tabby-node allocates itself a new one (see
+    /// [`check_tunnels`]).
+    TunnelNotHeld {
+        node: String,
+        ip: IpAddr,
+        /// The handle that holds the address instead, if any.
+        holder: Option<String>,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -117,6 +133,31 @@ impl fmt::Display for Problem {
                 "handle {handle} records {} address(es) but holds {}",
                 sum(r),
                 sum(actual)
+            ),
+            Problem::BlockOutsidePools { cidr, in_use: 0 } => write!(
+                f,
+                "block {cidr} is in no IP pool (its pool was deleted) and is empty"
+            ),
+            Problem::BlockOutsidePools { cidr, in_use } => write!(
+                f,
+                "block {cidr} is in no IP pool (its pool was deleted); it goes once its {in_use} address(es) are released"
+            ),
+            Problem::TunnelNotHeld {
+                node,
+                ip,
+                holder: None,
+            } => write!(
+                f,
+                "node {node}'s VXLAN tunnel address {ip} is not assigned in IPAM"
+            ),
+            Problem::TunnelNotHeld {
+                node,
+                ip,
+                holder: Some(h),
+            } => write!(
+                f,
+                "node {node}'s VXLAN tunnel address {ip} is held by {h}, not {}",
+                crate::handle::vxlan_tunnel_handle(node)
             ),
             Problem::Leaked { ip, handle } => match tunnel_node(handle) {
                 Some(node) => write!(
@@ -160,7 +201,15 @@ pub async fn check<S: IpamStore + ?Sized>(
             problems.push(Problem::DanglingAffinity { cidr, node });
         }
     }
+    let pools = store.pools().await?;
     for b in &blocks {
+        let cidr = b.value.cidr;
+        if !pools.iter().any(|p| p.cidr.contains(&cidr)) {
+            problems.push(Problem::BlockOutsidePools {
+                cidr,
+                in_use: b.value.in_use(),
+            });
+        }
         if let Some(node) = b.value.host() {
             if nodes.contains(node) && !confirmed.contains(&(node, b.value.cidr)) {
                 problems.push(Problem::UnconfirmedBlock {
@@ -236,6 +285,20 @@ pub async fn fix<S: IpamStore>(ipam: &Ipam<S>, problems: &[Problem]) -> Result<u
     let mut fixed = 0;
     for p in ordered {
         match p {
+            Problem::BlockOutsidePools { cidr, .. } => {
+                // Only once empty: its addresses are still somebody's.
+                let Some(vb) = store.get_block(*cidr).await? else {
+                    // Gone meanwhile (a leak release above emptied it).
+                    fixed += 1;
+                    continue;
+                };
+                if !ipam.release_orphan_block(vb).await? {
+                    continue;
+                }
+            }
+            // The node's own tabby-node replaces it (it must be on the
+            // node's vxlan.calico, which only that node can change).
+            Problem::TunnelNotHeld { .. } => continue,
             Problem::UnconfirmedBlock { cidr, node } => {
                 let a = Affinity {
                     node: node.clone(),
@@ -308,4 +371,32 @@ async fn held_by<S: IpamStore + ?Sized>(
             (n > 0).then_some((b.value.cidr, n))
         })
         .collect())
+}
+
+/// Each Node's VXLAN tunnel address (`tunnels`: node name → the address its
+/// Node records) that IPAM does not hold under the node's tunnel handle.
+pub async fn check_tunnels<S: IpamStore + ?Sized>(
+    store: &S,
+    tunnels: &BTreeMap<String, IpAddr>,
+) -> Result<Vec<Problem>, StoreError> {
+    if tunnels.is_empty() {
+        return Ok(Vec::new());
+    }
+    let blocks = store.list_blocks().await?;
+    let mut problems = Vec::new();
+    for (node, ip) in tunnels {
+        let holder = blocks
+            .iter()
+            .find(|b| b.value.cidr.contains(ip))
+            .and_then(|b| b.value.holder(*ip))
+            .map(|a| a.handle_id.clone().unwrap_or_default());
+        if holder.as_deref() != Some(crate::handle::vxlan_tunnel_handle(node).as_str()) {
+            problems.push(Problem::TunnelNotHeld {
+                node: node.clone(),
+                ip: *ip,
+                holder,
+            });
+        }
+    }
+    Ok(problems)
 }

@@ -76,6 +76,11 @@ impl MemoryIpamStore {
         s
     }
 
+    /// Replaces the pools (a pool applied or deleted).
+    pub fn set_pools(&self, pools: Vec<Pool>) {
+        self.lock().pools = pools;
+    }
+
     pub fn set_labels(&self, node: &str, labels: BTreeMap<String, String>) {
         self.lock().labels.insert(node.to_string(), labels);
     }

@@ -172,15 +172,15 @@ impl<S: IpamStore> Ipam<S> {
 
     /// Gives an empty block back to the pool when its host has another
     /// confirmed block in the same pool, so pools don't fragment into
-    /// blocks nobody needs; a host's last block in a pool is kept. Calico's
-    /// order: affinity to pendingDeletion (allocators stop using it), CAS
-    /// delete of the block (fails if an allocator got there first, and then
-    /// the affinity is restored), then the affinity itself.
+    /// blocks nobody needs; a host's last block in a pool is kept. A block
+    /// in no pool (its pool was deleted) has nothing to go back to and no
+    /// future allocations: it goes as soon as it is empty, as Calico's
+    /// pool deletion leaves it. Calico's order: affinity to pendingDeletion
+    /// (allocators stop using it), CAS delete of the block (fails if an
+    /// allocator got there first, and then the affinity is restored), then
+    /// the affinity itself.
     async fn release_unneeded_affinity(&self, cidr: IpNet) -> Result<(), IpamError> {
         let Some(vb) = self.store.get_block(cidr).await? else {
-            return Ok(());
-        };
-        let Some(node) = vb.value.host().map(str::to_string) else {
             return Ok(());
         };
         if !vb.value.is_empty() {
@@ -188,6 +188,9 @@ impl<S: IpamStore> Ipam<S> {
         }
         let pools = self.store.pools().await?;
         let Some(pool) = pools.iter().find(|p| p.cidr.contains(&cidr)) else {
+            return self.release_orphan_block(vb).await.map(|_| ());
+        };
+        let Some(node) = vb.value.host().map(str::to_string) else {
             return Ok(());
         };
         let affs = self.store.list_affinities(Some(&node)).await?;
@@ -234,6 +237,54 @@ impl<S: IpamStore> Ipam<S> {
             }
         }
         Ok(out)
+    }
+
+    /// Deletes `node`'s empty blocks that no pool contains (their pool was
+    /// deleted), with their affinities, as Calico's pool deletion does;
+    /// the ones still holding addresses stay until they are released.
+    /// Returns the blocks deleted.
+    pub async fn release_orphan_blocks(&self, node: &str) -> Result<Vec<IpNet>, IpamError> {
+        let pools = self.store.pools().await?;
+        let mut out = Vec::new();
+        for aff in self.store.list_affinities(Some(node)).await? {
+            let cidr = aff.value.cidr;
+            if pools.iter().any(|p| p.cidr.contains(&cidr)) {
+                continue;
+            }
+            if let Some(vb) = self.store.get_block(cidr).await? {
+                if self.release_orphan_block(vb).await? {
+                    out.push(cidr);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes an empty block that no pool contains, with its host's
+    /// affinity (Calico's order, [`Self::release_empty_block`]). False when
+    /// it still holds addresses, is back in a pool, or changed meanwhile.
+    pub async fn release_orphan_block(&self, vb: Versioned<Block>) -> Result<bool, IpamError> {
+        let cidr = vb.value.cidr;
+        if !vb.value.is_empty()
+            || self
+                .store
+                .pools()
+                .await?
+                .iter()
+                .any(|p| p.cidr.contains(&cidr))
+        {
+            return Ok(false);
+        }
+        if let Some(node) = vb.value.host().map(str::to_string) {
+            if let Some(aff) = self.store.get_affinity(&node, cidr).await? {
+                return self.release_empty_block(aff, vb.revision).await;
+            }
+        }
+        match self.store.delete_block(cidr, vb.revision).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict | StoreError::NotFound) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Calico's order for giving back an empty block: affinity to

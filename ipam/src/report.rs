@@ -68,13 +68,19 @@ fn reserved_in(net: &IpNet, pool: Option<&Pool>, reserved: &[IpNet], blocks: &[&
     n.saturating_sub(held).min(size(net))
 }
 
+/// What [`usage`] calls a block that no pool contains.
+pub const NO_POOL: &str = "Block (no IP pool)";
+
 /// One row per pool, followed (with `blocks_too`) by one row per block of
-/// that pool, in CIDR order.
+/// that pool, in CIDR order; then, always, one row per block no pool
+/// contains (its pool was deleted; it goes once empty), so what they
+/// still hold is never hidden.
 pub fn usage(pools: &[Pool], blocks: &[Block], cfg: &Config, blocks_too: bool) -> Vec<UsageRow> {
     let mut pools: Vec<&Pool> = pools.iter().collect();
     pools.sort_by_key(|p| p.cidr);
     let reserved = IpNet::aggregate(&cfg.reserved);
     let mut rows = Vec::new();
+    let pool_cidrs: Vec<IpNet> = pools.iter().map(|p| p.cidr).collect();
     for p in pools {
         let mut mine: Vec<&Block> = blocks.iter().filter(|b| p.cidr.contains(&b.cidr)).collect();
         mine.sort_by_key(|b| b.cidr);
@@ -97,6 +103,19 @@ pub fn usage(pools: &[Pool], blocks: &[Block], cfg: &Config, blocks_too: bool) -
             }));
         }
     }
+    let mut orphans: Vec<&Block> = blocks
+        .iter()
+        .filter(|b| !pool_cidrs.iter().any(|p| p.contains(&b.cidr)))
+        .collect();
+    orphans.sort_by_key(|b| b.cidr);
+    rows.extend(orphans.into_iter().map(|b| UsageRow {
+        grouping: NO_POOL,
+        cidr: b.cidr,
+        total: u128::from(b.size()),
+        in_use: u128::from(b.in_use()),
+        reserved: reserved_in(&b.cidr, None, &reserved, &[b]),
+        affinity: b.affinity.clone().unwrap_or_default(),
+    }));
     rows
 }
 

@@ -154,6 +154,7 @@ impl<S: IpamStore + 'static> pb::ipam_server::Ipam for IpamService<S> {
                     .await?,
                 attributes,
                 use_for: Use::Workload,
+                exclude: Vec::new(),
             };
             let (v4, v6) = self.ipam.auto_assign(&areq).await.map_err(status)?;
             let bare = |ips: &[IpAddr]| ips.iter().map(ToString::to_string).collect();

@@ -23,8 +23,30 @@ use tokio::sync::broadcast::Receiver;
 /// (and then refresh) our routes.
 const RUNNING_MARKER: &str = "bgp.running";
 
+/// What the speaker itself is started with (not a peer's configuration):
+/// a change of any of these needs a new speaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SpeakerSettings {
+    asn: u32,
+    port: u16,
+    bind: IpAddr,
+}
+
+fn speaker_settings(cluster: &Cluster, me: &str, my_ip: Ipv4Addr) -> SpeakerSettings {
+    let bgp_cfg = cluster.bgp_config(me);
+    SpeakerSettings {
+        asn: node_as(cluster, me),
+        port: bgp_cfg.map_or(179, |c| c.spec.effective_listen_port()),
+        bind: match bgp_cfg.and_then(|c| c.spec.bind_mode.as_deref()) {
+            Some("NodeIP") => IpAddr::V4(my_ip),
+            _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        },
+    }
+}
+
 pub struct Bgp {
     pub speaker: Speaker,
+    settings: SpeakerSettings,
     me: String,
     my_ip: Ipv4Addr,
     timers: Timers,
@@ -89,12 +111,8 @@ impl Bgp {
         my_ip: Ipv4Addr,
     ) -> anyhow::Result<Bgp> {
         let me = &cfg.node_name;
-        let bgp_cfg = cluster.bgp_config(me);
-        let port = bgp_cfg.map_or(179, |c| c.spec.effective_listen_port());
-        let bind: IpAddr = match bgp_cfg.and_then(|c| c.spec.bind_mode.as_deref()) {
-            Some("NodeIP") => IpAddr::V4(my_ip),
-            _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        };
+        let settings = speaker_settings(cluster, me, my_ip);
+        let (port, bind) = (settings.port, settings.bind);
         let marker = cfg.run_dir.join(RUNNING_MARKER);
         let restarting = marker.exists();
         std::fs::create_dir_all(&cfg.run_dir)?;
@@ -106,7 +124,7 @@ impl Bgp {
             .map_or(DEFAULT_RESTART_TIME, |d| {
                 d.as_secs().min(u64::from(u16::MAX)) as u16
             });
-        let mut local = LocalConfig::new(my_ip, node_as(cluster, me));
+        let mut local = LocalConfig::new(my_ip, settings.asn);
         local.graceful_restart = Some(restart_time);
         local.restarting = restarting;
         let timers = Timers {
@@ -126,6 +144,7 @@ impl Bgp {
         let now = Instant::now();
         let mut b = Bgp {
             speaker,
+            settings,
             me: me.clone(),
             my_ip,
             timers,
@@ -162,6 +181,12 @@ impl Bgp {
             }
             Err(e) => tracing::warn!(error = %e, "cannot watch the BGP speaker"),
         }
+    }
+
+    /// The speaker's own AS, port or bind address changed in the
+    /// datastore: it must be started again (every session is concerned).
+    pub fn needs_restart(&self, cluster: &Cluster) -> bool {
+        speaker_settings(cluster, &self.me, self.my_ip) != self.settings
     }
 
     /// Brings peers and originated blocks in line with the datastore.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use tabby_bgp::peer_config::{PeerConfig, DEFAULT_RESTART_TIME};
-use tabby_bgp::policy::{ExportPolicy, ImportPolicy, PrefixFilter, PrefixMatch};
+use tabby_bgp::policy::{ExportPolicy, PrefixFilter};
 use tabby_bgp::wire::types::Family;
 use tabby_ipam::selector::Selector;
 
@@ -117,13 +117,6 @@ pub fn desired_peers(
     let Some(my_node) = cluster.nodes.get(me) else {
         return out;
     };
-    let pool_filter = PrefixFilter::List(
-        cluster
-            .pool_infos()
-            .iter()
-            .map(|p| PrefixMatch::or_longer(p.cidr.into()))
-            .collect(),
-    );
     let mesh = cluster
         .default_bgp_config()
         .is_none_or(|c| c.spec.mesh_enabled());
@@ -152,9 +145,12 @@ pub fn desired_peers(
             // as a string, so exactly one side connects.
             c.passive = ip.addr().to_string() > my_ip.to_string();
             c.max_restart_time = gr;
-            c.import = ImportPolicy {
-                filter: pool_filter.clone(),
-            };
+            // No pool filter on import (Calico's template says `import
+            // all` too): the route calculation ignores what mesh peers
+            // announce (their blocks are routed from the affinities), and a
+            // filter built from the pools would make every pool change a
+            // change of every mesh peer's configuration, which the speaker
+            // applies by resetting the session.
             c.source_address = Some(IpAddr::V4(my_ip));
             out.insert(
                 c.address,
@@ -296,22 +292,50 @@ mod tests {
             (Duration::from_secs(1), Duration::from_secs(6))
         );
         assert_eq!(b.config.max_restart_time, DEFAULT_RESTART_TIME);
-        let pool: ipnet::IpNet = "192.168.0.0/16".parse().unwrap();
-        assert!(b
-            .config
-            .import
-            .filter
-            .accepts(&"192.168.3.0/26".parse().unwrap()));
-        assert!(!b
-            .config
-            .import
-            .filter
-            .accepts(&"10.9.0.0/16".parse().unwrap()));
-        assert!(b.config.import.filter.accepts(&pool));
+        // `import all`, as Calico's template: the pools are not in it.
+        assert_eq!(b.config.import.filter, PrefixFilter::Any);
         assert!(b.config.export.originated);
         assert_eq!(b.config.export.learned, PrefixFilter::Nothing);
         assert_eq!(node_as(&c, "b"), 65010);
         assert_eq!(node_as(&c, "a"), 64512);
+    }
+
+    /// Issue 15 item 6: a pool applied, disabled or deleted used to change
+    /// every mesh peer's import filter, and the speaker applies a changed
+    /// peer by resetting its session (Cease 6/2 on every node).
+    #[test]
+    fn pool_changes_leave_every_peer_alone() {
+        let mut c = cluster();
+        let before = desired_peers(&c, "a", a_ip(), timers());
+        let pool = |cidr: &str, disabled: bool| {
+            Resource::IpPool(IpPool::new(
+                "IPPool",
+                "extra",
+                IpPoolSpec {
+                    cidr: cidr.into(),
+                    disabled,
+                    ..Default::default()
+                },
+            ))
+        };
+        c.insert(pool("10.250.0.0/16", false));
+        assert_eq!(
+            desired_peers(&c, "a", a_ip(), timers()),
+            before,
+            "pool added"
+        );
+        c.insert(pool("10.250.0.0/16", true));
+        assert_eq!(
+            desired_peers(&c, "a", a_ip(), timers()),
+            before,
+            "pool disabled"
+        );
+        c.pools.clear();
+        assert_eq!(
+            desired_peers(&c, "a", a_ip(), timers()),
+            before,
+            "pools deleted"
+        );
     }
 
     #[test]

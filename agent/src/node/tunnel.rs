@@ -4,7 +4,7 @@
 //! needed when a VXLAN pool selects this node, or when BGP runs with
 //! fallback on (fallback needs both ends to have a VTEP in advance).
 
-use super::cluster::Cluster;
+use super::cluster::{node_ipv4, Cluster};
 use super::config::{Backend, NodeConfig};
 use super::startup::update_node;
 use super::vtep;
@@ -24,12 +24,30 @@ use tabby_ipam::store::IpamStore;
 /// The tunnel address and MAC in use.
 pub type Vtep = (Ipv4Addr, [u8; 6]);
 
-/// The tunnel upkeep: re-checked when the pools selecting this node change.
+/// The tunnel upkeep: re-checked when the pools selecting this node
+/// change, and again on the tick after a failure.
 pub struct Tunnel {
-    pools: Vec<Ipv4Net>,
+    pools: Pools,
     /// Whether this node has an address at all (`IP=none` has no VTEP).
     has_address: bool,
+    /// The last attempt failed (e.g. IPAM's view of the pools lagged the
+    /// cluster's): try again without waiting for another pool change.
+    retry: bool,
     pub vtep: Option<Vtep>,
+}
+
+/// The pools the tunnel address depends on.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Pools {
+    /// Enabled VXLAN pools selecting this node: where a new address comes
+    /// from.
+    enabled: Vec<Ipv4Net>,
+    /// The same, disabled ones included: an address in one of them stays
+    /// (`disabled` stops new allocations only, so re-addressing the VTEP
+    /// there would be a change it need not make).
+    keep: Vec<Ipv4Net>,
+    /// Every IPv4 pool: with no VXLAN pool (the fallback VTEP), any.
+    all: Vec<Ipv4Net>,
 }
 
 impl Tunnel {
@@ -43,22 +61,18 @@ impl Tunnel {
         cluster: &Cluster,
         has_address: bool,
     ) -> Tunnel {
-        let pools = my_vxlan_pools(cluster, &cfg.node_name);
-        let wanted = vxlan_wanted(cfg, &pools) && has_address;
-        let vtep = ensure_tunnel(ds, ipam, cfg, wanted, &pools)
-            .await
-            .unwrap_or_else(|e| {
-                tracing::warn!(error = %format!("{e:#}"), "no VXLAN tunnel address: VXLAN and fallback unavailable");
-                None
-            });
-        Tunnel {
-            pools,
+        let mut t = Tunnel {
+            pools: Pools::default(),
             has_address,
-            vtep,
-        }
+            retry: true,
+            vtep: None,
+        };
+        t.update(ds, ipam, cfg, cluster).await;
+        t
     }
 
-    /// Re-checks the VTEP when the VXLAN pools selecting this node changed.
+    /// Re-checks the VTEP when the VXLAN pools selecting this node changed,
+    /// or when the last attempt failed.
     pub async fn on_cluster(
         &mut self,
         ds: &dyn Datastore,
@@ -66,29 +80,96 @@ impl Tunnel {
         cfg: &NodeConfig,
         cluster: &Cluster,
     ) {
-        let pools = my_vxlan_pools(cluster, &cfg.node_name);
-        if pools == self.pools {
+        if my_pools(cluster, &cfg.node_name) == self.pools && !self.retry {
             return;
         }
-        self.pools = pools;
-        let wanted = vxlan_wanted(cfg, &self.pools) && self.has_address;
-        match ensure_tunnel(ds, ipam, cfg, wanted, &self.pools).await {
-            Ok(v) => self.vtep = v,
+        self.update(ds, ipam, cfg, cluster).await;
+    }
+
+    async fn update(
+        &mut self,
+        ds: &dyn Datastore,
+        ipam: &Ipam<DatastoreIpam>,
+        cfg: &NodeConfig,
+        cluster: &Cluster,
+    ) {
+        self.pools = my_pools(cluster, &cfg.node_name);
+        // A disabled VXLAN pool still carries its pods over VXLAN.
+        let wanted = vxlan_wanted(cfg, &self.pools.keep) && self.has_address;
+        let exclude = in_use_elsewhere(cluster).await;
+        match ensure_tunnel(ds, ipam, cfg, wanted, &self.pools, &exclude).await {
+            Ok(v) => {
+                self.vtep = v;
+                self.retry = false;
+            }
             Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "updating the VXLAN tunnel address")
+                // The old address (if any) is still held and still on the
+                // Node: keep using it.
+                tracing::warn!(error = %format!("{e:#}"), kept = ?self.vtep.map(|v| v.0), "updating the VXLAN tunnel address; retrying");
+                self.retry = true;
             }
         }
     }
 }
 
-fn my_vxlan_pools(cluster: &Cluster, me: &str) -> Vec<Ipv4Net> {
+fn my_pools(cluster: &Cluster, me: &str) -> Pools {
     let labels = cluster
         .nodes
         .get(me)
         .map(|n| n.metadata.labels.clone())
         .unwrap_or_default();
     let pools: Vec<_> = cluster.pools.values().cloned().collect();
-    vxlan_pools(&pools, &labels)
+    let mut with_disabled = pools.clone();
+    for p in &mut with_disabled {
+        p.spec.disabled = false;
+    }
+    Pools {
+        enabled: vxlan_pools(&pools, &labels),
+        keep: vxlan_pools(&with_disabled, &labels),
+        all: pools
+            .iter()
+            .filter_map(|p| p.spec.cidr.parse().ok())
+            .collect(),
+    }
+}
+
+/// Node subnets at least this specific are kept out of tunnel addresses
+/// whole; a wider one (a /8 node network with the pod pool inside it) only
+/// loses its nodes' addresses and its first address, where the router
+/// usually is.
+const WHOLE_SUBNET_FROM: u8 = 16;
+
+/// Addresses a tunnel address must never be: every Node's subnet (its
+/// address, its neighbours, its router: a pool overlapping it would
+/// otherwise hand the VTEP the router's address) and the addresses on this
+/// host's interfaces other than `vxlan.calico` itself.
+async fn in_use_elsewhere(cluster: &Cluster) -> Vec<IpNet> {
+    let mut out: Vec<IpNet> = Vec::new();
+    for n in cluster.nodes.values().filter_map(node_ipv4) {
+        if n.prefix_len() >= WHOLE_SUBNET_FROM {
+            out.push(IpNet::V4(n.trunc()));
+        } else {
+            out.push(IpNet::V4(Ipv4Net::from(n.addr())));
+            if let Some(first) = n.trunc().hosts().next() {
+                out.push(IpNet::V4(Ipv4Net::from(first)));
+            }
+        }
+    }
+    match tabby_felix_lite::autodetect::host::interfaces().await {
+        Ok(ifaces) => out.extend(
+            ifaces
+                .iter()
+                .filter(|i| i.name != tabby_felix_lite::model::VXLAN_DEVICE)
+                .flat_map(|i| i.addrs.iter())
+                .map(|a| IpNet::V4(Ipv4Net::from(a.net.addr()))),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "listing interfaces to keep the tunnel address off them")
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// The enabled VXLAN pools whose node selector matches `labels`.
@@ -134,15 +215,19 @@ async fn held_by<S: IpamStore>(ipam: &Ipam<S>, handle: &str) -> anyhow::Result<V
     Ok(out)
 }
 
-/// Makes the Node's tunnel address and VTEP MAC match `wanted`: allocates
-/// (handle `vxlan-tunnel-addr-<node>`, Tunnel use) or keeps the one IPAM
-/// already holds for it; releases it when VXLAN is no longer wanted.
-pub async fn ensure_tunnel(
+/// Makes the Node's tunnel address and VTEP MAC match `wanted`: keeps the
+/// one IPAM holds for it (handle `vxlan-tunnel-addr-<node>`) while it is in
+/// a VXLAN pool selecting the node and not in `exclude`; otherwise assigns
+/// the new one first and only then releases the old, so a failed
+/// allocation leaves the node its working address. Releases it when VXLAN
+/// is no longer wanted.
+async fn ensure_tunnel(
     ds: &dyn Datastore,
     ipam: &Ipam<DatastoreIpam>,
     cfg: &NodeConfig,
     wanted: bool,
-    vxlan_pools: &[Ipv4Net],
+    pools: &Pools,
+    exclude: &[IpNet],
 ) -> anyhow::Result<Option<(Ipv4Addr, [u8; 6])>> {
     let me = &cfg.node_name;
     let handle = tabby_ipam::handle::vxlan_tunnel_handle(me);
@@ -167,28 +252,34 @@ pub async fn ensure_tunnel(
         }
         return Ok(None);
     }
-    let in_pools =
-        |ip: &Ipv4Addr| vxlan_pools.is_empty() || vxlan_pools.iter().any(|p| p.contains(ip));
+    let usable = |ip: &Ipv4Addr| {
+        let in_pool = if pools.keep.is_empty() {
+            pools.all.iter().any(|p| p.contains(ip))
+        } else {
+            pools.keep.iter().any(|p| p.contains(ip))
+        };
+        in_pool && !exclude.iter().any(|x| x.contains(&IpAddr::V4(*ip)))
+    };
     let held = held_by(ipam, &handle).await?;
     let keep = stored
-        .filter(|s| held.contains(s) && in_pools(s))
-        .or_else(|| held.iter().copied().find(|h| in_pools(h)));
+        .filter(|s| held.contains(s) && usable(s))
+        .or_else(|| held.iter().copied().find(|h| usable(h)));
     let tunnel = match keep {
         Some(t) => t,
         None => {
-            if !held.is_empty() {
-                ipam.release_by_handle(&handle).await?;
-            }
             let mut req = AssignRequest::new(&handle, me);
             req.use_for = Use::Tunnel;
-            req.pools_v4 = vxlan_pools.iter().map(|p| IpNet::V4(*p)).collect();
+            req.pools_v4 = pools.enabled.iter().map(|p| IpNet::V4(*p)).collect();
+            req.exclude = exclude.to_vec();
             req.attributes.insert("node".into(), me.clone());
             req.attributes
                 .insert("type".into(), "vxlanTunnelAddress".into());
             let (v4, _) = ipam
                 .auto_assign(&req)
                 .await
-                .context("allocating the VXLAN tunnel address")?;
+                .context(
+                    "allocating the VXLAN tunnel address (never inside a node subnet or on an interface)",
+                )?;
             match v4.first() {
                 Some(IpAddr::V4(a)) => *a,
                 _ => bail!("IPAM returned no IPv4 tunnel address"),
@@ -196,11 +287,19 @@ pub async fn ensure_tunnel(
         }
     };
     let mac = vtep::node_mac(me, node.spec.vxlan_tunnel_mac_addr.as_deref());
-    update_node(ds, me, |n| {
-        n.spec.ipv4_vxlan_tunnel_addr = Some(tunnel.to_string());
-        n.spec.vxlan_tunnel_mac_addr = Some(vtep::format_mac(&mac));
-    })
-    .await?;
+    if stored != Some(tunnel) || node.spec.vxlan_tunnel_mac_addr.is_none() {
+        update_node(ds, me, |n| {
+            n.spec.ipv4_vxlan_tunnel_addr = Some(tunnel.to_string());
+            n.spec.vxlan_tunnel_mac_addr = Some(vtep::format_mac(&mac));
+        })
+        .await?;
+    }
+    // The Node names the new address now: only then do the old ones go,
+    // each only while this handle still holds it.
+    for old in held.iter().filter(|h| **h != tunnel) {
+        ipam.release_ip_held_by(IpAddr::V4(*old), &handle).await?;
+        tracing::info!(old = %old, new = %tunnel, "released the previous VXLAN tunnel address");
+    }
     tracing::info!(tunnel = %tunnel, mac = %vtep::format_mac(&mac), "VXLAN tunnel endpoint");
     Ok(Some((tunnel, mac)))
 }

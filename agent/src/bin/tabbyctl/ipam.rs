@@ -8,9 +8,9 @@ use std::sync::Arc;
 use tabby_agent::datastore::Datastore;
 use tabby_agent::ipam::workloads::live_workloads;
 use tabby_agent::ipam::DatastoreIpam;
-use tabby_agent::resources::Kind;
+use tabby_agent::resources::{Kind, Resource};
 use tabby_ipam::allocator::Ipam;
-use tabby_ipam::check::{check, fix, LeakCheck};
+use tabby_ipam::check::{check, check_tunnels, fix, LeakCheck};
 use tabby_ipam::report::usage;
 use tabby_ipam::store::IpamStore;
 
@@ -27,8 +27,9 @@ pub enum IpamCmd {
     },
     /// Report inconsistencies (unconfirmed or orphaned affinities, handle
     /// records that disagree with blocks, pod addresses with no
-    /// WorkloadEndpoint, tunnel addresses of deleted nodes); --fix repairs
-    /// them.
+    /// WorkloadEndpoint, tunnel addresses of deleted nodes, blocks of
+    /// deleted pools, Node tunnel addresses IPAM does not hold); --fix
+    /// repairs what it can.
     Check {
         #[arg(long)]
         fix: bool,
@@ -144,12 +145,19 @@ pub async fn run(ds: Arc<dyn Datastore>, cmd: IpamCmd) -> Result<()> {
             fix: do_fix,
             leak_grace_period,
         } => {
-            let nodes = ds
-                .list(Kind::Node, None)
-                .await?
-                .items
+            let node_list = ds.list(Kind::Node, None).await?.items;
+            let nodes = node_list.iter().map(|n| n.name().to_string()).collect();
+            // The address each node's vxlan.calico carries.
+            let tunnels: std::collections::BTreeMap<String, IpAddr> = node_list
                 .iter()
-                .map(|n| n.name().to_string())
+                .filter_map(|n| match n {
+                    Resource::Node(n) => {
+                        let t = n.spec.ipv4_vxlan_tunnel_addr.as_deref()?;
+                        let ip = t.split('/').next()?.parse().ok()?;
+                        Some((n.metadata.name.clone(), ip))
+                    }
+                    _ => None,
+                })
                 .collect();
             let workloads = live_workloads(ds.clone());
             let leaks = LeakCheck {
@@ -157,7 +165,8 @@ pub async fn run(ds: Arc<dyn Datastore>, cmd: IpamCmd) -> Result<()> {
                 grace: leak_grace_period,
                 now: std::time::SystemTime::now(),
             };
-            let problems = check(&store, &nodes, Some(&leaks)).await?;
+            let mut problems = check(&store, &nodes, Some(&leaks)).await?;
+            problems.extend(check_tunnels(&store, &tunnels).await?);
             for p in &problems {
                 println!("{p}");
             }

@@ -59,6 +59,8 @@ fn owner(p: &Problem, c: &Cluster) -> Option<String> {
             Some(_) => None,
             None => host_of_ip(c, *ip),
         },
+        Problem::BlockOutsidePools { cidr, .. } => block_host(c, cidr),
+        Problem::TunnelNotHeld { node, .. } => Some(node.clone()),
     }
 }
 
@@ -88,6 +90,18 @@ pub fn finding(p: &Problem) -> Finding {
         Problem::HandleMismatch { .. } => (
             format!("{p}: releasing by that handle would free the wrong addresses"),
             FIX_ALL.to_string(),
+        ),
+        Problem::BlockOutsidePools { in_use: 0, .. } => (
+            format!("{p}: nothing can be allocated from it"),
+            FIX_ALL.to_string(),
+        ),
+        Problem::BlockOutsidePools { .. } => (
+            format!("{p}: its pods keep their addresses, but no new ones come from it"),
+            "nothing to run: the block goes once its pods are deleted (or re-create the pool to keep it)".to_string(),
+        ),
+        Problem::TunnelNotHeld { node, .. } => (
+            format!("{p}: IPAM may hand it to a pod while vxlan.calico carries it"),
+            format!("restart tabby-node on {node}: it allocates itself a tunnel address IPAM holds"),
         ),
     };
     Finding::warning(CHECK, what)

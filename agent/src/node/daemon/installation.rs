@@ -93,7 +93,7 @@ impl Daemon {
 
     /// Stops the speaker (Cease to every peer) and starts it again when
     /// the backend is, or stays, bird.
-    async fn switch_backend(&mut self, old: Backend) {
+    pub(super) async fn switch_backend(&mut self, old: Backend) {
         if let Some(b) = self.bgp.take() {
             b.shutdown().await;
         }

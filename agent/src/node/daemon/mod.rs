@@ -134,10 +134,25 @@ impl Daemon {
             return inst_changed;
         }
         self.seen = now;
+        let pools_before = pool_cidrs(&self.cluster);
         self.cluster = Cluster::from_cache(&self.cache);
         self.tunnel
             .on_cluster(&*self.ds, &self.ipam, &self.cfg, &self.cluster)
             .await;
+        if pool_cidrs(&self.cluster) != pools_before {
+            // After the tunnel moved off a deleted pool's block.
+            self.release_orphan_blocks().await;
+        }
+        if self
+            .bgp
+            .as_ref()
+            .is_some_and(|b| b.needs_restart(&self.cluster))
+        {
+            // A new AS (or port, bind address) cannot be applied to running
+            // sessions: peers would see the old AS in our OPEN.
+            tracing::info!("BGP AS, port or bind address changed: restarting the speaker");
+            self.switch_backend(self.cfg.backend).await;
+        }
         if let Some(b) = self.bgp.as_mut() {
             b.sync(&self.cluster).await;
         }
@@ -169,6 +184,11 @@ impl Daemon {
         self.observer.tick();
         if self.ticks.is_multiple_of(CONNECTED_EVERY) {
             self.inputs.local.connected = connected_subnets(self.node_ip).await;
+            // A tunnel update that failed (IPAM's view may lag) is retried
+            // here; otherwise this returns at once.
+            self.tunnel
+                .on_cluster(&*self.ds, &self.ipam, &self.cfg, &self.cluster)
+                .await;
             if self.installation_retry {
                 self.installation_gen = None;
                 self.on_installation().await;
@@ -229,6 +249,19 @@ impl Daemon {
         }
     }
 
+    /// A pool went: this node's empty blocks in no pool go with it, as
+    /// Calico's pool deletion releases them (busy ones stay until their
+    /// last address is released, which deletes them then).
+    async fn release_orphan_blocks(&self) {
+        match self.ipam.release_orphan_blocks(&self.cfg.node_name).await {
+            Ok(gone) if !gone.is_empty() => {
+                tracing::info!(blocks = ?gone, "released this node's empty blocks of deleted pools")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "releasing empty blocks of deleted pools"),
+        }
+    }
+
     async fn stop(self) {
         tracing::info!(
             uptime_s = self.started.elapsed().as_secs(),
@@ -243,6 +276,10 @@ impl Daemon {
         }
         let _ = std::fs::remove_file(self.cfg.socket_path());
     }
+}
+
+fn pool_cidrs(c: &Cluster) -> std::collections::BTreeSet<String> {
+    c.pools.values().map(|p| p.spec.cidr.clone()).collect()
 }
 
 async fn next_bgp_change(bgp: &mut Option<Bgp>) {

@@ -253,6 +253,27 @@ mod tests {
             ("CNI_IFNAME", "eth0"),
         ]);
         assert!(bad.unwrap_err().msg.contains("CNI_CONTAINERID"));
+        for ifname in [".", ".."] {
+            let e = env(&[
+                ("CNI_COMMAND", "ADD"),
+                ("CNI_CONTAINERID", "c0ffee"),
+                ("CNI_IFNAME", ifname),
+                ("CNI_NETNS", "/var/run/netns/x"),
+            ]);
+            assert!(e.unwrap_err().msg.contains("CNI_IFNAME"), "{ifname}");
+        }
+        let lossy = from_lookup(|k| match k {
+            "CNI_COMMAND" => Some(Ok("ADD".into())),
+            "CNI_CONTAINERID" => Some(Err("ab\u{fffd}".into())),
+            _ => None,
+        })
+        .unwrap_err();
+        assert_eq!(lossy.code, INVALID_ENV);
+        assert!(
+            lossy.msg.contains("CNI_CONTAINERID") && lossy.msg.contains("not valid UTF-8"),
+            "{}",
+            lossy.msg
+        );
         assert!(env(&[("CNI_COMMAND", "FOO")])
             .unwrap_err()
             .msg

@@ -131,11 +131,19 @@ pub async fn apply_documents(
         return Err(ApplyError::Invalid(errors));
     }
 
+    // New pools are checked against the stored pools and nodes too.
+    let pool_checks: &[Kind] = if docs.iter().any(|d| d.resource.kind() == Kind::IpPool) {
+        &[Kind::IpPool, Kind::Node]
+    } else {
+        &[]
+    };
     let mut by_kind: HashMap<Kind, HashMap<String, Resource>> = HashMap::new();
-    for k in docs
+    for &k in docs
         .iter()
         .map(|d| d.resource.kind())
-        .chain([Kind::IpPool, Kind::Node])
+        .collect::<Vec<_>>()
+        .iter()
+        .chain(pool_checks)
     {
         if let std::collections::hash_map::Entry::Vacant(e) = by_kind.entry(k) {
             e.insert(stored(store, k).await?);

@@ -89,9 +89,10 @@ pub fn parse_documents_lenient(source: &str, text: &str) -> (Vec<ParsedDocument>
     if text.len() > MAX_INPUT_BYTES {
         errors.push(whole(
             0,
+            // The reader stops one byte past the limit, so the size itself
+            // is not known here.
             format!(
-                "{} bytes is over the {MAX_INPUT_BYTES}-byte limit of one input; split it into several files",
-                text.len()
+                "larger than the limit of one input ({MAX_INPUT_BYTES} bytes, 64 MiB); split it into several files"
             ),
         ));
         return (out, errors);

@@ -247,3 +247,70 @@ async fn ipam_mode() {
     let check = run_cni(&node, &link, "CHECK", &p, &with_prev.to_string()).await;
     assert_eq!(check.error_code(), 102);
 }
+
+/// Issue 15's small ones, none needing a node (the socket is missing, so
+/// anything that got as far as asking the node would fail with 11): the
+/// JSON position said once, a non-UTF-8 variable reported as such, "." and
+/// ".." refused as interface names, a regular file refused as CNI_NETNS,
+/// and a 100 KB container ID not echoed whole.
+#[tokio::test]
+async fn environment_edge_cases_are_refused_before_the_node_is_asked() {
+    let r = bare(&add_env("/proc/self/ns/net"), "{").await;
+    assert_eq!(r.error_code(), 6);
+    let msg = r.json()["msg"].as_str().unwrap().to_string();
+    assert_eq!(msg.matches(" at line ").count(), 1, "{msg}");
+
+    for ifname in [".", ".."] {
+        let mut env = add_env("/proc/self/ns/net");
+        env.retain(|(k, _)| *k != "CNI_IFNAME");
+        env.push(("CNI_IFNAME", ifname));
+        let r = bare(&env, CONF).await;
+        assert_eq!(r.error_code(), 4, "{ifname}: {}", r.stdout);
+        assert!(r.stdout.contains("CNI_IFNAME"), "{}", r.stdout);
+    }
+
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let r = bare(&add_env(file.path().to_str().unwrap()), CONF).await;
+    assert_eq!(r.error_code(), 4, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("is not a network namespace"),
+        "{}",
+        r.stdout
+    );
+
+    // The kernel caps one environment string at 128 KiB.
+    let long = "a".repeat(100_000);
+    let mut env = add_env("/proc/self/ns/net");
+    env.retain(|(k, _)| *k != "CNI_CONTAINERID");
+    env.push(("CNI_CONTAINERID", &long));
+    let r = bare(&env, CONF).await;
+    assert_eq!(
+        r.error_code(),
+        4,
+        "{}",
+        &r.stdout[..r.stdout.len().min(300)]
+    );
+    assert!(r.stdout.len() < 1000, "{} bytes echoed", r.stdout.len());
+
+    // Not UTF-8: said so, not "is not set".
+    use std::os::unix::ffi::OsStrExt;
+    let out = tokio::process::Command::new(tabby_bin())
+        .env_clear()
+        .envs(
+            add_env("/proc/self/ns/net")
+                .into_iter()
+                .filter(|(k, _)| *k != "CNI_CONTAINERID"),
+        )
+        .env(
+            "CNI_CONTAINERID",
+            std::ffi::OsStr::from_bytes(b"abc\xff\xfe"),
+        )
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("CNI_CONTAINERID"), "{stdout}");
+    assert!(stdout.contains("not valid UTF-8"), "{stdout}");
+    assert!(!stdout.contains("not set"), "{stdout}");
+}

@@ -126,12 +126,19 @@ fn decode_error(e: &serde_json::Error) -> CniError {
     CniError::new(
         DECODING_FAILURE,
         format!(
-            "network configuration on stdin is not valid JSON: {} at line {} column {}",
-            e,
-            e.line(),
-            e.column()
+            "network configuration on stdin is not valid JSON: {}",
+            json_error(e)
         ),
     )
+}
+
+/// serde_json's message with its position said once: its Display already
+/// ends in "at line L column C", so adding the position again repeated it.
+pub(crate) fn json_error(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    let msg = s.strip_suffix(&suffix).unwrap_or(&s);
+    format!("{msg} at line {} column {}", e.line(), e.column())
 }
 
 /// stdin, decoded once: the error result's version, VERSION's answer and

@@ -10,7 +10,7 @@ use serde_json::Value;
 /// Why `text` is not a conflist the runtime and the `tabby` plugin accept.
 #[derive(Debug, thiserror::Error)]
 pub enum ConflistError {
-    #[error("not valid JSON: {0} (line {line}, column {column})", line = .0.line(), column = .0.column())]
+    #[error("not valid JSON: {}", config::json_error(.0))]
     Json(#[from] serde_json::Error),
     #[error("{0}")]
     Shape(String),

@@ -1,6 +1,7 @@
 //! The `CNI_*` environment the runtime sets, validated per command.
 
 use super::error::{CniError, INVALID_ENV};
+use crate::resources::limits::shorten;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,8 +66,35 @@ fn valid_container_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
-pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<CniEnv, CniError> {
-    let nonempty = |k: &str| get(k).filter(|v| !v.is_empty());
+/// The longest container ID taken: runtimes use 64 hex digits, and the ID
+/// becomes part of an IPAM handle and of datastore keys.
+const MAX_CONTAINER_ID: usize = 1024;
+
+/// `get` returns what the runtime set; a value that is not UTF-8 comes as
+/// `Err` with its lossy form, so it is reported as such, not as unset.
+pub fn from_lookup(
+    get: impl Fn(&str) -> Option<Result<String, String>>,
+) -> Result<CniEnv, CniError> {
+    let mut not_utf8 = None;
+    let nonempty = |k: &str| match get(k) {
+        Some(Ok(v)) => Some(v).filter(|v| !v.is_empty()),
+        Some(Err(lossy)) => Some(lossy),
+        None => None,
+    };
+    for k in [
+        "CNI_COMMAND",
+        "CNI_CONTAINERID",
+        "CNI_IFNAME",
+        "CNI_NETNS",
+        "CNI_ARGS",
+    ] {
+        if let Some(Err(lossy)) = get(k) {
+            not_utf8.get_or_insert((k, lossy));
+        }
+    }
+    if let Some((k, lossy)) = not_utf8 {
+        return Err(bad(k, format!("{:?} is not valid UTF-8", shorten(&lossy))));
+    }
     let command = match nonempty("CNI_COMMAND").as_deref() {
         Some("ADD") => Command::Add,
         Some("DEL") => Command::Del,
@@ -77,7 +105,10 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<CniEnv, CniEr
         Some(other) => {
             return Err(bad(
                 "CNI_COMMAND",
-                format!("is {other:?}; expected ADD, DEL, CHECK, VERSION, STATUS or GC"),
+                format!(
+                    "is {:?}; expected ADD, DEL, CHECK, VERSION, STATUS or GC",
+                    shorten(other)
+                ),
             ))
         }
         None => return Err(bad("CNI_COMMAND", "is not set")),
@@ -96,25 +127,38 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<CniEnv, CniEr
     }
     env.container_id =
         nonempty("CNI_CONTAINERID").ok_or_else(|| bad("CNI_CONTAINERID", "is not set"))?;
+    if env.container_id.len() > MAX_CONTAINER_ID {
+        return Err(bad(
+            "CNI_CONTAINERID",
+            format!(
+                "{:?} is too long (at most {MAX_CONTAINER_ID} characters)",
+                shorten(&env.container_id)
+            ),
+        ));
+    }
     if !valid_container_id(&env.container_id) {
         return Err(bad(
             "CNI_CONTAINERID",
             format!(
                 "{:?} is invalid: use letters, digits, '_', '.' and '-', starting with a letter or digit",
-                env.container_id
+                shorten(&env.container_id)
             ),
         ));
     }
     env.ifname = nonempty("CNI_IFNAME").ok_or_else(|| bad("CNI_IFNAME", "is not set"))?;
+    // The kernel's rule (dev_valid_name): "." and ".." are directory
+    // names in /sys/class/net, not interface names.
     if env.ifname.len() > 15
+        || env.ifname == "."
+        || env.ifname == ".."
         || env.ifname.contains(['/', ':'])
         || env.ifname.contains(char::is_whitespace)
     {
         return Err(bad(
             "CNI_IFNAME",
             format!(
-                "{:?} is not a valid interface name (at most 15 characters, no '/', ':' or spaces)",
-                env.ifname
+                "{:?} is not a valid interface name (at most 15 characters, not \".\" or \"..\", no '/', ':' or spaces)",
+                shorten(&env.ifname)
             ),
         ));
     }
@@ -125,7 +169,7 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<CniEnv, CniEr
             "is not set (the pod's network namespace path)",
         ));
     }
-    let args = parse_args(&get("CNI_ARGS").unwrap_or_default())?;
+    let args = parse_args(&nonempty("CNI_ARGS").unwrap_or_default())?;
     let arg = |k: &str| {
         args.iter()
             .find(|(key, _)| key == k)
@@ -151,7 +195,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        from_lookup(|k| m.get(k).cloned())
+        from_lookup(|k| m.get(k).cloned().map(Ok))
     }
 
     #[test]
@@ -209,6 +253,27 @@ mod tests {
             ("CNI_IFNAME", "eth0"),
         ]);
         assert!(bad.unwrap_err().msg.contains("CNI_CONTAINERID"));
+        for ifname in [".", ".."] {
+            let e = env(&[
+                ("CNI_COMMAND", "ADD"),
+                ("CNI_CONTAINERID", "c0ffee"),
+                ("CNI_IFNAME", ifname),
+                ("CNI_NETNS", "/var/run/netns/x"),
+            ]);
+            assert!(e.unwrap_err().msg.contains("CNI_IFNAME"), "{ifname}");
+        }
+        let lossy = from_lookup(|k| match k {
+            "CNI_COMMAND" => Some(Ok("ADD".into())),
+            "CNI_CONTAINERID" => Some(Err("ab\u{fffd}".into())),
+            _ => None,
+        })
+        .unwrap_err();
+        assert_eq!(lossy.code, INVALID_ENV);
+        assert!(
+            lossy.msg.contains("CNI_CONTAINERID") && lossy.msg.contains("not valid UTF-8"),
+            "{}",
+            lossy.msg
+        );
         assert!(env(&[("CNI_COMMAND", "FOO")])
             .unwrap_err()
             .msg

@@ -37,9 +37,14 @@ pub struct Outcome {
     pub success: bool,
 }
 
-/// Runs one invocation: `get` reads the environment, `stdin` is the
-/// network configuration, `ipam_only` selects the `tabby-ipam` plugin.
-pub async fn run(get: impl Fn(&str) -> Option<String>, stdin: &[u8], ipam_only: bool) -> Outcome {
+/// Runs one invocation: `get` reads the environment (`Err` with the lossy
+/// form for a value that is not UTF-8), `stdin` is the network
+/// configuration, `ipam_only` selects the `tabby-ipam` plugin.
+pub async fn run(
+    get: impl Fn(&str) -> Option<Result<String, String>>,
+    stdin: &[u8],
+    ipam_only: bool,
+) -> Outcome {
     let stdin = config::Stdin::decode(stdin);
     // The error result carries the caller's version when it can be read.
     let version = stdin
@@ -61,7 +66,7 @@ pub async fn run(get: impl Fn(&str) -> Option<String>, stdin: &[u8], ipam_only: 
 }
 
 async fn dispatch(
-    get: impl Fn(&str) -> Option<String>,
+    get: impl Fn(&str) -> Option<Result<String, String>>,
     stdin: config::Stdin,
     ipam_only: bool,
     version: &str,
@@ -193,6 +198,7 @@ async fn add(env: &CniEnv, conf: &NetConf) -> Result<serde_json::Value, CniError
             format!("CNI_NETNS {} does not exist", netns.display()),
         ));
     }
+    check_namespace(&netns)?;
     let ch = connect(conf).await?;
     let status = node_status(&ch).await?;
     let mtu = pod_mtu(conf, &status).await;
@@ -269,6 +275,27 @@ async fn add(env: &CniEnv, conf: &NetConf) -> Result<serde_json::Value, CniError
     ))
 }
 
+/// A namespace file (a bind mount of one, or /proc/PID/ns/net) lives on
+/// nsfs, which all namespace files share; a regular file or directory
+/// there is a runtime's mistake, refused before the node is asked for an
+/// address.
+fn check_namespace(netns: &std::path::Path) -> Result<(), CniError> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.dev());
+    match (dev(netns), dev(std::path::Path::new("/proc/self/ns/net"))) {
+        (Ok(a), Ok(b)) if a != b => Err(CniError::new(
+            INVALID_ENV,
+            format!(
+                "CNI_NETNS {} is not a network namespace (expected a path such as /var/run/netns/NAME \
+                 or /proc/PID/ns/net)",
+                netns.display()
+            ),
+        )),
+        // Unreadable either way: setting up the interface reports it.
+        _ => Ok(()),
+    }
+}
+
 async fn release(env: &CniEnv, conf: &NetConf) -> Result<(), CniError> {
     let ch = connect(conf).await?;
     let mut c = IpamClient::new(ch);
@@ -342,6 +369,9 @@ async fn check_assignment(ch: &Channel, env: &CniEnv, ip: Ipv4Addr) -> Result<()
 
 async fn check(env: &CniEnv, conf: &NetConf) -> Result<(), CniError> {
     let ip = prev_ip(conf)?;
+    if let Some(ns) = &env.netns {
+        check_namespace(ns)?;
+    }
     let ch = connect(conf).await?;
     let status = node_status(&ch).await?;
     let spec = PodLinkSpec {

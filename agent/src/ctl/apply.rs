@@ -3,12 +3,14 @@
 //! against what is already stored) before the first write, and if a write
 //! still fails (a concurrent change), the writes already made are undone.
 
+use super::ranges;
 use crate::datastore::{Datastore, Error as StoreError};
 use crate::resources::installation_render;
-use crate::resources::validate::{overlapping_pool, validate};
+use crate::resources::limits::MAX_OBJECT_BYTES;
+use crate::resources::validate::validate;
 use crate::resources::{IpPool, Kind, ParseError, ParsedDocument, Resource};
 use ipnet::IpNet;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +65,22 @@ async fn current(
     }
 }
 
+/// Everything stored of `kind`, by key name: one list per kind instead of
+/// one read per document.
+async fn stored(
+    store: &dyn Datastore,
+    kind: Kind,
+) -> Result<HashMap<String, Resource>, ApplyError> {
+    Ok(store
+        .list(kind, None)
+        .await
+        .map_err(ApplyError::Unavailable)?
+        .items
+        .into_iter()
+        .map(|r| (r.key_name(), r))
+        .collect())
+}
+
 /// Checks each document on its own (fills defaults, derives IPAM names) and
 /// against the others in the same input.
 pub fn validate_documents(source: &str, docs: &mut [ParsedDocument]) -> Vec<ParseError> {
@@ -70,6 +88,20 @@ pub fn validate_documents(source: &str, docs: &mut [ParsedDocument]) -> Vec<Pars
     for d in docs.iter_mut() {
         for p in validate(&mut d.resource) {
             errors.push(doc_error(source, d, p.field.as_deref(), p.message));
+        }
+        // What every backend refuses (see MAX_OBJECT_BYTES), refused here
+        // with the document it came from.
+        let size = d.resource.to_json_bytes().len();
+        if size > MAX_OBJECT_BYTES {
+            errors.push(doc_error(
+                source,
+                d,
+                None,
+                format!(
+                    "is {size} bytes; an object may be at most {MAX_OBJECT_BYTES} bytes \
+                     (1.5 MiB, the limit of etcd and Kubernetes)"
+                ),
+            ));
         }
     }
     let mut seen = HashSet::new();
@@ -99,10 +131,33 @@ pub async fn apply_documents(
         return Err(ApplyError::Invalid(errors));
     }
 
-    let mut existing = Vec::with_capacity(docs.len());
-    for d in &docs {
-        existing.push(current(store, d.resource.kind(), &d.resource.key_name()).await?);
+    // New pools are checked against the stored pools and nodes too.
+    let pool_checks: &[Kind] = if docs.iter().any(|d| d.resource.kind() == Kind::IpPool) {
+        &[Kind::IpPool, Kind::Node]
+    } else {
+        &[]
+    };
+    let mut by_kind: HashMap<Kind, HashMap<String, Resource>> = HashMap::new();
+    for &k in docs
+        .iter()
+        .map(|d| d.resource.kind())
+        .collect::<Vec<_>>()
+        .iter()
+        .chain(pool_checks)
+    {
+        if let std::collections::hash_map::Entry::Vacant(e) = by_kind.entry(k) {
+            e.insert(stored(store, k).await?);
+        }
     }
+    let existing: Vec<Option<Resource>> = docs
+        .iter()
+        .map(|d| {
+            by_kind
+                .get(&d.resource.kind())
+                .and_then(|m| m.get(&d.resource.key_name()))
+                .cloned()
+        })
+        .collect();
     for (d, cur) in docs.iter().zip(&existing) {
         match (mode, cur) {
             (Mode::Create, Some(_)) => errors.push(doc_error(
@@ -145,8 +200,15 @@ pub async fn apply_documents(
             }
         }
     }
-    errors.extend(pool_overlaps(store, source, &docs).await?);
-    errors.extend(pools_over_nodes(store, source, &docs, &existing).await?);
+    let no_pools = HashMap::new();
+    let pools = by_kind.get(&Kind::IpPool).unwrap_or(&no_pools);
+    errors.extend(pool_overlaps(pools, source, &docs));
+    errors.extend(pools_over_nodes(
+        by_kind.get(&Kind::Node).unwrap_or(&no_pools),
+        source,
+        &docs,
+        &existing,
+    ));
     errors.extend(installation_conflicts(store, source, &docs).await?);
     if !errors.is_empty() {
         return Err(ApplyError::Invalid(errors));
@@ -228,11 +290,11 @@ async fn installation_conflicts(
 }
 
 /// Every new pool against every other pool, stored or in this input.
-async fn pool_overlaps(
-    store: &dyn Datastore,
+fn pool_overlaps(
+    stored: &HashMap<String, Resource>,
     source: &str,
     docs: &[ParsedDocument],
-) -> Result<Vec<ParseError>, ApplyError> {
+) -> Vec<ParseError> {
     let new_pools: Vec<(&ParsedDocument, &IpPool)> = docs
         .iter()
         .filter_map(|d| match &d.resource {
@@ -241,55 +303,55 @@ async fn pool_overlaps(
         })
         .collect();
     if new_pools.is_empty() {
-        return Ok(Vec::new());
+        return Vec::new();
     }
-    let stored = store
-        .list(Kind::IpPool, None)
-        .await
-        .map_err(ApplyError::Unavailable)?;
-    let mut all: Vec<IpPool> = stored
-        .items
-        .into_iter()
-        .filter_map(|r| match r {
-            Resource::IpPool(p)
-                if !new_pools
-                    .iter()
-                    .any(|(_, n)| n.metadata.name == p.metadata.name) =>
-            {
-                Some(p)
-            }
-            _ => None,
-        })
-        .collect();
-    all.extend(new_pools.iter().map(|(_, p)| (*p).clone()));
-    Ok(new_pools
+    let replaced: HashSet<&str> = new_pools
         .iter()
-        .filter_map(|(d, p)| {
-            overlapping_pool(p, &all).map(|other| {
-                doc_error(
-                    source,
-                    d,
-                    Some("spec.cidr"),
-                    format!(
-                        "{} overlaps IPPool {:?} ({})",
-                        p.spec.cidr, other.metadata.name, other.spec.cidr
-                    ),
-                )
-            })
+        .map(|(_, p)| p.metadata.name.as_str())
+        .collect();
+    // The new pools first (index = position in new_pools), then the
+    // stored ones they leave in place; each tagged with its own index so
+    // only distinct pools are compared.
+    let mut all: Vec<&IpPool> = new_pools.iter().map(|(_, p)| *p).collect();
+    all.extend(stored.values().filter_map(|r| match r {
+        Resource::IpPool(p) if !replaced.contains(p.metadata.name.as_str()) => Some(p),
+        _ => None,
+    }));
+    let nets: Vec<(usize, IpNet)> = all
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| Some((i, p.spec.cidr.parse().ok()?)))
+        .collect();
+    let found = ranges::overlaps(&nets);
+    nets.iter()
+        .zip(found)
+        .filter(|((i, _), _)| *i < new_pools.len())
+        .filter_map(|((i, _), other)| {
+            let (d, p) = new_pools[*i];
+            let other = all[nets[other?].0];
+            Some(doc_error(
+                source,
+                d,
+                Some("spec.cidr"),
+                format!(
+                    "{} overlaps IPPool {:?} ({})",
+                    p.spec.cidr, other.metadata.name, other.spec.cidr
+                ),
+            ))
         })
-        .collect())
+        .collect()
 }
 
 /// A pool that contains a node's own address: IPAM would hand the node's
 /// address to a pod and its block routes would capture traffic to the node
 /// (seed 002). The one exception is disabling a stored pool — the way out
 /// of a pool created before this check, which must stay possible.
-async fn pools_over_nodes(
-    store: &dyn Datastore,
+fn pools_over_nodes(
+    nodes: &HashMap<String, Resource>,
     source: &str,
     docs: &[ParsedDocument],
     existing: &[Option<Resource>],
-) -> Result<Vec<ParseError>, ApplyError> {
+) -> Vec<ParseError> {
     let pools: Vec<(&ParsedDocument, &IpPool, IpNet)> = docs
         .iter()
         .zip(existing)
@@ -301,20 +363,19 @@ async fn pools_over_nodes(
         })
         .collect();
     if pools.is_empty() {
-        return Ok(Vec::new());
+        return Vec::new();
     }
-    let nodes: Vec<(String, String, IpAddr)> = store
-        .list(Kind::Node, None)
-        .await
-        .map_err(ApplyError::Unavailable)?
-        .items
+    let mut names: Vec<&String> = nodes.keys().collect();
+    // Reported in name order, as the list returns them.
+    names.sort();
+    let addrs: Vec<(String, String, IpAddr)> = names
         .into_iter()
-        .filter_map(|r| match r {
+        .filter_map(|k| match &nodes[k] {
             Resource::Node(n) => Some(n),
             _ => None,
         })
         .flat_map(|n| {
-            let bgp = n.spec.bgp.unwrap_or_default();
+            let bgp = n.spec.bgp.clone().unwrap_or_default();
             [
                 ("ipv4Address", bgp.ipv4_address),
                 ("ipv6Address", bgp.ipv6_address),
@@ -328,16 +389,20 @@ async fn pools_over_nodes(
             .collect::<Vec<_>>()
         })
         .collect();
+    let ips: Vec<IpAddr> = addrs.iter().map(|(_, _, ip)| *ip).collect();
+    let nets: Vec<IpNet> = pools.iter().map(|(_, _, n)| *n).collect();
     let mut errors = Vec::new();
-    for (d, p, net) in pools {
-        let inside: Vec<String> = nodes
-            .iter()
-            .filter(|(_, _, ip)| net.contains(ip))
-            .map(|(name, field, ip)| format!("Node {name:?}'s address {ip} ({field})"))
-            .collect();
-        if inside.is_empty() {
+    for ((d, p, _), hits) in pools.iter().zip(ranges::contained(&nets, &ips)) {
+        if hits.is_empty() {
             continue;
         }
+        let inside: Vec<String> = hits
+            .iter()
+            .map(|&h| {
+                let (name, field, ip) = &addrs[h];
+                format!("Node {name:?}'s address {ip} ({field})")
+            })
+            .collect();
         errors.push(doc_error(
             source,
             d,
@@ -349,7 +414,7 @@ async fn pools_over_nodes(
             ),
         ));
     }
-    Ok(errors)
+    errors
 }
 
 /// Reverts this call's writes, newest first. Best effort: a revert that

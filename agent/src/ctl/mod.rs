@@ -6,4 +6,5 @@
 
 pub mod apply;
 pub mod client;
+mod ranges;
 pub mod table;

@@ -117,7 +117,7 @@ impl Datastore for EtcdStore {
         let key = etcd_keys::key(kind, &name);
         let txn = Txn::new()
             .when([Compare::version(key.clone(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(key, etcd_keys::encode(&resource), None)]);
+            .and_then([TxnOp::put(key, etcd_keys::encode(&resource)?, None)]);
         let resp = self.client().txn(txn).await.map_err(unavailable)?;
         if !resp.succeeded() {
             return Err(Error::AlreadyExists { kind, name });
@@ -136,7 +136,7 @@ impl Datastore for EtcdStore {
                 CompareOp::Equal,
                 expected as i64,
             )])
-            .and_then([TxnOp::put(key.clone(), etcd_keys::encode(&resource), None)])
+            .and_then([TxnOp::put(key.clone(), etcd_keys::encode(&resource)?, None)])
             .or_else([TxnOp::get(key, None)]);
         let resp = self.client().txn(txn).await.map_err(unavailable)?;
         if !resp.succeeded() {
@@ -212,7 +212,7 @@ impl Datastore for EtcdStore {
                     let mut r = r.clone();
                     prepare_create(&mut r);
                     compares.push(Compare::version(key.clone(), CompareOp::Equal, 0));
-                    ops.push(TxnOp::put(key.clone(), etcd_keys::encode(&r), None));
+                    ops.push(TxnOp::put(key.clone(), etcd_keys::encode(&r)?, None));
                 }
                 TxnWrite::Update(r) => {
                     let expected = required_revision(r)?;
@@ -221,7 +221,7 @@ impl Datastore for EtcdStore {
                         CompareOp::Equal,
                         expected as i64,
                     ));
-                    ops.push(TxnOp::put(key.clone(), etcd_keys::encode(r), None));
+                    ops.push(TxnOp::put(key.clone(), etcd_keys::encode(r)?, None));
                 }
                 TxnWrite::Delete { revision, .. } => {
                     compares.push(Compare::mod_revision(

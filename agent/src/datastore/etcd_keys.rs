@@ -104,7 +104,7 @@ struct ConfigValue {
 }
 
 /// The bytes Calico keeps at the key.
-pub(crate) fn encode(r: &Resource) -> Vec<u8> {
+pub(crate) fn encode(r: &Resource) -> Result<Vec<u8>, super::Error> {
     let v = match r {
         Resource::IpamBlock(o) => serde_json::to_vec(&o.spec),
         Resource::BlockAffinity(o) => serde_json::to_vec(&AffinityValue {
@@ -119,7 +119,7 @@ pub(crate) fn encode(r: &Resource) -> Vec<u8> {
         }),
         _ => return super::stored_bytes(r),
     };
-    v.unwrap_or_default()
+    super::within_limit(r, v.unwrap_or_default())
 }
 
 /// Rebuilds the resource from Calico's stored form.
@@ -217,7 +217,7 @@ mod tests {
             deleted: false,
         };
         let r = Resource::BlockAffinity(Object::new("BlockAffinity", "n1/10.0.0.0-26", spec));
-        let bytes = encode(&r);
+        let bytes = encode(&r).unwrap();
         assert_eq!(
             std::str::from_utf8(&bytes).unwrap(),
             r#"{"state":"confirmed","deleted":false}"#

@@ -78,6 +78,7 @@ impl Datastore for MemoryStore {
 
     async fn create(&self, mut resource: Resource) -> Result<Resource, Error> {
         prepare_create(&mut resource);
+        check_size(&resource)?;
         let key = (resource.kind(), resource.key_name());
         let mut g = self.lock();
         if g.items.contains_key(&key) {
@@ -93,6 +94,7 @@ impl Datastore for MemoryStore {
 
     async fn update(&self, resource: Resource) -> Result<Resource, Error> {
         let expected = required_revision(&resource)?;
+        check_size(&resource)?;
         let key = (resource.kind(), resource.key_name());
         let mut g = self.lock();
         let current = match g.items.get(&key) {
@@ -144,6 +146,7 @@ impl Datastore for MemoryStore {
     }
 
     async fn transact(&self, writes: Vec<TxnWrite>) -> Result<Vec<Revision>, Error> {
+        check_sizes(&writes)?;
         let mut g = self.lock();
         for w in &writes {
             let cur = g.items.get(&w.target()).and_then(Resource::revision);

@@ -55,6 +55,18 @@ pub enum Error {
     },
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// Over [`crate::resources::limits::MAX_OBJECT_BYTES`]: refused by
+    /// every backend, as etcd and Kubernetes refuse it.
+    #[error(
+        "{kind} {:?} is {size} bytes; an object may be at most {limit} bytes (1.5 MiB, the limit of etcd and Kubernetes); nothing was written",
+        crate::resources::limits::shorten(name)
+    )]
+    TooLarge {
+        kind: Kind,
+        name: String,
+        size: usize,
+        limit: usize,
+    },
     #[error("stored {kind} {name:?} could not be read: {reason}")]
     Corrupt {
         kind: Kind,
@@ -259,11 +271,41 @@ pub(crate) fn required_revision(r: &Resource) -> Result<Revision, Error> {
     })
 }
 
-/// The payload as stored: v3 JSON without the revision.
-pub(crate) fn stored_bytes(r: &Resource) -> Vec<u8> {
+/// The payload as stored: v3 JSON without the revision, if within the
+/// object size limit.
+pub(crate) fn stored_bytes(r: &Resource) -> Result<Vec<u8>, Error> {
     let mut c = r.clone();
     c.metadata_mut().resource_version = None;
-    c.to_json_bytes()
+    within_limit(r, c.to_json_bytes())
+}
+
+/// `bytes` (the stored form of `r`) if they fit the object size limit,
+/// else `TooLarge` naming the object.
+pub(crate) fn within_limit(r: &Resource, bytes: Vec<u8>) -> Result<Vec<u8>, Error> {
+    let limit = crate::resources::limits::MAX_OBJECT_BYTES;
+    if bytes.len() > limit {
+        return Err(Error::TooLarge {
+            kind: r.kind(),
+            name: r.key_name(),
+            size: bytes.len(),
+            limit,
+        });
+    }
+    Ok(bytes)
+}
+
+/// The size check of [`stored_bytes`] for backends that store the
+/// resource in another form (memory, Kubernetes).
+pub(crate) fn check_size(r: &Resource) -> Result<(), Error> {
+    stored_bytes(r).map(|_| ())
+}
+
+/// [`check_size`] for every write of a transaction, before any is made.
+pub(crate) fn check_sizes(writes: &[TxnWrite]) -> Result<(), Error> {
+    writes.iter().try_for_each(|w| match w {
+        TxnWrite::Create(r) | TxnWrite::Update(r) => check_size(r),
+        TxnWrite::Delete { .. } => Ok(()),
+    })
 }
 
 pub(crate) fn decode(

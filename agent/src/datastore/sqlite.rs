@@ -331,7 +331,7 @@ impl Datastore for SqliteStore {
     async fn create(&self, mut resource: Resource) -> Result<Resource, Error> {
         prepare_create(&mut resource);
         let (kind, name) = (resource.kind(), resource.key_name());
-        let value = stored_bytes(&resource);
+        let value = stored_bytes(&resource)?;
         let n = name.clone();
         self.write(kind, name, move |cur| match cur {
             Some(_) => Err(Error::AlreadyExists { kind, name: n }),
@@ -346,7 +346,7 @@ impl Datastore for SqliteStore {
     async fn update(&self, resource: Resource) -> Result<Resource, Error> {
         let expected = required_revision(&resource)?;
         let (kind, name) = (resource.kind(), resource.key_name());
-        let value = stored_bytes(&resource);
+        let value = stored_bytes(&resource)?;
         let n = name.clone();
         self.write(kind, name, move |cur| match cur {
             None => Err(Error::NotFound { kind, name: n }),
@@ -401,12 +401,12 @@ impl Datastore for SqliteStore {
                     TxnWrite::Create(mut r) => {
                         prepare_create(&mut r);
                         WriteOp::Put {
-                            value: stored_bytes(&r),
+                            value: stored_bytes(&r)?,
                             created: true,
                         }
                     }
                     TxnWrite::Update(r) => WriteOp::Put {
-                        value: stored_bytes(&r),
+                        value: stored_bytes(&r)?,
                         created: false,
                     },
                     TxnWrite::Delete { .. } => WriteOp::Delete {

@@ -11,6 +11,7 @@ mod installation_validate;
 pub mod ipam;
 pub mod ippool;
 pub mod kind;
+pub mod limits;
 pub mod meta;
 pub mod node;
 mod parse;

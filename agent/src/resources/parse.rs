@@ -2,6 +2,7 @@
 //! the source, the document, the resource and the field.
 
 use super::installation::API_OPERATOR_V1;
+use super::limits::{shorten, too_deep, MAX_INPUT_BYTES, MAX_NESTING, MAX_RESOURCES};
 use super::{Kind, Object, Resource, API_CRD_V1, API_V3};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -27,9 +28,13 @@ pub struct ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Document 0: the input as a whole (too large, too many resources).
+        if self.document == 0 {
+            return write!(f, "{}: {}", self.source, self.message);
+        }
         write!(f, "{}: document {}", self.source, self.document)?;
         match (&self.kind, &self.name) {
-            (Some(k), Some(n)) if !n.is_empty() => write!(f, " ({k} {n:?})")?,
+            (Some(k), Some(n)) if !n.is_empty() => write!(f, " ({k} {:?})", shorten(n))?,
             (Some(k), _) => write!(f, " ({k})")?,
             _ => {}
         }
@@ -73,8 +78,36 @@ pub fn parse_documents(source: &str, text: &str) -> Result<Vec<ParsedDocument>, 
 pub fn parse_documents_lenient(source: &str, text: &str) -> (Vec<ParsedDocument>, Vec<ParseError>) {
     let mut out = Vec::new();
     let mut errors = Vec::new();
-    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+    let whole = |document: usize, message: String| ParseError {
+        source: source.to_string(),
+        document,
+        kind: None,
+        name: None,
+        field: None,
+        message,
+    };
+    if text.len() > MAX_INPUT_BYTES {
+        errors.push(whole(
+            0,
+            // The reader stops one byte past the limit, so the size itself
+            // is not known here.
+            format!(
+                "larger than the limit of one input ({MAX_INPUT_BYTES} bytes, 64 MiB); split it into several files"
+            ),
+        ));
+        return (out, errors);
+    }
+    // Checked before serde_yaml reads the documents: its scanner takes
+    // time quadratic in the depth.
+    // serde_yaml only sees the documents before a too deep one.
+    let deep = too_deep(text);
+    let readable = deep.map_or(text, |d| text.get(..d.start).unwrap_or(""));
+    for (i, doc) in serde_yaml::Deserializer::from_str(readable).enumerate() {
         let document = i + 1;
+        if out.len() + errors.len() >= MAX_RESOURCES {
+            errors.push(whole(0, too_many()));
+            break;
+        }
         let value = match serde_yaml::Value::deserialize(doc) {
             Ok(v) => v,
             Err(e) => {
@@ -110,8 +143,12 @@ pub fn parse_documents_lenient(source: &str, text: &str) -> (Vec<ParsedDocument>
         // calicoctl's `get -o yaml` of many resources writes a `<Kind>List`;
         // reading it back must work for get/apply to round-trip.
         if let Some(list_kind) = kind.as_deref().filter(|k| k.ends_with("List")) {
-            let items = value.get("items").and_then(|i| i.as_sequence());
-            let Some(items) = items else {
+            let list_kind = list_kind.to_string();
+            let items = match value {
+                serde_yaml::Value::Mapping(mut m) => m.remove("items"),
+                _ => None,
+            };
+            let Some(serde_yaml::Value::Sequence(items)) = items else {
                 errors.push(err(
                     FieldProblem {
                         field: Some("items".into()),
@@ -122,14 +159,20 @@ pub fn parse_documents_lenient(source: &str, text: &str) -> (Vec<ParsedDocument>
                 ));
                 continue;
             };
-            for (j, item) in items.iter().enumerate() {
-                let ik = str_field(item, "kind");
+            if out.len() + items.len() > MAX_RESOURCES {
+                errors.push(whole(0, too_many()));
+                break;
+            }
+            // Each item is moved out of the list, not copied: the parsed
+            // tree is the largest thing an apply holds.
+            for (j, item) in items.into_iter().enumerate() {
+                let ik = str_field(&item, "kind");
                 let iname = item
                     .get("metadata")
                     .and_then(|m| m.get("name"))
                     .and_then(|n| n.as_str())
                     .map(str::to_string);
-                match resource_from_value(item.clone()) {
+                match resource_from_value(item) {
                     Ok(r) => out.push(ParsedDocument {
                         document,
                         resource: r,
@@ -153,7 +196,23 @@ pub fn parse_documents_lenient(source: &str, text: &str) -> (Vec<ParsedDocument>
             Err(p) => errors.push(err(p, kind, name)),
         }
     }
+    if let Some(d) = deep {
+        errors.push(whole(
+            d.document,
+            format!(
+                "nested deeper than {MAX_NESTING} levels (at line {}); no resource is",
+                d.line
+            ),
+        ));
+    }
     (out, errors)
+}
+
+fn too_many() -> String {
+    format!(
+        "more than {MAX_RESOURCES} resources in one input; split it into several files \
+         (each is applied all-or-nothing on its own)"
+    )
 }
 
 fn str_field(v: &serde_yaml::Value, key: &str) -> Option<String> {

@@ -7,8 +7,8 @@ use super::ipam::{affinity_name, block_name};
 use super::node::NodeSpec;
 use super::parse::FieldProblem;
 use super::reservation::parse_reserved;
-use super::validate_pool::{check_name, check_pool, cidr_msg, overlaps, problem};
-use super::{IpPool, Resource};
+use super::validate_pool::{check_name, check_pool, cidr_msg, problem};
+use super::Resource;
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -110,19 +110,6 @@ pub(crate) fn validate(r: &mut Resource) -> Vec<FieldProblem> {
         }
     }
     p
-}
-
-/// The first existing pool (other than one of the same name) that `pool`
-/// overlaps.
-pub(crate) fn overlapping_pool<'a>(pool: &IpPool, existing: &'a [IpPool]) -> Option<&'a IpPool> {
-    let net: IpNet = pool.spec.cidr.parse().ok()?;
-    existing.iter().find(|e| {
-        e.metadata.name != pool.metadata.name
-            && e.spec
-                .cidr
-                .parse::<IpNet>()
-                .is_ok_and(|other| overlaps(&net, &other))
-    })
 }
 
 /// Calico's peerIP: an address, optionally with a port (`1.2.3.4:180`,

@@ -18,8 +18,16 @@ pub(crate) fn check_name(name: &str, p: &mut Vec<FieldProblem>) {
     let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     if name.is_empty() {
         p.push(problem("metadata.name", "required"));
-    } else if name.len() > 253
-        || !name.chars().all(ok_char)
+    } else if name.len() > 253 {
+        // Not echoed: the error line names the resource already.
+        p.push(problem(
+            "metadata.name",
+            format!(
+                "is {} bytes long; a name is at most 253 characters",
+                name.len()
+            ),
+        ));
+    } else if !name.chars().all(ok_char)
         || !alnum(name.chars().next())
         || !alnum(name.chars().last())
     {

@@ -136,7 +136,14 @@ fn main() -> ExitCode {
                 }
             };
             rt.block_on(tabby_agent::cni::run(
-                |k| std::env::var(k).ok(),
+                // var_os: a value that is not UTF-8 is reported as such,
+                // not as unset.
+                |k| {
+                    std::env::var_os(k).map(|v| {
+                        v.into_string()
+                            .map_err(|v| v.to_string_lossy().into_owned())
+                    })
+                },
                 &stdin,
                 ipam_only(),
             ))

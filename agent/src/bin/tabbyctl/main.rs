@@ -119,14 +119,20 @@ enum Output {
 }
 
 fn read_input(file: &str) -> Result<(String, String)> {
+    // One byte over the limit is enough for the parser to refuse the input
+    // with its message; reading the rest would only cost memory.
+    let cap = tabby_agent::resources::limits::MAX_INPUT_BYTES as u64 + 1;
+    let mut s = String::new();
     if file == "-" {
-        let mut s = String::new();
         std::io::stdin()
+            .take(cap)
             .read_to_string(&mut s)
             .context("reading standard input")?;
         return Ok(("<stdin>".into(), s));
     }
-    let s = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+    std::fs::File::open(file)
+        .and_then(|f| f.take(cap).read_to_string(&mut s))
+        .with_context(|| format!("reading {file}"))?;
     Ok((file.to_string(), s))
 }
 

@@ -6,7 +6,7 @@
 
 use super::error::{map, revision, Target};
 use super::{crs, names, node, pod, KubeStore};
-use crate::datastore::{required_revision, Error, ListResult, Revision};
+use crate::datastore::{check_size, required_revision, Error, ListResult, Revision};
 use crate::resources::workload::parse_workload_endpoint_name;
 use crate::resources::{Kind, Resource};
 use kube::api::{
@@ -138,6 +138,9 @@ async fn conflict(s: &KubeStore, kind: Kind, name: &str, expected: Revision) -> 
 }
 
 pub(super) async fn create(s: &KubeStore, mut r: Resource) -> Result<Resource, Error> {
+    // The API server's own limit, checked here so every backend refuses
+    // the same objects with the same error.
+    check_size(&r)?;
     let (kind, name) = (r.kind(), r.key_name());
     let t = || Target { kind, name: &name };
     match kind {
@@ -205,6 +208,7 @@ async fn patch_pod(
 
 pub(super) async fn update(s: &KubeStore, r: Resource) -> Result<Resource, Error> {
     let expected = required_revision(&r)?;
+    check_size(&r)?;
     let (kind, name) = (r.kind(), r.key_name());
     let t = || Target { kind, name: &name };
     let res = match &r {

@@ -13,7 +13,7 @@
 //! [`Datastore::transact`]: crate::datastore::Datastore::transact
 
 use super::{ops, KubeStore};
-use crate::datastore::{Error, Revision, TxnWrite};
+use crate::datastore::{check_sizes, Error, Revision, TxnWrite};
 use crate::resources::Resource;
 
 /// What to do to undo one applied write.
@@ -28,6 +28,7 @@ enum Undo {
 
 pub(super) async fn transact(s: &KubeStore, writes: Vec<TxnWrite>) -> Result<Vec<Revision>, Error> {
     // Every precondition, before anything is written.
+    check_sizes(&writes)?;
     let mut before = Vec::with_capacity(writes.len());
     for w in &writes {
         let (kind, name) = w.target();

@@ -214,10 +214,16 @@ impl Observer {
             }
             None => Vec::new(),
         };
+        let refused = p
+            .speaker
+            .read()
+            .ok()
+            .and_then(|s| s.as_ref().map(Speaker::refused_connections))
+            .unwrap_or(0);
         let snap = read_snapshot(&p.snapshot);
         let ipam = ipam_use(&p.cache, &p.node_name);
         let dataplane = p.dataplane.status();
-        lock(&self.0.metrics).render(&peers, &snap, &dataplane, ipam)
+        lock(&self.0.metrics).render(&peers, refused, &snap, &dataplane, ipam)
     }
 }
 

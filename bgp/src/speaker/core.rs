@@ -328,6 +328,44 @@ impl Core {
         }
     }
 
+    /// Puts a rise of the kernel's TCP-MD5 drop counters down to the down
+    /// peers it can concern (see `md5watch.rs`), logs it once a window per
+    /// peer and marks their status.
+    pub(crate) fn check_md5(&mut self) {
+        let Some((keyed, unkeyed)) = self.md5.rise() else {
+            return;
+        };
+        let wall = SystemTime::now();
+        let mut blamed: Vec<(IpAddr, u64, &'static str)> = Vec::new();
+        for (addr, p) in self.peers.iter_mut() {
+            if p.state == State::Established {
+                continue;
+            }
+            let (n, why) = if p.config.password.is_some() {
+                (keyed, "wrong or missing signature from the peer")
+            } else {
+                (unkeyed, "the peer signs, but no password is set here")
+            };
+            if n == 0 {
+                continue;
+            }
+            p.md5_mismatches += n;
+            p.md5_mismatch_since.get_or_insert(wall);
+            blamed.push((*addr, n, why));
+        }
+        for (peer, dropped, why) in blamed {
+            if let Some(suppressed) = self.limited(peer, "md5") {
+                tracing::warn!(
+                    %peer,
+                    dropped,
+                    suppressed,
+                    "TCP-MD5 signature mismatch ({why}): the kernel drops the session's segments; check the BGP password on both sides"
+                );
+            }
+            self.peer_changed(peer);
+        }
+    }
+
     fn statuses(&self) -> Vec<PeerStatus> {
         let mut out: Vec<PeerStatus> = self.peers.values().map(|p| self.status(p)).collect();
         out.sort_by_key(|s| s.config.address);

@@ -194,6 +194,7 @@ impl Observer {
         });
         let inputs = ReadyInputs {
             unsynced_kinds,
+            datastore_stalled: p.cache.stall().map(|s| s.to_string()),
             dataplane_passes: p.dataplane.status().passes,
             peers,
             started: self.0.started,

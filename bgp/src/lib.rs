@@ -9,6 +9,7 @@
 //! the agent's (`tabby_agent::grpc::bgp`, `tabby_agent::bgpd`).
 
 pub mod fsm;
+pub mod log_limit;
 pub mod peer_config;
 pub mod policy;
 pub mod rib;

@@ -23,15 +23,18 @@
 //! the node loop keeps using the last data through an outage, because the
 //! dataplane should keep its state meanwhile.
 
+mod health;
 mod reflector;
 
+pub use health::Stall;
 pub use reflector::Reflectors;
 
 use crate::datastore::{Datastore, Revision};
 use crate::resources::{Kind, Resource};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime};
+use tabby_bgp::log_limit::LogLimiter;
 use tokio::sync::watch;
 
 #[derive(Default)]
@@ -105,6 +108,15 @@ pub struct KindStatus {
 pub struct ClusterCache {
     kinds: BTreeMap<Kind, RwLock<KindStore>>,
     changed: watch::Sender<u64>,
+    /// Set while the datastore as a whole does not answer (`health.rs`):
+    /// then no kind is ready, whatever its reflector believes, because a
+    /// watch on a hung store looks exactly like a quiet one.
+    stall: RwLock<Option<Stall>>,
+    /// The reflectors' warnings, folded across kinds and retries: with
+    /// the datastore down, each kind fails the same way every retry.
+    warnings: Mutex<LogLimiter<String>>,
+    /// Wakes reflectors sleeping out a backoff once the datastore is back.
+    recovered: tokio::sync::Notify,
 }
 
 impl ClusterCache {
@@ -113,6 +125,9 @@ impl ClusterCache {
         Arc::new(ClusterCache {
             kinds: kinds.iter().map(|k| (*k, RwLock::default())).collect(),
             changed: watch::channel(0).0,
+            stall: RwLock::default(),
+            warnings: Mutex::new(LogLimiter::new(health::WARN_WINDOW)),
+            recovered: tokio::sync::Notify::new(),
         })
     }
 
@@ -144,25 +159,46 @@ impl ClusterCache {
         self.changed.send_modify(|g| *g += 1);
     }
 
-    /// Whether every one of `kinds` is followed, listed and watched.
+    /// Whether every one of `kinds` is followed, listed and watched, and
+    /// the datastore answers.
     pub fn ready(&self, kinds: &[Kind]) -> bool {
-        kinds.iter().all(|k| self.read(*k).is_some_and(|s| s.ready))
+        self.stall().is_none() && kinds.iter().all(|k| self.read(*k).is_some_and(|s| s.ready))
     }
 
-    /// Every followed kind's readiness, revision and last error.
+    /// Every followed kind's readiness, revision and last error; while the
+    /// datastore is stalled every kind is not ready, with the stall as its
+    /// error.
     pub fn status(&self) -> Vec<KindStatus> {
+        let stall = self.stall();
         self.kinds()
             .filter_map(|kind| {
                 let s = self.read(kind)?;
                 Some(KindStatus {
                     kind,
-                    ready: s.ready,
-                    ready_since: s.ready_since,
+                    ready: s.ready && stall.is_none(),
+                    ready_since: s.ready_since.filter(|_| stall.is_none()),
                     revision: s.revision,
-                    error: s.error.clone(),
+                    error: match &stall {
+                        Some(st) => Some(st.to_string()),
+                        None => s.error.clone(),
+                    },
                 })
             })
             .collect()
+    }
+
+    /// Since when and why the datastore has not answered (None: it does).
+    pub fn stall(&self) -> Option<Stall> {
+        self.stall.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The highest revision applied over every kind: where the watches
+    /// stand, and so where they resume after an outage.
+    pub fn revision(&self) -> Revision {
+        self.kinds()
+            .filter_map(|k| self.read(k).map(|s| s.revision))
+            .max()
+            .unwrap_or(0)
     }
 
     /// Records why `kind` could not be listed or watched (kept until it

@@ -5,6 +5,7 @@
 //! with its own list-then-watch (Kubernetes: kube-runtime's watcher) is
 //! followed as it is instead.
 
+use super::health::{self, backoff, jitter};
 use super::ClusterCache;
 use crate::datastore::{Datastore, Error as DsError, EventType, Follow, FollowStream, Revision};
 use crate::resources::Kind;
@@ -13,10 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
 
-/// Retries after a datastore error back off from this…
-const RETRY_MIN: Duration = Duration::from_millis(200);
-/// …to this.
-const RETRY_MAX: Duration = Duration::from_secs(5);
+/// A watch that ended without an error (the server closed it) is resumed
+/// after this; errors back off as `health::backoff` says.
+const RESUME_AFTER: Duration = Duration::from_millis(200);
 
 /// The running reflectors; dropping this stops them.
 pub struct Reflectors {
@@ -34,13 +34,15 @@ impl Drop for Reflectors {
 impl Reflectors {
     pub(super) fn spawn(ds: Arc<dyn Datastore>, cache: Arc<ClusterCache>) -> Self {
         let kinds: Vec<Kind> = cache.kinds().collect();
-        let tasks = kinds
+        let mut tasks: Vec<_> = kinds
             .into_iter()
             .map(|kind| {
                 let span = tracing::info_span!("reflector", kind = kind.as_str());
                 tokio::spawn(run(ds.clone(), cache.clone(), kind).instrument(span))
             })
             .collect();
+        let span = tracing::info_span!("datastore_health", backend = ds.backend());
+        tasks.push(tokio::spawn(health::monitor(ds, cache).instrument(span)));
         Reflectors { tasks }
     }
 }
@@ -50,7 +52,7 @@ async fn run(ds: Arc<dyn Datastore>, cache: Arc<ClusterCache>, kind: Kind) {
         return run_follow(stream, &cache, kind).await;
     }
     let mut from: Option<Revision> = None;
-    let mut backoff = RETRY_MIN;
+    let mut attempt = 0u32;
     loop {
         let rev = match from {
             Some(r) => r,
@@ -60,20 +62,27 @@ async fn run(ds: Arc<dyn Datastore>, cache: Arc<ClusterCache>, kind: Kind) {
                     l.revision
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "listing failed; retrying");
+                    let wait = backoff(attempt, jitter());
+                    if let Some(suppressed) = cache.warn_now(format!("list: {e}")) {
+                        tracing::warn!(error = %e, suppressed, retry_secs = wait.as_secs(), "listing failed; retrying");
+                    } else {
+                        tracing::debug!(error = %e, "listing failed; retrying");
+                    }
                     cache.set_error(kind, format!("listing {}: {e}", kind.plural()));
-                    backoff = sleep_more(backoff).await;
+                    cache.retry_after(wait).await;
+                    attempt = attempt.saturating_add(1);
                     continue;
                 }
             },
         };
-        match follow(&*ds, &cache, kind, rev).await {
+        let mut watched = false;
+        match follow(&*ds, &cache, kind, rev, &mut watched).await {
             // The stream ended or broke: resume from what was seen.
             Ok(seen) => {
                 cache.set_ready(kind, false);
                 from = Some(seen);
-                backoff = RETRY_MIN;
-                tokio::time::sleep(RETRY_MIN).await;
+                attempt = 0;
+                tokio::time::sleep(RESUME_AFTER).await;
             }
             Err((DsError::Compacted { .. }, _)) => {
                 tracing::info!(revision = rev, "watch history compacted: listing again");
@@ -81,26 +90,39 @@ async fn run(ds: Arc<dyn Datastore>, cache: Arc<ClusterCache>, kind: Kind) {
                 from = None;
             }
             Err((e, seen)) => {
-                tracing::warn!(error = %e, revision = seen, "watch failed; resuming");
+                // A watch that was up is a first failure again.
+                if watched {
+                    attempt = 0;
+                }
+                let wait = backoff(attempt, jitter());
+                if let Some(suppressed) = cache.warn_now(format!("watch: {e}")) {
+                    tracing::warn!(error = %e, revision = seen, suppressed, retry_secs = wait.as_secs(), "watch failed; resuming");
+                } else {
+                    tracing::debug!(error = %e, revision = seen, "watch failed; resuming");
+                }
                 cache.set_ready(kind, false);
                 cache.set_error(kind, format!("watching {}: {e}", kind.plural()));
                 from = Some(seen);
-                backoff = sleep_more(backoff).await;
+                cache.retry_after(wait).await;
+                attempt = attempt.saturating_add(1);
             }
         }
     }
 }
 
 /// Follows the watch from `rev` until it ends; returns the last revision
-/// seen, with the error when it broke.
+/// seen, with the error when it broke. `watched`: the watch was set up.
 async fn follow(
     ds: &dyn Datastore,
     cache: &ClusterCache,
     kind: Kind,
     rev: Revision,
+    watched: &mut bool,
 ) -> Result<Revision, (DsError, Revision)> {
     let mut seen = rev;
     let mut events = ds.watch(&[kind], rev).await.map_err(|e| (e, seen))?;
+    *watched = true;
+    tracing::debug!(revision = rev, "watching");
     cache.set_ready(kind, true);
     while let Some(ev) = events.next().await {
         let ev = ev.map_err(|e| (e, seen))?;
@@ -132,9 +154,4 @@ async fn run_follow(mut stream: FollowStream, cache: &ClusterCache, kind: Kind) 
             }
         }
     }
-}
-
-async fn sleep_more(d: Duration) -> Duration {
-    tokio::time::sleep(d).await;
-    (d * 2).min(RETRY_MAX)
 }

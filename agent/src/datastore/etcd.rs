@@ -15,8 +15,31 @@ pub struct EtcdStore {
     client: Client,
 }
 
+/// etcd's error, short: the gRPC message and the innermost cause
+/// ("tcp connect error: Connection refused (os error 111)"), not the
+/// Debug dump of every layer, which made each retry's WARN 400 characters.
 fn unavailable(e: etcd_client::Error) -> Error {
-    Error::Unavailable(format!("etcd: {e}"))
+    let etcd_client::Error::GRpcStatus(status) = &e else {
+        return Error::Unavailable(format!("etcd: {e}"));
+    };
+    let mut text = status.message().to_string();
+    let mut cause = std::error::Error::source(status);
+    let mut innermost = None;
+    while let Some(c) = cause {
+        innermost = Some(c.to_string());
+        cause = c.source();
+    }
+    if let Some(c) = innermost.filter(|c| !text.contains(c.as_str())) {
+        text = if text.is_empty() {
+            c
+        } else {
+            format!("{text}: {c}")
+        };
+    }
+    if text.is_empty() {
+        text = status.code().to_string();
+    }
+    Error::Unavailable(format!("etcd: {text}"))
 }
 
 fn from_kv(kind: Kind, name: &str, kv: &KeyValue) -> Result<Resource, Error> {
@@ -49,9 +72,16 @@ fn current_from(resp: &etcd_client::TxnResponse) -> Option<KeyValue> {
 
 impl EtcdStore {
     pub async fn connect(endpoints: &[String]) -> Result<EtcdStore, Error> {
+        // HTTP/2 keep-alive: a watch over a connection whose far end hung
+        // or vanished (SIGSTOP, a partition) would otherwise wait for TCP's
+        // own timeouts, hours; this breaks it so the reflector resumes it.
+        // 10 s stays above etcd's default --grpc-keepalive-min-time (5 s),
+        // below which etcd answers pings with GOAWAY.
         let opts = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(5))
-            .with_timeout(Duration::from_secs(15));
+            .with_timeout(Duration::from_secs(15))
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
+            .with_keep_alive_while_idle(true);
         let client = Client::connect(endpoints, Some(opts))
             .await
             .map_err(|e| Error::Unavailable(format!("etcd at {}: {e}", endpoints.join(","))))?;
@@ -71,6 +101,20 @@ impl EtcdStore {
 impl Datastore for EtcdStore {
     fn backend(&self) -> &'static str {
         "etcdv3"
+    }
+
+    async fn ping(&self) -> Result<(), Error> {
+        // One key name under Calico's root, no values: as cheap as a read
+        // gets, and served only by a member that is up.
+        let opts = GetOptions::new()
+            .with_prefix()
+            .with_keys_only()
+            .with_limit(1);
+        self.client()
+            .get(etcd_keys::ROOT, Some(opts))
+            .await
+            .map(drop)
+            .map_err(unavailable)
     }
 
     async fn get(&self, kind: Kind, name: &str) -> Result<Resource, Error> {

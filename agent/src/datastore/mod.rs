@@ -16,6 +16,7 @@ mod etcd_keys;
 pub mod kdd;
 pub mod memory;
 pub mod sqlite;
+mod sqlite_ping;
 mod stream;
 
 pub use config::{connect, DatastoreConfig, DEFAULT_ETCD_ENDPOINTS, DEFAULT_SQLITE_PATH};
@@ -214,6 +215,15 @@ pub trait Datastore: Send + Sync {
     /// 410 Gone). None: the cluster cache drives list and watch itself.
     fn follow(&self, _kind: Kind) -> Option<FollowStream> {
         None
+    }
+
+    /// A cheap request that answers only if the store can serve: the
+    /// cluster cache's health check, since a watch of a quiet cluster
+    /// delivers nothing and so cannot tell a hung store from an idle one.
+    /// The caller bounds it with its own timeout. Backends with their own
+    /// liveness (Kubernetes: kube-runtime's watcher) keep the default.
+    async fn ping(&self) -> Result<(), Error> {
+        Ok(())
     }
 
     /// Tells the orchestrator whether pod networking on `node` is up (in

@@ -21,13 +21,16 @@ const WATCH_POLL: Duration = Duration::from_millis(100);
 pub struct SqliteStore {
     path: PathBuf,
     conn: Arc<Mutex<Connection>>,
+    /// The ping's own connection (opened on first use): it must not queue
+    /// behind this handle's writes, which is what it measures.
+    ping: Arc<Mutex<Option<Connection>>>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> Error {
     Error::Unavailable(e.to_string())
 }
 
-fn open_conn(path: &Path) -> Result<Connection, Error> {
+pub(super) fn open_conn(path: &Path) -> Result<Connection, Error> {
     let conn = Connection::open(path)
         .map_err(|e| Error::Unavailable(format!("opening {}: {e}", path.display())))?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
@@ -85,6 +88,7 @@ impl SqliteStore {
             Ok(SqliteStore {
                 path,
                 conn: Arc::new(Mutex::new(conn)),
+                ping: Arc::default(),
             })
         })
         .await
@@ -267,6 +271,15 @@ fn fetch_events(
 impl Datastore for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    /// See [`super::sqlite_ping`]: a writer sitting on the write lock is
+    /// what stalls a SQLite store.
+    async fn ping(&self) -> Result<(), Error> {
+        let (path, ping) = (self.path.clone(), self.ping.clone());
+        tokio::task::spawn_blocking(move || super::sqlite_ping::ping(&path, &ping, open_conn))
+            .await
+            .map_err(unavailable)?
     }
 
     async fn get(&self, kind: Kind, name: &str) -> Result<Resource, Error> {

@@ -90,6 +90,13 @@ pub fn peer_row(p: &PeerStatus, peer_type: Option<PeerType>, now: SystemTime) ->
     let established = p.state == State::Established;
     let info = if established {
         "Established".to_string()
+    } else if p.md5_mismatch_since.is_some() {
+        // What the FSM saw (a timeout, or nothing at all) is a symptom:
+        // the kernel dropped the segments for their signature.
+        format!(
+            "{}: TCP-MD5 signature mismatch ({} segments dropped by the kernel)",
+            p.state, p.md5_mismatches
+        )
     } else {
         match &p.last_error {
             Some(e) => e.to_string(),
@@ -218,5 +225,39 @@ mod cache_tests {
         assert!(s.datastore_synced && s.datastore_synced_unix > 0);
         assert!(s.datastore_error.is_empty());
         assert!(cache_fields(None).datastore_revisions.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod peer_row_tests {
+    use super::*;
+    use tabby_bgp::peer_config::PeerConfig;
+
+    #[test]
+    fn an_md5_mismatch_is_named_in_info_while_the_session_is_down() {
+        let now = SystemTime::now();
+        let mut p = PeerStatus {
+            config: PeerConfig::new("10.0.0.2".parse().unwrap(), 64512),
+            state: State::Active,
+            since: now,
+            last_error: None,
+            peer_open_as: None,
+            local_as: 64512,
+            prefixes_received: 0,
+            prefixes_accepted: 0,
+            prefixes_advertised: 0,
+            prefixes_martian: 0,
+            graceful_restart_until: None,
+            connections_refused: 0,
+            updates_treated_as_withdraw: 0,
+            md5_mismatches: 4,
+            md5_mismatch_since: Some(now),
+        };
+        assert_eq!(
+            peer_row(&p, None, now).info,
+            "Active: TCP-MD5 signature mismatch (4 segments dropped by the kernel)"
+        );
+        p.md5_mismatch_since = None;
+        assert_eq!(peer_row(&p, None, now).info, "Active");
     }
 }

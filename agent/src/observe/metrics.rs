@@ -58,6 +58,9 @@ pub struct Metrics {
     received: Family<PeerLabels, Gauge>,
     advertised: Family<PeerLabels, Gauge>,
     flaps: Family<PeerLabels, Counter>,
+    treated_as_withdraw: Family<PeerLabels, Counter>,
+    refused: Family<PeerLabels, Counter>,
+    refused_strangers: Counter,
     routes: Family<PathLabels, Gauge>,
     passes: Counter,
     pass_seconds: Histogram,
@@ -89,6 +92,9 @@ impl Metrics {
             received: Family::default(),
             advertised: Family::default(),
             flaps: Family::default(),
+            treated_as_withdraw: Family::default(),
+            refused: Family::default(),
+            refused_strangers: Counter::default(),
             routes: Family::default(),
             passes: Counter::default(),
             // 0.5 ms to ~16 s: a pass over a few routes is milliseconds,
@@ -119,6 +125,21 @@ impl Metrics {
             "bgp_session_flaps",
             "Transitions of the session out of Established",
             m.flaps.clone(),
+        );
+        r.register(
+            "bgp_updates_treated_as_withdraw",
+            "UPDATEs from the peer handled as withdraw (RFC 7606); logged at most once a window",
+            m.treated_as_withdraw.clone(),
+        );
+        r.register(
+            "bgp_connections_refused",
+            "Connections from the peer refused because both of its connection slots were taken",
+            m.refused.clone(),
+        );
+        r.register(
+            "bgp_connections_refused_unconfigured",
+            "Connections closed because their source address is no configured peer",
+            m.refused_strangers.clone(),
         );
         r.register(
             "block_routes",
@@ -176,9 +197,12 @@ impl Metrics {
     }
 
     /// Sets everything from one consistent view and encodes it.
+    /// `refused_strangers` is the speaker's count of connections from
+    /// addresses that are no peer.
     pub fn render(
         &self,
         peers: &[PeerStatus],
+        refused_strangers: u64,
         snap: &Snapshot,
         dataplane: &Status,
         ipam: IpamUse,
@@ -205,7 +229,13 @@ impl Metrics {
             self.advertised
                 .get_or_create(&peer)
                 .set(p.prefixes_advertised as i64);
+            advance(
+                &self.treated_as_withdraw.get_or_create(&peer),
+                p.updates_treated_as_withdraw,
+            );
+            advance(&self.refused.get_or_create(&peer), p.connections_refused);
         }
+        advance(&self.refused_strangers, refused_strangers);
         for ((t, s), n) in by_state {
             self.peers
                 .get_or_create(&StateLabels {
@@ -242,5 +272,54 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tabby_bgp::peer_config::PeerConfig;
+
+    #[test]
+    fn the_speakers_refusal_and_withdraw_counters_are_exported() {
+        let peer = PeerStatus {
+            config: PeerConfig::new("10.0.0.2".parse().unwrap(), 64512),
+            state: State::Established,
+            since: std::time::SystemTime::now(),
+            last_error: None,
+            peer_open_as: None,
+            local_as: 64512,
+            prefixes_received: 0,
+            prefixes_accepted: 0,
+            prefixes_advertised: 0,
+            prefixes_martian: 0,
+            graceful_restart_until: None,
+            connections_refused: 3,
+            updates_treated_as_withdraw: 13000,
+            md5_mismatches: 0,
+            md5_mismatch_since: None,
+        };
+        let m = Metrics::new();
+        let out = m
+            .render(
+                &[peer],
+                42,
+                &Snapshot::default(),
+                &Status::default(),
+                IpamUse::default(),
+            )
+            .unwrap();
+        assert!(
+            out.contains("tabby_bgp_updates_treated_as_withdraw_total{peer=\"10.0.0.2\"} 13000"),
+            "{out}"
+        );
+        assert!(
+            out.contains("tabby_bgp_connections_refused_total{peer=\"10.0.0.2\"} 3"),
+            "{out}"
+        );
+        assert!(
+            out.contains("tabby_bgp_connections_refused_unconfigured_total 42"),
+            "{out}"
+        );
     }
 }

@@ -194,6 +194,7 @@ impl Observer {
         });
         let inputs = ReadyInputs {
             unsynced_kinds,
+            datastore_stalled: p.cache.stall().map(|s| s.to_string()),
             dataplane_passes: p.dataplane.status().passes,
             peers,
             started: self.0.started,
@@ -214,10 +215,16 @@ impl Observer {
             }
             None => Vec::new(),
         };
+        let refused = p
+            .speaker
+            .read()
+            .ok()
+            .and_then(|s| s.as_ref().map(Speaker::refused_connections))
+            .unwrap_or(0);
         let snap = read_snapshot(&p.snapshot);
         let ipam = ipam_use(&p.cache, &p.node_name);
         let dataplane = p.dataplane.status();
-        lock(&self.0.metrics).render(&peers, &snap, &dataplane, ipam)
+        lock(&self.0.metrics).render(&peers, refused, &snap, &dataplane, ipam)
     }
 }
 

@@ -63,6 +63,9 @@ pub fn bgp_ready(peers: &[PeerState], age: Duration) -> Result<(), String> {
 pub struct ReadyInputs {
     /// Kinds of the cluster cache not yet listed and watched.
     pub unsynced_kinds: Vec<String>,
+    /// Set while the datastore does not answer (the cluster cache's
+    /// stall, as text): it makes every kind unsynced, and says why.
+    pub datastore_stalled: Option<String>,
     /// Reconcile passes done so far.
     pub dataplane_passes: u64,
     /// None when the node runs no BGP.
@@ -74,7 +77,9 @@ pub struct ReadyInputs {
 /// joined by "; ".
 pub fn ready(i: &ReadyInputs, now: Instant) -> Result<(), String> {
     let mut why = Vec::new();
-    if !i.unsynced_kinds.is_empty() {
+    if let Some(stall) = &i.datastore_stalled {
+        why.push(stall.clone());
+    } else if !i.unsynced_kinds.is_empty() {
         why.push(format!(
             "datastore not in sync ({} not listed and watched)",
             i.unsynced_kinds.join(", ")
@@ -161,6 +166,7 @@ mod tests {
         let started = Instant::now();
         let mut i = ReadyInputs {
             unsynced_kinds: vec![],
+            datastore_stalled: None,
             dataplane_passes: 1,
             peers: Some(Ok(vec![peer(2, true), peer(3, false)])),
             started,
@@ -176,6 +182,7 @@ mod tests {
         let started = Instant::now();
         let i = ReadyInputs {
             unsynced_kinds: vec!["IPPool".into()],
+            datastore_stalled: None,
             dataplane_passes: 0,
             peers: Some(Err("timed out".into())),
             started,
@@ -185,6 +192,19 @@ mod tests {
             e,
             "datastore not in sync (IPPool not listed and watched); \
              dataplane: first apply not done; BGP speaker not answering: timed out"
+        );
+        let stalled = ReadyInputs {
+            unsynced_kinds: vec!["IPPool".into(), "Node".into()],
+            datastore_stalled: Some(
+                "datastore not responding for 7 s: etcdv3 did not answer within 5 s".into(),
+            ),
+            peers: None,
+            dataplane_passes: 1,
+            ..i
+        };
+        assert_eq!(
+            ready(&stalled, started).unwrap_err(),
+            "datastore not responding for 7 s: etcdv3 did not answer within 5 s"
         );
     }
 

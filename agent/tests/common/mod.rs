@@ -71,6 +71,11 @@ impl Etcd {
         }
     }
 
+    /// The server's process id (to stop and continue it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub async fn client(&self) -> Arc<dyn Datastore> {
         Arc::new(
             EtcdStore::connect(std::slice::from_ref(&self.endpoint))

@@ -2,6 +2,7 @@
 //! sessions and watchers. FSM driving lives in `drive.rs`.
 
 use super::conn::Conn;
+use super::md5watch::Md5Watch;
 use super::msg::CoreMsg;
 use super::status::PeerStatus;
 use super::watch::{
@@ -9,6 +10,7 @@ use super::watch::{
 };
 use super::{Command, SpeakerError};
 use crate::fsm::{Direction, Event, Fsm, State};
+use crate::log_limit::{LogLimiter, Verdict, WINDOW};
 use crate::peer_config::{LocalConfig, PeerConfig};
 use crate::rib::{family_of, PeerExport, Rib, RibChanges};
 use crate::transport::Listener;
@@ -36,6 +38,13 @@ pub(crate) struct PeerEntry {
     pub restart_timer: Option<(u64, AbortHandle)>,
     /// When `restart_timer` fires, for the status.
     pub restart_until: Option<SystemTime>,
+    /// See [`PeerStatus::connections_refused`].
+    pub connections_refused: u64,
+    /// See [`PeerStatus::updates_treated_as_withdraw`].
+    pub updates_treated_as_withdraw: u64,
+    /// See [`PeerStatus::md5_mismatches`].
+    pub md5_mismatches: u64,
+    pub md5_mismatch_since: Option<SystemTime>,
 }
 
 pub(crate) struct Core {
@@ -50,6 +59,10 @@ pub(crate) struct Core {
     /// Cloned into every writer task; see [`Core::run`]'s shutdown.
     pub flushed: mpsc::Sender<()>,
     flushed_rx: Option<mpsc::Receiver<()>>,
+    /// Warnings a peer can cause at wire speed (refused connections,
+    /// treat-as-withdraw UPDATEs), limited per peer and kind.
+    pub log_limit: LogLimiter<(IpAddr, &'static str)>,
+    pub md5: Md5Watch,
 }
 
 /// How long shutdown waits for the writers: a peer that stopped reading
@@ -76,6 +89,20 @@ impl Core {
             peer_events,
             flushed,
             flushed_rx: Some(flushed_rx),
+            log_limit: LogLimiter::new(WINDOW),
+            md5: Md5Watch::new(),
+        }
+    }
+
+    /// Whether this occurrence of `what` from `peer` is to be logged, and
+    /// with how many folded since the last line.
+    pub fn limited(&mut self, peer: IpAddr, what: &'static str) -> Option<u64> {
+        match self
+            .log_limit
+            .check(&(peer, what), std::time::Instant::now())
+        {
+            Verdict::Log { suppressed } => Some(suppressed),
+            Verdict::Suppress => None,
         }
     }
 
@@ -178,6 +205,7 @@ impl Core {
                 let _ = reply.send(());
             }
             Command::Peers(reply) => {
+                self.check_md5();
                 let _ = reply.send(self.statuses());
             }
             Command::Watch(reply) => {
@@ -232,6 +260,10 @@ impl Core {
                 session: None,
                 restart_timer: None,
                 restart_until: None,
+                connections_refused: 0,
+                updates_treated_as_withdraw: 0,
+                md5_mismatches: 0,
+                md5_mismatch_since: None,
             },
         );
         self.dispatch(changes, None);
@@ -289,6 +321,48 @@ impl Core {
             prefixes_advertised: counts.advertised,
             prefixes_martian: counts.martians,
             graceful_restart_until: p.restart_until,
+            connections_refused: p.connections_refused,
+            updates_treated_as_withdraw: p.updates_treated_as_withdraw,
+            md5_mismatches: p.md5_mismatches,
+            md5_mismatch_since: p.md5_mismatch_since,
+        }
+    }
+
+    /// Puts a rise of the kernel's TCP-MD5 drop counters down to the down
+    /// peers it can concern (see `md5watch.rs`), logs it once a window per
+    /// peer and marks their status.
+    pub(crate) fn check_md5(&mut self) {
+        let Some((keyed, unkeyed)) = self.md5.rise() else {
+            return;
+        };
+        let wall = SystemTime::now();
+        let mut blamed: Vec<(IpAddr, u64, &'static str)> = Vec::new();
+        for (addr, p) in self.peers.iter_mut() {
+            if p.state == State::Established {
+                continue;
+            }
+            let (n, why) = if p.config.password.is_some() {
+                (keyed, "wrong or missing signature from the peer")
+            } else {
+                (unkeyed, "the peer signs, but no password is set here")
+            };
+            if n == 0 {
+                continue;
+            }
+            p.md5_mismatches += n;
+            p.md5_mismatch_since.get_or_insert(wall);
+            blamed.push((*addr, n, why));
+        }
+        for (peer, dropped, why) in blamed {
+            if let Some(suppressed) = self.limited(peer, "md5") {
+                tracing::warn!(
+                    %peer,
+                    dropped,
+                    suppressed,
+                    "TCP-MD5 signature mismatch ({why}): the kernel drops the session's segments; check the BGP password on both sides"
+                );
+            }
+            self.peer_changed(peer);
         }
     }
 

@@ -71,6 +71,7 @@ impl Core {
                 c.ctx.extended_message = n.extended_message;
                 let local = c.link.as_ref().map(|l| l.local.ip().to_canonical());
                 p.session = Some(conn);
+                p.md5_mismatch_since = None;
                 let other = cfg.other_family_next_hop;
                 let info = SessionInfo {
                     next_hop_v4: match (local, other) {
@@ -191,10 +192,12 @@ impl Core {
                 .min_by_key(|c| c.link.as_ref().map_or(0, |l| l.id))
                 .map(|c| c.id);
             let Some(victim) = silent else {
-                tracing::warn!(%peer, "third concurrent connection refused");
+                self.refuse_third(peer);
                 return;
             };
-            tracing::warn!(%peer, "closing a connection that sent no OPEN to admit a new one");
+            if let Some(suppressed) = self.limited(peer, "silent") {
+                tracing::warn!(%peer, suppressed, "closing a connection that sent no OPEN to admit a new one");
+            }
             self.drive(peer, victim, Event::OpenCollisionDump);
         }
         let tx = self.tx.clone();
@@ -213,7 +216,7 @@ impl Core {
             primary.attach(stream, peer, link, &tx, &flushed);
             primary.id
         } else if p.conns.len() >= 2 {
-            tracing::warn!(%peer, "third concurrent connection refused");
+            self.refuse_third(peer);
             return;
         } else {
             let mut c = Conn::new(
@@ -227,6 +230,17 @@ impl Core {
             new_id
         };
         self.drive(peer, target, Event::TcpConnectionConfirmed);
+    }
+
+    /// Both of the peer's connection slots are busy: the newcomer is
+    /// dropped (counted for the status).
+    fn refuse_third(&mut self, peer: IpAddr) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.connections_refused += 1;
+        }
+        if let Some(suppressed) = self.limited(peer, "third") {
+            tracing::warn!(%peer, suppressed, "third concurrent connection refused");
+        }
     }
 
     pub(crate) fn connected(&mut self, peer: IpAddr, link: u64, result: io::Result<TcpStream>) {
@@ -287,7 +301,12 @@ impl Core {
                     let session = self.peers.get(&peer).and_then(|p| p.session);
                     if session == Some(conn) {
                         if let Some(why) = &update.treat_as_withdraw {
-                            tracing::warn!(%peer, reason = %why, "malformed UPDATE treated as withdraw");
+                            if let Some(p) = self.peers.get_mut(&peer) {
+                                p.updates_treated_as_withdraw += 1;
+                            }
+                            if let Some(suppressed) = self.limited(peer, "withdraw") {
+                                tracing::warn!(%peer, reason = %why, suppressed, "malformed UPDATE treated as withdraw");
+                            }
                         }
                         let changes = self.rib.apply_update(peer, &update);
                         self.dispatch(changes, Some(peer));
@@ -386,6 +405,7 @@ impl Core {
     }
 
     pub(crate) fn timer(&mut self, peer: IpAddr, conn: u64, kind: TimerKind, gen: u64) {
+        self.check_md5();
         let Some(c) = self.conn_mut(peer, conn) else {
             return;
         };

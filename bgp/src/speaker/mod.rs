@@ -36,6 +36,7 @@
 mod conn;
 mod core;
 mod drive;
+mod md5watch;
 mod msg;
 mod status;
 mod watch;
@@ -47,6 +48,8 @@ use crate::peer_config::{LocalConfig, PeerConfig};
 use crate::transport::Listener;
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Everything the speaker needs to start.
@@ -98,6 +101,9 @@ pub(crate) enum Command {
 pub struct Speaker {
     tx: mpsc::UnboundedSender<msg::CoreMsg>,
     listen: Option<SocketAddr>,
+    /// The listener's count of refused strangers (see
+    /// [`Speaker::refused_connections`]).
+    refused: Arc<AtomicU64>,
 }
 
 impl Speaker {
@@ -111,6 +117,7 @@ impl Speaker {
             None => None,
         };
         let listen = listener.as_ref().and_then(|l| l.local_addr().ok());
+        let refused = listener.as_ref().map(Listener::refused).unwrap_or_default();
         let (tx, rx) = mpsc::unbounded_channel();
         let mut core = core::Core::new(config.local, listener, tx.clone());
         core.originate(&config.originate, &[]);
@@ -118,12 +125,22 @@ impl Speaker {
             core.add_peer(peer)?;
         }
         tokio::spawn(core.run(rx));
-        Ok(Speaker { tx, listen })
+        Ok(Speaker {
+            tx,
+            listen,
+            refused,
+        })
     }
 
     /// The bound listening address (useful with port 0).
     pub fn listen_addr(&self) -> Option<SocketAddr> {
         self.listen
+    }
+
+    /// Connections closed since start because their source address is no
+    /// configured peer (each logged at most once a window per source).
+    pub fn refused_connections(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     async fn ask<T>(

@@ -28,4 +28,19 @@ pub struct PeerStatus {
     /// While the peer is restarting (RFC 4724 helper): when its stale
     /// routes are dropped unless End-of-RIB refreshes them first.
     pub graceful_restart_until: Option<SystemTime>,
+    /// Connections from the peer refused because both of its slots were
+    /// taken (logged at most once a window, counted always).
+    pub connections_refused: u64,
+    /// UPDATEs handled as withdraw under RFC 7606 (likewise).
+    pub updates_treated_as_withdraw: u64,
+    /// Segments from or to the peer the kernel dropped for a TCP-MD5
+    /// mismatch (RFC 2385: wrong or missing signature), as far as the
+    /// kernel's namespace-wide counters can be put down to this peer:
+    /// only peers whose session is down, and only those the failing
+    /// counter can concern (a peer with a password for a wrong or missing
+    /// signature, one without for an unexpected one).
+    pub md5_mismatches: u64,
+    /// While the session is down: when a mismatch was first put down to
+    /// this peer (cleared once it is Established), for `node status`.
+    pub md5_mismatch_since: Option<SystemTime>,
 }

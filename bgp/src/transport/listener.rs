@@ -4,11 +4,14 @@
 //! signed SYNs from that address.
 
 use super::md5::set_md5;
+use crate::log_limit::{LogLimiter, Verdict, WINDOW};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -25,6 +28,8 @@ struct Inner {
     listener: TcpListener,
     ipv6: bool,
     allowed: Mutex<HashMap<IpAddr, Option<String>>>,
+    /// Connections closed because their source is no configured peer.
+    refused: Arc<AtomicU64>,
 }
 
 /// Cheap to clone; the accept loop runs until every handle and the loop's
@@ -49,6 +54,7 @@ impl Listener {
                 listener,
                 ipv6: addr.is_ipv6(),
                 allowed: Mutex::new(HashMap::new()),
+                refused: Arc::default(),
             }),
         })
     }
@@ -79,6 +85,13 @@ impl Listener {
         }
     }
 
+    /// The count of connections closed because their source is no
+    /// configured peer, shared so a speaker can report it without keeping
+    /// the listening socket open.
+    pub fn refused(&self) -> Arc<AtomicU64> {
+        self.inner.refused.clone()
+    }
+
     pub fn is_allowed(&self, peer: IpAddr) -> bool {
         self.lock().contains_key(&peer)
     }
@@ -89,10 +102,14 @@ impl Listener {
     }
 
     /// Runs the accept loop, handing allowed connections to `tx`. Anything
-    /// else is closed at once and logged with its source.
+    /// else is closed at once, counted, and logged with its source (once
+    /// a window per source, with how many were folded).
     pub fn spawn(&self, tx: mpsc::Sender<Incoming>) -> JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
+            // Per source address (not port): a scanner or a misconfigured
+            // router reconnects from a new port every time.
+            let mut limit = LogLimiter::new(WINDOW);
             loop {
                 let (stream, from) = match this.inner.listener.accept().await {
                     Ok(c) => c,
@@ -105,7 +122,14 @@ impl Listener {
                 };
                 let peer = from.ip().to_canonical();
                 if !this.is_allowed(peer) {
-                    tracing::warn!(source = %from, "closing BGP connection from an unconfigured address");
+                    this.inner.refused.fetch_add(1, Ordering::Relaxed);
+                    if let Verdict::Log { suppressed } = limit.check(&peer, Instant::now()) {
+                        tracing::warn!(
+                            source = %from,
+                            suppressed,
+                            "closing BGP connection from an unconfigured address"
+                        );
+                    }
                     drop(stream);
                     continue;
                 }

@@ -83,3 +83,73 @@ fn write_sockaddr(storage: &mut libc::sockaddr_storage, ipv6_socket: bool, peer:
     sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
     sin6.sin6_addr.s6_addr = v6.octets();
 }
+
+/// The kernel's TCP-MD5 drop counters (`TcpExt` in `/proc/net/netstat`):
+/// a segment with a signature but no key for its source (`unexpected`),
+/// one without a signature where a key is set (`not_found`), one whose
+/// signature does not verify (`failure`). They are per network namespace,
+/// not per peer: the kernel drops these segments before any socket sees
+/// them, so nothing else tells a mismatch apart from a silent peer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Md5Counters {
+    pub not_found: u64,
+    pub unexpected: u64,
+    pub failure: u64,
+}
+
+/// The counters of the calling thread's network namespace
+/// (`/proc/thread-self`: `/proc/self` would be the main thread's, and a
+/// speaker's runtime may live in another namespace).
+pub fn kernel_counters() -> io::Result<Md5Counters> {
+    std::fs::read_to_string("/proc/thread-self/net/netstat").map(|t| parse_netstat(&t))
+}
+
+/// Reads the three counters from netstat's header/value line pairs;
+/// missing ones (an old kernel) stay 0.
+pub fn parse_netstat(text: &str) -> Md5Counters {
+    let mut c = Md5Counters::default();
+    let mut lines = text.lines();
+    while let (Some(names), Some(values)) = (lines.next(), lines.next()) {
+        let (Some(("TcpExt", names)), Some(("TcpExt", values))) =
+            (names.split_once(':'), values.split_once(':'))
+        else {
+            continue;
+        };
+        for (n, v) in names.split_whitespace().zip(values.split_whitespace()) {
+            let v = v.parse().unwrap_or(0);
+            match n {
+                "TCPMD5NotFound" => c.not_found = v,
+                "TCPMD5Unexpected" => c.unexpected = v,
+                "TCPMD5Failure" => c.failure = v,
+                _ => {}
+            }
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn netstat_counters_are_read_by_name() {
+        let t = "TcpExt: SyncookiesSent TCPMD5NotFound TCPMD5Unexpected TCPMD5Failure\n\
+                 TcpExt: 1 2 3 4\n\
+                 IpExt: InNoRoutes\n\
+                 IpExt: 9\n";
+        assert_eq!(
+            parse_netstat(t),
+            Md5Counters {
+                not_found: 2,
+                unexpected: 3,
+                failure: 4
+            }
+        );
+        assert_eq!(parse_netstat("garbage"), Md5Counters::default());
+        assert_eq!(
+            parse_netstat("TcpExt: TCPMD5Failure\nTcpExt: x\n"),
+            Md5Counters::default()
+        );
+    }
+}

@@ -83,6 +83,11 @@ fn blocks(s: &StatusResponse) -> String {
 
 pub fn render(s: &StatusResponse) -> String {
     let mut out = String::from("Tabby process is running.\n\n");
+    // First, because everything below is only as fresh as the datastore
+    // copy it was computed from (a hung etcd went unnoticed for a minute).
+    if !s.datastore_synced && !s.datastore_error.is_empty() {
+        out.push_str(&format!("Datastore not in sync: {}\n\n", s.datastore_error));
+    }
     if s.networking_backend == "bird" || !s.ipv4_peers.is_empty() {
         out.push_str(&peers("IPv4", &s.ipv4_peers));
         out.push('\n');
@@ -245,6 +250,25 @@ Block paths
 +---------------+--------+----------------+------------+--------------+
 ";
         assert_eq!(render(&s), want);
+    }
+
+    #[test]
+    fn a_stalled_datastore_is_named_at_the_top() {
+        let s = StatusResponse {
+            running: true,
+            networking_backend: "bird".into(),
+            datastore_revisions: [("ippools".to_string(), 7)].into(),
+            datastore_error: "datastore not responding for 12 s: etcdv3 did not answer within 5 s"
+                .into(),
+            ..Default::default()
+        };
+        let out = render(&s);
+        assert!(
+            out.starts_with(
+                "Tabby process is running.\n\nDatastore not in sync: datastore not responding for 12 s: etcdv3 did not answer within 5 s\n\n"
+            ),
+            "{out}"
+        );
     }
 
     #[test]

@@ -436,8 +436,8 @@ fn bad_peer_as(s: &Session, ev: Vec<String>) -> Finding {
         let got = s.peer_open_as.unwrap_or(0);
         let what = format!(
             "BGP session with {} is refused for an AS mismatch (bad peer AS): {remote} announces \
-             AS {got} but this node expects AS {} (from {}); restart tabby-node on {remote} if \
-             {} is right (it reads its AS at start), else set it back",
+             AS {got} but this node expects AS {} (from {}); set the one that is wrong: that \
+             setting, or {remote}'s own AS if {} is right",
             s.who(),
             s.remote_as,
             s.remote_as_source.describe(),
@@ -467,7 +467,8 @@ fn bad_peer_as(s: &Session, ev: Vec<String>) -> Finding {
     let fix = if *ds_as != s.local_as {
         what.push_str(&format!(
             "; the datastore says AS {ds_as} for this node ({}) but its tabby-node still \
-             announces {} (it reads its AS at start): restart tabby-node here, or set it back",
+             announces {} (it follows a change within seconds: if it stays, restart tabby-node \
+             here), or set it back",
             src.describe(),
             s.local_as
         ));

@@ -7,7 +7,6 @@
 //! Each group of faults lives in a file of its own and lists itself in
 //! [`ALL`]; a fault is two functions over the lab and the target node.
 
-mod bgp;
 mod cni;
 mod datastore;
 mod host;
@@ -38,7 +37,6 @@ pub fn all() -> Vec<&'static Fault> {
         cni::FAULTS,
         datastore::FAULTS,
         vxlan::FAULTS,
-        bgp::FAULTS,
         host::FAULTS,
     ];
     groups.iter().flat_map(|g| g.iter()).collect()

@@ -237,21 +237,13 @@ mod peer_row_tests {
     fn an_md5_mismatch_is_named_in_info_while_the_session_is_down() {
         let now = SystemTime::now();
         let mut p = PeerStatus {
-            config: PeerConfig::new("10.0.0.2".parse().unwrap(), 64512),
-            state: State::Active,
-            since: now,
-            last_error: None,
-            peer_open_as: None,
-            local_as: 64512,
-            prefixes_received: 0,
-            prefixes_accepted: 0,
-            prefixes_advertised: 0,
-            prefixes_martian: 0,
-            graceful_restart_until: None,
-            connections_refused: 0,
-            updates_treated_as_withdraw: 0,
             md5_mismatches: 4,
             md5_mismatch_since: Some(now),
+            ..PeerStatus::new(
+                PeerConfig::new("10.0.0.2".parse().unwrap(), 64512),
+                State::Active,
+                now,
+            )
         };
         assert_eq!(
             peer_row(&p, None, now).info,

@@ -283,21 +283,13 @@ mod tests {
     #[test]
     fn the_speakers_refusal_and_withdraw_counters_are_exported() {
         let peer = PeerStatus {
-            config: PeerConfig::new("10.0.0.2".parse().unwrap(), 64512),
-            state: State::Established,
-            since: std::time::SystemTime::now(),
-            last_error: None,
-            peer_open_as: None,
-            local_as: 64512,
-            prefixes_received: 0,
-            prefixes_accepted: 0,
-            prefixes_advertised: 0,
-            prefixes_martian: 0,
-            graceful_restart_until: None,
             connections_refused: 3,
             updates_treated_as_withdraw: 13000,
-            md5_mismatches: 0,
-            md5_mismatch_since: None,
+            ..PeerStatus::new(
+                PeerConfig::new("10.0.0.2".parse().unwrap(), 64512),
+                State::Established,
+                std::time::SystemTime::now(),
+            )
         };
         let m = Metrics::new();
         let out = m

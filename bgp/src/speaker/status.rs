@@ -44,3 +44,27 @@ pub struct PeerStatus {
     /// this peer (cleared once it is Established), for `node status`.
     pub md5_mismatch_since: Option<SystemTime>,
 }
+
+impl PeerStatus {
+    /// A peer in `state` since `since` that has seen nothing yet: no
+    /// error, no prefixes, no counters (what a status starts from).
+    pub fn new(config: PeerConfig, state: State, since: SystemTime) -> PeerStatus {
+        PeerStatus {
+            config,
+            state,
+            since,
+            last_error: None,
+            peer_open_as: None,
+            local_as: 0,
+            prefixes_received: 0,
+            prefixes_accepted: 0,
+            prefixes_advertised: 0,
+            prefixes_martian: 0,
+            graceful_restart_until: None,
+            connections_refused: 0,
+            updates_treated_as_withdraw: 0,
+            md5_mismatches: 0,
+            md5_mismatch_since: None,
+        }
+    }
+}

@@ -112,13 +112,14 @@ impl Core {
     }
 
     pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<CoreMsg>) {
+        // The accept task holds the listening socket. Shutdown ends it and
+        // waits until it is gone before replying: a speaker restarted in
+        // the same process (a new AS) binds the same port right after.
+        let mut accept = None;
         if let Some(l) = &self.listener {
             let (itx, mut irx) = mpsc::channel(64);
-            let accept = l.spawn(itx);
+            accept = Some(l.spawn(itx));
             let tx = self.tx.clone();
-            // Also ends when the core is gone (after Shutdown), not only on
-            // the next connection: a speaker stopped in a running process
-            // (the agent switching BGP off) must free its port at once.
             tokio::spawn(async move {
                 loop {
                     tokio::select! {
@@ -131,7 +132,6 @@ impl Core {
                         _ = tx.closed() => break,
                     }
                 }
-                accept.abort();
             });
         }
         while let Some(msg) = rx.recv().await {
@@ -147,6 +147,11 @@ impl Core {
                     // receiver ends when the last one is on the wire.
                     let mut flushed = self.flushed_rx.take();
                     drop(self);
+                    if let Some(a) = accept.take() {
+                        a.abort();
+                        // Resolves once the task (and its socket) is dropped.
+                        let _ = a.await;
+                    }
                     if let Some(rx) = flushed.as_mut() {
                         if tokio::time::timeout(FLUSH_LIMIT, rx.recv()).await.is_err() {
                             tracing::warn!("a peer did not take its Cease within {FLUSH_LIMIT:?}");
@@ -184,6 +189,9 @@ impl Core {
                 }
                 CoreMsg::Restart { peer, conn } => self.drive(peer, conn, Event::ManualStart),
             }
+        }
+        if let Some(a) = accept {
+            a.abort();
         }
     }
 

@@ -113,8 +113,18 @@ const TOP_FINDINGS: usize = 5;
 
 /// The `Problems` section: what the dataplane could not converge (the
 /// reconciler's own errors) and the first doctor findings (no probes).
-pub fn problems(dataplane_errors: &[String], findings: &[Finding]) -> String {
+pub fn problems(dataplane_errors: &[String], findings: Option<&[Finding]>) -> String {
     let mut out = String::from("Problems\n");
+    let Some(findings) = findings else {
+        for e in dataplane_errors {
+            out.push_str(&format!("DATAPLANE {e}\n"));
+        }
+        out.push_str(
+            "(not in the node's network namespace: run tabbyctl node doctor there for the \
+             kernel's side)\n",
+        );
+        return out;
+    };
     if dataplane_errors.is_empty() && findings.is_empty() {
         out.push_str("No problems found.\n");
         return out;
@@ -138,7 +148,7 @@ pub fn problems(dataplane_errors: &[String], findings: &[Finding]) -> String {
 /// The doctor's read-only checks for `node status`: no probes, and the
 /// datastore only when this shell names one (node status itself needs
 /// none, and must not create an empty SQLite file where none was meant).
-async fn quick_findings(sock: &Path) -> Vec<Finding> {
+async fn quick_findings(sock: &Path) -> Option<Vec<Finding>> {
     let opts = Options {
         socket: sock.to_path_buf(),
         probes: false,
@@ -166,13 +176,15 @@ async fn quick_findings(sock: &Path) -> Vec<Finding> {
             .kernel()
             .is_some_and(|k| k.addrs.iter().any(|a| a.ip.to_string() == node_ip));
     if !on_node {
-        return Vec::new();
+        return None;
     }
-    doctor::run(&ctx)
-        .await
-        .into_iter()
-        .filter(|f| configured || f.check != "datastore")
-        .collect()
+    Some(
+        doctor::run(&ctx)
+            .await
+            .into_iter()
+            .filter(|f| configured || f.check != "datastore")
+            .collect(),
+    )
 }
 
 pub async fn status(run_dir: Option<PathBuf>) -> Result<()> {
@@ -185,7 +197,10 @@ pub async fn status(run_dir: Option<PathBuf>) -> Result<()> {
                 .map(|d| d.errors)
                 .unwrap_or_default();
             println!();
-            print!("{}", problems(&errors, &quick_findings(&sock).await));
+            print!(
+                "{}",
+                problems(&errors, quick_findings(&sock).await.as_deref())
+            );
             Ok(())
         }
         Ok(_) => bail!(
@@ -299,11 +314,12 @@ Block paths
 
     #[test]
     fn problems_lists_dataplane_errors_then_top_findings() {
-        assert_eq!(problems(&[], &[]), "Problems\nNo problems found.\n");
+        assert_eq!(problems(&[], Some(&[])), "Problems\nNo problems found.\n");
+        assert!(problems(&[], None).contains("not in the node's network namespace"));
         let findings: Vec<Finding> = (0..7)
             .map(|i| Finding::error("route", format!("problem {i}")))
             .collect();
-        let out = problems(&["172.30.1.0/26: refused".into()], &findings);
+        let out = problems(&["172.30.1.0/26: refused".into()], Some(&findings));
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[1], "DATAPLANE 172.30.1.0/26: refused");
         assert!(lines[2].starts_with("ERROR   [route] problem 0"), "{out}");

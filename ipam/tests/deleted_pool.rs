@@ -32,6 +32,17 @@ fn nodes() -> HashSet<String> {
     ["n1", "n2"].iter().map(|s| s.to_string()).collect()
 }
 
+/// One address for handle `handle` on `node`, as a CNI ADD asks.
+async fn assign(
+    ipam: &Ipam<MemoryIpamStore>,
+    handle: &str,
+    node: &str,
+) -> (Vec<IpAddr>, Vec<IpAddr>) {
+    ipam.auto_assign(&AssignRequest::new(handle, node))
+        .await
+        .unwrap()
+}
+
 async fn blocks(ipam: &Ipam<MemoryIpamStore>) -> Vec<tabby_ipam::block::Block> {
     let b = ipam.store().list_blocks().await.unwrap();
     b.into_iter().map(|b| b.value).collect()
@@ -43,20 +54,11 @@ async fn a_deleted_pools_blocks_are_shown_reported_and_go_once_empty() {
         vec![pool("10.0.0.0/24")],
         Config::default(),
     ));
-    let (a, _) = ipam
-        .auto_assign(&AssignRequest::new("h1", "n1"))
-        .await
-        .unwrap();
-    let (b, _) = ipam
-        .auto_assign(&AssignRequest::new("h2", "n1"))
-        .await
-        .unwrap();
+    let (a, _) = assign(&ipam, "h1", "n1").await;
+    let (b, _) = assign(&ipam, "h2", "n1").await;
     // n2's block is emptied while the pool exists: as a host's only block
     // in the pool it stays, affine to n2.
-    let (c, _) = ipam
-        .auto_assign(&AssignRequest::new("h3", "n2"))
-        .await
-        .unwrap();
+    let (c, _) = assign(&ipam, "h3", "n2").await;
     ipam.release_by_handle("h3").await.unwrap();
     let (busy, empty) = (block_of(a[0]), block_of(c[0]));
     assert_eq!(busy, block_of(b[0]));
@@ -189,14 +191,8 @@ async fn a_nodes_empty_blocks_of_a_deleted_pool_go_at_once() {
         vec![pool("10.0.0.0/24")],
         Config::default(),
     ));
-    let (a, _) = ipam
-        .auto_assign(&AssignRequest::new("h1", "n1"))
-        .await
-        .unwrap();
-    let (b, _) = ipam
-        .auto_assign(&AssignRequest::new("h2", "n2"))
-        .await
-        .unwrap();
+    let (a, _) = assign(&ipam, "h1", "n1").await;
+    let (b, _) = assign(&ipam, "h2", "n2").await;
     ipam.release_by_handle("h2").await.unwrap();
     let (busy, empty) = (block_of(a[0]), block_of(b[0]));
     assert!(

@@ -268,17 +268,9 @@ fn recreate(p: &Pool, bs: u8) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::pools::test_pool as pool;
     use super::*;
     use crate::doctor::Severity;
-
-    fn pool(name: &str, cidr: &str, blocks: usize) -> Pool {
-        Pool {
-            name: name.into(),
-            cidr: cidr.parse().unwrap(),
-            disabled: false,
-            blocks,
-        }
-    }
 
     /// The lab: three nodes, one /26 each in the default pool.
     fn lab(limit: Option<u64>) -> Inputs {

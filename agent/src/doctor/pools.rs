@@ -259,18 +259,22 @@ fn evidence(pool: &str, nodes: &[&NodeAddr]) -> String {
     s
 }
 
+/// An enabled pool with `blocks` blocks in use, for the tests of this
+/// module and of `budget`.
+#[cfg(test)]
+pub(super) fn test_pool(name: &str, cidr: &str, blocks: usize) -> Pool {
+    Pool {
+        name: name.into(),
+        cidr: cidr.parse().unwrap(),
+        disabled: false,
+        blocks,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_pool as pool;
     use super::*;
-
-    fn pool(name: &str, cidr: &str, blocks: usize) -> Pool {
-        Pool {
-            name: name.into(),
-            cidr: cidr.parse().unwrap(),
-            disabled: false,
-            blocks,
-        }
-    }
 
     fn lab_nodes() -> Vec<NodeAddr> {
         [

@@ -30,6 +30,8 @@ struct SpeakerSettings {
     asn: u32,
     port: u16,
     bind: IpAddr,
+    /// `routeReflectorClusterID`: the speaker reflects when set.
+    cluster_id: Option<Ipv4Addr>,
 }
 
 fn speaker_settings(cluster: &Cluster, me: &str, my_ip: Ipv4Addr) -> SpeakerSettings {
@@ -41,6 +43,10 @@ fn speaker_settings(cluster: &Cluster, me: &str, my_ip: Ipv4Addr) -> SpeakerSett
             Some("NodeIP") => IpAddr::V4(my_ip),
             _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         },
+        cluster_id: cluster
+            .nodes
+            .get(me)
+            .and_then(super::peer_select::cluster_id),
     }
 }
 
@@ -127,6 +133,7 @@ impl Bgp {
         let mut local = LocalConfig::new(my_ip, settings.asn);
         local.graceful_restart = Some(restart_time);
         local.restarting = restarting;
+        local.cluster_id = settings.cluster_id;
         let timers = Timers {
             hold_time: cfg.hold_time,
             connect_retry: cfg.connect_retry,

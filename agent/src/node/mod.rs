@@ -39,12 +39,15 @@ pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod installation;
+pub mod peer_select;
 pub mod peers;
 pub mod routes;
 pub mod startup;
 pub mod tunnel;
 pub mod vtep;
 
+#[cfg(test)]
+mod peer_select_tests;
 #[cfg(test)]
 mod routes_tests;
 

@@ -1,17 +1,20 @@
 //! Which BGP sessions this node should have, as confd renders them for
 //! BIRD: the node-to-node mesh (every other Node with an IPv4 address) and
-//! the BGPPeer resources that select this node.
+//! the BGPPeer resources that select this node (both ways: see
+//! `peer_select` for reverse peering and the route-reflector roles).
 
 use super::cluster::{node_ipv4, Cluster};
+use super::peer_select::{
+    cluster_id, is_rr_client, labels_match, node_at, node_side, reverse_peers, NodeSide,
+};
 use crate::resources::duration::parse_go_duration;
-use crate::resources::{AsNumber, Node};
+use crate::resources::AsNumber;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use tabby_bgp::peer_config::{PeerConfig, DEFAULT_RESTART_TIME};
 use tabby_bgp::policy::{ExportPolicy, PrefixFilter};
 use tabby_bgp::wire::types::Family;
-use tabby_ipam::selector::Selector;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerType {
@@ -90,12 +93,6 @@ fn base(addr: IpAddr, asn: u32, t: Timers) -> PeerConfig {
     c
 }
 
-fn labels_match(selector: &str, node: &Node) -> bool {
-    Selector::parse(selector)
-        .map(|s| s.matches(&node.metadata.labels))
-        .unwrap_or(false)
-}
-
 /// `peerIP` may carry a port (`10.0.0.1:1790`).
 fn parse_peer_ip(s: &str) -> Option<(IpAddr, Option<u16>)> {
     if let Ok(ip) = s.parse::<IpAddr>() {
@@ -105,6 +102,10 @@ fn parse_peer_ip(s: &str) -> Option<(IpAddr, Option<u16>)> {
         .ok()
         .map(|sa| (sa.ip(), Some(sa.port())))
 }
+
+/// One session a BGPPeer asks for: address, port, AS, the peer's cluster
+/// ID when it is a node, and how the peer was selected.
+type Target = (IpAddr, Option<u16>, u32, Option<Ipv4Addr>, PeerType);
 
 /// Every session this node should run, keyed by peer address.
 pub fn desired_peers(
@@ -120,20 +121,17 @@ pub fn desired_peers(
     let mesh = cluster
         .default_bgp_config()
         .is_none_or(|c| c.spec.mesh_enabled());
-    let is_rr = my_node
-        .spec
-        .bgp
-        .as_ref()
-        .and_then(|b| b.route_reflector_cluster_id.as_ref())
-        .is_some();
-    if mesh && !is_rr {
+    let my_cluster = cluster_id(my_node);
+    let my_as = node_as(cluster, me);
+    if mesh && my_cluster.is_none() {
         let gr = restart_time(
             cluster
                 .default_bgp_config()
                 .and_then(|c| c.spec.node_mesh_max_restart_time.as_deref()),
         );
         for (name, n) in &cluster.nodes {
-            if name == me {
+            // A reflector runs no mesh session, so none is set up to it.
+            if name == me || cluster_id(n).is_some() {
                 continue;
             }
             let Some(ip) = node_ipv4(n) else { continue };
@@ -163,43 +161,55 @@ pub fn desired_peers(
     }
     for p in cluster.peers.values() {
         let s = &p.spec;
-        let peer_type = match (&s.node, &s.node_selector) {
-            (Some(n), _) if n == me => PeerType::NodeSpecific,
-            (Some(_), _) => continue,
-            (None, Some(sel)) => {
-                if !labels_match(sel, my_node) {
-                    continue;
-                }
-                PeerType::NodeSpecific
-            }
-            (None, None) => PeerType::Global,
-        };
         let gr = restart_time(s.max_restart_time.as_deref());
-        let mut targets: Vec<(IpAddr, Option<u16>, u32)> = Vec::new();
-        if let Some((ip, port)) = s.peer_ip.as_deref().and_then(parse_peer_ip) {
-            let asn = s
-                .as_number
-                .map(|a| a.0)
-                .unwrap_or_else(|| node_as(cluster, me));
-            targets.push((ip, port, asn));
-        }
-        if let Some(sel) = &s.peer_selector {
-            for (name, n) in &cluster.nodes {
-                if name == me || !labels_match(sel, n) {
-                    continue;
-                }
-                if let Some(ip) = node_ipv4(n) {
-                    targets.push((IpAddr::V4(ip.addr()), None, node_as(cluster, name)));
+        let mut targets: Vec<Target> = Vec::new();
+        if let Some(side) = node_side(s, me, my_node) {
+            let peer_type = match side {
+                NodeSide::Specific => PeerType::NodeSpecific,
+                NodeSide::Global => PeerType::Global,
+            };
+            if let Some((ip, port)) = s.peer_ip.as_deref().and_then(parse_peer_ip) {
+                let asn = s.as_number.map(|a| a.0).unwrap_or(my_as);
+                let cid = node_at(cluster, ip).and_then(cluster_id);
+                targets.push((ip, port, asn, cid, peer_type));
+            }
+            if let Some(sel) = &s.peer_selector {
+                for (name, n) in &cluster.nodes {
+                    if name == me || !labels_match(sel, n) {
+                        continue;
+                    }
+                    if let Some(ip) = node_ipv4(n) {
+                        let asn = node_as(cluster, name);
+                        targets.push((IpAddr::V4(ip.addr()), None, asn, cluster_id(n), peer_type));
+                    }
                 }
             }
         }
-        for (ip, port, asn) in targets {
+        for (name, n) in reverse_peers(cluster, s, me, my_node) {
+            if let Some(ip) = node_ipv4(n) {
+                let asn = node_as(cluster, name);
+                targets.push((
+                    IpAddr::V4(ip.addr()),
+                    None,
+                    asn,
+                    cluster_id(n),
+                    PeerType::NodeSpecific,
+                ));
+            }
+        }
+        for (ip, port, asn, peer_cluster, peer_type) in targets {
             if ip == IpAddr::V4(my_ip) || out.contains_key(&ip) {
                 continue;
             }
             let mut c = base(ip, asn, timers);
             c.max_restart_time = gr;
             c.keep_original_next_hop = s.keep_original_next_hop;
+            c.route_reflector_client = is_rr_client(my_cluster, asn == my_as, peer_cluster);
+            if my_cluster.is_some() && asn == my_as {
+                // A reflector passes on what it learned over iBGP; the
+                // RIB's RFC 4456 rules decide to whom.
+                c.export.learned = PrefixFilter::Any;
+            }
             if let Some(port) = port {
                 c.port = port;
             }
@@ -221,7 +231,7 @@ mod tests {
     use crate::resources::bgp::{BgpConfigurationSpec, BgpPeerSpec};
     use crate::resources::ippool::IpPoolSpec;
     use crate::resources::node::{NodeBgpSpec, NodeSpec};
-    use crate::resources::{BgpConfiguration, IpPool, Resource};
+    use crate::resources::{BgpConfiguration, IpPool, Node, Resource};
 
     fn node(name: &str, ip: &str, asn: Option<u32>, labels: &[(&str, &str)]) -> Resource {
         let mut n = Node::new(

@@ -66,6 +66,12 @@ pub struct BgpPeerSpec {
     pub local_workload_selector: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_hop_mode: Option<String>,
+    /// `Auto` (default): a node this peer's peerSelector selects also
+    /// peers with the nodes its node/nodeSelector selects; `Manual`: only
+    /// the selected side peers (the reverse needs its own BGPPeer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["Auto", "Manual"]))]
+    pub reverse_peering: Option<String>,
     /// Not part of Calico's API: a per-peer prefix limit (Cease 6/1 when
     /// exceeded). Optional, so Calico manifests never carry it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

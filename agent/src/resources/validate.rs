@@ -173,6 +173,14 @@ fn check_peer(spec: &BgpPeerSpec, p: &mut Vec<FieldProblem>) {
             ));
         }
     }
+    if let Some(r) = &spec.reverse_peering {
+        if r != "Auto" && r != "Manual" {
+            p.push(problem(
+                "spec.reversePeering",
+                format!("{r:?} is not one of Auto, Manual"),
+            ));
+        }
+    }
     if spec
         .password
         .as_ref()

@@ -7,7 +7,9 @@
 #
 # Root on Debian 12. Overrides: LAB_NAME (default lab), NODES, SUBNETS,
 # PODS_PER_NODE, ENCAPSULATION (None|VXLAN|VXLANCrossSubnet), DATASTORE
-# (sqlite|etcdv3|kubernetes: the last on the test-only API stand-in).
+# (sqlite|etcdv3|kubernetes: the last on the test-only API stand-in),
+# TOPOLOGY (mesh|rr: rr makes the first node of each subnet a route
+# reflector and turns the mesh off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,7 +51,8 @@ trap cleanup EXIT
 
 "$tabbyctl" lab up --name "$name" \
   --nodes "${NODES:-3}" --subnets "${SUBNETS:-2}" --pods-per-node "${PODS_PER_NODE:-2}" \
-  ${ENCAPSULATION:+--encapsulation "$ENCAPSULATION"} --datastore "${DATASTORE:-sqlite}"
+  ${ENCAPSULATION:+--encapsulation "$ENCAPSULATION"} --datastore "${DATASTORE:-sqlite}" \
+  ${TOPOLOGY:+--topology "$TOPOLOGY"}
 
 # BGP sessions need a connect retry or two (1 s in the lab) and routes a
 # moment to follow: give the lab up to 20 s to converge before judging.

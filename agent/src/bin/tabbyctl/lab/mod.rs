@@ -19,14 +19,16 @@ mod down;
 mod fault;
 mod kube;
 mod pods;
+mod rr;
 mod sh;
 mod state;
 mod status;
+mod topology;
 mod up;
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
-use state::{check_name, default_dir, DatastoreKind, Encapsulation, Lab, Plan};
+use state::{check_name, default_dir, DatastoreKind, Encapsulation, Lab, Plan, Topology};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -71,6 +73,10 @@ pub enum LabCmd {
         encapsulation: Encapsulation,
         #[arg(long, value_enum, default_value = "sqlite")]
         datastore: DatastoreKind,
+        /// How the nodes peer: `mesh` (Calico's node-to-node mesh) or `rr`
+        /// (one route reflector per subnet, the mesh off).
+        #[arg(long, value_enum, default_value = "mesh")]
+        topology: Topology,
     },
     /// Nodes, pods and fabric, and whether the daemons run.
     Status {
@@ -135,6 +141,7 @@ pub async fn run(which: Which, cmd: LabCmd) -> Result<()> {
             pods_per_node,
             encapsulation,
             datastore,
+            topology,
         } => {
             let plan = Plan {
                 nodes,
@@ -142,6 +149,7 @@ pub async fn run(which: Which, cmd: LabCmd) -> Result<()> {
                 pods_per_node,
                 encapsulation,
                 datastore,
+                topology,
             };
             up::up(&name, &dir, plan).await
         }

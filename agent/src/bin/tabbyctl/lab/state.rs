@@ -5,6 +5,7 @@
 //! contain `_`, so the prefix `<lab>_` names exactly one lab's namespaces and
 //! `lab down` can find them after a crash even when `lab.json` is gone.
 
+pub use super::topology::Topology;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
@@ -133,6 +134,9 @@ pub struct Lab {
     pub dir: PathBuf,
     pub encapsulation: Encapsulation,
     pub datastore: DatastoreKind,
+    /// Labs from before `--topology` were meshes.
+    #[serde(default)]
+    pub topology: Topology,
     pub fabric: Fabric,
     pub nodes: Vec<Node>,
     pub pods: Vec<Pod>,
@@ -173,6 +177,7 @@ pub struct Plan {
     pub pods_per_node: usize,
     pub encapsulation: Encapsulation,
     pub datastore: DatastoreKind,
+    pub topology: Topology,
 }
 
 impl Plan {
@@ -246,6 +251,7 @@ impl Plan {
             dir: dir.to_path_buf(),
             encapsulation: self.encapsulation,
             datastore: self.datastore,
+            topology: self.topology,
             fabric: Fabric {
                 netns: format!("{p}fabric"),
                 bridges,
@@ -336,6 +342,7 @@ mod tests {
             pods_per_node: 2,
             encapsulation: Encapsulation::VxlanCrossSubnet,
             datastore: DatastoreKind::Sqlite,
+            topology: Topology::Mesh,
         }
     }
 

@@ -15,6 +15,7 @@ pub fn json(lab: &Lab) -> Result<String> {
     for (i, n) in lab.nodes.iter().enumerate() {
         v["nodes"][i]["running"] = running(n.pid, "tabby-node").into();
     }
+    v["route_reflectors"] = super::rr::reflectors(lab).into();
     if lab.etcd_pid.is_some() {
         v["etcd_running"] = running(lab.etcd_pid, "etcd").into();
     }
@@ -23,12 +24,14 @@ pub fn json(lab: &Lab) -> Result<String> {
 
 pub fn text(lab: &Lab) -> String {
     let mut out = format!(
-        "Lab {} in {} ({} encapsulation, {} datastore)\n\n",
+        "Lab {} in {} ({} encapsulation, {} datastore, {} topology)\n\n",
         lab.name,
         lab.dir.display(),
         lab.encapsulation,
-        lab.datastore
+        lab.datastore,
+        lab.topology
     );
+    let rrs = super::rr::reflectors(lab);
     let rows: Vec<Vec<String>> = lab
         .nodes
         .iter()
@@ -38,6 +41,11 @@ pub fn text(lab: &Lab) -> String {
                 n.netns.clone(),
                 n.address.to_string(),
                 n.subnet.clone(),
+                match (lab.topology, rrs.contains(&n.name.as_str())) {
+                    (super::state::Topology::Mesh, _) => "mesh".into(),
+                    (_, true) => format!("route reflector (cluster {})", super::rr::CLUSTER_ID),
+                    (_, false) => "rr client".into(),
+                },
                 n.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
                 if running(n.pid, "tabby-node") {
                     "yes".into()
@@ -50,7 +58,7 @@ pub fn text(lab: &Lab) -> String {
         .collect();
     out.push_str(&table(
         &[
-            "NODE", "NETNS", "ADDRESS", "SUBNET", "PID", "RUNNING", "RUN DIR",
+            "NODE", "NETNS", "ADDRESS", "SUBNET", "BGP", "PID", "RUNNING", "RUN DIR",
         ],
         &rows,
     ));

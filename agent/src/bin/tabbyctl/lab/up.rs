@@ -38,12 +38,13 @@ pub async fn up(name: &str, dir: &Path, plan: Plan) -> Result<()> {
         )));
     }
     println!(
-        "[{name}] lab is up: {} node(s) on {} subnet(s), {} pod(s) ({} encapsulation, {} datastore)",
+        "[{name}] lab is up: {} node(s) on {} subnet(s), {} pod(s) ({} encapsulation, {} datastore, {} topology)",
         lab.nodes.len(),
         lab.fabric.bridges.len(),
         lab.pods.len(),
         lab.encapsulation,
-        lab.datastore
+        lab.datastore,
+        lab.topology
     );
     println!("[{name}] next: tabbyctl lab status --name {name}; tabbyctl lab check --name {name}");
     for n in &lab.nodes {
@@ -80,6 +81,7 @@ async fn build(lab: &mut Lab) -> Result<()> {
         DatastoreKind::Sqlite => {}
     }
     lab.save()?;
+    super::rr::configure(lab)?;
     // The first node creates the default pool (as calico-node does); the
     // others start once it is serving so they find the pool in place.
     for i in 0..lab.nodes.len() {
@@ -345,7 +347,7 @@ async fn wait_sessions(lab: &Lab) {
     let deadline = started + Duration::from_secs(30);
     loop {
         let mut pending = Vec::new();
-        for n in &lab.nodes {
+        for (i, n) in lab.nodes.iter().enumerate() {
             match tabby_agent::ctl::client::node_status(&tabby_agent::grpc::socket_path(&n.run_dir))
                 .await
             {
@@ -355,7 +357,9 @@ async fn wait_sessions(lab: &Lab) {
                         .iter()
                         .filter(|p| p.info == "Established")
                         .count();
-                    if up < s.ipv4_peers.len() || s.ipv4_peers.len() + 1 < lab.nodes.len() {
+                    if up < s.ipv4_peers.len()
+                        || s.ipv4_peers.len() < super::rr::expected_sessions(lab, i)
+                    {
                         pending.push(format!("{} {up}/{}", n.name, s.ipv4_peers.len()));
                     }
                 }
@@ -367,7 +371,7 @@ async fn wait_sessions(lab: &Lab) {
                 &lab.name,
                 "bgp",
                 format_args!(
-                    "full mesh Established on every node ({:.1} s)",
+                    "every BGP session Established on every node ({:.1} s)",
                     started.elapsed().as_secs_f64()
                 ),
             );

@@ -1,14 +1,16 @@
 //! The BGP side of tabby-node: starting the speaker, keeping its peers and
-//! originated blocks in line with the datastore, and tracking how long
+//! originated prefixes (blocks, service CIDRs: `advertise`) in line with
+//! the datastore, and tracking how long
 //! each mesh session has been down (the VXLAN fallback timer), from the
 //! speaker's peer events.
 
+use super::advertise::{originations, Originations};
 use super::cluster::Cluster;
 use super::config::NodeConfig;
 use super::peers::{desired_peers, node_as, DesiredPeer, Timers};
 use super::routes::{LearnedRoute, PeerHealth};
 use ipnet::{IpNet, Ipv4Net};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,7 +63,7 @@ pub struct Bgp {
     /// down from then).
     added: HashMap<IpAddr, Instant>,
     health: HashMap<IpAddr, PeerHealth>,
-    originated: BTreeSet<Ipv4Net>,
+    originated: Originations,
     learned: BTreeMap<Ipv4Net, LearnedRoute>,
     events: Option<Events>,
     marker: std::path::PathBuf,
@@ -101,15 +103,6 @@ fn learned_route(p: &BestPath) -> Option<(Ipv4Net, LearnedRoute)> {
     ))
 }
 
-fn own_blocks(cluster: &Cluster, me: &str) -> BTreeSet<Ipv4Net> {
-    cluster
-        .confirmed_affinities()
-        .into_iter()
-        .filter(|(_, n)| n == me)
-        .map(|(b, _)| b)
-        .collect()
-}
-
 impl Bgp {
     pub async fn start(
         cfg: &NodeConfig,
@@ -139,14 +132,23 @@ impl Bgp {
             connect_retry: cfg.connect_retry,
         };
         let peers = desired_peers(cluster, me, my_ip, timers);
-        let originated = own_blocks(cluster, me);
+        let originated = originations(cluster, me);
+        // The speaker starts with the prefixes that carry no communities;
+        // the others follow at once with theirs.
         let speaker = Speaker::start(SpeakerConfig {
             local: local.clone(),
             listen: Some(SocketAddr::new(bind, port)),
             peers: peers.values().map(|p| p.config.clone()).collect(),
-            originate: originated.iter().map(|b| IpNet::V4(*b)).collect(),
+            originate: originated
+                .iter()
+                .filter(|(_, c)| c.is_empty())
+                .map(|(p, _)| *p)
+                .collect(),
         })
         .await?;
+        for (p, c) in originated.iter().filter(|(_, c)| !c.is_empty()) {
+            speaker.originate(vec![*p], c.clone()).await?;
+        }
         tracing::info!(router_id = %my_ip, asn = local.asn, port, peers = peers.len(), restarting, "BGP speaker running");
         let now = Instant::now();
         let mut b = Bgp {
@@ -221,27 +223,32 @@ impl Bgp {
         }
         self.peers = want;
 
-        let blocks = own_blocks(cluster, &self.me);
+        let want = originations(cluster, &self.me);
         let gone: Vec<IpNet> = self
             .originated
-            .difference(&blocks)
-            .map(|b| IpNet::V4(*b))
-            .collect();
-        let new: Vec<IpNet> = blocks
-            .difference(&self.originated)
-            .map(|b| IpNet::V4(*b))
+            .keys()
+            .filter(|p| !want.contains_key(p))
+            .copied()
             .collect();
         if !gone.is_empty() {
             if let Err(e) = self.speaker.withdraw(gone).await {
-                tracing::warn!(error = %e, "withdrawing blocks");
+                tracing::warn!(error = %e, "withdrawing prefixes");
             }
         }
-        if !new.is_empty() {
-            if let Err(e) = self.speaker.originate(new, Vec::new()).await {
-                tracing::warn!(error = %e, "originating blocks");
+        // New prefixes, and those whose communities changed (originating
+        // again replaces them), grouped by their communities.
+        let mut new: BTreeMap<&Vec<u32>, Vec<IpNet>> = BTreeMap::new();
+        for (p, c) in &want {
+            if self.originated.get(p) != Some(c) {
+                new.entry(c).or_default().push(*p);
             }
         }
-        self.originated = blocks;
+        for (c, prefixes) in new {
+            if let Err(e) = self.speaker.originate(prefixes, c.clone()).await {
+                tracing::warn!(error = %e, "originating prefixes");
+            }
+        }
+        self.originated = want;
     }
 
     /// A mesh session's health from the speaker's report of it.

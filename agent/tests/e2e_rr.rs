@@ -5,10 +5,14 @@
 //! speaker has every other node's block as a best path, reflected with
 //! its owner's next hop; with one reflector's tabby-node stopped, the
 //! other still gives every client every running node's block and pods
-//! still reach. Root only.
+//! still reach. And BIRD 2 as an external reflector (`rr client`, `rr
+//! cluster id`) for 3 Tabby nodes with the mesh off: every node learns
+//! every other node's block from BIRD with the owner's next hop. Root only.
 
+mod e2e_bird;
 mod e2e_common;
 
+use e2e_bird::{protocol, Bird};
 use e2e_common::{serial, wait_until, Lab};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -197,4 +201,86 @@ fn route_reflectors_carry_every_block_and_survive_one_reflector_down() {
         "lab check with node-1's reflector down:\n{out}\n{}",
         lab.logs()
     );
+}
+
+#[test]
+fn bird_reflects_every_block_with_its_original_next_hop() {
+    let _g = serial();
+    let lab = Lab::up(
+        "rrbird",
+        &[
+            "--nodes",
+            "3",
+            "--subnets",
+            "1",
+            "--pods-per-node",
+            "1",
+            "--encapsulation",
+            "None",
+        ],
+    );
+    let nodes = lab.node_names();
+    let router = lab.state["fabric"]["bridges"][0]["router"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // iBGP in the nodes' AS; `direct`: next hops are on the shared subnet.
+    let protocols: String = nodes
+        .iter()
+        .map(|n| {
+            protocol(
+                &n.replace('-', "_"),
+                &router,
+                64512,
+                &lab.node_ip(n).to_string(),
+                64512,
+                "  rr client; rr cluster id 244.0.0.9; direct;\n  ipv4 { import all; export all; };\n",
+            )
+        })
+        .collect();
+    let bird = Bird::start(&lab.netns("fabric"), &router, &protocols);
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        f.path(),
+        format!(
+            "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {{name: default}}\nspec: {{nodeToNodeMeshEnabled: false}}\n---\n\
+             apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: bird-rr}}\nspec: {{peerIP: {router}, asNumber: 64512}}\n"
+        ),
+    )
+    .unwrap();
+    let (ok, out) = lab.tabbyctl(&["apply", "-f", f.path().to_str().unwrap()]);
+    assert!(ok, "{out}");
+
+    let via = vec![router.clone()];
+    for n in &nodes {
+        // The mesh is gone: BIRD is the node's only session.
+        let ok = wait_until(Duration::from_secs(20), || {
+            let rows = peer_rows(&lab, n);
+            rows.len() == 1
+                && rows[0].0 == router
+                && rows[0].1 == "global"
+                && rows[0].2 == "Established"
+        });
+        let (_, st) = lab.node_status(n);
+        assert!(
+            ok,
+            "{n}: want one global session to BIRD:\n{st}\n{}",
+            bird.log()
+        );
+        let others: Vec<String> = nodes.iter().filter(|o| *o != n).cloned().collect();
+        let mut why = String::new();
+        let ok = wait_until(Duration::from_secs(15), || {
+            has_blocks(&lab, n, &others, &via)
+                .map_err(|e| why = e)
+                .is_ok()
+        });
+        assert!(ok, "{why}\n{}", bird.birdc(&["show", "route", "all"]));
+    }
+    // BIRD itself has each block from its owner.
+    let block = &lab.blocks_of("node-1")[0];
+    let r = bird.route_all(block).unwrap_or_default();
+    assert!(r.contains(&format!("via {}", lab.node_ip("node-1"))), "{r}");
+    let (ok, out) = lab.wait_check(Duration::from_secs(20));
+    assert!(ok, "lab check:\n{out}\n{}", lab.logs());
+    assert!(out.contains("6/6 pod pairs reachable"), "{out}");
 }

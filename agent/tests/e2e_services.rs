@@ -2,8 +2,8 @@
 //! BIRD 2 in the lab's fabric namespace with one eBGP `protocol bgp` per
 //! node, reached through a global BGPPeer. BIRD learns the default
 //! BGPConfiguration's `serviceClusterIPs` from every node (one path per
-//! node) with the communities `prefixAdvertisements` attach, by name and
-//! by value; no node routes the service CIDR into its kernel; removing it
+//! node) with the standard and large communities `prefixAdvertisements`
+//! attach, by name and by value; no node routes the service CIDR into its kernel; removing it
 //! from BGPConfiguration withdraws it from every node. A BGPConfiguration
 //! with a bad CIDR, an unknown community name or a bad value is rejected
 //! whole, naming each field. Root only.
@@ -17,6 +17,8 @@ use std::time::Duration;
 
 const SVC: &str = "10.96.0.0/12";
 const BIRD_AS: u32 = 65000;
+/// How birdc prints the two large communities.
+const LARGE: &str = "BGP.large_community: (65000, 100, 1) (4200000000, 7, 8)";
 
 fn apply(lab: &Lab, yaml: &str) -> (bool, String) {
     let f = tempfile::NamedTempFile::new().unwrap();
@@ -26,7 +28,7 @@ fn apply(lab: &Lab, yaml: &str) -> (bool, String) {
 
 fn bgp_config(services: &str) -> String {
     format!(
-        "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {{name: default}}\nspec:\n{services}  communities:\n  - {{name: svc, value: \"65000:100\"}}\n  prefixAdvertisements:\n  - cidr: {SVC}\n    communities: [svc, \"65000:200\"]\n"
+        "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {{name: default}}\nspec:\n{services}  communities:\n  - {{name: svc, value: \"65000:100\"}}\n  - {{name: big, value: \"65000:100:1\"}}\n  prefixAdvertisements:\n  - cidr: {SVC}\n    communities: [svc, \"65000:200\", big, \"4200000000:7:8\"]\n"
     )
 }
 
@@ -90,15 +92,18 @@ fn service_cluster_ips_reach_bird_from_every_node_with_communities() {
         bird.route_all(SVC).is_some_and(|r| {
             protos.iter().all(|p| r.contains(&format!("[{p} ")))
                 && r.matches("BGP.community: (65000,100) (65000,200)").count() == nodes.len()
+                && r.matches(LARGE).count() == nodes.len()
         })
     });
     assert!(
         ok,
-        "BIRD: want {SVC} from every node with (65000,100) (65000,200):\n{:?}\n{}\n{}",
+        "BIRD: want {SVC} from every node with (65000,100) (65000,200) and {LARGE}:\n{:?}\n{}\n{}",
         bird.route_all(SVC),
         bird.birdc(&["show", "protocols"]),
         lab.logs()
     );
+    // Shown with --nocapture: what birdc prints.
+    eprintln!("birdc show route all {SVC}:\n{}", bird.route_all(SVC).unwrap_or_default());
     // The nodes' own blocks reach BIRD too, without the service communities.
     for n in &nodes {
         for block in lab.blocks_of(n) {

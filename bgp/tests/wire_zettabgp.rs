@@ -33,6 +33,7 @@ struct Norm {
     atomic_aggregate: bool,
     aggregator: Option<(u32, Ipv4Addr)>,
     communities: BTreeSet<u32>,
+    large_communities: BTreeSet<(u32, u32, u32)>,
     originator_id: Option<IpAddr>,
     cluster_list: Vec<IpAddr>,
     mp_reach: Option<(Option<IpAddr>, Prefixes)>,
@@ -77,6 +78,11 @@ fn ours(u: &Update) -> Norm {
         atomic_aggregate: a.atomic_aggregate,
         aggregator: a.aggregator,
         communities: a.communities.iter().copied().collect(),
+        large_communities: a
+            .large_communities
+            .iter()
+            .map(|c| (c.global, c.local1, c.local2))
+            .collect(),
         originator_id: a.originator_id.map(IpAddr::V4),
         cluster_list: a.cluster_list.iter().copied().map(IpAddr::V4).collect(),
         mp_reach: a
@@ -139,6 +145,9 @@ fn theirs(m: &z::BgpUpdateMessage) -> Norm {
             z::BgpAttrItem::AggregatorAS(g) => n.aggregator = Some((g.asn, g.addr)),
             z::BgpAttrItem::CommunityList(c) => {
                 n.communities = c.value.iter().map(|c| c.value).collect()
+            }
+            z::BgpAttrItem::LargeCommunityList(c) => {
+                n.large_communities = c.value.iter().map(|c| (c.ga, c.ldp1, c.ldp2)).collect()
             }
             z::BgpAttrItem::OriginatorID(o) => n.originator_id = Some(o.value),
             z::BgpAttrItem::ClusterList(c) => n.cluster_list = c.value.clone(),

@@ -14,10 +14,25 @@ use crate::resources::bgp::BgpConfigurationSpec;
 use ipnet::{IpNet, Ipv4Net};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use tabby_bgp::wire::LargeCommunity;
 
-/// Each originated prefix and its standard communities (`asn << 16 |
-/// value`), sorted.
-pub type Originations = BTreeMap<IpNet, Vec<u32>>;
+/// The communities one originated prefix carries, each list sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Communities {
+    /// RFC 1997, `asn << 16 | value`.
+    pub standard: Vec<u32>,
+    /// RFC 8092.
+    pub large: Vec<LargeCommunity>,
+}
+
+impl Communities {
+    pub fn is_empty(&self) -> bool {
+        self.standard.is_empty() && self.large.is_empty()
+    }
+}
+
+/// Each originated prefix and its communities.
+pub type Originations = BTreeMap<IpNet, Communities>;
 
 /// `aa:nn` as a standard community.
 pub fn standard_community(s: &str) -> Option<u32> {
@@ -46,8 +61,8 @@ pub fn service_cidrs(spec: &BgpConfigurationSpec) -> Vec<IpNet> {
 /// The communities `prefixAdvertisements` give `prefix`: names resolved
 /// through `communities`, values taken as they are. What does not parse
 /// was rejected at apply time; it is skipped here.
-fn communities_for(spec: &BgpConfigurationSpec, prefix: &IpNet) -> Vec<u32> {
-    let mut out = Vec::new();
+fn communities_for(spec: &BgpConfigurationSpec, prefix: &IpNet) -> Communities {
+    let mut out = Communities::default();
     for pa in &spec.prefix_advertisements {
         let Ok(cidr) = pa.cidr.parse::<IpNet>() else {
             continue;
@@ -62,12 +77,16 @@ fn communities_for(spec: &BgpConfigurationSpec, prefix: &IpNet) -> Vec<u32> {
                 .find(|n| &n.name == c)
                 .map_or(c.as_str(), |n| n.value.as_str());
             if let Some(v) = standard_community(value) {
-                out.push(v);
+                out.standard.push(v);
+            } else if let Some(v) = LargeCommunity::parse(value) {
+                out.large.push(v);
             }
         }
     }
-    out.sort_unstable();
-    out.dedup();
+    out.standard.sort_unstable();
+    out.standard.dedup();
+    out.large.sort_unstable();
+    out.large.dedup();
     out
 }
 
@@ -141,14 +160,20 @@ mod tests {
             service_cluster_ips: cidrs(&["10.96.0.0/12", "fd00:96::/112"]),
             service_external_ips: cidrs(&["192.0.2.7"]),
             service_load_balancer_ips: cidrs(&["198.51.100.0/24"]),
-            communities: vec![Community {
-                name: "svc".into(),
-                value: "65000:100".into(),
-            }],
+            communities: vec![
+                Community {
+                    name: "svc".into(),
+                    value: "65000:100".into(),
+                },
+                Community {
+                    name: "big".into(),
+                    value: "4200000000:1:2".into(),
+                },
+            ],
             prefix_advertisements: vec![
                 PrefixAdvertisement {
                     cidr: "10.96.0.0/12".into(),
-                    communities: vec!["svc".into(), "65000:7".into()],
+                    communities: vec!["svc".into(), "65000:7".into(), "big".into()],
                 },
                 // A pool-wide CIDR tags the blocks inside it.
                 PrefixAdvertisement {
@@ -159,12 +184,21 @@ mod tests {
             ..Default::default()
         };
         let o = originations(&cluster(spec), "a");
-        let c = |a: u32, n: u32| a << 16 | n;
+        let c = |std: &[(u32, u32)], large: &[(u32, u32, u32)]| Communities {
+            standard: std.iter().map(|(a, n)| a << 16 | n).collect(),
+            large: large
+                .iter()
+                .map(|(g, a, b)| LargeCommunity::new(*g, *a, *b))
+                .collect(),
+        };
         let want: Originations = [
-            (net("10.244.1.0/26"), vec![c(65000, 200)]),
-            (net("10.96.0.0/12"), vec![c(65000, 7), c(65000, 100)]),
-            (net("192.0.2.7/32"), vec![]),
-            (net("198.51.100.0/24"), vec![]),
+            (net("10.244.1.0/26"), c(&[(65000, 200)], &[])),
+            (
+                net("10.96.0.0/12"),
+                c(&[(65000, 7), (65000, 100)], &[(4_200_000_000, 1, 2)]),
+            ),
+            (net("192.0.2.7/32"), c(&[], &[])),
+            (net("198.51.100.0/24"), c(&[], &[])),
         ]
         .into_iter()
         .collect();

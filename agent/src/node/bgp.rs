@@ -4,7 +4,7 @@
 //! each mesh session has been down (the VXLAN fallback timer), from the
 //! speaker's peer events.
 
-use super::advertise::{originations, Originations};
+use super::advertise::{originations, Communities, Originations};
 use super::cluster::Cluster;
 use super::config::NodeConfig;
 use super::peers::{desired_peers, node_as, DesiredPeer, Timers};
@@ -147,7 +147,9 @@ impl Bgp {
         })
         .await?;
         for (p, c) in originated.iter().filter(|(_, c)| !c.is_empty()) {
-            speaker.originate(vec![*p], c.clone()).await?;
+            speaker
+                .originate_with(vec![*p], c.standard.clone(), c.large.clone())
+                .await?;
         }
         tracing::info!(router_id = %my_ip, asn = local.asn, port, peers = peers.len(), restarting, "BGP speaker running");
         let now = Instant::now();
@@ -237,14 +239,15 @@ impl Bgp {
         }
         // New prefixes, and those whose communities changed (originating
         // again replaces them), grouped by their communities.
-        let mut new: BTreeMap<&Vec<u32>, Vec<IpNet>> = BTreeMap::new();
+        let mut new: BTreeMap<&Communities, Vec<IpNet>> = BTreeMap::new();
         for (p, c) in &want {
             if self.originated.get(p) != Some(c) {
                 new.entry(c).or_default().push(*p);
             }
         }
         for (c, prefixes) in new {
-            if let Err(e) = self.speaker.originate(prefixes, c.clone()).await {
+            let (std, large) = (c.standard.clone(), c.large.clone());
+            if let Err(e) = self.speaker.originate_with(prefixes, std, large).await {
                 tracing::warn!(error = %e, "originating prefixes");
             }
         }

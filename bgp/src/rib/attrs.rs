@@ -3,7 +3,8 @@
 //! interned so equal sets are one allocation and compare by pointer.
 
 use crate::wire::{
-    AsSegment, Family, MpReach, MpUnreach, Origin, PathAttributes, RawAttribute, Update,
+    AsSegment, Family, LargeCommunity, MpReach, MpUnreach, Origin, PathAttributes, RawAttribute,
+    Update,
 };
 use ipnet::{IpNet, Ipv4Net};
 use std::collections::HashSet;
@@ -28,6 +29,7 @@ pub struct RouteAttrs {
     pub atomic_aggregate: bool,
     pub aggregator: Option<(u32, Ipv4Addr)>,
     pub communities: Vec<u32>,
+    pub large_communities: Vec<LargeCommunity>,
     pub originator_id: Option<Ipv4Addr>,
     pub cluster_list: Vec<Ipv4Addr>,
     /// Unrecognised optional transitive attributes, Partial bit set.
@@ -37,9 +39,17 @@ pub struct RouteAttrs {
 impl RouteAttrs {
     /// A prefix this speaker originates.
     pub fn local(communities: &[u32]) -> Self {
+        Self::local_with(communities, &[])
+    }
+
+    /// A prefix this speaker originates, with large communities too.
+    pub fn local_with(communities: &[u32], large: &[LargeCommunity]) -> Self {
         let mut communities = communities.to_vec();
         communities.sort_unstable();
         communities.dedup();
+        let mut large_communities = large.to_vec();
+        large_communities.sort_unstable();
+        large_communities.dedup();
         RouteAttrs {
             origin: Origin::Igp,
             as_path: Vec::new(),
@@ -49,6 +59,7 @@ impl RouteAttrs {
             atomic_aggregate: false,
             aggregator: None,
             communities,
+            large_communities,
             originator_id: None,
             cluster_list: Vec::new(),
             other: Vec::new(),
@@ -70,6 +81,7 @@ impl RouteAttrs {
             atomic_aggregate: a.atomic_aggregate,
             aggregator: a.aggregator,
             communities: a.communities.clone(),
+            large_communities: a.large_communities.clone(),
             originator_id: a.originator_id,
             cluster_list: a.cluster_list.clone(),
             other: a
@@ -134,6 +146,7 @@ impl RouteAttrs {
             atomic_aggregate: self.atomic_aggregate,
             aggregator: self.aggregator,
             communities: self.communities.clone(),
+            large_communities: self.large_communities.clone(),
             originator_id: self.originator_id,
             cluster_list: self.cluster_list.clone(),
             mp_reach: None,
@@ -176,6 +189,8 @@ impl RouteAttrs {
             + 4
             + 8
             + 4 * self.communities.len()
+            + 4
+            + 12 * self.large_communities.len()
             + 4
             + 4 * self.cluster_list.len()
             + other

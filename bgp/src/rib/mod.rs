@@ -29,7 +29,7 @@ pub use martian::is_martian;
 pub use peer::{PeerCounts, SessionInfo};
 
 use crate::peer_config::{LocalConfig, PeerConfig};
-use crate::wire::{Family, Update};
+use crate::wire::{Family, LargeCommunity, Update};
 use attrs::Interner;
 use decision::select_best;
 use fast_hash::FastMap;
@@ -166,7 +166,19 @@ impl Rib {
 
     /// Originates (or re-originates with new communities) local prefixes.
     pub fn originate(&mut self, prefixes: &[IpNet], communities: &[u32]) -> RibChanges {
-        let attrs = self.interner.intern(RouteAttrs::local(communities));
+        self.originate_with(prefixes, communities, &[])
+    }
+
+    /// [`Rib::originate`] with RFC 8092 large communities as well.
+    pub fn originate_with(
+        &mut self,
+        prefixes: &[IpNet],
+        communities: &[u32],
+        large: &[LargeCommunity],
+    ) -> RibChanges {
+        let attrs = self
+            .interner
+            .intern(RouteAttrs::local_with(communities, large));
         let mut t = Touched::default();
         for prefix in prefixes {
             let path = Path {

@@ -14,7 +14,9 @@ use crate::log_limit::{LogLimiter, Verdict, WINDOW};
 use crate::peer_config::{LocalConfig, PeerConfig};
 use crate::rib::{family_of, PeerExport, Rib, RibChanges};
 use crate::transport::Listener;
-use crate::wire::{encode_announce, encode_end_of_rib, encode_withdraw, SessionContext};
+use crate::wire::{
+    encode_announce, encode_end_of_rib, encode_withdraw, LargeCommunity, SessionContext,
+};
 use ipnet::IpNet;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -203,8 +205,8 @@ impl Core {
             Command::RemovePeer(addr, reply) => {
                 let _ = reply.send(self.remove_peer(addr));
             }
-            Command::Originate(prefixes, communities, reply) => {
-                self.originate(&prefixes, &communities);
+            Command::Originate(prefixes, communities, large, reply) => {
+                self.originate(&prefixes, &communities, &large);
                 let _ = reply.send(());
             }
             Command::Withdraw(prefixes, reply) => {
@@ -235,8 +237,8 @@ impl Core {
         }
     }
 
-    pub fn originate(&mut self, prefixes: &[IpNet], communities: &[u32]) {
-        let changes = self.rib.originate(prefixes, communities);
+    pub fn originate(&mut self, prefixes: &[IpNet], communities: &[u32], large: &[LargeCommunity]) {
+        let changes = self.rib.originate_with(prefixes, communities, large);
         self.dispatch(changes, None);
     }
 

@@ -46,6 +46,7 @@ pub use watch::{BestPath, BestPathEvent, BestPathWatch, PeerEvent};
 
 use crate::peer_config::{LocalConfig, PeerConfig};
 use crate::transport::Listener;
+use crate::wire::LargeCommunity;
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,7 +89,12 @@ pub(crate) enum Command {
     /// Boxed: a peer's configuration is several times any other command.
     AddPeer(Box<PeerConfig>, oneshot::Sender<Result<(), SpeakerError>>),
     RemovePeer(IpAddr, oneshot::Sender<Result<(), SpeakerError>>),
-    Originate(Vec<IpNet>, Vec<u32>, oneshot::Sender<()>),
+    Originate(
+        Vec<IpNet>,
+        Vec<u32>,
+        Vec<LargeCommunity>,
+        oneshot::Sender<()>,
+    ),
     Withdraw(Vec<IpNet>, oneshot::Sender<()>),
     Peers(oneshot::Sender<Vec<PeerStatus>>),
     Watch(oneshot::Sender<BestPathWatch>),
@@ -120,7 +126,7 @@ impl Speaker {
         let refused = listener.as_ref().map(Listener::refused).unwrap_or_default();
         let (tx, rx) = mpsc::unbounded_channel();
         let mut core = core::Core::new(config.local, listener, tx.clone());
-        core.originate(&config.originate, &[]);
+        core.originate(&config.originate, &[], &[]);
         for peer in config.peers {
             core.add_peer(peer)?;
         }
@@ -171,7 +177,18 @@ impl Speaker {
         prefixes: Vec<IpNet>,
         communities: Vec<u32>,
     ) -> Result<(), SpeakerError> {
-        self.ask(|r| Command::Originate(prefixes, communities, r))
+        self.originate_with(prefixes, communities, Vec::new()).await
+    }
+
+    /// [`Speaker::originate`] with RFC 8092 large communities as well;
+    /// re-originating replaces both kinds.
+    pub async fn originate_with(
+        &self,
+        prefixes: Vec<IpNet>,
+        communities: Vec<u32>,
+        large: Vec<LargeCommunity>,
+    ) -> Result<(), SpeakerError> {
+        self.ask(|r| Command::Originate(prefixes, communities, large, r))
             .await
     }
 

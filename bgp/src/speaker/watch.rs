@@ -9,7 +9,7 @@
 
 use super::status::PeerStatus;
 use crate::rib::{BestChange, Path};
-use crate::wire::AsSegment;
+use crate::wire::{AsSegment, LargeCommunity};
 use ipnet::IpNet;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -27,6 +27,7 @@ pub struct BestPath {
     pub local_pref: u32,
     pub med: Option<u32>,
     pub communities: Vec<u32>,
+    pub large_communities: Vec<LargeCommunity>,
     /// Kept from a peer that is restarting (RFC 4724), not yet refreshed.
     pub stale: bool,
 }
@@ -48,6 +49,7 @@ impl BestPath {
             local_pref: a.effective_local_pref(),
             med: a.med,
             communities: a.communities.clone(),
+            large_communities: a.large_communities.clone(),
             stale: path.stale,
         }
     }

@@ -7,8 +7,8 @@ use super::codes::{attr, flag};
 use super::error::{DecodeError, Rfc7606Action};
 use super::nlri;
 use super::types::{
-    AsSegment, Family, MpReach, MpUnreach, Origin, PathAttributes, RawAttribute, SessionContext,
-    AS_TRANS,
+    AsSegment, Family, LargeCommunity, MpReach, MpUnreach, Origin, PathAttributes, RawAttribute,
+    SessionContext, AS_TRANS,
 };
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -44,9 +44,11 @@ fn expected_flags(code: u8) -> Option<u8> {
         | attr::CLUSTER_LIST
         | attr::MP_REACH_NLRI
         | attr::MP_UNREACH_NLRI => OPT_NON_TRANSITIVE,
-        attr::AGGREGATOR | attr::COMMUNITIES | attr::AS4_PATH | attr::AS4_AGGREGATOR => {
-            OPT_TRANSITIVE
-        }
+        attr::AGGREGATOR
+        | attr::COMMUNITIES
+        | attr::AS4_PATH
+        | attr::AS4_AGGREGATOR
+        | attr::LARGE_COMMUNITIES => OPT_TRANSITIVE,
         _ => return None,
     })
 }
@@ -267,6 +269,20 @@ fn decode_one(
             a.communities = value
                 .chunks_exact(4)
                 .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+        }
+        // RFC 8092 §5: empty or not a multiple of 12 is malformed, which
+        // RFC 7606 treats as withdraw (the default for this code).
+        attr::LARGE_COMMUNITIES => {
+            if value.is_empty() || !value.len().is_multiple_of(12) {
+                return Err(bad_len());
+            }
+            a.large_communities = value
+                .chunks_exact(12)
+                .map(|c| {
+                    let part = |i: usize| u32::from_be_bytes([c[i], c[i + 1], c[i + 2], c[i + 3]]);
+                    LargeCommunity::new(part(0), part(4), part(8))
+                })
                 .collect();
         }
         attr::ORIGINATOR_ID => {

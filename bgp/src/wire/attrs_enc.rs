@@ -201,6 +201,16 @@ pub fn encode_attrs(
             Ok(())
         })?;
     }
+    if !a.large_communities.is_empty() {
+        put(out, OPT_TRANSITIVE, attr::LARGE_COMMUNITIES, |b| {
+            for c in &a.large_communities {
+                for part in [c.global, c.local1, c.local2] {
+                    b.extend_from_slice(&part.to_be_bytes());
+                }
+            }
+            Ok(())
+        })?;
+    }
     if let Some(id) = a.originator_id {
         put(out, OPT_NON_TRANSITIVE, attr::ORIGINATOR_ID, |b| {
             b.extend_from_slice(&id.octets());

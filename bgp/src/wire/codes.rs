@@ -26,6 +26,8 @@ pub mod attr {
     pub const MP_UNREACH_NLRI: u8 = 15;
     pub const AS4_PATH: u8 = 17;
     pub const AS4_AGGREGATOR: u8 = 18;
+    /// RFC 8092.
+    pub const LARGE_COMMUNITIES: u8 = 32;
 }
 
 /// Path attribute flag bits.

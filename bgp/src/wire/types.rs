@@ -135,6 +135,38 @@ pub struct RawAttribute {
     pub data: Vec<u8>,
 }
 
+/// An RFC 8092 large community: `global:local1:local2`, the global part
+/// an AS number by convention.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LargeCommunity {
+    pub global: u32,
+    pub local1: u32,
+    pub local2: u32,
+}
+
+impl LargeCommunity {
+    pub fn new(global: u32, local1: u32, local2: u32) -> Self {
+        LargeCommunity {
+            global,
+            local1,
+            local2,
+        }
+    }
+
+    /// `aa:nn:mm`, each part a 32-bit number.
+    pub fn parse(s: &str) -> Option<Self> {
+        let mut it = s.split(':').map(|p| p.trim().parse::<u32>().ok());
+        let c = LargeCommunity::new(it.next()??, it.next()??, it.next()??);
+        it.next().is_none().then_some(c)
+    }
+}
+
+impl std::fmt::Display for LargeCommunity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.global, self.local1, self.local2)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PathAttributes {
     pub origin: Option<Origin>,
@@ -148,6 +180,8 @@ pub struct PathAttributes {
     pub aggregator: Option<(u32, Ipv4Addr)>,
     /// RFC 1997 standard communities, `asn << 16 | value`.
     pub communities: Vec<u32>,
+    /// RFC 8092 large communities, in the order received.
+    pub large_communities: Vec<LargeCommunity>,
     /// RFC 4456.
     pub originator_id: Option<Ipv4Addr>,
     pub cluster_list: Vec<Ipv4Addr>,

@@ -123,12 +123,26 @@ pub fn update(four_octet: bool, with_other: bool) -> impl Strategy<Value = Updat
             proptest::option::of(mp_reach()),
             proptest::option::of(mp_unreach()),
             others,
+            vec(
+                (any::<u32>(), any::<u32>(), any::<u32>())
+                    .prop_map(|(g, a, b)| LargeCommunity::new(g, a, b)),
+                0..4,
+            ),
         ),
     )
         .prop_map(
             |(
                 (withdrawn, nlri, origin, as_path, nh, med, local_pref, atomic_aggregate),
-                (aggregator, communities, originator_id, cluster_list, mp_reach, mp_unreach, other),
+                (
+                    aggregator,
+                    communities,
+                    originator_id,
+                    cluster_list,
+                    mp_reach,
+                    mp_unreach,
+                    other,
+                    large_communities,
+                ),
             )| {
                 let routes =
                     !nlri.is_empty() || mp_reach.as_ref().is_some_and(|r| !r.nlri.is_empty());
@@ -148,6 +162,7 @@ pub fn update(four_octet: bool, with_other: bool) -> impl Strategy<Value = Updat
                         atomic_aggregate,
                         aggregator,
                         communities,
+                        large_communities,
                         originator_id,
                         cluster_list,
                         mp_reach,

@@ -103,7 +103,10 @@ fn service_cluster_ips_reach_bird_from_every_node_with_communities() {
         lab.logs()
     );
     // Shown with --nocapture: what birdc prints.
-    eprintln!("birdc show route all {SVC}:\n{}", bird.route_all(SVC).unwrap_or_default());
+    eprintln!(
+        "birdc show route all {SVC}:\n{}",
+        bird.route_all(SVC).unwrap_or_default()
+    );
     // The nodes' own blocks reach BIRD too, without the service communities.
     for n in &nodes {
         for block in lab.blocks_of(n) {

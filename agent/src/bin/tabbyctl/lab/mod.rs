@@ -11,7 +11,8 @@
 //! fabric -- tabbyctl ...` reaches it from the host. `--datastore
 //! kubernetes` runs the test-only Kubernetes API stand-in there instead,
 //! with Calico's CRDs, and registers the nodes and pods in it as kubelets
-//! would (see `kube`).
+//! would (see `kube`). `--topology rr` makes one node per subnet a route
+//! reflector and turns the mesh off (see `rr`).
 
 mod check;
 mod cni;

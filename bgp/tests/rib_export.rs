@@ -150,6 +150,23 @@ fn reflector_passes_non_client_routes_to_clients_only() {
 }
 
 #[test]
+fn large_communities_are_reflected_and_originated_unchanged() {
+    let (mut rib, c1, c2, n1, _) = rr_rib();
+    let large = vec![wire::LargeCommunity::new(65000, 1, 2)];
+    let mut x = attrs(&[], "10.0.0.11");
+    x.large_communities = large.clone();
+    rib.apply_update(c1, &announce(&["10.244.1.0/26"], x));
+    for target in [c2, n1] {
+        let out = sent(&rib, target, "10.244.1.0/26").unwrap();
+        assert_eq!(out.large_communities, large);
+    }
+    let mine = vec![wire::LargeCommunity::new(4_200_000_000, 7, 8)];
+    rib.originate_with(&[net("10.96.0.0/12")], &[1], &mine);
+    let out = sent(&rib, c1, "10.96.0.0/12").unwrap();
+    assert_eq!((out.communities, out.large_communities), (vec![1], mine));
+}
+
+#[test]
 fn reflection_loops_are_dropped_on_import() {
     let (mut rib, c1, _, n1, _) = rr_rib();
     let mut x = attrs(&[], "10.0.0.11");

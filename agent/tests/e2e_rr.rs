@@ -284,3 +284,61 @@ fn bird_reflects_every_block_with_its_original_next_hop() {
     assert!(ok, "lab check:\n{out}\n{}", lab.logs());
     assert!(out.contains("6/6 pod pairs reachable"), "{out}");
 }
+
+/// A running node made a reflector by editing its Node (label and
+/// `routeReflectorClusterID`), as an operator would: its speaker starts
+/// again with the cluster ID and reflects between the other two.
+#[test]
+fn a_node_becomes_a_reflector_live() {
+    let _g = serial();
+    let lab = Lab::up(
+        "rrlive",
+        &[
+            "--nodes",
+            "3",
+            "--subnets",
+            "1",
+            "--pods-per-node",
+            "1",
+            "--encapsulation",
+            "None",
+        ],
+    );
+    let (ok, out) = lab.tabbyctl(&["get", "node", "node-1", "-o", "json"]);
+    assert!(ok, "{out}");
+    let mut node: serde_json::Value = serde_json::from_str(&out).unwrap();
+    node["metadata"]["labels"] = serde_json::json!({"route-reflector": "true"});
+    node["spec"]["bgp"]["routeReflectorClusterID"] = "244.0.0.1".into();
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        f.path(),
+        format!(
+            "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {{name: default}}\nspec: {{nodeToNodeMeshEnabled: false}}\n---\n\
+             apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: peer-with-route-reflectors}}\nspec: {{nodeSelector: all(), peerSelector: \"route-reflector == 'true'\"}}\n---\n{node}\n"
+        ),
+    )
+    .unwrap();
+    let (ok, out) = lab.tabbyctl(&["apply", "-f", f.path().to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let rr = vec![lab.node_ip("node-1").to_string()];
+    for (client, other) in [("node-2", "node-3"), ("node-3", "node-2")] {
+        let mut why = String::new();
+        let ok = wait_until(Duration::from_secs(20), || {
+            let rows = peer_rows(&lab, client);
+            rows.len() == 1
+                && rows[0].0 == rr[0]
+                && rows[0].2 == "Established"
+                && has_blocks(&lab, client, &[other.to_string()], &rr)
+                    .map_err(|e| why = e)
+                    .is_ok()
+        });
+        let (_, st) = lab.node_status(client);
+        assert!(
+            ok,
+            "{client}: want {other}'s block via node-1 only: {why}\n{st}\n{}",
+            lab.logs()
+        );
+    }
+    let (ok, out) = lab.wait_check(Duration::from_secs(20));
+    assert!(ok, "lab check:\n{out}\n{}", lab.logs());
+}

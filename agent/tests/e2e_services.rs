@@ -3,7 +3,7 @@
 //! node, reached through a global BGPPeer. BIRD learns the default
 //! BGPConfiguration's `serviceClusterIPs` from every node (one path per
 //! node) with the standard and large communities `prefixAdvertisements`
-//! attach, by name and by value; no node routes the service CIDR into its kernel; removing it
+//! attach, by name and by value, and every block the pool-wide one tags; no node routes the service CIDR into its kernel; removing it
 //! from BGPConfiguration withdraws it from every node. A BGPConfiguration
 //! with a bad CIDR, an unknown community name or a bad value is rejected
 //! whole, naming each field. Root only.
@@ -28,7 +28,7 @@ fn apply(lab: &Lab, yaml: &str) -> (bool, String) {
 
 fn bgp_config(services: &str) -> String {
     format!(
-        "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {{name: default}}\nspec:\n{services}  communities:\n  - {{name: svc, value: \"65000:100\"}}\n  - {{name: big, value: \"65000:100:1\"}}\n  prefixAdvertisements:\n  - cidr: {SVC}\n    communities: [svc, \"65000:200\", big, \"4200000000:7:8\"]\n"
+        "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {{name: default}}\nspec:\n{services}  communities:\n  - {{name: svc, value: \"65000:100\"}}\n  - {{name: big, value: \"65000:100:1\"}}\n  prefixAdvertisements:\n  - cidr: {SVC}\n    communities: [svc, \"65000:200\", big, \"4200000000:7:8\"]\n  - cidr: 172.30.0.0/16\n    communities: [\"65000:300\"]\n"
     )
 }
 
@@ -107,15 +107,19 @@ fn service_cluster_ips_reach_bird_from_every_node_with_communities() {
         "birdc show route all {SVC}:\n{}",
         bird.route_all(SVC).unwrap_or_default()
     );
-    // The nodes' own blocks reach BIRD too, without the service communities.
+    // The nodes' own blocks reach BIRD too, tagged by the pool-wide
+    // prefixAdvertisement only.
     for n in &nodes {
         for block in lab.blocks_of(n) {
-            let r = bird.route_all(&block).unwrap_or_default();
-            assert!(
-                r.contains(&format!("via {}", lab.node_ip(n))),
-                "{block}: {r}"
-            );
-            assert!(!r.contains("BGP.community"), "{block}: {r}");
+            let via = format!("via {}", lab.node_ip(n));
+            let mut r = String::new();
+            let ok = wait_until(Duration::from_secs(10), || {
+                r = bird.route_all(&block).unwrap_or_default();
+                r.contains(&via)
+                    && r.contains("BGP.community: (65000,300)\n")
+                    && !r.contains("BGP.large_community")
+            });
+            assert!(ok, "{block}: want {via} with (65000,300) only: {r}");
         }
     }
     // Mesh peers learn each other's service route, and leave it to

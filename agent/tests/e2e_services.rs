@@ -3,8 +3,9 @@
 //! node, reached through a global BGPPeer. BIRD learns the default
 //! BGPConfiguration's `serviceClusterIPs` from every node (one path per
 //! node) with the standard and large communities `prefixAdvertisements`
-//! attach, by name and by value, and every block the pool-wide one tags; no node routes the service CIDR into its kernel; removing it
-//! from BGPConfiguration withdraws it from every node. A BGPConfiguration
+//! attach, by name and by value, and every block the pool-wide one tags;
+//! no node routes the service CIDR into its kernel; removing it from
+//! BGPConfiguration withdraws it from every node. A BGPConfiguration
 //! with a bad CIDR, an unknown community name or a bad value is rejected
 //! whole, naming each field. Root only.
 

@@ -37,6 +37,7 @@
 pub mod bgp;
 pub mod cluster;
 pub mod config;
+pub mod config6;
 pub mod daemon;
 pub mod installation;
 pub mod peers;

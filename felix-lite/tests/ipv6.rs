@@ -13,7 +13,9 @@ use std::time::Duration;
 use tabby_felix_lite::model::{
     BlockRoute, BlockRoute6, DesiredState, Path, Path6, Pool, Pool6, Workload6,
 };
+use tabby_felix_lite::podlink::{self, PodLinkSpec};
 use tabby_felix_lite::reconcile::{Config, Reconciler};
+use tabby_felix_lite::{netns, podlink6};
 
 const A_IP: &str = "fd00:97::1";
 const B_IP: &str = "fd00:97::2";
@@ -105,31 +107,25 @@ fn topology() -> (Netns, Netns, Netns) {
     b.ip(&["link", "set", "eth0", "up"]);
     b.ip(&["addr", "add", &format!("{B_HOST}/128"), "dev", "lo"]);
     b.ip(&["-6", "route", "add", A_BLOCK, "via", A_IP]);
+    // The pod as the CNI plugin builds it: podlink's veth (host end MAC
+    // ee:ee:ee:ee:ee:ee), then its IPv6 address and default route.
     let pod = Netns::new("v6pod");
-    a.ip(&[
-        "link", "add", "cali1", "type", "veth", "peer", "name", "eth0", "netns", &pod.name,
-    ]);
-    a.ip(&["link", "set", "cali1", "address", "ee:ee:ee:ee:ee:ee"]);
-    a.ip(&["link", "set", "cali1", "up"]);
-    pod.ip(&[
-        "addr",
-        "add",
-        &format!("{POD_IP}/128"),
-        "dev",
-        "eth0",
-        "nodad",
-    ]);
-    pod.ip(&["link", "set", "eth0", "up"]);
-    pod.ip(&[
-        "-6",
-        "route",
-        "add",
-        "default",
-        "via",
-        "fe80::ecee:eeff:feee:eeee",
-        "dev",
-        "eth0",
-    ]);
+    let spec = PodLinkSpec {
+        host_ifname: "cali1".into(),
+        pod_ifname: "eth0".into(),
+        netns: netns::path(&pod.name),
+        ip: "10.246.10.5".parse().unwrap(),
+        mtu: 1500,
+    };
+    netns::run_in(&a.name, move || podlink::setup(&spec))
+        .unwrap()
+        .expect("pod veth");
+    podlink6::add_ipv6(&netns::path(&pod.name), "eth0", ip6(POD_IP)).expect("pod IPv6");
+    let routes = pod.must("ip -6 route show default");
+    assert!(
+        routes.contains("default via fe80::ecee:eeff:feee:eeee dev eth0"),
+        "{routes}"
+    );
     // Someone else's route on a destination Tabby wants.
     a.ip(&[
         "-6",

@@ -164,6 +164,16 @@ fn two_nodes_ping_across_vxlan_v6() {
     let tx = stats[0]["stats64"]["tx"]["packets"].as_u64().unwrap();
     assert!(tx >= 2, "vxlan-v6.calico sent {tx} packets");
 
+    // A second full pass writes nothing.
+    let before = rec_a.handle().status().passes;
+    rec_a.handle().resync();
+    wait_until("the resync pass", Duration::from_secs(3), || {
+        let s = rec_a.handle().status();
+        s.passes > before && s.last_pass.nft_checked
+    });
+    let s = rec_a.handle().status();
+    assert!(s.last_pass.applied.is_empty(), "{:?}", s.last_pass.applied);
+
     // A deleted NDP entry comes back from the neighbour notification.
     a.ip(&["-6", "neigh", "del", B.tunnel, "dev", "vxlan-v6.calico"]);
     wait_until("NDP entry back", Duration::from_secs(3), || {

@@ -24,7 +24,11 @@ pub fn mismatches6(link: &KernelLink, want: &Vxlan6Spec, links_now: &[KernelLink
                 format!("dev {}", dev_label(i, name.map(|l| l.name.as_str())))
             })
             .unwrap_or_else(|| "no parent device".into());
-        out.push(format!("bound to {now}, want ifindex {}", want.parent));
+        let parent = links_now.iter().find(|l| l.index == want.parent);
+        out.push(format!(
+            "bound to {now}, want dev {}",
+            dev_label(want.parent, parent.map(|l| l.name.as_str()))
+        ));
     }
     if info.local6 != Some(want.local) {
         out.push(format!(

@@ -2,14 +2,17 @@
 //! `tabbyctl node doctor`: it reads, never writes, so it can run while the
 //! reconciler is down (or from a second process next to it).
 
-use crate::model::VXLAN_DEVICE;
-use crate::netlink::links::{self, KernelAddr, KernelLink};
+use crate::model::{VXLAN_DEVICE, VXLAN_V6_DEVICE};
+use crate::netlink::links::{self, KernelAddr, KernelAddr6, KernelLink};
 use crate::netlink::neigh::{self, KernelFdb, KernelNeigh};
-use crate::netlink::routes::{self, KernelRoute};
+use crate::netlink::routes::{self, KernelRoute, KernelRoute6};
 use crate::netlink::{NlError, NlSocket};
+use std::net::Ipv6Addr;
 
 /// Links, addresses, main-table IPv4 routes of every protocol, and
-/// `vxlan.calico`'s neighbour and FDB entries (empty without the device).
+/// `vxlan.calico`'s neighbour and FDB entries (empty without the device);
+/// the same for IPv6 and `vxlan-v6.calico` in the `*6` fields (empty on a
+/// host without IPv6).
 #[derive(Debug, Clone, Default)]
 pub struct KernelSnapshot {
     pub links: Vec<KernelLink>,
@@ -17,6 +20,10 @@ pub struct KernelSnapshot {
     pub routes: Vec<KernelRoute>,
     pub vxlan_neighbours: Vec<KernelNeigh>,
     pub vxlan_fdb: Vec<KernelFdb>,
+    pub addrs6: Vec<KernelAddr6>,
+    pub routes6: Vec<KernelRoute6>,
+    pub vxlan6_neighbours: Vec<KernelNeigh<Ipv6Addr>>,
+    pub vxlan6_fdb: Vec<KernelFdb<Ipv6Addr>>,
 }
 
 impl KernelSnapshot {
@@ -33,12 +40,27 @@ impl KernelSnapshot {
             ),
             None => (Vec::new(), Vec::new()),
         };
+        // A kernel without IPv6 refuses AF_INET6 dumps: nothing to show.
+        let addrs6 = links::dump_addrs6(&mut sock).unwrap_or_default();
+        let routes6 = routes::dump6(&mut sock).unwrap_or_default();
+        let (vxlan6_neighbours, vxlan6_fdb) = match links.iter().find(|l| l.name == VXLAN_V6_DEVICE)
+        {
+            Some(v) => (
+                neigh::dump_neighbours6(&mut sock, v.index)?,
+                neigh::dump_fdb6(&mut sock, v.index)?,
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
         Ok(KernelSnapshot {
             links,
             addrs,
             routes,
             vxlan_neighbours,
             vxlan_fdb,
+            addrs6,
+            routes6,
+            vxlan6_neighbours,
+            vxlan6_fdb,
         })
     }
 
@@ -56,6 +78,11 @@ impl KernelSnapshot {
             Some(l) => l.name.clone(),
             None => format!("ifindex {index}"),
         }
+    }
+
+    /// The IPv6 addresses on interface `index`.
+    pub fn addrs6_of(&self, index: u32) -> impl Iterator<Item = &KernelAddr6> {
+        self.addrs6.iter().filter(move |a| a.index == index)
     }
 
     /// The addresses on interface `index`.

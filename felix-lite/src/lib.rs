@@ -17,6 +17,7 @@ pub mod netlink;
 pub mod netns;
 pub mod nft;
 pub mod podlink;
+pub mod podlink6;
 pub mod reconcile;
 pub mod route_text;
 pub mod sysctl;

@@ -133,6 +133,12 @@ pub fn vxlan_mtu(host_mtu: u32, explicit: Option<u32>) -> u32 {
     explicit.unwrap_or_else(|| pod_mtu(host_mtu, Encap::Vxlan))
 }
 
+/// `vxlan-v6.calico`'s MTU (Felix `VXLANMTUV6`): the explicit value, else
+/// the parent's less [`crate::model::VXLAN_V6_OVERHEAD`].
+pub fn vxlan6_mtu(host_mtu: u32, explicit: Option<u32>) -> u32 {
+    explicit.unwrap_or_else(|| host_mtu.saturating_sub(crate::model::VXLAN_V6_OVERHEAD))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,15 @@
 //!   the /32 route back to the pod makes strict RPF pass), plus IPv6
 //!   `accept_ra=0`.
 //!
+//! For IPv6 (only when the desired state has any): `net.ipv6.conf.all.forwarding=1`
+//! on the host, and per IPv6 workload interface what Felix and Calico's
+//! CNI plugin set: `disable_ipv6=0` (without IPv6 the host end has no
+//! link-local address, and that address, `fe80::ecee:eeff:feee:eeee` from
+//! the MAC `ee:ee:ee:ee:ee:ee`, is the pod's gateway), `proxy_ndp=1`,
+//! `forwarding=1` and `accept_ra=0`. Their writes notify
+//! `RTNLGRP_IPV6_NETCONF`, except `accept_ra` and `disable_ipv6`, which the
+//! periodic read covers.
+//!
 //! How drift is noticed: a write of `ip_forward` (which is
 //! `conf.all.forwarding`), `forwarding`, `proxy_arp` or `rp_filter` makes
 //! the kernel send `RTM_NEWNETCONF` to `RTNLGRP_IPV4_NETCONF` (seen with
@@ -142,6 +151,44 @@ fn host(mode: Mode) -> Result<Vec<Change>, SysctlError> {
         settle(&["net", "ipv4", "ip_forward"], "1", mode)?,
     );
     Ok(changes)
+}
+
+/// Host-wide IPv6 settings: `net.ipv6.conf.all.forwarding=1`.
+pub fn ensure_host6() -> Result<Vec<Change>, SysctlError> {
+    host6(Mode::Write)
+}
+
+pub fn check_host6() -> Result<Vec<Change>, SysctlError> {
+    host6(Mode::Check)
+}
+
+fn host6(mode: Mode) -> Result<Vec<Change>, SysctlError> {
+    let mut changes = Vec::new();
+    push(
+        &mut changes,
+        settle(&["net", "ipv6", "conf", "all", "forwarding"], "1", mode)?,
+    );
+    Ok(changes)
+}
+
+/// IPv6 settings for a workload's host-side veth.
+pub fn ensure_workload6(iface: &str) -> Result<Vec<Change>, SysctlError> {
+    workload6(iface, Mode::Write)
+}
+
+pub fn check_workload6(iface: &str) -> Result<Vec<Change>, SysctlError> {
+    workload6(iface, Mode::Check)
+}
+
+fn workload6(iface: &str, mode: Mode) -> Result<Vec<Change>, SysctlError> {
+    check_iface(iface)?;
+    let mut c = Vec::new();
+    let conf = |leaf: &'static str| ["net", "ipv6", "conf", iface, leaf];
+    push(&mut c, settle(&conf("disable_ipv6"), "0", mode)?);
+    push(&mut c, settle(&conf("proxy_ndp"), "1", mode)?);
+    push(&mut c, settle(&conf("forwarding"), "1", mode)?);
+    push(&mut c, settle(&conf("accept_ra"), "0", mode)?);
+    Ok(c)
 }
 
 fn check_iface(iface: &str) -> Result<(), SysctlError> {

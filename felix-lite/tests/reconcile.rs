@@ -84,6 +84,7 @@ fn full_state() -> DesiredState {
             cidr: "10.244.0.0/16".parse().unwrap(),
             nat_outgoing: true,
         }],
+        ..Default::default()
     }
 }
 

@@ -53,6 +53,7 @@ fn state() -> DesiredState {
             workload_id: "default/pod-9".into(),
         }],
         pools: vec![],
+        ..Default::default()
     }
 }
 

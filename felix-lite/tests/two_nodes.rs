@@ -76,6 +76,7 @@ fn desired(me: &NodeSpec, peer: &NodeSpec, peer_name: &str) -> DesiredState {
             workload_id: "default/pod".into(),
         }],
         pools: vec![],
+        ..Default::default()
     }
 }
 

@@ -89,6 +89,9 @@ pub struct NodeConfig {
     /// `FELIX_PROMETHEUSMETRICSENABLED` is not true.
     pub metrics: Option<SocketAddr>,
     pub env_set: EnvSet,
+    /// `IP6`, `IP6_AUTODETECTION_METHOD`, `CALICO_IPV6POOL_*`,
+    /// `FELIX_IPV6SUPPORT` (parsed and validated; not acted on yet).
+    pub ipv6: super::config6::Ipv6Config,
 }
 
 impl NodeConfig {
@@ -190,6 +193,7 @@ impl NodeConfig {
             backend: non_empty("CALICO_NETWORKING_BACKEND").is_some(),
             vxlan_mtu: vxlan_mtu.is_some(),
         };
+        let ipv6 = super::config6::Ipv6Config::from_lookup(&non_empty)?;
         let health = health_addr(env)?;
         let metrics = endpoint(
             &non_empty,
@@ -198,6 +202,7 @@ impl NodeConfig {
             9091,
         )?;
         Ok(NodeConfig {
+            ipv6,
             env_set,
             health,
             metrics,

@@ -38,6 +38,7 @@ pub mod advertise;
 pub mod bgp;
 pub mod cluster;
 pub mod config;
+pub mod config6;
 pub mod daemon;
 pub mod installation;
 pub mod peer_select;

@@ -3,6 +3,7 @@
 //! address is `tunnel.rs`'s.
 
 use super::config::NodeConfig;
+use super::config6::{self, Ip6Setting};
 use crate::datastore::{Datastore, Error as DsError};
 use crate::resources::ippool::{EncapMode, IpPoolSpec};
 use crate::resources::node::NodeBgpSpec;
@@ -10,6 +11,7 @@ use crate::resources::{IpPool, Kind, Node, Resource};
 use anyhow::{bail, Context};
 use ipnet::Ipv4Net;
 use tabby_felix_lite::autodetect::{self, Detected, IpSetting, Method};
+use tabby_felix_lite::inspect::KernelSnapshot;
 
 pub const DEFAULT_POOL_NAME: &str = "default-ipv4-ippool";
 
@@ -156,4 +158,85 @@ pub async fn write_node_address(
         }
     })
     .await
+}
+
+/// `IP6=<address>`: checks that the address is on one of this node's
+/// interfaces (else the start fails naming `IP6`) and writes it, with its
+/// prefix, to `spec.bgp.ipv6Address`. `IP6=autodetect` is not run yet
+/// (the agent does not drive the IPv6 dataplane yet): it is logged and no
+/// address is written. `k` is the node's kernel state
+/// ([`KernelSnapshot::read`]).
+pub async fn write_node_ipv6(
+    ds: &dyn Datastore,
+    cfg: &NodeConfig,
+    k: &KernelSnapshot,
+) -> anyhow::Result<Option<ipnet::Ipv6Net>> {
+    let (addr, prefix_len) = match cfg.ipv6.ip6 {
+        Ip6Setting::None => return Ok(None),
+        Ip6Setting::Autodetect => {
+            tracing::warn!(
+                "IP6=autodetect: IPv6 address autodetection is not implemented yet; \
+                 no spec.bgp.ipv6Address written (set IP6 to the node's address)"
+            );
+            return Ok(None);
+        }
+        Ip6Setting::Fixed { addr, prefix_len } => (addr, prefix_len),
+    };
+    let (interface, net) = config6::locate_ip6(addr, prefix_len, k).map_err(anyhow::Error::msg)?;
+    tracing::info!(%interface, address = %net, "node IPv6 address (IP6)");
+    update_node(ds, &cfg.node_name, |n| {
+        n.spec
+            .bgp
+            .get_or_insert_with(NodeBgpSpec::default)
+            .ipv6_address = Some(net.to_string());
+    })
+    .await?;
+    Ok(Some(net))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datastore::memory::MemoryStore;
+    use std::collections::HashMap;
+    use tabby_felix_lite::netlink::links::KernelAddr6;
+
+    fn cfg(ip6: &str) -> NodeConfig {
+        let env: HashMap<String, String> = [("NODENAME", "node-1"), ("IP6", ip6)]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        NodeConfig::from_map(&env).unwrap()
+    }
+
+    #[tokio::test]
+    async fn ip6_is_written_with_the_interfaces_prefix_or_refused_by_name() {
+        let ds = MemoryStore::new();
+        let k = KernelSnapshot {
+            addrs6: vec![KernelAddr6 {
+                index: 2,
+                ip: "fd00:1::5".parse().unwrap(),
+                prefix_len: 64,
+            }],
+            ..Default::default()
+        };
+        let got = write_node_ipv6(&ds, &cfg("fd00:1::5"), &k).await.unwrap();
+        assert_eq!(got.map(|n| n.to_string()).as_deref(), Some("fd00:1::5/64"));
+        let Ok(Resource::Node(n)) = ds.get(Kind::Node, "node-1").await else {
+            panic!("no Node written");
+        };
+        assert_eq!(
+            n.spec.bgp.and_then(|b| b.ipv6_address).as_deref(),
+            Some("fd00:1::5/64")
+        );
+        let e = write_node_ipv6(&ds, &cfg("fd00:2::5/64"), &k)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("IP6: fd00:2::5 is not on any interface"),
+            "{e}"
+        );
+        assert_eq!(write_node_ipv6(&ds, &cfg("none"), &k).await.unwrap(), None);
+    }
 }

@@ -124,3 +124,68 @@ pub(crate) fn check_pool(spec: &mut IpPoolSpec, p: &mut Vec<FieldProblem>) {
 pub(crate) fn overlaps(a: &IpNet, b: &IpNet) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(cidr: &str, block_size: Option<u8>, ipip: EncapMode) -> Vec<FieldProblem> {
+        let mut spec = IpPoolSpec {
+            cidr: cidr.into(),
+            block_size,
+            ipip_mode: Some(ipip),
+            ..Default::default()
+        };
+        let mut p = Vec::new();
+        check_pool(&mut spec, &mut p);
+        p
+    }
+
+    fn only(p: &[FieldProblem]) -> (&str, &str) {
+        assert_eq!(p.len(), 1, "{p:?}");
+        (
+            p[0].field.as_deref().unwrap_or_default(),
+            p[0].message.as_str(),
+        )
+    }
+
+    #[test]
+    fn an_ipv6_pool_defaults_to_122_and_takes_116_to_128() {
+        let mut spec = IpPoolSpec {
+            cidr: "fd00:10::/48".into(),
+            ..Default::default()
+        };
+        let mut p = Vec::new();
+        check_pool(&mut spec, &mut p);
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(spec.block_size, Some(122));
+        for bs in [116, 128] {
+            assert!(problems("fd00:10::/48", Some(bs), EncapMode::Never).is_empty());
+        }
+        for bs in [115, 129, 26] {
+            let p = problems("fd00:10::/48", Some(bs), EncapMode::Never);
+            let (field, msg) = only(&p);
+            assert_eq!(field, "spec.blockSize");
+            assert!(msg.contains("outside 116..128 for an IPv6 pool"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn ipv6_blocks_larger_than_the_pool_are_refused() {
+        let p = problems("fd00:10::/120", Some(118), EncapMode::Never);
+        let (field, msg) = only(&p);
+        assert_eq!(field, "spec.blockSize");
+        assert!(msg.contains("larger than the pool fd00:10::/120"), "{msg}");
+    }
+
+    #[test]
+    fn ipip_on_an_ipv6_pool_is_refused_naming_ipip_mode() {
+        for mode in [EncapMode::Always, EncapMode::CrossSubnet] {
+            let p = problems("fd00:10::/48", None, mode);
+            let (field, msg) = only(&p);
+            assert_eq!(field, "spec.ipipMode");
+            assert!(msg.contains("IPIP is not supported on IPv6 pools"), "{msg}");
+        }
+        assert!(problems("10.244.0.0/16", None, EncapMode::Always).is_empty());
+    }
+}

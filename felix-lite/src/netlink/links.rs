@@ -1,15 +1,17 @@
-//! Links and IPv4 addresses: dumps and the few writes Tabby makes
-//! (`vxlan.calico` and its address).
+//! Links and addresses: dumps and the few writes Tabby makes
+//! (`vxlan.calico`, `vxlan-v6.calico` and their addresses).
 
 use super::socket::{NlError, NlSocket, Request};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::{LinkUnspec, LinkVxlan};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The VXLAN attributes Tabby cares about, as the kernel reports them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -19,6 +21,8 @@ pub struct VxlanInfo {
     pub local: Option<Ipv4Addr>,
     pub port: Option<u16>,
     pub learning: Option<bool>,
+    /// `local` of an IPv6 VXLAN device (`vxlan-v6.calico`).
+    pub local6: Option<Ipv6Addr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +93,7 @@ fn parse_vxlan(data: &[InfoVxlan]) -> VxlanInfo {
             InfoVxlan::Id(v) => info.vni = Some(*v),
             InfoVxlan::Link(v) => info.parent = Some(*v),
             InfoVxlan::Local(v) => info.local = Some(*v),
+            InfoVxlan::Local6(v) => info.local6 = Some(*v),
             InfoVxlan::Port(v) => info.port = Some(*v),
             InfoVxlan::Learning(v) => info.learning = Some(*v),
             _ => {}
@@ -129,6 +134,82 @@ fn parse_addr(msg: &AddressMessage) -> Option<KernelAddr> {
     })
 }
 
+/// An IPv6 address on an interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelAddr6 {
+    pub index: u32,
+    pub ip: Ipv6Addr,
+    pub prefix_len: u8,
+}
+
+impl KernelAddr6 {
+    /// fe80::/10: made by the kernel for every interface, never Tabby's to
+    /// remove.
+    pub fn is_link_local(&self) -> bool {
+        self.ip.segments()[0] & 0xffc0 == 0xfe80
+    }
+}
+
+pub fn dump_addrs6(sock: &mut NlSocket) -> Result<Vec<KernelAddr6>, NlError> {
+    let mut req = AddressMessage::default();
+    req.header.family = AddressFamily::Inet6;
+    let msgs = sock.dump(RouteNetlinkMessage::GetAddress(req))?;
+    Ok(msgs
+        .into_iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewAddress(a) => parse_addr6(&a),
+            _ => None,
+        })
+        .collect())
+}
+
+fn parse_addr6(msg: &AddressMessage) -> Option<KernelAddr6> {
+    let mut local = None;
+    let mut address = None;
+    for attr in &msg.attributes {
+        match attr {
+            AddressAttribute::Local(IpAddr::V6(a)) => local = Some(*a),
+            AddressAttribute::Address(IpAddr::V6(a)) => address = Some(*a),
+            _ => {}
+        }
+    }
+    Some(KernelAddr6 {
+        index: msg.header.index,
+        ip: local.or(address)?,
+        prefix_len: msg.header.prefix_len,
+    })
+}
+
+/// An IPv6 address without duplicate address detection: a tunnel /128 or
+/// the pod gateway's link-local address is only ever on one interface, and
+/// a tentative address could not be used for the first second.
+fn addr6_message(index: u32, ip: Ipv6Addr, prefix_len: u8) -> AddressMessage {
+    let mut msg = AddressMessage::default();
+    msg.header.family = AddressFamily::Inet6;
+    msg.header.index = index;
+    msg.header.prefix_len = prefix_len;
+    msg.header.flags = AddressHeaderFlags::Nodad;
+    msg.attributes
+        .push(AddressAttribute::Address(IpAddr::V6(ip)));
+    msg.attributes
+        .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    msg
+}
+
+pub fn add_addr6_request(index: u32, ip: Ipv6Addr, prefix_len: u8) -> Request {
+    Request {
+        message: RouteNetlinkMessage::NewAddress(addr6_message(index, ip, prefix_len)),
+        flags: NLM_F_CREATE | NLM_F_REPLACE,
+    }
+}
+
+pub fn delete_addr6_request(index: u32, ip: Ipv6Addr, prefix_len: u8) -> Request {
+    Request {
+        message: RouteNetlinkMessage::DelAddress(addr6_message(index, ip, prefix_len)),
+        flags: 0,
+    }
+}
+
 /// What `vxlan.calico` is created with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VxlanSpec {
@@ -139,6 +220,34 @@ pub struct VxlanSpec {
     pub local: Ipv4Addr,
     pub mac: [u8; 6],
     pub mtu: u32,
+}
+
+/// `vxlan-v6.calico`: an IPv6 `local`, otherwise as [`VxlanSpec`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vxlan6Spec {
+    pub name: String,
+    pub vni: u32,
+    pub port: u16,
+    pub parent: u32,
+    pub local: Ipv6Addr,
+    pub mac: [u8; 6],
+    pub mtu: u32,
+}
+
+pub fn create_vxlan6_request(spec: &Vxlan6Spec) -> Request {
+    let msg = LinkVxlan::new(&spec.name, spec.vni)
+        .dev(spec.parent)
+        .local6(spec.local)
+        .port(spec.port)
+        .learning(false)
+        .mtu(spec.mtu)
+        .address(spec.mac.to_vec())
+        .up()
+        .build();
+    Request {
+        message: RouteNetlinkMessage::NewLink(msg),
+        flags: NLM_F_CREATE | NLM_F_EXCL,
+    }
 }
 
 pub fn create_vxlan_request(spec: &VxlanSpec) -> Request {
@@ -232,6 +341,7 @@ mod tests {
                 local: Some(spec.local),
                 port: Some(4789),
                 learning: Some(false),
+                local6: None,
             })
         );
     }

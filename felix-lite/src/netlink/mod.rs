@@ -2,6 +2,7 @@
 //! and reads (routes, links, addresses, neighbours, FDB). Plain data in and
 //! out; the policy lives in [`crate::reconcile`].
 
+pub mod family;
 pub mod links;
 pub mod neigh;
 pub mod routes;

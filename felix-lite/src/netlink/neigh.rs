@@ -1,25 +1,27 @@
-//! ARP (IPv4 neighbour) and bridge FDB entries on one device.
+//! ARP/NDP neighbour entries and bridge FDB entries on one device, for
+//! either family (IPv4 is the default type parameter).
 
+use super::family::{Addr, Net};
 use super::socket::{NlError, NlSocket, Request};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
 use netlink_packet_route::neighbour::{
-    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+    NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KernelNeigh {
-    pub ip: Ipv4Addr,
+pub struct KernelNeigh<A = Ipv4Addr> {
+    pub ip: A,
     pub mac: Option<[u8; 6]>,
     pub permanent: bool,
 }
 
 /// A unicast FDB entry pointing at a remote VTEP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KernelFdb {
+pub struct KernelFdb<A = Ipv4Addr> {
     pub mac: [u8; 6],
-    pub dst: Ipv4Addr,
+    pub dst: A,
     pub permanent: bool,
 }
 
@@ -29,8 +31,23 @@ fn mac6(bytes: &[u8]) -> Option<[u8; 6]> {
 
 /// IPv4 neighbours of interface `ifindex`.
 pub fn dump_neighbours(sock: &mut NlSocket, ifindex: u32) -> Result<Vec<KernelNeigh>, NlError> {
+    dump_neighbours_of(sock, ifindex)
+}
+
+/// IPv6 (NDP) neighbours of interface `ifindex`.
+pub fn dump_neighbours6(
+    sock: &mut NlSocket,
+    ifindex: u32,
+) -> Result<Vec<KernelNeigh<Ipv6Addr>>, NlError> {
+    dump_neighbours_of(sock, ifindex)
+}
+
+pub fn dump_neighbours_of<A: Addr>(
+    sock: &mut NlSocket,
+    ifindex: u32,
+) -> Result<Vec<KernelNeigh<A>>, NlError> {
     let mut req = NeighbourMessage::default();
-    req.header.family = AddressFamily::Inet;
+    req.header.family = A::Net::FAMILY;
     // NDA_IFINDEX makes the kernel filter the dump (strict or not), so a
     // host with a large ARP table on other interfaces does not ship it all
     // every pass; the check below stays as a guard.
@@ -41,14 +58,14 @@ pub fn dump_neighbours(sock: &mut NlSocket, ifindex: u32) -> Result<Vec<KernelNe
         let RouteNetlinkMessage::NewNeighbour(n) = m else {
             continue;
         };
-        if n.header.ifindex != ifindex || n.header.family != AddressFamily::Inet {
+        if n.header.ifindex != ifindex || n.header.family != A::Net::FAMILY {
             continue;
         }
         let mut ip = None;
         let mut mac = None;
         for attr in &n.attributes {
             match attr {
-                NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => ip = Some(*a),
+                NeighbourAttribute::Destination(a) => ip = A::Net::from_neigh_addr(a),
                 NeighbourAttribute::LinkLayerAddress(l) => mac = mac6(l),
                 _ => {}
             }
@@ -64,8 +81,21 @@ pub fn dump_neighbours(sock: &mut NlSocket, ifindex: u32) -> Result<Vec<KernelNe
     Ok(out)
 }
 
-/// FDB entries of interface `ifindex` that have a remote destination.
+/// FDB entries of interface `ifindex` that have a remote IPv4 destination.
 pub fn dump_fdb(sock: &mut NlSocket, ifindex: u32) -> Result<Vec<KernelFdb>, NlError> {
+    dump_fdb_of(sock, ifindex)
+}
+
+/// FDB entries of interface `ifindex` that have a remote IPv6 destination
+/// (those of `vxlan-v6.calico`).
+pub fn dump_fdb6(sock: &mut NlSocket, ifindex: u32) -> Result<Vec<KernelFdb<Ipv6Addr>>, NlError> {
+    dump_fdb_of(sock, ifindex)
+}
+
+pub fn dump_fdb_of<A: Addr>(
+    sock: &mut NlSocket,
+    ifindex: u32,
+) -> Result<Vec<KernelFdb<A>>, NlError> {
     let mut req = NeighbourMessage::default();
     req.header.family = AddressFamily::Bridge;
     let msgs = sock.dump(RouteNetlinkMessage::GetNeighbour(req))?;
@@ -81,11 +111,9 @@ pub fn dump_fdb(sock: &mut NlSocket, ifindex: u32) -> Result<Vec<KernelFdb>, NlE
         let mut mac = None;
         for attr in &n.attributes {
             match attr {
-                NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => dst = Some(*a),
-                // AF_BRIDGE dumps carry the VTEP address as raw bytes.
-                NeighbourAttribute::Destination(NeighbourAddress::Other(b)) if b.len() == 4 => {
-                    dst = Some(Ipv4Addr::new(b[0], b[1], b[2], b[3]));
-                }
+                // AF_BRIDGE dumps carry the VTEP address as raw bytes; their
+                // length says the family.
+                NeighbourAttribute::Destination(a) => dst = A::Net::from_neigh_addr(a),
                 NeighbourAttribute::LinkLayerAddress(l) => mac = mac6(l),
                 _ => {}
             }
@@ -110,10 +138,10 @@ fn neigh_message(family: AddressFamily, ifindex: u32) -> NeighbourMessage {
 }
 
 /// `ip neigh replace <ip> lladdr <mac> dev <ifindex> nud permanent`.
-pub fn set_neighbour_request(ifindex: u32, ip: Ipv4Addr, mac: [u8; 6]) -> Request {
-    let mut msg = neigh_message(AddressFamily::Inet, ifindex);
+pub fn set_neighbour_request<A: Addr>(ifindex: u32, ip: A, mac: [u8; 6]) -> Request {
+    let mut msg = neigh_message(A::Net::FAMILY, ifindex);
     msg.attributes
-        .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+        .push(NeighbourAttribute::Destination(A::Net::neigh_addr(ip)));
     msg.attributes
         .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
     Request {
@@ -122,36 +150,36 @@ pub fn set_neighbour_request(ifindex: u32, ip: Ipv4Addr, mac: [u8; 6]) -> Reques
     }
 }
 
-pub fn delete_neighbour_request(ifindex: u32, ip: Ipv4Addr) -> Request {
-    let mut msg = neigh_message(AddressFamily::Inet, ifindex);
+pub fn delete_neighbour_request<A: Addr>(ifindex: u32, ip: A) -> Request {
+    let mut msg = neigh_message(A::Net::FAMILY, ifindex);
     msg.attributes
-        .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+        .push(NeighbourAttribute::Destination(A::Net::neigh_addr(ip)));
     Request {
         message: RouteNetlinkMessage::DelNeighbour(msg),
         flags: 0,
     }
 }
 
-fn fdb_message(ifindex: u32, mac: [u8; 6], dst: Ipv4Addr) -> NeighbourMessage {
+fn fdb_message<A: Addr>(ifindex: u32, mac: [u8; 6], dst: A) -> NeighbourMessage {
     let mut msg = neigh_message(AddressFamily::Bridge, ifindex);
     // NTF_SELF: the entry belongs to the VXLAN device's own table.
     msg.header.flags = NeighbourFlags::Own;
     msg.attributes
         .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
     msg.attributes
-        .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(dst)));
+        .push(NeighbourAttribute::Destination(A::Net::neigh_addr(dst)));
     msg
 }
 
 /// `bridge fdb replace <mac> dev <ifindex> dst <dst> self permanent`.
-pub fn set_fdb_request(ifindex: u32, mac: [u8; 6], dst: Ipv4Addr) -> Request {
+pub fn set_fdb_request<A: Addr>(ifindex: u32, mac: [u8; 6], dst: A) -> Request {
     Request {
         message: RouteNetlinkMessage::NewNeighbour(fdb_message(ifindex, mac, dst)),
         flags: NLM_F_CREATE | NLM_F_REPLACE,
     }
 }
 
-pub fn delete_fdb_request(ifindex: u32, mac: [u8; 6], dst: Ipv4Addr) -> Request {
+pub fn delete_fdb_request<A: Addr>(ifindex: u32, mac: [u8; 6], dst: A) -> Request {
     Request {
         message: RouteNetlinkMessage::DelNeighbour(fdb_message(ifindex, mac, dst)),
         flags: 0,

@@ -1,56 +1,57 @@
-//! IPv4 routes in the main table: what Tabby programs, what the kernel holds,
-//! and the messages between the two.
+//! Main-table routes of either family (IPv4 is the default type parameter,
+//! IPv6 is `Ipv6Net`): what Tabby programs, what the kernel holds, and the
+//! messages between the two.
 
+use super::family::Net;
 use super::socket::{NlError, NlSocket, Request};
 use crate::model::TABBY_ROUTE_PROTOCOL;
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
-    RouteType,
+    RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
-use std::net::Ipv4Addr;
 
 const RT_TABLE_MAIN: u32 = RouteHeader::RT_TABLE_MAIN as u32;
 
 /// Where a route sends traffic, in kernel terms (interfaces by index).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RouteTarget {
+pub enum RouteTarget<A = std::net::Ipv4Addr> {
     /// `via <gateway> dev <oif> [onlink]`.
-    Gateway {
-        gateway: Ipv4Addr,
-        oif: u32,
-        onlink: bool,
-    },
+    Gateway { gateway: A, oif: u32, onlink: bool },
     /// `dev <oif> scope link` (workload routes).
     Link { oif: u32 },
     /// `blackhole <dst>`.
     Blackhole,
 }
 
-/// A route as Tabby programs it: main table, metric 0, TOS 0, protocol 81.
+/// A route as Tabby programs it: main table, the family's default metric
+/// (0, IPv6 1024), TOS 0, protocol 81.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RouteSpec {
-    pub dst: Ipv4Net,
-    pub target: RouteTarget,
+pub struct RouteSpec<N: Net = Ipv4Net> {
+    pub dst: N,
+    pub target: RouteTarget<N::Addr>,
 }
 
 /// A route read back from the kernel's main table.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KernelRoute {
-    pub dst: Ipv4Net,
+pub struct KernelRoute<N: Net = Ipv4Net> {
+    pub dst: N,
     pub protocol: u8,
     pub tos: u8,
     pub priority: u32,
     pub kind: RouteType,
     pub scope: RouteScope,
-    pub gateway: Option<Ipv4Addr>,
+    pub gateway: Option<N::Addr>,
     pub oif: Option<u32>,
     pub onlink: bool,
 }
 
-impl KernelRoute {
+/// An IPv6 route read back from the main table.
+pub type KernelRoute6 = KernelRoute<Ipv6Net>;
+pub type RouteSpec6 = RouteSpec<Ipv6Net>;
+
+impl<N: Net> KernelRoute<N> {
     pub fn is_tabbys(&self) -> bool {
         self.protocol == TABBY_ROUTE_PROTOCOL
     }
@@ -58,11 +59,11 @@ impl KernelRoute {
     /// The key Tabby's routes are unique on; a second route on the same key
     /// can only be added by replacing the first.
     pub fn occupies_tabby_slot(&self) -> bool {
-        self.tos == 0 && self.priority == 0
+        self.tos == 0 && self.priority == N::DEFAULT_METRIC
     }
 
     /// This route in [`RouteSpec`] terms, if it has a shape Tabby writes.
-    pub fn spec(&self) -> Option<RouteSpec> {
+    pub fn spec(&self) -> Option<RouteSpec<N>> {
         let target = match (self.kind, self.gateway, self.oif) {
             (RouteType::BlackHole, None, _) => RouteTarget::Blackhole,
             (RouteType::Unicast, Some(gateway), Some(oif)) => RouteTarget::Gateway {
@@ -70,7 +71,10 @@ impl KernelRoute {
                 oif,
                 onlink: self.onlink,
             },
-            (RouteType::Unicast, None, Some(oif)) if self.scope == RouteScope::Link => {
+            // IPv6 has no route scopes: the kernel reports universe.
+            (RouteType::Unicast, None, Some(oif))
+                if self.scope == RouteScope::Link || N::FAMILY == AddressFamily::Inet6 =>
+            {
                 RouteTarget::Link { oif }
             }
             _ => return None,
@@ -82,17 +86,15 @@ impl KernelRoute {
     }
 }
 
-fn base_message(dst: Ipv4Net) -> RouteMessage {
+fn base_message<N: Net>(dst: N) -> RouteMessage {
     let mut msg = RouteMessage::default();
-    msg.header.address_family = AddressFamily::Inet;
-    msg.header.destination_prefix_length = dst.prefix_len();
+    msg.header.address_family = N::FAMILY;
+    msg.header.destination_prefix_length = dst.plen();
     msg.header.table = RouteHeader::RT_TABLE_MAIN;
     msg.header.protocol = RouteProtocol::from(TABBY_ROUTE_PROTOCOL);
-    if dst.prefix_len() > 0 {
+    if dst.plen() > 0 {
         msg.attributes
-            .push(RouteAttribute::Destination(RouteAddress::Inet(
-                dst.network(),
-            )));
+            .push(RouteAttribute::Destination(N::route_addr(dst.network())));
     }
     msg
 }
@@ -100,7 +102,7 @@ fn base_message(dst: Ipv4Net) -> RouteMessage {
 /// RTM_NEWROUTE for `spec`. `replace` = false fails with EEXIST when any
 /// route holds the slot (so a foreign route is never overwritten); true
 /// replaces, which the reconciler only does over a route it read as its own.
-pub fn add_request(spec: &RouteSpec, replace: bool) -> Request {
+pub fn add_request<N: Net>(spec: &RouteSpec<N>, replace: bool) -> Request {
     let mut msg = base_message(spec.dst);
     match spec.target {
         RouteTarget::Gateway {
@@ -114,7 +116,7 @@ pub fn add_request(spec: &RouteSpec, replace: bool) -> Request {
                 msg.header.flags |= RouteFlags::Onlink;
             }
             msg.attributes
-                .push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
+                .push(RouteAttribute::Gateway(N::route_addr(gateway)));
             msg.attributes.push(RouteAttribute::Oif(oif));
         }
         RouteTarget::Link { oif } => {
@@ -142,6 +144,11 @@ pub fn add_request(spec: &RouteSpec, replace: bool) -> Request {
 /// the kernel skips routes whose protocol differs, so this can never remove
 /// someone else's route for the same prefix.
 pub fn delete_request(dst: Ipv4Net, tos: u8, priority: u32) -> Request {
+    delete_request_of(dst, tos, priority)
+}
+
+/// [`delete_request`] for either family.
+pub fn delete_request_of<N: Net>(dst: N, tos: u8, priority: u32) -> Request {
     let mut msg = base_message(dst);
     msg.header.tos = tos;
     msg.header.scope = RouteScope::NoWhere;
@@ -158,8 +165,17 @@ pub fn delete_request(dst: Ipv4Net, tos: u8, priority: u32) -> Request {
 /// Every IPv4 route of the main table (all protocols: foreign routes matter
 /// when one occupies a destination Tabby wants).
 pub fn dump(sock: &mut NlSocket) -> Result<Vec<KernelRoute>, NlError> {
+    dump_family(sock)
+}
+
+/// Every IPv6 route of the main table.
+pub fn dump6(sock: &mut NlSocket) -> Result<Vec<KernelRoute6>, NlError> {
+    dump_family(sock)
+}
+
+pub fn dump_family<N: Net>(sock: &mut NlSocket) -> Result<Vec<KernelRoute<N>>, NlError> {
     let mut req = RouteMessage::default();
-    req.header.address_family = AddressFamily::Inet;
+    req.header.address_family = N::FAMILY;
     req.header.table = RouteHeader::RT_TABLE_MAIN;
     let msgs = sock.dump(RouteNetlinkMessage::GetRoute(req))?;
     Ok(msgs
@@ -171,20 +187,20 @@ pub fn dump(sock: &mut NlSocket) -> Result<Vec<KernelRoute>, NlError> {
         .collect())
 }
 
-fn parse(msg: &RouteMessage) -> Option<KernelRoute> {
-    if msg.header.address_family != AddressFamily::Inet {
+fn parse<N: Net>(msg: &RouteMessage) -> Option<KernelRoute<N>> {
+    if msg.header.address_family != N::FAMILY {
         return None;
     }
     let mut table = msg.header.table as u32;
-    let mut dst = Ipv4Addr::UNSPECIFIED;
+    let mut dst = N::unspecified();
     let mut gateway = None;
     let mut oif = None;
     let mut priority = 0;
     for attr in &msg.attributes {
         match attr {
             RouteAttribute::Table(t) => table = *t,
-            RouteAttribute::Destination(RouteAddress::Inet(a)) => dst = *a,
-            RouteAttribute::Gateway(RouteAddress::Inet(a)) => gateway = Some(*a),
+            RouteAttribute::Destination(a) => dst = N::from_route_addr(a)?,
+            RouteAttribute::Gateway(a) => gateway = N::from_route_addr(a),
             RouteAttribute::Oif(i) => oif = Some(*i),
             RouteAttribute::Priority(p) => priority = *p,
             _ => {}
@@ -193,7 +209,7 @@ fn parse(msg: &RouteMessage) -> Option<KernelRoute> {
     if table != RT_TABLE_MAIN {
         return None;
     }
-    let dst = Ipv4Net::new(dst, msg.header.destination_prefix_length).ok()?;
+    let dst = N::new(dst, msg.header.destination_prefix_length)?;
     Some(KernelRoute {
         dst,
         protocol: u8::from(msg.header.protocol),
@@ -210,8 +226,9 @@ fn parse(msg: &RouteMessage) -> Option<KernelRoute> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
-    fn roundtrip(spec: RouteSpec) -> Option<RouteSpec> {
+    fn roundtrip<N: Net>(spec: RouteSpec<N>) -> Option<RouteSpec<N>> {
         let req = add_request(&spec, false);
         let RouteNetlinkMessage::NewRoute(msg) = req.message else {
             panic!("not a NewRoute");
@@ -245,8 +262,25 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_targets_read_back_as_written() {
+        let dst: Ipv6Net = "fd00:10:244:1::/122".parse().unwrap();
+        for target in [
+            RouteTarget::Blackhole,
+            RouteTarget::Link { oif: 7 },
+            RouteTarget::Gateway {
+                gateway: "fd00::2".parse::<Ipv6Addr>().unwrap(),
+                oif: 3,
+                onlink: false,
+            },
+        ] {
+            let spec = RouteSpec { dst, target };
+            assert_eq!(roundtrip(spec), Some(spec));
+        }
+    }
+
+    #[test]
     fn deletes_name_tabbys_protocol() {
-        let req = delete_request("10.1.0.0/16".parse().unwrap(), 0, 0);
+        let req = delete_request("10.1.0.0/16".parse::<Ipv4Net>().unwrap(), 0, 0);
         let RouteNetlinkMessage::DelRoute(msg) = req.message else {
             panic!("not a DelRoute");
         };

@@ -43,6 +43,7 @@
 //! namespace (not from `spawn_blocking` in a multi-namespace process).
 
 pub mod ruleset;
+pub mod v6;
 
 pub use ruleset::{FORWARD_TAG, NAT_TAG, SET_ALL, SET_MASQ, TABLE};
 
@@ -223,9 +224,12 @@ impl Nft {
 
     /// `nft -j list ruleset`, parsed: what `node doctor` reads as well.
     pub fn list(&self) -> Result<Ruleset, NftError> {
+        ruleset::parse(&self.list_json()?).map_err(NftError::Parse)
+    }
+
+    fn list_json(&self) -> Result<Value, NftError> {
         let text = self.run(&["-j", "list", "ruleset"], None)?;
-        let doc: Value = serde_json::from_str(&text).map_err(|e| NftError::Parse(e.to_string()))?;
-        ruleset::parse(&doc).map_err(NftError::Parse)
+        serde_json::from_str(&text).map_err(|e| NftError::Parse(e.to_string()))
     }
 
     fn apply(&self, cmds: Vec<Value>) -> Result<(), NftError> {

@@ -24,9 +24,9 @@
 //! request, when the pools changed, after a failed check, and when it
 //! announced a change.
 
-use super::{events, nft_events, pass, Config, Input, PassReport, Status};
+use super::{events, nft_events, pass, pass6, Config, Input, PassReport, Status};
 use super::{DURATIONS_KEPT, FAILURES_KEPT, HEARTBEAT_EVERY};
-use crate::model::Pool;
+use crate::model::{Pool, Pool6};
 use crate::netlink::NlSocket;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -94,9 +94,10 @@ impl LoopCtx {
         sysctl_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
 
         let mut vxlan_index = None;
+        let mut vxlan6_index = None;
         let mut events_ok = true;
         // Pools nftables last matched; None until a check succeeds.
-        let mut nft_synced: Option<Vec<Pool>> = None;
+        let mut nft_synced: Option<(Vec<Pool>, Vec<Pool6>)> = None;
         // nftables announced a change no check has looked at yet.
         let mut nft_dirty = false;
         // When a check last ran for an announcement (the rate limit's
@@ -110,26 +111,31 @@ impl LoopCtx {
             // covered by the pass, which reads the kernel afresh.
             tokio::time::sleep(config.debounce).await;
             if events_ok {
-                if let Err(e) = events.drain(vxlan_index) {
+                if let Err(e) = events.drain([vxlan_index, vxlan6_index]) {
                     tracing::warn!(error = %e, "reading netlink notifications");
                 }
             }
             nft_dirty |= drain_nft(&mut nft).any();
             let input_now = input.borrow_and_update().clone();
-            let pools = input_now.state.pools.as_slice();
+            let pools = (
+                input_now.state.pools.clone(),
+                input_now.state.pools6.clone(),
+            );
             let nft_due = last_nft_check.is_none_or(|t| t.elapsed() >= NFT_CHECK_GAP);
-            let check_nft = full || nft_synced.as_deref() != Some(pools) || (nft_dirty && nft_due);
+            let check_nft = full || nft_synced.as_ref() != Some(&pools) || (nft_dirty && nft_due);
             let started = std::time::Instant::now();
             let (report, outcome) = pass::run(
                 &mut sock,
                 &input_now.state,
                 &input_now.workloads(),
+                &input_now.workloads6(),
                 check_nft,
             );
             vxlan_index = outcome.vxlan_index;
+            vxlan6_index = outcome.vxlan6_index;
             sysctl_stuck = outcome.sysctl_failed;
             if check_nft {
-                nft_synced = outcome.nft_ok.then(|| pools.to_vec());
+                nft_synced = outcome.nft_ok.then(|| pools.clone());
                 if nft_dirty {
                     last_nft_check = Some(tokio::time::Instant::now());
                 }
@@ -161,7 +167,7 @@ impl LoopCtx {
                     if !events_ok {
                         return std::future::pending().await;
                     }
-                    events.changed(vxlan_index).await
+                    events.changed([vxlan_index, vxlan6_index]).await
                 };
                 let nft_changed = async {
                     match nft.as_mut() {
@@ -201,7 +207,12 @@ impl LoopCtx {
                     _ = sysctl_timer.tick() => {
                         // A write that failed last pass would fail again:
                         // the schedule retries it, not this timer.
-                        if sysctl_stuck || !pass::sysctls_drifted(&input.borrow().workloads()) {
+                        let drifted = {
+                            let i = input.borrow();
+                            pass::sysctls_drifted(&i.workloads())
+                                || pass6::sysctls_drifted6(&i.state, &i.workloads6())
+                        };
+                        if sysctl_stuck || !drifted {
                             continue;
                         }
                     }

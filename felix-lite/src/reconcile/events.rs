@@ -4,8 +4,9 @@
 //! only needs to say "look again", not what changed; that also makes a lost
 //! event (ENOBUFS) harmless: it is treated as a change.
 //!
-//! Groups: links, addresses, routes, neighbours (`vxlan.calico`'s only), and
-//! IPv4 netconf, which the kernel notifies when `ip_forward` or an
+//! Groups: links, IPv4 and IPv6 addresses and routes, neighbours
+//! (`vxlan.calico`'s and `vxlan-v6.calico`'s only), and IPv4 and IPv6
+//! netconf, which the kernel notifies when `ip_forward` or an
 //! interface's `forwarding`, `proxy_arp` or `rp_filter` is written, so an
 //! admin's `sysctl -w net.ipv4.ip_forward=0` is undone by the pass it wakes.
 //! nftables changes come on another netlink family (see `nft_events`).
@@ -18,11 +19,16 @@ use tokio::io::unix::AsyncFd;
 
 // Bit (group - 1) of the legacy bind mask for RTNLGRP_LINK (1),
 // RTNLGRP_NEIGH (3), RTNLGRP_IPV4_IFADDR (5), RTNLGRP_IPV4_ROUTE (7),
-// RTNLGRP_IPV4_NETCONF (24).
-const GROUPS: u32 = 1 | (1 << 2) | (1 << 4) | (1 << 6) | (1 << 23);
+// RTNLGRP_IPV6_IFADDR (9), RTNLGRP_IPV6_ROUTE (11),
+// RTNLGRP_IPV4_NETCONF (24), RTNLGRP_IPV6_NETCONF (25).
+const GROUPS: u32 =
+    1 | (1 << 2) | (1 << 4) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 23) | (1 << 24);
 /// RTM_NEWNETCONF and RTM_DELNETCONF: netlink-packet-route has no type for
 /// them, so they are recognised by header before decoding.
 const NETCONF_TYPES: [u16; 2] = [80, 81];
+
+/// The indexes of `vxlan.calico` and `vxlan-v6.calico` (None: absent).
+pub type Vxlans = [Option<u32>; 2];
 
 pub struct Events {
     fd: AsyncFd<Socket>,
@@ -45,10 +51,10 @@ impl Events {
     }
 
     /// Waits until at least one relevant notification arrived (or some were
-    /// lost), then consumes everything queued. `vxlan` is the index of
-    /// `vxlan.calico`: neighbour churn on other interfaces (ordinary ARP) is
-    /// not Tabby's business.
-    pub async fn changed(&mut self, vxlan: Option<u32>) -> io::Result<()> {
+    /// lost), then consumes everything queued. `vxlan` are the indexes of
+    /// `vxlan.calico` and `vxlan-v6.calico`: neighbour churn on other
+    /// interfaces (ordinary ARP and NDP) is not Tabby's business.
+    pub async fn changed(&mut self, vxlan: Vxlans) -> io::Result<()> {
         loop {
             self.fd.readable().await?.clear_ready();
             // Level of readiness was just cleared; anything arriving from
@@ -61,7 +67,7 @@ impl Events {
     }
 
     /// Reads everything queued without waiting; true if any of it matters.
-    pub fn drain(&mut self, vxlan: Option<u32>) -> io::Result<bool> {
+    pub fn drain(&mut self, vxlan: Vxlans) -> io::Result<bool> {
         let mut relevant = false;
         loop {
             self.buf.clear();
@@ -75,7 +81,7 @@ impl Events {
     }
 }
 
-fn datagram_matters(buf: &[u8], vxlan: Option<u32>) -> bool {
+fn datagram_matters(buf: &[u8], vxlan: Vxlans) -> bool {
     let mut off = 0;
     while off + 16 <= buf.len() {
         let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
@@ -99,12 +105,12 @@ fn datagram_matters(buf: &[u8], vxlan: Option<u32>) -> bool {
     false
 }
 
-fn message_matters(payload: &NetlinkPayload<RouteNetlinkMessage>, vxlan: Option<u32>) -> bool {
+fn message_matters(payload: &NetlinkPayload<RouteNetlinkMessage>, vxlan: Vxlans) -> bool {
     match payload {
         // ARP and FDB entries (AF_INET and AF_BRIDGE) of vxlan.calico only.
         NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNeighbour(n))
         | NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelNeighbour(n)) => {
-            Some(n.header.ifindex) == vxlan
+            vxlan.contains(&Some(n.header.ifindex))
         }
         NetlinkPayload::InnerMessage(_) => true,
         _ => false,

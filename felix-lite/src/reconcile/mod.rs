@@ -49,21 +49,29 @@
 //! - `vxlan.calico` and its ARP/FDB entries belong to Tabby entirely:
 //!   permanent entries that match no VTEP are removed; entries the kernel
 //!   learned itself are not.
+//! - IPv6 follows the same rules (`pass6`, `plan6`, `vxlan6`): protocol 81
+//!   routes only (at metric 1024, where the kernel puts IPv6 routes that
+//!   name none), `vxlan-v6.calico` and its NDP/FDB entries, IPv6 sysctls,
+//!   NAT66. IPv6 address, route and netconf notifications wake a pass too.
 
 mod event_loop;
 mod events;
 mod nft_events;
 mod pass;
+mod pass6;
 pub mod plan;
+pub mod plan6;
 mod vxlan;
+mod vxlan6;
+mod writes;
 
 pub use event_loop::{NFT_CHECK_GAP, SYSCTL_CHECK_EVERY};
 
-use crate::model::{DesiredState, Workload};
+use crate::model::{DesiredState, Workload, Workload6};
 use crate::netlink::NlSocket;
 use crate::netns::{self, NetnsError};
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -144,7 +152,7 @@ pub struct PassReport {
     /// pass.
     pub routes_programmed: usize,
     /// MTU pods should use: `vxlan.calico`'s when VXLAN is on, else the node
-    /// interface's.
+    /// interface's; never more than `vxlan-v6.calico`'s when that is on.
     pub pod_mtu: Option<u32>,
     /// Netlink requests (dumps and writes) the kernel refused or that
     /// failed on the socket; a subset of `failures`, which also holds
@@ -201,6 +209,8 @@ struct Input {
     state: DesiredState,
     /// Added one by one (CNI ADD) on top of `state.workloads`.
     workloads: BTreeMap<Ipv4Addr, Workload>,
+    /// The same for `state.workloads6`.
+    workloads6: BTreeMap<Ipv6Addr, Workload6>,
 }
 
 impl Input {
@@ -212,6 +222,17 @@ impl Input {
             .map(|w| (w.ip, w.clone()))
             .collect();
         all.extend(self.workloads.iter().map(|(k, v)| (*k, v.clone())));
+        all.into_values().collect()
+    }
+
+    fn workloads6(&self) -> Vec<Workload6> {
+        let mut all: BTreeMap<Ipv6Addr, Workload6> = self
+            .state
+            .workloads6
+            .iter()
+            .map(|w| (w.ip, w.clone()))
+            .collect();
+        all.extend(self.workloads6.iter().map(|(k, v)| (*k, v.clone())));
         all.into_values().collect()
     }
 }
@@ -254,6 +275,21 @@ impl ReconcilerHandle {
         self.update(|i| {
             i.workloads.remove(&ip);
             i.state.workloads.retain(|w| w.ip != ip);
+        })
+    }
+
+    /// Adds (or replaces) one IPv6 workload route on top of the desired
+    /// state.
+    pub fn add_workload6(&self, workload: Workload6) -> u64 {
+        self.update(|i| {
+            i.workloads6.insert(workload.ip, workload);
+        })
+    }
+
+    pub fn remove_workload6(&self, ip: Ipv6Addr) -> u64 {
+        self.update(|i| {
+            i.workloads6.remove(&ip);
+            i.state.workloads6.retain(|w| w.ip != ip);
         })
     }
 

@@ -1,12 +1,12 @@
 //! One reconcile pass: read the kernel, diff against the desired state,
 //! write the difference. Per-item failures are recorded and the pass goes on.
 
-use super::plan::{self, DesiredRoute, Interfaces};
-use super::{vxlan, PassReport};
+use super::plan::{self, Interfaces};
+use super::{pass6, vxlan, writes, PassReport};
 use crate::autodetect::{connected_subnets, HostAddr, HostInterface};
-use crate::model::{DesiredState, Workload, VXLAN_DEVICE};
+use crate::model::{DesiredState, Workload, Workload6, VXLAN_DEVICE};
 use crate::netlink::links::{KernelAddr, KernelLink};
-use crate::netlink::{links, neigh, routes, NlSocket, Request};
+use crate::netlink::{links, NlSocket};
 use crate::{ethtool, mtu, nft, sysctl};
 use ipnet::Ipv4Net;
 use std::collections::HashMap;
@@ -15,6 +15,8 @@ use std::collections::HashMap;
 pub struct PassOutcome {
     /// `vxlan.calico`'s index (for event filtering).
     pub vxlan_index: Option<u32>,
+    /// `vxlan-v6.calico`'s.
+    pub vxlan6_index: Option<u32>,
     /// Whether nftables was checked and found (or made) to match the pools.
     pub nft_ok: bool,
     /// nftables transactions this pass may have committed (0 or 1), so the
@@ -32,6 +34,7 @@ pub fn run(
     sock: &mut NlSocket,
     state: &DesiredState,
     workloads: &[Workload],
+    workloads6: &[Workload6],
     check_nft: bool,
 ) -> (PassReport, PassOutcome) {
     let mut report = PassReport::default();
@@ -89,7 +92,14 @@ pub fn run(
     };
     let (desired, errors) = plan::desired_routes(&state.routes, workloads, &ifaces, &node_subnets);
     report.failures.extend(errors);
-    reconcile_routes(sock, &desired, &name_of, &mut report);
+    report.routes_programmed = writes::reconcile_routes(sock, &desired, &name_of, &mut report);
+    let v6 = pass6::Ctx {
+        links: &links_now,
+        node,
+        by_name: &by_name,
+        name_of: &name_of,
+    };
+    let vx6 = pass6::run6(sock, state, workloads6, &v6, &mut report);
 
     if let Some((index, _)) = vx {
         reconcile_vteps(sock, index, state, &mut report);
@@ -107,14 +117,19 @@ pub fn run(
         (None, Some(n)) => Some(mtu::pod_mtu(n.mtu, mtu::Encap::None)),
         (None, None) => None,
     };
+    if let Some(m6) = vx6.vxlan_mtu {
+        report.pod_mtu = Some(report.pod_mtu.map_or(m6, |m| m.min(m6)));
+    }
     let mut out = outcome(vx, nft_ok, nft_commits);
-    out.sysctl_failed = sysctl_failed;
+    out.sysctl_failed = sysctl_failed || vx6.sysctl_failed;
+    out.vxlan6_index = vx6.vxlan_index;
     (report, out)
 }
 
 fn outcome(vx: Option<(u32, u32)>, nft_ok: bool, nft_commits: usize) -> PassOutcome {
     PassOutcome {
         vxlan_index: vx.map(|(i, _)| i),
+        vxlan6_index: None,
         nft_ok,
         nft_commits,
         sysctl_failed: false,
@@ -134,146 +149,12 @@ pub fn sysctls_drifted(workloads: &[Workload]) -> bool {
             .any(|w| drifted(sysctl::check_workload(&w.host_interface)))
 }
 
-fn reconcile_routes(
-    sock: &mut NlSocket,
-    desired: &[DesiredRoute],
-    name_of: &dyn Fn(u32) -> Option<String>,
-    report: &mut PassReport,
-) {
-    let kernel = match routes::dump(sock) {
-        Ok(k) => k,
-        Err(e) => {
-            report.netlink_fail("routes", format!("reading routes: {e}"));
-            return;
-        }
-    };
-    let plan = plan::diff_routes(desired, &kernel);
-    for (i, proto) in &plan.blocked {
-        report.fail(
-            &desired[*i].label,
-            format!(
-                "destination is held by a route of protocol {proto} (not Tabby's); \
-                 left alone, retried every pass"
-            ),
-        );
-    }
-    // (label, is an add, what an add replaces): failures carry the bare
-    // label, which callers match on (the CNI server finds its workload's).
-    let mut labels: Vec<(String, bool, Option<String>)> =
-        Vec::with_capacity(plan.delete.len() + plan.add.len());
-    let mut requests: Vec<Request> = Vec::with_capacity(labels.capacity());
-    for r in &plan.delete {
-        let how = plan::describe_kernel_route(r, name_of);
-        labels.push((
-            format!("stale route {} {how} (protocol 81)", r.dst),
-            false,
-            None,
-        ));
-        requests.push(routes::delete_request(r.dst, r.tos, r.priority));
-    }
-    for (i, replace) in &plan.add {
-        let d = &desired[*i];
-        // A replace says what it replaced: that is what was wrong.
-        let was = kernel
-            .iter()
-            .find(|k| *replace && k.dst == d.spec.dst && k.is_tabbys() && k.occupies_tabby_slot())
-            .map(|k| plan::describe_kernel_route(k, name_of));
-        labels.push((d.label.clone(), true, was));
-        requests.push(routes::add_request(&d.spec, *replace));
-    }
-    let total = requests.len();
-    let adds = plan.add.len();
-    match sock.apply(requests) {
-        Ok(failures) => {
-            let mut failed_adds = 0;
-            let mut failed = vec![false; total];
-            for (i, err) in failures {
-                let (label, is_add, _) = &labels[i];
-                // ESRCH on a delete: already gone, which is what we wanted.
-                if !is_add && err.errno() == Some(libc::ESRCH) {
-                    continue;
-                }
-                failed[i] = true;
-                if *is_add {
-                    failed_adds += 1;
-                }
-                let why = if *is_add && err.errno() == Some(libc::EEXIST) {
-                    format!("{err}: another route took the destination; left alone")
-                } else {
-                    err.to_string()
-                };
-                report.netlink_fail(label, why);
-            }
-            for (i, (label, is_add, was)) in labels.iter().enumerate() {
-                if !failed[i] {
-                    report.applied(match (is_add, was) {
-                        (true, Some(was)) => format!("replaced {label} (was {was})"),
-                        (true, None) => format!("programmed {label}"),
-                        (false, _) => format!("removed {label}"),
-                    });
-                }
-            }
-            report.routes_programmed = plan.in_sync + adds - failed_adds;
-        }
-        Err(e) => {
-            report.netlink_fail("routes", format!("route batch of {total} failed: {e}"));
-            report.routes_programmed = plan.in_sync;
-        }
-    }
-}
-
 fn reconcile_vteps(sock: &mut NlSocket, index: u32, state: &DesiredState, report: &mut PassReport) {
     let (vteps, errors) = plan::desired_vteps(&state.vteps);
     report.failures.extend(errors);
-    let (neighs, fdb) = match (
-        neigh::dump_neighbours(sock, index),
-        neigh::dump_fdb(sock, index),
-    ) {
-        (Ok(n), Ok(f)) => (n, f),
-        (Err(e), _) | (_, Err(e)) => {
-            report.netlink_fail(
-                "neighbours",
-                format!("reading ARP/FDB of {VXLAN_DEVICE}: {e}"),
-            );
-            return;
-        }
-    };
-    let (set_n, del_n) = plan::diff_neighbours(&vteps, &neighs);
-    let (set_f, del_f) = plan::diff_fdb(&vteps, &fdb);
-    let mut labels = Vec::new();
-    let mut requests = Vec::new();
-    for ip in del_n {
-        labels.push(format!("stale ARP entry {ip} on {VXLAN_DEVICE}"));
-        requests.push(neigh::delete_neighbour_request(index, ip));
-    }
-    for (mac, dst) in del_f {
-        labels.push(format!("stale FDB entry {} dst {dst}", plan::fmt_mac(&mac)));
-        requests.push(neigh::delete_fdb_request(index, mac, dst));
-    }
-    for (ip, mac) in set_n {
-        labels.push(format!("ARP entry {ip} lladdr {}", plan::fmt_mac(&mac)));
-        requests.push(neigh::set_neighbour_request(index, ip, mac));
-    }
-    for (mac, dst) in set_f {
-        labels.push(format!("FDB entry {} dst {dst}", plan::fmt_mac(&mac)));
-        requests.push(neigh::set_fdb_request(index, mac, dst));
-    }
-    let total = requests.len();
-    match sock.apply(requests) {
-        Ok(failures) => {
-            let mut failed = vec![false; total];
-            for (i, err) in failures {
-                failed[i] = true;
-                report.netlink_fail(&labels[i], err.to_string());
-            }
-            for (i, label) in labels.into_iter().enumerate() {
-                if !failed[i] {
-                    report.applied(label);
-                }
-            }
-        }
-        Err(e) => report.netlink_fail("neighbours", format!("ARP/FDB batch failed: {e}")),
-    }
+    let neigh: Vec<_> = vteps.iter().map(|v| (v.tunnel_ip, v.mac)).collect();
+    let fdb: Vec<_> = vteps.iter().map(|v| (v.mac, v.node_ip)).collect();
+    writes::reconcile_neighbours(sock, index, VXLAN_DEVICE, &neigh, &fdb, report);
 }
 
 /// `ip_forward` for the host; proxy ARP and forwarding on each workload's
@@ -324,22 +205,16 @@ fn sysctl_applied(c: &sysctl::Change) -> String {
 /// taking Tabby's own commit for someone else's would retry a check that
 /// keeps failing as fast as the rate limit allows, writing each time.
 fn reconcile_nft(state: &DesiredState, report: &mut PassReport) -> (bool, usize) {
+    let (ok4, commits4) = reconcile_nft4(state, report);
+    let (ok6, commits6) = pass6::reconcile_nft6(state, report);
+    (ok4 && ok6, commits4 + commits6)
+}
+
+fn reconcile_nft4(state: &DesiredState, report: &mut PassReport) -> (bool, usize) {
     match nft::reconcile(&state.pools) {
         Ok(r) => {
             if r.changed {
-                let mut what = Vec::new();
-                if r.table_written {
-                    what.push(format!("table ip {} rewritten", nft::TABLE));
-                }
-                if r.rules_inserted > 0 || r.rules_deleted > 0 {
-                    what.push(format!(
-                        "{} forward accept rules inserted, {} deleted ({})",
-                        r.rules_inserted,
-                        r.rules_deleted,
-                        r.forward_chains.join(", ")
-                    ));
-                }
-                report.applied(format!("nftables: {}", what.join("; ")));
+                report.applied(format!("nftables: {}", writes::nft_what(&r, "ip")));
             }
             (true, usize::from(r.changed))
         }

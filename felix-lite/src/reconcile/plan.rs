@@ -4,6 +4,7 @@
 
 use super::ItemError;
 use crate::model::{BlockRoute, Path, Vtep, Workload};
+use crate::netlink::family::Net;
 use crate::netlink::neigh::{KernelFdb, KernelNeigh};
 use crate::netlink::routes::{KernelRoute, RouteSpec, RouteTarget};
 use ipnet::Ipv4Net;
@@ -13,8 +14,8 @@ use std::net::Ipv4Addr;
 
 /// A route Tabby wants, with the label its errors and logs carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DesiredRoute {
-    pub spec: RouteSpec,
+pub struct DesiredRoute<N: Net = Ipv4Net> {
+    pub spec: RouteSpec<N>,
     pub label: String,
 }
 
@@ -59,7 +60,10 @@ pub fn dev_label(index: u32, name: Option<&str>) -> String {
 
 /// Where a kernel route points, by interface name: `via 10.0.0.2 dev eth0`,
 /// `dev cali1 scope link`, `blackhole`.
-pub fn describe_kernel_route(r: &KernelRoute, name_of: &dyn Fn(u32) -> Option<String>) -> String {
+pub fn describe_kernel_route<N: Net>(
+    r: &KernelRoute<N>,
+    name_of: &dyn Fn(u32) -> Option<String>,
+) -> String {
     let dev = |oif: u32| name_of(oif).unwrap_or_else(|| dev_label(oif, None));
     let mut out = match (r.gateway, r.oif) {
         _ if r.kind == RouteType::BlackHole => "blackhole".into(),
@@ -204,12 +208,12 @@ fn gateway_target(
 
 /// The writes that make the kernel's routes match.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct RoutePlan {
+pub struct RoutePlan<N: Net = Ipv4Net> {
     /// Index into the desired routes, and whether it replaces Tabby's own
     /// route for that destination (else it is a create-exclusive).
     pub add: Vec<(usize, bool)>,
     /// Tabby's routes that are no longer wanted.
-    pub delete: Vec<KernelRoute>,
+    pub delete: Vec<KernelRoute<N>>,
     /// Desired routes whose destination is held by another protocol's route.
     pub blocked: Vec<(usize, u8)>,
     /// Desired routes already correct in the kernel.
@@ -220,10 +224,15 @@ pub struct RoutePlan {
 /// TOS 0, main table) holds a destination Tabby wants, Tabby's route is not
 /// installed and the item is reported. It is retried on every pass, so it
 /// goes in as soon as the other route is gone.
-pub fn diff_routes(desired: &[DesiredRoute], kernel: &[KernelRoute]) -> RoutePlan {
-    let mut ours: HashMap<Ipv4Net, &KernelRoute> = HashMap::new();
-    let mut foreign: HashMap<Ipv4Net, u8> = HashMap::new();
-    let mut plan = RoutePlan::default();
+pub fn diff_routes<N: Net>(desired: &[DesiredRoute<N>], kernel: &[KernelRoute<N>]) -> RoutePlan<N> {
+    let mut ours: HashMap<N, &KernelRoute<N>> = HashMap::new();
+    let mut foreign: HashMap<N, u8> = HashMap::new();
+    let mut plan = RoutePlan {
+        add: Vec::new(),
+        delete: Vec::new(),
+        blocked: Vec::new(),
+        in_sync: 0,
+    };
     for r in kernel {
         match (r.is_tabbys(), r.occupies_tabby_slot()) {
             (true, true) => {
@@ -239,7 +248,7 @@ pub fn diff_routes(desired: &[DesiredRoute], kernel: &[KernelRoute]) -> RoutePla
             (false, false) => {}
         }
     }
-    let wanted: HashSet<Ipv4Net> = desired.iter().map(|d| d.spec.dst).collect();
+    let wanted: HashSet<N> = desired.iter().map(|d| d.spec.dst).collect();
     for (i, d) in desired.iter().enumerate() {
         match ours.get(&d.spec.dst) {
             Some(k) if k.spec().as_ref() == Some(&d.spec) => plan.in_sync += 1,
@@ -250,7 +259,7 @@ pub fn diff_routes(desired: &[DesiredRoute], kernel: &[KernelRoute]) -> RoutePla
             },
         }
     }
-    let mut stale: Vec<&KernelRoute> = ours
+    let mut stale: Vec<&KernelRoute<N>> = ours
         .values()
         .filter(|r| !wanted.contains(&r.dst))
         .copied()
@@ -307,14 +316,21 @@ pub fn diff_neighbours(
     vteps: &[Vtep],
     kernel: &[KernelNeigh],
 ) -> (Vec<(Ipv4Addr, [u8; 6])>, Vec<Ipv4Addr>) {
-    let have: HashMap<Ipv4Addr, &KernelNeigh> = kernel.iter().map(|n| (n.ip, n)).collect();
-    let want: HashMap<Ipv4Addr, [u8; 6]> = vteps.iter().map(|v| (v.tunnel_ip, v.mac)).collect();
+    let want: Vec<(Ipv4Addr, [u8; 6])> = vteps.iter().map(|v| (v.tunnel_ip, v.mac)).collect();
+    diff_neighbours_of(&want, kernel)
+}
+
+/// [`diff_neighbours`] for either family: `vteps` are (tunnel IP, MAC).
+pub fn diff_neighbours_of<A: Copy + Eq + std::hash::Hash>(
+    vteps: &[(A, [u8; 6])],
+    kernel: &[KernelNeigh<A>],
+) -> (Vec<(A, [u8; 6])>, Vec<A>) {
+    let have: HashMap<A, &KernelNeigh<A>> = kernel.iter().map(|n| (n.ip, n)).collect();
+    let want: HashMap<A, [u8; 6]> = vteps.iter().copied().collect();
     let set = vteps
         .iter()
-        .filter(
-            |v| !matches!(have.get(&v.tunnel_ip), Some(n) if n.permanent && n.mac == Some(v.mac)),
-        )
-        .map(|v| (v.tunnel_ip, v.mac))
+        .filter(|(ip, mac)| !matches!(have.get(ip), Some(n) if n.permanent && n.mac == Some(*mac)))
+        .copied()
         .collect();
     let delete = kernel
         .iter()
@@ -330,7 +346,17 @@ pub type FdbEntry = ([u8; 6], Ipv4Addr);
 /// FDB entries to set (MAC, node IP) and (MAC, dst) pairs to delete, so each
 /// VTEP MAC ends with exactly one permanent entry to its node.
 pub fn diff_fdb(vteps: &[Vtep], kernel: &[KernelFdb]) -> (Vec<FdbEntry>, Vec<FdbEntry>) {
-    let want: BTreeMap<[u8; 6], Ipv4Addr> = vteps.iter().map(|v| (v.mac, v.node_ip)).collect();
+    let want: Vec<FdbEntry> = vteps.iter().map(|v| (v.mac, v.node_ip)).collect();
+    diff_fdb_of(&want, kernel)
+}
+
+/// [`diff_fdb`] for either family: `vteps` are (MAC, node IP).
+#[allow(clippy::type_complexity)]
+pub fn diff_fdb_of<A: Copy + Eq>(
+    vteps: &[([u8; 6], A)],
+    kernel: &[KernelFdb<A>],
+) -> (Vec<([u8; 6], A)>, Vec<([u8; 6], A)>) {
+    let want: BTreeMap<[u8; 6], A> = vteps.iter().copied().collect();
     let mut set = Vec::new();
     let mut delete = Vec::new();
     for (mac, dst) in &want {

@@ -20,6 +20,7 @@ use anyhow::Context;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 use tabby_felix_lite::autodetect::Detected;
+use tabby_felix_lite::inspect::KernelSnapshot;
 use tabby_felix_lite::reconcile::{Config as ReconcileConfig, Reconciler};
 use tabby_ipam::allocator::Ipam;
 
@@ -73,6 +74,10 @@ impl Daemon {
             startup::ensure_default_pool(&*ds, &cfg).await?;
         }
         startup::write_node_address(&*ds, &cfg, node_ip).await?;
+        if cfg.ipv6.ip6 != crate::node::config6::Ip6Setting::None {
+            let k = tokio::task::spawn_blocking(KernelSnapshot::read).await??;
+            startup::write_node_ipv6(&*ds, &cfg, &k).await?;
+        }
 
         let kinds = followed_kinds();
         let (cache, reflectors) = ClusterCache::follow(ds.clone(), &kinds);

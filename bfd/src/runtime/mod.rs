@@ -79,6 +79,17 @@ pub struct StateChange {
     pub from: State,
     pub to: State,
     pub diag: Diag,
+    /// The remote's state as last heard: a remote AdminDown (RFC 5882
+    /// §3.2) is a removal on the other side, not a failure of the path.
+    pub remote: State,
+}
+
+impl StateChange {
+    /// Up to Down because the path failed (detection expiry, or the remote
+    /// saying Down) — what clients act on; a remote AdminDown is not.
+    pub fn is_failure(&self) -> bool {
+        self.from == State::Up && self.to == State::Down && self.remote != State::AdminDown
+    }
 }
 
 #[derive(Debug)]

@@ -192,6 +192,7 @@ impl SessionTask {
     }
 
     async fn apply(&mut self, actions: Vec<Action>) {
+        let mut changes = Vec::new();
         for a in actions {
             match a {
                 Action::Send(p) => {
@@ -205,11 +206,12 @@ impl SessionTask {
                 }
                 Action::StateChanged { from, to, diag } => {
                     tracing::info!(%from, %to, %diag, "BFD session state changed");
-                    let _ = self.inner.changes.send(StateChange {
+                    changes.push(StateChange {
                         key: self.key,
                         from,
                         to,
                         diag,
+                        remote: self.session.remote_state(),
                     });
                 }
                 Action::ArmTx(t) => self.tx_at = Some(Instant::from_std(t)),
@@ -223,5 +225,9 @@ impl SessionTask {
             *s = st;
             changed
         });
+        // After the watch: whoever reacts to a change reads the new status.
+        for c in changes {
+            let _ = self.inner.changes.send(c);
+        }
     }
 }

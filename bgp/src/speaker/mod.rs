@@ -33,6 +33,7 @@
 //! every session, drops the core (and so every queue), and replies once the
 //! last writer has dropped its `flushed` sender — the Cease is on the wire.
 
+mod bfd;
 mod conn;
 mod core;
 mod drive;

@@ -103,6 +103,11 @@ pub fn peer_row(p: &PeerStatus, peer_type: Option<PeerType>, now: SystemTime) ->
             None => p.state.to_string(),
         }
     };
+    // Tabby: the BFD session's state where BFD runs (RFC 5882).
+    let info = match &p.bfd {
+        Some(b) => format!("{info}, BFD {}", b.state),
+        None => info,
+    };
     pb::BgpPeerRow {
         peer_address: p.config.address.to_string(),
         peer_type: peer_type.map_or("global", PeerType::as_str).to_string(),

@@ -34,6 +34,7 @@
 //! already holds every block. After a crash (`kill -9`) the next start
 //! sets the graceful-restart R bit (marker `bgp.running` in the run dir).
 
+pub mod bfd;
 pub mod bgp;
 pub mod cluster;
 pub mod config;

@@ -1,5 +1,6 @@
 //! The runtime on real sockets: two namespaces over a veth, one BFD
-//! runtime in each. Sessions come Up, a drop rule makes one side detect
+//! runtime in each. Sessions come Up, a new rate reaches the peer by Poll/
+//! Final, a drop rule makes one side detect
 //! the failure within its detection time (diag 1) while the other hears
 //! it, and packets not sent with TTL 255 are ignored (GTSM).
 
@@ -144,6 +145,19 @@ fn sessions_come_up_and_detect_a_silent_peer() {
         Duration::from_millis(300)
     );
     assert!(matches!(changes.try_recv(), Ok(c) if c.key == key_a));
+
+    // A slower rate on A reaches B through a Poll Sequence.
+    sa.reconfigure(SessionConfig {
+        desired_min_tx: Duration::from_millis(200),
+        ..FAST
+    });
+    wait("B's detection time follows A's new rate", 3.0, || {
+        sb.status.borrow().detection_time == Duration::from_millis(600)
+    });
+    sa.reconfigure(FAST);
+    wait("and back", 3.0, || {
+        sb.status.borrow().detection_time == Duration::from_millis(300)
+    });
 
     // Silence B towards A: A detects, B hears A's Down.
     run(

@@ -184,7 +184,11 @@ impl SessionTask {
 
     async fn event(&mut self, e: Event) {
         if self.sock.is_none() {
-            // Not started yet: nothing to say, nothing to time.
+            // Not started yet: nothing to say, nothing to time; only a new
+            // configuration is kept (start() arms the timers from it).
+            if let Event::Reconfigure(_) = e {
+                let _ = self.session.handle(Instant::now().into_std(), e);
+            }
             return;
         }
         let a = self.session.handle(Instant::now().into_std(), e);

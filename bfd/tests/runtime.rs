@@ -1,8 +1,8 @@
 //! The runtime on real sockets: two namespaces over a veth, one BFD
-//! runtime in each. Sessions come Up, a new rate reaches the peer by Poll/
-//! Final, a drop rule makes one side detect
-//! the failure within its detection time (diag 1) while the other hears
-//! it, and packets not sent with TTL 255 are ignored (GTSM).
+//! runtime in each. Sessions come Up, a new rate reaches the peer by
+//! Poll/Final, a drop rule makes one side detect the failure within its
+//! detection time (diag 1) while the other hears it, and packets not sent
+//! with TTL 255 are ignored (GTSM).
 
 use std::os::fd::AsRawFd;
 use std::process::Command;

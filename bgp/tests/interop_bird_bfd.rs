@@ -131,4 +131,8 @@ fn bfd_down_closes_the_session_within_the_detection_time() {
     wait_until("10.212.0.0/24 back", 5.0, || {
         tabby.best("10.212.0.0/24").is_some()
     });
+    wait_until("BIRD's BFD and BGP back", 10.0, || {
+        let s = bird.birdc(&["show", "bfd", "sessions"]);
+        s.lines().any(|l| l.starts_with(&ta) && l.contains(" Up ")) && bird.established("tabby")
+    });
 }

@@ -133,20 +133,6 @@ mod tests {
             p[0].message
         );
         assert!(p[1].message.contains("10ms..60s"), "{}", p[1].message);
-        // BGPPeer's own field, checked where the peer is validated.
-        let mut peer = crate::resources::Resource::BgpPeer(crate::resources::BgpPeer::new(
-            "BGPPeer",
-            "tor",
-            crate::resources::bgp::BgpPeerSpec {
-                peer_ip: Some("10.0.0.1".into()),
-                as_number: Some(crate::resources::AsNumber(65000)),
-                failure_detection_mode: Some("BFDIfConnected".into()),
-                ..Default::default()
-            },
-        ));
-        let probs = crate::resources::validate::validate(&mut peer);
-        assert_eq!(probs.len(), 1, "{probs:?}");
-        assert_eq!(probs[0].field.as_deref(), Some("spec.failureDetectionMode"));
         // What would not validate falls back to the defaults.
         assert_eq!(settings(Some(&s)).min_tx, Duration::from_millis(300));
         assert_eq!(settings(Some(&s)).multiplier, 3);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The BGP speaker's fuzz targets (bgp/fuzz: decode + re-encode, and
-# decode -> FSM/RIB) under AddressSanitizer with libFuzzer, RUNS inputs
-# each (default 1,000,000), starting from the checked-in seeds.
+# decode -> FSM/RIB; and BFD's, in the same fuzz crate: control-packet
+# decode + re-encode -> session FSM) under AddressSanitizer with libFuzzer,
+# RUNS inputs each (default 1,000,000), starting from the checked-in seeds.
 #
 # Needs the nightly toolchain (`rustup toolchain install nightly`: the
 # sanitizer flags are nightly-only) and a C++ compiler (libFuzzer is built
@@ -18,9 +19,9 @@ export RUSTFLAGS="-Zsanitizer=address -Cpasses=sancov-module \
  -Cllvm-args=-sanitizer-coverage-pc-table \
  -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing"
 triple=x86_64-unknown-linux-gnu
-cargo +nightly build --release --target "$triple" --bin decode --bin fsm
+cargo +nightly build --release --target "$triple" --bin decode --bin fsm --bin bfd
 mkdir -p artifacts
-for t in decode:seeds:4096 fsm:seeds-fsm:8192; do
+for t in decode:seeds:4096 fsm:seeds-fsm:8192 bfd:seeds-bfd:1024; do
   IFS=: read -r bin seeds max <<<"$t"
   corpus=$(mktemp -d)
   cp "$seeds"/* "$corpus"/

@@ -90,13 +90,13 @@ def cycles(g):
 def main():
     top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
     bad = 0
-    for crate in ("proto", "bgp", "ipam", "felix-lite", "agent", "tests/kube-standin"):
+    for crate in ("proto", "bfd", "bgp", "ipam", "felix-lite", "agent", "tests/kube-standin"):
         src = os.path.join(top, crate, "src")
         for c in cycles(graph(src)):
             bad += 1
             print(f"{crate}: " + " -> ".join("::".join(m) or "<root>" for m in c))
     if bad:
         sys.exit(1)
-    print("no import cycles between modules in proto, bgp, ipam, felix-lite, agent, tests/kube-standin")
+    print("no import cycles between modules in proto, bfd, bgp, ipam, felix-lite, agent, tests/kube-standin")
 
 main()

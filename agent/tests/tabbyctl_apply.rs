@@ -130,6 +130,14 @@ const BAD: &[(&str, &str)] = &[
         "spec.nodeSelector: invalid selector \"rack = 'a'\" at character 5",
     ),
     (
+        "kind: BGPPeer\nmetadata: {name: p}\nspec: {peerIP: 10.0.0.1, asNumber: 1, failureDetectionMode: BFDAlways}",
+        "spec.failureDetectionMode: \"BFDAlways\" is not one of None, BFDIfDirectlyConnected",
+    ),
+    (
+        "kind: BGPConfiguration\nmetadata: {name: default}\nspec: {bfdMultiplier: 0}",
+        "spec.bfdMultiplier: 0 is outside 1..255",
+    ),
+    (
         "kind: BGPPeer\nmetadata: {name: p}\nspec: {peerSelector: \"has(rr\"}",
         "spec.peerSelector: invalid selector \"has(rr\" at character 6: expected ')' after has(key",
     ),

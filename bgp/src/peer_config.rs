@@ -23,6 +23,32 @@ pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_ERROR_WAIT: (Duration, Duration) =
     (Duration::from_secs(5), Duration::from_secs(30));
 
+/// BFD (RFC 5880) defaults: 300 ms × 3 detects a dead peer within 0.9 s.
+pub const DEFAULT_BFD_INTERVAL: Duration = Duration::from_millis(300);
+pub const DEFAULT_BFD_MULTIPLIER: u8 = 3;
+
+/// A BFD session to the peer (RFC 5882): when it goes from Up to Down the
+/// BGP session is closed at once and the peer's routes are withdrawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BfdSettings {
+    /// Required Min RX Interval: how fast we can receive.
+    pub min_rx: Duration,
+    /// Desired Min TX Interval once Up (1 s while not Up, RFC 5880 §6.8.3).
+    pub min_tx: Duration,
+    /// Detect Mult: packets missed before the peer is declared down.
+    pub multiplier: u8,
+}
+
+impl Default for BfdSettings {
+    fn default() -> Self {
+        BfdSettings {
+            min_rx: DEFAULT_BFD_INTERVAL,
+            min_tx: DEFAULT_BFD_INTERVAL,
+            multiplier: DEFAULT_BFD_MULTIPLIER,
+        }
+    }
+}
+
 /// What the whole speaker is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalConfig {
@@ -93,6 +119,8 @@ pub struct PeerConfig {
     /// it that family is not exported: we have no address of it to offer.
     pub other_family_next_hop: Option<IpAddr>,
     pub port: u16,
+    /// Run BFD to the peer from the session's local address (None: off).
+    pub bfd: Option<BfdSettings>,
 }
 
 impl PeerConfig {
@@ -117,6 +145,7 @@ impl PeerConfig {
             source_address: None,
             other_family_next_hop: None,
             port: 179,
+            bfd: None,
         }
     }
 

@@ -1,6 +1,6 @@
 //! The session FSM driven without sockets: error backoff, manual stop,
 //! the hold and keepalive timers, a TCP failure with and without graceful
-//! restart, Idle, and §6.8 collision resolution.
+//! restart, a BFD Down, Idle, and §6.8 collision resolution.
 
 mod common_fsm;
 
@@ -253,4 +253,38 @@ fn collision_with_established() {
         ),
         Survivor::New
     );
+}
+
+#[test]
+fn bfd_down_closes_the_session_without_graceful_restart() {
+    // Even with graceful restart negotiated: BFD says the peer is gone.
+    let mut fsm = established(peer(64512), gr_open());
+    let diag = tabby_bfd::Diag::ControlDetectionTimeExpired;
+    let a = fsm.handle(Event::BfdDown(diag));
+    assert_eq!(fsm.state(), State::Idle);
+    assert!(has(&a, &Action::Disconnect));
+    assert_eq!(sent_notification(&a), None);
+    let down = a
+        .iter()
+        .find_map(|a| match a {
+            Action::SessionDown(r) => Some(r.clone()),
+            _ => None,
+        })
+        .expect("session down");
+    assert_eq!(down.graceful_restart_time, None);
+    assert!(down.error.error.is_bfd_down());
+    assert_eq!(
+        down.error,
+        "Established: BFD session down (Control Detection Time Expired)"
+    );
+    // Then the usual automatic restart (error wait, connect retry).
+    assert!(has(
+        &a,
+        &Action::StartTimer(TimerKind::IdleHold, Duration::from_secs(5))
+    ));
+    // While connecting there is no session to close.
+    let mut idle = Fsm::new(local(), peer(64512));
+    idle.handle(Event::ManualStart);
+    assert!(idle.handle(Event::BfdDown(diag)).is_empty());
+    assert_eq!(idle.state(), State::Connect);
 }

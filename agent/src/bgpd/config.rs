@@ -22,6 +22,7 @@
 //!     openTimeout: 30           # seconds from connect to Established (OpenSent/OpenConfirm)
 //!     passive: false
 //!     maxPrefixes: 0
+//!     bfd: { minRx: 300, minTx: 300, multiplier: 3 }  # milliseconds; {} = these defaults
 //! ```
 
 //!
@@ -34,7 +35,10 @@ use serde::Deserialize;
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
-use tabby_bgp::peer_config::{LocalConfig, PeerConfig, DEFAULT_HOLD_TIME, DEFAULT_RESTART_TIME};
+use std::time::Duration;
+use tabby_bgp::peer_config::{
+    BfdSettings, LocalConfig, PeerConfig, DEFAULT_HOLD_TIME, DEFAULT_RESTART_TIME,
+};
 use tabby_bgp::speaker::SpeakerConfig;
 use tabby_bgp::transport::md5::MAX_KEY_LEN;
 
@@ -70,6 +74,30 @@ pub enum NextHopMode {
     Keep,
 }
 
+/// BFD to a peer (RFC 5880/5882), intervals in milliseconds.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DaemonBfd {
+    #[serde(default)]
+    pub min_rx: Option<u32>,
+    #[serde(default)]
+    pub min_tx: Option<u32>,
+    #[serde(default)]
+    pub multiplier: Option<u8>,
+}
+
+impl DaemonBfd {
+    fn settings(&self) -> BfdSettings {
+        let d = BfdSettings::default();
+        let ms = |v: Option<u32>, def| v.map_or(def, |m| Duration::from_millis(m.into()));
+        BfdSettings {
+            min_rx: ms(self.min_rx, d.min_rx),
+            min_tx: ms(self.min_tx, d.min_tx),
+            multiplier: self.multiplier.unwrap_or(d.multiplier),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DaemonPeer {
@@ -97,6 +125,8 @@ pub struct DaemonPeer {
     pub passive: bool,
     #[serde(default)]
     pub max_prefixes: u32,
+    #[serde(default)]
+    pub bfd: Option<DaemonBfd>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -207,6 +237,16 @@ impl DaemonConfig {
             if p.port == Some(0) {
                 return Err(bad(f("port"), "expected a TCP port (1-65535)"));
             }
+            if let Some(b) = &p.bfd {
+                for (name, v) in [("bfd.minRx", b.min_rx), ("bfd.minTx", b.min_tx)] {
+                    if v.is_some_and(|ms| !(10..=60_000).contains(&ms)) {
+                        return Err(bad(f(name), "expected 10 to 60000 milliseconds"));
+                    }
+                }
+                if b.multiplier == Some(0) {
+                    return Err(bad(f("bfd.multiplier"), "expected 1 to 255"));
+                }
+            }
         }
         Ok(())
     }
@@ -247,6 +287,7 @@ impl DaemonConfig {
                 }
                 c.passive = p.passive;
                 c.max_prefixes = p.max_prefixes;
+                c.bfd = p.bfd.map(|b| b.settings());
                 c
             })
             .collect();
@@ -290,6 +331,24 @@ peers:
         assert_eq!(p.password.as_deref(), Some("s3cr3t"));
         assert_eq!(p.other_family_next_hop, Some("fd00::1".parse().unwrap()));
         assert_eq!(s.originate, vec!["10.244.0.0/26".parse::<IpNet>().unwrap()]);
+        assert_eq!(p.bfd, None);
+        let c = DaemonConfig::parse(
+            &GOOD.replace(
+                "holdTime: 9",
+                "holdTime: 9\n    bfd: { minTx: 100, multiplier: 5 }",
+            ),
+            "t.yaml",
+        )
+        .unwrap();
+        let b = c.speaker_config(false).peers[0].bfd.expect("bfd");
+        assert_eq!(
+            (b.min_rx, b.min_tx, b.multiplier),
+            (Duration::from_millis(300), Duration::from_millis(100), 5)
+        );
+        let e = DaemonConfig::parse(&GOOD.replace("holdTime: 9", "bfd: { minRx: 5 }"), "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("peers[0].bfd.minRx"), "{e}");
     }
 
     #[test]

@@ -249,6 +249,7 @@ fn status_to_proto(s: &PeerStatus, peer_type: i32) -> pb::PeerStatus {
         notification_subcode: notification_of(s).map_or(0, |n| n.subcode.into()),
         peer_open_as: s.peer_open_as.unwrap_or(0),
         local_as: s.local_as,
+        bfd_state: s.bfd.map(|b| b.state.to_string()).unwrap_or_default(),
     }
 }
 
@@ -273,6 +274,7 @@ fn kind_of(e: &PeerError) -> pb::ErrorKind {
         PeerError::Unexpected(_) => K::UnexpectedMessage,
         PeerError::CollisionLost => K::CollisionLost,
         PeerError::AdminStopped => K::AdminStopped,
+        PeerError::BfdDown(_) => K::BfdDown,
     }
 }
 

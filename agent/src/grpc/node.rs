@@ -109,6 +109,19 @@ pub fn peer_row(p: &PeerStatus, peer_type: Option<PeerType>, now: SystemTime) ->
         state: if established { "up" } else { "start" }.to_string(),
         since: since_text(p.since, now),
         info,
+        bfd_state: p.bfd.map(|b| b.state.to_string()).unwrap_or_default(),
+        bfd_info: p.bfd.map(bfd_info).unwrap_or_default(),
+    }
+}
+
+/// Up: the detection time; otherwise why it last went down.
+fn bfd_info(b: tabby_bfd::runtime::SessionStatus) -> String {
+    if b.state == tabby_bfd::State::Up {
+        format!("detect time {:.1} s", b.detection_time.as_secs_f64())
+    } else if b.local_diag == tabby_bfd::Diag::None {
+        String::new()
+    } else {
+        b.local_diag.to_string()
     }
 }
 

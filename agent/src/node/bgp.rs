@@ -260,7 +260,11 @@ impl Bgp {
         let h = if s.state == State::Established {
             PeerHealth::Established
         } else {
+            let bfd_down = s.last_error.as_ref().is_some_and(|e| e.error.is_bfd_down());
             match self.health.get(&addr) {
+                // BFD's verdict stands until the session is back.
+                Some(PeerHealth::Failed(t)) => PeerHealth::Failed(*t),
+                _ if bfd_down => PeerHealth::Failed(now),
                 Some(PeerHealth::DownSince(t)) => PeerHealth::DownSince(*t),
                 // A hold-timer expiry means the peer has already been
                 // silent for a hold time: the outage began then, so

@@ -35,6 +35,7 @@
 //! sets the graceful-restart R bit (marker `bgp.running` in the run dir).
 
 pub mod advertise;
+pub mod bfd;
 pub mod bgp;
 pub mod cluster;
 pub mod config;

@@ -150,6 +150,7 @@ pub fn desired_peers(
             // change of every mesh peer's configuration, which the speaker
             // applies by resetting the session.
             c.source_address = Some(IpAddr::V4(my_ip));
+            c.bfd = super::bfd::for_mesh(cluster, my_node, c.address);
             out.insert(
                 c.address,
                 DesiredPeer {
@@ -213,6 +214,8 @@ pub fn desired_peers(
             if let Some(port) = port {
                 c.port = port;
             }
+            let mode = s.failure_detection_mode.as_deref();
+            c.bfd = super::bfd::for_peer(cluster, my_node, ip, mode);
             out.insert(
                 ip,
                 DesiredPeer {

@@ -40,6 +40,9 @@ pub enum PeerHealth {
     Established,
     /// Not Established since this instant (agent start if it never was).
     DownSince(Instant),
+    /// Down since this instant by a failure detector's verdict (BFD): the
+    /// peer is known gone, so no grace period — as if past the hold time.
+    Failed(Instant),
 }
 
 /// A best path from the speaker.
@@ -319,13 +322,19 @@ fn choose(inp: &Inputs, block: &Ipv4Net, owner: &str) -> Choice {
                     inp.hold_time.as_secs()
                 ))
             }
+            Some(PeerHealth::Failed(t)) => Some(format!(
+                "BFD declared {owner_ip} down {}s ago",
+                inp.now.saturating_duration_since(*t).as_secs()
+            )),
             _ => None,
         }
     };
     let Some(trouble) = trouble else {
         let why = match inp.mesh.get(&owner_ip) {
             Some(PeerHealth::Established) => "BGP mesh peer Established",
-            Some(PeerHealth::DownSince(_)) => "BGP mesh peer down for less than the hold time",
+            Some(PeerHealth::DownSince(_) | PeerHealth::Failed(_)) => {
+                "BGP mesh peer down for less than the hold time"
+            }
             None => "node IP on a connected subnet",
         };
         return Choice::Native(owner_ip, why.into());

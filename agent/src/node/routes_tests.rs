@@ -425,3 +425,24 @@ fn output_is_deterministic() {
     assert_eq!(a.desired, b.desired);
     assert_eq!(a.rows, b.rows);
 }
+
+#[test]
+fn a_session_failed_by_bfd_falls_back_at_once() {
+    let mut inp = base(EncapMode::Never);
+    inp.mesh.insert(ip("10.0.1.2"), PeerHealth::Failed(inp.now));
+    let out = calculate(&inp);
+    assert_eq!(
+        path_of(&out, "192.168.0.64/26"),
+        Some(Path::Vxlan {
+            tunnel_ip: ip("192.168.0.65")
+        }),
+        "no hold-time grace after BFD's verdict"
+    );
+    let r = row_of(&out, "192.168.0.64/26");
+    assert_eq!(r.path, "vxlan-fallback");
+    assert!(
+        r.reason.contains("BFD declared 10.0.1.2 down"),
+        "{}",
+        r.reason
+    );
+}

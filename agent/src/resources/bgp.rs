@@ -38,7 +38,9 @@ pub struct BgpPeerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = ["UseNodeIP", "None"]))]
     pub source_address: Option<String>,
+    /// `None` or `BFDIfDirectlyConnected`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["None", "BFDIfDirectlyConnected"]))]
     pub failure_detection_mode: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_mode: Option<String>,
@@ -158,6 +160,25 @@ pub struct BgpConfigurationSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub local_workload_peering_ipv6: Option<String>,
+    /// Tabby extension: BGPPeer's `failureDetectionMode` for the mesh
+    /// sessions (`None` or `BFDIfDirectlyConnected`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["None", "BFDIfDirectlyConnected"]))]
+    pub node_to_node_mesh_failure_detection_mode: Option<String>,
+    /// Tabby extension (named after Calico Enterprise's BFDConfiguration
+    /// `minimumRecvInterval`): Go duration, default 300ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(GO_DURATION_PATTERN))]
+    pub bfd_minimum_recv_interval: Option<String>,
+    /// Tabby extension (BFDConfiguration's `minimumSendInterval`): Go
+    /// duration, default 300ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(GO_DURATION_PATTERN))]
+    pub bfd_minimum_send_interval: Option<String>,
+    /// Tabby extension (BFDConfiguration's `multiplier`): 1-255, default 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 255))]
+    pub bfd_multiplier: Option<u32>,
 }
 
 impl BgpConfigurationSpec {

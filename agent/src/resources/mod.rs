@@ -3,6 +3,7 @@
 //! `crd.projectcalico.org/v1` (kubectl) form.
 
 pub mod asn;
+pub mod bfd;
 pub mod bgp;
 pub mod duration;
 pub mod installation;

@@ -165,6 +165,11 @@ fn check_peer(spec: &BgpPeerSpec, p: &mut Vec<FieldProblem>) {
             p.push(problem("spec.maxRestartTime", e));
         }
     }
+    super::bfd::check_mode(
+        "spec.failureDetectionMode",
+        spec.failure_detection_mode.as_deref(),
+        p,
+    );
     if let Some(sa) = &spec.source_address {
         if sa != "UseNodeIP" && sa != "None" {
             p.push(problem(
@@ -252,6 +257,7 @@ fn check_bgp_config(spec: &BgpConfigurationSpec, p: &mut Vec<FieldProblem>) {
             p.push(problem("spec.nodeMeshMaxRestartTime", e));
         }
     }
+    super::bfd::check_bgp_config(spec, p);
 }
 
 /// `aa:nn` (standard, 16-bit parts) or `aa:nn:mm` (large, 32-bit parts).

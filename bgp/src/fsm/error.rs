@@ -92,6 +92,8 @@ pub enum PeerError {
     CollisionLost,
     /// Stopped by configuration (peer removed, speaker shut down).
     AdminStopped,
+    /// BFD declared the peer down, with the BFD session's diagnostic.
+    BfdDown(tabby_bfd::Diag),
 }
 
 impl PeerError {
@@ -99,6 +101,11 @@ impl PeerError {
     pub fn is_hold_timer_expired(&self) -> bool {
         matches!(self, PeerError::NotificationSent(n) | PeerError::NotificationReceived(n)
             if n.code == HOLD_TIMER_EXPIRED)
+    }
+
+    /// A failure detector (BFD) said the peer is gone: no grace period.
+    pub fn is_bfd_down(&self) -> bool {
+        matches!(self, PeerError::BfdDown(_))
     }
 
     /// The NOTIFICATION sent or received, if the failure was one.
@@ -122,6 +129,7 @@ impl fmt::Display for PeerError {
             PeerError::Unexpected(what) => write!(f, "unexpected {what}"),
             PeerError::CollisionLost => f.write_str("connection collision: closed this connection"),
             PeerError::AdminStopped => f.write_str("administratively stopped"),
+            PeerError::BfdDown(d) => write!(f, "BFD session down ({d})"),
         }
     }
 }

@@ -55,6 +55,9 @@ pub enum Event {
     RouteRefreshMsg,
     /// This connection lost a collision (§6.8).
     OpenCollisionDump,
+    /// The peer's BFD session went from Up to Down (RFC 5882 §4.3): the
+    /// path is gone, close the session without waiting for the hold time.
+    BfdDown(tabby_bfd::Diag),
 }
 
 impl Event {

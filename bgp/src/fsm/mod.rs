@@ -196,7 +196,8 @@ impl Fsm {
             | Event::AutomaticStart
             | Event::ConnectRetryTimerExpires
             | Event::HoldTimerExpires
-            | Event::KeepaliveTimerExpires => {}
+            | Event::KeepaliveTimerExpires
+            | Event::BfdDown(_) => {}
             other => {
                 // A message without a connection the FSM knows of.
                 self.record(PeerError::Unexpected(event_name(&other)));
@@ -303,6 +304,11 @@ impl Fsm {
             }
             Event::NotifMsg(n) => {
                 self.record(PeerError::NotificationReceived(n));
+                self.enter_idle(None, out);
+            }
+            // No graceful-restart retention: BFD says the peer is gone.
+            Event::BfdDown(d) => {
+                self.record(PeerError::BfdDown(d));
                 self.enter_idle(None, out);
             }
             Event::MessageError(n) => self.send_and_fail(n, out),

@@ -47,6 +47,7 @@ pub(crate) struct PeerEntry {
     /// See [`PeerStatus::md5_mismatches`].
     pub md5_mismatches: u64,
     pub md5_mismatch_since: Option<SystemTime>,
+    pub bfd: Option<tabby_bfd::runtime::SessionHandle>,
 }
 
 pub(crate) struct Core {
@@ -65,6 +66,8 @@ pub(crate) struct Core {
     /// treat-as-withdraw UPDATEs), limited per peer and kind.
     pub log_limit: LogLimiter<(IpAddr, &'static str)>,
     pub md5: Md5Watch,
+    /// Started with the first peer that wants BFD (`bfd.rs`).
+    pub bfd: Option<tabby_bfd::runtime::Bfd>,
 }
 
 /// How long shutdown waits for the writers: a peer that stopped reading
@@ -93,6 +96,7 @@ impl Core {
             flushed_rx: Some(flushed_rx),
             log_limit: LogLimiter::new(WINDOW),
             md5: Md5Watch::new(),
+            bfd: None,
         }
     }
 
@@ -190,6 +194,7 @@ impl Core {
                     }
                 }
                 CoreMsg::Restart { peer, conn } => self.drive(peer, conn, Event::ManualStart),
+                CoreMsg::Bfd(change) => self.bfd_changed(change),
             }
         }
         if let Some(a) = accept {
@@ -274,6 +279,7 @@ impl Core {
                 updates_treated_as_withdraw: 0,
                 md5_mismatches: 0,
                 md5_mismatch_since: None,
+                bfd: None,
             },
         );
         self.dispatch(changes, None);
@@ -335,6 +341,7 @@ impl Core {
             updates_treated_as_withdraw: p.updates_treated_as_withdraw,
             md5_mismatches: p.md5_mismatches,
             md5_mismatch_since: p.md5_mismatch_since,
+            bfd: p.bfd.as_ref().map(|h| *h.status.borrow()),
         }
     }
 

@@ -171,6 +171,7 @@ impl Core {
         if changed {
             self.peer_changed(peer);
         }
+        self.bfd_settle(peer);
     }
 
     pub(crate) fn incoming(&mut self, inc: Incoming) {

@@ -17,9 +17,12 @@
 //!  reader task ───────CoreMsg::Read────────►│ RIBs   │──broadcast PeerEvent────────────────► watchers
 //!  (one per connection, conn.rs read_loop)  │        │
 //!                                           │        │
-//!  timer tasks ───CoreMsg::Timer/Restart/──►└────────┘
-//!  (conn.rs start_timer,   RestartTimer
-//!   core.rs restart timer, drive.rs error wait)
+//!  timer tasks ───CoreMsg::Timer/Restart/──►│        │
+//!  (conn.rs start_timer,   RestartTimer     │        │
+//!   core.rs restart timer, drive.rs wait)   │        │
+//!  BFD forwarder ─────CoreMsg::Bfd─────────►└────────┘
+//!  (bfd.rs: tabby_bfd's state changes;
+//!   one session per peer with PeerConfig.bfd)
 //! ```
 //!
 //! Who spawns what: [`Speaker::start`] spawns the core; the core spawns
@@ -33,6 +36,7 @@
 //! every session, drops the core (and so every queue), and replies once the
 //! last writer has dropped its `flushed` sender — the Cease is on the wire.
 
+mod bfd;
 mod conn;
 mod core;
 mod drive;

@@ -37,6 +37,8 @@ pub(crate) enum CoreMsg {
         peer: IpAddr,
         gen: u64,
     },
+    /// A BFD session of a peer changed state (`bfd.rs`).
+    Bfd(tabby_bfd::runtime::StateChange),
     /// Start a fresh FSM for a peer left without a running one.
     Restart {
         peer: IpAddr,

@@ -43,6 +43,9 @@ pub struct PeerStatus {
     /// While the session is down: when a mismatch was first put down to
     /// this peer (cleared once it is Established), for `node status`.
     pub md5_mismatch_since: Option<SystemTime>,
+    /// The peer's BFD session (None: BFD off, or not started yet because
+    /// the session's local address is not known).
+    pub bfd: Option<tabby_bfd::runtime::SessionStatus>,
 }
 
 impl PeerStatus {
@@ -65,6 +68,7 @@ impl PeerStatus {
             updates_treated_as_withdraw: 0,
             md5_mismatches: 0,
             md5_mismatch_since: None,
+            bfd: None,
         }
     }
 }

@@ -21,6 +21,8 @@ pub struct BirdPeer {
     /// On an IPv4 session: also run an IPv6 channel (MP-BGP), giving this
     /// as BIRD's IPv6 next hop.
     pub ipv6_next_hop: Option<String>,
+    /// `bfd on` (with a `protocol bfd` of 300 ms × 3 in the config).
+    pub bfd: bool,
 }
 
 impl BirdPeer {
@@ -36,6 +38,7 @@ impl BirdPeer {
             graceful_restart: true,
             restart_time: 120,
             ipv6_next_hop: None,
+            bfd: false,
         }
     }
 }
@@ -140,6 +143,9 @@ pub fn config(router_id: &str, peers: &[BirdPeer], routes: &[&str]) -> String {
     let _ = writeln!(c, "router id {router_id};");
     c.push_str("log stderr all;\n");
     c.push_str("protocol device { }\n");
+    if peers.iter().any(|p| p.bfd) {
+        c.push_str("protocol bfd { interface \"*\" { interval 300 ms; multiplier 3; }; }\n");
+    }
     let (v6, v4): (Vec<&str>, Vec<&str>) = routes.iter().partition(|r| r.contains(':'));
     c.push_str("protocol static gen { ipv4;");
     for r in v4 {
@@ -172,6 +178,9 @@ pub fn config(router_id: &str, peers: &[BirdPeer], routes: &[&str]) -> String {
         }
         if let Some(pw) = &p.password {
             let _ = writeln!(c, "  password \"{pw}\";");
+        }
+        if p.bfd {
+            c.push_str("  bfd on;\n");
         }
         if p.rr_client {
             c.push_str("  rr client;\n");

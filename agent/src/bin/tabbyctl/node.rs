@@ -54,6 +54,30 @@ fn peers(family: &str, rows: &[BgpPeerRow]) -> String {
     out
 }
 
+/// Tabby's BFD section, only where some peer runs BFD.
+fn bfd(s: &StatusResponse) -> String {
+    let rows: Vec<Vec<String>> = s
+        .ipv4_peers
+        .iter()
+        .chain(&s.ipv6_peers)
+        .filter(|r| !r.bfd_state.is_empty())
+        .map(|r| {
+            vec![
+                r.peer_address.clone(),
+                r.bfd_state.clone(),
+                r.bfd_info.clone(),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\nBFD status\n{}",
+        boxed_table(&["PEER ADDRESS", "STATE", "INFO"], &rows)
+    )
+}
+
 /// Tabby's extra section: how each block is routed from this node.
 fn blocks(s: &StatusResponse) -> String {
     let mut out = String::from("Block paths\n");
@@ -92,6 +116,7 @@ pub fn render(s: &StatusResponse) -> String {
         out.push_str(&peers("IPv4", &s.ipv4_peers));
         out.push('\n');
         out.push_str(&peers("IPv6", &s.ipv6_peers));
+        out.push_str(&bfd(s));
     } else {
         out.push_str(&format!(
             "The BGP backend is not in use (CALICO_NETWORKING_BACKEND={}).\n",
@@ -226,6 +251,7 @@ mod tests {
             state: if info == "Established" { "up" } else { "start" }.into(),
             since: "23:30:04".into(),
             info: info.into(),
+            ..Default::default()
         }
     }
 
@@ -265,6 +291,30 @@ Block paths
 +---------------+--------+----------------+------------+--------------+
 ";
         assert_eq!(render(&s), want);
+    }
+
+    #[test]
+    fn bfd_section_only_where_a_peer_runs_bfd() {
+        let mut up = row("172.17.8.102", "Established");
+        up.bfd_state = "Up".into();
+        up.bfd_info = "detect time 0.9 s".into();
+        let s = StatusResponse {
+            running: true,
+            networking_backend: "bird".into(),
+            ipv4_peers: vec![up, row("172.17.8.103", "Established")],
+            ..Default::default()
+        };
+        let out = render(&s);
+        let want = "\
+BFD status
++--------------+-------+-------------------+
+| PEER ADDRESS | STATE |       INFO        |
++--------------+-------+-------------------+
+| 172.17.8.102 | Up    | detect time 0.9 s |
++--------------+-------+-------------------+
+";
+        // Only the peer running BFD is in the section.
+        assert!(out.contains(want), "{out}");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use super::cluster::Cluster;
 use super::config::NodeConfig;
 use super::peers::{desired_peers, node_as, DesiredPeer, Timers};
-use super::routes::{LearnedRoute, PeerHealth};
+use super::routes::{BgpPeerInfo, LearnedRoute, PeerHealth};
 use ipnet::{IpNet, Ipv4Net};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -245,6 +245,7 @@ impl Bgp {
         } else {
             match self.health.get(&addr) {
                 Some(PeerHealth::DownSince(t)) => PeerHealth::DownSince(*t),
+                Some(PeerHealth::Failed(t)) => PeerHealth::Failed(*t),
                 // A hold-timer expiry means the peer has already been
                 // silent for a hold time: the outage began then, so
                 // fallback follows at once instead of a hold time later.
@@ -336,6 +337,29 @@ impl Bgp {
                         .health
                         .get(a)
                         .unwrap_or(&PeerHealth::DownSince(*self.added.get(a)?)),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every non-mesh peer (ToR, route reflector, BGPPeer) with its health,
+    /// for the route calculation's rule 2 and its reasons.
+    pub fn peer_infos(&self) -> HashMap<Ipv4Addr, BgpPeerInfo> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.peer_type != super::peers::PeerType::Mesh)
+            .filter_map(|(a, p)| match a {
+                IpAddr::V4(v4) => Some((
+                    *v4,
+                    BgpPeerInfo {
+                        kind: p.peer_type.as_str().to_string(),
+                        asn: p.config.remote_as,
+                        health: *self
+                            .health
+                            .get(a)
+                            .unwrap_or(&PeerHealth::DownSince(*self.added.get(a)?)),
+                    },
                 )),
                 _ => None,
             })

@@ -22,12 +22,14 @@
 //!
 //! Paths per remote block (confirmed affinities from the datastore): pool
 //! `vxlanMode: Always` → vxlan; `CrossSubnet` → native inside this node's
-//! subnet, else vxlan; `Never` with BGP → native via the owner's node IP,
-//! or `vxlan-fallback` when that IP is not on a connected subnet or its
-//! mesh session has been down longer than the hold time (a hold-timer
-//! expiry counts as a hold time already). Own blocks are blackholed.
-//! Prefixes learned from non-mesh BGP peers inside a pool and outside every
-//! known block are routed natively via a connected next hop.
+//! subnet, else vxlan; `Never` with BGP → native via the owner when its
+//! mesh session is up and it is on a connected subnet, else native via a
+//! route learned from a ToR / route reflector / BGPPeer covering the block,
+//! else `vxlan-fallback` once no BGP path has existed for the hold time (a
+//! hold-timer expiry counts as a hold time already); see `routes.rs`. Own
+//! blocks are blackholed. Prefixes learned from non-mesh BGP peers inside a
+//! pool and outside every known block are routed natively via a connected
+//! next hop.
 //!
 //! SIGTERM: Cease to every peer, then exit; kernel routes, vxlan.calico and
 //! workload routes stay for the next start, whose first desired state
@@ -41,10 +43,13 @@ pub mod daemon;
 pub mod installation;
 pub mod peers;
 pub mod routes;
+mod routes_bgp;
 pub mod startup;
 pub mod tunnel;
 pub mod vtep;
 
+#[cfg(test)]
+mod routes_bgp_tests;
 #[cfg(test)]
 mod routes_tests;
 

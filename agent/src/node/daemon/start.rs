@@ -202,6 +202,10 @@ impl Daemon {
             pools: cluster.pool_infos(),
             mesh: bgp.as_ref().map(|b| b.mesh_health()).unwrap_or_default(),
             learned: bgp.as_ref().map(|b| b.learned()).unwrap_or_default(),
+            peers: bgp.as_ref().map(|b| b.peer_infos()).unwrap_or_default(),
+            resolved: Default::default(),
+            last: super::paths::kernel_last_paths(&cluster.confirmed_affinities(), &me),
+            lost_since: Default::default(),
         };
         Ok(Daemon {
             base_cfg,

@@ -7,7 +7,8 @@
 #
 # Root on Debian 12. Overrides: LAB_NAME (default lab), NODES, SUBNETS,
 # PODS_PER_NODE, ENCAPSULATION (None|VXLAN|VXLANCrossSubnet), DATASTORE
-# (sqlite|etcdv3|kubernetes: the last on the test-only API stand-in).
+# (sqlite|etcdv3|kubernetes: the last on the test-only API stand-in),
+# TOPOLOGY (mesh|tor: AS per rack with a BIRD 2 ToR per subnet, mesh off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,7 @@ cd "$(dirname "$0")/.."
 need=()
 pairs=(ip:iproute2 bridge:iproute2 ping:iputils-ping nft:nftables protoc:protobuf-compiler)
 [ "${DATASTORE:-sqlite}" = etcdv3 ] && pairs+=(etcd:etcd-server)
+[ "${TOPOLOGY:-mesh}" = tor ] && pairs+=(bird:bird2 birdc:bird2)
 for pair in "${pairs[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
@@ -49,7 +51,8 @@ trap cleanup EXIT
 
 "$tabbyctl" lab up --name "$name" \
   --nodes "${NODES:-3}" --subnets "${SUBNETS:-2}" --pods-per-node "${PODS_PER_NODE:-2}" \
-  ${ENCAPSULATION:+--encapsulation "$ENCAPSULATION"} --datastore "${DATASTORE:-sqlite}"
+  ${ENCAPSULATION:+--encapsulation "$ENCAPSULATION"} --datastore "${DATASTORE:-sqlite}" \
+  --topology "${TOPOLOGY:-mesh}"
 
 # BGP sessions need a connect retry or two (1 s in the lab) and routes a
 # moment to follow: give the lab up to 20 s to converge before judging.

@@ -78,6 +78,10 @@ pub struct PeerConfig {
     /// routes stale at most this long, even if it asks for more.
     pub max_restart_time: u16,
     pub keep_original_next_hop: bool,
+    /// Calico's `numAllowedLocalASNumbers` (BIRD's `allow local as N`):
+    /// routes whose AS_PATH holds our AS up to this many times pass the
+    /// loop check (AS per rack: a rack's nodes share an AS). 0: none.
+    pub allow_local_as: u8,
     pub route_reflector_client: bool,
     /// 0 means no limit.
     pub max_prefixes: u32,
@@ -108,6 +112,7 @@ impl PeerConfig {
             families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
             max_restart_time: DEFAULT_RESTART_TIME,
             keep_original_next_hop: false,
+            allow_local_as: 0,
             route_reflector_client: false,
             max_prefixes: 0,
             weight: 0,

@@ -5,8 +5,9 @@
 
 use super::cluster::Cluster;
 use super::config::NodeConfig;
-use super::peers::{desired_peers, node_as, DesiredPeer, Timers};
+use super::peers::{desired_peers_with, node_as, DesiredPeer, Timers};
 use super::routes::{BgpPeerInfo, LearnedRoute, PeerHealth};
+use super::secrets::Secrets;
 use ipnet::{IpNet, Ipv4Net};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -50,6 +51,7 @@ pub struct Bgp {
     me: String,
     my_ip: Ipv4Addr,
     timers: Timers,
+    secrets: Secrets,
     peers: BTreeMap<IpAddr, DesiredPeer>,
     /// When each peer was configured (a never-Established session counts
     /// down from then).
@@ -95,6 +97,22 @@ fn learned_route(p: &BestPath) -> Option<(Ipv4Net, LearnedRoute)> {
     ))
 }
 
+/// The sessions to run; a peer whose password cannot be read is left out,
+/// logged with the peer and the secret.
+fn desired(
+    cluster: &Cluster,
+    me: &str,
+    my_ip: Ipv4Addr,
+    timers: Timers,
+    secrets: &Secrets,
+) -> BTreeMap<IpAddr, DesiredPeer> {
+    let d = desired_peers_with(cluster, me, my_ip, timers, secrets);
+    for e in &d.errors {
+        tracing::error!("BGP session not configured: {e}");
+    }
+    d.peers
+}
+
 fn own_blocks(cluster: &Cluster, me: &str) -> BTreeSet<Ipv4Net> {
     cluster
         .confirmed_affinities()
@@ -131,7 +149,8 @@ impl Bgp {
             hold_time: cfg.hold_time,
             connect_retry: cfg.connect_retry,
         };
-        let peers = desired_peers(cluster, me, my_ip, timers);
+        let secrets = super::secrets::Secrets::from_env();
+        let peers = desired(cluster, me, my_ip, timers, &secrets);
         let originated = own_blocks(cluster, me);
         let speaker = Speaker::start(SpeakerConfig {
             local: local.clone(),
@@ -148,6 +167,7 @@ impl Bgp {
             me: me.clone(),
             my_ip,
             timers,
+            secrets,
             added: peers.keys().map(|a| (*a, now)).collect(),
             peers,
             health: HashMap::new(),
@@ -191,7 +211,7 @@ impl Bgp {
 
     /// Brings peers and originated blocks in line with the datastore.
     pub async fn sync(&mut self, cluster: &Cluster) {
-        let want = desired_peers(cluster, &self.me, self.my_ip, self.timers);
+        let want = desired(cluster, &self.me, self.my_ip, self.timers, &self.secrets);
         for (addr, old) in &self.peers {
             if want.get(addr).map(|w| &w.config) != Some(&old.config) {
                 if let Err(e) = self.speaker.remove_peer(*addr).await {

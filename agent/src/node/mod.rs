@@ -44,10 +44,14 @@ pub mod installation;
 pub mod peers;
 pub mod routes;
 mod routes_bgp;
+mod routes_model;
+pub mod secrets;
 pub mod startup;
 pub mod tunnel;
 pub mod vtep;
 
+#[cfg(test)]
+mod peers_tor_tests;
 #[cfg(test)]
 mod routes_bgp_tests;
 #[cfg(test)]

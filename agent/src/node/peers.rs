@@ -3,7 +3,9 @@
 //! the BGPPeer resources that select this node.
 
 use super::cluster::{node_ipv4, Cluster};
+use super::secrets::Secrets;
 use crate::resources::duration::parse_go_duration;
+use crate::resources::meta::BgpPassword;
 use crate::resources::{AsNumber, Node};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -106,16 +108,51 @@ fn parse_peer_ip(s: &str) -> Option<(IpAddr, Option<u16>)> {
         .map(|sa| (sa.ip(), Some(sa.port())))
 }
 
-/// Every session this node should run, keyed by peer address.
+/// Every session this node should run, keyed by peer address (passwords
+/// from no secrets directory: tests of everything else).
 pub fn desired_peers(
     cluster: &Cluster,
     me: &str,
     my_ip: Ipv4Addr,
     timers: Timers,
 ) -> BTreeMap<IpAddr, DesiredPeer> {
-    let mut out = BTreeMap::new();
+    desired_peers_with(cluster, me, my_ip, timers, &Secrets::from_env()).peers
+}
+
+/// The sessions, and the peers left out because their password cannot be
+/// read (a session without its TCP-MD5 key could never come up, and would
+/// hide why).
+#[derive(Debug, Default)]
+pub struct Desired {
+    pub peers: BTreeMap<IpAddr, DesiredPeer>,
+    pub errors: Vec<String>,
+}
+
+fn password(
+    secrets: &Secrets,
+    pw: Option<&BgpPassword>,
+    what: &str,
+    errors: &mut Vec<String>,
+) -> Result<Option<String>, ()> {
+    let Some(r) = pw.and_then(|p| p.secret_key_ref.as_ref()) else {
+        return Ok(None);
+    };
+    secrets.read(r).map(Some).map_err(|e| {
+        errors.push(format!("{what}: password {e}"));
+    })
+}
+
+pub fn desired_peers_with(
+    cluster: &Cluster,
+    me: &str,
+    my_ip: Ipv4Addr,
+    timers: Timers,
+    secrets: &Secrets,
+) -> Desired {
+    let mut d = Desired::default();
+    let out = &mut d.peers;
     let Some(my_node) = cluster.nodes.get(me) else {
-        return out;
+        return d;
     };
     let mesh = cluster
         .default_bgp_config()
@@ -126,7 +163,19 @@ pub fn desired_peers(
         .as_ref()
         .and_then(|b| b.route_reflector_cluster_id.as_ref())
         .is_some();
-    if mesh && !is_rr {
+    let mesh_pw = if mesh && !is_rr {
+        password(
+            secrets,
+            cluster
+                .default_bgp_config()
+                .and_then(|c| c.spec.node_mesh_password.as_ref()),
+            "node-to-node mesh (BGPConfiguration default nodeMeshPassword)",
+            &mut d.errors,
+        )
+    } else {
+        Ok(None)
+    };
+    if mesh && !is_rr && mesh_pw.is_ok() {
         let gr = restart_time(
             cluster
                 .default_bgp_config()
@@ -152,6 +201,7 @@ pub fn desired_peers(
             // change of every mesh peer's configuration, which the speaker
             // applies by resetting the session.
             c.source_address = Some(IpAddr::V4(my_ip));
+            c.password = mesh_pw.clone().unwrap_or_default();
             out.insert(
                 c.address,
                 DesiredPeer {
@@ -175,6 +225,10 @@ pub fn desired_peers(
             (None, None) => PeerType::Global,
         };
         let gr = restart_time(s.max_restart_time.as_deref());
+        let what = format!("BGPPeer {}", p.metadata.name);
+        let Ok(pw) = password(secrets, s.password.as_ref(), &what, &mut d.errors) else {
+            continue;
+        };
         let mut targets: Vec<(IpAddr, Option<u16>, u32)> = Vec::new();
         if let Some((ip, port)) = s.peer_ip.as_deref().and_then(parse_peer_ip) {
             let asn = s
@@ -200,6 +254,16 @@ pub fn desired_peers(
             let mut c = base(ip, asn, timers);
             c.max_restart_time = gr;
             c.keep_original_next_hop = s.keep_original_next_hop;
+            c.password = pw.clone();
+            // Calico's default UseNodeIP: the session's source is the node
+            // IP; None lets the kernel choose.
+            if s.source_address.as_deref() != Some("None") {
+                c.source_address = Some(IpAddr::V4(my_ip));
+            }
+            // Validated to fit at apply time.
+            c.allow_local_as = s
+                .num_allowed_local_as_numbers
+                .map_or(0, |n| n.min(u32::from(u8::MAX)) as u8);
             if let Some(port) = port {
                 c.port = port;
             }
@@ -212,7 +276,7 @@ pub fn desired_peers(
             );
         }
     }
-    out
+    d
 }
 
 #[cfg(test)]

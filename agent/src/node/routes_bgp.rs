@@ -2,7 +2,7 @@
 //! doc): Calico's encapsulation modes first, then for `vxlanMode: Never`
 //! the BGP rules — mesh session, learned route, fallback after a hold time.
 
-use super::routes::{is_connected, Choice, Inputs, LastPath, NodeInfo, PeerHealth};
+use super::routes_model::{is_connected, Choice, Inputs, LastPath, NodeInfo, PeerHealth};
 use crate::resources::ippool::EncapMode;
 use ipnet::Ipv4Net;
 use std::collections::{BTreeMap, BTreeSet};
@@ -254,7 +254,7 @@ fn learned_path(inp: &Inputs, block: &Ipv4Net) -> Option<(Ipv4Addr, Ipv4Addr, St
 /// Blocks in neither set (gone, or in another mode) are forgotten.
 pub fn remember(
     inp: &Inputs,
-    out: &super::routes::Output,
+    out: &super::routes_model::Output,
 ) -> (
     std::collections::HashMap<Ipv4Net, LastPath>,
     std::collections::HashMap<Ipv4Net, Instant>,

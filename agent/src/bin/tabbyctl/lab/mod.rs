@@ -22,6 +22,7 @@ mod pods;
 mod sh;
 mod state;
 mod status;
+mod tor;
 mod up;
 
 use anyhow::{bail, Result};
@@ -64,13 +65,20 @@ pub enum LabCmd {
         subnets: usize,
         #[arg(long, default_value_t = 2)]
         pods_per_node: usize,
-        /// The default pool's encapsulation. VXLANCrossSubnet (the default)
-        /// routes natively inside a subnet and through VXLAN across the
-        /// fabric, which carries no pod routes.
-        #[arg(long, value_enum, default_value = "VXLANCrossSubnet")]
-        encapsulation: Encapsulation,
+        /// The default pool's encapsulation. VXLANCrossSubnet (the default
+        /// for the mesh) routes natively inside a subnet and through VXLAN
+        /// across the fabric, which carries no pod routes; None is the
+        /// default for `--topology tor`, whose fabric carries what BGP
+        /// learned.
+        #[arg(long, value_enum)]
+        encapsulation: Option<Encapsulation>,
         #[arg(long, value_enum, default_value = "sqlite")]
         datastore: DatastoreKind,
+        /// mesh: Calico's node-to-node mesh; tor: AS per rack, a BIRD 2 ToR
+        /// per subnet, mesh off, node-specific BGPPeers; rr: route
+        /// reflectors.
+        #[arg(long, value_enum, default_value = "mesh")]
+        topology: state::Topology,
     },
     /// Nodes, pods and fabric, and whether the daemons run.
     Status {
@@ -135,13 +143,15 @@ pub async fn run(which: Which, cmd: LabCmd) -> Result<()> {
             pods_per_node,
             encapsulation,
             datastore,
+            topology,
         } => {
             let plan = Plan {
                 nodes,
                 subnets,
                 pods_per_node,
-                encapsulation,
+                encapsulation: encapsulation.unwrap_or(topology.default_encapsulation()),
                 datastore,
+                topology,
             };
             up::up(&name, &dir, plan).await
         }

@@ -23,11 +23,12 @@ pub fn json(lab: &Lab) -> Result<String> {
 
 pub fn text(lab: &Lab) -> String {
     let mut out = format!(
-        "Lab {} in {} ({} encapsulation, {} datastore)\n\n",
+        "Lab {} in {} ({} encapsulation, {} datastore, {} topology)\n\n",
         lab.name,
         lab.dir.display(),
         lab.encapsulation,
-        lab.datastore
+        lab.datastore,
+        lab.topology
     );
     let rows: Vec<Vec<String>> = lab
         .nodes
@@ -85,6 +86,19 @@ pub fn text(lab: &Lab) -> String {
         })
         .collect();
     out.push_str(&table(&["FABRIC", "BRIDGE", "SUBNET", "ROUTER"], &rows));
+    if let Some(pid) = lab.bird_pid {
+        out.push_str(&format!(
+            "\nToR: BIRD 2 in {} (pid {pid}, {}), AS {}, birdc -s {}\n",
+            lab.fabric.netns,
+            if running(Some(pid), "bird") {
+                "running"
+            } else {
+                "not running"
+            },
+            super::tor::TOR_AS,
+            lab.dir.join("bird.ctl").display()
+        ));
+    }
     if let Some(e) = &lab.etcd_endpoint {
         out.push_str(&format!(
             "\netcd: {e} in {} (pid {}, {})\n",

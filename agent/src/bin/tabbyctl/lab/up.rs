@@ -2,7 +2,9 @@
 //! then the pods through the CNI plugin.
 
 use super::sh::{self, in_ns, ip, ip_in, step, sysctl_in};
+use super::state::Topology;
 use super::state::{ns_prefix, DatastoreKind, Lab, Node, Plan, ETCD_PORT, POD_POOL};
+use super::tor;
 use super::{cni, pods};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -38,12 +40,13 @@ pub async fn up(name: &str, dir: &Path, plan: Plan) -> Result<()> {
         )));
     }
     println!(
-        "[{name}] lab is up: {} node(s) on {} subnet(s), {} pod(s) ({} encapsulation, {} datastore)",
+        "[{name}] lab is up: {} node(s) on {} subnet(s), {} pod(s) ({} encapsulation, {} datastore, {} topology)",
         lab.nodes.len(),
         lab.fabric.bridges.len(),
         lab.pods.len(),
         lab.encapsulation,
-        lab.datastore
+        lab.datastore,
+        lab.topology
     );
     println!("[{name}] next: tabbyctl lab status --name {name}; tabbyctl lab check --name {name}");
     for n in &lab.nodes {
@@ -80,6 +83,10 @@ async fn build(lab: &mut Lab) -> Result<()> {
         DatastoreKind::Sqlite => {}
     }
     lab.save()?;
+    if lab.topology == Topology::Tor {
+        tor::start(lab)?;
+        lab.save()?;
+    }
     // The first node creates the default pool (as calico-node does); the
     // others start once it is serving so they find the pool in place.
     for i in 0..lab.nodes.len() {
@@ -258,6 +265,7 @@ fn node_env(lab: &Lab, n: &Node) -> Vec<(String, String)> {
             std::env::var("TABBY_LOG").unwrap_or_else(|_| "info".into()),
         ),
     ];
+    env.extend(tor::node_as_env(lab, &n.subnet));
     env.extend(lab.datastore_env());
     // Where this node's runtime reads CNI configs, for `node doctor`.
     env.extend(cni::env(n));
@@ -355,7 +363,12 @@ async fn wait_sessions(lab: &Lab) {
                         .iter()
                         .filter(|p| p.info == "Established")
                         .count();
-                    if up < s.ipv4_peers.len() || s.ipv4_peers.len() + 1 < lab.nodes.len() {
+                    // The mesh: every other node; a ToR rack: its ToR.
+                    let want = match lab.topology {
+                        Topology::Tor => 1,
+                        _ => lab.nodes.len() - 1,
+                    };
+                    if up < s.ipv4_peers.len() || s.ipv4_peers.len() < want {
                         pending.push(format!("{} {up}/{}", n.name, s.ipv4_peers.len()));
                     }
                 }
@@ -367,7 +380,12 @@ async fn wait_sessions(lab: &Lab) {
                 &lab.name,
                 "bgp",
                 format_args!(
-                    "full mesh Established on every node ({:.1} s)",
+                    "{} Established on every node ({:.1} s)",
+                    if lab.topology == Topology::Tor {
+                        "ToR session"
+                    } else {
+                        "full mesh"
+                    },
                     started.elapsed().as_secs_f64()
                 ),
             );

@@ -266,6 +266,11 @@ fn node_env(lab: &Lab, n: &Node) -> Vec<(String, String)> {
         ),
     ];
     env.extend(tor::node_as_env(lab, &n.subnet));
+    // Where BGP passwords are read (a Secret mounted on every node).
+    env.push((
+        "TABBY_BGP_SECRETS_DIR".into(),
+        lab.dir.join("bgp-secrets").display().to_string(),
+    ));
     env.extend(lab.datastore_env());
     // Where this node's runtime reads CNI configs, for `node doctor`.
     env.extend(cni::env(n));

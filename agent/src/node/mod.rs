@@ -16,6 +16,7 @@
 //! | `TABBY_RUN_DIR` | `/var/run/tabby` | holds `tabby.sock` (0600) |
 //! | `TABBY_VXLAN_FALLBACK` | true | route blocks BGP cannot reach through vxlan.calico |
 //! | `TABBY_BGP_HOLD_TIME`, `TABBY_BGP_CONNECT_RETRY` | 90, 5 s | session timers; the hold time is also the fallback delay |
+//! | `TABBY_BGP_SECRETS_DIR` | `/etc/tabby/bgp-secrets` | BGP passwords: `<dir>/<secret>/<key>` (`secrets.rs`) |
 //! | `TABBY_LOG` | `info` | tracing filter |
 //! | `FELIX_HEALTHENABLED`, `FELIX_HEALTHHOST`, `FELIX_HEALTHPORT` | false, localhost, 9099 | `/liveness`, `/readiness` (`crate::observe`) |
 //! | `FELIX_PROMETHEUSMETRICSENABLED`, `_HOST`, `_PORT` | false, all interfaces, 9091 | `/metrics` |

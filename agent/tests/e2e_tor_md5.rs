@@ -1,10 +1,13 @@
-//! End to end, TCP-MD5 between tabby-node and a real BIRD 2 ToR (issue 17):
+//! End to end, session protection between tabby-node and a real BIRD 2
+//! ToR (issue 17). TCP-MD5:
 //! the BGPPeer's `password.secretKeyRef` is resolved Tabby's way (the file
 //! `$TABBY_BGP_SECRETS_DIR/<name>/<key>`, which the lab sets to
 //! `<lab dir>/bgp-secrets`) and BIRD has `password`: the session comes up.
 //! Pointed at a key with another password it never does, and `node status`
-//! says the kernel drops the peer's segments for their signature.
-//! Root only.
+//! says the kernel drops the peer's segments for their signature. GTSM
+//! (`ttlSecurity`): with it on our side only, BIRD's low-TTL segments are
+//! dropped and the session stays down; with BIRD's `ttl security on` too it
+//! comes up (so we send with TTL 255). Root only.
 
 mod e2e_common;
 mod tor_common;
@@ -16,6 +19,17 @@ use tor_common::*;
 const GOOD: &str = "s3cr3t-rack1";
 
 fn peer_yaml(tor: &str, key: &str) -> String {
+    base_peer(tor)
+        + &format!(
+            "  password:
+    secretKeyRef:
+      name: tor-md5
+      key: {key}
+"
+        )
+}
+
+fn base_peer(tor: &str) -> String {
     format!(
         "apiVersion: projectcalico.org/v3
 kind: BGPPeer
@@ -26,12 +40,22 @@ spec:
   peerIP: {tor}
   asNumber: 64513
   numAllowedLocalASNumbers: 1
-  password:
-    secretKeyRef:
-      name: tor-md5
-      key: {key}
 "
     )
+}
+
+/// Adds `line` to BIRD's protocol for node-1 and reconfigures BIRD.
+fn bird_node1(lab: &Lab, line: &str) {
+    let conf_path = format!("/var/run/tabby-lab/{}/bird.conf", lab.name);
+    let conf = std::fs::read_to_string(&conf_path).unwrap();
+    let conf = conf.replacen(
+        "protocol bgp node1 {\n",
+        &format!("protocol bgp node1 {{\n  {line}\n"),
+        1,
+    );
+    std::fs::write(&conf_path, conf).unwrap();
+    let out = birdc(lab, &["configure"]);
+    assert!(out.contains("Reconfigur"), "birdc configure: {out}");
 }
 
 fn apply(lab: &Lab, yaml: &str) {
@@ -70,16 +94,7 @@ fn md5_with_bird_comes_up_with_the_right_key_and_never_with_a_wrong_one() {
     std::fs::write(format!("{dir}/bgp-secrets/tor-md5/other"), "not-the-key").unwrap();
 
     // BIRD's side: node-1's protocol gets the password.
-    let conf_path = format!("{dir}/bird.conf");
-    let conf = std::fs::read_to_string(&conf_path).unwrap();
-    let conf = conf.replacen(
-        "protocol bgp node1 {\n",
-        &format!("protocol bgp node1 {{\n  password \"{GOOD}\";\n"),
-        1,
-    );
-    std::fs::write(&conf_path, conf).unwrap();
-    let out = birdc(&lab, &["configure"]);
-    assert!(out.contains("Reconfigur"), "birdc configure: {out}");
+    bird_node1(&lab, &format!("password \"{GOOD}\";"));
 
     apply(&lab, &peer_yaml(&tor, "rack1"));
     let up = wait_until(Duration::from_secs(20), || {
@@ -113,4 +128,41 @@ fn md5_with_bird_comes_up_with_the_right_key_and_never_with_a_wrong_one() {
         "node status never named the MD5 mismatch: {:?}",
         rows.last()
     );
+}
+
+#[test]
+fn gtsm_drops_low_ttl_segments_and_comes_up_when_both_sides_use_it() {
+    let _g = serial();
+    let lab = two_racks("torttl", &[]);
+    wait_tor_routes(&lab, Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    let node = &lab.node_names()[0];
+    let tor = tor_of(&lab, node);
+    // Ours only: BIRD sends its eBGP segments with a low TTL, which our
+    // kernel now drops, so the reset session stays down.
+    apply(&lab, &(base_peer(&tor) + "  ttlSecurity: 1\n"));
+    let mut rows = Vec::new();
+    let came_up = wait_until(Duration::from_secs(6), || {
+        let r = tor_row(&lab, node, &tor);
+        rows.push(r.clone());
+        rows.len() > 6 && r.contains("Established")
+    });
+    assert!(
+        !came_up,
+        "Established although BIRD does not use GTSM: {rows:?}"
+    );
+    // BIRD too: it now sends 255 and demands 255 from us.
+    bird_node1(&lab, "ttl security on;");
+    let up = wait_until(Duration::from_secs(20), || {
+        tor_row(&lab, node, &tor).contains("Established")
+            && birdc(&lab, &["show", "protocols", "node1"]).contains("Established")
+    });
+    assert!(
+        up,
+        "not Established with GTSM on both sides: {}\nBIRD: {}\n{}",
+        tor_row(&lab, node, &tor),
+        birdc(&lab, &["show", "protocols", "all", "node1"]),
+        lab.logs()
+    );
+    wait_tor_routes(&lab, Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
 }

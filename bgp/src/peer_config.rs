@@ -82,6 +82,9 @@ pub struct PeerConfig {
     /// routes whose AS_PATH holds our AS up to this many times pass the
     /// loop check (AS per rack: a rack's nodes share an AS). 0: none.
     pub allow_local_as: u8,
+    /// Calico's `ttlSecurity` (GTSM, RFC 5082): the peer is this many hops
+    /// away; we send with TTL 255 and drop what arrives below 256 − hops.
+    pub ttl_security: Option<u8>,
     pub route_reflector_client: bool,
     /// 0 means no limit.
     pub max_prefixes: u32,
@@ -113,6 +116,7 @@ impl PeerConfig {
             max_restart_time: DEFAULT_RESTART_TIME,
             keep_original_next_hop: false,
             allow_local_as: 0,
+            ttl_security: None,
             route_reflector_client: false,
             max_prefixes: 0,
             weight: 0,

@@ -261,6 +261,8 @@ pub fn desired_peers_with(
                 c.source_address = Some(IpAddr::V4(my_ip));
             }
             // Validated to fit at apply time.
+            // Calico's template tests it as a Go value: 0 is off.
+            c.ttl_security = s.ttl_security.filter(|h| *h > 0);
             c.allow_local_as = s
                 .num_allowed_local_as_numbers
                 .map_or(0, |n| n.min(u32::from(u8::MAX)) as u8);

@@ -124,7 +124,8 @@ fn source_address_and_allowed_local_as_reach_the_speaker() {
     };
     let mut c = cluster(false);
     c.insert(tor("tor", "10.0.1.1", |s| {
-        s.num_allowed_local_as_numbers = Some(2)
+        s.num_allowed_local_as_numbers = Some(2);
+        s.ttl_security = Some(1);
     }));
     c.insert(tor("unbound", "10.0.1.2", |s| {
         s.source_address = Some("None".into());
@@ -136,9 +137,11 @@ fn source_address_and_allowed_local_as_reach_the_speaker() {
     let t = &d.peers[&addr("10.0.1.1")].config;
     assert_eq!(t.source_address, Some(IpAddr::V4(a_ip())), "UseNodeIP");
     assert_eq!(t.allow_local_as, 2);
+    assert_eq!(t.ttl_security, Some(1));
     let u = &d.peers[&addr("10.0.1.2")].config;
     assert_eq!(u.source_address, None);
     assert_eq!(u.allow_local_as, 0);
+    assert_eq!(u.ttl_security, None);
     assert!(u.keep_original_next_hop);
 }
 

@@ -35,7 +35,8 @@ if [ "${DATASTORE:-sqlite}" = etcdv3 ]; then
 fi
 
 cargo build --workspace
-tabbyctl=target/debug/tabbyctl
+# Absolute: node doctor's --exec runs it from another directory.
+tabbyctl=$(realpath -m "${CARGO_TARGET_DIR:-target}/debug/tabbyctl")
 name=${LAB_NAME:-lab}
 
 cleanup() {
@@ -74,7 +75,7 @@ echo
 # findings, and a non-zero exit here names what is wrong.
 echo "=== tabbyctl node doctor --all-nodes"
 "$tabbyctl" lab exec --name "$name" fabric -- tabbyctl node doctor --all-nodes \
-  --exec "$PWD/$tabbyctl lab --name $name exec {node} --"
+  --exec "$tabbyctl lab --name $name exec {node} --"
 echo
 echo "=== tabbyctl lab check"
 "$tabbyctl" lab check --name "$name"

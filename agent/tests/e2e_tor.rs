@@ -12,6 +12,12 @@ use e2e_common::serial;
 use std::time::Duration;
 use tor_common::*;
 
+const DROP_179: &str = "table inet e2e_drop_bgp {
+  chain input { type filter hook input priority -10; tcp dport 179 drop; tcp sport 179 drop; }
+  chain output { type filter hook output priority -10; tcp dport 179 drop; tcp sport 179 drop; }
+}
+";
+
 const DROP_VXLAN: &str = "table inet e2e_drop_vxlan {
   chain forward { type filter hook forward priority -10; udp dport 4789 drop; }
 }
@@ -68,5 +74,64 @@ fn tor_learned_routes_carry_pods_natively_through_a_fabric_without_vxlan() {
                 "fabric has no BIRD route for {b}:\n{fabric_routes}"
             );
         }
+    }
+}
+
+/// A restart of tabby-node with the mesh off must not withdraw the native
+/// routes while its ToR session comes back (here: 4 s of TCP 179 dropped,
+/// less than the hold time): the kernel's routes are the last paths, kept
+/// for a hold time (`ip monitor` sees no deletion).
+#[test]
+fn a_restart_with_the_mesh_off_withdraws_no_tor_route() {
+    let _g = serial();
+    let lab = two_racks("torrs", &[]);
+    wait_tor_routes(&lab, Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    let node = &lab.node_names()[0];
+    let mut monitor = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.netns(node), "ip", "monitor", "route"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("ip monitor");
+    // Started before the restart: give it a moment to subscribe.
+    std::thread::sleep(Duration::from_millis(300));
+    let (ok, out) = lab.lab(&["node", "stop", node]);
+    assert!(ok, "lab node stop: {out}");
+    // The ToR session cannot come back at once (in the lab it otherwise
+    // does within milliseconds, before the first publish).
+    fabric_nft(&lab, DROP_179);
+    let (ok, out) = lab.lab(&["node", "start", node]);
+    assert!(ok, "lab node start: {out}");
+    // Less than the 9 s hold time without a BGP path.
+    std::thread::sleep(Duration::from_secs(4));
+    let (_, status) = lab.node_status(node);
+    assert!(
+        status.contains("keeping the last path"),
+        "{node} should keep the kernel's route while the ToR is away:\n{status}"
+    );
+    lab.sh(
+        "fabric",
+        &["nft", "delete", "table", "inet", "e2e_drop_bgp"],
+    );
+    wait_tor_routes(&lab, Duration::from_secs(15))
+        .unwrap_or_else(|e| panic!("after the restart: {e}\n{}", lab.logs()));
+    // Past the first publishes and the session coming back.
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = monitor.kill();
+    let out = monitor.wait_with_output().expect("ip monitor output");
+    let seen = String::from_utf8_lossy(&out.stdout);
+    let remote: Vec<String> = lab
+        .node_names()
+        .iter()
+        .filter(|n| *n != node)
+        .flat_map(|n| lab.blocks_of(n))
+        .collect();
+    for b in &remote {
+        assert!(
+            !seen
+                .lines()
+                .any(|l| l.starts_with("Deleted") && l.contains(b.as_str())),
+            "{node} withdrew {b} during the restart:\n{seen}"
+        );
     }
 }

@@ -158,3 +158,69 @@ fn tail(path: &std::path::Path, lines: usize) -> String {
     let v: Vec<&str> = text.lines().collect();
     v[v.len().saturating_sub(lines)..].join("\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::state::{DatastoreKind, Encapsulation, Plan};
+
+    fn lab(nodes: usize, subnets: usize) -> Lab {
+        Plan {
+            nodes,
+            subnets,
+            pods_per_node: 1,
+            encapsulation: Encapsulation::None,
+            datastore: DatastoreKind::Sqlite,
+            topology: Topology::Tor,
+        }
+        .layout("t", std::path::Path::new("/tmp/t"))
+    }
+
+    #[test]
+    fn racks_follow_subnets_and_bird_has_one_session_per_node() {
+        let l = lab(3, 2);
+        let racks: Vec<usize> = l.nodes.iter().map(|n| rack_of(&l, &n.subnet)).collect();
+        assert_eq!(racks, [0, 0, 1]);
+        assert_eq!(rack_as(0), 65001);
+        assert_eq!(
+            node_as_env(&l, &l.nodes[2].subnet),
+            Some(("AS".into(), "65002".into()))
+        );
+        let c = bird_config(&l);
+        assert!(
+            c.contains("local 172.31.1.1 as 64513; neighbor 172.31.1.11 as 65001;"),
+            "{c}"
+        );
+        assert!(
+            c.contains("local 172.31.2.1 as 64513; neighbor 172.31.2.13 as 65002;"),
+            "{c}"
+        );
+        assert_eq!(c.matches("protocol bgp ").count(), 3);
+        assert!(c.contains("merge paths on"));
+        let r = resources(&l);
+        assert!(r.contains("nodeToNodeMeshEnabled: false"));
+        assert!(
+            r.contains("nodeSelector: rack == 'r2'\n  peerIP: 172.31.2.1"),
+            "{r}"
+        );
+        assert_eq!(r.matches("kind: BGPPeer").count(), 2);
+        assert_eq!(r.matches("rack: r1").count(), 2);
+    }
+
+    #[test]
+    fn rr_and_unfit_combinations_are_refused() {
+        let e = Topology::Rr
+            .validate(Encapsulation::VxlanCrossSubnet, DatastoreKind::Sqlite)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not implemented yet"), "{e}");
+        assert!(Topology::Tor
+            .validate(Encapsulation::Vxlan, DatastoreKind::Sqlite)
+            .is_err());
+        assert_eq!(Topology::Tor.default_encapsulation(), Encapsulation::None);
+        assert_eq!(
+            Topology::Mesh.default_encapsulation(),
+            Encapsulation::VxlanCrossSubnet
+        );
+    }
+}

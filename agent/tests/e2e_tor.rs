@@ -135,3 +135,35 @@ fn a_restart_with_the_mesh_off_withdraws_no_tor_route() {
         );
     }
 }
+
+/// Recursive next hops (BIRD's `gateway recursive`): with `next hop keep`
+/// the ToR passes on the owner's own address, which is in the other rack;
+/// tabby-node resolves it through the kernel's route to it (the default via
+/// the ToR) and routes natively via that gateway.
+#[test]
+fn a_next_hop_in_another_rack_is_resolved_through_the_kernel() {
+    let _g = serial();
+    let lab = two_racks("tornh", &[]);
+    wait_tor_routes(&lab, Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    let conf_path = format!("/var/run/tabby-lab/{}/bird.conf", lab.name);
+    let conf = std::fs::read_to_string(&conf_path).unwrap();
+    std::fs::write(&conf_path, conf.replace("next hop self;", "next hop keep;")).unwrap();
+    let out = birdc(&lab, &["configure"]);
+    assert!(out.contains("Reconfigur"), "birdc configure: {out}");
+    let nodes = lab.node_names();
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (tor, b_ip) = (tor_of(&lab, a), lab.node_ip(b));
+    let want = format!("next hop {b_ip} resolved via {tor}");
+    let mut last = Vec::new();
+    let ok = e2e_common::wait_until(Duration::from_secs(20), || {
+        last = block_rows(&lab, a);
+        last.iter().any(|r| r[1] == *b && r[4].ends_with(&want))
+    });
+    assert!(ok, "{a}: no row saying '{want}': {last:?}\n{}", lab.logs());
+    for blk in lab.blocks_of(b) {
+        tor_route_ok(&lab, a, &blk).unwrap_or_else(|e| panic!("{a} -> {blk}: {e}"));
+    }
+    let (ok, out) = lab.wait_check(Duration::from_secs(10));
+    assert!(ok, "pods do not reach over the resolved next hop:\n{out}");
+}

@@ -175,7 +175,8 @@ impl Daemon {
             self.inputs.mesh = b.mesh_health();
             self.inputs.learned = b.learned();
             self.inputs.peers = b.peer_infos();
-            self.inputs.resolved = paths::resolve_next_hops(&self.inputs).await;
+            self.inputs.resolved =
+                paths::resolve_next_hops(&self.inputs, &self.inputs.resolved, false).await;
         }
     }
 
@@ -188,7 +189,8 @@ impl Daemon {
         if self.ticks.is_multiple_of(CONNECTED_EVERY) {
             self.inputs.local.connected = connected_subnets(self.node_ip).await;
             // The kernel's way to a recursive next hop can change too.
-            self.inputs.resolved = paths::resolve_next_hops(&self.inputs).await;
+            self.inputs.resolved =
+                paths::resolve_next_hops(&self.inputs, &self.inputs.resolved, true).await;
             // A tunnel update that failed (IPAM's view may lag) is retried
             // here; otherwise this returns at once.
             self.tunnel

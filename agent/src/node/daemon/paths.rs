@@ -42,8 +42,14 @@ pub(super) fn kernel_last_paths(
 }
 
 /// The kernel's gateway towards each learned next hop of a non-mesh peer
-/// that is not on a connected subnet.
-pub(super) async fn resolve_next_hops(inp: &Inputs) -> HashMap<Ipv4Addr, Ipv4Addr> {
+/// that is not on a connected subnet. `known` (the last answers) are kept
+/// as they are unless `fresh`: a burst of BGP updates costs one lookup
+/// per new next hop, and the periodic pass re-reads them all.
+pub(super) async fn resolve_next_hops(
+    inp: &Inputs,
+    known: &HashMap<Ipv4Addr, Ipv4Addr>,
+    fresh: bool,
+) -> HashMap<Ipv4Addr, Ipv4Addr> {
     let mut out = HashMap::new();
     for l in &inp.learned {
         let (Some(from), Some(nh)) = (l.from_peer, l.next_hop) else {
@@ -54,6 +60,12 @@ pub(super) async fn resolve_next_hops(inp: &Inputs) -> HashMap<Ipv4Addr, Ipv4Add
             || is_connected_to(&inp.local.connected, nh)
         {
             continue;
+        }
+        if !fresh {
+            if let Some(gw) = known.get(&nh) {
+                out.insert(nh, *gw);
+                continue;
+            }
         }
         match host::route_get(nh).await {
             Ok(Some(host::RouteLookup {

@@ -1,5 +1,6 @@
 //! End to end, session protection between tabby-node and a real BIRD 2
-//! ToR (issue 17). TCP-MD5:
+//! ToR (issue 17). TCP-MD5: a key file that is missing leaves the peer out
+//! and `node status` says which secret; then
 //! the BGPPeer's `password.secretKeyRef` is resolved Tabby's way (the file
 //! `$TABBY_BGP_SECRETS_DIR/<name>/<key>`, which the lab sets to
 //! `<lab dir>/bgp-secrets`) and BIRD has `password`: the session comes up.
@@ -83,6 +84,17 @@ fn md5_with_bird_comes_up_with_the_right_key_and_never_with_a_wrong_one() {
         .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
     let node = &lab.node_names()[0];
     let tor = tor_of(&lab, node);
+    // A key that is not there: no session (it could never come up), and
+    // node status names the peer, the secret and the file.
+    apply(&lab, &peer_yaml(&tor, "absent"));
+    let mut status = String::new();
+    let named = wait_until(Duration::from_secs(10), || {
+        status = lab.node_status(node).1;
+        status.contains(
+            "BGP session not configured: BGPPeer rack-r1-tor: password secret tor-md5 key absent: cannot read",
+        ) && !status.contains(&format!("| {tor} "))
+    });
+    assert!(named, "{node}: missing secret not reported:\n{status}");
     let dir = format!("/var/run/tabby-lab/{}", lab.name);
     std::fs::create_dir_all(format!("{dir}/bgp-secrets/tor-md5")).unwrap();
     // As a mounted Secret created with `echo` holds it: a trailing newline.

@@ -52,6 +52,8 @@ pub struct Bgp {
     my_ip: Ipv4Addr,
     timers: Timers,
     secrets: Secrets,
+    /// Sessions left out (a password that cannot be read), for node status.
+    errors: Vec<String>,
     peers: BTreeMap<IpAddr, DesiredPeer>,
     /// When each peer was configured (a never-Established session counts
     /// down from then).
@@ -98,18 +100,21 @@ fn learned_route(p: &BestPath) -> Option<(Ipv4Net, LearnedRoute)> {
 }
 
 /// The sessions to run; a peer whose password cannot be read is left out,
-/// logged with the peer and the secret.
+/// logged (once, while it stays so) with the peer and the secret, and kept
+/// in `errors` for node status.
 fn desired(
     cluster: &Cluster,
     me: &str,
     my_ip: Ipv4Addr,
     timers: Timers,
     secrets: &Secrets,
+    errors: &mut Vec<String>,
 ) -> BTreeMap<IpAddr, DesiredPeer> {
     let d = desired_peers_with(cluster, me, my_ip, timers, secrets);
-    for e in &d.errors {
+    for e in d.errors.iter().filter(|e| !errors.contains(e)) {
         tracing::error!("BGP session not configured: {e}");
     }
+    *errors = d.errors;
     d.peers
 }
 
@@ -150,7 +155,8 @@ impl Bgp {
             connect_retry: cfg.connect_retry,
         };
         let secrets = super::secrets::Secrets::from_env();
-        let peers = desired(cluster, me, my_ip, timers, &secrets);
+        let mut errors = Vec::new();
+        let peers = desired(cluster, me, my_ip, timers, &secrets, &mut errors);
         let originated = own_blocks(cluster, me);
         let speaker = Speaker::start(SpeakerConfig {
             local: local.clone(),
@@ -168,6 +174,7 @@ impl Bgp {
             my_ip,
             timers,
             secrets,
+            errors,
             added: peers.keys().map(|a| (*a, now)).collect(),
             peers,
             health: HashMap::new(),
@@ -211,7 +218,14 @@ impl Bgp {
 
     /// Brings peers and originated blocks in line with the datastore.
     pub async fn sync(&mut self, cluster: &Cluster) {
-        let want = desired(cluster, &self.me, self.my_ip, self.timers, &self.secrets);
+        let want = desired(
+            cluster,
+            &self.me,
+            self.my_ip,
+            self.timers,
+            &self.secrets,
+            &mut self.errors,
+        );
         for (addr, old) in &self.peers {
             if want.get(addr).map(|w| &w.config) != Some(&old.config) {
                 if let Err(e) = self.speaker.remove_peer(*addr).await {
@@ -390,6 +404,10 @@ impl Bgp {
     /// arrival.
     pub fn learned(&self) -> Vec<LearnedRoute> {
         self.learned.values().cloned().collect()
+    }
+
+    pub fn errors(&self) -> Vec<String> {
+        self.errors.clone()
     }
 
     pub fn flaps(&self) -> HashMap<IpAddr, u64> {

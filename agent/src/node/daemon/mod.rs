@@ -252,6 +252,7 @@ impl Daemon {
                 .unwrap_or_default(),
             backend: Some(self.cfg.backend.as_str()),
             flaps: self.bgp.as_ref().map(|b| b.flaps()).unwrap_or_default(),
+            bgp_errors: self.bgp.as_ref().map(|b| b.errors()).unwrap_or_default(),
             fallback_activations: self.fallback_activations,
         };
         if let Ok(mut s) = self.snapshot.write() {

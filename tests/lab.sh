@@ -8,8 +8,9 @@
 # Root on Debian 12. Overrides: LAB_NAME (default lab), NODES, SUBNETS,
 # PODS_PER_NODE, ENCAPSULATION (None|VXLAN|VXLANCrossSubnet), DATASTORE
 # (sqlite|etcdv3|kubernetes: the last on the test-only API stand-in),
-# TOPOLOGY (mesh|rr: rr makes the first node of each subnet a route
-# reflector and turns the mesh off).
+# TOPOLOGY (mesh|rr|tor: rr makes the first node of each subnet a route
+# reflector and turns the mesh off; tor is AS per rack with a BIRD 2 ToR per
+# subnet, mesh off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,7 @@ cd "$(dirname "$0")/.."
 need=()
 pairs=(ip:iproute2 bridge:iproute2 ping:iputils-ping nft:nftables protoc:protobuf-compiler)
 [ "${DATASTORE:-sqlite}" = etcdv3 ] && pairs+=(etcd:etcd-server)
+[ "${TOPOLOGY:-mesh}" = tor ] && pairs+=(bird:bird2 birdc:bird2)
 for pair in "${pairs[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
@@ -35,7 +37,8 @@ if [ "${DATASTORE:-sqlite}" = etcdv3 ]; then
 fi
 
 cargo build --workspace
-tabbyctl=target/debug/tabbyctl
+# Absolute: node doctor's --exec runs it from another directory.
+tabbyctl=$(realpath -m "${CARGO_TARGET_DIR:-target}/debug/tabbyctl")
 name=${LAB_NAME:-lab}
 
 cleanup() {
@@ -52,7 +55,7 @@ trap cleanup EXIT
 "$tabbyctl" lab up --name "$name" \
   --nodes "${NODES:-3}" --subnets "${SUBNETS:-2}" --pods-per-node "${PODS_PER_NODE:-2}" \
   ${ENCAPSULATION:+--encapsulation "$ENCAPSULATION"} --datastore "${DATASTORE:-sqlite}" \
-  ${TOPOLOGY:+--topology "$TOPOLOGY"}
+  --topology "${TOPOLOGY:-mesh}"
 
 # BGP sessions need a connect retry or two (1 s in the lab) and routes a
 # moment to follow: give the lab up to 20 s to converge before judging.
@@ -74,7 +77,7 @@ echo
 # findings, and a non-zero exit here names what is wrong.
 echo "=== tabbyctl node doctor --all-nodes"
 "$tabbyctl" lab exec --name "$name" fabric -- tabbyctl node doctor --all-nodes \
-  --exec "$PWD/$tabbyctl lab --name $name exec {node} --"
+  --exec "$tabbyctl lab --name $name exec {node} --"
 echo
 echo "=== tabbyctl lab check"
 "$tabbyctl" lab check --name "$name"

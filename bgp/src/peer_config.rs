@@ -104,6 +104,13 @@ pub struct PeerConfig {
     /// routes stale at most this long, even if it asks for more.
     pub max_restart_time: u16,
     pub keep_original_next_hop: bool,
+    /// Calico's `numAllowedLocalASNumbers` (BIRD's `allow local as N`):
+    /// routes whose AS_PATH holds our AS up to this many times pass the
+    /// loop check (AS per rack: a rack's nodes share an AS). 0: none.
+    pub allow_local_as: u8,
+    /// Calico's `ttlSecurity` (GTSM, RFC 5082): the peer is this many hops
+    /// away; we send with TTL 255 and drop what arrives below 256 − hops.
+    pub ttl_security: Option<u8>,
     pub route_reflector_client: bool,
     /// 0 means no limit.
     pub max_prefixes: u32,
@@ -136,6 +143,8 @@ impl PeerConfig {
             families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
             max_restart_time: DEFAULT_RESTART_TIME,
             keep_original_next_hop: false,
+            allow_local_as: 0,
+            ttl_security: None,
             route_reflector_client: false,
             max_prefixes: 0,
             weight: 0,

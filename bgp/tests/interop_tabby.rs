@@ -178,6 +178,7 @@ async fn dial(from: &str, to: &str) -> tokio::net::TcpStream {
     let opts = tabby_bgp::transport::ConnectOptions {
         source: Some(from.parse().unwrap()),
         password: None,
+        ttl_security: None,
     };
     let to = format!("{to}:179").parse().unwrap();
     tabby_bgp::transport::connect(to, &opts, Duration::from_secs(2))

@@ -52,6 +52,25 @@ fn local_as_in_path_is_a_loop() {
     assert_eq!((counts.received, counts.accepted), (1, 0));
 }
 
+/// `numAllowedLocalASNumbers` (allowas-in): AS per rack, where the ToR
+/// sends a rack's node the routes of the other nodes of its own AS.
+#[test]
+fn allow_local_as_accepts_our_as_up_to_n_times() {
+    let mut rib = Rib::new(local());
+    let p = up_peer(&mut rib, 11, 65001, |c| c.allow_local_as = 1);
+    let once = attrs(&[65001, LOCAL_AS], "10.0.0.11");
+    rib.apply_update(p, &announce(&["192.0.2.0/24"], once));
+    assert_eq!(rib.paths(&net("192.0.2.0/24")).len(), 1, "once: allowed");
+    let twice = attrs(&[65001, LOCAL_AS, 65003, LOCAL_AS], "10.0.0.11");
+    let c = rib.apply_update(p, &announce(&["192.0.2.0/24"], twice));
+    assert!(
+        matches!(&c.best[..], [BestChange::Withdrawn(_)]),
+        "twice > 1"
+    );
+    let counts = rib.peer_counts(p).unwrap();
+    assert_eq!((counts.received, counts.accepted), (1, 0));
+}
+
 #[test]
 fn treat_as_withdraw_removes_the_prefixes() {
     let mut rib = Rib::new(local());

@@ -53,6 +53,7 @@ fn a_wrong_or_missing_md5_password_is_reported_for_the_peer() {
                 let opts = ConnectOptions {
                     source: Some(from.parse().unwrap()),
                     password: pw.map(str::to_owned),
+                    ttl_security: None,
                 };
                 // The kernel on Tabby's side drops the SYNs: this times out.
                 let r = connect(to, &opts, Duration::from_millis(1500)).await;

@@ -41,6 +41,7 @@ fn only_configured_sources_are_admitted() {
         let opts = ConnectOptions {
             source: Some(ip("10.179.50.3")),
             password: None,
+            ttl_security: None,
         };
         let mut s = connect(listen, &opts, Duration::from_secs(2))
             .await
@@ -59,6 +60,7 @@ fn only_configured_sources_are_admitted() {
         let opts = ConnectOptions {
             source: Some(ip("10.179.50.2")),
             password: None,
+            ttl_security: None,
         };
         let s = connect(listen, &opts, Duration::from_secs(2))
             .await
@@ -90,6 +92,7 @@ fn tcp_md5_keys_must_match() {
         let opts = ConnectOptions {
             source: None,
             password: pw.map(str::to_owned),
+            ttl_security: None,
         };
         in_ns(&rtb, async move {
             connect(listen, &opts, Duration::from_millis(1500))

@@ -344,6 +344,7 @@ mod tests {
             route: Some(RouteLookup {
                 oif: Some(oif),
                 pref_src: None,
+                gateway: None,
             }),
         };
         let ls = vec![lk("172.31.1.12", 2), lk("192.168.250.12", 3)];

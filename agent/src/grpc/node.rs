@@ -30,6 +30,8 @@ pub struct Snapshot {
     /// The backend in use, once the run loop has published (an
     /// Installation can change it live); None: the one started with.
     pub backend: Option<&'static str>,
+    /// BGP sessions left out, each naming the peer and why.
+    pub bgp_errors: Vec<String>,
 }
 
 /// The peer types the run loop last published, for the node socket's
@@ -210,6 +212,7 @@ impl pb::node_server::Node for NodeService {
             as_number: snap.as_number,
             vxlan_tunnel_address: snap.tunnel.clone(),
             vxlan_mac: snap.mac.clone(),
+            bgp_errors: snap.bgp_errors.clone(),
             vxlan_fallback: self.vxlan_fallback,
             hold_time_seconds: self.hold_time_seconds,
             started_unix: unix(self.started),

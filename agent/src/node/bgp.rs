@@ -7,8 +7,9 @@
 use super::advertise::{originations, Communities, Originations};
 use super::cluster::Cluster;
 use super::config::NodeConfig;
-use super::peers::{desired_peers, node_as, DesiredPeer, Timers};
-use super::routes::{LearnedRoute, PeerHealth};
+use super::peers::{desired_peers_with, node_as, DesiredPeer, Timers};
+use super::routes::{BgpPeerInfo, LearnedRoute, PeerHealth};
+use super::secrets::Secrets;
 use ipnet::{IpNet, Ipv4Net};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -58,6 +59,9 @@ pub struct Bgp {
     me: String,
     my_ip: Ipv4Addr,
     timers: Timers,
+    secrets: Secrets,
+    /// Sessions left out (a password that cannot be read), for node status.
+    errors: Vec<String>,
     peers: BTreeMap<IpAddr, DesiredPeer>,
     /// When each peer was configured (a never-Established session counts
     /// down from then).
@@ -103,6 +107,25 @@ fn learned_route(p: &BestPath) -> Option<(Ipv4Net, LearnedRoute)> {
     ))
 }
 
+/// The sessions to run; a peer whose password cannot be read is left out,
+/// logged (once, while it stays so) with the peer and the secret, and kept
+/// in `errors` for node status.
+fn desired(
+    cluster: &Cluster,
+    me: &str,
+    my_ip: Ipv4Addr,
+    timers: Timers,
+    secrets: &Secrets,
+    errors: &mut Vec<String>,
+) -> BTreeMap<IpAddr, DesiredPeer> {
+    let d = desired_peers_with(cluster, me, my_ip, timers, secrets);
+    for e in d.errors.iter().filter(|e| !errors.contains(e)) {
+        tracing::error!("BGP session not configured: {e}");
+    }
+    *errors = d.errors;
+    d.peers
+}
+
 impl Bgp {
     pub async fn start(
         cfg: &NodeConfig,
@@ -131,7 +154,9 @@ impl Bgp {
             hold_time: cfg.hold_time,
             connect_retry: cfg.connect_retry,
         };
-        let peers = desired_peers(cluster, me, my_ip, timers);
+        let secrets = super::secrets::Secrets::from_env();
+        let mut errors = Vec::new();
+        let peers = desired(cluster, me, my_ip, timers, &secrets, &mut errors);
         let originated = originations(cluster, me);
         // The speaker starts with the prefixes that carry no communities;
         // the others follow at once with theirs.
@@ -159,6 +184,8 @@ impl Bgp {
             me: me.clone(),
             my_ip,
             timers,
+            secrets,
+            errors,
             added: peers.keys().map(|a| (*a, now)).collect(),
             peers,
             health: HashMap::new(),
@@ -202,7 +229,14 @@ impl Bgp {
 
     /// Brings peers and originated blocks in line with the datastore.
     pub async fn sync(&mut self, cluster: &Cluster) {
-        let want = desired_peers(cluster, &self.me, self.my_ip, self.timers);
+        let want = desired(
+            cluster,
+            &self.me,
+            self.my_ip,
+            self.timers,
+            &self.secrets,
+            &mut self.errors,
+        );
         for (addr, old) in &self.peers {
             if want.get(addr).map(|w| &w.config) != Some(&old.config) {
                 if let Err(e) = self.speaker.remove_peer(*addr).await {
@@ -363,10 +397,37 @@ impl Bgp {
             .collect()
     }
 
+    /// Every non-mesh peer (ToR, route reflector, BGPPeer) with its health,
+    /// for the route calculation's rule 2 and its reasons.
+    pub fn peer_infos(&self) -> HashMap<Ipv4Addr, BgpPeerInfo> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.peer_type != super::peers::PeerType::Mesh)
+            .filter_map(|(a, p)| match a {
+                IpAddr::V4(v4) => Some((
+                    *v4,
+                    BgpPeerInfo {
+                        kind: p.peer_type.as_str().to_string(),
+                        asn: p.config.remote_as,
+                        health: *self
+                            .health
+                            .get(a)
+                            .unwrap_or(&PeerHealth::DownSince(*self.added.get(a)?)),
+                    },
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The learned routes the route calculation uses, converted once on
     /// arrival.
     pub fn learned(&self) -> Vec<LearnedRoute> {
         self.learned.values().cloned().collect()
+    }
+
+    pub fn errors(&self) -> Vec<String> {
+        self.errors.clone()
     }
 
     pub fn flaps(&self) -> HashMap<IpAddr, u64> {

@@ -16,18 +16,21 @@
 //! | `TABBY_RUN_DIR` | `/var/run/tabby` | holds `tabby.sock` (0600) |
 //! | `TABBY_VXLAN_FALLBACK` | true | route blocks BGP cannot reach through vxlan.calico |
 //! | `TABBY_BGP_HOLD_TIME`, `TABBY_BGP_CONNECT_RETRY` | 90, 5 s | session timers; the hold time is also the fallback delay |
+//! | `TABBY_BGP_SECRETS_DIR` | `/etc/tabby/bgp-secrets` | BGP passwords: `<dir>/<secret>/<key>` (`secrets.rs`) |
 //! | `TABBY_LOG` | `info` | tracing filter |
 //! | `FELIX_HEALTHENABLED`, `FELIX_HEALTHHOST`, `FELIX_HEALTHPORT` | false, localhost, 9099 | `/liveness`, `/readiness` (`crate::observe`) |
 //! | `FELIX_PROMETHEUSMETRICSENABLED`, `_HOST`, `_PORT` | false, all interfaces, 9091 | `/metrics` |
 //!
 //! Paths per remote block (confirmed affinities from the datastore): pool
 //! `vxlanMode: Always` → vxlan; `CrossSubnet` → native inside this node's
-//! subnet, else vxlan; `Never` with BGP → native via the owner's node IP,
-//! or `vxlan-fallback` when that IP is not on a connected subnet or its
-//! mesh session has been down longer than the hold time (a hold-timer
-//! expiry counts as a hold time already). Own blocks are blackholed.
-//! Prefixes learned from non-mesh BGP peers inside a pool and outside every
-//! known block are routed natively via a connected next hop.
+//! subnet, else vxlan; `Never` with BGP → native via the owner when its
+//! mesh session is up and it is on a connected subnet, else native via a
+//! route learned from a ToR / route reflector / BGPPeer covering the block,
+//! else `vxlan-fallback` once no BGP path has existed for the hold time (a
+//! hold-timer expiry counts as a hold time already); see `routes.rs`. Own
+//! blocks are blackholed. Prefixes learned from non-mesh BGP peers inside a
+//! pool and outside every known block are routed natively via a connected
+//! next hop.
 //!
 //! SIGTERM: Cease to every peer, then exit; kernel routes, vxlan.calico and
 //! workload routes stay for the next start, whose first desired state
@@ -45,12 +48,19 @@ pub mod installation;
 pub mod peer_select;
 pub mod peers;
 pub mod routes;
+mod routes_bgp;
+mod routes_model;
+pub mod secrets;
 pub mod startup;
 pub mod tunnel;
 pub mod vtep;
 
 #[cfg(test)]
 mod peer_select_tests;
+#[cfg(test)]
+mod peers_tor_tests;
+#[cfg(test)]
+mod routes_bgp_tests;
 #[cfg(test)]
 mod routes_tests;
 

@@ -7,7 +7,9 @@ use super::cluster::{node_ipv4, Cluster};
 use super::peer_select::{
     cluster_id, is_rr_client, labels_match, node_at, node_side, reverse_peers, NodeSide,
 };
+use super::secrets::Secrets;
 use crate::resources::duration::parse_go_duration;
+use crate::resources::meta::BgpPassword;
 use crate::resources::AsNumber;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -107,23 +109,70 @@ fn parse_peer_ip(s: &str) -> Option<(IpAddr, Option<u16>)> {
 /// ID when it is a node, and how the peer was selected.
 type Target = (IpAddr, Option<u16>, u32, Option<Ipv4Addr>, PeerType);
 
-/// Every session this node should run, keyed by peer address.
+/// Every session this node should run, keyed by peer address (passwords
+/// from no secrets directory: tests of everything else).
 pub fn desired_peers(
     cluster: &Cluster,
     me: &str,
     my_ip: Ipv4Addr,
     timers: Timers,
 ) -> BTreeMap<IpAddr, DesiredPeer> {
-    let mut out = BTreeMap::new();
+    desired_peers_with(cluster, me, my_ip, timers, &Secrets::from_env()).peers
+}
+
+/// The sessions, and the peers left out because their password cannot be
+/// read (a session without its TCP-MD5 key could never come up, and would
+/// hide why).
+#[derive(Debug, Default)]
+pub struct Desired {
+    pub peers: BTreeMap<IpAddr, DesiredPeer>,
+    pub errors: Vec<String>,
+}
+
+fn password(
+    secrets: &Secrets,
+    pw: Option<&BgpPassword>,
+    what: &str,
+    errors: &mut Vec<String>,
+) -> Result<Option<String>, ()> {
+    let Some(r) = pw.and_then(|p| p.secret_key_ref.as_ref()) else {
+        return Ok(None);
+    };
+    secrets.read(r).map(Some).map_err(|e| {
+        errors.push(format!("{what}: password {e}"));
+    })
+}
+
+pub fn desired_peers_with(
+    cluster: &Cluster,
+    me: &str,
+    my_ip: Ipv4Addr,
+    timers: Timers,
+    secrets: &Secrets,
+) -> Desired {
+    let mut d = Desired::default();
+    let out = &mut d.peers;
     let Some(my_node) = cluster.nodes.get(me) else {
-        return out;
+        return d;
     };
     let mesh = cluster
         .default_bgp_config()
         .is_none_or(|c| c.spec.mesh_enabled());
     let my_cluster = cluster_id(my_node);
     let my_as = node_as(cluster, me);
-    if mesh && my_cluster.is_none() {
+    let mesh_pw = if mesh && my_cluster.is_none() {
+        password(
+            secrets,
+            cluster
+                .default_bgp_config()
+                .and_then(|c| c.spec.node_mesh_password.as_ref()),
+            "node-to-node mesh (BGPConfiguration default nodeMeshPassword)",
+            &mut d.errors,
+        )
+    } else {
+        Ok(None)
+    };
+    if mesh && my_cluster.is_none() && mesh_pw.is_ok() {
         let gr = restart_time(
             cluster
                 .default_bgp_config()
@@ -151,6 +200,7 @@ pub fn desired_peers(
             // applies by resetting the session.
             c.source_address = Some(IpAddr::V4(my_ip));
             c.bfd = super::bfd::for_mesh(cluster, my_node, c.address);
+            c.password = mesh_pw.clone().unwrap_or_default();
             out.insert(
                 c.address,
                 DesiredPeer {
@@ -198,6 +248,14 @@ pub fn desired_peers(
                 ));
             }
         }
+        if targets.is_empty() {
+            continue;
+        }
+        // Only a BGPPeer that concerns this node needs its secret here.
+        let what = format!("BGPPeer {}", p.metadata.name);
+        let Ok(pw) = password(secrets, s.password.as_ref(), &what, &mut d.errors) else {
+            continue;
+        };
         for (ip, port, asn, peer_cluster, peer_type) in targets {
             if ip == IpAddr::V4(my_ip) || out.contains_key(&ip) {
                 continue;
@@ -216,6 +274,18 @@ pub fn desired_peers(
             }
             let mode = s.failure_detection_mode.as_deref();
             c.bfd = super::bfd::for_peer(cluster, my_node, ip, mode);
+            c.password = pw.clone();
+            // Calico's default UseNodeIP: the session's source is the node
+            // IP; None lets the kernel choose.
+            if s.source_address.as_deref() != Some("None") {
+                c.source_address = Some(IpAddr::V4(my_ip));
+            }
+            // Validated to fit at apply time.
+            // Calico's template tests it as a Go value: 0 is off.
+            c.ttl_security = s.ttl_security.filter(|h| *h > 0);
+            c.allow_local_as = s
+                .num_allowed_local_as_numbers
+                .map_or(0, |n| n.min(u32::from(u8::MAX)) as u8);
             out.insert(
                 ip,
                 DesiredPeer {
@@ -225,7 +295,7 @@ pub fn desired_peers(
             );
         }
     }
-    out
+    d
 }
 
 #[cfg(test)]

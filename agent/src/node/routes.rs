@@ -1,117 +1,39 @@
 //! The route calculation: from what the datastore and the BGP speaker say,
 //! the dataplane state felix-lite should converge to, and one status row
 //! per block saying which path it takes and why. A pure function: the run
-//! loop gathers the inputs, tests build them by hand.
+//! loop gathers the inputs (and the clocks: when a block last had a BGP
+//! path), tests build them by hand.
 //!
-//! Routes to remote blocks come from the datastore's confirmed block
-//! affinities, not from BGP: they exist before the mesh converges and stay
-//! while tabby-node restarts (the first desired state after a restart
-//! already holds every remote block, so nothing is withdrawn in between).
-//! BGP's role for the mesh is liveness: a mesh session that stays down past
-//! its hold time moves that peer's blocks to VXLAN (`vxlan-fallback`).
+//! Which blocks exist comes from the datastore's confirmed block
+//! affinities. For a block in a pool with `vxlanMode: Never` and BGP on,
+//! the path is, in order (`choose` in `routes_bgp.rs`):
+//!
+//! 1. the mesh session to the owner, Established or down for less than the
+//!    hold time, with the owner on a connected subnet: native via the owner;
+//! 2. else a usable BGP-learned route covering the block (exact, or less
+//!    specific but inside a pool) from a non-mesh peer (ToR, route
+//!    reflector, BGPPeer) whose session is not down past the hold time: its
+//!    next hop on a connected subnet, or resolved through the kernel's
+//!    route to it (BIRD's `gateway recursive`): native via that gateway;
+//! 3. else, once there has been no such path for longer than the hold time
+//!    (at once when the last path's peer is `Failed`, by BFD, or when no
+//!    non-mesh peer exists that could teach one): the VXLAN fallback;
+//! 4. else no route, with the reason.
+//!
+//! `CrossSubnet` and `Always` keep Calico's meaning whatever BGP learns.
+//!
+//! Restarts do not flap: the first desired state after a restart already
+//! holds every remote block. Mesh sessions count down from agent start, so
+//! rule 1 holds; a block whose path came from a ToR keeps the native route
+//! the kernel still has (the run loop seeds the last paths from it) for a
+//! hold time while the session comes back, so nothing is withdrawn in
+//! between.
 
-use crate::resources::ippool::EncapMode;
+pub use super::routes_model::*;
 use ipnet::Ipv4Net;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
-use tabby_felix_lite::model::{BlockRoute, DesiredState, LocalVxlan, Path, Pool, Vtep};
-
-/// What the calculation needs to know about one node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeInfo {
-    /// `spec.bgp.ipv4Address`, with its prefix.
-    pub ip: Option<Ipv4Net>,
-    pub tunnel_ip: Option<Ipv4Addr>,
-    pub mac: Option<[u8; 6]>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PoolInfo {
-    pub cidr: Ipv4Net,
-    pub vxlan_mode: EncapMode,
-    pub nat_outgoing: bool,
-    pub disabled: bool,
-}
-
-/// A mesh session as the fallback timer sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PeerHealth {
-    Established,
-    /// Not Established since this instant (agent start if it never was).
-    DownSince(Instant),
-    /// Down since this instant by a failure detector's verdict (BFD): the
-    /// peer is known gone, so no grace period — as if past the hold time.
-    Failed(Instant),
-}
-
-/// A best path from the speaker.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LearnedRoute {
-    pub prefix: Ipv4Net,
-    pub next_hop: Option<Ipv4Addr>,
-    pub from_peer: Option<Ipv4Addr>,
-}
-
-/// This node, as the route calculation sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Local {
-    pub name: String,
-    pub ip: Option<Ipv4Net>,
-    pub interface: String,
-    /// This node's VTEP (tunnel address and MAC), when it has one.
-    pub vtep: Option<(Ipv4Addr, [u8; 6])>,
-    /// Every subnet on this host's interfaces (the node subnet among them):
-    /// a native next hop must be in one of them.
-    pub connected: Vec<Ipv4Net>,
-    pub disable_tx_checksum_offload: bool,
-    /// `FELIX_VXLANMTU`; None: felix-lite derives it from the parent.
-    pub vxlan_mtu: Option<u32>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Inputs {
-    pub local: Local,
-    /// BGP is on (`CALICO_NETWORKING_BACKEND=bird`).
-    pub bgp: bool,
-    /// Routes are distributed at all (backend is not `none`).
-    pub routing: bool,
-    pub fallback: bool,
-    pub hold_time: Duration,
-    pub now: Instant,
-    pub nodes: BTreeMap<String, NodeInfo>,
-    /// Confirmed affinities: (block, node).
-    pub affinities: Vec<(Ipv4Net, String)>,
-    pub pools: Vec<PoolInfo>,
-    /// Mesh sessions by peer address.
-    pub mesh: HashMap<Ipv4Addr, PeerHealth>,
-    pub learned: Vec<LearnedRoute>,
-}
-
-/// How one block is reached, for `tabbyctl node status`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct BlockPathRow {
-    pub block: Ipv4Net,
-    pub node: String,
-    /// `native`, `vxlan`, `vxlan-fallback`, `blackhole` or `none`.
-    pub path: String,
-    /// The next hop (node IP, tunnel IP or BGP next hop); empty if none.
-    pub via: String,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct Output {
-    pub desired: DesiredState,
-    pub rows: Vec<BlockPathRow>,
-}
-
-enum Choice {
-    Native(Ipv4Addr, String),
-    Vxlan(Ipv4Addr, String),
-    Fallback(Ipv4Addr, String),
-    NoRoute(String),
-}
+use tabby_felix_lite::model::{BlockRoute, LocalVxlan, Path, Pool, Vtep};
 
 pub fn calculate(inp: &Inputs) -> Output {
     let me = &inp.local;
@@ -173,7 +95,7 @@ pub fn calculate(inp: &Inputs) -> Output {
                 .push(row(block, owner, "blackhole", "", "own block"));
             continue;
         }
-        let choice = choose(inp, block, owner);
+        let choice = super::routes_bgp::choose(inp, block, owner, &mut out.live, &mut out.pathless);
         let (path, label, via, reason) = match choice {
             Choice::Native(gw, r) => (Some(Path::Native { gateway: gw }), "native", gw, r),
             Choice::Vxlan(t, r) => (Some(Path::Vxlan { tunnel_ip: t }), "vxlan", t, r),
@@ -258,99 +180,5 @@ fn row(block: &Ipv4Net, node: &str, path: &str, via: &str, reason: &str) -> Bloc
         path: path.to_string(),
         via: via.to_string(),
         reason: reason.to_string(),
-    }
-}
-
-fn is_connected(me: &Local, ip: Ipv4Addr) -> bool {
-    me.connected.iter().any(|n| n.contains(&ip))
-}
-
-fn choose(inp: &Inputs, block: &Ipv4Net, owner: &str) -> Choice {
-    let me = &inp.local;
-    if !inp.routing {
-        return Choice::NoRoute("CALICO_NETWORKING_BACKEND=none".into());
-    }
-    let Some(node) = inp.nodes.get(owner) else {
-        return Choice::NoRoute(format!("node {owner} has no Node resource"));
-    };
-    let mode = inp
-        .pools
-        .iter()
-        .find(|p| p.cidr.contains(block))
-        .map_or(EncapMode::Never, |p| p.vxlan_mode);
-    let vxlan = |why: String| -> Choice {
-        match (me.vtep.is_some(), node.tunnel_ip) {
-            (true, Some(t)) => Choice::Vxlan(t, why),
-            (false, _) => {
-                Choice::NoRoute(format!("{why}, but this node has no VXLAN tunnel address"))
-            }
-            (true, None) => Choice::NoRoute(format!(
-                "{why}, but node {owner} has no VXLAN tunnel address"
-            )),
-        }
-    };
-    let owner_ip = node.ip.map(|n| n.addr());
-    match mode {
-        EncapMode::Always => return vxlan("pool vxlanMode Always".into()),
-        EncapMode::CrossSubnet => {
-            return match (me.ip, owner_ip) {
-                (Some(mine), Some(theirs)) if mine.contains(&theirs) => {
-                    Choice::Native(theirs, "pool vxlanMode CrossSubnet, same subnet".into())
-                }
-                _ => vxlan("pool vxlanMode CrossSubnet, other subnet".into()),
-            }
-        }
-        EncapMode::Never => {}
-    }
-    if !inp.bgp {
-        return Choice::NoRoute("pool vxlanMode Never and BGP is off".into());
-    }
-    let Some(owner_ip) = owner_ip else {
-        return Choice::NoRoute(format!("node {owner} has no IPv4 address"));
-    };
-    // Why native would not work, if it would not.
-    let trouble = if !is_connected(me, owner_ip) {
-        Some(format!("node IP {owner_ip} is not on a connected subnet"))
-    } else {
-        match inp.mesh.get(&owner_ip) {
-            Some(PeerHealth::DownSince(t))
-                if inp.now.saturating_duration_since(*t) > inp.hold_time =>
-            {
-                Some(format!(
-                    "BGP session to {owner_ip} not Established for {}s (hold time {}s)",
-                    inp.now.saturating_duration_since(*t).as_secs(),
-                    inp.hold_time.as_secs()
-                ))
-            }
-            Some(PeerHealth::Failed(t)) => Some(format!(
-                "BFD declared {owner_ip} down {}s ago",
-                inp.now.saturating_duration_since(*t).as_secs()
-            )),
-            _ => None,
-        }
-    };
-    let Some(trouble) = trouble else {
-        let why = match inp.mesh.get(&owner_ip) {
-            Some(PeerHealth::Established) => "BGP mesh peer Established",
-            Some(PeerHealth::DownSince(_) | PeerHealth::Failed(_)) => {
-                "BGP mesh peer down for less than the hold time"
-            }
-            None => "node IP on a connected subnet",
-        };
-        return Choice::Native(owner_ip, why.into());
-    };
-    if !inp.fallback {
-        return Choice::NoRoute(format!(
-            "{trouble}; VXLAN fallback is off (TABBY_VXLAN_FALLBACK=false)"
-        ));
-    }
-    match (me.vtep.is_some(), node.tunnel_ip) {
-        (true, Some(t)) => Choice::Fallback(t, trouble),
-        (false, _) => Choice::NoRoute(format!(
-            "{trouble}; this node has no VXLAN tunnel address for fallback"
-        )),
-        (true, None) => Choice::NoRoute(format!(
-            "{trouble}; node {owner} has no VXLAN tunnel address for fallback"
-        )),
     }
 }

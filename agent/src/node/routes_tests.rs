@@ -8,10 +8,10 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 use tabby_felix_lite::model::{Path, Pool};
 
-fn net(s: &str) -> Ipv4Net {
+pub(super) fn net(s: &str) -> Ipv4Net {
     s.parse().unwrap()
 }
-fn ip(s: &str) -> Ipv4Addr {
+pub(super) fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
 
@@ -21,7 +21,7 @@ const MAC_C: [u8; 6] = [0x66, 3, 3, 3, 3, 3];
 
 /// Three nodes: a (us) and b on 10.0.1.0/24, c on 10.0.2.0/24 behind a
 /// router. Each has one /26 and a VTEP; the pool is vxlanMode Never.
-fn base(mode: EncapMode) -> Inputs {
+pub(super) fn base(mode: EncapMode) -> Inputs {
     let mut nodes = BTreeMap::new();
     nodes.insert(
         "a".to_string(),
@@ -80,10 +80,14 @@ fn base(mode: EncapMode) -> Inputs {
             (ip("10.0.2.3"), PeerHealth::Established),
         ]),
         learned: vec![],
+        peers: HashMap::new(),
+        resolved: HashMap::new(),
+        last: HashMap::new(),
+        lost_since: HashMap::new(),
     }
 }
 
-fn path_of(out: &Output, block: &str) -> Option<Path> {
+pub(super) fn path_of(out: &Output, block: &str) -> Option<Path> {
     out.desired
         .routes
         .iter()
@@ -91,7 +95,7 @@ fn path_of(out: &Output, block: &str) -> Option<Path> {
         .map(|r| r.path.clone())
 }
 
-fn row_of<'a>(out: &'a Output, block: &str) -> &'a BlockPathRow {
+pub(super) fn row_of<'a>(out: &'a Output, block: &str) -> &'a BlockPathRow {
     out.rows
         .iter()
         .find(|r| r.block == net(block))

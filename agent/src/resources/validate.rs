@@ -186,19 +186,70 @@ fn check_peer(spec: &BgpPeerSpec, p: &mut Vec<FieldProblem>) {
             ));
         }
     }
-    if spec
-        .password
-        .as_ref()
-        .is_some_and(|pw| pw.secret_key_ref.is_none())
-    {
+    check_password("spec.password", spec.password.as_ref(), p);
+    if let Some(n) = spec.num_allowed_local_as_numbers {
+        if n > u32::from(u8::MAX) {
+            p.push(problem(
+                "spec.numAllowedLocalASNumbers",
+                format!("{n} is too many (expected 0 to 255)"),
+            ));
+        }
+    }
+}
+
+/// A Secret reference Tabby can resolve: a Secret name (DNS subdomain)
+/// and a key of `[-._a-zA-Z0-9]` (Kubernetes' rules), which also keeps the
+/// file it names inside the secrets directory.
+fn check_password(
+    field: &str,
+    pw: Option<&crate::resources::meta::BgpPassword>,
+    p: &mut Vec<FieldProblem>,
+) {
+    let Some(pw) = pw else { return };
+    let Some(r) = &pw.secret_key_ref else {
         p.push(problem(
-            "spec.password.secretKeyRef",
+            &format!("{field}.secretKeyRef"),
             "required when password is set",
+        ));
+        return;
+    };
+    let dns = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 253
+            && s.split('.').all(|l| {
+                !l.is_empty()
+                    && l.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+            })
+    };
+    if !dns(&r.name) {
+        p.push(problem(
+            &format!("{field}.secretKeyRef.name"),
+            format!(
+                "{:?} is not a Secret name (lower-case DNS subdomain)",
+                r.name
+            ),
+        ));
+    }
+    let key_ok = !r.key.is_empty()
+        && r.key != "."
+        && r.key != ".."
+        && r.key.len() <= 253
+        && r.key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+    if !key_ok {
+        p.push(problem(
+            &format!("{field}.secretKeyRef.key"),
+            format!("{:?} is not a Secret key (expected [-._a-zA-Z0-9]+)", r.key),
         ));
     }
 }
 
 fn check_bgp_config(spec: &BgpConfigurationSpec, p: &mut Vec<FieldProblem>) {
+    check_password("spec.nodeMeshPassword", spec.node_mesh_password.as_ref(), p);
     if spec.listen_port == Some(0) {
         p.push(problem("spec.listenPort", "0 is not a port (1..65535)"));
     }

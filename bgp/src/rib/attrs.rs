@@ -122,6 +122,17 @@ impl RouteAttrs {
         })
     }
 
+    /// How many times `asn` appears in the AS_PATH (sets count once each).
+    pub fn count_as(&self, asn: u32) -> usize {
+        self.as_path
+            .iter()
+            .map(|s| match s {
+                AsSegment::Sequence(v) => v.iter().filter(|a| **a == asn).count(),
+                AsSegment::Set(v) => usize::from(v.contains(&asn)),
+            })
+            .sum()
+    }
+
     pub fn prepend_as(&mut self, asn: u32) {
         match self.as_path.first_mut() {
             Some(AsSegment::Sequence(v)) if v.len() < 255 => v.insert(0, asn),

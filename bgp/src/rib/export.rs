@@ -90,9 +90,10 @@ pub fn rewrite(
     Some(a)
 }
 
-/// RFC 4271 §9.1.2 loop detection and RFC 4456 §8 reflection loops, on import.
-pub fn import_loop(local: &LocalConfig, attrs: &RouteAttrs) -> bool {
-    if attrs.contains_as(local.asn) {
+/// RFC 4271 §9.1.2 loop detection and RFC 4456 §8 reflection loops, on
+/// import. `allow_local_as`: how many times our AS may appear (allowas-in).
+pub fn import_loop(local: &LocalConfig, attrs: &RouteAttrs, allow_local_as: u8) -> bool {
+    if attrs.count_as(local.asn) > usize::from(allow_local_as) {
         return true;
     }
     if attrs.originator_id == Some(local.router_id) {

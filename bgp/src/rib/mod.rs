@@ -218,6 +218,7 @@ impl Rib {
         }
         let families = session.negotiated.families.clone();
         let source = p.source.clone();
+        let allow_local_as = p.config.allow_local_as;
         let mut withdrawn: Vec<IpNet> = update.withdrawn.iter().map(|n| IpNet::V4(*n)).collect();
         if let Some(u) = &update.attrs.mp_unreach {
             if families.contains(&u.family) {
@@ -256,8 +257,9 @@ impl Rib {
                 attrs.local_pref = None;
             }
             let as_withdraw = update.treat_as_withdraw.is_some();
-            let rejected_all =
-                next_hop.is_none() || own_next_hop || import_loop(&self.local, &attrs);
+            let rejected_all = next_hop.is_none()
+                || own_next_hop
+                || import_loop(&self.local, &attrs, allow_local_as);
             let attrs = self.interner.intern(attrs);
             for prefix in nlri {
                 let prefix = prefix.trunc();

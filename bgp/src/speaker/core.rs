@@ -253,7 +253,7 @@ impl Core {
             return Err(SpeakerError::DuplicatePeer(addr));
         }
         if let Some(l) = &self.listener {
-            l.allow(addr, cfg.password.as_deref())
+            l.allow_with(addr, cfg.password.as_deref(), cfg.ttl_security)
                 .map_err(|source| SpeakerError::Password { peer: addr, source })?;
         }
         let changes = self.rib.set_peer(cfg.clone());

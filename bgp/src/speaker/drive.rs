@@ -55,6 +55,7 @@ impl Core {
                 let opts = ConnectOptions {
                     source: cfg.source_address,
                     password: cfg.password.clone(),
+                    ttl_security: cfg.ttl_security,
                 };
                 let to = SocketAddr::new(peer, cfg.port);
                 c.start_connect(to, opts, CONNECT_TIMEOUT, id, &tx);

@@ -1,5 +1,5 @@
-//! Outgoing connections: optional source address, TCP-MD5 set before the
-//! SYN, bounded by a timeout so a silent peer cannot stall the session.
+//! Outgoing connections: optional source address, TCP-MD5 and GTSM set
+//! before the SYN, bounded by a timeout so a silent peer cannot stall the session.
 
 use super::md5::set_md5;
 use std::io;
@@ -12,6 +12,8 @@ use tokio::net::{TcpSocket, TcpStream};
 pub struct ConnectOptions {
     pub source: Option<IpAddr>,
     pub password: Option<String>,
+    /// GTSM: the peer is this many hops away (see `ttl.rs`).
+    pub ttl_security: Option<u8>,
 }
 
 pub async fn connect(
@@ -27,6 +29,9 @@ pub async fn connect(
     };
     if let Some(pw) = &opts.password {
         set_md5(socket.as_raw_fd(), v6, peer.ip(), Some(pw))?;
+    }
+    if let Some(hops) = opts.ttl_security {
+        super::ttl::set_gtsm(socket.as_raw_fd(), v6, hops)?;
     }
     if let Some(src) = opts.source {
         if src.is_ipv6() != v6 {

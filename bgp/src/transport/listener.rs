@@ -27,9 +27,16 @@ pub struct Incoming {
 struct Inner {
     listener: TcpListener,
     ipv6: bool,
-    allowed: Mutex<HashMap<IpAddr, Option<String>>>,
+    allowed: Mutex<HashMap<IpAddr, Allowed>>,
     /// Connections closed because their source is no configured peer.
     refused: Arc<AtomicU64>,
+}
+
+/// One allowed peer: its TCP-MD5 key and GTSM hops.
+#[derive(Debug, Clone, Default)]
+struct Allowed {
+    password: Option<String>,
+    ttl_security: Option<u8>,
 }
 
 /// Cheap to clone; the accept loop runs until every handle and the loop's
@@ -66,19 +73,44 @@ impl Listener {
     /// Accepts connections from `peer` from now on, signed with `password`
     /// when one is given.
     pub fn allow(&self, peer: IpAddr, password: Option<&str>) -> io::Result<()> {
+        self.allow_with(peer, password, None)
+    }
+
+    /// [`Listener::allow`], with GTSM for `peer` when `ttl_security` gives
+    /// its hops: the listener then answers with TTL 255 (the SYN-ACK is the
+    /// listening socket's; 255 is harmless to every other peer), and each
+    /// connection accepted from `peer` drops what arrives below 256 − hops.
+    pub fn allow_with(
+        &self,
+        peer: IpAddr,
+        password: Option<&str>,
+        ttl_security: Option<u8>,
+    ) -> io::Result<()> {
         let fd = self.inner.listener.as_raw_fd();
         let mut allowed = self.lock();
-        let previous = allowed.get(&peer).cloned().flatten();
+        let previous = allowed.get(&peer).and_then(|a| a.password.clone());
         if password.is_some() || previous.is_some() {
             set_md5(fd, self.inner.ipv6, peer, password)?;
         }
-        allowed.insert(peer, password.map(str::to_owned));
+        if ttl_security.is_some() {
+            super::ttl::set_send_ttl_255(fd, self.inner.ipv6)?;
+        }
+        allowed.insert(
+            peer,
+            Allowed {
+                password: password.map(str::to_owned),
+                ttl_security,
+            },
+        );
         Ok(())
     }
 
     pub fn disallow(&self, peer: IpAddr) {
         let fd = self.inner.listener.as_raw_fd();
-        if let Some(Some(_)) = self.lock().remove(&peer) {
+        if let Some(Allowed {
+            password: Some(_), ..
+        }) = self.lock().remove(&peer)
+        {
             if let Err(e) = set_md5(fd, self.inner.ipv6, peer, None) {
                 tracing::warn!(%peer, error = %e, "removing TCP-MD5 key from the listener");
             }
@@ -96,7 +128,7 @@ impl Listener {
         self.lock().contains_key(&peer)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Option<String>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Allowed>> {
         // A panic while holding this lock cannot leave the map half-updated.
         self.inner.allowed.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -121,7 +153,8 @@ impl Listener {
                     }
                 };
                 let peer = from.ip().to_canonical();
-                if !this.is_allowed(peer) {
+                let allowed = this.lock().get(&peer).cloned();
+                let Some(allowed) = allowed else {
                     this.inner.refused.fetch_add(1, Ordering::Relaxed);
                     if let Verdict::Log { suppressed } = limit.check(&peer, Instant::now()) {
                         tracing::warn!(
@@ -132,6 +165,13 @@ impl Listener {
                     }
                     drop(stream);
                     continue;
+                };
+                if let Some(hops) = allowed.ttl_security {
+                    if let Err(e) = super::ttl::set_gtsm(stream.as_raw_fd(), this.inner.ipv6, hops)
+                    {
+                        tracing::warn!(%peer, error = %e, "setting GTSM on an accepted connection; closing it");
+                        continue;
+                    }
                 }
                 let _ = stream.set_nodelay(true);
                 if tx.send(Incoming { stream, peer }).await.is_err() {

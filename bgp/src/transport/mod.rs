@@ -6,6 +6,7 @@ pub mod connect;
 pub mod listener;
 pub mod md5;
 pub mod reader;
+pub mod ttl;
 pub mod writer;
 
 pub use connect::{connect, ConnectOptions};

@@ -60,6 +60,7 @@ impl RawPeer {
         let opts = ConnectOptions {
             source: Some(from.parse().unwrap()),
             password: None,
+            ttl_security: None,
         };
         let to = format!("{to}:179").parse().unwrap();
         let s = connect(to, &opts, Duration::from_secs(3))

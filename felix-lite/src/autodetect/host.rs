@@ -117,11 +117,13 @@ pub async fn interfaces() -> Result<Vec<HostInterface>, HostError> {
 }
 
 /// What the kernel's FIB says about reaching `dest` (as `ip route get`):
-/// the output interface and the preferred source address, if any.
+/// the output interface, the preferred source address and the gateway, if
+/// any (None: `dest` is on a connected subnet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteLookup {
     pub oif: Option<u32>,
     pub pref_src: Option<Ipv4Addr>,
+    pub gateway: Option<Ipv4Addr>,
 }
 
 /// RTM_GETROUTE for one destination. Nothing is sent on the wire.
@@ -146,11 +148,13 @@ pub async fn route_get(dest: Ipv4Addr) -> Result<Option<RouteLookup>, HostError>
         let mut out = RouteLookup {
             oif: None,
             pref_src: None,
+            gateway: None,
         };
         for attr in r.attributes {
             match attr {
                 RouteAttribute::Oif(i) => out.oif = Some(i),
                 RouteAttribute::PrefSource(RouteAddress::Inet(a)) => out.pref_src = Some(a),
+                RouteAttribute::Gateway(RouteAddress::Inet(a)) => out.gateway = Some(a),
                 _ => {}
             }
         }

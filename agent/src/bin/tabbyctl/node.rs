@@ -138,8 +138,15 @@ const TOP_FINDINGS: usize = 5;
 
 /// The `Problems` section: what the dataplane could not converge (the
 /// reconciler's own errors) and the first doctor findings (no probes).
-pub fn problems(dataplane_errors: &[String], findings: Option<&[Finding]>) -> String {
+pub fn problems(
+    bgp_errors: &[String],
+    dataplane_errors: &[String],
+    findings: Option<&[Finding]>,
+) -> String {
     let mut out = String::from("Problems\n");
+    for e in bgp_errors {
+        out.push_str(&format!("BGP session not configured: {e}\n"));
+    }
     let Some(findings) = findings else {
         for e in dataplane_errors {
             out.push_str(&format!("DATAPLANE {e}\n"));
@@ -150,7 +157,7 @@ pub fn problems(dataplane_errors: &[String], findings: Option<&[Finding]>) -> St
         );
         return out;
     };
-    if dataplane_errors.is_empty() && findings.is_empty() {
+    if bgp_errors.is_empty() && dataplane_errors.is_empty() && findings.is_empty() {
         out.push_str("No problems found.\n");
         return out;
     }
@@ -224,7 +231,11 @@ pub async fn status(run_dir: Option<PathBuf>) -> Result<()> {
             println!();
             print!(
                 "{}",
-                problems(&errors, quick_findings(&sock).await.as_deref())
+                problems(
+                    &s.bgp_errors,
+                    &errors,
+                    quick_findings(&sock).await.as_deref()
+                )
             );
             Ok(())
         }
@@ -364,12 +375,22 @@ BFD status
 
     #[test]
     fn problems_lists_dataplane_errors_then_top_findings() {
-        assert_eq!(problems(&[], Some(&[])), "Problems\nNo problems found.\n");
-        assert!(problems(&[], None).contains("not in the node's network namespace"));
+        assert_eq!(
+            problems(&[], &[], Some(&[])),
+            "Problems\nNo problems found.\n"
+        );
+        assert!(problems(&[], &[], None).contains("not in the node's network namespace"));
+        let e = "BGPPeer tor: password secret s key k: cannot read /x/s/k".to_string();
+        let out = problems(std::slice::from_ref(&e), &[], Some(&[]));
+        assert!(
+            out.contains(&format!("BGP session not configured: {e}")),
+            "{out}"
+        );
+        assert!(!out.contains("No problems found"));
         let findings: Vec<Finding> = (0..7)
             .map(|i| Finding::error("route", format!("problem {i}")))
             .collect();
-        let out = problems(&["172.30.1.0/26: refused".into()], Some(&findings));
+        let out = problems(&[], &["172.30.1.0/26: refused".into()], Some(&findings));
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[1], "DATAPLANE 172.30.1.0/26: refused");
         assert!(lines[2].starts_with("ERROR   [route] problem 0"), "{out}");

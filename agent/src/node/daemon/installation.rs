@@ -122,6 +122,7 @@ impl Daemon {
         self.inputs.routing = want != Backend::None;
         self.inputs.mesh = Default::default();
         self.inputs.learned = Default::default();
-        self.refresh_bgp_inputs();
+        self.inputs.peers = Default::default();
+        self.refresh_bgp_inputs().await;
     }
 }

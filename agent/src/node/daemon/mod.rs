@@ -16,6 +16,7 @@
 //! already holds every block).
 
 mod installation;
+mod paths;
 mod start;
 
 use super::bgp::Bgp;
@@ -101,7 +102,7 @@ impl Daemon {
                     }
                     self.on_cluster().await
                 }
-                _ = next_bgp_change(&mut self.bgp) => self.on_bgp(),
+                _ = next_bgp_change(&mut self.bgp) => self.on_bgp().await,
                 _ = ticker.tick() => self.on_tick().await,
                 _ = term.recv() => break,
                 _ = tokio::signal::ctrl_c() => break,
@@ -159,20 +160,23 @@ impl Daemon {
         self.inputs.nodes = self.cluster.node_infos();
         self.inputs.affinities = self.cluster.confirmed_affinities();
         self.inputs.pools = self.cluster.pool_infos();
-        self.refresh_bgp_inputs();
+        self.refresh_bgp_inputs().await;
         true
     }
 
     /// The speaker reported best-path or peer changes.
-    fn on_bgp(&mut self) -> bool {
-        self.refresh_bgp_inputs();
+    async fn on_bgp(&mut self) -> bool {
+        self.refresh_bgp_inputs().await;
         true
     }
 
-    fn refresh_bgp_inputs(&mut self) {
+    async fn refresh_bgp_inputs(&mut self) {
         if let Some(b) = &self.bgp {
             self.inputs.mesh = b.mesh_health();
             self.inputs.learned = b.learned();
+            self.inputs.peers = b.peer_infos();
+            self.inputs.resolved =
+                paths::resolve_next_hops(&self.inputs, &self.inputs.resolved, false).await;
         }
     }
 
@@ -184,6 +188,9 @@ impl Daemon {
         self.observer.tick();
         if self.ticks.is_multiple_of(CONNECTED_EVERY) {
             self.inputs.local.connected = connected_subnets(self.node_ip).await;
+            // The kernel's way to a recursive next hop can change too.
+            self.inputs.resolved =
+                paths::resolve_next_hops(&self.inputs, &self.inputs.resolved, true).await;
             // A tunnel update that failed (IPAM's view may lag) is retried
             // here; otherwise this returns at once.
             self.tunnel
@@ -203,6 +210,9 @@ impl Daemon {
         self.inputs.local.vtep = self.tunnel.vtep;
         self.inputs.now = Instant::now();
         let out = routes::calculate(&self.inputs);
+        let (last, lost) = super::routes_bgp::remember(&self.inputs, &out);
+        self.inputs.last = last;
+        self.inputs.lost_since = lost;
         if self.last.as_ref() != Some(&out.desired) {
             tracing::debug!(
                 routes = out.desired.routes.len(),
@@ -242,6 +252,7 @@ impl Daemon {
                 .unwrap_or_default(),
             backend: Some(self.cfg.backend.as_str()),
             flaps: self.bgp.as_ref().map(|b| b.flaps()).unwrap_or_default(),
+            bgp_errors: self.bgp.as_ref().map(|b| b.errors()).unwrap_or_default(),
             fallback_activations: self.fallback_activations,
         };
         if let Ok(mut s) = self.snapshot.write() {

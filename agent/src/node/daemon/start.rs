@@ -102,6 +102,12 @@ impl Daemon {
         let seen = Daemon::generations(&cache);
         let cluster = Cluster::from_cache(&cache);
 
+        // Read before the reconciler starts and before the first publish:
+        // the native routes a previous run left (kept for a hold time while
+        // the ToR session comes back), and the connected subnets. Nothing
+        // slow may sit between restoring workloads and the first publish.
+        let last_paths = super::paths::kernel_last_paths(&cluster.confirmed_affinities(), &me);
+        let connected = connected_subnets(node_ip).await;
         let reconciler = Reconciler::start(ReconcileConfig::default())
             .context("starting the dataplane reconciler")?;
         let dataplane = reconciler.handle();
@@ -193,7 +199,7 @@ impl Daemon {
                 ip: node_ip,
                 interface,
                 vtep: tunnel.vtep,
-                connected: connected_subnets(node_ip).await,
+                connected,
                 disable_tx_checksum_offload: cfg.checksum_offload_broken(),
                 vxlan_mtu: cfg.vxlan_mtu,
             },
@@ -207,6 +213,10 @@ impl Daemon {
             pools: cluster.pool_infos(),
             mesh: bgp.as_ref().map(|b| b.mesh_health()).unwrap_or_default(),
             learned: bgp.as_ref().map(|b| b.learned()).unwrap_or_default(),
+            peers: bgp.as_ref().map(|b| b.peer_infos()).unwrap_or_default(),
+            resolved: Default::default(),
+            last: last_paths,
+            lost_since: Default::default(),
         };
         Ok(Daemon {
             base_cfg,

@@ -27,6 +27,12 @@ pub fn down(name: &str, dir: &Path) -> Result<()> {
                 stopped += 1;
             }
         }
+        if let Some(pid) = lab.bird_pid {
+            if sh::alive(pid, "bird") {
+                sh::stop(pid, "bird", Duration::from_secs(3));
+                stopped += 1;
+            }
+        }
         if let Some(pid) = lab.kube_pid {
             if sh::alive(pid, "kube-standin") {
                 sh::stop(pid, "kube-standin", Duration::from_secs(3));

@@ -24,12 +24,12 @@ mod rr;
 mod sh;
 mod state;
 mod status;
-mod topology;
+mod tor;
 mod up;
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
-use state::{check_name, default_dir, DatastoreKind, Encapsulation, Lab, Plan, Topology};
+use state::{check_name, default_dir, DatastoreKind, Encapsulation, Lab, Plan};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -67,17 +67,20 @@ pub enum LabCmd {
         subnets: usize,
         #[arg(long, default_value_t = 2)]
         pods_per_node: usize,
-        /// The default pool's encapsulation. VXLANCrossSubnet (the default)
-        /// routes natively inside a subnet and through VXLAN across the
-        /// fabric, which carries no pod routes.
-        #[arg(long, value_enum, default_value = "VXLANCrossSubnet")]
-        encapsulation: Encapsulation,
+        /// The default pool's encapsulation. VXLANCrossSubnet (the default
+        /// for the mesh) routes natively inside a subnet and through VXLAN
+        /// across the fabric, which carries no pod routes; None is the
+        /// default for `--topology tor`, whose fabric carries what BGP
+        /// learned.
+        #[arg(long, value_enum)]
+        encapsulation: Option<Encapsulation>,
         #[arg(long, value_enum, default_value = "sqlite")]
         datastore: DatastoreKind,
-        /// How the nodes peer: `mesh` (Calico's node-to-node mesh) or `rr`
-        /// (one route reflector per subnet, the mesh off).
+        /// mesh: Calico's node-to-node mesh; tor: AS per rack, a BIRD 2 ToR
+        /// per subnet, mesh off, node-specific BGPPeers; rr: route
+        /// reflectors.
         #[arg(long, value_enum, default_value = "mesh")]
-        topology: Topology,
+        topology: state::Topology,
     },
     /// Nodes, pods and fabric, and whether the daemons run.
     Status {
@@ -148,7 +151,7 @@ pub async fn run(which: Which, cmd: LabCmd) -> Result<()> {
                 nodes,
                 subnets,
                 pods_per_node,
-                encapsulation,
+                encapsulation: encapsulation.unwrap_or(topology.default_encapsulation()),
                 datastore,
                 topology,
             };

@@ -9,7 +9,7 @@
 
 use super::sh;
 use super::state::Lab;
-use super::topology::Topology;
+use super::state::Topology;
 use anyhow::{bail, Context, Result};
 
 /// The cluster ID Calico's documentation uses.
@@ -32,6 +32,10 @@ pub fn reflectors(lab: &Lab) -> Vec<&str> {
 /// How many BGP sessions node `i` should have once the lab has converged.
 pub fn expected_sessions(lab: &Lab, i: usize) -> usize {
     let all = lab.nodes.len().saturating_sub(1);
+    if lab.topology == Topology::Tor {
+        // A rack's nodes peer with their ToR only.
+        return 1;
+    }
     let rrs = reflectors(lab);
     if lab.topology == Topology::Mesh || rrs.contains(&lab.nodes[i].name.as_str()) {
         all

@@ -5,7 +5,6 @@
 //! contain `_`, so the prefix `<lab>_` names exactly one lab's namespaces and
 //! `lab down` can find them after a crash even when `lab.json` is gone.
 
-pub use super::topology::Topology;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
@@ -73,6 +72,51 @@ impl Encapsulation {
     }
 }
 
+/// How nodes learn each other's blocks (`lab up --topology`; see `tor`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Topology {
+    #[default]
+    Mesh,
+    Tor,
+    Rr,
+}
+
+impl std::fmt::Display for Topology {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Topology::Mesh => "mesh",
+            Topology::Tor => "tor",
+            Topology::Rr => "rr",
+        })
+    }
+}
+
+impl Topology {
+    /// The default pool's encapsulation when `--encapsulation` is not given:
+    /// a ToR fabric routes pods natively.
+    pub fn default_encapsulation(self) -> Encapsulation {
+        match self {
+            Topology::Tor => Encapsulation::None,
+            Topology::Mesh | Topology::Rr => Encapsulation::VxlanCrossSubnet,
+        }
+    }
+
+    pub fn validate(self, enc: Encapsulation, datastore: DatastoreKind) -> Result<()> {
+        match self {
+            Topology::Mesh => Ok(()),
+            Topology::Tor | Topology::Rr if enc == Encapsulation::Vxlan => {
+                bail!("--topology {self}: needs BGP, but --encapsulation VXLAN runs without it")
+            }
+            Topology::Rr => Ok(()),
+            Topology::Tor if datastore == DatastoreKind::Kubernetes => {
+                bail!("--topology tor: not supported with --datastore kubernetes yet (the rack labels would go on the Kubernetes Nodes)")
+            }
+            Topology::Tor => Ok(()),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum DatastoreKind {
@@ -134,7 +178,7 @@ pub struct Lab {
     pub dir: PathBuf,
     pub encapsulation: Encapsulation,
     pub datastore: DatastoreKind,
-    /// Labs from before `--topology` were meshes.
+    /// How nodes learn each other's blocks (`--topology`).
     #[serde(default)]
     pub topology: Topology,
     pub fabric: Fabric,
@@ -148,6 +192,9 @@ pub struct Lab {
     pub kube_pid: Option<u32>,
     #[serde(default)]
     pub kube_endpoint: Option<String>,
+    /// The ToR's BIRD (tor labs).
+    #[serde(default)]
+    pub bird_pid: Option<u32>,
 }
 
 pub fn check_name(name: &str) -> Result<()> {
@@ -182,6 +229,7 @@ pub struct Plan {
 
 impl Plan {
     pub fn validate(&self) -> Result<()> {
+        self.topology.validate(self.encapsulation, self.datastore)?;
         if !(1..=50).contains(&self.nodes) {
             bail!("--nodes {}: expected 1 to 50", self.nodes);
         }
@@ -262,6 +310,7 @@ impl Plan {
             etcd_endpoint: None,
             kube_pid: None,
             kube_endpoint: None,
+            bird_pid: None,
         }
     }
 }

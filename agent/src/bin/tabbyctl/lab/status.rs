@@ -43,6 +43,10 @@ pub fn text(lab: &Lab) -> String {
                 n.subnet.clone(),
                 match (lab.topology, rrs.contains(&n.name.as_str())) {
                     (super::state::Topology::Mesh, _) => "mesh".into(),
+                    (super::state::Topology::Tor, _) => {
+                        let rack = super::tor::rack_of(lab, &n.subnet);
+                        format!("rack r{} AS {}", rack + 1, super::tor::rack_as(rack))
+                    }
                     (_, true) => format!("route reflector (cluster {})", super::rr::CLUSTER_ID),
                     (_, false) => "rr client".into(),
                 },
@@ -93,6 +97,19 @@ pub fn text(lab: &Lab) -> String {
         })
         .collect();
     out.push_str(&table(&["FABRIC", "BRIDGE", "SUBNET", "ROUTER"], &rows));
+    if let Some(pid) = lab.bird_pid {
+        out.push_str(&format!(
+            "\nToR: BIRD 2 in {} (pid {pid}, {}), AS {}, birdc -s {}\n",
+            lab.fabric.netns,
+            if running(Some(pid), "bird") {
+                "running"
+            } else {
+                "not running"
+            },
+            super::tor::TOR_AS,
+            lab.dir.join("bird.ctl").display()
+        ));
+    }
     if let Some(e) = &lab.etcd_endpoint {
         out.push_str(&format!(
             "\netcd: {e} in {} (pid {}, {})\n",

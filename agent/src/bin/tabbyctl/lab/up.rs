@@ -2,7 +2,9 @@
 //! then the pods through the CNI plugin.
 
 use super::sh::{self, in_ns, ip, ip_in, step, sysctl_in};
+use super::state::Topology;
 use super::state::{ns_prefix, DatastoreKind, Lab, Node, Plan, ETCD_PORT, POD_POOL};
+use super::tor;
 use super::{cni, pods};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -82,6 +84,10 @@ async fn build(lab: &mut Lab) -> Result<()> {
     }
     lab.save()?;
     super::rr::configure(lab)?;
+    if lab.topology == Topology::Tor {
+        tor::start(lab)?;
+        lab.save()?;
+    }
     // The first node creates the default pool (as calico-node does); the
     // others start once it is serving so they find the pool in place.
     for i in 0..lab.nodes.len() {
@@ -260,6 +266,12 @@ fn node_env(lab: &Lab, n: &Node) -> Vec<(String, String)> {
             std::env::var("TABBY_LOG").unwrap_or_else(|_| "info".into()),
         ),
     ];
+    env.extend(tor::node_as_env(lab, &n.subnet));
+    // Where BGP passwords are read (a Secret mounted on every node).
+    env.push((
+        "TABBY_BGP_SECRETS_DIR".into(),
+        lab.dir.join("bgp-secrets").display().to_string(),
+    ));
     env.extend(lab.datastore_env());
     // Where this node's runtime reads CNI configs, for `node doctor`.
     env.extend(cni::env(n));
@@ -371,7 +383,8 @@ async fn wait_sessions(lab: &Lab) {
                 &lab.name,
                 "bgp",
                 format_args!(
-                    "every BGP session Established on every node ({:.1} s)",
+                    "every BGP session Established on every node ({}, {:.1} s)",
+                    lab.topology,
                     started.elapsed().as_secs_f64()
                 ),
             );

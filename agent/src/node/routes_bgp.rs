@@ -1,0 +1,271 @@
+//! Choosing one remote block's path (the rules in `routes.rs`'s module
+//! doc): Calico's encapsulation modes first, then for `vxlanMode: Never`
+//! the BGP rules — mesh session, learned route, fallback after a hold time.
+
+use super::routes_model::{is_connected, Choice, Inputs, LastPath, NodeInfo, PeerHealth};
+use crate::resources::ippool::EncapMode;
+use ipnet::Ipv4Net;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+pub(super) fn choose(
+    inp: &Inputs,
+    block: &Ipv4Net,
+    owner: &str,
+    live: &mut BTreeMap<Ipv4Net, LastPath>,
+    pathless: &mut BTreeSet<Ipv4Net>,
+) -> Choice {
+    let me = &inp.local;
+    if !inp.routing {
+        return Choice::NoRoute("CALICO_NETWORKING_BACKEND=none".into());
+    }
+    let Some(node) = inp.nodes.get(owner) else {
+        return Choice::NoRoute(format!("node {owner} has no Node resource"));
+    };
+    let mode = inp
+        .pools
+        .iter()
+        .find(|p| p.cidr.contains(block))
+        .map_or(EncapMode::Never, |p| p.vxlan_mode);
+    let owner_ip = node.ip.map(|n| n.addr());
+    match mode {
+        EncapMode::Always => return vxlan(inp, node, owner, "pool vxlanMode Always".into()),
+        EncapMode::CrossSubnet => {
+            return match (me.ip, owner_ip) {
+                (Some(mine), Some(theirs)) if mine.contains(&theirs) => {
+                    Choice::Native(theirs, "pool vxlanMode CrossSubnet, same subnet".into())
+                }
+                _ => vxlan(
+                    inp,
+                    node,
+                    owner,
+                    "pool vxlanMode CrossSubnet, other subnet".into(),
+                ),
+            }
+        }
+        EncapMode::Never => {}
+    }
+    if !inp.bgp {
+        return Choice::NoRoute("pool vxlanMode Never and BGP is off".into());
+    }
+    // Rule 1: the mesh session to the owner.
+    let mesh_trouble = match owner_ip {
+        None => format!("node {owner} has no IPv4 address"),
+        Some(ip) if !is_connected(me, ip) => {
+            format!("node IP {ip} is not on a connected subnet")
+        }
+        Some(ip) => match inp.mesh.get(&ip) {
+            None => format!("no BGP mesh session to {ip}"),
+            Some(h) => match down_for(inp, h) {
+                Ok(why) => {
+                    live.insert(
+                        *block,
+                        LastPath {
+                            gateway: ip,
+                            peer: Some(ip),
+                        },
+                    );
+                    return Choice::Native(ip, why.into());
+                }
+                Err(t) => t.replace("{peer}", &ip.to_string()),
+            },
+        },
+    };
+    // Rule 2: a route learned from a non-mesh peer.
+    if let Some((gw, peer, why)) = learned_path(inp, block) {
+        live.insert(
+            *block,
+            LastPath {
+                gateway: gw,
+                peer: Some(peer),
+            },
+        );
+        return Choice::Native(gw, why);
+    }
+    pathless.insert(*block);
+    // Rules 3 and 4.
+    let last = inp.last.get(block);
+    let since = lost_since(inp, block);
+    let gone = inp.now.saturating_duration_since(since);
+    let failed = last
+        .and_then(|l| l.peer)
+        .and_then(|p| health_of(inp, p))
+        .is_some_and(|h| matches!(h, PeerHealth::Failed(_)));
+    // With no non-mesh peer nothing can teach a path: waiting is useless.
+    let trouble = if inp.peers.is_empty() {
+        mesh_trouble
+    } else if failed {
+        format!("{mesh_trouble}; the BGP path's peer is down by BFD")
+    } else {
+        let what = format!(
+            "no BGP path for {}s (hold time {}s)",
+            gone.as_secs(),
+            inp.hold_time.as_secs()
+        );
+        if gone <= inp.hold_time {
+            return match last {
+                Some(l) => Choice::Native(l.gateway, format!("{what}, keeping the last path")),
+                None => Choice::NoRoute(format!("{what}; {mesh_trouble}")),
+            };
+        }
+        format!("{what}; {mesh_trouble}")
+    };
+    if !inp.fallback {
+        return Choice::NoRoute(format!(
+            "{trouble}; VXLAN fallback is off (TABBY_VXLAN_FALLBACK=false)"
+        ));
+    }
+    match (me.vtep.is_some(), node.tunnel_ip) {
+        (true, Some(t)) => Choice::Fallback(t, trouble),
+        (false, _) => Choice::NoRoute(format!(
+            "{trouble}; this node has no VXLAN tunnel address for fallback"
+        )),
+        (true, None) => Choice::NoRoute(format!(
+            "{trouble}; node {owner} has no VXLAN tunnel address for fallback"
+        )),
+    }
+}
+
+fn vxlan(inp: &Inputs, node: &NodeInfo, owner: &str, why: String) -> Choice {
+    match (inp.local.vtep.is_some(), node.tunnel_ip) {
+        (true, Some(t)) => Choice::Vxlan(t, why),
+        (false, _) => Choice::NoRoute(format!("{why}, but this node has no VXLAN tunnel address")),
+        (true, None) => Choice::NoRoute(format!(
+            "{why}, but node {owner} has no VXLAN tunnel address"
+        )),
+    }
+}
+
+/// Ok(reason) while a session still counts as up; Err(why not) once it is
+/// down past the hold time (or failed by BFD). `{peer}` is for the caller.
+fn down_for(inp: &Inputs, h: &PeerHealth) -> Result<&'static str, String> {
+    match h {
+        PeerHealth::Established => Ok("BGP mesh peer Established"),
+        PeerHealth::DownSince(t) => {
+            let d = inp.now.saturating_duration_since(*t);
+            if d > inp.hold_time {
+                Err(format!(
+                    "BGP session to {{peer}} not Established for {}s (hold time {}s)",
+                    d.as_secs(),
+                    inp.hold_time.as_secs()
+                ))
+            } else {
+                Ok("BGP mesh peer down for less than the hold time")
+            }
+        }
+        PeerHealth::Failed(_) => Err("BGP session to {peer} down by BFD".into()),
+    }
+}
+
+fn health_of(inp: &Inputs, peer: Ipv4Addr) -> Option<PeerHealth> {
+    inp.mesh
+        .get(&peer)
+        .copied()
+        .or_else(|| inp.peers.get(&peer).map(|p| p.health))
+}
+
+/// A session that still counts as up (Established, or down no longer than
+/// the hold time).
+fn usable(inp: &Inputs, h: PeerHealth, hold: Duration) -> bool {
+    match h {
+        PeerHealth::Established => true,
+        PeerHealth::DownSince(t) => inp.now.saturating_duration_since(t) <= hold,
+        PeerHealth::Failed(_) => false,
+    }
+}
+
+/// Since when `block` has had no rule 1/2 path: the run loop's record, else
+/// (it just went) when the session its last path depended on went down;
+/// with no last path, when the last non-mesh session went down (none has
+/// been able to teach one since); else now.
+pub fn lost_since(inp: &Inputs, block: &Ipv4Net) -> Instant {
+    if let Some(t) = inp.lost_since.get(block) {
+        return *t;
+    }
+    let down = |h: PeerHealth| match h {
+        PeerHealth::DownSince(t) | PeerHealth::Failed(t) => Some(t),
+        PeerHealth::Established => None,
+    };
+    let since = match inp.last.get(block) {
+        Some(l) => l.peer.and_then(|p| health_of(inp, p)).and_then(down),
+        None => inp
+            .peers
+            .values()
+            .map(|p| down(p.health))
+            .collect::<Option<Vec<_>>>()
+            .and_then(|v| v.into_iter().max()),
+    };
+    since.map_or(inp.now, |t| t.min(inp.now))
+}
+
+/// Rule 2: the most specific usable learned route covering `block`, as
+/// (gateway, peer, reason).
+fn learned_path(inp: &Inputs, block: &Ipv4Net) -> Option<(Ipv4Addr, Ipv4Addr, String)> {
+    let me = &inp.local;
+    let mut best: Option<(u8, Ipv4Addr, Ipv4Addr, String)> = None;
+    for l in &inp.learned {
+        let (Some(from), Some(nh)) = (l.from_peer, l.next_hop) else {
+            continue;
+        };
+        if inp.mesh.contains_key(&from) || !l.prefix.contains(block) {
+            continue;
+        }
+        if !inp.pools.iter().any(|p| p.cidr.contains(&l.prefix)) {
+            continue;
+        }
+        let Some(peer) = inp.peers.get(&from) else {
+            continue;
+        };
+        if !usable(inp, peer.health, inp.hold_time) {
+            continue;
+        }
+        if best.as_ref().is_some_and(|b| b.0 >= l.prefix.prefix_len()) {
+            continue;
+        }
+        let label = if peer.kind == "route reflector" {
+            format!("RR {from}")
+        } else {
+            format!("{from} ({}, AS {})", peer.kind, peer.asn)
+        };
+        let (gw, why) = if is_connected(me, nh) {
+            let why = if nh == from {
+                format!("learned from {label}")
+            } else {
+                format!("learned from {label}, next hop {nh}")
+            };
+            (nh, why)
+        } else {
+            match inp.resolved.get(&nh) {
+                Some(gw) if is_connected(me, *gw) => (
+                    *gw,
+                    format!("learned from {label}, next hop {nh} resolved via {gw}"),
+                ),
+                _ => continue,
+            }
+        };
+        best = Some((l.prefix.prefix_len(), gw, from, why));
+    }
+    best.map(|(_, gw, from, why)| (gw, from, why))
+}
+
+/// The run loop's memory after a calculation: the last path of every block
+/// that has one now, and since when each pathless block has had none.
+/// Blocks in neither set (gone, or in another mode) are forgotten.
+pub fn remember(
+    inp: &Inputs,
+    out: &super::routes_model::Output,
+) -> (
+    std::collections::HashMap<Ipv4Net, LastPath>,
+    std::collections::HashMap<Ipv4Net, Instant>,
+) {
+    let mut last = inp.last.clone();
+    last.extend(out.live.iter().map(|(b, p)| (*b, *p)));
+    last.retain(|b, _| out.live.contains_key(b) || out.pathless.contains(b));
+    let lost = out
+        .pathless
+        .iter()
+        .map(|b| (*b, lost_since(inp, b)))
+        .collect();
+    (last, lost)
+}

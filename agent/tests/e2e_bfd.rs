@@ -133,7 +133,7 @@ fn mesh_bfd_falls_back_to_vxlan_within_two_seconds() {
     }
     let (_, status) = lab.node_status(cut);
     assert!(
-        status.contains("BFD declared"),
+        status.contains("down by BFD"),
         "the block path says why:\n{status}"
     );
     assert!(

@@ -445,7 +445,7 @@ fn a_session_failed_by_bfd_falls_back_at_once() {
     let r = row_of(&out, "192.168.0.64/26");
     assert_eq!(r.path, "vxlan-fallback");
     assert!(
-        r.reason.contains("BFD declared 10.0.1.2 down"),
+        r.reason.contains("BGP session to 10.0.1.2 down by BFD"),
         "{}",
         r.reason
     );

@@ -61,7 +61,7 @@ pub(super) async fn assign(
 ) -> Result<Assigned, CniError> {
     let mut c = IpamClient::new(ch.clone());
     let pools = match wanted {
-        Assignment::Pools(p) => p.clone(),
+        Assignment::Pools { v4, v6 } => (v4.clone(), v6.clone()),
         Assignment::Address(addr) => {
             let req = ip::AssignIpRequest {
                 ip: addr.to_string(),
@@ -82,23 +82,26 @@ pub(super) async fn assign(
             return Ok(Assigned { v4: got, v6: None });
         }
     };
+    let (pools, annotated6) = pools;
     let v6 = conf.ipam.wants_ipv6();
+    // An ipv6pools annotation replaces the conflist's list.
+    let pools6 = match (v6, annotated6) {
+        (false, _) => vec![],
+        (true, Some(annotated)) => annotated,
+        (true, None) => conf.ipam.ipv6_pools.clone(),
+    };
     let req = ip::AutoAssignRequest {
         handle_id: env.handle_id(),
         num_ipv4: 1,
         num_ipv6: u32::from(v6),
         ipv4_pools: pools,
-        ipv6_pools: if v6 {
-            conf.ipam.ipv6_pools.clone()
-        } else {
-            vec![]
-        },
+        ipv6_pools: pools6.clone(),
         attributes: attributes(env),
         node: conf.nodename.clone(),
     };
     let resp = call("Ipam.AutoAssign", c.auto_assign(req))
         .await
-        .map_err(|e| ipv6_hint(e, conf))?;
+        .map_err(|e| ipv6_hint(e, v6, &pools6))?;
     let Some(first) = resp.ipv4_addresses.first() else {
         // A node from before ipv4_addresses answers in `ipv4` only.
         let hint = if resp.ipv4.is_empty() {
@@ -136,16 +139,16 @@ pub(super) async fn assign(
 }
 
 /// An AutoAssign refused over IPv6 names the config that asked for it.
-fn ipv6_hint(mut e: CniError, conf: &NetConf) -> CniError {
-    if conf.ipam.wants_ipv6() && e.msg.contains("IPv6") {
-        let pools = if conf.ipam.ipv6_pools.is_empty() {
+fn ipv6_hint(mut e: CniError, v6: bool, pools6: &[String]) -> CniError {
+    if v6 && e.msg.contains("IPv6") {
+        let pools = if pools6.is_empty() {
             "any IPv6 pool that selects the node".to_string()
         } else {
-            format!("{:?}", conf.ipam.ipv6_pools)
+            format!("{pools6:?}")
         };
         e.msg = format!(
-            "{} (the CNI config has ipam.assign_ipv6 \"true\", ipam.ipv6_pools: {pools}; \
-             nothing was assigned)",
+            "{} (the CNI config has ipam.assign_ipv6 \"true\"; IPv6 pools from ipam.ipv6_pools \
+             or a cni.projectcalico.org/ipv6pools annotation: {pools}; nothing was assigned)",
             e.msg
         );
     }

@@ -423,7 +423,10 @@ async fn check_ipv6_assignment(ch: &Channel, env: &CniEnv, conf: &NetConf) -> Re
 /// main plugin that delegates to it is the one that knows the pod.
 async fn ipam_add(env: &CniEnv, conf: &NetConf) -> Result<serde_json::Value, CniError> {
     let ch = connect(conf).await?;
-    let pools = Assignment::Pools(conf.ipam.ipv4_pools.clone());
+    let pools = Assignment::Pools {
+        v4: conf.ipam.ipv4_pools.clone(),
+        v6: None,
+    };
     let got = assign(&ch, env, conf, &pools).await?;
     Ok(result::ipam_result(&conf.cni_version, got.v4, got.v6))
 }

@@ -108,6 +108,19 @@ async fn dual_stack_add_check_del() {
     )
     .await;
     assert!(check.ok(), "CHECK failed: {}", check.stdout);
+    // CHECK notices the pod's IPv6 default route gone.
+    pod_ns.ip(&["-6", "route", "del", "default"]);
+    let check = run_cni(
+        &node,
+        &tabby,
+        "CHECK",
+        &pod,
+        &node.net_conf_dual(Some(&result)),
+    )
+    .await;
+    assert_eq!(check.error_code(), 102, "{}", check.stdout);
+    let msg = check.json()["msg"].as_str().unwrap().to_string();
+    assert!(msg.contains(&format!("default via {GW6}")), "{msg}");
 
     let del = run_cni(
         &node,

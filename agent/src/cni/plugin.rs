@@ -401,12 +401,19 @@ async fn check(env: &CniEnv, conf: &NetConf) -> Result<(), CniError> {
         ip,
         mtu: pod_mtu(conf, &status).await,
     };
+    let as_check = |e: CniError| match e.code {
+        INTERFACE_FAILED => CniError::new(CHECK_FAILED, e.msg),
+        _ => e,
+    };
+    let (ns, ifname) = (spec.netns.clone(), spec.pod_ifname.clone());
     blocking(move || podlink::check(&spec), env)
         .await
-        .map_err(|e| match e.code {
-            INTERFACE_FAILED => CniError::new(CHECK_FAILED, e.msg),
-            _ => e,
-        })?;
+        .map_err(as_check)?;
+    if let Some(ip6) = conf.prev_result.as_ref().and_then(result::prev_ipv6) {
+        blocking(move || podlink6::check_ipv6(&ns, &ifname, ip6), env)
+            .await
+            .map_err(as_check)?;
+    }
     check_assignment(&ch, env, ip.into()).await?;
     check_ipv6_assignment(&ch, env, conf).await
 }

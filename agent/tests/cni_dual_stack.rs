@@ -208,3 +208,52 @@ fn blocks_in_use(table: &str) -> u64 {
         })
         .sum()
 }
+
+/// `tabby-ipam` (delegated to by another main plugin) with the dual-stack
+/// ipam section: both addresses in a 0.4.0 result (`version` "4" and
+/// "6"), CHECK against IPAM, DEL releasing both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipam_plugin_assigns_and_releases_both_families() {
+    let node = Node::start().await;
+    node.add_ipv6().await;
+    let link = node.dir.path().join("bin/tabby-ipam");
+    std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(tabby_bin(), &link).unwrap();
+    let mut conf: serde_json::Value = serde_json::from_str(&node.net_conf_dual(None)).unwrap();
+    conf["type"] = "bridge".into();
+    conf["cniVersion"] = "0.4.0".into();
+    let pod = Pod {
+        namespace: "default",
+        name: "bridged",
+        container_id: unique("ipam6"),
+        netns: Some("/proc/self/ns/net".into()),
+    };
+    let add = run_cni(&node, &link, "ADD", &pod, &conf.to_string()).await;
+    assert!(add.ok(), "{} {}", add.stdout, add.stderr);
+    let res = add.json();
+    assert_eq!(res["ips"][0]["version"], "4");
+    assert_eq!(res["ips"][1]["version"], "6");
+    let ip = add.first_ip();
+    let ip6 = res["ips"][1]["address"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches("/128")
+        .to_string();
+    for a in [&ip, &ip6] {
+        assert!(node.ipam_show_ip(a).await.contains("is in use"), "{a}");
+    }
+    conf["prevResult"] = res.clone();
+    let check = run_cni(&node, &link, "CHECK", &pod, &conf.to_string()).await;
+    assert!(check.ok(), "{}", check.stdout);
+    let del = run_cni(&node, &link, "DEL", &pod, &conf.to_string()).await;
+    assert!(del.ok(), "{}", del.stdout);
+    for a in [&ip, &ip6] {
+        assert!(
+            node.ipam_show_ip(a).await.contains("is not assigned"),
+            "{a}"
+        );
+    }
+    // After DEL the addresses are not the handle's any more: CHECK fails.
+    let check = run_cni(&node, &link, "CHECK", &pod, &conf.to_string()).await;
+    assert_eq!(check.error_code(), 102);
+}

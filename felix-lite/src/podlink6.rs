@@ -64,3 +64,38 @@ pub fn add_ipv6(netns: &Path, pod_ifname: &str, ip: Ipv6Addr) -> Result<(), PodL
         )))
     })?
 }
+
+/// CHECK's IPv6 half: `pod_ifname` in `netns` holds `ip`/128 and the
+/// default route via the link-local gateway (what [`add_ipv6`] made).
+pub fn check_ipv6(netns: &Path, pod_ifname: &str, ip: Ipv6Addr) -> Result<(), PodLinkError> {
+    let name = pod_ifname.to_string();
+    netns::run_in_path(netns, move || -> Result<(), PodLinkError> {
+        let mut sock = NlSocket::open()?;
+        let all = links::dump_links(&mut sock).map_err(step("reading pod links".into()))?;
+        let link = all.iter().find(|l| l.name == name).ok_or_else(|| {
+            PodLinkError::Mismatch(format!("{name} does not exist in the pod namespace"))
+        })?;
+        let addrs =
+            links::dump_addrs6(&mut sock).map_err(step("reading pod IPv6 addresses".into()))?;
+        if !addrs
+            .iter()
+            .any(|a| a.index == link.index && a.ip == ip && a.prefix_len == 128)
+        {
+            return Err(PodLinkError::Mismatch(format!(
+                "{name} does not hold {ip}/128"
+            )));
+        }
+        let rts = routes::dump6(&mut sock).map_err(step("reading pod IPv6 routes".into()))?;
+        let default = rts.iter().any(|r| {
+            r.dst.prefix_len() == 0
+                && r.gateway == Some(POD_GATEWAY_V6)
+                && r.oif == Some(link.index)
+        });
+        if !default {
+            return Err(PodLinkError::Mismatch(format!(
+                "default via {POD_GATEWAY_V6} dev {name} is missing"
+            )));
+        }
+        Ok(())
+    })?
+}

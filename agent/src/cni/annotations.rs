@@ -6,9 +6,9 @@
 //!   CIDRs. The pod's value, if not empty, wins over the namespace's, which
 //!   wins over the conflist's `ipam.ipv4_pools`. An empty list means any
 //!   pool, as in Calico (it replaces the conflist's list).
-//! - `cni.projectcalico.org/ipv6pools`: checked the same way, then unused:
-//!   the plugin assigns no IPv6 address (as Calico without
-//!   `assign_ipv6`).
+//! - `cni.projectcalico.org/ipv6pools`: checked the same way; with the
+//!   conflist's `ipam.assign_ipv6: "true"` it replaces `ipam.ipv6_pools`
+//!   as above (without it no IPv6 address is assigned, as in Calico).
 //! - `cni.projectcalico.org/ipFamilies`: `["IPv4"]` only (no IPv6 yet).
 //! - `cni.projectcalico.org/ipAddrs` (pod only): a JSON list holding one
 //!   address to assign; any pool annotation is then not used, as Calico's
@@ -43,9 +43,13 @@ pub struct PodAnnotations<'a> {
 /// What to ask the node's IPAM for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Assignment {
-    /// Ipam.AutoAssign from these pools (names or CIDRs); empty: any pool
-    /// that selects the node.
-    Pools(Vec<String>),
+    /// Ipam.AutoAssign from these IPv4 pools (names or CIDRs; empty: any
+    /// pool that selects the node) and, for a dual-stack conflist, the
+    /// IPv6 pools of an annotation (None: the conflist's `ipv6_pools`).
+    Pools {
+        v4: Vec<String>,
+        v6: Option<Vec<String>>,
+    },
     /// Ipam.AssignIp of exactly this address.
     Address(Ipv4Addr),
 }
@@ -176,7 +180,7 @@ impl<'a> PodAnnotations<'a> {
         // Pools first, as Calico parses them first: a malformed pool
         // annotation is an error even when ipAddrs makes it moot.
         let v4_pools = self.pools(IPV4_POOLS, false)?;
-        self.pools(IPV6_POOLS, true)?;
+        let v6_pools = self.pools(IPV6_POOLS, true)?;
         self.check_families()?;
         let ip_addrs = self.on_pod(IP_ADDRS);
         if let Some(f) = self.on_pod(IP_ADDRS_NO_IPAM) {
@@ -201,9 +205,10 @@ impl<'a> PodAnnotations<'a> {
         if let Some(f) = ip_addrs {
             return Ok(Assignment::Address(self.address(&f)?));
         }
-        Ok(Assignment::Pools(
-            v4_pools.unwrap_or_else(|| conf_pools.to_vec()),
-        ))
+        Ok(Assignment::Pools {
+            v4: v4_pools.unwrap_or_else(|| conf_pools.to_vec()),
+            v6: v6_pools,
+        })
     }
 }
 
@@ -236,7 +241,10 @@ mod tests {
     }
 
     fn pools(v: &[&str]) -> Assignment {
-        Assignment::Pools(v.iter().map(|s| s.to_string()).collect())
+        Assignment::Pools {
+            v4: v.iter().map(|s| s.to_string()).collect(),
+            v6: None,
+        }
     }
 
     #[test]
@@ -259,9 +267,15 @@ mod tests {
             assignment(&[(IPV4_POOLS, "[]")], &ns, &conf).unwrap(),
             pools(&[])
         );
-        // IPv6 pools are checked but assign nothing.
+        // IPv6 pools: the annotation's list, used for a dual-stack conflist.
         let v6 = [(IPV6_POOLS, r#"["fd00:10::/64"]"#)];
-        assert_eq!(assignment(&v6, &[], &conf).unwrap(), pools(&conf));
+        assert_eq!(
+            assignment(&v6, &[], &conf).unwrap(),
+            Assignment::Pools {
+                v4: conf.iter().map(|s| s.to_string()).collect(),
+                v6: Some(vec!["fd00:10::/64".into()]),
+            }
+        );
         let fam = [(IP_FAMILIES, r#"["IPv4"]"#)];
         assert_eq!(assignment(&fam, &[], &conf).unwrap(), pools(&conf));
     }

@@ -37,6 +37,26 @@ pub struct IpamConf {
     pub assign_ipv6: Option<String>,
 }
 
+impl IpamConf {
+    /// `assign_ipv6: "true"` (Calico's default is false): the pod gets an
+    /// IPv6 address besides its IPv4 one, from `ipv6_pools` (empty: any
+    /// IPv6 pool that selects the node).
+    pub fn wants_ipv6(&self) -> bool {
+        self.assign_ipv6.as_deref() == Some("true")
+    }
+}
+
+/// Calico's string booleans: "true", "false", or absent.
+fn string_bool(field: &str, v: &Option<String>) -> Result<(), CniError> {
+    match v.as_deref() {
+        None | Some("true") | Some("false") => Ok(()),
+        Some(other) => Err(CniError::new(
+            INVALID_CONFIG,
+            format!("{field} is {other:?} (expected \"true\" or \"false\")"),
+        )),
+    }
+}
+
 /// Calico's `kubernetes` section.
 #[derive(Debug, Clone, Deserialize, Default, PartialEq)]
 struct RawKubernetes {
@@ -232,21 +252,25 @@ pub fn parse(value: serde_json::Value, ipam_only: bool) -> Result<NetConf, CniEr
             ipam.ipam_type
         ));
     }
-    if !ipam.ipv6_pools.is_empty() || ipam.assign_ipv6.as_deref() == Some("true") {
-        return Err(CniError::new(
-            UNSUPPORTED_FIELD,
-            "ipam.assign_ipv6 / ipam.ipv6_pools: IPv6 pod addresses are not supported yet",
-        ));
-    }
+    string_bool("ipam.assign_ipv4", &ipam.assign_ipv4)?;
+    string_bool("ipam.assign_ipv6", &ipam.assign_ipv6)?;
     if ipam.assign_ipv4.as_deref() == Some("false") {
         return Err(CniError::new(
             UNSUPPORTED_FIELD,
-            "ipam.assign_ipv4 \"false\": a pod needs an IPv4 address (IPv6-only is not supported)",
+            "ipam.assign_ipv4 \"false\": a pod needs an IPv4 address (IPv6-only pods are not \
+             supported; use assign_ipv6 \"true\" for dual stack)",
         ));
     }
-    for p in &ipam.ipv4_pools {
-        if let Some(why) = pool_ref_problem(p, false) {
-            return invalid(format!("ipam.ipv4_pools: {why}"));
+    // As Calico, ipv6_pools without assign_ipv6 "true" are not used; they
+    // are still checked, so a typo shows before dual stack is turned on.
+    for (field, pools, v6) in [
+        ("ipv4_pools", &ipam.ipv4_pools, false),
+        ("ipv6_pools", &ipam.ipv6_pools, true),
+    ] {
+        for p in pools {
+            if let Some(why) = pool_ref_problem(p, v6) {
+                return invalid(format!("ipam.{field}: {why}"));
+            }
         }
     }
     let kubernetes = match raw.datastore_type.as_deref() {
@@ -377,6 +401,32 @@ mod tests {
     }
 
     #[test]
+    fn dual_stack_is_calicos_ipam_section() {
+        let conf = GOOD.replace(
+            r#""type":"tabby-ipam""#,
+            r#""type":"tabby-ipam","assign_ipv4":"true","assign_ipv6":"true",
+               "ipv4_pools":["10.9.0.0/16"],"ipv6_pools":["fd00:9::/48","default-ipv6-ippool"]"#,
+        );
+        let c = parse(conf.as_bytes(), false).unwrap();
+        assert!(c.ipam.wants_ipv6());
+        assert_eq!(c.ipam.ipv6_pools, ["fd00:9::/48", "default-ipv6-ippool"]);
+        // Calico's default: IPv4 only.
+        assert!(!parse(GOOD.as_bytes(), false).unwrap().ipam.wants_ipv6());
+        let e = parse(conf.replace("fd00:9::/48", "10.8.0.0/16").as_bytes(), false).unwrap_err();
+        assert_eq!(e.code, INVALID_CONFIG);
+        assert!(e.msg.starts_with("ipam.ipv6_pools: "), "{}", e.msg);
+        assert!(e.msg.contains("not an IPv6 CIDR"), "{}", e.msg);
+        let e = parse(
+            conf.replace(r#""assign_ipv6":"true""#, r#""assign_ipv6":"yes""#)
+                .as_bytes(),
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, INVALID_CONFIG);
+        assert!(e.msg.contains("ipam.assign_ipv6 is \"yes\""), "{}", e.msg);
+    }
+
+    #[test]
     fn errors_name_the_problem_and_carry_the_spec_code() {
         let e = parse(b"{\"cniVersion\": \"1.0.0\",\n \"name\": }", false).unwrap_err();
         assert_eq!(e.code, DECODING_FAILURE);
@@ -389,14 +439,13 @@ mod tests {
         let e = parse(GOOD.replace("\"mtu\":0", "\"mtu\":\"x\"").as_bytes(), false).unwrap_err();
         assert_eq!(e.code, INVALID_CONFIG);
         assert!(e.msg.contains("mtu"), "{}", e.msg);
-        let v6 = GOOD.replace(
+        let v6_only = GOOD.replace(
             r#""type":"tabby-ipam""#,
-            r#""type":"tabby-ipam","assign_ipv6":"true""#,
+            r#""type":"tabby-ipam","assign_ipv4":"false","assign_ipv6":"true""#,
         );
-        assert_eq!(
-            parse(v6.as_bytes(), false).unwrap_err().code,
-            UNSUPPORTED_FIELD
-        );
+        let e = parse(v6_only.as_bytes(), false).unwrap_err();
+        assert_eq!(e.code, UNSUPPORTED_FIELD);
+        assert!(e.msg.contains("ipam.assign_ipv4"), "{}", e.msg);
         // The IPAM plugin doesn't care what delegates to it.
         let other = GOOD.replace(r#""type":"tabby","#, r#""type":"bridge","#);
         assert!(parse(other.as_bytes(), true).is_ok());

@@ -115,7 +115,10 @@ async fn annotations(
 /// container the runtime names no pod for, the conflist's pools; else as
 /// the pod's annotations say.
 pub async fn assignment(conf: &NetConf, env: &CniEnv) -> Result<Assignment, CniError> {
-    let from_conf = || Assignment::Pools(conf.ipam.ipv4_pools.clone());
+    let from_conf = || Assignment::Pools {
+        v4: conf.ipam.ipv4_pools.clone(),
+        v6: None,
+    };
     let Some(k) = conf.kubernetes.as_ref().filter(|_| env.k8s_pod) else {
         return Ok(from_conf());
     };

@@ -9,6 +9,9 @@
 //! reconciler) → the result on stdout. DEL: the pod end, then
 //! `Dataplane.RemoveWorkload`, the host end, `Ipam.ReleaseByHandle`; safe
 //! to repeat. CHECK compares the kernel and IPAM with `prevResult`.
+//! Dual stack (`ipam.assign_ipv6: "true"`): one AutoAssign for both
+//! families, the /128 and IPv6 default route added by
+//! [`tabby_felix_lite::podlink6`], AddWorkload's `ipv6` field.
 //! Errors are CNI error results naming what was wrong (see [`error`]).
 //!
 //! In Kubernetes mode (`"datastore_type": "kubernetes"`) ADD first reads

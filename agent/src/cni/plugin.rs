@@ -6,7 +6,10 @@
 //!
 //! Order of ADD: address, interface, node registration; a failure at any
 //! step undoes the earlier ones (the address is released, the veth
-//! removed), so a failed ADD leaks nothing. DEL runs every step even if an
+//! removed), so a failed ADD leaks nothing. A dual-stack pod's IPv6
+//! address is assigned with its IPv4 one, added to the pod end after the
+//! IPv4 setup ([`tabby_felix_lite::podlink6`]) and registered in the same
+//! AddWorkload. DEL runs every step even if an
 //! earlier one finds nothing, and is safe to repeat.
 
 use super::annotations::Assignment;
@@ -17,9 +20,10 @@ use super::error::*;
 use super::result::{self, Interfaces};
 use super::rpc::call;
 use crate::grpc::connect_unix;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 use tabby_felix_lite::podlink::{self, PodLinkError, PodLinkSpec};
+use tabby_felix_lite::podlink6;
 use tabby_proto::dataplane as dp;
 use tabby_proto::dataplane::dataplane_client::DataplaneClient;
 use tabby_proto::ipam as ip;
@@ -216,7 +220,8 @@ async fn add(env: &CniEnv, conf: &NetConf) -> Result<serde_json::Value, CniError
     // Before anything is assigned: a bad annotation or an unreachable API
     // server must leave nothing behind.
     let wanted = super::k8s::assignment(conf, env).await?;
-    let ip = assign(&ch, env, conf, &wanted).await?;
+    let got = assign(&ch, env, conf, &wanted).await?;
+    let ip = got.v4;
     let spec = PodLinkSpec {
         host_ifname: podlink::host_veth_name(&env.pod_namespace, &env.pod_name),
         pod_ifname: env.ifname.clone(),
@@ -235,10 +240,25 @@ async fn add(env: &CniEnv, conf: &NetConf) -> Result<serde_json::Value, CniError
     {
         Ok(l) => l,
         Err(e) => {
-            release_quietly(&ch, ip).await;
+            release_quietly(&ch, &got).await;
             return Err(e);
         }
     };
+    let undo_link = || {
+        let (host, ns, ifname) = (link.host_ifname.clone(), netns.clone(), env.ifname.clone());
+        blocking(
+            move || podlink::teardown(Some(&host), Some(&ns), &ifname),
+            env,
+        )
+    };
+    if let Some(ip6) = got.v6 {
+        let (ns, ifname) = (netns.clone(), env.ifname.clone());
+        if let Err(e) = blocking(move || podlink6::add_ipv6(&ns, &ifname, ip6), env).await {
+            let _ = undo_link().await;
+            release_quietly(&ch, &got).await;
+            return Err(e);
+        }
+    }
     let pod_mac = podlink::fmt_mac(&link.pod_mac);
     let mut c = DataplaneClient::new(ch.clone());
     let workload = dp::Workload {
@@ -250,21 +270,18 @@ async fn add(env: &CniEnv, conf: &NetConf) -> Result<serde_json::Value, CniError
         interface_name: env.ifname.clone(),
         mac: pod_mac.clone(),
         node: conf.nodename.clone(),
+        ipv6: got.v6.map(|a| a.to_string()).unwrap_or_default(),
     };
     if let Err(e) = call("Dataplane.AddWorkload", c.add_workload(workload)).await {
-        let (host, ns, ifname) = (link.host_ifname.clone(), netns.clone(), env.ifname.clone());
-        let _ = blocking(
-            move || podlink::teardown(Some(&host), Some(&ns), &ifname),
-            env,
-        )
-        .await;
-        release_quietly(&ch, ip).await;
+        let _ = undo_link().await;
+        release_quietly(&ch, &got).await;
         return Err(e);
     }
-    tracing::info!(%ip, host = %link.host_ifname, "pod networked");
+    tracing::info!(%ip, ipv6 = ?got.v6, host = %link.host_ifname, "pod networked");
     Ok(result::add_result(
         &conf.cni_version,
         ip,
+        got.v6,
         &Interfaces {
             host_name: &link.host_ifname,
             host_mac: &podlink::fmt_mac(&link.host_mac),
@@ -341,7 +358,7 @@ fn prev_ip(conf: &NetConf) -> Result<Ipv4Addr, CniError> {
 }
 
 /// The node's IPAM says `ip` is held by this container's handle.
-async fn check_assignment(ch: &Channel, env: &CniEnv, ip: Ipv4Addr) -> Result<(), CniError> {
+async fn check_assignment(ch: &Channel, env: &CniEnv, ip: IpAddr) -> Result<(), CniError> {
     let mut c = IpamClient::new(ch.clone());
     let req = ip::ShowRequest {
         show_blocks: false,
@@ -384,26 +401,46 @@ async fn check(env: &CniEnv, conf: &NetConf) -> Result<(), CniError> {
         ip,
         mtu: pod_mtu(conf, &status).await,
     };
+    let as_check = |e: CniError| match e.code {
+        INTERFACE_FAILED => CniError::new(CHECK_FAILED, e.msg),
+        _ => e,
+    };
+    let (ns, ifname) = (spec.netns.clone(), spec.pod_ifname.clone());
     blocking(move || podlink::check(&spec), env)
         .await
-        .map_err(|e| match e.code {
-            INTERFACE_FAILED => CniError::new(CHECK_FAILED, e.msg),
-            _ => e,
-        })?;
-    check_assignment(&ch, env, ip).await
+        .map_err(as_check)?;
+    if let Some(ip6) = conf.prev_result.as_ref().and_then(result::prev_ipv6) {
+        blocking(move || podlink6::check_ipv6(&ns, &ifname, ip6), env)
+            .await
+            .map_err(as_check)?;
+    }
+    check_assignment(&ch, env, ip.into()).await?;
+    check_ipv6_assignment(&ch, env, conf).await
+}
+
+/// A dual-stack prevResult's IPv6 address must be held by the handle too.
+async fn check_ipv6_assignment(ch: &Channel, env: &CniEnv, conf: &NetConf) -> Result<(), CniError> {
+    match conf.prev_result.as_ref().and_then(result::prev_ipv6) {
+        Some(ip6) => check_assignment(ch, env, ip6.into()).await,
+        None => Ok(()),
+    }
 }
 
 /// As Calico's calico-ipam, the IPAM plugin reads no annotations: the
 /// main plugin that delegates to it is the one that knows the pod.
 async fn ipam_add(env: &CniEnv, conf: &NetConf) -> Result<serde_json::Value, CniError> {
     let ch = connect(conf).await?;
-    let pools = Assignment::Pools(conf.ipam.ipv4_pools.clone());
-    let ip = assign(&ch, env, conf, &pools).await?;
-    Ok(result::ipam_result(&conf.cni_version, ip))
+    let pools = Assignment::Pools {
+        v4: conf.ipam.ipv4_pools.clone(),
+        v6: None,
+    };
+    let got = assign(&ch, env, conf, &pools).await?;
+    Ok(result::ipam_result(&conf.cni_version, got.v4, got.v6))
 }
 
 async fn ipam_check(env: &CniEnv, conf: &NetConf) -> Result<(), CniError> {
     let ip = prev_ip(conf)?;
     let ch = connect(conf).await?;
-    check_assignment(&ch, env, ip).await
+    check_assignment(&ch, env, ip.into()).await?;
+    check_ipv6_assignment(&ch, env, conf).await
 }

@@ -4,7 +4,8 @@
 //! AddWorkload records the pod as a Calico WorkloadEndpoint (so it survives
 //! a node restart and `ipam check` sees the address as live) and tells the
 //! reconciler, which installs `<ip>/32 dev cali…` (protocol 81) and the
-//! host end's sysctls. RemoveWorkload undoes both and is idempotent. The
+//! host end's sysctls; with `ipv6` set (dual stack) also `<ipv6>/128 dev
+//! cali…` and the host end's IPv6 side. RemoveWorkload undoes both and is idempotent. The
 //! WorkloadEndpoint is written before the reconciler is told, so a node
 //! that restarts in between restores the route from it
 //! ([`restore_workloads`]).
@@ -17,10 +18,10 @@
 use crate::datastore::{Datastore, Error as DsError};
 use crate::resources::workload::{workload_endpoint_name, WorkloadEndpointSpec};
 use crate::resources::{Kind, Resource, WorkloadEndpoint};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
-use tabby_felix_lite::model::Workload;
+use tabby_felix_lite::model::{Workload, Workload6};
 use tabby_felix_lite::reconcile::ReconcilerHandle;
 use tabby_proto::dataplane as pb;
 use tonic::{Request, Response, Status};
@@ -64,6 +65,17 @@ fn parse_ip(field: &str, s: &str) -> Result<Ipv4Addr, Status> {
         .map_err(|_| Status::invalid_argument(format!("{field}: {s:?} is not an IPv4 address")))
 }
 
+/// `ipv6`: empty is none; "x::y" and "x::y/128" are accepted.
+fn parse_ip6(field: &str, s: &str) -> Result<Option<Ipv6Addr>, Status> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let bare = s.split('/').next().unwrap_or(s);
+    bare.parse()
+        .map(Some)
+        .map_err(|_| Status::invalid_argument(format!("{field}: {s:?} is not an IPv6 address")))
+}
+
 fn ds_status(e: DsError) -> Status {
     match e {
         DsError::Unavailable(_) => Status::unavailable(e.to_string()),
@@ -79,6 +91,22 @@ fn endpoint_ip(w: &WorkloadEndpoint) -> Option<Ipv4Addr> {
         .find_map(|n| n.split('/').next().and_then(|a| a.parse().ok()))
 }
 
+/// The endpoint's IPv6 address (its first IPv6 network), dual stack.
+fn endpoint_ip6(w: &WorkloadEndpoint) -> Option<Ipv6Addr> {
+    w.spec
+        .ip_networks
+        .iter()
+        .find_map(|n| n.split('/').next().and_then(|a| a.parse().ok()))
+}
+
+fn model_workload6(w: &WorkloadEndpoint, ip: Ipv6Addr) -> Workload6 {
+    Workload6 {
+        ip,
+        host_interface: w.spec.interface_name.clone(),
+        workload_id: w.metadata.namespaced_key(),
+    }
+}
+
 fn model_workload(w: &WorkloadEndpoint, ip: Ipv4Addr) -> Workload {
     Workload {
         ip,
@@ -88,7 +116,12 @@ fn model_workload(w: &WorkloadEndpoint, ip: Ipv4Addr) -> Workload {
 }
 
 impl DataplaneService {
-    fn endpoint_for(&self, w: &pb::Workload, ip: Ipv4Addr) -> Result<WorkloadEndpoint, Status> {
+    fn endpoint_for(
+        &self,
+        w: &pb::Workload,
+        ip: Ipv4Addr,
+        ip6: Option<Ipv6Addr>,
+    ) -> Result<WorkloadEndpoint, Status> {
         let node = if w.node.is_empty() {
             &self.node
         } else {
@@ -117,7 +150,10 @@ impl DataplaneService {
             container_id: w.container_id.clone(),
             pod: w.pod.clone(),
             endpoint: iface.to_string(),
-            ip_networks: vec![format!("{ip}/32")],
+            // As Calico writes a dual-stack pod's: the /32, then the /128.
+            ip_networks: std::iter::once(format!("{ip}/32"))
+                .chain(ip6.map(|a| format!("{a}/128")))
+                .collect(),
             profiles: vec![format!("kns.{namespace}")],
             interface_name: w.host_interface.clone(),
             mac: w.mac.clone(),
@@ -214,16 +250,29 @@ impl pb::dataplane_server::Dataplane for DataplaneService {
     ) -> Result<Response<pb::WorkloadResponse>, Status> {
         let w = request.into_inner();
         let ip = parse_ip("ip", &w.ip)?;
-        let wep = self.endpoint_for(&w, ip)?;
+        let ip6 = parse_ip6("ipv6", &w.ipv6)?;
+        let wep = self.endpoint_for(&w, ip, ip6)?;
         let key = wep.metadata.namespaced_key();
         self.put_endpoint(wep.clone()).await?;
-        let generation = self.handle.add_workload(model_workload(&wep, ip));
-        tracing::info!(endpoint = %key, %ip, host_interface = %w.host_interface, "workload added");
-        let label = tabby_felix_lite::reconcile::plan::workload_label(&model_workload(&wep, ip));
+        let mut generation = self.handle.add_workload(model_workload(&wep, ip));
+        let mut labels = vec![tabby_felix_lite::reconcile::plan::workload_label(
+            &model_workload(&wep, ip),
+        )];
+        if let Some(ip6) = ip6 {
+            let w6 = model_workload6(&wep, ip6);
+            labels.push(tabby_felix_lite::reconcile::plan6::workload_label6(&w6));
+            generation = self.handle.add_workload6(w6);
+        }
+        tracing::info!(endpoint = %key, %ip, ipv6 = ?ip6, host_interface = %w.host_interface, "workload added");
         match tokio::time::timeout(PROGRAM_WAIT, self.handle.wait_for_generation(generation)).await
         {
             Ok(Some(status)) => {
-                if let Some(f) = status.last_pass.failures.iter().find(|f| f.item == label) {
+                if let Some(f) = status
+                    .last_pass
+                    .failures
+                    .iter()
+                    .find(|f| labels.contains(&f.item))
+                {
                     tracing::warn!(endpoint = %key, error = %f.error, "workload route not programmed yet; the reconciler retries");
                 }
             }
@@ -234,6 +283,7 @@ impl pb::dataplane_server::Dataplane for DataplaneService {
             workload_endpoint: key,
             ip: ip.to_string(),
             kept_for_other_container: false,
+            ipv6: ip6.map(|a| a.to_string()).unwrap_or_default(),
         }))
     }
 
@@ -282,24 +332,32 @@ impl pb::dataplane_server::Dataplane for DataplaneService {
                 workload_endpoint: wep.metadata.namespaced_key(),
                 ip: endpoint_ip(&wep).map(|i| i.to_string()).unwrap_or_default(),
                 kept_for_other_container: true,
+                ipv6: endpoint_ip6(&wep)
+                    .map(|i| i.to_string())
+                    .unwrap_or_default(),
             }));
         }
         let key = wep.metadata.namespaced_key();
         let ip = endpoint_ip(&wep);
+        let ip6 = endpoint_ip6(&wep);
         match self.ds.delete(Kind::WorkloadEndpoint, &key, None).await {
             Ok(_) | Err(DsError::NotFound { .. }) => {}
             Err(e) => return Err(ds_status(e)),
         }
-        if let Some(ip) = ip {
-            let generation = self.handle.remove_workload(ip);
+        let mut generation = ip.map(|ip| self.handle.remove_workload(ip));
+        if let Some(ip6) = ip6 {
+            generation = Some(self.handle.remove_workload6(ip6));
+        }
+        if let Some(generation) = generation {
             let _ = tokio::time::timeout(PROGRAM_WAIT, self.handle.wait_for_generation(generation))
                 .await;
         }
-        tracing::info!(endpoint = %key, ip = ?ip, "workload removed");
+        tracing::info!(endpoint = %key, ip = ?ip, ipv6 = ?ip6, "workload removed");
         Ok(Response::new(pb::WorkloadResponse {
             workload_endpoint: key,
             ip: ip.map(|i| i.to_string()).unwrap_or_default(),
             kept_for_other_container: false,
+            ipv6: ip6.map(|i| i.to_string()).unwrap_or_default(),
         }))
     }
 
@@ -346,6 +404,9 @@ pub async fn restore_workloads(
         match endpoint_ip(&w) {
             Some(ip) if !w.spec.interface_name.is_empty() => {
                 handle.add_workload(model_workload(&w, ip));
+                if let Some(ip6) = endpoint_ip6(&w) {
+                    handle.add_workload6(model_workload6(&w, ip6));
+                }
                 restored += 1;
             }
             _ => tracing::warn!(

@@ -10,7 +10,8 @@
 //! IPv6 pool (Tabby deviation: a generated pool differs on every cluster and
 //! is never what a dual-stack cluster's service CIDRs were planned around).
 //!
-//! Only parsed and validated here: the agent does not run IPv6 yet.
+//! The default pool is created by `startup::ensure_default_pool6`; the
+//! node address is written by `startup::write_node_ipv6`.
 
 use crate::resources::ippool::EncapMode;
 use ipnet::Ipv6Net;

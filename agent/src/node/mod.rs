@@ -13,6 +13,7 @@
 //! | `CALICO_NETWORKING_BACKEND` | `bird` | `bird` (BGP by Tabby's speaker), `vxlan` (no BGP), `none` |
 //! | `DATASTORE_TYPE`, `TABBY_DATASTORE`, `ETCD_ENDPOINTS` | `sqlite`, `/var/lib/tabby/tabby.db` | |
 //! | `CALICO_IPV4POOL_CIDR`, `_BLOCK_SIZE`, `_VXLAN`, `_NAT_OUTGOING` | `192.168.0.0/16`, 26, `Never`, true | the default pool, created only if no pool exists |
+//! | `CALICO_IPV6POOL_CIDR`, `_BLOCK_SIZE`, `_VXLAN`, `_NAT_OUTGOING` | unset, 122, `Never`, false | the default IPv6 pool `default-ipv6-ippool`, created only if the CIDR is set and no IPv6 pool exists |
 //! | `TABBY_RUN_DIR` | `/var/run/tabby` | holds `tabby.sock` (0600) |
 //! | `TABBY_VXLAN_FALLBACK` | true | route blocks BGP cannot reach through vxlan.calico |
 //! | `TABBY_BGP_HOLD_TIME`, `TABBY_BGP_CONNECT_RETRY` | 90, 5 s | session timers; the hold time is also the fallback delay |

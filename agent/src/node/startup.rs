@@ -14,6 +14,7 @@ use tabby_felix_lite::autodetect::{self, Detected, IpSetting, Method};
 use tabby_felix_lite::inspect::KernelSnapshot;
 
 pub const DEFAULT_POOL_NAME: &str = "default-ipv4-ippool";
+pub const DEFAULT_POOL6_NAME: &str = "default-ipv6-ippool";
 
 /// The node address per `IP` / `IP_AUTODETECTION_METHOD`; `None` for
 /// `IP=none`.
@@ -100,6 +101,42 @@ pub async fn ensure_default_pool(ds: &dyn Datastore, cfg: &NodeConfig) -> anyhow
         }
         Err(DsError::AlreadyExists { .. }) => Ok(()),
         Err(e) => Err(e).context("creating the default IP pool"),
+    }
+}
+
+/// The default IPv6 pool from `CALICO_IPV6POOL_*`, only when
+/// `CALICO_IPV6POOL_CIDR` is set (see `config6`) and, as calico-node checks
+/// each family on its own, only when no IPv6 pool exists yet.
+pub async fn ensure_default_pool6(ds: &dyn Datastore, cfg: &NodeConfig) -> anyhow::Result<()> {
+    let Some(want) = &cfg.ipv6.pool else {
+        return Ok(());
+    };
+    let existing = ds.list(Kind::IpPool, None).await?;
+    let has_v6 = existing.items.iter().any(|r| match r {
+        Resource::IpPool(p) => p.spec.cidr.contains(':'),
+        _ => false,
+    });
+    if has_v6 {
+        return Ok(());
+    }
+    let mut spec = IpPoolSpec {
+        cidr: want.cidr.to_string(),
+        block_size: Some(want.block_size),
+        vxlan_mode: Some(want.vxlan_mode),
+        ipip_mode: Some(EncapMode::Never),
+        nat_outgoing: want.nat_outgoing,
+        node_selector: Some("all()".into()),
+        ..Default::default()
+    };
+    spec.fill_defaults(true);
+    let pool = IpPool::new("IPPool", DEFAULT_POOL6_NAME, spec);
+    match ds.create(Resource::IpPool(pool)).await {
+        Ok(_) => {
+            tracing::info!(cidr = %want.cidr, vxlan = ?want.vxlan_mode, "created the default IPv6 pool");
+            Ok(())
+        }
+        Err(DsError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e).context("creating the default IPv6 pool"),
     }
 }
 

@@ -36,6 +36,9 @@ pub const NODE_IP: &str = "10.250.0.1";
 pub const NODE_IF: &str = "nic0";
 pub const NODE_MTU: u32 = 1400;
 pub const POOL: &str = "10.251.0.0/24";
+/// The dual-stack tests' node IPv6 address (on NODE_IF) and IPv6 pool.
+pub const NODE_IP6: &str = "fd00:250::1";
+pub const POOL6: &str = "fd00:251::/120";
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -236,10 +239,49 @@ impl Node {
         conf.to_string()
     }
 
+    /// For dual stack: NODE_IP6/64 on the node's interface and an IPv6
+    /// pool POOL6 (/124 blocks) applied with `tabbyctl apply`, as an
+    /// operator does.
+    pub async fn add_ipv6(&self) {
+        self.netns.ip(&[
+            "addr",
+            "add",
+            &format!("{NODE_IP6}/64"),
+            "dev",
+            NODE_IF,
+            "nodad",
+        ]);
+        let pool = format!(
+            "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: default-ipv6-ippool\n\
+             spec:\n  cidr: {POOL6}\n  blockSize: 124\n  nodeSelector: all()\n"
+        );
+        let file = self.dir.path().join("pool6.yaml");
+        std::fs::write(&file, pool).unwrap();
+        let out = self
+            .tabbyctl(&["apply", "-f", &file.display().to_string()])
+            .await;
+        assert!(out.contains("applied 1 'IPPool'"), "tabbyctl apply: {out}");
+    }
+
+    /// The dual-stack form of [`Node::net_conf`]: Calico's
+    /// `assign_ipv6: "true"` with `ipv6_pools` naming POOL6.
+    pub fn net_conf_dual(&self, prev: Option<&Value>) -> String {
+        let mut conf: Value = serde_json::from_str(&self.net_conf(prev)).unwrap();
+        conf["ipam"]["assign_ipv4"] = "true".into();
+        conf["ipam"]["assign_ipv6"] = "true".into();
+        conf["ipam"]["ipv6_pools"] = serde_json::json!([POOL6]);
+        conf.to_string()
+    }
+
     /// `tabbyctl ipam show --ip` against this node's datastore.
     pub async fn ipam_show_ip(&self, ip: &str) -> String {
+        self.tabbyctl(&["ipam", "show", "--ip", ip]).await
+    }
+
+    /// tabbyctl against this node's datastore; its stdout, asserting success.
+    pub async fn tabbyctl(&self, args: &[&str]) -> String {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tabbyctl"))
-            .args(["ipam", "show", "--ip", ip])
+            .args(args)
             .env("DATASTORE_TYPE", "sqlite")
             .env("TABBY_DATASTORE", &self.db)
             .output()
@@ -247,7 +289,7 @@ impl Node {
             .unwrap();
         assert!(
             out.status.success(),
-            "tabbyctl ipam show: {}",
+            "tabbyctl {args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()

@@ -72,6 +72,7 @@ impl Daemon {
             installation::apply(&*ds, &inst, node_mtu).await;
         } else {
             startup::ensure_default_pool(&*ds, &cfg).await?;
+            startup::ensure_default_pool6(&*ds, &cfg).await?;
         }
         startup::write_node_address(&*ds, &cfg, node_ip).await?;
         if cfg.ipv6.ip6 != crate::node::config6::Ip6Setting::None {

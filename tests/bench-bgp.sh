@@ -169,12 +169,24 @@ run_one() { # sut feeders n phases
   wait_for "sessions of $sut (logs in $dir)" 60 all_ready "$dir" "$nf" || { KEEP=1; return 1; }
   local cpu0="-"
   [ -z "$sut_pid" ] || cpu0=$(cpu_of "$sut_pid")
+  local perf_pid=""
+  if [ -n "${PROFILE:-}" ] && [ "$sut" = "$PROFILE" ]; then
+    # PROFILE=tabby: a call-graph profile of the SUT's timed phase(s).
+    perf record -q -F 2000 -g -p "$sut_pid" -o "$WORK/perf-$sut-$nf-$n-$phases.data" 2>/dev/null &
+    perf_pid=$!
+    sleep 0.5
+  fi
   touch "$dir/go"
   wait_for "$sut: phase 1 (logs in $dir)" "$TIMEOUT" phase_done "$dir" 1 || { KEEP=1; return 1; }
   if [ "$phases" = 2 ]; then
     cpu0=$(awk '/^phase 1 done/ { print $6 }' "$dir/monitor.out")
     touch "$dir/go2"
     wait_for "$sut: phase 2 (logs in $dir)" "$TIMEOUT" phase_done "$dir" 2 || { KEEP=1; return 1; }
+  fi
+  if [ -n "$perf_pid" ]; then
+    kill -INT "$perf_pid"
+    wait "$perf_pid" 2>/dev/null || true
+    echo "  profile: $WORK/perf-$sut-$nf-$n-$phases.data (KEEP=1 keeps it)" >&2
   fi
   local t0 t1 cpu1 rss="-" cpu="-"
   # The timed phase's clock starts with the first feeder to write.

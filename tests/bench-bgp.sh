@@ -39,7 +39,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 if [ -n "${QUICK:-}" ]; then
-  SINGLE=${SINGLE:-50000} MULTI=${MULTI:-"2 25000"} CHURN=${CHURN:-50000}
+  SINGLE=${SINGLE:-20000} MULTI=${MULTI:-"2 10000"} CHURN=${CHURN:-20000}
 fi
 SINGLE=${SINGLE-"100000 1000000"}
 MULTI=${MULTI-"10 100000"}
@@ -206,9 +206,14 @@ run_one() { # sut feeders n phases
 best_of() { # args of run_one -> BEST, the fastest of REPEAT runs
   local best="" line
   for _ in $(seq "$REPEAT"); do
-    run_one "$@"
+    # A SUT that misses TIMEOUT gets a "-" row; the other rows still run.
+    if ! run_one "$@"; then
+      stop_all
+      RESULT="- - -"
+    fi
     line=$RESULT
-    if [ -z "$best" ] || awk -v a="${line%% *}" -v b="${best%% *}" 'BEGIN{exit !(a<b)}'; then
+    [ "${line%% *}" != - ] || { [ -n "$best" ] || best=$line; continue; }
+    if [ -z "$best" ] || [ "${best%% *}" = - ] || awk -v a="${line%% *}" -v b="${best%% *}" 'BEGIN{exit !(a<b)}'; then
       best=$line
     fi
   done
@@ -225,7 +230,7 @@ case_table() { # title feeders n phases
   for sut in direct $SUTS; do
     best_of "$sut" "$nf" "$n" "$phases"
     read -r T[$sut] C[$sut] R[$sut] <<<"$BEST"
-    A[$sut]=$(awk -v a="${T[$sut]}" -v b="${T[direct]}" 'BEGIN{printf "%.3f", a-b}')
+    A[$sut]=$(awk -v a="${T[$sut]}" -v b="${T[direct]}" 'BEGIN{ if (a == "-" || b == "-") print "-"; else printf "%.3f", a-b}')
     echo "  measured $title $sut: ${T[$sut]} s, CPU ${C[$sut]} s, VmHWM ${R[$sut]} KiB" >&2
   done
   echo

@@ -27,6 +27,18 @@ fn epoch() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// utime+stime of a process in seconds (/proc/PID/stat fields 14, 15).
+pub fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |r| r.1);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    // sysconf(_SC_CLK_TCK) is 100 on every Linux this runs on.
+    (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / 100.0
+}
+
 fn wait_file(p: &Path) {
     while !p.exists() {
         std::thread::sleep(Duration::from_millis(1));
@@ -47,16 +59,20 @@ pub async fn child_if_asked() {
             .await
             .expect("child connects to etcd"),
     );
-    let store = DatastoreIpam::cached(ds);
-    assert!(
-        store.wait_ready(Duration::from_secs(30)).await,
-        "cache loads"
-    );
+    // IPAM_BENCH_UNCACHED=1: no watch-fed cache (every read goes to etcd),
+    // to tell the cache's watch fan-out from the assignments themselves.
+    let store = if std::env::var_os("IPAM_BENCH_UNCACHED").is_some() {
+        DatastoreIpam::new(ds)
+    } else {
+        let s = DatastoreIpam::cached(ds);
+        assert!(s.wait_ready(Duration::from_secs(30)).await, "cache loads");
+        s
+    };
     let ipam = Ipam::new(store);
     let dir = Path::new(dir);
     std::fs::write(dir.join(format!("ready-{id}")), b"").unwrap();
     wait_file(&dir.join("go"));
-    let start = epoch();
+    let (start, cpu0) = (epoch(), cpu_seconds("self"));
     let mut got = Vec::with_capacity(EACH);
     for i in 0..EACH {
         let req = AssignRequest::new(
@@ -65,14 +81,23 @@ pub async fn child_if_asked() {
         );
         got.extend(ipam.auto_assign(&req).await.unwrap().0);
     }
-    let end = epoch();
+    let (end, cpu) = (epoch(), cpu_seconds("self") - cpu0);
     let ips: Vec<String> = got.iter().map(|ip| ip.to_string()).collect();
-    println!("RESULT {start:.6} {end:.6} {}", ips.join(","));
+    println!("RESULT {start:.6} {end:.6} {cpu:.2} {}", ips.join(","));
     std::process::exit(0);
 }
 
-/// Aggregate assignments per second over all processes.
-pub async fn assign_processes(endpoint: &str, ds: Arc<dyn Datastore>) -> f64 {
+pub struct Contended {
+    pub rate: f64,
+    /// CPU milliseconds per assignment: the assigners', etcd's.
+    pub cpu_assigners_ms: f64,
+    pub cpu_etcd_ms: f64,
+}
+
+/// Aggregate assignments per second over all processes, and where the
+/// machine's CPU went (on 2 shared cores, CPU per assignment bounds the
+/// aggregate rate).
+pub async fn assign_processes(endpoint: &str, etcd_pid: u32, ds: Arc<dyn Datastore>) -> Contended {
     let mut spec = IpPoolSpec {
         cidr: "10.90.0.0/16".into(),
         ..Default::default()
@@ -101,10 +126,11 @@ pub async fn assign_processes(endpoint: &str, ds: Arc<dyn Datastore>) -> f64 {
         assert!(Instant::now() < deadline, "assigner children did not start");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let etcd_cpu0 = cpu_seconds(&etcd_pid.to_string());
     std::fs::write(dir.path().join("go"), b"").unwrap();
     let (mut first, mut last) = (f64::MAX, 0f64);
     let mut seen = HashSet::new();
-    let mut total = 0;
+    let (mut total, mut cpu) = (0, 0.0);
     for c in children {
         let out = tokio::task::spawn_blocking(move || c.wait_with_output())
             .await
@@ -119,6 +145,7 @@ pub async fn assign_processes(endpoint: &str, ds: Arc<dyn Datastore>) -> f64 {
         let mut f = line.split(' ');
         first = first.min(f.next().unwrap().parse().unwrap());
         last = last.max(f.next().unwrap().parse().unwrap());
+        cpu += f.next().unwrap().parse::<f64>().unwrap();
         for ip in f.next().unwrap_or("").split(',').filter(|s| !s.is_empty()) {
             total += 1;
             assert!(seen.insert(ip.to_string()), "address {ip} handed out twice");
@@ -130,7 +157,12 @@ pub async fn assign_processes(endpoint: &str, ds: Arc<dyn Datastore>) -> f64 {
         "every assignment returned one address"
     );
     assert_eq!(seen.len(), total, "0 duplicates");
-    total as f64 / (last - first)
+    let etcd_cpu = cpu_seconds(&etcd_pid.to_string()) - etcd_cpu0;
+    Contended {
+        rate: total as f64 / (last - first),
+        cpu_assigners_ms: cpu * 1e3 / total as f64,
+        cpu_etcd_ms: etcd_cpu * 1e3 / total as f64,
+    }
 }
 
 /// PROCESSES raw CAS clients, each on its own key: etcd's concurrent

@@ -170,7 +170,7 @@ async fn main() {
             .unwrap(),
     );
     let on_sqlite = assign_bench(sqlite, true, "10.82.0.0/16").await;
-    let raw_many = concurrent::raw_concurrent(&etcd.endpoint).await;
+    let (raw_many, raw_etcd_ms) = concurrent::raw_concurrent(&etcd.endpoint, etcd.pid()).await;
     let many = concurrent::assign_processes(&etcd.endpoint, etcd.pid(), etcd.client().await).await;
 
     println!(
@@ -206,7 +206,7 @@ async fn main() {
         many.rate
     );
     println!(
-        "CPU per assignment: assigner processes {:.2} ms, etcd {:.2} ms",
+        "CPU per assignment: assigner processes {:.2} ms, etcd {:.2} ms (per raw CAS: etcd {raw_etcd_ms:.2} ms)",
         many.cpu_assigners_ms, many.cpu_etcd_ms
     );
     let ratio = many.rate / raw_many;

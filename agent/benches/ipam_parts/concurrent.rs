@@ -167,7 +167,8 @@ pub async fn assign_processes(endpoint: &str, etcd_pid: u32, ds: Arc<dyn Datasto
 
 /// PROCESSES raw CAS clients, each on its own key: etcd's concurrent
 /// transaction rate.
-pub async fn raw_concurrent(endpoint: &str) -> f64 {
+/// Returns the rate and etcd's CPU milliseconds per transaction.
+pub async fn raw_concurrent(endpoint: &str, etcd_pid: u32) -> (f64, f64) {
     let mut tasks = Vec::new();
     for id in 0..PROCESSES {
         let mut c = Client::connect([endpoint], None).await.unwrap();
@@ -187,10 +188,12 @@ pub async fn raw_concurrent(endpoint: &str) -> f64 {
             start.elapsed()
         });
     }
-    let start = Instant::now();
+    let (start, cpu0) = (Instant::now(), cpu_seconds(&etcd_pid.to_string()));
     let handles: Vec<_> = tasks.into_iter().map(tokio::spawn).collect();
     for h in handles {
         h.await.unwrap();
     }
-    (PROCESSES * EACH) as f64 / start.elapsed().as_secs_f64()
+    let n = (PROCESSES * EACH) as f64;
+    let cpu = cpu_seconds(&etcd_pid.to_string()) - cpu0;
+    (n / start.elapsed().as_secs_f64(), cpu * 1e3 / n)
 }

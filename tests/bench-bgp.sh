@@ -1,44 +1,49 @@
 #!/usr/bin/env bash
-# BGP convergence benchmark (issue 4): one feeder sends N IPv4 /32s to the
-# system under test (SUT), which re-advertises them to one monitor; we time
-# from the feeder's session reaching Established until the monitor holds all
-# N, and read the SUT's peak RSS (VmHWM). SUT ∈ {Tabby standalone, BIRD 2,
-# GoBGP}, with the same feeder and monitor, in the same run.
+# BGP speaker benchmark (issue 16 §4): replay feeders -> system under test
+# (SUT) -> one counting monitor, SUT ∈ {Tabby standalone (`tabby-node
+# bgp`), BIRD 2, GoBGP}, with the same feeders and monitor, in one run.
 #
-#   tests/bench-bgp.sh            # N=100000 and N=1000000
-#   N=10000 tests/bench-bgp.sh    # smoke run, one size
-#   SUTS="tabby bird" N=100000 tests/bench-bgp.sh
+#   bash tests/bench-bgp.sh              # full sizes (below)
+#   QUICK=1 bash tests/bench-bgp.sh      # small sizes, < 1 min
+#   SUTS="tabby bird" REPEAT=3 SINGLE="100000" bash tests/bench-bgp.sh
+#
+# Cases (each its own table):
+#   single  1 feeder × N prefixes                 (SINGLE, default 100k 1M)
+#   multi   F feeders × N prefixes, as bgperf2     (MULTI="F N", 10 × 100k)
+#   churn   1 feeder: load N, then withdraw all and announce all again with
+#           a new community; only the second phase is timed (CHURN, 100k)
 #
 # Method, and why:
-# - Feeder: BIRD 2 with a generated `protocol static` of N /32s, as bgperf2
-#   does; BIRD packs ~500 NLRI per 4 KB UPDATE. Its BGP protocol starts
-#   disabled, so loading a million static routes is not timed; `birdc enable`
-#   then brings the session up.
-# - Start of the clock: the feeder's own log line for the session reaching
-#   Established (BIRD `debug { states }`, microsecond timestamps). BIRD sends
-#   its first UPDATE right after that, so this is also ~the first UPDATE,
-#   without needing tcpdump, and it excludes BIRD's connect delay.
-# - Monitor: BIRD 2, polled with `birdc show protocols all in` (the
-#   "Routes: N imported" counter, O(1) for BIRD to answer, unlike
-#   `show route count` which walks the table). A GoBGP monitor was measured
-#   earlier at ~30k prefixes/s intake, which bounded Tabby and BIRD alike at
-#   ~3.4 s for 100k. BIRD's intake is several times faster; the script proves
-#   it is not the bound by also timing feeder -> monitor directly (the
-#   "direct" row): a SUT cannot beat that row, and a SUT time well above it
-#   measures the SUT. Polling every ~5 ms adds at most that to each time.
-#   When BIRD and Tabby both land near the direct row, the feeder's send
-#   rate and the monitor's intake bound both, and the whole-pipeline ratio
-#   says little; the "added" columns (SUT time minus direct time) compare
-#   what each SUT itself costs.
-# - Everything is eBGP (feeder AS 65001, SUT 65002, monitor 65003), so every
-#   SUT applies the same AS-path prepend and next-hop-self.
-# - One run per (N, SUT); reruns vary by ~10%, so ratios near a goal need
-#   REPEAT=3 (the best of the repeats is reported, like bgperf2's minimum).
+# - The feeder (tests/bench/bgp-tools, bgp-feeder) pre-encodes its UPDATEs
+#   with tabby-bgp's wire encoder, packed full like BIRD's (~800 /32s per
+#   4 KB message), does the handshake, and on a go signal writes them at
+#   full speed, then an End-of-RIB. The monitor (bgp-monitor) counts the
+#   NLRI it receives until every prefix is present with the phase's marker
+#   community. The old BIRD feeder and monitor bounded every SUT (Tabby
+#   and BIRD landed within 0.04-0.4 s of the direct row); these tools are
+#   many times faster than any SUT, which the "direct" row (feeders ->
+#   monitor, no SUT) shows.
+# - The clock runs from the first feeder starting to write (all feeders are
+#   Established and released together) to the monitor holding everything:
+#   both are timestamps the tools print, no polling in the measurement.
+# - CPU s = the SUT's utime+stime over the timed phase (/proc/PID/stat, read
+#   by the script just before the go signal and by the monitor the moment
+#   it completes): stable on a noisy shared machine, where wall time is
+#   not. RSS = the SUT's VmHWM at the end of the run.
+# - Everything is eBGP (feeders AS 65001, SUT 65002, monitor 65003), every
+#   SUT with its default export (so in the multi case each SUT also sends
+#   every feeder's routes to the other feeders, which drain them).
+# - Reruns vary by ~10% in time; REPEAT=3 keeps the fastest run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-SIZES=${N:-"100000 1000000"}
+if [ -n "${QUICK:-}" ]; then
+  SINGLE=${SINGLE:-20000} MULTI=${MULTI:-"2 10000"} CHURN=${CHURN:-20000}
+fi
+SINGLE=${SINGLE-"100000 1000000"}
+MULTI=${MULTI-"10 100000"}
+CHURN=${CHURN-100000}
 SUTS=${SUTS:-"tabby bird gobgp"}
 REPEAT=${REPEAT:-1}
 TIMEOUT=${TIMEOUT:-300}
@@ -50,48 +55,55 @@ command -v bird >/dev/null && command -v gobgpd >/dev/null || {
 # The daemon packages enable system-wide services; ours run in namespaces.
 systemctl stop bird gobgpd >/dev/null 2>&1 || true
 
-cargo build -q --release -p tabby-agent --bin tabby-node
-TABBY=${CARGO_TARGET_DIR:-$ROOT/target}/release/tabby-node
+cargo build -q --release -p tabby-agent --bin tabby-node -p tabby-bench-bgp
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
+TABBY=$BIN/tabby-node FEEDER=$BIN/bgp-feeder MONITOR=$BIN/bgp-monitor
 
 ID=$$
 NS_F=bbf-$ID NS_S=bbs-$ID NS_M=bbm-$ID
 WORK=$(mktemp -d /tmp/bench-bgp.XXXXXX)
 PIDS=()
 
-cleanup() {
+stop_all() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  PIDS=()
+}
+cleanup() {
+  stop_all
   for ns in "$NS_F" "$NS_S" "$NS_M"; do ip netns del "$ns" 2>/dev/null || true; done
   [ -n "${KEEP:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-# Feeder 10.201.1.1 -- 10.201.1.2 SUT 10.201.2.1 -- 10.201.2.2 monitor;
-# feeder 10.201.3.1 -- 10.201.3.2 monitor for the direct row.
+source "$ROOT/tests/bench/bgp/configs.sh"
+
+# Feeders 10.201.1.11+ -- 10.201.1.2 SUT 10.201.2.1 -- 10.201.2.2 monitor;
+# feeders 10.201.3.11+ -- 10.201.3.2 monitor for the direct row.
+MAXF=1
+[ -z "$MULTI" ] || MAXF=${MULTI%% *}
 for ns in "$NS_F" "$NS_S" "$NS_M"; do
   ip netns add "$ns"
   ip -n "$ns" link set lo up
 done
-link() { # ns1 addr1 ns2 addr2 tag
-  ip link add "v$5a$ID" netns "$1" type veth peer name "v$5b$ID" netns "$3"
-  ip -n "$1" addr add "$2/24" dev "v$5a$ID"
-  ip -n "$3" addr add "$4/24" dev "v$5b$ID"
-  ip -n "$1" link set "v$5a$ID" up
-  ip -n "$3" link set "v$5b$ID" up
+link() { # ns1 ns2 addr2 tag
+  ip link add "v$4a$ID" netns "$1" type veth peer name "v$4b$ID" netns "$2"
+  ip -n "$2" addr add "$3/24" dev "v$4b$ID"
+  ip -n "$1" link set "v$4a$ID" up
+  ip -n "$2" link set "v$4b$ID" up
 }
-ip netns exec "$NS_F" sysctl -qw net.ipv4.tcp_wmem="4096 ${FEEDER_WMEM:-16384} 67108864"
-link "$NS_F" 10.201.1.1 "$NS_S" 10.201.1.2 fs
-link "$NS_S" 10.201.2.1 "$NS_M" 10.201.2.2 sm
-link "$NS_F" 10.201.3.1 "$NS_M" 10.201.3.2 fm
-
-source "$ROOT/tests/bench/bgp/configs.sh"
+link "$NS_F" "$NS_S" 10.201.1.2 fs
+link "$NS_S" "$NS_M" 10.201.2.2 sm
+ip -n "$NS_S" addr add 10.201.2.1/24 dev "vsma$ID"
+link "$NS_F" "$NS_M" 10.201.3.2 fm
+for i in $(seq 0 $((MAXF - 1))); do
+  ip -n "$NS_F" addr add "$(feeder_addr 1 "$i")/24" dev "vfsa$ID"
+  ip -n "$NS_F" addr add "$(feeder_addr 3 "$i")/24" dev "vfma$ID"
+done
 
 now() { echo "${EPOCHREALTIME/,/.}"; }
-
-birdc_in() { # ns socket args...
-  local ns=$1 sock=$2
-  shift 2
-  ip netns exec "$ns" birdc -s "$sock" "$@" 2>/dev/null
+cpu_of() { # pid -> utime+stime seconds
+  awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"
 }
 
 wait_for() { # description seconds command...
@@ -103,154 +115,149 @@ wait_for() { # description seconds command...
       echo "timed out after ${limit}s waiting for $what" >&2
       return 1
     fi
-    sleep 0.05
+    sleep 0.02
   done
 }
+all_ready() { # dir feeders
+  local i
+  [ -e "$1/monitor.ready" ] || return 1
+  for i in $(seq 0 $(($2 - 1))); do [ -e "$1/feeder$i.ready" ] || return 1; done
+}
+phase_done() { grep -q "^phase $2 done" "$1/monitor.out"; }
 
-start_bird() { # ns dir conf -> pid in LAST_PID
-  local ns=$1 dir=$2
-  TZ=UTC ip netns exec "$ns" bird -f -c "$dir/bird.conf" -s "$dir/bird.ctl" \
-    >"$dir/bird.out" 2>&1 </dev/null &
+start() { # out-file command... -> LAST_PID
+  "${@:2}" >"$1" 2>&1 </dev/null &
   LAST_PID=$!
   PIDS+=("$LAST_PID")
-  wait_for "BIRD in $ns ($dir/bird.out)" 120 birdc_in "$ns" "$dir/bird.ctl" show status >/dev/null
 }
 
-established() { # ns sock proto
-  birdc_in "$1" "$2" show protocols "$3" | grep -q Established
-}
-
-imported() { # ns sock proto -> count of routes imported
-  birdc_in "$1" "$2" show protocols all "$3" |
-    awk '/Routes:/ { print $2; found=1; exit } END { if (!found) print 0 }'
-}
-
-stop_all() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  PIDS=()
-}
-
-# One measurement: sets RESULT="seconds rss_kib" (rss "-" for the direct row).
-run_one() { # sut n
-  local sut=$1 n=$2 dir="$WORK/$1-$2" sut_pid="" mon_peer mon_as feed_peer feed_as
-  mkdir -p "$dir/feeder" "$dir/monitor" "$dir/sut"
+# One measurement: RESULT="seconds cpu rss_kib" (cpu and rss "-" for direct).
+run_one() { # sut feeders n phases
+  local sut=$1 nf=$2 n=$3 phases=$4 i sut_pid="" net=1 dir
+  dir="$WORK/$sut-$nf-$n-$phases-$RANDOM"
+  mkdir -p "$dir"
+  local mon=(--expect $((nf * n)) --phases "$phases" --ready "$dir/monitor.ready")
   if [ "$sut" = direct ]; then
-    mon_peer=10.201.3.1 mon_as=65001 feed_peer=10.201.3.2 feed_as=65003
+    net=3
+    for i in $(seq 0 $((nf - 1))); do mon+=(--connect "$(feeder_addr 3 "$i"):179"); done
   else
-    mon_peer=10.201.2.1 mon_as=65002 feed_peer=10.201.1.2 feed_as=65002
     case $sut in
     tabby)
-      tabby_config >"$dir/sut/tabby.yaml"
-      RUST_LOG=warn ip netns exec "$NS_S" "$TABBY" bgp --config "$dir/sut/tabby.yaml" \
-        >"$dir/sut/out" 2>&1 </dev/null &
-      sut_pid=$!
-      PIDS+=("$sut_pid")
+      tabby_config "$nf" >"$dir/tabby.yaml"
+      start "$dir/sut.out" env RUST_LOG=warn ip netns exec "$NS_S" "$TABBY" bgp --config "$dir/tabby.yaml"
       ;;
     bird)
-      bird_sut_config >"$dir/sut/bird.conf"
-      start_bird "$NS_S" "$dir/sut"
-      sut_pid=$LAST_PID
+      bird_sut_config "$nf" >"$dir/bird.conf"
+      start "$dir/sut.out" ip netns exec "$NS_S" bird -f -c "$dir/bird.conf" -s "$dir/bird.ctl"
       ;;
     gobgp)
-      gobgp_config >"$dir/sut/gobgpd.toml"
-      ip netns exec "$NS_S" gobgpd -f "$dir/sut/gobgpd.toml" -t toml -p \
-        --api-hosts 127.0.0.1:50051 --pprof-disable >"$dir/sut/out" 2>&1 </dev/null &
-      sut_pid=$!
-      PIDS+=("$sut_pid")
+      gobgp_config "$nf" >"$dir/gobgpd.toml"
+      start "$dir/sut.out" ip netns exec "$NS_S" gobgpd -f "$dir/gobgpd.toml" -t toml -p \
+        --api-hosts 127.0.0.1:50051 --pprof-disable
       ;;
     esac
+    sut_pid=$LAST_PID
+    mon+=(--listen 10.201.2.2:179 --sut-pid "$sut_pid")
   fi
-  bird_monitor_config "$mon_peer" "$mon_as" >"$dir/monitor/bird.conf"
-  start_bird "$NS_M" "$dir/monitor"
-  if [ "$sut" = direct ]; then
-    bird_feeder_config "$n" 10.201.3.1 "$feed_peer" "$feed_as" >"$dir/feeder/bird.conf"
-  else
-    bird_feeder_config "$n" 10.201.1.1 "$feed_peer" "$feed_as" >"$dir/feeder/bird.conf"
-    wait_for "SUT $sut <-> monitor session" 60 established "$NS_M" "$dir/monitor/bird.ctl" mon
-  fi
-  start_bird "$NS_F" "$dir/feeder"
-  if [ -n "${BENCH_DEBUG:-}" ]; then
-    ip netns exec "$NS_F" tcpdump -i any -w "$dir/feeder/pcap" -s 128 tcp port 179 2>/dev/null &
-    PIDS+=("$!")
+  for i in $(seq 0 $((nf - 1))); do
+    local churn=()
+    [ "$phases" = 1 ] || churn=(--churn-go "$dir/go2")
+    start "$dir/feeder$i.out" ip netns exec "$NS_F" "$FEEDER" --listen "$(feeder_addr $net "$i"):179" \
+      --count "$n" --first $((i * n)) --go "$dir/go" "${churn[@]}" --ready "$dir/feeder$i.ready"
+  done
+  start "$dir/monitor.out" ip netns exec "$NS_M" "$MONITOR" "${mon[@]}"
+  wait_for "sessions of $sut (logs in $dir)" 60 all_ready "$dir" "$nf" || { KEEP=1; return 1; }
+  local cpu0="-"
+  [ -z "$sut_pid" ] || cpu0=$(cpu_of "$sut_pid")
+  local perf_pid=""
+  if [ -n "${PROFILE:-}" ] && [ "$sut" = "$PROFILE" ]; then
+    # PROFILE=tabby: a call-graph profile of the SUT's timed phase(s).
+    perf record -q -F 2000 -g -p "$sut_pid" -o "$WORK/perf-$sut-$nf-$n-$phases.data" 2>/dev/null &
+    perf_pid=$!
     sleep 0.5
   fi
-  birdc_in "$NS_F" "$dir/feeder/bird.ctl" enable feed >/dev/null
-  local t_end="" t_limit
-  t_limit=$(awk -v a="$(now)" -v l="$TIMEOUT" 'BEGIN{printf "%.3f", a+l}')
-  while :; do
-    # BIRD 2.0's main loop can leave pending export work for its 3 s poll
-    # timeout; any control-socket request wakes it, so keep the feeder awake
-    # or every SUT that does not chatter back pays those 3 s.
-    birdc_in "$NS_F" "$dir/feeder/bird.ctl" show status >/dev/null &
-    if [ "$(imported "$NS_M" "$dir/monitor/bird.ctl" mon)" -ge "$n" ]; then
-      t_end=$(now)
-      break
-    fi
-    if awk -v a="$(now)" -v l="$t_limit" 'BEGIN{exit !(a>l)}'; then
-      echo "$sut N=$n: monitor did not reach $n within ${TIMEOUT}s (has $(imported "$NS_M" "$dir/monitor/bird.ctl" mon)); logs in $dir" >&2
-      KEEP=1
-      return 1
-    fi
-    sleep 0.005
-  done
-  # "2026-11-25 13:40:01.123456 <TRACE> feed: State changed to up"
-  local up
-  up=$(awk '/feed: State changed to up/ { print $1 "T" $2 "Z"; exit }' "$dir/feeder/bird.out")
-  [ -n "$up" ] || { echo "no session-up line in $dir/feeder/bird.out" >&2; KEEP=1; return 1; }
-  local t_up rss="-"
-  t_up=$(date -u -d "$up" +%s.%N)
-  [ -z "$sut_pid" ] || rss=$(awk '/VmHWM/ { print $2 }' "/proc/$sut_pid/status")
+  touch "$dir/go"
+  wait_for "$sut: phase 1 (logs in $dir)" "$TIMEOUT" phase_done "$dir" 1 || { KEEP=1; return 1; }
+  if [ "$phases" = 2 ]; then
+    cpu0=$(awk '/^phase 1 done/ { print $6 }' "$dir/monitor.out")
+    touch "$dir/go2"
+    wait_for "$sut: phase 2 (logs in $dir)" "$TIMEOUT" phase_done "$dir" 2 || { KEEP=1; return 1; }
+  fi
+  if [ -n "$perf_pid" ]; then
+    kill -INT "$perf_pid"
+    wait "$perf_pid" 2>/dev/null || true
+    echo "  profile: $WORK/perf-$sut-$nf-$n-$phases.data (KEEP=1 keeps it)" >&2
+  fi
+  local t0 t1 cpu1 rss="-" cpu="-"
+  # The timed phase's clock starts with the first feeder to write.
+  t0=$(for i in $(seq 0 $((nf - 1))); do
+    awk -v k="$phases" '/^start/ && ++c == k { print $2 }' "$dir/feeder$i.out"
+  done | sort -n | head -1)
+  read -r t1 cpu1 < <(awk -v k="$phases" '$1 == "phase" && $2 == k { print $4, $6 }' "$dir/monitor.out")
+  if [ -n "$sut_pid" ]; then
+    rss=$(awk '/VmHWM/ { print $2 }' "/proc/$sut_pid/status")
+    cpu=$(awk -v a="$cpu1" -v b="$cpu0" 'BEGIN{printf "%.2f", a-b}')
+  fi
   stop_all
-  RESULT=$(awk -v a="$t_end" -v b="$t_up" -v r="$rss" 'BEGIN{printf "%.3f %s", a-b, r}')
+  RESULT=$(awk -v a="$t1" -v b="$t0" 'BEGIN{printf "%.3f", a-b}')" $cpu $rss"
+  [ -n "${KEEP:-}" ] || rm -rf "$dir"
 }
 
-best_of() { # sut n -> BEST="seconds rss", the fastest of REPEAT runs
+best_of() { # args of run_one -> BEST, the fastest of REPEAT runs
   local best="" line
   for _ in $(seq "$REPEAT"); do
-    run_one "$1" "$2"
+    # A SUT that misses TIMEOUT gets a "-" row; the other rows still run.
+    if ! run_one "$@"; then
+      stop_all
+      RESULT="- - -"
+    fi
     line=$RESULT
-    if [ -z "$best" ] || awk -v a="${line%% *}" -v b="${best%% *}" 'BEGIN{exit !(a<b)}'; then
+    [ "${line%% *}" != - ] || { [ -n "$best" ] || best=$line; continue; }
+    if [ -z "$best" ] || [ "${best%% *}" = - ] || awk -v a="${line%% *}" -v b="${best%% *}" 'BEGIN{exit !(a<b)}'; then
       best=$line
     fi
   done
   BEST=$best
 }
 
-declare -A T R A
-for n in $SIZES; do
-  for sut in direct $SUTS; do
-    best_of "$sut" "$n"
-    T[$sut-$n]=${BEST%% *}
-    R[$sut-$n]=${BEST##* }
-    echo "  measured $sut N=$n: ${T[$sut-$n]} s, VmHWM ${R[$sut-$n]} KiB" >&2
-  done
-done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a != "-" && b+0 > 0) printf "%.2f", a/b; else print "-" }'; }
+mib() { awk -v k="$1" 'BEGIN{ if (k == "-") print "-"; else printf "%.1f", k/1024 }'; }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b+0 > 0) printf "%.2f", a/b; else print "-" }'; }
-echo
-echo "BGP convergence: feeder (BIRD) -> SUT -> monitor (BIRD), N IPv4 /32s, eBGP"
-echo "time = feeder session Established -> monitor holds N; RSS = SUT VmHWM"
-echo "added = time - direct row: what the SUT itself adds to the pipeline"
-printf "%-9s %-8s %10s %10s %10s\n" N SUT "time (s)" "added (s)" "RSS (MiB)"
-for n in $SIZES; do
+# One table: every SUT for one case.
+case_table() { # title feeders n phases
+  local title=$1 nf=$2 n=$3 phases=$4 sut
+  declare -A T C R A
   for sut in direct $SUTS; do
-    r=${R[$sut-$n]}
-    [ "$r" = - ] || r=$(awk -v k="$r" 'BEGIN{printf "%.1f", k/1024}')
-    A[$sut-$n]=$(awk -v a="${T[$sut-$n]}" -v b="${T[direct-$n]}" 'BEGIN{printf "%.3f", a-b}')
-    printf "%-9s %-8s %10s %10s %10s\n" "$n" "$sut" "${T[$sut-$n]}" "${A[$sut-$n]}" "$r"
+    best_of "$sut" "$nf" "$n" "$phases"
+    read -r T[$sut] C[$sut] R[$sut] <<<"$BEST"
+    A[$sut]=$(awk -v a="${T[$sut]}" -v b="${T[direct]}" 'BEGIN{ if (a == "-" || b == "-") print "-"; else printf "%.3f", a-b}')
+    echo "  measured $title $sut: ${T[$sut]} s, CPU ${C[$sut]} s, VmHWM ${R[$sut]} KiB" >&2
   done
-done
-if [[ " $SUTS " == *" tabby "* ]]; then
   echo
-  printf "%-9s %-14s %-14s %-14s %-14s %-14s\n" N "time T/BIRD" "time T/GoBGP" "added T/BIRD" "added T/GoBGP" "RSS T/BIRD"
-  printf "%-9s %-14s %-14s %-14s %-14s %-14s\n" goal "<=0.7" "<=0.2" "<=0.7" "<=0.2" "<=1"
-  for n in $SIZES; do
-    printf "%-9s %-14s %-14s %-14s %-14s %-14s\n" "$n" \
-      "$(ratio "${T[tabby-$n]}" "${T[bird-$n]:-0}")" \
-      "$(ratio "${T[tabby-$n]}" "${T[gobgp-$n]:-0}")" \
-      "$(ratio "${A[tabby-$n]}" "${A[bird-$n]:-0}")" \
-      "$(ratio "${A[tabby-$n]}" "${A[gobgp-$n]:-0}")" \
-      "$(ratio "${R[tabby-$n]}" "${R[bird-$n]:-0}")"
+  echo "== $title"
+  printf "%-7s %9s %9s %8s %9s   %-26s\n" SUT "time (s)" "added (s)" "CPU (s)" "RSS (MiB)" "vs BIRD: time/added/CPU/RSS"
+  for sut in direct $SUTS; do
+    local vs="-"
+    if [ "$sut" != direct ] && [ -n "${T[bird]:-}" ]; then
+      vs="$(ratio "${T[$sut]}" "${T[bird]}") / $(ratio "${A[$sut]}" "${A[bird]}") / $(ratio "${C[$sut]}" "${C[bird]}") / $(ratio "${R[$sut]}" "${R[bird]}")"
+    fi
+    printf "%-7s %9s %9s %8s %9s   %-26s\n" "$sut" "${T[$sut]}" "${A[$sut]}" "${C[$sut]}" "$(mib "${R[$sut]}")" "$vs"
   done
+  if [ -n "${T[tabby]:-}" ] && [ -n "${T[gobgp]:-}" ]; then
+    echo "tabby vs GoBGP: time $(ratio "${T[tabby]}" "${T[gobgp]}"), added $(ratio "${A[tabby]}" "${A[gobgp]}") (goal <= 0.2)"
+  fi
+  if [ -n "${T[tabby]:-}" ] && [ -n "${T[bird]:-}" ]; then
+    echo "goals vs BIRD: added <= 0.7, CPU <= 0.7, RSS <= 1.0"
+  fi
+}
+
+echo "BGP speaker: replay feeders -> SUT -> counting monitor, IPv4 /32s, eBGP"
+echo "time: first feeder write -> monitor holds all; added = time - direct row"
+echo "CPU = SUT utime+stime during that time; RSS = SUT VmHWM"
+for n in $SINGLE; do case_table "single: 1 feeder x $n" 1 "$n" 1; done
+if [ -n "$MULTI" ]; then
+  case_table "multi: ${MULTI%% *} feeders x ${MULTI##* }" "${MULTI%% *}" "${MULTI##* }" 1
+fi
+if [ -n "$CHURN" ]; then
+  case_table "churn: withdraw + re-announce $CHURN (after loading them)" 1 "$CHURN" 2
 fi

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Every benchmark, each printing its figures next to a reference measured in
-# the same run: IPAM assignment against raw etcd CAS transactions, the
-# dataplane's route writer against `ip -batch`, and the BGP speaker against
-# BIRD 2 and GoBGP. As root (network namespaces). Installs what it needs.
+# the same run: IPAM assignment against raw etcd CAS transactions (one
+# assigner, then 8 assigner processes), the dataplane's route writer against
+# `ip -batch`, and the BGP speaker against BIRD 2 and GoBGP. As root
+# (network namespaces). Installs what it needs.
+#
+#   bash tests/bench.sh            # full sizes
+#   QUICK=1 bash tests/bench.sh    # smaller sizes (the BGP part < 1 min)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -14,11 +18,10 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+[ -z "${QUICK:-}" ] || export IPAM_BENCH_N=${IPAM_BENCH_N:-300}
 echo "== IPAM assignment (etcd, SQLite) vs raw etcd CAS"
 cargo bench -q -p tabby-agent --bench ipam
 echo "== dataplane: 100k routes, Tabby's netlink writer vs ip -batch"
 cargo bench -q -p tabby-felix-lite --bench routes
-if [ -f tests/bench-bgp.sh ]; then
-  echo "== BGP: feeder -> system under test -> monitor, Tabby vs BIRD 2 vs GoBGP"
-  bash tests/bench-bgp.sh
-fi
+echo "== BGP: replay feeders -> system under test -> counting monitor, Tabby vs BIRD 2 vs GoBGP"
+bash tests/bench-bgp.sh

@@ -12,7 +12,7 @@
 mod e2e_bird;
 mod e2e_common;
 
-use e2e_bird::{protocol, Bird};
+use e2e_bird::Bird;
 use e2e_common::{serial, wait_until, Lab};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -220,25 +220,13 @@ fn bird_reflects_every_block_with_its_original_next_hop() {
         ],
     );
     let nodes = lab.node_names();
-    let router = lab.state["fabric"]["bridges"][0]["router"]
-        .as_str()
-        .unwrap()
-        .to_string();
     // iBGP in the nodes' AS; `direct`: next hops are on the shared subnet.
-    let protocols: String = nodes
-        .iter()
-        .map(|n| {
-            protocol(
-                &n.replace('-', "_"),
-                &router,
-                64512,
-                &lab.node_ip(n).to_string(),
-                64512,
-                "  rr client; rr cluster id 244.0.0.9; direct;\n  ipv4 { import all; export all; };\n",
-            )
-        })
-        .collect();
-    let bird = Bird::start(&lab.netns("fabric"), &router, &protocols);
+    let (bird, router) = Bird::peering_every_node(
+        &lab,
+        64512,
+        64512,
+        "  rr client; rr cluster id 244.0.0.9; direct;\n  ipv4 { import all; export all; };\n",
+    );
     let f = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(
         f.path(),

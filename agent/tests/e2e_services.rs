@@ -12,7 +12,7 @@
 mod e2e_bird;
 mod e2e_common;
 
-use e2e_bird::{protocol, Bird};
+use e2e_bird::Bird;
 use e2e_common::{serial, wait_until, Lab};
 use std::time::Duration;
 
@@ -50,24 +50,12 @@ fn service_cluster_ips_reach_bird_from_every_node_with_communities() {
         ],
     );
     let nodes = lab.node_names();
-    let router = lab.state["fabric"]["bridges"][0]["router"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let protocols: String = nodes
-        .iter()
-        .map(|n| {
-            protocol(
-                &n.replace('-', "_"),
-                &router,
-                BIRD_AS,
-                &lab.node_ip(n).to_string(),
-                64512,
-                "  ipv4 { import all; export none; };\n",
-            )
-        })
-        .collect();
-    let bird = Bird::start(&lab.netns("fabric"), &router, &protocols);
+    let (bird, router) = Bird::peering_every_node(
+        &lab,
+        BIRD_AS,
+        64512,
+        "  ipv4 { import all; export none; };\n",
+    );
 
     // Rejected whole, every problem named.
     let bad = "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec:\n  serviceClusterIPs: [{cidr: 10.96.0.0/33}]\n  communities: [{name: svc, value: \"65000:70000\"}]\n  prefixAdvertisements: [{cidr: 10.96.0.0/12, communities: [nosuch]}]\n";

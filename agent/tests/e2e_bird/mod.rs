@@ -38,6 +38,33 @@ pub fn protocol(
 }
 
 impl Bird {
+    /// BIRD in the lab's fabric, on the first subnet's router address, with
+    /// one `protocol bgp` per lab node (AS `local_as` here, the nodes in
+    /// `node_as`); returns it with that router address.
+    pub fn peering_every_node(
+        lab: &super::e2e_common::Lab,
+        local_as: u32,
+        node_as: u32,
+        body: &str,
+    ) -> (Bird, String) {
+        let router = lab.state["fabric"]["bridges"][0]["router"]
+            .as_str()
+            .expect("lab.json: fabric.bridges[0].router")
+            .to_string();
+        let protocols: String = lab
+            .node_names()
+            .iter()
+            .map(|n| {
+                let ip = lab.node_ip(n).to_string();
+                protocol(&n.replace('-', "_"), &router, local_as, &ip, node_as, body)
+            })
+            .collect();
+        (
+            Bird::start(&lab.netns("fabric"), &router, &protocols),
+            router,
+        )
+    }
+
     /// Starts BIRD in namespace `netns` with `router id` and the protocol
     /// blocks in `protocols`.
     pub fn start(netns: &str, router_id: &str, protocols: &str) -> Bird {

@@ -158,16 +158,8 @@ fn default_pool6(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<DefaultP
                 format!("CALICO_IPV6POOL_BLOCK_SIZE: {v:?} is not an IPv6 block size (expected 116-128)")
             })?,
     };
-    let vxlan_mode = match get("CALICO_IPV6POOL_VXLAN").as_deref() {
-        None | Some("Never") => EncapMode::Never,
-        Some("Always") => EncapMode::Always,
-        Some("CrossSubnet") => EncapMode::CrossSubnet,
-        Some(other) => {
-            return Err(format!(
-                "CALICO_IPV6POOL_VXLAN: {other:?} is not a VXLAN mode (expected Never, Always or CrossSubnet)"
-            ))
-        }
-    };
+    let vxlan_mode =
+        super::config::vxlan_mode_var("CALICO_IPV6POOL_VXLAN", get("CALICO_IPV6POOL_VXLAN"))?;
     let nat_outgoing = match get("CALICO_IPV6POOL_NAT_OUTGOING") {
         None => false,
         Some(v) => parse_bool("CALICO_IPV6POOL_NAT_OUTGOING", &v)?,

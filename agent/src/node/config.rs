@@ -303,7 +303,8 @@ fn default_pool(get: &dyn Fn(&str) -> Option<String>) -> Result<DefaultPool, Str
             cidr.prefix_len()
         ));
     }
-    let vxlan_mode = vxlan_mode_var("CALICO_IPV4POOL_VXLAN", get("CALICO_IPV4POOL_VXLAN"))?;
+    let vxlan_mode =
+        super::config6::vxlan_mode_var("CALICO_IPV4POOL_VXLAN", get("CALICO_IPV4POOL_VXLAN"))?;
     let nat_outgoing = match get("CALICO_IPV4POOL_NAT_OUTGOING") {
         None => true,
         Some(v) => parse_bool("CALICO_IPV4POOL_NAT_OUTGOING", &v)?,
@@ -332,17 +333,5 @@ fn seconds(get: &dyn Fn(&str) -> Option<String>, var: &str, default: u64) -> Res
         Some(v) => v
             .parse::<u64>()
             .map_err(|_| format!("{var}: {v:?} is not a number of seconds (expected e.g. 9)")),
-    }
-}
-
-/// `CALICO_IPV4POOL_VXLAN` / `CALICO_IPV6POOL_VXLAN`: unset is Never.
-pub(super) fn vxlan_mode_var(var: &str, value: Option<String>) -> Result<EncapMode, String> {
-    match value.as_deref() {
-        None | Some("Never") => Ok(EncapMode::Never),
-        Some("Always") => Ok(EncapMode::Always),
-        Some("CrossSubnet") => Ok(EncapMode::CrossSubnet),
-        Some(other) => Err(format!(
-            "{var}: {other:?} is not a VXLAN mode (expected Never, Always or CrossSubnet)"
-        )),
     }
 }

@@ -158,8 +158,7 @@ fn default_pool6(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<DefaultP
                 format!("CALICO_IPV6POOL_BLOCK_SIZE: {v:?} is not an IPv6 block size (expected 116-128)")
             })?,
     };
-    let vxlan_mode =
-        super::config::vxlan_mode_var("CALICO_IPV6POOL_VXLAN", get("CALICO_IPV6POOL_VXLAN"))?;
+    let vxlan_mode = vxlan_mode_var("CALICO_IPV6POOL_VXLAN", get("CALICO_IPV6POOL_VXLAN"))?;
     let nat_outgoing = match get("CALICO_IPV6POOL_NAT_OUTGOING") {
         None => false,
         Some(v) => parse_bool("CALICO_IPV6POOL_NAT_OUTGOING", &v)?,
@@ -237,6 +236,18 @@ pub fn locate_ip6(
     let len = prefix_len.unwrap_or(a.prefix_len);
     let net = Ipv6Net::new(addr, len).map_err(|e| format!("IP6: prefix /{len}: {e}"))?;
     Ok((k.ifname(a.index), net))
+}
+
+/// `CALICO_IPV4POOL_VXLAN` / `CALICO_IPV6POOL_VXLAN`: unset is Never.
+pub(super) fn vxlan_mode_var(var: &str, value: Option<String>) -> Result<EncapMode, String> {
+    match value.as_deref() {
+        None | Some("Never") => Ok(EncapMode::Never),
+        Some("Always") => Ok(EncapMode::Always),
+        Some("CrossSubnet") => Ok(EncapMode::CrossSubnet),
+        Some(other) => Err(format!(
+            "{var}: {other:?} is not a VXLAN mode (expected Never, Always or CrossSubnet)"
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -17,68 +17,27 @@ mod cni_common;
 
 use cni_common::containerd::*;
 use cni_common::*;
-use std::path::Path;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn containerd_runs_a_container_on_tabby() {
-    for bin in [
-        "containerd",
-        "ctr",
-        "containerd-shim-runc-v2",
-        "runc",
-        "busybox",
-    ] {
-        if !installed(bin) {
-            eprintln!(
-                "skipped: {bin} is not installed (apt-get install containerd busybox-static)"
-            );
-            return;
-        }
+    if let Some(bin) = missing_tool() {
+        eprintln!("skipped: {bin} is not installed (apt-get install containerd busybox-static)");
+        return;
     }
     let node = Node::start().await;
     let work = tempfile::tempdir().unwrap();
     let containerd = start_containerd(work.path());
     let rootfs = busybox_rootfs(work.path());
 
-    // The manifest's conflist, filled in for this node.
-    let mut list: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/10-tabby.conflist"),
-        )
-        .unwrap(),
+    let stdout = ctr_run(
+        &node,
+        work.path(),
+        &rootfs,
+        &manifest_conflist(&node),
+        "ctr",
+        &format!("ip -4 addr show dev eth0; ip route; ping -c 2 -W 2 {NODE_IP}"),
     )
-    .unwrap();
-    list["plugins"][0]["nodename"] = node.name.clone().into();
-    list["plugins"][0]["run_dir"] = node.run_dir.display().to_string().into();
-    let conflist = work.path().join("10-tabby.conflist");
-    std::fs::write(&conflist, list.to_string()).unwrap();
-
-    let _etc_cni = if Path::new("/etc/cni").exists() {
-        CreatedDir(None)
-    } else {
-        std::fs::create_dir("/etc/cni").unwrap();
-        CreatedDir(Some("/etc/cni"))
-    };
-    let id = unique("ctr");
-    let script = format!(
-        "set -e; mount -t tmpfs tmpfs /etc/cni; mkdir -p /etc/cni/net.d; \
-         cp {conflist} /etc/cni/net.d/10-tabby.conflist; \
-         mount -t tmpfs tmpfs /opt; mkdir -p /opt/cni/bin; cp {tabby} /opt/cni/bin/tabby; \
-         exec ctr -a {sock} -n tabbytest run --rm --cni --rootfs {rootfs} {id} \
-           /bin/sh -c 'ip -4 addr show dev eth0; ip route; ping -c 2 -W 2 {NODE_IP}'",
-        conflist = conflist.display(),
-        tabby = tabby_bin().display(),
-        sock = work.path().join("containerd.sock").display(),
-        rootfs = rootfs.display(),
-    );
-    let out = in_private_mounts(&node.netns.name, &script).await;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "ctr run failed\nstdout:\n{stdout}\nstderr:\n{stderr}\ncontainerd log:\n{}",
-        std::fs::read_to_string(work.path().join("containerd.log")).unwrap_or_default()
-    );
+    .await;
     assert!(
         stdout.contains("default via 169.254.1.1 dev eth0"),
         "{stdout}"

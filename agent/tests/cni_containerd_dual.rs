@@ -13,7 +13,6 @@ mod cni_common;
 
 use cni_common::containerd::*;
 use cni_common::*;
-use std::path::Path;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn containerd_container_gets_ipv4_and_ipv6() {
@@ -27,50 +26,24 @@ async fn containerd_container_gets_ipv4_and_ipv6() {
     let containerd = start_containerd(work.path());
     let rootfs = busybox_rootfs(work.path());
 
-    let mut list: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/10-tabby.conflist"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let plugin = &mut list["plugins"][0];
-    plugin["nodename"] = node.name.clone().into();
-    plugin["run_dir"] = node.run_dir.display().to_string().into();
-    plugin["ipam"]["assign_ipv4"] = "true".into();
-    plugin["ipam"]["assign_ipv6"] = "true".into();
-    plugin["ipam"]["ipv6_pools"] = serde_json::json!([POOL6]);
-    let conflist = work.path().join("10-tabby.conflist");
-    std::fs::write(&conflist, list.to_string()).unwrap();
-
-    let _etc_cni = if Path::new("/etc/cni").exists() {
-        CreatedDir(None)
-    } else {
-        std::fs::create_dir("/etc/cni").unwrap();
-        CreatedDir(Some("/etc/cni"))
-    };
-    let id = unique("ctr6");
+    let mut list = manifest_conflist(&node);
+    let ipam = &mut list["plugins"][0]["ipam"];
+    ipam["assign_ipv4"] = "true".into();
+    ipam["assign_ipv6"] = "true".into();
+    ipam["ipv6_pools"] = serde_json::json!([POOL6]);
     // A few pings: the first may wait for neighbour discovery on both ends.
-    let script = format!(
-        "set -e; mount -t tmpfs tmpfs /etc/cni; mkdir -p /etc/cni/net.d; \
-         cp {conflist} /etc/cni/net.d/10-tabby.conflist; \
-         mount -t tmpfs tmpfs /opt; mkdir -p /opt/cni/bin; cp {tabby} /opt/cni/bin/tabby; \
-         exec ctr -a {sock} -n tabbytest run --rm --cni --rootfs {rootfs} {id} \
-           /bin/sh -c 'ip -4 addr show dev eth0; ip -6 addr show dev eth0; ip -6 route; \
-             ping -6 -c 3 -i 0.3 -W 2 {NODE_IP6}'",
-        conflist = conflist.display(),
-        tabby = tabby_bin().display(),
-        sock = work.path().join("containerd.sock").display(),
-        rootfs = rootfs.display(),
-    );
-    let out = in_private_mounts(&node.netns.name, &script).await;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "ctr run failed\nstdout:\n{stdout}\nstderr:\n{stderr}\ncontainerd log:\n{}",
-        std::fs::read_to_string(work.path().join("containerd.log")).unwrap_or_default()
-    );
+    let stdout = ctr_run(
+        &node,
+        work.path(),
+        &rootfs,
+        &list,
+        "ctr6",
+        &format!(
+            "ip -4 addr show dev eth0; ip -6 addr show dev eth0; ip -6 route; \
+             ping -6 -c 3 -i 0.3 -W 2 {NODE_IP6}"
+        ),
+    )
+    .await;
     assert!(
         stdout.contains("default via fe80::ecee:eeff:feee:eeee dev eth0"),
         "{stdout}"

@@ -106,3 +106,61 @@ pub async fn in_private_mounts(netns: &str, script: &str) -> std::process::Outpu
         .await
         .expect("running ip netns exec … unshare -m")
 }
+
+/// `manifests/10-tabby.conflist`, filled in for `node`: what the tests give
+/// containerd (a test adds its own ipam settings before [`ctr_run`]).
+pub fn manifest_conflist(node: &super::Node) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/10-tabby.conflist");
+    let mut list: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    list["plugins"][0]["nodename"] = node.name.clone().into();
+    list["plugins"][0]["run_dir"] = node.run_dir.display().to_string().into();
+    list
+}
+
+/// `ctr run --rm --cni` of a busybox container (id `<tag>…`) running
+/// `in_container` with `sh -c`, on the test's own containerd in `work`,
+/// with `list` as the only conflist and the `tabby` plugin as the only
+/// binary: go-cni reads `/etc/cni/net.d` and `/opt/cni/bin` only, so they
+/// are tmpfs in a private mount namespace (`/etc/cni` created empty if
+/// missing and removed again), from the node's netns so the host end lands
+/// there. Asserts that it succeeded; returns the container's stdout (ctr
+/// --rm has already called DEL).
+pub async fn ctr_run(
+    node: &super::Node,
+    work: &Path,
+    rootfs: &Path,
+    list: &serde_json::Value,
+    tag: &str,
+    in_container: &str,
+) -> String {
+    let conflist = work.join("10-tabby.conflist");
+    std::fs::write(&conflist, list.to_string()).unwrap();
+    let _etc_cni = if Path::new("/etc/cni").exists() {
+        CreatedDir(None)
+    } else {
+        std::fs::create_dir("/etc/cni").unwrap();
+        CreatedDir(Some("/etc/cni"))
+    };
+    let script = format!(
+        "set -e; mount -t tmpfs tmpfs /etc/cni; mkdir -p /etc/cni/net.d; \
+         cp {conflist} /etc/cni/net.d/10-tabby.conflist; \
+         mount -t tmpfs tmpfs /opt; mkdir -p /opt/cni/bin; cp {tabby} /opt/cni/bin/tabby; \
+         exec ctr -a {sock} -n tabbytest run --rm --cni --rootfs {rootfs} {id} \
+           /bin/sh -c '{in_container}'",
+        conflist = conflist.display(),
+        tabby = super::tabby_bin().display(),
+        sock = work.join("containerd.sock").display(),
+        rootfs = rootfs.display(),
+        id = super::unique(tag),
+    );
+    let out = in_private_mounts(&node.netns.name, &script).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "ctr run failed\nstdout:\n{stdout}\nstderr:\n{stderr}\ncontainerd log:\n{}",
+        std::fs::read_to_string(work.join("containerd.log")).unwrap_or_default()
+    );
+    stdout
+}

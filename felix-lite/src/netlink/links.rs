@@ -103,8 +103,26 @@ fn parse_vxlan(data: &[InfoVxlan]) -> VxlanInfo {
 }
 
 pub fn dump_addrs(sock: &mut NlSocket) -> Result<Vec<KernelAddr>, NlError> {
+    Ok(dump_family(sock, AddressFamily::Inet)?
+        .into_iter()
+        .filter_map(|(index, ip, prefix_len)| match ip {
+            IpAddr::V4(ip) => Some(KernelAddr {
+                index,
+                ip,
+                prefix_len,
+            }),
+            IpAddr::V6(_) => None,
+        })
+        .collect())
+}
+
+/// Every address of one family: (ifindex, address, prefix length).
+fn dump_family(
+    sock: &mut NlSocket,
+    family: AddressFamily,
+) -> Result<Vec<(u32, IpAddr, u8)>, NlError> {
     let mut req = AddressMessage::default();
-    req.header.family = AddressFamily::Inet;
+    req.header.family = family;
     let msgs = sock.dump(RouteNetlinkMessage::GetAddress(req))?;
     Ok(msgs
         .into_iter()
@@ -115,23 +133,19 @@ pub fn dump_addrs(sock: &mut NlSocket) -> Result<Vec<KernelAddr>, NlError> {
         .collect())
 }
 
-fn parse_addr(msg: &AddressMessage) -> Option<KernelAddr> {
+fn parse_addr(msg: &AddressMessage) -> Option<(u32, IpAddr, u8)> {
     // IFA_LOCAL is the interface's own address (IFA_ADDRESS is the peer's on
     // point-to-point links).
     let mut local = None;
     let mut address = None;
     for attr in &msg.attributes {
         match attr {
-            AddressAttribute::Local(IpAddr::V4(a)) => local = Some(*a),
-            AddressAttribute::Address(IpAddr::V4(a)) => address = Some(*a),
+            AddressAttribute::Local(a) => local = Some(*a),
+            AddressAttribute::Address(a) => address = Some(*a),
             _ => {}
         }
     }
-    Some(KernelAddr {
-        index: msg.header.index,
-        ip: local.or(address)?,
-        prefix_len: msg.header.prefix_len,
-    })
+    Some((msg.header.index, local.or(address)?, msg.header.prefix_len))
 }
 
 /// An IPv6 address on an interface.
@@ -151,33 +165,17 @@ impl KernelAddr6 {
 }
 
 pub fn dump_addrs6(sock: &mut NlSocket) -> Result<Vec<KernelAddr6>, NlError> {
-    let mut req = AddressMessage::default();
-    req.header.family = AddressFamily::Inet6;
-    let msgs = sock.dump(RouteNetlinkMessage::GetAddress(req))?;
-    Ok(msgs
+    Ok(dump_family(sock, AddressFamily::Inet6)?
         .into_iter()
-        .filter_map(|m| match m {
-            RouteNetlinkMessage::NewAddress(a) => parse_addr6(&a),
-            _ => None,
+        .filter_map(|(index, ip, prefix_len)| match ip {
+            IpAddr::V6(ip) => Some(KernelAddr6 {
+                index,
+                ip,
+                prefix_len,
+            }),
+            IpAddr::V4(_) => None,
         })
         .collect())
-}
-
-fn parse_addr6(msg: &AddressMessage) -> Option<KernelAddr6> {
-    let mut local = None;
-    let mut address = None;
-    for attr in &msg.attributes {
-        match attr {
-            AddressAttribute::Local(IpAddr::V6(a)) => local = Some(*a),
-            AddressAttribute::Address(IpAddr::V6(a)) => address = Some(*a),
-            _ => {}
-        }
-    }
-    Some(KernelAddr6 {
-        index: msg.header.index,
-        ip: local.or(address)?,
-        prefix_len: msg.header.prefix_len,
-    })
 }
 
 /// An IPv6 address without duplicate address detection: a tunnel /128 or

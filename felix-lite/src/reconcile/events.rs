@@ -12,9 +12,12 @@
 //! nftables changes come on another netlink family (see `nft_events`).
 
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::address::AddressAttribute;
+use netlink_packet_route::route::{RouteAttribute, RouteMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use std::io;
+use std::net::{IpAddr, Ipv6Addr};
 use tokio::io::unix::AsyncFd;
 
 // Bit (group - 1) of the legacy bind mask for RTNLGRP_LINK (1),
@@ -106,13 +109,87 @@ fn datagram_matters(buf: &[u8], vxlan: Vxlans) -> bool {
 }
 
 fn message_matters(payload: &NetlinkPayload<RouteNetlinkMessage>, vxlan: Vxlans) -> bool {
-    match payload {
-        // ARP and FDB entries (AF_INET and AF_BRIDGE) of vxlan.calico only.
-        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNeighbour(n))
-        | NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelNeighbour(n)) => {
+    let NetlinkPayload::InnerMessage(m) = payload else {
+        return false;
+    };
+    match m {
+        // ARP/NDP and FDB entries of the VXLAN devices only.
+        RouteNetlinkMessage::NewNeighbour(n) | RouteNetlinkMessage::DelNeighbour(n) => {
             vxlan.contains(&Some(n.header.ifindex))
         }
-        NetlinkPayload::InnerMessage(_) => true,
-        _ => false,
+        // The kernel's own link-local address appearing: it comes a second
+        // or two after each link is up (when duplicate address detection
+        // ends) and would wake a pass with nothing to do. Tabby never
+        // removes one; one disappearing (the pod gateway's) still matters.
+        RouteNetlinkMessage::NewAddress(a) => !a
+            .attributes
+            .iter()
+            .any(|at| matches!(at, AddressAttribute::Address(IpAddr::V6(ip)) if is_link_local(ip))),
+        // The local table is the kernel's, derived from addresses (whose
+        // own notifications wake a pass); Tabby writes only the main table.
+        RouteNetlinkMessage::NewRoute(r) | RouteNetlinkMessage::DelRoute(r) => {
+            route_table(r) != RT_TABLE_LOCAL
+        }
+        _ => true,
+    }
+}
+
+const RT_TABLE_LOCAL: u32 = 255;
+
+fn route_table(r: &RouteMessage) -> u32 {
+    r.attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(r.header.table))
+}
+
+fn is_link_local(ip: &Ipv6Addr) -> bool {
+    ip.segments()[0] & 0xffc0 == 0xfe80
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_route::address::AddressMessage;
+
+    fn addr(ip: &str) -> NetlinkPayload<RouteNetlinkMessage> {
+        let mut a = AddressMessage::default();
+        a.attributes
+            .push(AddressAttribute::Address(ip.parse().unwrap()));
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(a))
+    }
+
+    fn route(table: u8, new: bool) -> NetlinkPayload<RouteNetlinkMessage> {
+        let mut r = RouteMessage::default();
+        r.header.table = table;
+        NetlinkPayload::InnerMessage(if new {
+            RouteNetlinkMessage::NewRoute(r)
+        } else {
+            RouteNetlinkMessage::DelRoute(r)
+        })
+    }
+
+    /// Seen in `ipv6_vxlan`: DAD ending on eth0 and vxlan-v6.calico a
+    /// second after link up (an fe80 address, its local and anycast routes)
+    /// woke passes with nothing to do.
+    #[test]
+    fn the_kernels_link_local_and_local_table_wake_nothing() {
+        let none = [None, None];
+        assert!(!message_matters(&addr("fe80::6400:ff:fe00:60a"), none));
+        assert!(message_matters(&addr("fd00:1::5"), none));
+        assert!(message_matters(&addr("10.0.0.5"), none));
+        let mut gone = AddressMessage::default();
+        gone.attributes.push(AddressAttribute::Address(
+            "fe80::ecee:eeff:feee:eeee".parse().unwrap(),
+        ));
+        let gone = NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelAddress(gone));
+        assert!(message_matters(&gone, none), "a link-local address removed");
+        assert!(!message_matters(&route(255, true), none));
+        assert!(!message_matters(&route(255, false), none));
+        assert!(message_matters(&route(254, true), none));
+        assert!(message_matters(&route(254, false), none));
     }
 }

@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tabby_bgp::fsm::State;
 use tabby_bgp::speaker::{PeerStatus, Speaker};
+use tabby_bgp::wire::Family;
 use tabby_proto::node as pb;
 use tonic::{Request, Response, Status};
 
@@ -32,6 +33,23 @@ pub struct Snapshot {
     pub backend: Option<&'static str>,
     /// BGP sessions left out, each naming the peer and why.
     pub bgp_errors: Vec<String>,
+    /// Per session address, the peer node's address of the other family
+    /// (its IPv6 address for an IPv4 session), for the other table.
+    pub other_family_addr: HashMap<IpAddr, IpAddr>,
+}
+
+/// Whether a session carries the family other than its own: negotiated
+/// when Established, else offered (we have a next hop of it to give).
+fn carries_other_family(p: &PeerStatus) -> bool {
+    let other = match p.config.address {
+        IpAddr::V4(_) => Family::IPV6_UNICAST,
+        IpAddr::V6(_) => Family::IPV4_UNICAST,
+    };
+    if p.state == State::Established {
+        p.families.contains(&other)
+    } else {
+        p.config.other_family_next_hop.is_some() && p.config.families.contains(&other)
+    }
 }
 
 /// The peer types the run loop last published, for the node socket's
@@ -182,6 +200,19 @@ impl pb::node_server::Node for NodeService {
                 .map_err(|e| Status::unavailable(format!("BGP speaker: {e}")))?;
             for p in &peers {
                 let row = peer_row(p, snap.peer_types.get(&p.config.address).copied(), now);
+                // A session carrying the other family (IPv6 over an IPv4
+                // session) is listed in that family's table too, under the
+                // peer node's address of that family when it is known.
+                if carries_other_family(p) {
+                    let mut other = row.clone();
+                    if let Some(a) = snap.other_family_addr.get(&p.config.address) {
+                        other.peer_address = a.to_string();
+                    }
+                    match p.config.address {
+                        IpAddr::V4(_) => v6.push(other),
+                        IpAddr::V6(_) => v4.push(other),
+                    }
+                }
                 if p.config.address.is_ipv4() {
                     v4.push(row);
                 } else {
@@ -189,6 +220,7 @@ impl pb::node_server::Node for NodeService {
                 }
             }
             v4.sort_by(|a, b| a.peer_address.cmp(&b.peer_address));
+            v6.sort_by(|a, b| a.peer_address.cmp(&b.peer_address));
         }
         Ok(Response::new(pb::StatusResponse {
             node_name: self.node_name.clone(),

@@ -11,7 +11,7 @@
 
 use super::cluster::Cluster;
 use crate::resources::bgp::BgpConfigurationSpec;
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::IpNet;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use tabby_bgp::wire::LargeCommunity;
@@ -90,24 +90,21 @@ fn communities_for(spec: &BgpConfigurationSpec, prefix: &IpNet) -> Communities {
     out
 }
 
-/// Everything node `me` originates. IPv4 only: the sessions carry IPv4
-/// unicast until the dataplane routes IPv6.
+/// Everything node `me` originates, both families: a session carries
+/// IPv6 only where it has an IPv6 next hop to give (the speaker's
+/// `other_family_next_hop`, or an IPv6 session).
 pub fn originations(cluster: &Cluster, me: &str) -> Originations {
     let mut prefixes: Vec<IpNet> = cluster
         .confirmed_affinities()
         .into_iter()
         .filter(|(_, n)| n == me)
-        .map(|(b, _): (Ipv4Net, _)| IpNet::V4(b))
+        .map(|(b, _)| b)
         .collect();
     // Calico reads the service fields from the default BGPConfiguration
     // only (they are cluster-wide).
     let spec = cluster.default_bgp_config().map(|c| &c.spec);
     if let Some(spec) = spec {
-        prefixes.extend(
-            service_cidrs(spec)
-                .into_iter()
-                .filter(|p| p.addr().is_ipv4()),
-        );
+        prefixes.extend(service_cidrs(spec));
     }
     prefixes
         .into_iter()
@@ -199,10 +196,12 @@ mod tests {
             ),
             (net("192.0.2.7/32"), c(&[], &[])),
             (net("198.51.100.0/24"), c(&[], &[])),
+            // IPv6 too: a session sends it only with an IPv6 next hop.
+            (net("fd00:96::/112"), c(&[], &[])),
         ]
         .into_iter()
         .collect();
-        assert_eq!(o, want, "IPv6 service CIDRs are left out");
+        assert_eq!(o, want);
         assert!(
             originations(&cluster(BgpConfigurationSpec::default()), "b").is_empty(),
             "another node's block is not ours"

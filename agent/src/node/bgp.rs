@@ -10,7 +10,8 @@ use super::config::NodeConfig;
 use super::peers::{desired_peers_with, node_as, DesiredPeer, Timers};
 use super::routes::{BgpPeerInfo, LearnedRoute, PeerHealth};
 use super::secrets::Secrets;
-use ipnet::{IpNet, Ipv4Net};
+use super::session_addrs::MyAddrs;
+use ipnet::IpNet;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -37,14 +38,20 @@ struct SpeakerSettings {
     cluster_id: Option<Ipv4Addr>,
 }
 
-fn speaker_settings(cluster: &Cluster, me: &str, my_ip: Ipv4Addr) -> SpeakerSettings {
+fn speaker_settings(cluster: &Cluster, me: &str, my: MyAddrs) -> SpeakerSettings {
     let bgp_cfg = cluster.bgp_config(me);
+    // `::` takes IPv4 connections too (a dual-stack socket): an IPv6-only
+    // or dual-stack node listens on it.
+    let any = match my.v6 {
+        Some(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    };
     SpeakerSettings {
         asn: node_as(cluster, me),
         port: bgp_cfg.map_or(179, |c| c.spec.effective_listen_port()),
         bind: match bgp_cfg.and_then(|c| c.spec.bind_mode.as_deref()) {
-            Some("NodeIP") => IpAddr::V4(my_ip),
-            _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            Some("NodeIP") => my.v4.map(IpAddr::V4).or(my.v6.map(IpAddr::V6)).unwrap_or(any),
+            _ => any,
         },
         cluster_id: cluster
             .nodes
@@ -57,7 +64,7 @@ pub struct Bgp {
     pub speaker: Speaker,
     settings: SpeakerSettings,
     me: String,
-    my_ip: Ipv4Addr,
+    my: MyAddrs,
     timers: Timers,
     secrets: Secrets,
     /// Sessions left out (a password that cannot be read), for node status.
@@ -68,7 +75,7 @@ pub struct Bgp {
     added: HashMap<IpAddr, Instant>,
     health: HashMap<IpAddr, PeerHealth>,
     originated: Originations,
-    learned: BTreeMap<Ipv4Net, LearnedRoute>,
+    learned: BTreeMap<IpNet, LearnedRoute>,
     events: Option<Events>,
     marker: std::path::PathBuf,
     /// Transitions out of Established per peer (kept after removal: a
@@ -87,24 +94,16 @@ enum Got {
     Peer(PeerEvent),
 }
 
-/// What the route calculation needs of a best path: IPv4 only until the
-/// dataplane routes IPv6.
-fn learned_route(p: &BestPath) -> Option<(Ipv4Net, LearnedRoute)> {
-    let IpNet::V4(prefix) = p.prefix else {
-        return None;
-    };
-    let v4 = |a: Option<IpAddr>| match a {
-        Some(IpAddr::V4(a)) => Some(a),
-        _ => None,
-    };
-    Some((
-        prefix,
+/// What the route calculation needs of a best path (either family).
+fn learned_route(p: &BestPath) -> (IpNet, LearnedRoute) {
+    (
+        p.prefix,
         LearnedRoute {
-            prefix,
-            next_hop: v4(p.next_hop),
-            from_peer: v4(p.from_peer),
+            prefix: p.prefix,
+            next_hop: p.next_hop,
+            from_peer: p.from_peer,
         },
-    ))
+    )
 }
 
 /// The sessions to run; a peer whose password cannot be read is left out,
@@ -113,12 +112,12 @@ fn learned_route(p: &BestPath) -> Option<(Ipv4Net, LearnedRoute)> {
 fn desired(
     cluster: &Cluster,
     me: &str,
-    my_ip: Ipv4Addr,
+    my: MyAddrs,
     timers: Timers,
     secrets: &Secrets,
     errors: &mut Vec<String>,
 ) -> BTreeMap<IpAddr, DesiredPeer> {
-    let d = desired_peers_with(cluster, me, my_ip, timers, secrets);
+    let d = desired_peers_with(cluster, me, my, timers, secrets);
     for e in d.errors.iter().filter(|e| !errors.contains(e)) {
         tracing::error!("BGP session not configured: {e}");
     }
@@ -130,10 +129,12 @@ impl Bgp {
     pub async fn start(
         cfg: &NodeConfig,
         cluster: &Cluster,
-        my_ip: Ipv4Addr,
+        my: MyAddrs,
     ) -> anyhow::Result<Bgp> {
         let me = &cfg.node_name;
-        let settings = speaker_settings(cluster, me, my_ip);
+        let router_id = super::router_id::resolve(cfg.router_id, me, my.v4)
+            .map_err(anyhow::Error::msg)?;
+        let settings = speaker_settings(cluster, me, my);
         let (port, bind) = (settings.port, settings.bind);
         let marker = cfg.run_dir.join(RUNNING_MARKER);
         let restarting = marker.exists();
@@ -146,7 +147,7 @@ impl Bgp {
             .map_or(DEFAULT_RESTART_TIME, |d| {
                 d.as_secs().min(u64::from(u16::MAX)) as u16
             });
-        let mut local = LocalConfig::new(my_ip, settings.asn);
+        let mut local = LocalConfig::new(router_id, settings.asn);
         local.graceful_restart = Some(restart_time);
         local.restarting = restarting;
         local.cluster_id = settings.cluster_id;
@@ -156,7 +157,7 @@ impl Bgp {
         };
         let secrets = super::secrets::Secrets::from_env();
         let mut errors = Vec::new();
-        let peers = desired(cluster, me, my_ip, timers, &secrets, &mut errors);
+        let peers = desired(cluster, me, my, timers, &secrets, &mut errors);
         let originated = originations(cluster, me);
         // The speaker starts with the prefixes that carry no communities;
         // the others follow at once with theirs.
@@ -176,13 +177,13 @@ impl Bgp {
                 .originate_with(vec![*p], c.standard.clone(), c.large.clone())
                 .await?;
         }
-        tracing::info!(router_id = %my_ip, asn = local.asn, port, peers = peers.len(), restarting, "BGP speaker running");
+        tracing::info!(router_id = %router_id, asn = local.asn, port, peers = peers.len(), restarting, "BGP speaker running");
         let now = Instant::now();
         let mut b = Bgp {
             speaker,
             settings,
             me: me.clone(),
-            my_ip,
+            my,
             timers,
             secrets,
             errors,
@@ -204,7 +205,7 @@ impl Bgp {
     async fn rewatch(&mut self) {
         match self.speaker.watch().await {
             Ok(w) => {
-                self.learned = w.snapshot.iter().filter_map(learned_route).collect();
+                self.learned = w.snapshot.iter().map(learned_route).collect();
                 let now = Instant::now();
                 let mut seen = std::collections::HashSet::new();
                 for p in &w.peers {
@@ -224,7 +225,7 @@ impl Bgp {
     /// The speaker's own AS, port or bind address changed in the
     /// datastore: it must be started again (every session is concerned).
     pub fn needs_restart(&self, cluster: &Cluster) -> bool {
-        speaker_settings(cluster, &self.me, self.my_ip) != self.settings
+        speaker_settings(cluster, &self.me, self.my) != self.settings
     }
 
     /// Brings peers and originated blocks in line with the datastore.
@@ -232,7 +233,7 @@ impl Bgp {
         let want = desired(
             cluster,
             &self.me,
-            self.my_ip,
+            self.my,
             self.timers,
             &self.secrets,
             &mut self.errors,
@@ -347,14 +348,12 @@ impl Bgp {
                     for ev in batch.iter() {
                         match ev {
                             BestPathEvent::Updated(p) => {
-                                if let Some((prefix, route)) = learned_route(p) {
-                                    self.learned.insert(prefix, route);
-                                }
+                                let (prefix, route) = learned_route(p);
+                                self.learned.insert(prefix, route);
                             }
-                            BestPathEvent::Withdrawn(IpNet::V4(p)) => {
+                            BestPathEvent::Withdrawn(p) => {
                                 self.learned.remove(p);
                             }
-                            BestPathEvent::Withdrawn(IpNet::V6(_)) => {}
                         }
                     }
                 }
@@ -380,32 +379,31 @@ impl Bgp {
         }
     }
 
-    pub fn mesh_health(&self) -> HashMap<Ipv4Addr, PeerHealth> {
+    pub fn mesh_health(&self) -> HashMap<IpAddr, PeerHealth> {
         self.peers
             .iter()
             .filter(|(_, p)| p.peer_type == super::peers::PeerType::Mesh)
-            .filter_map(|(a, _)| match a {
-                IpAddr::V4(v4) => Some((
-                    *v4,
+            .filter_map(|(a, _)| {
+                Some((
+                    *a,
                     *self
                         .health
                         .get(a)
                         .unwrap_or(&PeerHealth::DownSince(*self.added.get(a)?)),
-                )),
-                _ => None,
+                ))
             })
             .collect()
     }
 
     /// Every non-mesh peer (ToR, route reflector, BGPPeer) with its health,
     /// for the route calculation's rule 2 and its reasons.
-    pub fn peer_infos(&self) -> HashMap<Ipv4Addr, BgpPeerInfo> {
+    pub fn peer_infos(&self) -> HashMap<IpAddr, BgpPeerInfo> {
         self.peers
             .iter()
             .filter(|(_, p)| p.peer_type != super::peers::PeerType::Mesh)
-            .filter_map(|(a, p)| match a {
-                IpAddr::V4(v4) => Some((
-                    *v4,
+            .filter_map(|(a, p)| {
+                Some((
+                    *a,
                     BgpPeerInfo {
                         kind: p.peer_type.as_str().to_string(),
                         asn: p.config.remote_as,
@@ -414,8 +412,7 @@ impl Bgp {
                             .get(a)
                             .unwrap_or(&PeerHealth::DownSince(*self.added.get(a)?)),
                     },
-                )),
-                _ => None,
+                ))
             })
             .collect()
     }

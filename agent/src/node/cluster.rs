@@ -9,9 +9,9 @@ use crate::cache::ClusterCache;
 use crate::resources::ipam::AffinityState;
 use crate::resources::ippool::EncapMode;
 use crate::resources::{BgpConfiguration, BgpPeer, BlockAffinity, IpPool, Kind, Node, Resource};
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub const KINDS: &[Kind] = &[
     Kind::Node,
@@ -74,7 +74,7 @@ impl Cluster {
         self.pools
             .values()
             .filter_map(|p| {
-                let cidr: Ipv4Net = p.spec.cidr.parse().ok()?;
+                let cidr: IpNet = p.spec.cidr.parse().ok()?;
                 Some(PoolInfo {
                     cidr,
                     vxlan_mode: p.spec.vxlan_mode.unwrap_or(EncapMode::Never),
@@ -85,9 +85,9 @@ impl Cluster {
             .collect()
     }
 
-    /// Confirmed IPv4 affinities as (block, node). Pending ones are a
-    /// claim in progress: the block may still go to someone else.
-    pub fn confirmed_affinities(&self) -> Vec<(Ipv4Net, String)> {
+    /// Confirmed affinities of both families as (block, node). Pending
+    /// ones are a claim in progress: the block may still go to someone else.
+    pub fn confirmed_affinities(&self) -> Vec<(IpNet, String)> {
         self.affinities
             .values()
             .filter(|a| a.spec.state == AffinityState::Confirmed && !a.spec.deleted)
@@ -114,16 +114,33 @@ pub fn node_ipv4(n: &Node) -> Option<Ipv4Net> {
         .or_else(|| text.parse::<Ipv4Addr>().ok().map(Ipv4Net::from))
 }
 
+/// `spec.bgp.ipv6Address` (Calico writes it with its prefix length).
+pub fn node_ipv6(n: &Node) -> Option<Ipv6Net> {
+    let text = n.spec.bgp.as_ref()?.ipv6_address.as_deref()?;
+    text.parse::<Ipv6Net>()
+        .ok()
+        .or_else(|| text.parse::<Ipv6Addr>().ok().map(Ipv6Net::from))
+}
+
 fn node_info(n: &Node) -> NodeInfo {
     let tunnel_ip = n
         .spec
         .ipv4_vxlan_tunnel_addr
         .as_deref()
         .and_then(|t| t.split('/').next()?.parse().ok());
+    let tunnel_ip6: Option<Ipv6Addr> = n
+        .spec
+        .ipv6_vxlan_tunnel_addr
+        .as_deref()
+        .and_then(|t| t.split('/').next()?.parse().ok());
+    let name = &n.metadata.name;
     NodeInfo {
         ip: node_ipv4(n),
         tunnel_ip,
-        mac: tunnel_ip
-            .map(|_| vtep::node_mac(&n.metadata.name, n.spec.vxlan_tunnel_mac_addr.as_deref())),
+        mac: tunnel_ip.map(|_| vtep::node_mac(name, n.spec.vxlan_tunnel_mac_addr.as_deref())),
+        ip6: node_ipv6(n),
+        tunnel_ip6,
+        mac6: tunnel_ip6
+            .map(|_| vtep::node_mac6(name, n.spec.vxlan_tunnel_mac_addr_v6.as_deref())),
     }
 }

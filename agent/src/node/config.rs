@@ -92,6 +92,8 @@ pub struct NodeConfig {
     /// `IP6`, `IP6_AUTODETECTION_METHOD`, `CALICO_IPV6POOL_*`,
     /// `FELIX_IPV6SUPPORT` (parsed and validated; not acted on yet).
     pub ipv6: super::config6::Ipv6Config,
+    /// `CALICO_ROUTER_ID`.
+    pub router_id: super::router_id::RouterId,
 }
 
 impl NodeConfig {
@@ -201,7 +203,9 @@ impl NodeConfig {
             IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             9091,
         )?;
+        let router_id = super::router_id::parse(non_empty("CALICO_ROUTER_ID").as_deref())?;
         Ok(NodeConfig {
+            router_id,
             ipv6,
             env_set,
             health,

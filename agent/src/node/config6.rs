@@ -59,6 +59,8 @@ pub struct Ipv6Config {
     pub pool: Option<DefaultPool6>,
     /// `FELIX_IPV6SUPPORT` (Felix's default: true).
     pub ipv6_support: bool,
+    /// `FELIX_VXLANMTUV6`: None (unset or 0) = the parent's MTU − 70.
+    pub vxlan_mtu6: Option<u32>,
 }
 
 impl Default for Ipv6Config {
@@ -68,6 +70,7 @@ impl Default for Ipv6Config {
             autodetect: Method6::Like4(Method::FirstFound),
             pool: None,
             ipv6_support: true,
+            vxlan_mtu6: None,
         }
     }
 }
@@ -206,7 +209,20 @@ impl Ipv6Config {
             autodetect,
             pool,
             ipv6_support,
+            vxlan_mtu6: parse_vxlan_mtu6(get("FELIX_VXLANMTUV6"))?,
         })
+    }
+}
+
+/// IPv6 links carry at least 1280 bytes (RFC 8200 §5).
+fn parse_vxlan_mtu6(v: Option<String>) -> Result<Option<u32>, String> {
+    let Some(v) = v else { return Ok(None) };
+    match v.parse::<u32>() {
+        Ok(0) => Ok(None),
+        Ok(n @ 1280..=65535) => Ok(Some(n)),
+        _ => Err(format!(
+            "FELIX_VXLANMTUV6: {v:?} is not an MTU (expected 0 for the parent's MTU − 70, or 1280–65535)"
+        )),
     }
 }
 

@@ -201,3 +201,17 @@ fn an_ip6_address_on_no_interface_is_refused_naming_ip6() {
     assert!(e.contains("fd00:1::5/64 on ifindex 2"), "{e}");
     assert!(!e.contains("fe80::1"), "{e}");
 }
+
+#[test]
+fn felix_vxlanmtuv6_is_an_ipv6_mtu() {
+    assert_eq!(cfg(&[]).unwrap().vxlan_mtu6, None);
+    assert_eq!(cfg(&[("FELIX_VXLANMTUV6", "0")]).unwrap().vxlan_mtu6, None);
+    assert_eq!(
+        cfg(&[("FELIX_VXLANMTUV6", "1430")]).unwrap().vxlan_mtu6,
+        Some(1430)
+    );
+    for bad in ["1000", "x", "70000"] {
+        let e = err(&[("FELIX_VXLANMTUV6", bad)]);
+        assert!(e.starts_with("FELIX_VXLANMTUV6:"), "{e}");
+    }
+}

@@ -48,6 +48,8 @@ pub mod daemon;
 pub mod installation;
 pub mod peer_select;
 pub mod peers;
+pub mod router_id;
+pub mod session_addrs;
 pub mod routes;
 mod routes_bgp;
 mod routes_model;
@@ -59,7 +61,11 @@ pub mod vtep;
 #[cfg(test)]
 mod peer_select_tests;
 #[cfg(test)]
+mod peers_tests;
+#[cfg(test)]
 mod peers_tor_tests;
+#[cfg(test)]
+mod routes6_tests;
 #[cfg(test)]
 mod routes_bgp_tests;
 #[cfg(test)]

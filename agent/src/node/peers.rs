@@ -1,13 +1,15 @@
 //! Which BGP sessions this node should have, as confd renders them for
-//! BIRD: the node-to-node mesh (every other Node with an IPv4 address) and
+//! BIRD: the node-to-node mesh (every other Node with an address of a
+//! family this node has: `session_addrs`) and
 //! the BGPPeer resources that select this node (both ways: see
 //! `peer_select` for reverse peering and the route-reflector roles).
 
-use super::cluster::{node_ipv4, Cluster};
+use super::cluster::Cluster;
 use super::peer_select::{
     cluster_id, is_rr_client, labels_match, node_at, node_side, reverse_peers, NodeSide,
 };
 use super::secrets::Secrets;
+use super::session_addrs::MyAddrs;
 use crate::resources::duration::parse_go_duration;
 use crate::resources::meta::BgpPassword;
 use crate::resources::AsNumber;
@@ -114,10 +116,10 @@ type Target = (IpAddr, Option<u16>, u32, Option<Ipv4Addr>, PeerType);
 pub fn desired_peers(
     cluster: &Cluster,
     me: &str,
-    my_ip: Ipv4Addr,
+    my: impl Into<MyAddrs>,
     timers: Timers,
 ) -> BTreeMap<IpAddr, DesiredPeer> {
-    desired_peers_with(cluster, me, my_ip, timers, &Secrets::from_env()).peers
+    desired_peers_with(cluster, me, my, timers, &Secrets::from_env()).peers
 }
 
 /// The sessions, and the peers left out because their password cannot be
@@ -146,10 +148,11 @@ fn password(
 pub fn desired_peers_with(
     cluster: &Cluster,
     me: &str,
-    my_ip: Ipv4Addr,
+    my: impl Into<MyAddrs>,
     timers: Timers,
     secrets: &Secrets,
 ) -> Desired {
+    let my: MyAddrs = my.into();
     let mut d = Desired::default();
     let out = &mut d.peers;
     let Some(my_node) = cluster.nodes.get(me) else {
@@ -183,14 +186,14 @@ pub fn desired_peers_with(
             if name == me || cluster_id(n).is_some() {
                 continue;
             }
-            let Some(ip) = node_ipv4(n) else { continue };
-            if ip.addr() == my_ip {
+            let Some(ip) = my.session_to(n) else { continue };
+            let Some(mine) = my.same_family(ip).filter(|m| *m != ip) else {
                 continue;
-            }
-            let mut c = base(IpAddr::V4(ip.addr()), node_as(cluster, name), timers);
+            };
+            let mut c = base(ip, node_as(cluster, name), timers);
             // confd: `passive on` when the peer's address sorts after ours
             // as a string, so exactly one side connects.
-            c.passive = ip.addr().to_string() > my_ip.to_string();
+            c.passive = ip.to_string() > mine.to_string();
             c.max_restart_time = gr;
             // No pool filter on import (Calico's template says `import
             // all` too): the route calculation ignores what mesh peers
@@ -198,7 +201,8 @@ pub fn desired_peers_with(
             // filter built from the pools would make every pool change a
             // change of every mesh peer's configuration, which the speaker
             // applies by resetting the session.
-            c.source_address = Some(IpAddr::V4(my_ip));
+            c.source_address = Some(mine);
+            c.other_family_next_hop = my.other_family(ip);
             c.bfd = super::bfd::for_mesh(cluster, my_node, c.address);
             c.password = mesh_pw.clone().unwrap_or_default();
             out.insert(
@@ -229,18 +233,18 @@ pub fn desired_peers_with(
                     if name == me || !labels_match(sel, n) {
                         continue;
                     }
-                    if let Some(ip) = node_ipv4(n) {
+                    if let Some(ip) = my.session_to(n) {
                         let asn = node_as(cluster, name);
-                        targets.push((IpAddr::V4(ip.addr()), None, asn, cluster_id(n), peer_type));
+                        targets.push((ip, None, asn, cluster_id(n), peer_type));
                     }
                 }
             }
         }
         for (name, n) in reverse_peers(cluster, s, me, my_node) {
-            if let Some(ip) = node_ipv4(n) {
+            if let Some(ip) = my.session_to(n) {
                 let asn = node_as(cluster, name);
                 targets.push((
-                    IpAddr::V4(ip.addr()),
+                    ip,
                     None,
                     asn,
                     cluster_id(n),
@@ -257,7 +261,10 @@ pub fn desired_peers_with(
             continue;
         };
         for (ip, port, asn, peer_cluster, peer_type) in targets {
-            if ip == IpAddr::V4(my_ip) || out.contains_key(&ip) {
+            // A peer of a family we have no address of cannot be reached
+            // from us (BIRD would refuse the protocol the same way).
+            let Some(mine) = my.same_family(ip) else { continue };
+            if mine == ip || out.contains_key(&ip) {
                 continue;
             }
             let mut c = base(ip, asn, timers);
@@ -278,8 +285,9 @@ pub fn desired_peers_with(
             // Calico's default UseNodeIP: the session's source is the node
             // IP; None lets the kernel choose.
             if s.source_address.as_deref() != Some("None") {
-                c.source_address = Some(IpAddr::V4(my_ip));
+                c.source_address = Some(mine);
             }
+            c.other_family_next_hop = my.other_family(ip);
             // Validated to fit at apply time.
             // Calico's template tests it as a Go value: 0 is off.
             c.ttl_security = s.ttl_security.filter(|h| *h > 0);
@@ -296,194 +304,4 @@ pub fn desired_peers_with(
         }
     }
     d
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::resources::bgp::{BgpConfigurationSpec, BgpPeerSpec};
-    use crate::resources::ippool::IpPoolSpec;
-    use crate::resources::node::{NodeBgpSpec, NodeSpec};
-    use crate::resources::{BgpConfiguration, IpPool, Node, Resource};
-
-    fn node(name: &str, ip: &str, asn: Option<u32>, labels: &[(&str, &str)]) -> Resource {
-        let mut n = Node::new(
-            "Node",
-            name,
-            NodeSpec {
-                bgp: Some(NodeBgpSpec {
-                    ipv4_address: Some(ip.into()),
-                    as_number: asn.map(AsNumber),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        );
-        n.metadata.labels = labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Resource::Node(n)
-    }
-
-    fn timers() -> Timers {
-        Timers {
-            hold_time: Duration::from_secs(9),
-            connect_retry: Duration::from_secs(1),
-        }
-    }
-
-    fn cluster() -> Cluster {
-        let mut c = Cluster::default();
-        c.insert(node("a", "10.0.0.5/24", None, &[("rack", "r1")]));
-        c.insert(node("b", "10.0.0.9/24", Some(65010), &[("rack", "r2")]));
-        c.insert(node("c", "10.0.0.11/24", None, &[("rr", "true")]));
-        c.insert(Resource::IpPool(IpPool::new(
-            "IPPool",
-            "p",
-            IpPoolSpec {
-                cidr: "192.168.0.0/16".into(),
-                ..Default::default()
-            },
-        )));
-        c
-    }
-
-    fn a_ip() -> Ipv4Addr {
-        "10.0.0.5".parse().unwrap()
-    }
-
-    #[test]
-    fn mesh_peers_every_other_node_and_one_side_is_passive() {
-        let c = cluster();
-        let p = desired_peers(&c, "a", a_ip(), timers());
-        let b = &p[&"10.0.0.9".parse::<IpAddr>().unwrap()];
-        let cc = &p[&"10.0.0.11".parse::<IpAddr>().unwrap()];
-        assert_eq!(p.len(), 2);
-        assert_eq!(b.peer_type, PeerType::Mesh);
-        // confd compares the addresses as strings: "10.0.0.9" > "10.0.0.5"
-        // makes us passive towards b, "10.0.0.11" < "10.0.0.5" active
-        // towards c (numerically it would be the other way round).
-        assert!(b.config.passive);
-        assert!(!cc.config.passive);
-        assert_eq!(b.config.remote_as, 65010, "the peer's own AS");
-        assert_eq!(cc.config.remote_as, 64512, "default AS");
-        assert_eq!(b.config.hold_time, 9);
-        assert_eq!(b.config.connect_retry, Duration::from_secs(1));
-        assert_eq!(
-            b.config.error_wait,
-            (Duration::from_secs(1), Duration::from_secs(6))
-        );
-        assert_eq!(b.config.max_restart_time, DEFAULT_RESTART_TIME);
-        // `import all`, as Calico's template: the pools are not in it.
-        assert_eq!(b.config.import.filter, PrefixFilter::Any);
-        assert!(b.config.export.originated);
-        assert_eq!(b.config.export.learned, PrefixFilter::Nothing);
-        assert_eq!(node_as(&c, "b"), 65010);
-        assert_eq!(node_as(&c, "a"), 64512);
-    }
-
-    /// Issue 15 item 6: a pool applied, disabled or deleted used to change
-    /// every mesh peer's import filter, and the speaker applies a changed
-    /// peer by resetting its session (Cease 6/2 on every node).
-    #[test]
-    fn pool_changes_leave_every_peer_alone() {
-        let mut c = cluster();
-        let before = desired_peers(&c, "a", a_ip(), timers());
-        let pool = |cidr: &str, disabled: bool| {
-            Resource::IpPool(IpPool::new(
-                "IPPool",
-                "extra",
-                IpPoolSpec {
-                    cidr: cidr.into(),
-                    disabled,
-                    ..Default::default()
-                },
-            ))
-        };
-        c.insert(pool("10.250.0.0/16", false));
-        assert_eq!(
-            desired_peers(&c, "a", a_ip(), timers()),
-            before,
-            "pool added"
-        );
-        c.insert(pool("10.250.0.0/16", true));
-        assert_eq!(
-            desired_peers(&c, "a", a_ip(), timers()),
-            before,
-            "pool disabled"
-        );
-        c.pools.clear();
-        assert_eq!(
-            desired_peers(&c, "a", a_ip(), timers()),
-            before,
-            "pools deleted"
-        );
-    }
-
-    #[test]
-    fn mesh_off_and_bgp_peers_select_by_node_and_selector() {
-        let mut c = cluster();
-        c.insert(Resource::BgpConfiguration(BgpConfiguration::new(
-            "BGPConfiguration",
-            "default",
-            BgpConfigurationSpec {
-                node_to_node_mesh_enabled: Some(false),
-                as_number: Some(AsNumber(65000)),
-                ..Default::default()
-            },
-        )));
-        let peer = |name: &str, spec: BgpPeerSpec| {
-            Resource::BgpPeer(crate::resources::BgpPeer::new("BGPPeer", name, spec))
-        };
-        c.insert(peer(
-            "tor",
-            BgpPeerSpec {
-                peer_ip: Some("10.0.0.1".into()),
-                as_number: Some(AsNumber(65100)),
-                max_restart_time: Some("30s".into()),
-                ..Default::default()
-            },
-        ));
-        c.insert(peer(
-            "rack1",
-            BgpPeerSpec {
-                node_selector: Some("rack == 'r1'".into()),
-                peer_ip: Some("10.0.0.2:1790".into()),
-                as_number: Some(AsNumber(65101)),
-                ..Default::default()
-            },
-        ));
-        c.insert(peer(
-            "only-b",
-            BgpPeerSpec {
-                node: Some("b".into()),
-                peer_ip: Some("10.0.0.3".into()),
-                ..Default::default()
-            },
-        ));
-        c.insert(peer(
-            "to-rr",
-            BgpPeerSpec {
-                node: Some("a".into()),
-                peer_selector: Some("rr == 'true'".into()),
-                ..Default::default()
-            },
-        ));
-        let p = desired_peers(&c, "a", a_ip(), timers());
-        let get = |s: &str| p.get(&s.parse::<IpAddr>().unwrap());
-        assert!(get("10.0.0.9").is_none(), "mesh is off");
-        let tor = get("10.0.0.1").expect("global peer");
-        assert_eq!(tor.peer_type, PeerType::Global);
-        assert_eq!(tor.config.remote_as, 65100);
-        assert_eq!(tor.config.max_restart_time, 30);
-        let r1 = get("10.0.0.2").expect("selected by rack label");
-        assert_eq!(r1.peer_type, PeerType::NodeSpecific);
-        assert_eq!(r1.config.port, 1790);
-        assert!(get("10.0.0.3").is_none(), "for node b only");
-        let rr = get("10.0.0.11").expect("peerSelector expands to node c");
-        assert_eq!(rr.peer_type, PeerType::NodeSpecific);
-        assert_eq!(rr.config.remote_as, 65000, "BGPConfiguration AS");
-        assert_eq!(p.len(), 3);
-    }
 }

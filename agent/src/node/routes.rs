@@ -22,6 +22,12 @@
 //!
 //! `CrossSubnet` and `Always` keep Calico's meaning whatever BGP learns.
 //!
+//! Both families go through the same rules: an IPv6 block's gateway is
+//! the owner's IPv6 address, its tunnel `vxlan-v6.calico` and the owner's
+//! IPv6 VTEP, and the session whose health counts is the one to the owner
+//! (the IPv4 session carrying IPv6 when both ends have IPv4, else the
+//! IPv6 one: `NodeInfo::session_addr`).
+//!
 //! Restarts do not flap: the first desired state after a restart already
 //! holds every remote block. Mesh sessions count down from agent start, so
 //! rule 1 holds; a block whose path came from a ToR keeps the native route
@@ -30,10 +36,12 @@
 //! between.
 
 pub use super::routes_model::*;
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
-use tabby_felix_lite::model::{BlockRoute, LocalVxlan, Path, Pool, Vtep};
+use std::net::IpAddr;
+use tabby_felix_lite::model::{
+    BlockRoute, BlockRoute6, LocalVxlan, LocalVxlan6, Path, Path6, Pool, Pool6, Vtep, Vtep6,
+};
 
 pub fn calculate(inp: &Inputs) -> Output {
     let me = &inp.local;
@@ -52,30 +60,31 @@ pub fn calculate(inp: &Inputs) -> Output {
         }),
         _ => None,
     };
-    d.pools = inp
-        .pools
-        .iter()
-        .map(|p| Pool {
-            cidr: p.cidr,
-            nat_outgoing: p.nat_outgoing,
-        })
-        .collect();
-    d.pools.sort();
-    if d.vxlan.is_some() {
-        for (name, n) in &inp.nodes {
-            if name == &me.name {
-                continue;
-            }
-            if let (Some(ip), Some(t), Some(mac)) = (n.ip, n.tunnel_ip, n.mac) {
-                d.vteps.push(Vtep {
-                    node: name.clone(),
-                    node_ip: ip.addr(),
-                    tunnel_ip: t,
-                    mac,
-                });
-            }
+    d.vxlan6 = match (me.vtep6, me.ip6) {
+        (Some((tunnel_ip, mac)), Some(ip)) => Some(LocalVxlan6 {
+            parent: me.interface.clone(),
+            local_ip: ip.addr(),
+            tunnel_ip,
+            mac,
+            mtu: me.vxlan_mtu6.unwrap_or(0),
+        }),
+        _ => None,
+    };
+    for p in &inp.pools {
+        match p.cidr {
+            IpNet::V4(cidr) => d.pools.push(Pool {
+                cidr,
+                nat_outgoing: p.nat_outgoing,
+            }),
+            IpNet::V6(cidr) => d.pools6.push(Pool6 {
+                cidr,
+                nat_outgoing: p.nat_outgoing,
+            }),
         }
     }
+    d.pools.sort();
+    d.pools6.sort();
+    vteps(inp, d);
 
     let mut seen = BTreeSet::new();
     let mut affinities = inp.affinities.clone();
@@ -86,46 +95,111 @@ pub fn calculate(inp: &Inputs) -> Output {
             continue;
         }
         if owner == &me.name {
-            d.routes.push(BlockRoute {
-                cidr: *block,
-                path: Path::Blackhole,
-                node: owner.clone(),
-            });
+            push_route(&mut out, block, owner, Some(Hop::Blackhole));
             out.rows
                 .push(row(block, owner, "blackhole", "", "own block"));
             continue;
         }
         let choice = super::routes_bgp::choose(inp, block, owner, &mut out.live, &mut out.pathless);
         let (path, label, via, reason) = match choice {
-            Choice::Native(gw, r) => (Some(Path::Native { gateway: gw }), "native", gw, r),
-            Choice::Vxlan(t, r) => (Some(Path::Vxlan { tunnel_ip: t }), "vxlan", t, r),
-            Choice::Fallback(t, r) => (Some(Path::Vxlan { tunnel_ip: t }), "vxlan-fallback", t, r),
-            Choice::NoRoute(r) => (None, "none", Ipv4Addr::UNSPECIFIED, r),
+            Choice::Native(gw, r) => (Some(Hop::Native(gw)), "native", Some(gw), r),
+            Choice::Vxlan(t, r) => (Some(Hop::Vxlan(t)), "vxlan", Some(t), r),
+            Choice::Fallback(t, r) => (Some(Hop::Vxlan(t)), "vxlan-fallback", Some(t), r),
+            Choice::NoRoute(r) => (None, "none", None, r),
         };
-        if let Some(path) = path {
-            d.routes.push(BlockRoute {
-                cidr: *block,
-                path,
-                node: owner.clone(),
-            });
+        let via = via.map(|v| v.to_string()).unwrap_or_default();
+        if !push_route(&mut out, block, owner, path) && label != "none" {
+            // A next hop of the other family: the rules never pick one,
+            // but say so rather than program nonsense.
             out.rows
-                .push(row(block, owner, label, &via.to_string(), &reason));
-        } else {
-            out.rows.push(row(block, owner, label, "", &reason));
+                .push(row(block, owner, "none", "", "next hop of the other address family"));
+            continue;
         }
+        out.rows.push(row(block, owner, label, &via, &reason));
     }
 
     if inp.bgp && inp.routing {
         learned_routes(inp, &seen, &mut out);
     }
     out.desired.routes.sort();
+    out.desired.routes6.sort();
     out.rows.sort();
     out
 }
 
+/// Every remote node's VTEP of each family this node has a VTEP of.
+fn vteps(inp: &Inputs, d: &mut tabby_felix_lite::model::DesiredState) {
+    let me = &inp.local;
+    for (name, n) in inp.nodes.iter().filter(|(name, _)| *name != &me.name) {
+        if let (true, Some(ip), Some(t), Some(mac)) = (me.vtep.is_some(), n.ip, n.tunnel_ip, n.mac)
+        {
+            d.vteps.push(Vtep {
+                node: name.clone(),
+                node_ip: ip.addr(),
+                tunnel_ip: t,
+                mac,
+            });
+        }
+        if let (true, Some(ip), Some(t), Some(mac)) =
+            (me.vtep6.is_some(), n.ip6, n.tunnel_ip6, n.mac6)
+        {
+            d.vteps6.push(Vtep6 {
+                node: name.clone(),
+                node_ip: ip.addr(),
+                tunnel_ip: t,
+                mac,
+            });
+        }
+    }
+}
+
+/// A chosen path before it is split by family into felix-lite's model.
+enum Hop {
+    Blackhole,
+    Native(IpAddr),
+    Vxlan(IpAddr),
+}
+
+/// Adds `block`'s route to the desired state of its family. False when the
+/// path's address is of the other family than the block (the rules never
+/// choose one; this keeps it out of the kernel if they ever did).
+fn push_route(out: &mut Output, block: &IpNet, owner: &str, hop: Option<Hop>) -> bool {
+    let Some(hop) = hop else { return true };
+    let node = owner.to_string();
+    match (block, hop) {
+        (IpNet::V4(cidr), hop) => {
+            let path = match hop {
+                Hop::Blackhole => Path::Blackhole,
+                Hop::Native(IpAddr::V4(gateway)) => Path::Native { gateway },
+                Hop::Vxlan(IpAddr::V4(tunnel_ip)) => Path::Vxlan { tunnel_ip },
+                _ => return false,
+            };
+            out.desired.routes.push(BlockRoute {
+                cidr: *cidr,
+                path,
+                node,
+            });
+        }
+        (IpNet::V6(cidr), hop) => {
+            let path = match hop {
+                Hop::Blackhole => Path6::Blackhole,
+                Hop::Native(IpAddr::V6(gateway)) => Path6::Native { gateway },
+                Hop::Vxlan(IpAddr::V6(tunnel_ip)) => Path6::Vxlan { tunnel_ip },
+                _ => return false,
+            };
+            out.desired.routes6.push(BlockRoute6 {
+                cidr: *cidr,
+                path,
+                node,
+            });
+        }
+    }
+    true
+}
+
 /// Routes a non-mesh peer (a ToR, a route reflector) taught us for pod
 /// prefixes no known block covers, when their next hop is usable.
-fn learned_routes(inp: &Inputs, blocks: &BTreeSet<Ipv4Net>, out: &mut Output) {
+fn learned_routes(inp: &Inputs, blocks: &BTreeSet<IpNet>, out: &mut Output) {
     let me = &inp.local;
     for l in &inp.learned {
         let Some(from) = l.from_peer else { continue };
@@ -145,12 +219,7 @@ fn learned_routes(inp: &Inputs, blocks: &BTreeSet<Ipv4Net>, out: &mut Output) {
         }
         let owner = format!("bgp peer {from}");
         match l.next_hop {
-            Some(nh) if is_connected(me, nh) => {
-                out.desired.routes.push(BlockRoute {
-                    cidr: l.prefix,
-                    path: Path::Native { gateway: nh },
-                    node: owner.clone(),
-                });
+            Some(nh) if is_connected(me, nh) && push_route(out, &l.prefix, &owner, Some(Hop::Native(nh))) => {
                 out.rows.push(row(
                     &l.prefix,
                     &owner,
@@ -173,7 +242,7 @@ fn learned_routes(inp: &Inputs, blocks: &BTreeSet<Ipv4Net>, out: &mut Output) {
     }
 }
 
-fn row(block: &Ipv4Net, node: &str, path: &str, via: &str, reason: &str) -> BlockPathRow {
+fn row(block: &IpNet, node: &str, path: &str, via: &str, reason: &str) -> BlockPathRow {
     BlockPathRow {
         block: *block,
         node: node.to_string(),

@@ -2,21 +2,24 @@
 //! doc): Calico's encapsulation modes first, then for `vxlanMode: Never`
 //! the BGP rules — mesh session, learned route, fallback after a hold time.
 
-use super::routes_model::{is_connected, Choice, Inputs, LastPath, NodeInfo, PeerHealth};
+use super::routes_model::{
+    is_connected, Choice, Family, Inputs, LastPath, NodeInfo, PeerHealth,
+};
 use crate::resources::ippool::EncapMode;
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 pub(super) fn choose(
     inp: &Inputs,
-    block: &Ipv4Net,
+    block: &IpNet,
     owner: &str,
-    live: &mut BTreeMap<Ipv4Net, LastPath>,
-    pathless: &mut BTreeSet<Ipv4Net>,
+    live: &mut BTreeMap<IpNet, LastPath>,
+    pathless: &mut BTreeSet<IpNet>,
 ) -> Choice {
     let me = &inp.local;
+    let fam = Family::of(block);
     if !inp.routing {
         return Choice::NoRoute("CALICO_NETWORKING_BACKEND=none".into());
     }
@@ -28,16 +31,17 @@ pub(super) fn choose(
         .iter()
         .find(|p| p.cidr.contains(block))
         .map_or(EncapMode::Never, |p| p.vxlan_mode);
-    let owner_ip = node.ip.map(|n| n.addr());
+    let owner_ip = node.addr(fam);
     match mode {
-        EncapMode::Always => return vxlan(inp, node, owner, "pool vxlanMode Always".into()),
+        EncapMode::Always => return vxlan(inp, fam, node, owner, "pool vxlanMode Always".into()),
         EncapMode::CrossSubnet => {
-            return match (me.ip, owner_ip) {
+            return match (me.net(fam), owner_ip) {
                 (Some(mine), Some(theirs)) if mine.contains(&theirs) => {
                     Choice::Native(theirs, "pool vxlanMode CrossSubnet, same subnet".into())
                 }
                 _ => vxlan(
                     inp,
+                    fam,
                     node,
                     owner,
                     "pool vxlanMode CrossSubnet, other subnet".into(),
@@ -50,25 +54,29 @@ pub(super) fn choose(
         return Choice::NoRoute("pool vxlanMode Never and BGP is off".into());
     }
     // Rule 1: the mesh session to the owner.
-    let mesh_trouble = match owner_ip {
-        None => format!("node {owner} has no IPv4 address"),
-        Some(ip) if !is_connected(me, ip) => {
+    // An IPv6 block's session may be the IPv4 one (MP-BGP): its health
+    // counts, its gateway is the owner's IPv6 address.
+    let session = node.session_addr(me);
+    let mesh_trouble = match (owner_ip, session) {
+        (None, _) => format!("node {owner} has no {} address", fam.name()),
+        (Some(ip), _) if !is_connected(me, ip) => {
             format!("node IP {ip} is not on a connected subnet")
         }
-        Some(ip) => match inp.mesh.get(&ip) {
-            None => format!("no BGP mesh session to {ip}"),
+        (Some(ip), None) => format!("no BGP mesh session to {ip}"),
+        (Some(ip), Some(peer)) => match inp.mesh.get(&peer) {
+            None => format!("no BGP mesh session to {peer}"),
             Some(h) => match down_for(inp, h) {
                 Ok(why) => {
                     live.insert(
                         *block,
                         LastPath {
                             gateway: ip,
-                            peer: Some(ip),
+                            peer: Some(peer),
                         },
                     );
                     return Choice::Native(ip, why.into());
                 }
-                Err(t) => t.replace("{peer}", &ip.to_string()),
+                Err(t) => t.replace("{peer}", &peer.to_string()),
             },
         },
     };
@@ -116,7 +124,7 @@ pub(super) fn choose(
             "{trouble}; VXLAN fallback is off (TABBY_VXLAN_FALLBACK=false)"
         ));
     }
-    match (me.vtep.is_some(), node.tunnel_ip) {
+    match (me.has_vtep(fam), node.tunnel(fam)) {
         (true, Some(t)) => Choice::Fallback(t, trouble),
         (false, _) => Choice::NoRoute(format!(
             "{trouble}; this node has no VXLAN tunnel address for fallback"
@@ -127,8 +135,8 @@ pub(super) fn choose(
     }
 }
 
-fn vxlan(inp: &Inputs, node: &NodeInfo, owner: &str, why: String) -> Choice {
-    match (inp.local.vtep.is_some(), node.tunnel_ip) {
+fn vxlan(inp: &Inputs, fam: Family, node: &NodeInfo, owner: &str, why: String) -> Choice {
+    match (inp.local.has_vtep(fam), node.tunnel(fam)) {
         (true, Some(t)) => Choice::Vxlan(t, why),
         (false, _) => Choice::NoRoute(format!("{why}, but this node has no VXLAN tunnel address")),
         (true, None) => Choice::NoRoute(format!(
@@ -158,7 +166,7 @@ fn down_for(inp: &Inputs, h: &PeerHealth) -> Result<&'static str, String> {
     }
 }
 
-fn health_of(inp: &Inputs, peer: Ipv4Addr) -> Option<PeerHealth> {
+fn health_of(inp: &Inputs, peer: IpAddr) -> Option<PeerHealth> {
     inp.mesh
         .get(&peer)
         .copied()
@@ -179,7 +187,7 @@ fn usable(inp: &Inputs, h: PeerHealth, hold: Duration) -> bool {
 /// (it just went) when the session its last path depended on went down;
 /// with no last path, when the last non-mesh session went down (none has
 /// been able to teach one since); else now.
-pub fn lost_since(inp: &Inputs, block: &Ipv4Net) -> Instant {
+pub fn lost_since(inp: &Inputs, block: &IpNet) -> Instant {
     if let Some(t) = inp.lost_since.get(block) {
         return *t;
     }
@@ -201,13 +209,17 @@ pub fn lost_since(inp: &Inputs, block: &Ipv4Net) -> Instant {
 
 /// Rule 2: the most specific usable learned route covering `block`, as
 /// (gateway, peer, reason).
-fn learned_path(inp: &Inputs, block: &Ipv4Net) -> Option<(Ipv4Addr, Ipv4Addr, String)> {
+fn learned_path(inp: &Inputs, block: &IpNet) -> Option<(IpAddr, IpAddr, String)> {
     let me = &inp.local;
-    let mut best: Option<(u8, Ipv4Addr, Ipv4Addr, String)> = None;
+    let mut best: Option<(u8, IpAddr, IpAddr, String)> = None;
     for l in &inp.learned {
         let (Some(from), Some(nh)) = (l.from_peer, l.next_hop) else {
             continue;
         };
+        // A next hop of the other family cannot carry the block.
+        if nh.is_ipv4() != block.addr().is_ipv4() {
+            continue;
+        }
         if inp.mesh.contains_key(&from) || !l.prefix.contains(block) {
             continue;
         }
@@ -256,8 +268,8 @@ pub fn remember(
     inp: &Inputs,
     out: &super::routes_model::Output,
 ) -> (
-    std::collections::HashMap<Ipv4Net, LastPath>,
-    std::collections::HashMap<Ipv4Net, Instant>,
+    std::collections::HashMap<IpNet, LastPath>,
+    std::collections::HashMap<IpNet, Instant>,
 ) {
     let mut last = inp.last.clone();
     last.extend(out.live.iter().map(|(b, p)| (*b, *p)));

@@ -2,16 +2,23 @@
 
 use super::routes::*;
 use crate::resources::ippool::EncapMode;
-use ipnet::Ipv4Net;
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 use tabby_felix_lite::model::{Path, Pool};
 
-pub(super) fn net(s: &str) -> Ipv4Net {
+/// A prefix of whichever type the place needs (`Ipv4Net`, `IpNet`, ...).
+pub(super) fn net<T: std::str::FromStr>(s: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
     s.parse().unwrap()
 }
-pub(super) fn ip(s: &str) -> Ipv4Addr {
+/// An address of whichever type the place needs.
+pub(super) fn ip<T: std::str::FromStr>(s: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
     s.parse().unwrap()
 }
 
@@ -29,6 +36,7 @@ pub(super) fn base(mode: EncapMode) -> Inputs {
             ip: Some(net("10.0.1.1/24")),
             tunnel_ip: Some(ip("192.168.0.1")),
             mac: Some(MAC_A),
+            ..Default::default()
         },
     );
     nodes.insert(
@@ -37,6 +45,7 @@ pub(super) fn base(mode: EncapMode) -> Inputs {
             ip: Some(net("10.0.1.2/24")),
             tunnel_ip: Some(ip("192.168.0.65")),
             mac: Some(MAC_B),
+            ..Default::default()
         },
     );
     nodes.insert(
@@ -45,6 +54,7 @@ pub(super) fn base(mode: EncapMode) -> Inputs {
             ip: Some(net("10.0.2.3/24")),
             tunnel_ip: Some(ip("192.168.0.129")),
             mac: Some(MAC_C),
+            ..Default::default()
         },
     );
     let now = Instant::now();
@@ -57,6 +67,9 @@ pub(super) fn base(mode: EncapMode) -> Inputs {
             connected: vec![net("10.0.1.0/24")],
             disable_tx_checksum_offload: false,
             vxlan_mtu: None,
+            ip6: None,
+            vtep6: None,
+            vxlan_mtu6: None,
         },
         bgp: true,
         routing: true,
@@ -116,8 +129,8 @@ fn own_block_is_blackholed_and_pools_vteps_and_local_vxlan_are_filled() {
     );
     let vx = out.desired.vxlan.as_ref().expect("local VTEP");
     assert_eq!(vx.parent, "eth0");
-    assert_eq!(vx.local_ip, ip("10.0.1.1"));
-    assert_eq!(vx.tunnel_ip, ip("192.168.0.1"));
+    assert_eq!(vx.local_ip, ip::<Ipv4Addr>("10.0.1.1"));
+    assert_eq!(vx.tunnel_ip, ip::<Ipv4Addr>("192.168.0.1"));
     assert_eq!(vx.mac, MAC_A);
     let vteps: Vec<(&str, Ipv4Addr, [u8; 6])> = out
         .desired

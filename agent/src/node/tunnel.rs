@@ -1,21 +1,24 @@
-//! This node's VXLAN tunnel endpoint: a tunnel address from IPAM (handle
-//! `vxlan-tunnel-addr-<node>`, Tunnel use) and Felix's VTEP MAC on the
+//! This node's VXLAN tunnel endpoints, one per address family: a tunnel
+//! address from IPAM (handle `vxlan-tunnel-addr-<node>`, IPv6
+//! `vxlan-v6-tunnel-addr-<node>`, Tunnel use) and Felix's VTEP MAC on the
 //! Node, kept in line with the pools that select this node. VXLAN is
-//! needed when a VXLAN pool selects this node, or when BGP runs with
-//! fallback on (fallback needs both ends to have a VTEP in advance).
+//! needed in a family when a VXLAN pool of it selects this node, or when
+//! BGP runs with fallback on (fallback needs both ends to have a VTEP in
+//! advance) and the node has an address of that family.
 
-use super::cluster::{node_ipv4, Cluster};
+use super::cluster::{node_ipv4, node_ipv6, Cluster};
 use super::config::{Backend, NodeConfig};
+use super::routes::Family;
 use super::startup::update_node;
 use super::vtep;
 use crate::datastore::Datastore;
 use crate::ipam::DatastoreIpam;
 use crate::resources::ippool::EncapMode;
-use crate::resources::{IpPool, Kind, Resource};
+use crate::resources::{IpPool, Kind, Node, Resource};
 use anyhow::{bail, Context};
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::IpNet;
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use tabby_ipam::allocator::{AssignRequest, Ipam};
 use tabby_ipam::pool::Use;
 use tabby_ipam::selector::Selector;
@@ -23,56 +26,74 @@ use tabby_ipam::store::IpamStore;
 
 /// The tunnel address and MAC in use.
 pub type Vtep = (Ipv4Addr, [u8; 6]);
+pub type Vtep6 = (Ipv6Addr, [u8; 6]);
 
-/// The tunnel upkeep: re-checked when the pools selecting this node
-/// change, and again on the tick after a failure.
-pub struct Tunnel {
+/// One family's upkeep state.
+#[derive(Debug, Default)]
+struct Side {
     pools: Pools,
-    /// Whether this node has an address at all (`IP=none` has no VTEP).
+    /// Whether this node has an address of the family (`IP=none` has no
+    /// IPv4 VTEP).
     has_address: bool,
     /// The last attempt failed (e.g. IPAM's view of the pools lagged the
     /// cluster's): try again without waiting for another pool change.
     retry: bool,
-    pub vtep: Option<Vtep>,
+    vtep: Option<(IpAddr, [u8; 6])>,
 }
 
-/// The pools the tunnel address depends on.
+/// The tunnel upkeep: re-checked when the pools selecting this node
+/// change, and again on the tick after a failure.
+pub struct Tunnel {
+    v4: Side,
+    v6: Side,
+    pub vtep: Option<Vtep>,
+    pub vtep6: Option<Vtep6>,
+}
+
+/// The pools the tunnel address depends on (one family).
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Pools {
     /// Enabled VXLAN pools selecting this node: where a new address comes
     /// from.
-    enabled: Vec<Ipv4Net>,
+    enabled: Vec<IpNet>,
     /// The same, disabled ones included: an address in one of them stays
     /// (`disabled` stops new allocations only, so re-addressing the VTEP
     /// there would be a change it need not make).
-    keep: Vec<Ipv4Net>,
-    /// Every IPv4 pool: with no VXLAN pool (the fallback VTEP), any.
-    all: Vec<Ipv4Net>,
+    keep: Vec<IpNet>,
+    /// Every pool of the family: with no VXLAN pool (the fallback VTEP), any.
+    all: Vec<IpNet>,
 }
 
 impl Tunnel {
-    /// Gives the node its VTEP if it needs one. Without one the node still
-    /// routes natively: a pool that allows no tunnel addresses must not
-    /// keep it from starting, so a failure is logged, not returned.
+    /// Gives the node its VTEPs if it needs them. Without one the node
+    /// still routes natively: a pool that allows no tunnel addresses must
+    /// not keep it from starting, so a failure is logged, not returned.
     pub async fn start(
         ds: &dyn Datastore,
         ipam: &Ipam<DatastoreIpam>,
         cfg: &NodeConfig,
         cluster: &Cluster,
-        has_address: bool,
+        has_v4: bool,
+        has_v6: bool,
     ) -> Tunnel {
-        let mut t = Tunnel {
-            pools: Pools::default(),
+        let side = |has_address| Side {
             has_address,
             retry: true,
-            vtep: None,
+            ..Side::default()
         };
-        t.update(ds, ipam, cfg, cluster).await;
+        let mut t = Tunnel {
+            v4: side(has_v4),
+            v6: side(has_v6 && cfg.ipv6.ipv6_support),
+            vtep: None,
+            vtep6: None,
+        };
+        t.update(ds, ipam, cfg, cluster, Family::V4).await;
+        t.update(ds, ipam, cfg, cluster, Family::V6).await;
         t
     }
 
-    /// Re-checks the VTEP when the VXLAN pools selecting this node changed,
-    /// or when the last attempt failed.
+    /// Re-checks the VTEPs when the VXLAN pools selecting this node
+    /// changed, or when the last attempt failed.
     pub async fn on_cluster(
         &mut self,
         ds: &dyn Datastore,
@@ -80,10 +101,20 @@ impl Tunnel {
         cfg: &NodeConfig,
         cluster: &Cluster,
     ) {
-        if my_pools(cluster, &cfg.node_name) == self.pools && !self.retry {
-            return;
+        for fam in [Family::V4, Family::V6] {
+            let side = self.side(fam);
+            if my_pools(cluster, &cfg.node_name, fam) == side.pools && !side.retry {
+                continue;
+            }
+            self.update(ds, ipam, cfg, cluster, fam).await;
         }
-        self.update(ds, ipam, cfg, cluster).await;
+    }
+
+    fn side(&mut self, fam: Family) -> &mut Side {
+        match fam {
+            Family::V4 => &mut self.v4,
+            Family::V6 => &mut self.v6,
+        }
     }
 
     async fn update(
@@ -92,27 +123,41 @@ impl Tunnel {
         ipam: &Ipam<DatastoreIpam>,
         cfg: &NodeConfig,
         cluster: &Cluster,
+        fam: Family,
     ) {
-        self.pools = my_pools(cluster, &cfg.node_name);
+        let exclude = in_use_elsewhere(cluster, fam).await;
+        let side = self.side(fam);
+        side.pools = my_pools(cluster, &cfg.node_name, fam);
         // A disabled VXLAN pool still carries its pods over VXLAN.
-        let wanted = vxlan_wanted(cfg, &self.pools.keep) && self.has_address;
-        let exclude = in_use_elsewhere(cluster).await;
-        match ensure_tunnel(ds, ipam, cfg, wanted, &self.pools, &exclude).await {
+        let wanted = vxlan_wanted(cfg, &side.pools.keep) && side.has_address;
+        match ensure_tunnel(ds, ipam, cfg, fam, wanted, &side.pools, &exclude).await {
             Ok(v) => {
-                self.vtep = v;
-                self.retry = false;
+                side.vtep = v;
+                side.retry = false;
             }
             Err(e) => {
                 // The old address (if any) is still held and still on the
                 // Node: keep using it.
-                tracing::warn!(error = %format!("{e:#}"), kept = ?self.vtep.map(|v| v.0), "updating the VXLAN tunnel address; retrying");
-                self.retry = true;
+                tracing::warn!(error = %format!("{e:#}"), family = fam.name(), kept = ?side.vtep.map(|v| v.0), "updating the VXLAN tunnel address; retrying");
+                side.retry = true;
             }
         }
+        self.vtep = match self.v4.vtep {
+            Some((IpAddr::V4(a), mac)) => Some((a, mac)),
+            _ => None,
+        };
+        self.vtep6 = match self.v6.vtep {
+            Some((IpAddr::V6(a), mac)) => Some((a, mac)),
+            _ => None,
+        };
     }
 }
 
-fn my_pools(cluster: &Cluster, me: &str) -> Pools {
+fn of_family(fam: Family) -> impl Fn(&IpNet) -> bool {
+    move |n| Family::of(n) == fam
+}
+
+fn my_pools(cluster: &Cluster, me: &str, fam: Family) -> Pools {
     let labels = cluster
         .nodes
         .get(me)
@@ -123,12 +168,17 @@ fn my_pools(cluster: &Cluster, me: &str) -> Pools {
     for p in &mut with_disabled {
         p.spec.disabled = false;
     }
+    let keep = of_family(fam);
     Pools {
-        enabled: vxlan_pools(&pools, &labels),
-        keep: vxlan_pools(&with_disabled, &labels),
+        enabled: vxlan_pools(&pools, &labels).into_iter().filter(&keep).collect(),
+        keep: vxlan_pools(&with_disabled, &labels)
+            .into_iter()
+            .filter(&keep)
+            .collect(),
         all: pools
             .iter()
             .filter_map(|p| p.spec.cidr.parse().ok())
+            .filter(&keep)
             .collect(),
     }
 }
@@ -141,19 +191,32 @@ const WHOLE_SUBNET_FROM: u8 = 16;
 
 /// Addresses a tunnel address must never be: every Node's subnet (its
 /// address, its neighbours, its router: a pool overlapping it would
-/// otherwise hand the VTEP the router's address) and the addresses on this
-/// host's interfaces other than `vxlan.calico` itself.
-async fn in_use_elsewhere(cluster: &Cluster) -> Vec<IpNet> {
+/// otherwise hand the VTEP the router's address) and, for IPv4, the
+/// addresses on this host's interfaces other than `vxlan.calico` itself.
+async fn in_use_elsewhere(cluster: &Cluster, fam: Family) -> Vec<IpNet> {
     let mut out: Vec<IpNet> = Vec::new();
-    for n in cluster.nodes.values().filter_map(node_ipv4) {
-        if n.prefix_len() >= WHOLE_SUBNET_FROM {
-            out.push(IpNet::V4(n.trunc()));
+    let subnets: Vec<IpNet> = match fam {
+        Family::V4 => cluster.nodes.values().filter_map(node_ipv4).map(IpNet::V4).collect(),
+        Family::V6 => cluster.nodes.values().filter_map(node_ipv6).map(IpNet::V6).collect(),
+    };
+    let whole_from = match fam {
+        Family::V4 => WHOLE_SUBNET_FROM,
+        Family::V6 => 48,
+    };
+    for n in subnets {
+        if n.prefix_len() >= whole_from {
+            out.push(n.trunc());
         } else {
-            out.push(IpNet::V4(Ipv4Net::from(n.addr())));
+            out.push(IpNet::from(n.addr()));
             if let Some(first) = n.trunc().hosts().next() {
-                out.push(IpNet::V4(Ipv4Net::from(first)));
+                out.push(IpNet::from(first));
             }
         }
+    }
+    if fam == Family::V6 {
+        out.sort();
+        out.dedup();
+        return out;
     }
     match tabby_felix_lite::autodetect::host::interfaces().await {
         Ok(ifaces) => out.extend(
@@ -161,7 +224,7 @@ async fn in_use_elsewhere(cluster: &Cluster) -> Vec<IpNet> {
                 .iter()
                 .filter(|i| i.name != tabby_felix_lite::model::VXLAN_DEVICE)
                 .flat_map(|i| i.addrs.iter())
-                .map(|a| IpNet::V4(Ipv4Net::from(a.net.addr()))),
+                .map(|a| IpNet::V4(ipnet::Ipv4Net::from(a.net.addr()))),
         ),
         Err(e) => {
             tracing::warn!(error = %e, "listing interfaces to keep the tunnel address off them")
@@ -172,8 +235,9 @@ async fn in_use_elsewhere(cluster: &Cluster) -> Vec<IpNet> {
     out
 }
 
-/// The enabled VXLAN pools whose node selector matches `labels`.
-pub fn vxlan_pools(pools: &[IpPool], labels: &BTreeMap<String, String>) -> Vec<Ipv4Net> {
+/// The enabled VXLAN pools (both families) whose node selector matches
+/// `labels`.
+pub fn vxlan_pools(pools: &[IpPool], labels: &BTreeMap<String, String>) -> Vec<IpNet> {
     pools
         .iter()
         .filter(|p| {
@@ -193,8 +257,12 @@ pub fn vxlan_pools(pools: &[IpPool], labels: &BTreeMap<String, String>) -> Vec<I
         .collect()
 }
 
-/// The addresses `handle` holds, as IPAM records them.
-async fn held_by<S: IpamStore>(ipam: &Ipam<S>, handle: &str) -> anyhow::Result<Vec<Ipv4Addr>> {
+/// The addresses of `fam` that `handle` holds, as IPAM records them.
+async fn held_by<S: IpamStore>(
+    ipam: &Ipam<S>,
+    handle: &str,
+    fam: Family,
+) -> anyhow::Result<Vec<IpAddr>> {
     let Some(h) = ipam.store().get_handle(handle).await? else {
         return Ok(Vec::new());
     };
@@ -205,63 +273,105 @@ async fn held_by<S: IpamStore>(ipam: &Ipam<S>, handle: &str) -> anyhow::Result<V
                 b.value
                     .ips_with_handle(handle)
                     .into_iter()
-                    .filter_map(|ip| match ip {
-                        IpAddr::V4(v4) => Some(v4),
-                        _ => None,
-                    }),
+                    .filter(|ip| ip.is_ipv4() == (fam == Family::V4)),
             );
         }
     }
     Ok(out)
 }
 
-/// Makes the Node's tunnel address and VTEP MAC match `wanted`: keeps the
-/// one IPAM holds for it (handle `vxlan-tunnel-addr-<node>`) while it is in
-/// a VXLAN pool selecting the node and not in `exclude`; otherwise assigns
-/// the new one first and only then releases the old, so a failed
-/// allocation leaves the node its working address. Releases it when VXLAN
-/// is no longer wanted.
+/// What differs between the two families' tunnels: Calico's handle, Node
+/// fields, MAC rule and IPAM attribute.
+struct Names {
+    handle: String,
+    kind: &'static str,
+}
+
+fn names(me: &str, fam: Family) -> Names {
+    match fam {
+        Family::V4 => Names {
+            handle: tabby_ipam::handle::vxlan_tunnel_handle(me),
+            kind: "vxlanTunnelAddress",
+        },
+        Family::V6 => Names {
+            handle: tabby_ipam::handle::vxlan_v6_tunnel_handle(me),
+            kind: "vxlanV6TunnelAddress",
+        },
+    }
+}
+
+fn stored(node: &Node, fam: Family) -> (Option<IpAddr>, Option<&str>) {
+    let (addr, mac) = match fam {
+        Family::V4 => (&node.spec.ipv4_vxlan_tunnel_addr, &node.spec.vxlan_tunnel_mac_addr),
+        Family::V6 => (
+            &node.spec.ipv6_vxlan_tunnel_addr,
+            &node.spec.vxlan_tunnel_mac_addr_v6,
+        ),
+    };
+    let addr = addr
+        .as_deref()
+        .and_then(|t| t.split('/').next()?.parse::<IpAddr>().ok())
+        .filter(|a| a.is_ipv4() == (fam == Family::V4));
+    (addr, mac.as_deref())
+}
+
+fn set_stored(node: &mut Node, fam: Family, v: Option<(IpAddr, [u8; 6])>) {
+    let addr = v.map(|(a, _)| a.to_string());
+    let mac = v.map(|(_, m)| vtep::format_mac(&m));
+    match fam {
+        Family::V4 => {
+            node.spec.ipv4_vxlan_tunnel_addr = addr;
+            node.spec.vxlan_tunnel_mac_addr = mac;
+        }
+        Family::V6 => {
+            node.spec.ipv6_vxlan_tunnel_addr = addr;
+            node.spec.vxlan_tunnel_mac_addr_v6 = mac;
+        }
+    }
+}
+
+/// Makes the Node's tunnel address and VTEP MAC of `fam` match `wanted`:
+/// keeps the one IPAM holds for it while it is in a VXLAN pool selecting
+/// the node and not in `exclude`; otherwise assigns the new one first and
+/// only then releases the old, so a failed allocation leaves the node its
+/// working address. Releases it when VXLAN is no longer wanted.
 async fn ensure_tunnel(
     ds: &dyn Datastore,
     ipam: &Ipam<DatastoreIpam>,
     cfg: &NodeConfig,
+    fam: Family,
     wanted: bool,
     pools: &Pools,
     exclude: &[IpNet],
-) -> anyhow::Result<Option<(Ipv4Addr, [u8; 6])>> {
+) -> anyhow::Result<Option<(IpAddr, [u8; 6])>> {
     let me = &cfg.node_name;
-    let handle = tabby_ipam::handle::vxlan_tunnel_handle(me);
+    let Names { handle, kind } = names(me, fam);
     let node = match ds.get(Kind::Node, me).await? {
         Resource::Node(n) => n,
         _ => bail!("datastore returned a non-Node for Node {me}"),
     };
-    let stored: Option<Ipv4Addr> = node
-        .spec
-        .ipv4_vxlan_tunnel_addr
-        .as_deref()
-        .and_then(|t| t.split('/').next()?.parse().ok());
+    let (stored_addr, stored_mac) = stored(&node, fam);
     if !wanted {
-        if stored.is_some() {
+        if stored_addr.is_some() {
             ipam.release_by_handle(&handle).await?;
-            update_node(ds, me, |n| {
-                n.spec.ipv4_vxlan_tunnel_addr = None;
-                n.spec.vxlan_tunnel_mac_addr = None;
-            })
-            .await?;
-            tracing::info!("released the VXLAN tunnel address: no VXLAN pool and no fallback");
+            update_node(ds, me, |n| set_stored(n, fam, None)).await?;
+            tracing::info!(
+                family = fam.name(),
+                "released the VXLAN tunnel address: no VXLAN pool and no fallback"
+            );
         }
         return Ok(None);
     }
-    let usable = |ip: &Ipv4Addr| {
+    let usable = |ip: &IpAddr| {
         let in_pool = if pools.keep.is_empty() {
             pools.all.iter().any(|p| p.contains(ip))
         } else {
             pools.keep.iter().any(|p| p.contains(ip))
         };
-        in_pool && !exclude.iter().any(|x| x.contains(&IpAddr::V4(*ip)))
+        in_pool && !exclude.iter().any(|x| x.contains(ip))
     };
-    let held = held_by(ipam, &handle).await?;
-    let keep = stored
+    let held = held_by(ipam, &handle, fam).await?;
+    let keep = stored_addr
         .filter(|s| held.contains(s) && usable(s))
         .or_else(|| held.iter().copied().find(|h| usable(h)));
     let tunnel = match keep {
@@ -269,43 +379,49 @@ async fn ensure_tunnel(
         None => {
             let mut req = AssignRequest::new(&handle, me);
             req.use_for = Use::Tunnel;
-            req.pools_v4 = pools.enabled.iter().map(|p| IpNet::V4(*p)).collect();
+            match fam {
+                Family::V4 => req.pools_v4 = pools.enabled.clone(),
+                Family::V6 => {
+                    req.num_v4 = 0;
+                    req.num_v6 = 1;
+                    req.pools_v6 = pools.enabled.clone();
+                }
+            }
             req.exclude = exclude.to_vec();
             req.attributes.insert("node".into(), me.clone());
-            req.attributes
-                .insert("type".into(), "vxlanTunnelAddress".into());
-            let (v4, _) = ipam
-                .auto_assign(&req)
-                .await
-                .context(
-                    "allocating the VXLAN tunnel address (never inside a node subnet or on an interface)",
-                )?;
-            match v4.first() {
-                Some(IpAddr::V4(a)) => *a,
-                _ => bail!("IPAM returned no IPv4 tunnel address"),
+            req.attributes.insert("type".into(), kind.into());
+            let (v4, v6) = ipam.auto_assign(&req).await.with_context(|| {
+                format!(
+                    "allocating the {} VXLAN tunnel address (never inside a node subnet or on an interface)",
+                    fam.name()
+                )
+            })?;
+            match (fam, v4.first(), v6.first()) {
+                (Family::V4, Some(a @ IpAddr::V4(_)), _) => *a,
+                (Family::V6, _, Some(a @ IpAddr::V6(_))) => *a,
+                _ => bail!("IPAM returned no {} tunnel address", fam.name()),
             }
         }
     };
-    let mac = vtep::node_mac(me, node.spec.vxlan_tunnel_mac_addr.as_deref());
-    if stored != Some(tunnel) || node.spec.vxlan_tunnel_mac_addr.is_none() {
-        update_node(ds, me, |n| {
-            n.spec.ipv4_vxlan_tunnel_addr = Some(tunnel.to_string());
-            n.spec.vxlan_tunnel_mac_addr = Some(vtep::format_mac(&mac));
-        })
-        .await?;
+    let mac = match fam {
+        Family::V4 => vtep::node_mac(me, stored_mac),
+        Family::V6 => vtep::node_mac6(me, stored_mac),
+    };
+    if stored_addr != Some(tunnel) || stored_mac.is_none() {
+        update_node(ds, me, |n| set_stored(n, fam, Some((tunnel, mac)))).await?;
     }
     // The Node names the new address now: only then do the old ones go,
     // each only while this handle still holds it.
     for old in held.iter().filter(|h| **h != tunnel) {
-        ipam.release_ip_held_by(IpAddr::V4(*old), &handle).await?;
+        ipam.release_ip_held_by(*old, &handle).await?;
         tracing::info!(old = %old, new = %tunnel, "released the previous VXLAN tunnel address");
     }
-    tracing::info!(tunnel = %tunnel, mac = %vtep::format_mac(&mac), "VXLAN tunnel endpoint");
+    tracing::info!(tunnel = %tunnel, mac = %vtep::format_mac(&mac), family = fam.name(), "VXLAN tunnel endpoint");
     Ok(Some((tunnel, mac)))
 }
 
 /// Whether this node needs a VTEP at all.
-pub fn vxlan_wanted(cfg: &NodeConfig, vxlan_pools: &[Ipv4Net]) -> bool {
+pub fn vxlan_wanted(cfg: &NodeConfig, vxlan_pools: &[IpNet]) -> bool {
     match cfg.backend {
         Backend::None => false,
         Backend::Vxlan => !vxlan_pools.is_empty(),

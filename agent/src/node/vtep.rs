@@ -33,6 +33,19 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     Some(m)
 }
 
+/// Felix's derived MAC for `node_name`'s IPv6 VTEP: the same rule over
+/// `<node>-v6`, so a dual-stack node's two VTEPs differ.
+pub fn derived_mac6(node_name: &str) -> [u8; 6] {
+    derived_mac(&format!("{node_name}-v6"))
+}
+
+/// The MAC a node's IPv6 VTEP uses (`vxlanTunnelMACAddrV6`, else derived).
+pub fn node_mac6(node_name: &str, stored: Option<&str>) -> [u8; 6] {
+    stored
+        .and_then(parse_mac)
+        .unwrap_or_else(|| derived_mac6(node_name))
+}
+
 /// The MAC a node's VTEP uses: its stored one if valid, else Felix's
 /// derivation.
 pub fn node_mac(node_name: &str, stored: Option<&str>) -> [u8; 6] {
@@ -61,5 +74,13 @@ mod tests {
         assert_eq!(node_mac("abc", Some("nonsense")), derived_mac("abc"));
         assert_eq!(parse_mac("02-00-00-00-00-0A"), Some([2, 0, 0, 0, 0, 10]));
         assert_eq!(parse_mac("02:00:00:00:00"), None);
+    }
+
+    #[test]
+    fn the_ipv6_vtep_hashes_node_dash_v6() {
+        assert_eq!(derived_mac6("abc"), derived_mac("abc-v6"));
+        assert_ne!(derived_mac6("abc"), derived_mac("abc"));
+        assert_eq!(derived_mac6("abc")[0], 0x66);
+        assert_eq!(node_mac6("abc", Some("02:00:00:00:00:06")), [2, 0, 0, 0, 0, 6]);
     }
 }

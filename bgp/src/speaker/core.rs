@@ -342,6 +342,7 @@ impl Core {
             md5_mismatches: p.md5_mismatches,
             md5_mismatch_since: p.md5_mismatch_since,
             bfd: p.bfd.as_ref().map(|h| *h.status.borrow()),
+            families: PeerStatus::families_of(&p.conns),
         }
     }
 

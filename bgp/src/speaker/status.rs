@@ -2,6 +2,7 @@
 
 use crate::fsm::{LastError, State};
 use crate::peer_config::PeerConfig;
+use crate::wire::Family;
 use std::time::SystemTime;
 
 #[derive(Debug, Clone)]
@@ -46,6 +47,9 @@ pub struct PeerStatus {
     /// The peer's BFD session (None: BFD off, or not started yet because
     /// the session's local address is not known).
     pub bfd: Option<tabby_bfd::runtime::SessionStatus>,
+    /// The families the Established session runs (both sides offered
+    /// them); empty while it is not Established.
+    pub families: Vec<Family>,
 }
 
 impl PeerStatus {
@@ -69,6 +73,17 @@ impl PeerStatus {
             md5_mismatches: 0,
             md5_mismatch_since: None,
             bfd: None,
+            families: Vec::new(),
         }
+    }
+
+    /// The negotiated families of `conns`' Established connection.
+    pub(crate) fn families_of(conns: &[super::conn::Conn]) -> Vec<Family> {
+        conns
+            .iter()
+            .filter(|c| c.fsm.state() == State::Established)
+            .find_map(|c| c.fsm.negotiated())
+            .map(|n| n.families.clone())
+            .unwrap_or_default()
     }
 }

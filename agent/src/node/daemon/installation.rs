@@ -87,7 +87,7 @@ impl Daemon {
         self.node_mtu = super::start::node_vxlan_mtu(&self.cfg, d.as_ref());
         self.inputs.local.ip = ip;
         self.inputs.local.interface = d.map(|d| d.interface).unwrap_or_default();
-        self.inputs.local.connected = connected_subnets(ip).await;
+        self.inputs.local.connected = connected_subnets(ip, self.inputs.local.ip6).await;
         self.bgp.is_some()
     }
 
@@ -98,13 +98,15 @@ impl Daemon {
             b.shutdown().await;
         }
         let want = self.cfg.backend;
-        if want == Backend::Bird {
-            if let Some(ip) = self.node_ip {
-                match Bgp::start(&self.cfg, &self.cluster, ip.addr()).await {
-                    Ok(b) => self.bgp = Some(b),
-                    Err(e) => {
-                        tracing::warn!(error = %format!("{e:#}"), "starting BGP for the Installation")
-                    }
+        let my = crate::node::session_addrs::MyAddrs {
+            v4: self.node_ip.map(|n| n.addr()),
+            v6: self.inputs.local.ip6.map(|n| n.addr()),
+        };
+        if want == Backend::Bird && !my.is_empty() {
+            match Bgp::start(&self.cfg, &self.cluster, my).await {
+                Ok(b) => self.bgp = Some(b),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "starting BGP for the Installation")
                 }
             }
         }

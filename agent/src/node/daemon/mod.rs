@@ -29,7 +29,7 @@ use crate::cache::{ClusterCache, Reflectors};
 use crate::datastore::Datastore;
 use crate::grpc::node::Snapshot;
 use crate::ipam::DatastoreIpam;
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -76,7 +76,7 @@ pub(crate) struct Daemon {
     observer: crate::observe::Observer,
     /// Blocks on the fallback path at the last publish, and how many
     /// times a block moved onto it.
-    on_fallback: std::collections::HashSet<Ipv4Net>,
+    on_fallback: std::collections::HashSet<IpNet>,
     fallback_activations: u64,
     ticks: u64,
     started: Instant,
@@ -187,7 +187,7 @@ impl Daemon {
         self.ticks += 1;
         self.observer.tick();
         if self.ticks.is_multiple_of(CONNECTED_EVERY) {
-            self.inputs.local.connected = connected_subnets(self.node_ip).await;
+            self.inputs.local.connected = connected_subnets(self.node_ip, self.inputs.local.ip6).await;
             // The kernel's way to a recursive next hop can change too.
             self.inputs.resolved =
                 paths::resolve_next_hops(&self.inputs, &self.inputs.resolved, true).await;
@@ -208,6 +208,7 @@ impl Daemon {
     /// publishes what `node status` shows.
     fn publish(&mut self) {
         self.inputs.local.vtep = self.tunnel.vtep;
+        self.inputs.local.vtep6 = self.tunnel.vtep6;
         self.inputs.now = Instant::now();
         let out = routes::calculate(&self.inputs);
         let (last, lost) = super::routes_bgp::remember(&self.inputs, &out);
@@ -225,7 +226,7 @@ impl Daemon {
             self.dataplane.set_desired(out.desired.clone());
             self.last = Some(out.desired);
         }
-        let fallback: std::collections::HashSet<Ipv4Net> = out
+        let fallback: std::collections::HashSet<IpNet> = out
             .rows
             .iter()
             .filter(|r| r.path == "vxlan-fallback")
@@ -254,6 +255,16 @@ impl Daemon {
             flaps: self.bgp.as_ref().map(|b| b.flaps()).unwrap_or_default(),
             bgp_errors: self.bgp.as_ref().map(|b| b.errors()).unwrap_or_default(),
             fallback_activations: self.fallback_activations,
+            other_family_addr: self
+                .inputs
+                .nodes
+                .values()
+                .filter_map(|n| {
+                    let (a4, a6) = (n.ip?.addr(), n.ip6?.addr());
+                    Some([(a4.into(), a6.into()), (a6.into(), a4.into())])
+                })
+                .flatten()
+                .collect(),
         };
         if let Ok(mut s) = self.snapshot.write() {
             *s = snap;
@@ -301,12 +312,37 @@ async fn next_bgp_change(bgp: &mut Option<Bgp>) {
 }
 
 /// Subnets on this host that can hold a native next hop.
-async fn connected_subnets(node: Option<Ipv4Net>) -> Vec<Ipv4Net> {
-    match host::interfaces().await {
+async fn connected_subnets(node: Option<Ipv4Net>, node6: Option<Ipv6Net>) -> Vec<IpNet> {
+    let v4 = match host::interfaces().await {
         Ok(ifaces) => tabby_felix_lite::autodetect::connected_subnets(node, &ifaces),
         Err(e) => {
             tracing::warn!(error = %e, "listing interfaces for connected subnets");
             node.into_iter().map(|n| n.trunc()).collect()
         }
+    };
+    let mut out: Vec<IpNet> = v4.into_iter().map(IpNet::V4).collect();
+    out.extend(node6.map(|n| IpNet::V6(n.trunc())));
+    if node6.is_some() {
+        match tokio::task::spawn_blocking(connected6).await {
+            Ok(Ok(nets)) => out.extend(nets.into_iter().map(IpNet::V6)),
+            Ok(Err(e)) => tracing::warn!(error = %e, "listing IPv6 addresses for connected subnets"),
+            Err(e) => tracing::warn!(error = %e, "listing IPv6 addresses for connected subnets"),
+        }
     }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The IPv6 subnets on this host's interfaces: global addresses with a
+/// prefix (link-local ones are on every interface, pod host ends included,
+/// and a /128 such as the tunnel address is no subnet).
+fn connected6() -> anyhow::Result<Vec<Ipv6Net>> {
+    let mut sock = tabby_felix_lite::netlink::NlSocket::open()?;
+    let addrs = tabby_felix_lite::netlink::links::dump_addrs6(&mut sock)?;
+    Ok(addrs
+        .iter()
+        .filter(|a| !a.is_link_local() && a.prefix_len < 128)
+        .filter_map(|a| Ipv6Net::new(a.ip, a.prefix_len).ok().map(|n| n.trunc()))
+        .collect())
 }

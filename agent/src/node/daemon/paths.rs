@@ -5,18 +5,18 @@
 //! BIRD's `gateway recursive`).
 
 use crate::node::routes::{is_connected_to, Inputs, LastPath};
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use tabby_felix_lite::autodetect::host;
 use tabby_felix_lite::inspect::KernelSnapshot;
 use tabby_felix_lite::model::VXLAN_DEVICE;
 
 /// Tabby's native routes to remote blocks as the kernel holds them now.
 pub(super) fn kernel_last_paths(
-    affinities: &[(Ipv4Net, String)],
+    affinities: &[(IpNet, String)],
     me: &str,
-) -> HashMap<Ipv4Net, LastPath> {
+) -> HashMap<IpNet, LastPath> {
     let snap = match KernelSnapshot::read() {
         Ok(s) => s,
         Err(e) => {
@@ -28,12 +28,16 @@ pub(super) fn kernel_last_paths(
     snap.routes
         .iter()
         .filter(|r| r.is_tabbys() && r.oif.is_some() && r.oif != vxlan)
-        .filter(|r| affinities.iter().any(|(b, n)| *b == r.dst && n != me))
+        .filter(|r| {
+            affinities
+                .iter()
+                .any(|(b, n)| *b == IpNet::V4(r.dst) && n != me)
+        })
         .filter_map(|r| {
             Some((
-                r.dst,
+                IpNet::V4(r.dst),
                 LastPath {
-                    gateway: r.gateway?,
+                    gateway: IpAddr::V4(r.gateway?),
                     peer: None,
                 },
             ))
@@ -47,9 +51,9 @@ pub(super) fn kernel_last_paths(
 /// per new next hop, and the periodic pass re-reads them all.
 pub(super) async fn resolve_next_hops(
     inp: &Inputs,
-    known: &HashMap<Ipv4Addr, Ipv4Addr>,
+    known: &HashMap<IpAddr, IpAddr>,
     fresh: bool,
-) -> HashMap<Ipv4Addr, Ipv4Addr> {
+) -> HashMap<IpAddr, IpAddr> {
     let mut out = HashMap::new();
     for l in &inp.learned {
         let (Some(from), Some(nh)) = (l.from_peer, l.next_hop) else {
@@ -67,11 +71,13 @@ pub(super) async fn resolve_next_hops(
                 continue;
             }
         }
-        match host::route_get(nh).await {
+        // IPv4 next hops only: felix-lite's route lookup is IPv4.
+        let IpAddr::V4(nh4) = nh else { continue };
+        match host::route_get(nh4).await {
             Ok(Some(host::RouteLookup {
                 gateway: Some(gw), ..
             })) => {
-                out.insert(nh, gw);
+                out.insert(nh, IpAddr::V4(gw));
             }
             Ok(_) => {}
             Err(e) => tracing::debug!(next_hop = %nh, error = %e, "resolving a BGP next hop"),

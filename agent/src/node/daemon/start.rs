@@ -13,6 +13,7 @@ use crate::node::cluster::Cluster;
 use crate::node::config::{Backend, NodeConfig};
 use crate::node::installation;
 use crate::node::routes::{Inputs, Local};
+use crate::node::session_addrs::MyAddrs;
 use crate::node::startup;
 use crate::node::tunnel::Tunnel;
 use crate::resources::Kind;
@@ -93,7 +94,21 @@ impl Daemon {
             cache.clone(),
         )));
         let cluster = Cluster::from_cache(&cache);
-        let tunnel = Tunnel::start(&*ds, &ipam, &cfg, &cluster, node_ip.is_some()).await;
+        // Read back from our Node: `write_node_ipv6` chose it (IP6=).
+        let node_ip6 = cluster
+            .nodes
+            .get(&me)
+            .and_then(crate::node::cluster::node_ipv6)
+            .filter(|_| cfg.ipv6.ipv6_support);
+        let tunnel = Tunnel::start(
+            &*ds,
+            &ipam,
+            &cfg,
+            &cluster,
+            node_ip.is_some(),
+            node_ip6.is_some(),
+        )
+        .await;
         // The tunnel write changed our Node: put it into the cache now so
         // the first desired state sees it without waiting for the watch.
         if let Ok(n) = ds.get(Kind::Node, &me).await {
@@ -108,17 +123,21 @@ impl Daemon {
         // the ToR session comes back), and the connected subnets. Nothing
         // slow may sit between restoring workloads and the first publish.
         let last_paths = super::paths::kernel_last_paths(&cluster.confirmed_affinities(), &me);
-        let connected = connected_subnets(node_ip).await;
+        let connected = connected_subnets(node_ip, node_ip6).await;
         let reconciler = Reconciler::start(ReconcileConfig::default())
             .context("starting the dataplane reconciler")?;
         let dataplane = reconciler.handle();
 
-        let bgp = match (cfg.backend, node_ip) {
-            (Backend::Bird, Some(ip)) => Some(Bgp::start(&cfg, &cluster, ip.addr()).await?),
-            (Backend::Bird, None) => {
-                tracing::warn!("IP=none: no node address, so no BGP");
+        let my = MyAddrs {
+            v4: node_ip.map(|n| n.addr()),
+            v6: node_ip6.map(|n| n.addr()),
+        };
+        let bgp = match cfg.backend {
+            Backend::Bird if my.is_empty() => {
+                tracing::warn!("IP=none and no IPv6 address: no node address, so no BGP");
                 None
             }
+            Backend::Bird => Some(Bgp::start(&cfg, &cluster, my).await?),
             _ => None,
         };
 
@@ -200,9 +219,12 @@ impl Daemon {
                 ip: node_ip,
                 interface,
                 vtep: tunnel.vtep,
+                ip6: node_ip6,
+                vtep6: tunnel.vtep6,
                 connected,
                 disable_tx_checksum_offload: cfg.checksum_offload_broken(),
                 vxlan_mtu: cfg.vxlan_mtu,
+                vxlan_mtu6: cfg.ipv6.vxlan_mtu6,
             },
             bgp: bgp.is_some(),
             routing: cfg.backend != Backend::None,

@@ -17,6 +17,7 @@
 mod check;
 mod cni;
 mod down;
+mod family;
 mod fault;
 mod kube;
 mod pods;
@@ -81,13 +82,19 @@ pub enum LabCmd {
         /// reflectors.
         #[arg(long, value_enum, default_value = "mesh")]
         topology: state::Topology,
+        /// ipv4; ipv6: IPv6-only nodes (`IP=none`) and pods; dual: both.
+        /// ipv6 and dual give each node subnet an IPv6 /64 as well and an
+        /// IPv6 pool (see `family`); mesh topology only for now.
+        #[arg(long, value_enum, default_value = "ipv4")]
+        ip_family: family::IpFamily,
     },
     /// Nodes, pods and fabric, and whether the daemons run.
     Status {
         #[arg(short = 'o', long = "output", default_value = "text", value_parser = ["text", "json"])]
         output: String,
     },
-    /// Ping every ordered pod pair; non-zero exit if any fails.
+    /// Ping every ordered pod pair over each of the lab's families (one
+    /// matrix per family); non-zero exit if any pair fails.
     Check,
     /// Stop everything and remove the namespaces and the lab directory.
     Down,
@@ -146,8 +153,10 @@ pub async fn run(which: Which, cmd: LabCmd) -> Result<()> {
             encapsulation,
             datastore,
             topology,
+            ip_family,
         } => {
             let plan = Plan {
+                ip_family,
                 nodes,
                 subnets,
                 pods_per_node,
@@ -240,6 +249,7 @@ pub async fn run(which: Which, cmd: LabCmd) -> Result<()> {
                 node: node.clone(),
                 container_id: format!("{name}-{pod}"),
                 address: None,
+                address6: None,
                 name: pod.clone(),
             });
             let i = lab.pods.len() - 1;
@@ -250,7 +260,7 @@ pub async fn run(which: Which, cmd: LabCmd) -> Result<()> {
             let addr = pods::add(&lab, i);
             match addr {
                 Ok(a) => {
-                    lab.pods[i].address = Some(a);
+                    lab.pods[i].set_addrs(a);
                     lab.save()?;
                     sh::step(&name, &node, format_args!("pod {pod} at {a}"));
                     Ok(())

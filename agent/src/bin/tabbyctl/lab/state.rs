@@ -5,9 +5,10 @@
 //! contain `_`, so the prefix `<lab>_` names exactly one lab's namespaces and
 //! `lab down` can find them after a crash even when `lab.json` is gone.
 
+use super::family::{self, IpFamily};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 /// Node subnets are 172.31.<subnet>.0/24: private, and away from both the
@@ -143,6 +144,11 @@ pub struct Bridge {
     pub name: String,
     pub subnet: String,
     pub router: Ipv4Addr,
+    /// ipv6 and dual labs: the subnet's IPv6 /64 and router (see `family`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router6: Option<Ipv6Addr>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -152,6 +158,9 @@ pub struct Node {
     pub address: Ipv4Addr,
     /// The node's subnet, e.g. 172.31.1.0/24.
     pub subnet: String,
+    /// ipv6 and dual labs: the node's IPv6 address on `eth0` (a /64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<Ipv6Addr>,
     /// The fabric-side end of the node's veth (the node side is `eth0`).
     pub fabric_link: String,
     pub run_dir: PathBuf,
@@ -170,6 +179,8 @@ pub struct Pod {
     pub node: String,
     pub container_id: String,
     pub address: Option<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<Ipv6Addr>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -181,6 +192,9 @@ pub struct Lab {
     /// How nodes learn each other's blocks (`--topology`).
     #[serde(default)]
     pub topology: Topology,
+    /// Which families nodes and pods have (`--ip-family`).
+    #[serde(default)]
+    pub ip_family: IpFamily,
     pub fabric: Fabric,
     pub nodes: Vec<Node>,
     pub pods: Vec<Pod>,
@@ -225,11 +239,13 @@ pub struct Plan {
     pub encapsulation: Encapsulation,
     pub datastore: DatastoreKind,
     pub topology: Topology,
+    pub ip_family: IpFamily,
 }
 
 impl Plan {
     pub fn validate(&self) -> Result<()> {
         self.topology.validate(self.encapsulation, self.datastore)?;
+        self.ip_family.validate(self.topology)?;
         if !(1..=50).contains(&self.nodes) {
             bail!("--nodes {}: expected 1 to 50", self.nodes);
         }
@@ -251,11 +267,14 @@ impl Plan {
     pub fn layout(&self, name: &str, dir: &Path) -> Lab {
         let (a, b) = NODE_NET_SECOND_OCTETS;
         let p = ns_prefix(name);
+        let v6 = self.ip_family.has_v6();
         let bridges = (0..self.subnets)
             .map(|s| Bridge {
                 name: format!("br{}", s + 1),
                 subnet: format!("{a}.{b}.{}.0/24", s + 1),
                 router: Ipv4Addr::new(a, b, s as u8 + 1, 1),
+                subnet6: v6.then(|| family::subnet6(s)),
+                router6: v6.then(|| family::addr6(s, 1)),
             })
             .collect::<Vec<_>>();
         let nodes = (0..self.nodes)
@@ -263,9 +282,11 @@ impl Plan {
                 let s = i * self.subnets / self.nodes;
                 let name = format!("node-{}", i + 1);
                 let node_dir = dir.join(&name);
+                let host = 10 + i as u8 + 1;
                 Node {
                     netns: format!("{p}{name}"),
-                    address: Ipv4Addr::new(a, b, s as u8 + 1, 10 + i as u8 + 1),
+                    address: Ipv4Addr::new(a, b, s as u8 + 1, host),
+                    address6: v6.then(|| family::addr6(s, host)),
                     subnet: bridges[s].subnet.clone(),
                     fabric_link: format!("n{}", i + 1),
                     run_dir: node_dir.join("run"),
@@ -289,6 +310,7 @@ impl Plan {
                         node: n.name.clone(),
                         container_id: format!("{name}-{pod}"),
                         address: None,
+                        address6: None,
                         name: pod,
                     }
                 })
@@ -300,6 +322,7 @@ impl Plan {
             encapsulation: self.encapsulation,
             datastore: self.datastore,
             topology: self.topology,
+            ip_family: self.ip_family,
             fabric: Fabric {
                 netns: format!("{p}fabric"),
                 bridges,
@@ -392,6 +415,7 @@ mod tests {
             encapsulation: Encapsulation::VxlanCrossSubnet,
             datastore: DatastoreKind::Sqlite,
             topology: Topology::Mesh,
+            ip_family: IpFamily::Ipv4,
         }
     }
 
@@ -409,6 +433,39 @@ mod tests {
         // Every namespace carries the lab's prefix, so `down` finds them.
         assert!(lab.nodes.iter().all(|n| n.netns.starts_with("lab_")));
         assert_eq!(lab.fabric.netns, "lab_fabric");
+    }
+
+    #[test]
+    fn dual_layout_mirrors_ipv4_in_ipv6() {
+        let mut p = plan(3, 2);
+        p.ip_family = IpFamily::Dual;
+        let lab = p.layout("lab", Path::new("/tmp/x"));
+        let addrs: Vec<String> = lab
+            .nodes
+            .iter()
+            .map(|n| n.address6.unwrap().to_string())
+            .collect();
+        assert_eq!(addrs, ["fd31:1::11", "fd31:1::12", "fd31:2::13"]);
+        let b = &lab.fabric.bridges[1];
+        assert_eq!(b.subnet6.as_deref(), Some("fd31:2::/64"));
+        assert_eq!(b.router6.unwrap().to_string(), "fd31:2::1");
+        let v = serde_json::to_value(&lab).unwrap();
+        assert_eq!(v["ip_family"], "dual");
+        // An ipv4 lab records no IPv6, and an old record reads as ipv4.
+        let old = plan(1, 1).layout("t", Path::new("/tmp/t"));
+        assert!(old.nodes[0].address6.is_none() && old.fabric.bridges[0].router6.is_none());
+        let mut v = serde_json::to_value(&old).unwrap();
+        v.as_object_mut().unwrap().remove("ip_family");
+        assert_eq!(
+            serde_json::from_value::<Lab>(v).unwrap().ip_family,
+            IpFamily::Ipv4
+        );
+        p.topology = Topology::Tor;
+        assert!(p
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("--ip-family dual"));
     }
 
     #[test]

@@ -176,6 +176,54 @@ mod tests {
         assert_eq!(serde_json::to_value(IpFamily::Ipv6).unwrap(), "ipv6");
     }
 
+    fn plan(nodes: usize, subnets: usize) -> super::super::state::Plan {
+        use super::super::state::{DatastoreKind, Plan};
+        Plan {
+            nodes,
+            subnets,
+            pods_per_node: 2,
+            encapsulation: Encapsulation::VxlanCrossSubnet,
+            datastore: DatastoreKind::Sqlite,
+            topology: Topology::Mesh,
+            ip_family: IpFamily::Ipv4,
+        }
+    }
+
+    #[test]
+    fn dual_layout_mirrors_ipv4_in_ipv6() {
+        let mut p = plan(3, 2);
+        p.ip_family = IpFamily::Dual;
+        let lab = p.layout("lab", std::path::Path::new("/tmp/x"));
+        let addrs: Vec<String> = lab
+            .nodes
+            .iter()
+            .map(|n| n.address6.unwrap().to_string())
+            .collect();
+        assert_eq!(addrs, ["fd31:1::11", "fd31:1::12", "fd31:2::13"]);
+        let b = &lab.fabric.bridges[1];
+        assert_eq!(b.subnet6.as_deref(), Some("fd31:2::/64"));
+        assert_eq!(b.router6.unwrap().to_string(), "fd31:2::1");
+        let v = serde_json::to_value(&lab).unwrap();
+        assert_eq!(v["ip_family"], "dual");
+        // An ipv4 lab records no IPv6, and an old record reads as ipv4.
+        let old = plan(1, 1).layout("t", std::path::Path::new("/tmp/t"));
+        assert!(old.nodes[0].address6.is_none() && old.fabric.bridges[0].router6.is_none());
+        let mut v = serde_json::to_value(&old).unwrap();
+        v.as_object_mut().unwrap().remove("ip_family");
+        assert_eq!(
+            serde_json::from_value::<super::super::state::Lab>(v)
+                .unwrap()
+                .ip_family,
+            IpFamily::Ipv4
+        );
+        p.topology = Topology::Tor;
+        assert!(p
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("--ip-family dual"));
+    }
+
     #[derive(clap::Parser)]
     struct Cli {
         #[command(subcommand)]

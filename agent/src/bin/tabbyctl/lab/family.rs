@@ -14,8 +14,6 @@
 //! a node without IPv4: a hash of the node name), and pods get IPv6 only
 //! (`assign_ipv4: "false"`).
 
-use super::state::{Encapsulation, Topology};
-use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::net::Ipv6Addr;
 
@@ -52,19 +50,6 @@ impl IpFamily {
         self != IpFamily::Ipv4
     }
 
-    /// The ToR and route reflector labs configure IPv4 BGP peerings only
-    /// (BIRD's ToR config and the reflectors' BGPPeers): refused rather
-    /// than half built.
-    pub fn validate(self, topology: Topology) -> Result<()> {
-        if self.has_v6() && topology != Topology::Mesh {
-            bail!(
-                "--ip-family {self} with --topology {topology}: not supported yet (the {topology} \
-                 lab peers over IPv4 only); use --topology mesh or --ip-family ipv4"
-            );
-        }
-        Ok(())
-    }
-
     /// The conflist's `ipam.assign_ipv4` and `ipam.assign_ipv6`.
     pub fn assign(self) -> (&'static str, &'static str) {
         let s = |b: bool| if b { "true" } else { "false" };
@@ -85,11 +70,13 @@ pub fn addr6(s: usize, host: u8) -> Ipv6Addr {
         .expect("subnets 1-20 and hosts 1-255 form valid IPv6 addresses")
 }
 
-/// tabby-node's IPv6 (and, for ipv6 labs, IPv4-less) environment.
+/// tabby-node's IPv6 (and, for ipv6 labs, IPv4-less) environment;
+/// `vxlan_mode` is the IPv4 pool's (`CALICO_IPV4POOL_VXLAN`), which the
+/// IPv6 pool follows.
 pub fn node_env(
     family: IpFamily,
     addr6: Option<Ipv6Addr>,
-    enc: Encapsulation,
+    vxlan_mode: &str,
 ) -> Vec<(String, String)> {
     let mut env = Vec::new();
     if !family.has_v6() {
@@ -101,7 +88,7 @@ pub fn node_env(
     env.extend([
         ("CALICO_IPV6POOL_CIDR".into(), POD_POOL6.into()),
         ("CALICO_IPV6POOL_BLOCK_SIZE".into(), BLOCK_SIZE6.to_string()),
-        ("CALICO_IPV6POOL_VXLAN".into(), enc.pool_vxlan_mode().into()),
+        ("CALICO_IPV6POOL_VXLAN".into(), vxlan_mode.into()),
         ("FELIX_IPV6SUPPORT".into(), "true".into()),
     ]);
     if !family.has_v4() {
@@ -129,12 +116,12 @@ mod tests {
         assert_eq!(IpFamily::Ipv4.assign(), ("true", "false"));
         assert_eq!(IpFamily::Ipv6.assign(), ("false", "true"));
         assert_eq!(IpFamily::Dual.assign(), ("true", "true"));
-        assert!(node_env(IpFamily::Ipv4, None, Encapsulation::None).is_empty());
+        assert!(node_env(IpFamily::Ipv4, None, "Never").is_empty());
         let a = addr6(0, 11);
         let get = |env: &[(String, String)], k: &str| {
             env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone())
         };
-        let dual = node_env(IpFamily::Dual, Some(a), Encapsulation::VxlanCrossSubnet);
+        let dual = node_env(IpFamily::Dual, Some(a), "CrossSubnet");
         assert_eq!(get(&dual, "IP6").as_deref(), Some("fd31:1::11/64"));
         assert_eq!(
             get(&dual, "CALICO_IPV6POOL_CIDR").as_deref(),
@@ -150,22 +137,9 @@ mod tests {
         );
         assert_eq!(get(&dual, "FELIX_IPV6SUPPORT").as_deref(), Some("true"));
         assert_eq!(get(&dual, "CALICO_ROUTER_ID"), None);
-        let v6 = node_env(IpFamily::Ipv6, Some(a), Encapsulation::Vxlan);
+        let v6 = node_env(IpFamily::Ipv6, Some(a), "Always");
         assert_eq!(get(&v6, "CALICO_ROUTER_ID").as_deref(), Some("hash"));
         assert_eq!(get(&v6, "CALICO_IPV6POOL_VXLAN").as_deref(), Some("Always"));
-    }
-
-    #[test]
-    fn ipv6_is_refused_with_tor_and_rr() {
-        assert!(IpFamily::Dual.validate(Topology::Mesh).is_ok());
-        assert!(IpFamily::Ipv4.validate(Topology::Tor).is_ok());
-        for (f, t) in [
-            (IpFamily::Dual, Topology::Tor),
-            (IpFamily::Ipv6, Topology::Rr),
-        ] {
-            let e = f.validate(t).unwrap_err().to_string();
-            assert!(e.contains("--ip-family") && e.contains("--topology"), "{e}");
-        }
     }
 
     #[test]
@@ -174,80 +148,5 @@ mod tests {
         assert_eq!(IpFamily::from_str("dual", false).unwrap(), IpFamily::Dual);
         assert!(IpFamily::from_str("ipv5", false).is_err());
         assert_eq!(serde_json::to_value(IpFamily::Ipv6).unwrap(), "ipv6");
-    }
-
-    fn plan(nodes: usize, subnets: usize) -> super::super::state::Plan {
-        use super::super::state::{DatastoreKind, Plan};
-        Plan {
-            nodes,
-            subnets,
-            pods_per_node: 2,
-            encapsulation: Encapsulation::VxlanCrossSubnet,
-            datastore: DatastoreKind::Sqlite,
-            topology: Topology::Mesh,
-            ip_family: IpFamily::Ipv4,
-        }
-    }
-
-    #[test]
-    fn dual_layout_mirrors_ipv4_in_ipv6() {
-        let mut p = plan(3, 2);
-        p.ip_family = IpFamily::Dual;
-        let lab = p.layout("lab", std::path::Path::new("/tmp/x"));
-        let addrs: Vec<String> = lab
-            .nodes
-            .iter()
-            .map(|n| n.address6.unwrap().to_string())
-            .collect();
-        assert_eq!(addrs, ["fd31:1::11", "fd31:1::12", "fd31:2::13"]);
-        let b = &lab.fabric.bridges[1];
-        assert_eq!(b.subnet6.as_deref(), Some("fd31:2::/64"));
-        assert_eq!(b.router6.unwrap().to_string(), "fd31:2::1");
-        let v = serde_json::to_value(&lab).unwrap();
-        assert_eq!(v["ip_family"], "dual");
-        // An ipv4 lab records no IPv6, and an old record reads as ipv4.
-        let old = plan(1, 1).layout("t", std::path::Path::new("/tmp/t"));
-        assert!(old.nodes[0].address6.is_none() && old.fabric.bridges[0].router6.is_none());
-        let mut v = serde_json::to_value(&old).unwrap();
-        v.as_object_mut().unwrap().remove("ip_family");
-        assert_eq!(
-            serde_json::from_value::<super::super::state::Lab>(v)
-                .unwrap()
-                .ip_family,
-            IpFamily::Ipv4
-        );
-        p.topology = Topology::Tor;
-        assert!(p
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("--ip-family dual"));
-    }
-
-    #[derive(clap::Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        cmd: super::super::LabCmd,
-    }
-
-    fn up_family(args: &[&str]) -> Result<IpFamily, clap::Error> {
-        use clap::Parser;
-        let argv = ["lab", "up"].iter().chain(args);
-        match Cli::try_parse_from(argv)?.cmd {
-            super::super::LabCmd::Up { ip_family, .. } => Ok(ip_family),
-            _ => unreachable!("parsed `up`"),
-        }
-    }
-
-    #[test]
-    fn lab_up_takes_ip_family_and_defaults_to_ipv4() {
-        assert_eq!(up_family(&[]).unwrap(), IpFamily::Ipv4);
-        assert_eq!(up_family(&["--ip-family", "dual"]).unwrap(), IpFamily::Dual);
-        assert_eq!(up_family(&["--ip-family", "ipv6"]).unwrap(), IpFamily::Ipv6);
-        let e = up_family(&["--ip-family", "v6"]).unwrap_err().to_string();
-        assert!(
-            e.contains("--ip-family") && e.contains("ipv4, ipv6, dual"),
-            "{e}"
-        );
     }
 }

@@ -313,3 +313,41 @@ pub async fn run(which: Which, cmd: LabCmd) -> Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::family;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: super::LabCmd,
+    }
+
+    fn up_family(args: &[&str]) -> Result<family::IpFamily, clap::Error> {
+        use clap::Parser;
+        let argv = ["lab", "up"].iter().chain(args);
+        match Cli::try_parse_from(argv)?.cmd {
+            super::LabCmd::Up { ip_family, .. } => Ok(ip_family),
+            _ => unreachable!("parsed `up`"),
+        }
+    }
+
+    #[test]
+    fn lab_up_takes_ip_family_and_defaults_to_ipv4() {
+        assert_eq!(up_family(&[]).unwrap(), family::IpFamily::Ipv4);
+        assert_eq!(
+            up_family(&["--ip-family", "dual"]).unwrap(),
+            family::IpFamily::Dual
+        );
+        assert_eq!(
+            up_family(&["--ip-family", "ipv6"]).unwrap(),
+            family::IpFamily::Ipv6
+        );
+        let e = up_family(&["--ip-family", "v6"]).unwrap_err().to_string();
+        assert!(
+            e.contains("--ip-family") && e.contains("ipv4, ipv6, dual"),
+            "{e}"
+        );
+    }
+}

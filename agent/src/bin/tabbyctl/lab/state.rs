@@ -245,7 +245,17 @@ pub struct Plan {
 impl Plan {
     pub fn validate(&self) -> Result<()> {
         self.topology.validate(self.encapsulation, self.datastore)?;
-        self.ip_family.validate(self.topology)?;
+        // The ToR and route reflector labs configure IPv4 BGP peerings
+        // only (BIRD's ToR config, the reflectors' BGPPeers): refused
+        // rather than half built.
+        if self.ip_family.has_v6() && self.topology != Topology::Mesh {
+            bail!(
+                "--ip-family {} with --topology {}: not supported yet (that lab peers over IPv4 \
+                 only); use --topology mesh or --ip-family ipv4",
+                self.ip_family,
+                self.topology
+            );
+        }
         if !(1..=50).contains(&self.nodes) {
             bail!("--nodes {}: expected 1 to 50", self.nodes);
         }
@@ -404,62 +414,5 @@ impl Lab {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn plan(nodes: usize, subnets: usize) -> Plan {
-        Plan {
-            nodes,
-            subnets,
-            pods_per_node: 2,
-            encapsulation: Encapsulation::VxlanCrossSubnet,
-            datastore: DatastoreKind::Sqlite,
-            topology: Topology::Mesh,
-            ip_family: IpFamily::Ipv4,
-        }
-    }
-
-    #[test]
-    fn nodes_fill_subnets_in_order_with_distinct_addresses() {
-        let lab = plan(3, 2).layout("lab", Path::new("/tmp/x"));
-        let subnets: Vec<&str> = lab.nodes.iter().map(|n| n.subnet.as_str()).collect();
-        assert_eq!(subnets, ["172.31.1.0/24", "172.31.1.0/24", "172.31.2.0/24"]);
-        let addrs: Vec<String> = lab.nodes.iter().map(|n| n.address.to_string()).collect();
-        assert_eq!(addrs, ["172.31.1.11", "172.31.1.12", "172.31.2.13"]);
-        assert_eq!(lab.fabric.bridges[1].router, Ipv4Addr::new(172, 31, 2, 1));
-        assert_eq!(lab.pods.len(), 6);
-        assert_eq!(lab.pods[5].netns, "lab_pod-3-2");
-        assert_eq!(lab.pods[5].node, "node-3");
-        // Every namespace carries the lab's prefix, so `down` finds them.
-        assert!(lab.nodes.iter().all(|n| n.netns.starts_with("lab_")));
-        assert_eq!(lab.fabric.netns, "lab_fabric");
-    }
-
-    #[test]
-    fn bad_plans_and_names_are_refused() {
-        assert!(plan(2, 3).validate().is_err());
-        assert!(plan(0, 1).validate().is_err());
-        assert!(plan(4, 2).validate().is_ok());
-        assert!(check_name("e2e-mesh-1").is_ok());
-        // '_' separates the lab from the namespace's own name.
-        let e = check_name("a_b").unwrap_err().to_string();
-        assert!(e.contains("--name") && e.contains("a_b"), "{e}");
-        assert!(check_name("").is_err());
-    }
-
-    #[test]
-    fn record_round_trips_with_cli_spellings() {
-        let mut lab = plan(1, 1).layout("t", Path::new("/tmp/t"));
-        lab.encapsulation = Encapsulation::Vxlan;
-        let v = serde_json::to_value(&lab).unwrap();
-        assert_eq!(v["encapsulation"], "VXLAN");
-        assert_eq!(v["datastore"], "sqlite");
-        let back: Lab = serde_json::from_value(v).unwrap();
-        assert_eq!(back.nodes[0].address, lab.nodes[0].address);
-        assert_eq!(
-            Encapsulation::VxlanCrossSubnet.pool_vxlan_mode(),
-            "CrossSubnet"
-        );
-        assert_eq!(Encapsulation::Vxlan.backend(), "vxlan");
-    }
-}
+#[path = "state_tests.rs"]
+mod tests;

@@ -291,7 +291,7 @@ fn node_env(lab: &Lab, n: &Node) -> Vec<(String, String)> {
     env.extend(super::family::node_env(
         lab.ip_family,
         n.address6,
-        lab.encapsulation,
+        lab.encapsulation.pool_vxlan_mode(),
     ));
     env.extend([
         (

@@ -10,7 +10,8 @@
 # (sqlite|etcdv3|kubernetes: the last on the test-only API stand-in),
 # TOPOLOGY (mesh|rr|tor: rr makes the first node of each subnet a route
 # reflector and turns the mesh off; tor is AS per rack with a BIRD 2 ToR per
-# subnet, mesh off).
+# subnet, mesh off), IP_FAMILY (ipv4|ipv6|dual: ipv6 and dual give every
+# node subnet an IPv6 /64 and the pods IPv6 addresses; mesh only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,7 +56,7 @@ trap cleanup EXIT
 "$tabbyctl" lab up --name "$name" \
   --nodes "${NODES:-3}" --subnets "${SUBNETS:-2}" --pods-per-node "${PODS_PER_NODE:-2}" \
   ${ENCAPSULATION:+--encapsulation "$ENCAPSULATION"} --datastore "${DATASTORE:-sqlite}" \
-  --topology "${TOPOLOGY:-mesh}"
+  --topology "${TOPOLOGY:-mesh}" --ip-family "${IP_FAMILY:-ipv4}"
 
 # BGP sessions need a connect retry or two (1 s in the lab) and routes a
 # moment to follow: give the lab up to 20 s to converge before judging.
@@ -80,4 +81,11 @@ echo "=== tabbyctl node doctor --all-nodes"
   --exec "$tabbyctl lab --name $name exec {node} --"
 echo
 echo "=== tabbyctl lab check"
-"$tabbyctl" lab check --name "$name"
+rc=0
+out=$("$tabbyctl" lab check --name "$name" 2>&1) || rc=$?
+echo "$out"
+echo
+# One line per family the lab has (IPv4, IPv6), the exit status is check's.
+echo "=== summary (ip family ${IP_FAMILY:-ipv4})"
+grep -E '^IPv[46]: ' <<<"$out" || true
+exit "$rc"

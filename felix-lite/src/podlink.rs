@@ -65,7 +65,10 @@ pub struct PodLinkSpec {
     pub pod_ifname: String,
     /// `CNI_NETNS`: `/var/run/netns/NAME` or `/proc/PID/ns/net`.
     pub netns: PathBuf,
-    pub ip: Ipv4Addr,
+    /// The pod's IPv4 address; `None` for an IPv6-only pod, whose end gets
+    /// no IPv4 address or routes (its IPv6 is added by
+    /// [`crate::podlink6::add_ipv6`]).
+    pub ip: Option<Ipv4Addr>,
     pub mtu: u32,
 }
 
@@ -230,7 +233,7 @@ pub fn pod_end_exists(netns: &Path, ifname: &str) -> Result<bool, PodLinkError> 
 }
 
 /// Inside the pod netns: address, link up, the gateway route and the
-/// default route. Returns the pod end's MAC.
+/// default route (the link only, for an IPv6-only pod). Returns the pod end's MAC.
 fn configure_pod_end(spec: &PodLinkSpec) -> Result<[u8; 6], PodLinkError> {
     let mut sock = NlSocket::open()?;
     let pod_links = links::dump_links(&mut sock).map_err(nl("reading pod links"))?;
@@ -242,39 +245,43 @@ fn configure_pod_end(spec: &PodLinkSpec) -> Result<[u8; 6], PodLinkError> {
         ))
     })?;
     let index = link.index;
-    let ip = spec.ip;
     let host_route = |dst: Ipv4Net, target| pod_route(RouteSpec { dst, target });
-    let steps: Vec<(String, Request)> = vec![
-        (
+    let mut steps: Vec<(String, Request)> = Vec::new();
+    if let Some(ip) = spec.ip {
+        steps.push((
             format!("adding {ip}/32 to {}", spec.pod_ifname),
             links::add_addr_request(index, ip, 32),
-        ),
-        (
-            format!("setting {} up with mtu {}", spec.pod_ifname, spec.mtu),
-            links::set_link_request(index, spec.mtu),
-        ),
-        (
-            format!("adding route {GATEWAY} dev {} scope link", spec.pod_ifname),
-            host_route(
-                Ipv4Net::new(GATEWAY, 32).expect("/32 is a valid prefix"),
-                RouteTarget::Link { oif: index },
+        ));
+    }
+    steps.push((
+        format!("setting {} up with mtu {}", spec.pod_ifname, spec.mtu),
+        links::set_link_request(index, spec.mtu),
+    ));
+    if spec.ip.is_some() {
+        steps.extend([
+            (
+                format!("adding route {GATEWAY} dev {} scope link", spec.pod_ifname),
+                host_route(
+                    Ipv4Net::new(GATEWAY, 32).expect("/32 is a valid prefix"),
+                    RouteTarget::Link { oif: index },
+                ),
             ),
-        ),
-        (
-            format!(
-                "adding default via {GATEWAY} dev {} onlink",
-                spec.pod_ifname
+            (
+                format!(
+                    "adding default via {GATEWAY} dev {} onlink",
+                    spec.pod_ifname
+                ),
+                host_route(
+                    Ipv4Net::default(),
+                    RouteTarget::Gateway {
+                        gateway: GATEWAY,
+                        oif: index,
+                        onlink: true,
+                    },
+                ),
             ),
-            host_route(
-                Ipv4Net::default(),
-                RouteTarget::Gateway {
-                    gateway: GATEWAY,
-                    oif: index,
-                    onlink: true,
-                },
-            ),
-        ),
-    ];
+        ]);
+    }
     // One at a time: each step depends on the one before (a route on a
     // down link is refused).
     for (what, req) in steps {
@@ -405,12 +412,16 @@ fn check_pod_end(spec: &PodLinkSpec) -> Result<(), PodLinkError> {
             link.mtu, spec.mtu
         ));
     }
+    // An IPv6-only pod: its half is podlink6::check_ipv6's.
+    let Some(ip) = spec.ip else {
+        return Ok(());
+    };
     let addrs = links::dump_addrs(&mut sock).map_err(nl("reading pod addresses"))?;
     if !addrs
         .iter()
-        .any(|a| a.index == link.index && a.ip == spec.ip && a.prefix_len == 32)
+        .any(|a| a.index == link.index && a.ip == ip && a.prefix_len == 32)
     {
-        return mismatch(format!("{name} does not hold {}/32", spec.ip));
+        return mismatch(format!("{name} does not hold {ip}/32"));
     }
     let rts = routes::dump(&mut sock).map_err(nl("reading pod routes"))?;
     let gw_route = rts

@@ -114,7 +114,7 @@ fn topology() -> (Netns, Netns, Netns) {
         host_ifname: "cali1".into(),
         pod_ifname: "eth0".into(),
         netns: netns::path(&pod.name),
-        ip: "10.246.10.5".parse().unwrap(),
+        ip: Some("10.246.10.5".parse().unwrap()),
         mtu: 1500,
     };
     netns::run_in(&a.name, move || podlink::setup(&spec))

@@ -14,7 +14,7 @@ fn spec(pod: &Netns, host: &str) -> PodLinkSpec {
         host_ifname: host.to_string(),
         pod_ifname: "eth0".into(),
         netns: netns::path(&pod.name),
-        ip: Ipv4Addr::new(10, 77, 0, 5),
+        ip: Some(Ipv4Addr::new(10, 77, 0, 5)),
         mtu: 1410,
     }
 }

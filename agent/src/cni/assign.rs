@@ -2,7 +2,8 @@
 //! (`Ipam.AutoAssign`) or exactly the address an `ipAddrs` annotation asks
 //! for (`Ipam.AssignIp`), and undoing that when a later step of ADD fails.
 //! With `assign_ipv6: "true"` one AutoAssign asks for both families: the
-//! node's allocator assigns both or neither.
+//! node's allocator assigns both or neither; with `assign_ipv4: "false"`
+//! too it asks for IPv6 only.
 
 use super::annotations::Assignment;
 use super::config::NetConf;
@@ -37,16 +38,20 @@ fn parse_v4(what: &str, s: &str) -> Result<Ipv4Addr, CniError> {
     })
 }
 
-/// The pod's addresses: always IPv4, IPv6 too for a dual-stack config.
+/// The pod's addresses: IPv4, IPv6 or both, as the config asks (at least
+/// one: `config` refuses a config that asks for neither).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Assigned {
-    pub v4: Ipv4Addr,
+    pub v4: Option<Ipv4Addr>,
     pub v6: Option<Ipv6Addr>,
 }
 
 impl Assigned {
     fn all(&self) -> impl Iterator<Item = IpAddr> {
-        std::iter::once(IpAddr::V4(self.v4)).chain(self.v6.map(IpAddr::V6))
+        self.v4
+            .map(IpAddr::V4)
+            .into_iter()
+            .chain(self.v6.map(IpAddr::V6))
     }
 }
 
@@ -79,11 +84,14 @@ pub(super) async fn assign(
                     format!("Ipam.AssignIp was asked for {addr} and returned {got}"),
                 ));
             }
-            return Ok(Assigned { v4: got, v6: None });
+            return Ok(Assigned {
+                v4: Some(got),
+                v6: None,
+            });
         }
     };
     let (pools, annotated6) = pools;
-    let v6 = conf.ipam.wants_ipv6();
+    let (v4, v6) = (conf.ipam.wants_ipv4(), conf.ipam.wants_ipv6());
     // An ipv6pools annotation replaces the conflist's list.
     let pools6 = match (v6, annotated6) {
         (false, _) => vec![],
@@ -92,9 +100,9 @@ pub(super) async fn assign(
     };
     let req = ip::AutoAssignRequest {
         handle_id: env.handle_id(),
-        num_ipv4: 1,
+        num_ipv4: u32::from(v4),
         num_ipv6: u32::from(v6),
-        ipv4_pools: pools,
+        ipv4_pools: if v4 { pools } else { vec![] },
         ipv6_pools: pools6.clone(),
         attributes: attributes(env),
         node: conf.nodename.clone(),
@@ -102,6 +110,40 @@ pub(super) async fn assign(
     let resp = call("Ipam.AutoAssign", c.auto_assign(req))
         .await
         .map_err(|e| ipv6_hint(e, v6, &pools6))?;
+    let got4 = match v4.then(|| first_v4(&resp)).transpose() {
+        Ok(a) => a,
+        Err(e) => {
+            // No usable IPv4 but perhaps an IPv6 address: not half a pod.
+            let v6 = resp.ipv6_addresses.first().and_then(|s| s.parse().ok());
+            release_quietly(ch, &Assigned { v4: None, v6 }).await;
+            return Err(e);
+        }
+    };
+    if !v6 {
+        return Ok(Assigned { v4: got4, v6: None });
+    }
+    let got6 = resp.ipv6_addresses.first().and_then(|s| s.parse().ok());
+    let Some(got6) = got6 else {
+        // The node assigned IPv4 only (one that predates dual stack would):
+        // undo it, a half-assigned pod is what all-or-nothing rules out.
+        release_quietly(ch, &Assigned { v4: got4, v6: None }).await;
+        return Err(CniError::new(
+            NODE_REFUSED,
+            format!(
+                "Ipam.AutoAssign returned no IPv6 address (ipv6_addresses {:?}) though \
+                 ipam.assign_ipv6 is \"true\"",
+                resp.ipv6_addresses
+            ),
+        ));
+    };
+    Ok(Assigned {
+        v4: got4,
+        v6: Some(got6),
+    })
+}
+
+/// AutoAssign's IPv4 address.
+fn first_v4(resp: &ip::AutoAssignResponse) -> Result<Ipv4Addr, CniError> {
     let Some(first) = resp.ipv4_addresses.first() else {
         // A node from before ipv4_addresses answers in `ipv4` only.
         let hint = if resp.ipv4.is_empty() {
@@ -117,25 +159,7 @@ pub(super) async fn assign(
             format!("Ipam.AutoAssign returned no IPv4 address{hint}"),
         ));
     };
-    let v4 = parse_v4("Ipam.AutoAssign", first)?;
-    if !v6 {
-        return Ok(Assigned { v4, v6: None });
-    }
-    let got6 = resp.ipv6_addresses.first().and_then(|s| s.parse().ok());
-    let Some(got6) = got6 else {
-        // The node assigned IPv4 only (one that predates dual stack would):
-        // undo it, a half-assigned pod is what all-or-nothing rules out.
-        release_quietly(ch, &Assigned { v4, v6: None }).await;
-        return Err(CniError::new(
-            NODE_REFUSED,
-            format!(
-                "Ipam.AutoAssign returned no IPv6 address (ipv6_addresses {:?}) though \
-                 ipam.assign_ipv6 is \"true\"",
-                resp.ipv6_addresses
-            ),
-        ));
-    };
-    Ok(Assigned { v4, v6: Some(got6) })
+    parse_v4("Ipam.AutoAssign", first)
 }
 
 /// An AutoAssign refused over IPv6 names the config that asked for it.

@@ -10,9 +10,7 @@
 //! "kubernetes"` turns on Kubernetes mode: ADD reads the pod's IPAM
 //! annotations through `kubernetes.kubeconfig` (see `cni::k8s`).
 
-use super::error::{
-    CniError, DECODING_FAILURE, INCOMPATIBLE_VERSION, INVALID_CONFIG, UNSUPPORTED_FIELD,
-};
+use super::error::{CniError, DECODING_FAILURE, INCOMPATIBLE_VERSION, INVALID_CONFIG};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -38,6 +36,12 @@ pub struct IpamConf {
 }
 
 impl IpamConf {
+    /// `assign_ipv4` unless `"false"` (Calico's default is true); false
+    /// with `assign_ipv6: "true"` makes an IPv6-only pod.
+    pub fn wants_ipv4(&self) -> bool {
+        self.assign_ipv4.as_deref() != Some("false")
+    }
+
     /// `assign_ipv6: "true"` (Calico's default is false): the pod gets an
     /// IPv6 address besides its IPv4 one, from `ipv6_pools` (empty: any
     /// IPv6 pool that selects the node).
@@ -254,12 +258,14 @@ pub fn parse(value: serde_json::Value, ipam_only: bool) -> Result<NetConf, CniEr
     }
     string_bool("ipam.assign_ipv4", &ipam.assign_ipv4)?;
     string_bool("ipam.assign_ipv6", &ipam.assign_ipv6)?;
-    if ipam.assign_ipv4.as_deref() == Some("false") {
-        return Err(CniError::new(
-            UNSUPPORTED_FIELD,
-            "ipam.assign_ipv4 \"false\": a pod needs an IPv4 address (IPv6-only pods are not \
-             supported; use assign_ipv6 \"true\" for dual stack)",
-        ));
+    if !ipam.wants_ipv4() && !ipam.wants_ipv6() {
+        // Calico's plugin fails with this once IPAM has assigned nothing;
+        // refused here before the node is asked.
+        return invalid(
+            "IPAM plugin returned missing IP config (ipam.assign_ipv4 is \"false\" and \
+             ipam.assign_ipv6 is not \"true\": expected at least one family)"
+                .to_string(),
+        );
     }
     // As Calico, ipv6_pools without assign_ipv6 "true" are not used; they
     // are still checked, so a typo shows before dual stack is turned on.
@@ -443,9 +449,16 @@ mod tests {
             r#""type":"tabby-ipam""#,
             r#""type":"tabby-ipam","assign_ipv4":"false","assign_ipv6":"true""#,
         );
-        let e = parse(v6_only.as_bytes(), false).unwrap_err();
-        assert_eq!(e.code, UNSUPPORTED_FIELD);
-        assert!(e.msg.contains("ipam.assign_ipv4"), "{}", e.msg);
+        let c = parse(v6_only.as_bytes(), false).unwrap();
+        assert!(!c.ipam.wants_ipv4() && c.ipam.wants_ipv6());
+        let neither = v6_only.replace(r#""assign_ipv6":"true""#, r#""assign_ipv6":"false""#);
+        let e = parse(neither.as_bytes(), false).unwrap_err();
+        assert_eq!(e.code, INVALID_CONFIG);
+        assert!(
+            e.msg.starts_with("IPAM plugin returned missing IP config"),
+            "{}",
+            e.msg
+        );
         // The IPAM plugin doesn't care what delegates to it.
         let other = GOOD.replace(r#""type":"tabby","#, r#""type":"bridge","#);
         assert!(parse(other.as_bytes(), true).is_ok());

@@ -9,7 +9,8 @@
 //! removed), so a failed ADD leaks nothing. A dual-stack pod's IPv6
 //! address is assigned with its IPv4 one, added to the pod end after the
 //! IPv4 setup ([`tabby_felix_lite::podlink6`]) and registered in the same
-//! AddWorkload. DEL runs every step even if an
+//! AddWorkload. An IPv6-only pod (`assign_ipv4: "false"`) gets a veth with
+//! no IPv4 on it and only its /128 and IPv6 default route. DEL runs every step even if an
 //! earlier one finds nothing, and is safe to repeat.
 
 use super::annotations::Assignment;
@@ -262,7 +263,7 @@ async fn add(env: &CniEnv, conf: &NetConf) -> Result<serde_json::Value, CniError
     let pod_mac = podlink::fmt_mac(&link.pod_mac);
     let mut c = DataplaneClient::new(ch.clone());
     let workload = dp::Workload {
-        ip: ip.to_string(),
+        ip: ip.map(|a| a.to_string()).unwrap_or_default(),
         host_interface: link.host_ifname.clone(),
         namespace: env.pod_namespace.clone(),
         pod: env.pod_name.clone(),
@@ -277,7 +278,7 @@ async fn add(env: &CniEnv, conf: &NetConf) -> Result<serde_json::Value, CniError
         release_quietly(&ch, &got).await;
         return Err(e);
     }
-    tracing::info!(%ip, ipv6 = ?got.v6, host = %link.host_ifname, "pod networked");
+    tracing::info!(ip = ?ip, ipv6 = ?got.v6, host = %link.host_ifname, "pod networked");
     Ok(result::add_result(
         &conf.cni_version,
         ip,
@@ -346,15 +347,29 @@ async fn del(env: &CniEnv, conf: &NetConf) -> Result<(), CniError> {
     release(env, conf).await
 }
 
-fn prev_ip(conf: &NetConf) -> Result<Ipv4Addr, CniError> {
+/// The IPv4 address of ADD's result, when the config asks for one (an
+/// IPv6-only pod's result holds none: its /128 is checked on its own).
+fn prev_ip(conf: &NetConf) -> Result<Option<Ipv4Addr>, CniError> {
     let prev = conf.prev_result.as_ref().ok_or_else(|| {
         CniError::new(
             INVALID_CONFIG,
             "prevResult is missing; CHECK needs the result of ADD",
         )
     })?;
-    result::prev_ipv4(prev)
-        .ok_or_else(|| CniError::new(INVALID_CONFIG, "prevResult.ips holds no IPv4 address"))
+    let ip = result::prev_ipv4(prev);
+    if ip.is_none() && conf.ipam.wants_ipv4() {
+        return Err(CniError::new(
+            INVALID_CONFIG,
+            "prevResult.ips holds no IPv4 address",
+        ));
+    }
+    if ip.is_none() && result::prev_ipv6(prev).is_none() {
+        return Err(CniError::new(
+            INVALID_CONFIG,
+            "prevResult.ips holds no IPv6 address (ipam.assign_ipv4 is \"false\")",
+        ));
+    }
+    Ok(ip)
 }
 
 /// The node's IPAM says `ip` is held by this container's handle.
@@ -414,7 +429,9 @@ async fn check(env: &CniEnv, conf: &NetConf) -> Result<(), CniError> {
             .await
             .map_err(as_check)?;
     }
-    check_assignment(&ch, env, ip.into()).await?;
+    if let Some(ip) = ip {
+        check_assignment(&ch, env, ip.into()).await?;
+    }
     check_ipv6_assignment(&ch, env, conf).await
 }
 
@@ -441,6 +458,8 @@ async fn ipam_add(env: &CniEnv, conf: &NetConf) -> Result<serde_json::Value, Cni
 async fn ipam_check(env: &CniEnv, conf: &NetConf) -> Result<(), CniError> {
     let ip = prev_ip(conf)?;
     let ch = connect(conf).await?;
-    check_assignment(&ch, env, ip.into()).await?;
+    if let Some(ip) = ip {
+        check_assignment(&ch, env, ip.into()).await?;
+    }
     check_ipv6_assignment(&ch, env, conf).await
 }

@@ -1,7 +1,8 @@
 //! The success result of ADD (and of the IPAM plugin), in the format of the
 //! requested `cniVersion`: 1.x drops the per-address `version` field that
 //! 0.3/0.4 require. A dual-stack pod has two `ips` entries (the /32, then
-//! the /128 with the link-local gateway) and two default routes.
+//! the /128 with the link-local gateway) and two default routes; an
+//! IPv6-only pod the /128 and the IPv6 default route only.
 
 use serde_json::{json, Value};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -47,8 +48,16 @@ fn ip6_entry(version: &str, ip: Ipv6Addr, interface: Option<usize>) -> Value {
     e
 }
 
-fn ips(version: &str, ip: Ipv4Addr, ip6: Option<Ipv6Addr>, interface: Option<usize>) -> Value {
-    let mut v = vec![ip_entry(version, ip, interface)];
+fn ips(
+    version: &str,
+    ip: Option<Ipv4Addr>,
+    ip6: Option<Ipv6Addr>,
+    interface: Option<usize>,
+) -> Value {
+    let mut v: Vec<Value> = ip
+        .map(|a| ip_entry(version, a, interface))
+        .into_iter()
+        .collect();
     v.extend(ip6.map(|a| ip6_entry(version, a, interface)));
     Value::Array(v)
 }
@@ -58,11 +67,14 @@ fn ips(version: &str, ip: Ipv4Addr, ip6: Option<Ipv6Addr>, interface: Option<usi
 /// default route(s).
 pub fn add_result(
     version: &str,
-    ip: Ipv4Addr,
+    ip: Option<Ipv4Addr>,
     ip6: Option<Ipv6Addr>,
     ifaces: &Interfaces<'_>,
 ) -> Value {
-    let mut routes = vec![json!({ "dst": "0.0.0.0/0", "gw": "169.254.1.1" })];
+    let mut routes = Vec::new();
+    if ip.is_some() {
+        routes.push(json!({ "dst": "0.0.0.0/0", "gw": "169.254.1.1" }));
+    }
     if ip6.is_some() {
         routes.push(json!({ "dst": "::/0", "gw": POD_GATEWAY_V6.to_string() }));
     }
@@ -84,7 +96,7 @@ pub fn add_result(
 
 /// The IPAM plugin's result: the address only; the delegating plugin builds
 /// the interfaces and routes.
-pub fn ipam_result(version: &str, ip: Ipv4Addr, ip6: Option<Ipv6Addr>) -> Value {
+pub fn ipam_result(version: &str, ip: Option<Ipv4Addr>, ip6: Option<Ipv6Addr>) -> Value {
     json!({
         "cniVersion": version,
         "ips": ips(version, ip, ip6, None),
@@ -115,19 +127,36 @@ mod tests {
     #[test]
     fn versions_shape_the_ips() {
         let ip = Ipv4Addr::new(10, 1, 2, 3);
-        let new = ipam_result("1.0.0", ip, None);
+        let new = ipam_result("1.0.0", Some(ip), None);
         assert_eq!(new["ips"][0]["address"], "10.1.2.3/32");
         assert!(new["ips"][0].get("version").is_none());
-        let old = ipam_result("0.3.1", ip, None);
+        let old = ipam_result("0.3.1", Some(ip), None);
         assert_eq!(old["ips"][0]["version"], "4");
         assert_eq!(prev_ipv4(&new), Some(ip));
         assert_eq!(prev_ipv6(&new), None);
         let ip6: Ipv6Addr = "fd00:1::7".parse().unwrap();
-        let dual = ipam_result("0.4.0", ip, Some(ip6));
+        let dual = ipam_result("0.4.0", Some(ip), Some(ip6));
         assert_eq!(dual["ips"][1]["address"], "fd00:1::7/128");
         assert_eq!(dual["ips"][1]["version"], "6");
         assert_eq!(dual["ips"][1]["gateway"], "fe80::ecee:eeff:feee:eeee");
         assert_eq!((prev_ipv4(&dual), prev_ipv6(&dual)), (Some(ip), Some(ip6)));
         assert_eq!(prev_ipv4(&json!({"ips": []})), None);
+        // IPv6 only: the /128 alone, and only the IPv6 default route.
+        let v6 = ipam_result("1.0.0", None, Some(ip6));
+        assert_eq!(v6["ips"].as_array().unwrap().len(), 1);
+        assert_eq!((prev_ipv4(&v6), prev_ipv6(&v6)), (None, Some(ip6)));
+        let ifaces = Interfaces {
+            host_name: "cali1",
+            host_mac: "ee:ee:ee:ee:ee:ee",
+            pod_name: "eth0",
+            pod_mac: "02:00:00:00:00:01",
+            sandbox: Path::new("/var/run/netns/x"),
+        };
+        let add = add_result("1.0.0", None, Some(ip6), &ifaces);
+        assert_eq!(
+            add["routes"],
+            json!([{ "dst": "::/0", "gw": "fe80::ecee:eeff:feee:eeee" }])
+        );
+        assert_eq!(add["ips"][0]["address"], "fd00:1::7/128");
     }
 }

@@ -83,7 +83,8 @@ fn ds_status(e: DsError) -> Status {
     }
 }
 
-/// The address a WorkloadEndpoint carries (its first IPv4 network).
+/// The address a WorkloadEndpoint carries (its first IPv4 network; none
+/// for an IPv6-only pod).
 fn endpoint_ip(w: &WorkloadEndpoint) -> Option<Ipv4Addr> {
     w.spec
         .ip_networks
@@ -119,7 +120,7 @@ impl DataplaneService {
     fn endpoint_for(
         &self,
         w: &pb::Workload,
-        ip: Ipv4Addr,
+        ip: Option<Ipv4Addr>,
         ip6: Option<Ipv6Addr>,
     ) -> Result<WorkloadEndpoint, Status> {
         let node = if w.node.is_empty() {
@@ -150,8 +151,11 @@ impl DataplaneService {
             container_id: w.container_id.clone(),
             pod: w.pod.clone(),
             endpoint: iface.to_string(),
-            // As Calico writes a dual-stack pod's: the /32, then the /128.
-            ip_networks: std::iter::once(format!("{ip}/32"))
+            // As Calico writes a dual-stack pod's: the /32, then the /128
+            // (only the /128 for an IPv6-only pod).
+            ip_networks: ip
+                .map(|a| format!("{a}/32"))
+                .into_iter()
                 .chain(ip6.map(|a| format!("{a}/128")))
                 .collect(),
             profiles: vec![format!("kns.{namespace}")],
@@ -249,21 +253,34 @@ impl pb::dataplane_server::Dataplane for DataplaneService {
         request: Request<pb::Workload>,
     ) -> Result<Response<pb::WorkloadResponse>, Status> {
         let w = request.into_inner();
-        let ip = parse_ip("ip", &w.ip)?;
+        // An IPv6-only pod has no IPv4 address; a pod with neither is none.
+        let ip = match w.ip.is_empty() {
+            true => None,
+            false => Some(parse_ip("ip", &w.ip)?),
+        };
         let ip6 = parse_ip6("ipv6", &w.ipv6)?;
+        if ip.is_none() && ip6.is_none() {
+            return Err(Status::invalid_argument(
+                "ip and ipv6 are both empty: expected the pod's IPv4 address, its IPv6 address or both",
+            ));
+        }
         let wep = self.endpoint_for(&w, ip, ip6)?;
         let key = wep.metadata.namespaced_key();
         self.put_endpoint(wep.clone()).await?;
-        let mut generation = self.handle.add_workload(model_workload(&wep, ip));
-        let mut labels = vec![tabby_felix_lite::reconcile::plan::workload_label(
-            &model_workload(&wep, ip),
-        )];
+        let mut generation = None;
+        let mut labels = Vec::new();
+        if let Some(ip) = ip {
+            let w4 = model_workload(&wep, ip);
+            labels.push(tabby_felix_lite::reconcile::plan::workload_label(&w4));
+            generation = Some(self.handle.add_workload(w4));
+        }
         if let Some(ip6) = ip6 {
             let w6 = model_workload6(&wep, ip6);
             labels.push(tabby_felix_lite::reconcile::plan6::workload_label6(&w6));
-            generation = self.handle.add_workload6(w6);
+            generation = Some(self.handle.add_workload6(w6));
         }
-        tracing::info!(endpoint = %key, %ip, ipv6 = ?ip6, host_interface = %w.host_interface, "workload added");
+        let generation = generation.expect("one of ip and ipv6 is set (checked above)");
+        tracing::info!(endpoint = %key, ip = ?ip, ipv6 = ?ip6, host_interface = %w.host_interface, "workload added");
         match tokio::time::timeout(PROGRAM_WAIT, self.handle.wait_for_generation(generation)).await
         {
             Ok(Some(status)) => {
@@ -281,7 +298,7 @@ impl pb::dataplane_server::Dataplane for DataplaneService {
         }
         Ok(Response::new(pb::WorkloadResponse {
             workload_endpoint: key,
-            ip: ip.to_string(),
+            ip: ip.map(|a| a.to_string()).unwrap_or_default(),
             kept_for_other_container: false,
             ipv6: ip6.map(|a| a.to_string()).unwrap_or_default(),
         }))
@@ -401,19 +418,21 @@ pub async fn restore_workloads(
         if w.spec.node != node_name {
             continue;
         }
-        match endpoint_ip(&w) {
-            Some(ip) if !w.spec.interface_name.is_empty() => {
-                handle.add_workload(model_workload(&w, ip));
-                if let Some(ip6) = endpoint_ip6(&w) {
-                    handle.add_workload6(model_workload6(&w, ip6));
-                }
-                restored += 1;
-            }
-            _ => tracing::warn!(
+        let (ip, ip6) = (endpoint_ip(&w), endpoint_ip6(&w));
+        if w.spec.interface_name.is_empty() || (ip.is_none() && ip6.is_none()) {
+            tracing::warn!(
                 endpoint = %w.metadata.namespaced_key(),
-                "WorkloadEndpoint has no IPv4 address or interfaceName; not restored"
-            ),
+                "WorkloadEndpoint has no address or interfaceName; not restored"
+            );
+            continue;
         }
+        if let Some(ip) = ip {
+            handle.add_workload(model_workload(&w, ip));
+        }
+        if let Some(ip6) = ip6 {
+            handle.add_workload6(model_workload6(&w, ip6));
+        }
+        restored += 1;
     }
     tracing::info!(
         restored,

@@ -1,9 +1,12 @@
 //! `tabbyctl lab check`: every ordered pod pair pings, from the source
-//! pod's namespace, a bounded number at a time.
+//! pod's namespace, a bounded number at a time, over each family the lab
+//! has (`ping -4`, `ping -6`): one matrix and one `IPv4: N/M pod pairs
+//! reachable` line per family.
 
 use super::sh::in_ns;
-use super::state::Lab;
+use super::state::{Lab, Pod};
 use anyhow::{bail, Result};
+use std::net::IpAddr;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -11,8 +14,39 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// second, few enough not to starve the daemons on a small machine.
 const PARALLEL: usize = 8;
 
-/// `reach[i][j]`: pod i reached pod j with one ping.
-pub fn matrix(lab: &Lab) -> Vec<Vec<Option<bool>>> {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn name(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+
+    fn addr(self, p: &Pod) -> Option<IpAddr> {
+        match self {
+            Family::V4 => p.address.map(IpAddr::V4),
+            Family::V6 => p.address6.map(IpAddr::V6),
+        }
+    }
+}
+
+/// The families `lab check` pings over, IPv4 first.
+pub fn families(lab: &Lab) -> Vec<Family> {
+    let f = lab.ip_family;
+    [(f.has_v4(), Family::V4), (f.has_v6(), Family::V6)]
+        .into_iter()
+        .filter_map(|(has, fam)| has.then_some(fam))
+        .collect()
+}
+
+/// `reach[i][j]`: pod i reached pod j's `fam` address with one ping.
+pub fn matrix(lab: &Lab, fam: Family) -> Vec<Vec<Option<bool>>> {
     let pods = &lab.pods;
     let pairs: Vec<(usize, usize)> = (0..pods.len())
         .flat_map(|i| {
@@ -24,14 +58,18 @@ pub fn matrix(lab: &Lab) -> Vec<Vec<Option<bool>>> {
     let results: Vec<std::sync::Mutex<Option<bool>>> =
         pairs.iter().map(|_| std::sync::Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
+    let flag = match fam {
+        Family::V4 => "-4",
+        Family::V6 => "-6",
+    };
     std::thread::scope(|s| {
         for _ in 0..PARALLEL.min(pairs.len()) {
             s.spawn(|| loop {
                 let k = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&(i, j)) = pairs.get(k) else { break };
-                let ok = match pods[j].address {
+                let ok = match fam.addr(&pods[j]) {
                     Some(dst) => in_ns(&pods[i].netns, "ping")
-                        .args(["-c1", "-W1", "-q", &dst.to_string()])
+                        .args([flag, "-c1", "-W1", "-q", &dst.to_string()])
                         .stdin(Stdio::null())
                         .stdout(Stdio::null())
                         .stderr(Stdio::null())
@@ -51,11 +89,9 @@ pub fn matrix(lab: &Lab) -> Vec<Vec<Option<bool>>> {
     m
 }
 
-pub fn check(lab: &Lab) -> Result<()> {
-    if lab.pods.len() < 2 {
-        bail!("lab {:?} has fewer than 2 pods: nothing to check", lab.name);
-    }
-    let m = matrix(lab);
+/// One family's matrix as printed, and (reachable, pairs).
+fn render(lab: &Lab, fam: Family, m: &[Vec<Option<bool>>]) -> (String, usize, usize) {
+    let addr = |p: &Pod| fam.addr(p).map(|a| a.to_string()).unwrap_or_default();
     let w = lab
         .pods
         .iter()
@@ -85,10 +121,10 @@ pub fn check(lab: &Lab) -> Result<()> {
                     failed.push(format!(
                         "{} ({}, {}) -> {} ({}, {})",
                         p.name,
-                        p.address.map(|a| a.to_string()).unwrap_or_default(),
+                        addr(p),
                         p.node,
                         q.name,
-                        q.address.map(|a| a.to_string()).unwrap_or_default(),
+                        addr(q),
                         q.node
                     ));
                     "FAIL"
@@ -98,13 +134,71 @@ pub fn check(lab: &Lab) -> Result<()> {
         }
         out.push('\n');
     }
-    print!("{out}");
     for f in &failed {
-        println!("unreachable: {f}");
+        out.push_str(&format!("unreachable: {f}\n"));
     }
-    println!("{ok}/{total} pod pairs reachable");
-    if ok != total {
-        bail!("{} pod pair(s) unreachable", total - ok);
+    out.push_str(&format!(
+        "{}: {ok}/{total} pod pairs reachable\n",
+        fam.name()
+    ));
+    (out, ok, total)
+}
+
+pub fn check(lab: &Lab) -> Result<()> {
+    if lab.pods.len() < 2 {
+        bail!("lab {:?} has fewer than 2 pods: nothing to check", lab.name);
+    }
+    let mut bad = Vec::new();
+    for (k, fam) in families(lab).into_iter().enumerate() {
+        let (out, ok, total) = render(lab, fam, &matrix(lab, fam));
+        if k > 0 {
+            println!();
+        }
+        print!("{out}");
+        if ok != total {
+            bad.push(format!("{} over {}", total - ok, fam.name()));
+        }
+    }
+    if !bad.is_empty() {
+        bail!("pod pair(s) unreachable: {}", bad.join(", "));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::family::IpFamily;
+    use super::super::state::{DatastoreKind, Encapsulation, Plan, Topology};
+    use super::*;
+
+    fn lab(ip_family: IpFamily) -> Lab {
+        let plan = Plan {
+            nodes: 2,
+            subnets: 1,
+            pods_per_node: 1,
+            encapsulation: Encapsulation::None,
+            datastore: DatastoreKind::Sqlite,
+            topology: Topology::Mesh,
+            ip_family,
+        };
+        plan.layout("t", std::path::Path::new("/tmp/t"))
+    }
+
+    #[test]
+    fn one_matrix_per_family_with_its_summary() {
+        assert_eq!(families(&lab(IpFamily::Ipv4)), [Family::V4]);
+        assert_eq!(families(&lab(IpFamily::Ipv6)), [Family::V6]);
+        let mut l = lab(IpFamily::Dual);
+        assert_eq!(families(&l), [Family::V4, Family::V6]);
+        l.pods[0].address6 = Some("fd30::1".parse().unwrap());
+        l.pods[1].address6 = Some("fd30::41".parse().unwrap());
+        let m = vec![vec![None, Some(true)], vec![Some(false), None]];
+        let (out, ok, total) = render(&l, Family::V6, &m);
+        assert_eq!((ok, total), (1, 2));
+        assert!(out.ends_with("IPv6: 1/2 pod pairs reachable\n"), "{out}");
+        assert!(
+            out.contains("unreachable: pod-2-1 (fd30::41, node-2) -> pod-1-1 (fd30::1, node-1)"),
+            "{out}"
+        );
+    }
 }

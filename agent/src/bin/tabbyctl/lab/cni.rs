@@ -4,7 +4,8 @@
 //! plugin binaries (links to the built `tabby`, where install-cni copies:
 //! the debug binary is hundreds of MB). tabby-node gets `CNI_NET_DIR` and
 //! `CNI_BIN_DIR` pointing there, so `node doctor` run through `lab exec`
-//! reads what a runtime on that node would. Pods are still added by
+//! reads what a runtime on that node would. The template's ipam section
+//! gets `assign_ipv4`/`assign_ipv6` for the lab's `--ip-family`. Pods are still added by
 //! calling the plugin directly (see `pods`).
 
 use super::sh;
@@ -63,6 +64,18 @@ pub fn install(lab: &Lab, n: &Node, node_env: &[(String, String)]) -> Result<()>
         // has the API's.
         cfg.values.kubeconfig = lab.kubeconfig().display().to_string();
     }
+    // The families, as Calico's manifests put them in the template's ipam
+    // section (`calico-config`'s `cni_network_config`).
+    let (v4, v6) = lab.ip_family.assign();
+    let ipam = r#""type": "tabby-ipam""#;
+    anyhow::ensure!(
+        cfg.template.contains(ipam),
+        "the conflist template has no {ipam} to add assign_ipv4/assign_ipv6 to"
+    );
+    cfg.template = cfg.template.replace(
+        ipam,
+        &format!(r#"{ipam}, "assign_ipv4": "{v4}", "assign_ipv6": "{v6}""#),
+    );
     let conflist = render_conflist(&cfg)?;
     files::ensure_dir(&cfg.bin_dir())?;
     files::ensure_dir(&cfg.net_dir())?;

@@ -54,9 +54,7 @@ pub fn start(lab: &mut Lab) -> Result<()> {
             json!({"apiVersion": "v1", "kind": "Node",
                    "metadata": {"name": n.name, "labels": {
                        "kubernetes.io/hostname": n.name, "kubernetes.io/os": "linux"}},
-                   "status": {"addresses": [
-                       {"type": "InternalIP", "address": n.address.to_string()},
-                       {"type": "Hostname", "address": n.name}]}})
+                   "status": {"addresses": node_addresses(lab, n)}})
         })
         .collect();
     let mut namespaces: Vec<&str> = lab.pods.iter().map(|p| p.namespace.as_str()).collect();
@@ -69,6 +67,20 @@ pub fn start(lab: &mut Lab) -> Result<()> {
         objects.push(pod_object(&p.namespace, &p.name, &p.node));
     }
     apply(lab, &objects)
+}
+
+/// The kubelet's `status.addresses`: an InternalIP per family the node
+/// has (an ipv6 lab's nodes keep IPv4 for the lab's plumbing only).
+fn node_addresses(lab: &Lab, n: &super::state::Node) -> Value {
+    let mut v = Vec::new();
+    if lab.ip_family.has_v4() {
+        v.push(json!({"type": "InternalIP", "address": n.address.to_string()}));
+    }
+    if let Some(a6) = n.address6 {
+        v.push(json!({"type": "InternalIP", "address": a6.to_string()}));
+    }
+    v.push(json!({"type": "Hostname", "address": n.name}));
+    Value::Array(v)
 }
 
 /// A Pod as the scheduler leaves it: bound to a node, not yet networked.

@@ -17,6 +17,7 @@
 mod check;
 mod cni;
 mod down;
+mod family;
 mod fault;
 mod kube;
 mod pods;
@@ -81,13 +82,19 @@ pub enum LabCmd {
         /// reflectors.
         #[arg(long, value_enum, default_value = "mesh")]
         topology: state::Topology,
+        /// ipv4; ipv6: IPv6-only nodes (`IP=none`) and pods; dual: both.
+        /// ipv6 and dual give each node subnet an IPv6 /64 as well and an
+        /// IPv6 pool (see `family`); mesh topology only for now.
+        #[arg(long, value_enum, default_value = "ipv4")]
+        ip_family: family::IpFamily,
     },
     /// Nodes, pods and fabric, and whether the daemons run.
     Status {
         #[arg(short = 'o', long = "output", default_value = "text", value_parser = ["text", "json"])]
         output: String,
     },
-    /// Ping every ordered pod pair; non-zero exit if any fails.
+    /// Ping every ordered pod pair over each of the lab's families (one
+    /// matrix per family); non-zero exit if any pair fails.
     Check,
     /// Stop everything and remove the namespaces and the lab directory.
     Down,
@@ -146,8 +153,10 @@ pub async fn run(which: Which, cmd: LabCmd) -> Result<()> {
             encapsulation,
             datastore,
             topology,
+            ip_family,
         } => {
             let plan = Plan {
+                ip_family,
                 nodes,
                 subnets,
                 pods_per_node,
@@ -240,6 +249,7 @@ pub async fn run(which: Which, cmd: LabCmd) -> Result<()> {
                 node: node.clone(),
                 container_id: format!("{name}-{pod}"),
                 address: None,
+                address6: None,
                 name: pod.clone(),
             });
             let i = lab.pods.len() - 1;
@@ -250,7 +260,7 @@ pub async fn run(which: Which, cmd: LabCmd) -> Result<()> {
             let addr = pods::add(&lab, i);
             match addr {
                 Ok(a) => {
-                    lab.pods[i].address = Some(a);
+                    lab.pods[i].set_addrs(a);
                     lab.save()?;
                     sh::step(&name, &node, format_args!("pod {pod} at {a}"));
                     Ok(())
@@ -301,5 +311,43 @@ pub async fn run(which: Which, cmd: LabCmd) -> Result<()> {
             let status = c.status()?;
             std::process::exit(status.code().unwrap_or(1));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::family;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: super::LabCmd,
+    }
+
+    fn up_family(args: &[&str]) -> Result<family::IpFamily, clap::Error> {
+        use clap::Parser;
+        let argv = ["lab", "up"].iter().chain(args);
+        match Cli::try_parse_from(argv)?.cmd {
+            super::LabCmd::Up { ip_family, .. } => Ok(ip_family),
+            _ => unreachable!("parsed `up`"),
+        }
+    }
+
+    #[test]
+    fn lab_up_takes_ip_family_and_defaults_to_ipv4() {
+        assert_eq!(up_family(&[]).unwrap(), family::IpFamily::Ipv4);
+        assert_eq!(
+            up_family(&["--ip-family", "dual"]).unwrap(),
+            family::IpFamily::Dual
+        );
+        assert_eq!(
+            up_family(&["--ip-family", "ipv6"]).unwrap(),
+            family::IpFamily::Ipv6
+        );
+        let e = up_family(&["--ip-family", "v6"]).unwrap_err().to_string();
+        assert!(
+            e.contains("--ip-family") && e.contains("ipv4, ipv6, dual"),
+            "{e}"
+        );
     }
 }

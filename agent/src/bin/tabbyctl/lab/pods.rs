@@ -6,7 +6,7 @@ use super::sh::{self, in_ns, ip};
 use super::state::{DatastoreKind, Lab, Pod};
 use anyhow::{bail, Context, Result};
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::Stdio;
 
 /// The network configuration a runtime hands the plugin: the conflist's
@@ -22,6 +22,10 @@ pub fn net_config(lab: &Lab, node: &str) -> Result<String> {
         "mtu": 0,
         "ipam": { "type": "tabby-ipam" },
     });
+    // As the conflist `lab up` installs on the node (`cni::install`).
+    let (v4, v6) = lab.ip_family.assign();
+    conf["ipam"]["assign_ipv4"] = v4.into();
+    conf["ipam"]["assign_ipv6"] = v6.into();
     // As Calico's conflist on a KDD cluster: the plugin reads the pod's
     // IPAM annotations through the API.
     if lab.datastore == DatastoreKind::Kubernetes {
@@ -74,26 +78,70 @@ fn cni(lab: &Lab, p: &Pod, command: &str) -> Result<String> {
     Ok(stdout)
 }
 
-/// The first IPv4 address of a CNI result.
-fn result_ip(result: &str) -> Result<Ipv4Addr> {
+/// A pod's addresses, one per family the lab has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Addrs {
+    pub v4: Option<Ipv4Addr>,
+    pub v6: Option<Ipv6Addr>,
+}
+
+impl std::fmt::Display for Addrs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v: Vec<String> = self
+            .v4
+            .map(IpAddr::V4)
+            .into_iter()
+            .chain(self.v6.map(IpAddr::V6))
+            .map(|a| a.to_string())
+            .collect();
+        f.write_str(&v.join(", "))
+    }
+}
+
+impl Pod {
+    pub fn set_addrs(&mut self, a: Addrs) {
+        self.address = a.v4;
+        self.address6 = a.v6;
+    }
+}
+
+/// The CNI result's addresses: one of each family `lab` gives its pods.
+fn result_ips(lab: &Lab, result: &str) -> Result<Addrs> {
     let v: serde_json::Value = serde_json::from_str(result)
         .with_context(|| format!("CNI result is not JSON: {result}"))?;
-    v["ips"]
+    let ips: Vec<IpAddr> = v["ips"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|ip| ip["address"].as_str())
-        .filter_map(|a| a.split('/').next()?.parse::<Ipv4Addr>().ok())
-        .next()
-        .with_context(|| format!("CNI result has no IPv4 address in ips[]: {result}"))
+        .filter_map(|a| a.split('/').next()?.parse().ok())
+        .collect();
+    let a = Addrs {
+        v4: ips.iter().find_map(|a| match a {
+            IpAddr::V4(a) => Some(*a),
+            IpAddr::V6(_) => None,
+        }),
+        v6: ips.iter().find_map(|a| match a {
+            IpAddr::V6(a) => Some(*a),
+            IpAddr::V4(_) => None,
+        }),
+    };
+    let f = lab.ip_family;
+    if f.has_v4() && a.v4.is_none() {
+        bail!("CNI result has no IPv4 address in ips[] ({f} lab): {result}");
+    }
+    if f.has_v6() && a.v6.is_none() {
+        bail!("CNI result has no IPv6 address in ips[] ({f} lab): {result}");
+    }
+    Ok(a)
 }
 
 /// Creates pod `i`'s namespace and runs CNI ADD for it.
-pub fn add(lab: &Lab, i: usize) -> Result<Ipv4Addr> {
+pub fn add(lab: &Lab, i: usize) -> Result<Addrs> {
     let p = &lab.pods[i];
     ip(&["netns", "add", &p.netns])?;
     ip(&["-n", &p.netns, "link", "set", "lo", "up"])?;
-    result_ip(&cni(lab, p, "ADD")?)
+    result_ips(lab, &cni(lab, p, "ADD")?)
 }
 
 /// CNI DEL, then the namespace goes, as a runtime tears a pod down.

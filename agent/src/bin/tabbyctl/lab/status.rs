@@ -24,19 +24,25 @@ pub fn json(lab: &Lab) -> Result<String> {
 
 pub fn text(lab: &Lab) -> String {
     let mut out = format!(
-        "Lab {} in {} ({} encapsulation, {} datastore, {} topology)\n\n",
+        "Lab {} in {} ({} encapsulation, {} datastore, {} topology, {} ip family)\n\n",
         lab.name,
         lab.dir.display(),
         lab.encapsulation,
         lab.datastore,
-        lab.topology
+        lab.topology,
+        lab.ip_family
     );
+    // IPv6 columns only where the lab has IPv6: an ipv4 lab's tables stay
+    // as they were.
+    let v6 = lab.ip_family.has_v6();
+    let opt =
+        |a: Option<std::net::Ipv6Addr>| a.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
     let rrs = super::rr::reflectors(lab);
     let rows: Vec<Vec<String>> = lab
         .nodes
         .iter()
         .map(|n| {
-            vec![
+            let mut row = vec![
                 n.name.clone(),
                 n.netns.clone(),
                 n.address.to_string(),
@@ -57,46 +63,77 @@ pub fn text(lab: &Lab) -> String {
                     "no".into()
                 },
                 n.run_dir.display().to_string(),
-            ]
+            ];
+            if v6 {
+                row.insert(3, opt(n.address6));
+            }
+            row
         })
         .collect();
-    out.push_str(&table(
-        &[
-            "NODE", "NETNS", "ADDRESS", "SUBNET", "BGP", "PID", "RUNNING", "RUN DIR",
-        ],
-        &rows,
-    ));
+    let mut head = vec![
+        "NODE", "NETNS", "ADDRESS", "SUBNET", "BGP", "PID", "RUNNING", "RUN DIR",
+    ];
+    if v6 {
+        head.insert(3, "IPV6 ADDRESS");
+    }
+    out.push_str(&table(&head, &rows));
     out.push('\n');
     let rows: Vec<Vec<String>> = lab
         .pods
         .iter()
         .map(|p| {
-            vec![
+            let mut row = vec![
                 p.name.clone(),
                 p.netns.clone(),
                 p.address
                     .map(|a| a.to_string())
                     .unwrap_or_else(|| "-".into()),
                 p.node.clone(),
-            ]
+            ];
+            if v6 {
+                row.insert(3, opt(p.address6));
+            }
+            row
         })
         .collect();
-    out.push_str(&table(&["POD", "NETNS", "ADDRESS", "NODE"], &rows));
+    let head: &[&str] = if v6 {
+        &["POD", "NETNS", "ADDRESS", "IPV6 ADDRESS", "NODE"]
+    } else {
+        &["POD", "NETNS", "ADDRESS", "NODE"]
+    };
+    out.push_str(&table(head, &rows));
     out.push('\n');
     let rows: Vec<Vec<String>> = lab
         .fabric
         .bridges
         .iter()
         .map(|b| {
-            vec![
+            let mut row = vec![
                 lab.fabric.netns.clone(),
                 b.name.clone(),
                 b.subnet.clone(),
                 b.router.to_string(),
-            ]
+            ];
+            if v6 {
+                row.push(b.subnet6.clone().unwrap_or_else(|| "-".into()));
+                row.push(opt(b.router6));
+            }
+            row
         })
         .collect();
-    out.push_str(&table(&["FABRIC", "BRIDGE", "SUBNET", "ROUTER"], &rows));
+    let head: &[&str] = if v6 {
+        &[
+            "FABRIC",
+            "BRIDGE",
+            "SUBNET",
+            "ROUTER",
+            "IPV6 SUBNET",
+            "IPV6 ROUTER",
+        ]
+    } else {
+        &["FABRIC", "BRIDGE", "SUBNET", "ROUTER"]
+    };
+    out.push_str(&table(head, &rows));
     if let Some(pid) = lab.bird_pid {
         out.push_str(&format!(
             "\nToR: BIRD 2 in {} (pid {pid}, {}), AS {}, birdc -s {}\n",

@@ -172,6 +172,7 @@ mod tests {
             encapsulation: Encapsulation::None,
             datastore: DatastoreKind::Sqlite,
             topology: Topology::Tor,
+            ip_family: Default::default(),
         }
         .layout("t", std::path::Path::new("/tmp/t"))
     }

@@ -40,13 +40,14 @@ pub async fn up(name: &str, dir: &Path, plan: Plan) -> Result<()> {
         )));
     }
     println!(
-        "[{name}] lab is up: {} node(s) on {} subnet(s), {} pod(s) ({} encapsulation, {} datastore, {} topology)",
+        "[{name}] lab is up: {} node(s) on {} subnet(s), {} pod(s) ({} encapsulation, {} datastore, {} topology, {} ip family)",
         lab.nodes.len(),
         lab.fabric.bridges.len(),
         lab.pods.len(),
         lab.encapsulation,
         lab.datastore,
-        lab.topology
+        lab.topology,
+        lab.ip_family
     );
     println!("[{name}] next: tabbyctl lab status --name {name}; tabbyctl lab check --name {name}");
     for n in &lab.nodes {
@@ -71,7 +72,10 @@ async fn build(lab: &mut Lab) -> Result<()> {
             format_args!(
                 "namespace {} at {} on {}, CNI config in {}",
                 n.netns,
-                n.address,
+                match n.address6 {
+                    Some(a6) => format!("{} and {a6}", n.address),
+                    None => n.address.to_string(),
+                },
                 n.subnet,
                 cni::net_dir(n).display()
             ),
@@ -103,7 +107,7 @@ async fn build(lab: &mut Lab) -> Result<()> {
     wait_sessions(lab).await;
     for i in 0..lab.pods.len() {
         let addr = pods::add(lab, i)?;
-        lab.pods[i].address = Some(addr);
+        lab.pods[i].set_addrs(addr);
         lab.save()?;
         let p = &lab.pods[i];
         step(
@@ -135,7 +139,17 @@ fn fabric(lab: &Lab) -> Result<()> {
                 &b.name,
             ],
         )?;
+        if let (Some(subnet6), Some(router6)) = (&b.subnet6, b.router6) {
+            // nodad: a tentative address would not route for a second or
+            // two, and the lab assigned it uniquely.
+            let len = subnet6.rsplit('/').next().unwrap_or("64");
+            let a = format!("{router6}/{len}");
+            ip_in(&f.netns, &["addr", "add", &a, "dev", &b.name, "nodad"])?;
+        }
         ip_in(&f.netns, &["link", "set", &b.name, "up"])?;
+    }
+    if lab.ip_family.has_v6() {
+        sysctl_in(&f.netns, "net.ipv6.conf.all.forwarding=1")?;
     }
     step(
         &lab.name,
@@ -150,7 +164,10 @@ fn fabric(lab: &Lab) -> Result<()> {
                 .join(", "),
             f.bridges
                 .iter()
-                .map(|b| b.router.to_string())
+                .map(|b| match b.router6 {
+                    Some(r6) => format!("{} {r6}", b.router),
+                    None => b.router.to_string(),
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
@@ -202,6 +219,17 @@ fn node_netns(lab: &Lab, n: &Node) -> Result<()> {
         &["route", "add", "default", "via", &bridge.router.to_string()],
     )?;
     sysctl_in(&n.netns, "net.ipv4.ip_forward=1")?;
+    if let (Some(a6), Some(r6)) = (n.address6, bridge.router6) {
+        ip_in(
+            &n.netns,
+            &["addr", "add", &format!("{a6}/64"), "dev", "eth0", "nodad"],
+        )?;
+        ip_in(
+            &n.netns,
+            &["-6", "route", "add", "default", "via", &r6.to_string()],
+        )?;
+        sysctl_in(&n.netns, "net.ipv6.conf.all.forwarding=1")?;
+    }
     Ok(())
 }
 
@@ -245,17 +273,30 @@ pub fn etcd(lab: &mut Lab) -> Result<()> {
 /// tabby-node's environment, as calico-node's manifest would set it.
 fn node_env(lab: &Lab, n: &Node) -> Vec<(String, String)> {
     let prefix_len = n.subnet.rsplit('/').next().unwrap_or("24");
-    let mut env: Vec<(String, String)> = vec![
-        ("NODENAME".into(), n.name.clone()),
-        ("IP".into(), format!("{}/{prefix_len}", n.address)),
+    let mut env: Vec<(String, String)> = vec![("NODENAME".into(), n.name.clone())];
+    if lab.ip_family.has_v4() {
+        env.extend([
+            ("IP".into(), format!("{}/{prefix_len}", n.address)),
+            ("CALICO_IPV4POOL_CIDR".into(), POD_POOL.into()),
+            (
+                "CALICO_IPV4POOL_VXLAN".into(),
+                lab.encapsulation.pool_vxlan_mode().into(),
+            ),
+        ]);
+    } else {
+        // An IPv6-only node as Calico configures one; the namespace keeps
+        // its IPv4 fabric address for the lab's datastore only.
+        env.push(("IP".into(), "none".into()));
+    }
+    env.extend(super::family::node_env(
+        lab.ip_family,
+        n.address6,
+        lab.encapsulation.pool_vxlan_mode(),
+    ));
+    env.extend([
         (
             "CALICO_NETWORKING_BACKEND".into(),
             lab.encapsulation.backend().into(),
-        ),
-        ("CALICO_IPV4POOL_CIDR".into(), POD_POOL.into()),
-        (
-            "CALICO_IPV4POOL_VXLAN".into(),
-            lab.encapsulation.pool_vxlan_mode().into(),
         ),
         ("TABBY_RUN_DIR".into(), n.run_dir.display().to_string()),
         // Short timers so that failures and recoveries show within seconds.
@@ -265,7 +306,7 @@ fn node_env(lab: &Lab, n: &Node) -> Vec<(String, String)> {
             "TABBY_LOG".into(),
             std::env::var("TABBY_LOG").unwrap_or_else(|_| "info".into()),
         ),
-    ];
+    ]);
     env.extend(tor::node_as_env(lab, &n.subnet));
     // Where BGP passwords are read (a Secret mounted on every node).
     env.push((
@@ -364,15 +405,16 @@ async fn wait_sessions(lab: &Lab) {
                 .await
             {
                 Ok(s) => {
-                    let up = s
-                        .ipv4_peers
-                        .iter()
-                        .filter(|p| p.info == "Established")
-                        .count();
-                    if up < s.ipv4_peers.len()
-                        || s.ipv4_peers.len() < super::rr::expected_sessions(lab, i)
-                    {
-                        pending.push(format!("{} {up}/{}", n.name, s.ipv4_peers.len()));
+                    // A node without IPv4 peers over IPv6 sessions; a dual
+                    // one carries IPv6 over its IPv4 sessions.
+                    let peers = if lab.ip_family.has_v4() {
+                        &s.ipv4_peers
+                    } else {
+                        &s.ipv6_peers
+                    };
+                    let up = peers.iter().filter(|p| p.info == "Established").count();
+                    if up < peers.len() || peers.len() < super::rr::expected_sessions(lab, i) {
+                        pending.push(format!("{} {up}/{}", n.name, peers.len()));
                     }
                 }
                 Err(_) => pending.push(format!("{} not answering", n.name)),

@@ -60,7 +60,9 @@ trap cleanup EXIT
 
 # BGP sessions need a connect retry or two (1 s in the lab) and routes a
 # moment to follow: give the lab up to 20 s to converge before judging.
-for _ in $(seq 40); do
+# A deadline, not a count: a check with unreachable pairs takes seconds.
+deadline=$((SECONDS + 20))
+while [ "$SECONDS" -lt "$deadline" ]; do
   "$tabbyctl" lab check --name "$name" >/dev/null 2>&1 && break
   sleep 0.5
 done

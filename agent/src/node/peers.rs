@@ -97,6 +97,21 @@ fn base(addr: IpAddr, asn: u32, t: Timers) -> PeerConfig {
     c
 }
 
+/// The session's own family, and the other one when we have an address of
+/// it to give as its next hop (IPv6 over an IPv4 session, RFC 4760): an
+/// IPv4-only node offers what it always did.
+fn set_families(c: &mut PeerConfig, my: MyAddrs) {
+    let (own, other) = match c.address {
+        IpAddr::V4(_) => (Family::IPV4_UNICAST, Family::IPV6_UNICAST),
+        IpAddr::V6(_) => (Family::IPV6_UNICAST, Family::IPV4_UNICAST),
+    };
+    c.other_family_next_hop = my.other_family(c.address);
+    c.families = vec![own];
+    if c.other_family_next_hop.is_some() {
+        c.families.push(other);
+    }
+}
+
 /// `peerIP` may carry a port (`10.0.0.1:1790`).
 fn parse_peer_ip(s: &str) -> Option<(IpAddr, Option<u16>)> {
     if let Ok(ip) = s.parse::<IpAddr>() {
@@ -202,7 +217,7 @@ pub fn desired_peers_with(
             // change of every mesh peer's configuration, which the speaker
             // applies by resetting the session.
             c.source_address = Some(mine);
-            c.other_family_next_hop = my.other_family(ip);
+            set_families(&mut c, my);
             c.bfd = super::bfd::for_mesh(cluster, my_node, c.address);
             c.password = mesh_pw.clone().unwrap_or_default();
             out.insert(
@@ -287,7 +302,7 @@ pub fn desired_peers_with(
             if s.source_address.as_deref() != Some("None") {
                 c.source_address = Some(mine);
             }
-            c.other_family_next_hop = my.other_family(ip);
+            set_families(&mut c, my);
             // Validated to fit at apply time.
             // Calico's template tests it as a Go value: 0 is off.
             c.ttl_security = s.ttl_security.filter(|h| *h > 0);

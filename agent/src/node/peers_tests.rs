@@ -192,3 +192,48 @@ fn mesh_off_and_bgp_peers_select_by_node_and_selector() {
     assert_eq!(rr.config.remote_as, 65000, "BGPConfiguration AS");
     assert_eq!(p.len(), 3);
 }
+
+/// `cluster()` with IPv6 addresses: a and b dual stack, d IPv6 only.
+fn dual_cluster() -> Cluster {
+    let mut c = cluster();
+    for (name, v6) in [("a", "fd00::5/64"), ("b", "fd00::9/64")] {
+        let n = c.nodes.get_mut(name).unwrap();
+        n.spec.bgp.as_mut().unwrap().ipv6_address = Some(v6.into());
+    }
+    let mut d = node("d", "unused", None, &[]);
+    if let Resource::Node(n) = &mut d {
+        let b = n.spec.bgp.as_mut().unwrap();
+        b.ipv4_address = None;
+        b.ipv6_address = Some("fd00::d/64".into());
+    }
+    c.insert(d);
+    c
+}
+
+#[test]
+fn dual_stack_sessions_carry_ipv6_over_ipv4_and_ipv6_only_nodes_get_ipv6_sessions() {
+    use tabby_bgp::wire::types::Family;
+    let c = dual_cluster();
+    let my = super::session_addrs::MyAddrs {
+        v4: Some(a_ip()),
+        v6: Some("fd00::5".parse().unwrap()),
+    };
+    let p = desired_peers(&c, "a", my, timers());
+    let to_b = &p[&"10.0.0.9".parse::<IpAddr>().unwrap()].config;
+    assert_eq!(to_b.families, [Family::IPV4_UNICAST, Family::IPV6_UNICAST]);
+    assert_eq!(to_b.other_family_next_hop, Some("fd00::5".parse().unwrap()));
+    // c has no IPv6: still IPv4 over IPv4, IPv6 offered with our next hop
+    // (c ignores what it cannot use).
+    assert!(p.contains_key(&"10.0.0.11".parse::<IpAddr>().unwrap()));
+    // d has no IPv4: an IPv6 session between IPv6 addresses.
+    let to_d = &p[&"fd00::d".parse::<IpAddr>().unwrap()].config;
+    assert_eq!(to_d.source_address, Some("fd00::5".parse().unwrap()));
+    assert_eq!(to_d.families, [Family::IPV6_UNICAST, Family::IPV4_UNICAST]);
+    // An IPv4-only node offers only IPv4, as before, and has no session
+    // to d (no common family).
+    let p4 = desired_peers(&c, "a", a_ip(), timers());
+    let to_b = &p4[&"10.0.0.9".parse::<IpAddr>().unwrap()].config;
+    assert_eq!(to_b.families, [Family::IPV4_UNICAST]);
+    assert_eq!(to_b.other_family_next_hop, None);
+    assert!(!p4.keys().any(|a| a.is_ipv6()));
+}

@@ -206,7 +206,7 @@ fn a_clean_dual_stack_node_has_no_findings_and_each_fault_is_named() {
         "{x:#?}"
     );
     // The printed fixes restore the accepts.
-    ns.must(&x.fix.split(" (tabby-node").next().unwrap().to_string());
+    ns.must(x.fix.split(" (tabby-node").next().unwrap());
     let f = doctor(&ns, want());
     assert!(
         !f.iter().any(|f| f.what.contains("forward chain")),

@@ -158,7 +158,7 @@ mod tests {
         let ex = compile(DEFAULT_EXCLUDES);
         let c = choose(
             &ifaces,
-            &Filter {
+            &Filter::<Ipv4Net> {
                 include: &[],
                 exclude: &ex,
                 cidrs: &[],
@@ -182,7 +182,7 @@ mod tests {
         let cidrs: Vec<Ipv4Net> = vec!["192.168.0.0/16".parse().unwrap()];
         let c = choose(
             &ifaces,
-            &Filter {
+            &Filter::<Ipv4Net> {
                 include: &[],
                 exclude: &[],
                 cidrs: &cidrs,
@@ -194,7 +194,7 @@ mod tests {
         let cidrs: Vec<Ipv4Net> = vec!["172.16.0.0/12".parse().unwrap()];
         let skipped = choose(
             &ifaces,
-            &Filter {
+            &Filter::<Ipv4Net> {
                 include: &[],
                 exclude: &[],
                 cidrs: &cidrs,

@@ -358,7 +358,8 @@ impl Nft {
             })
         };
         for c in &cur.chains {
-            if !d.chain_ok(c) && !(covers("saddr", c) && covers("daddr", c)) {
+            let passes = d.chain_ok(c) || (covers("saddr", c) && covers("daddr", c));
+            if !passes {
                 out.chains_without_accepts.push(Chain6Ref {
                     family: c.family.clone(),
                     table: c.table.clone(),

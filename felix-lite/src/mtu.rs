@@ -150,6 +150,7 @@ mod tests {
             up,
             mtu,
             addrs: vec![],
+            addrs6: vec![],
         }
     }
 

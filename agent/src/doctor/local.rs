@@ -150,7 +150,7 @@ pub fn chosen_by(ctx: &Ctx) -> String {
             Some(m) => format!("IP_AUTODETECTION_METHOD={m}"),
             None => format!(
                 "IP_AUTODETECTION_METHOD={} (the default)",
-                Method::FirstFound
+                Method::<Ipv4Net>::FirstFound
             ),
         },
     }

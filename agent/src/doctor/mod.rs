@@ -24,6 +24,7 @@
 //! | `sysctl` | `ip_forward`, per-interface forwarding, strict `rp_filter` |
 //! | `pools` | pools overlapping node subnets, node addresses, service CIDRs, each other; the route budget |
 //! | `cni` | conflists that sort before Tabby's, a missing plugin binary, a foreign conflist |
+//! | `ipv6` | IPv6 forwarding, `vxlan-v6.calico` VNI/port/parent/MTU, IPv6 block routes via unconnected next hops, NAT66, IPv6 forward accepts |
 //! | `datastore` | unreachable or lagging datastore, IPAM inconsistencies, VTEP addresses that are other hosts' |
 
 mod bgp;
@@ -32,6 +33,7 @@ mod cni;
 mod datastore;
 mod forward;
 mod gather;
+mod ipv6;
 mod local;
 mod mtu;
 mod offload;
@@ -45,6 +47,7 @@ mod vxlan_fw;
 mod vxlan_path;
 
 pub use gather::{gather, node_ipv4, node_ipv4_net, Agent, Cluster, Ctx, Options};
+pub use ipv6::{inspect as inspect_ipv6, Pool6Want, Want6};
 pub use render::{line as render_line, render_json, render_text, summary};
 
 use serde::{Deserialize, Serialize};
@@ -130,6 +133,7 @@ pub async fn run(ctx: &Ctx) -> Vec<Finding> {
     all.extend(bgp::check(ctx).await);
     all.extend(forward::check(ctx).await);
     all.extend(sysctl::check(ctx).await);
+    all.extend(ipv6::check(ctx).await);
     for f in &mut all {
         f.node = ctx.node_name.clone();
     }

@@ -32,15 +32,9 @@ pub enum Ip6Setting {
     },
 }
 
-/// `IP6_AUTODETECTION_METHOD`: the IPv4 methods, with IPv6 CIDRs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Method6 {
-    /// first-found, interface=, skip-interface=, can-reach=,
-    /// kubernetes-internal-ip: as for IPv4.
-    Like4(Method),
-    /// `cidr=CIDR[,CIDR]` with IPv6 CIDRs.
-    Cidr(Vec<Ipv6Net>),
-}
+/// `IP6_AUTODETECTION_METHOD`: the IPv4 methods, with IPv6 CIDRs (run by
+/// the same felix-lite code as IPv4's).
+pub type Method6 = Method<Ipv6Net>;
 
 /// The default IPv6 pool (`CALICO_IPV6POOL_*`), when `CALICO_IPV6POOL_CIDR`
 /// is set.
@@ -67,7 +61,7 @@ impl Default for Ipv6Config {
     fn default() -> Self {
         Ipv6Config {
             ip6: Ip6Setting::None,
-            autodetect: Method6::Like4(Method::FirstFound),
+            autodetect: Method6::FirstFound,
             pool: None,
             ipv6_support: true,
             vxlan_mtu6: None,
@@ -116,28 +110,7 @@ fn parse_ip6(v: &str) -> Result<Ip6Setting, String> {
 }
 
 fn parse_method6(v: &str) -> Result<Method6, String> {
-    const VAR: &str = "IP6_AUTODETECTION_METHOD";
-    if let Some(rest) = v.trim().strip_prefix("cidr=") {
-        let mut cidrs = Vec::new();
-        for item in rest.split(',').map(str::trim) {
-            let net: Ipv6Net = item.parse().map_err(|_| {
-                format!(
-                    "{VAR}={v:?}: cidr=: {item:?} is not an IPv6 CIDR (expected e.g. fd00:1::/64)"
-                )
-            })?;
-            cidrs.push(net);
-        }
-        return Ok(Method6::Cidr(cidrs));
-    }
-    // The other methods are family-blind; only the variable and the
-    // address family in the message differ.
-    v.parse::<Method>().map(Method6::Like4).map_err(|e| {
-        format!(
-            "{VAR}={:?}: {}",
-            e.value,
-            e.problem.replace("IPv4 address", "IPv6 address")
-        )
-    })
+    v.parse::<Method6>().map_err(|e| e.to_string())
 }
 
 fn parse_bool(var: &str, v: &str) -> Result<bool, String> {

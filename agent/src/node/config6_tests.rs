@@ -67,10 +67,10 @@ fn bad_ip6_values_name_the_variable() {
 #[test]
 fn ip6_autodetection_methods() {
     let m = |v: &str| cfg(&[("IP6_AUTODETECTION_METHOD", v)]).map(|c| c.autodetect);
-    assert_eq!(m("first-found"), Ok(Method6::Like4(Method::FirstFound)));
+    assert_eq!(m("first-found"), Ok(Method6::FirstFound));
     assert_eq!(
         m("interface=eth.*"),
-        Ok(Method6::Like4(Method::Interface(vec!["eth.*".into()])))
+        Ok(Method6::Interface(vec!["eth.*".into()]))
     );
     assert_eq!(
         m("cidr=fd00:1::/64, fd00:2::/64"),

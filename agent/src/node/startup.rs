@@ -9,8 +9,8 @@ use crate::resources::ippool::{EncapMode, IpPoolSpec};
 use crate::resources::node::NodeBgpSpec;
 use crate::resources::{IpPool, Kind, Node, Resource};
 use anyhow::{bail, Context};
-use ipnet::Ipv4Net;
-use tabby_felix_lite::autodetect::{self, Detected, IpSetting, Method};
+use ipnet::{Ipv4Net, Ipv6Net};
+use tabby_felix_lite::autodetect::{self, Detected, Family, IpSetting, Method};
 use tabby_felix_lite::inspect::KernelSnapshot;
 
 pub const DEFAULT_POOL_NAME: &str = "default-ipv4-ippool";
@@ -43,10 +43,13 @@ pub async fn detect_address(
     Ok(Some(d))
 }
 
-/// `kubernetes-internal-ip`: the first IPv4 InternalIP of this node's
-/// Node (in the Kubernetes datastore the kubelet's `status.addresses`),
-/// with the prefix of the interface that holds it.
-async fn internal_ip(cfg: &NodeConfig, ds: &dyn Datastore) -> anyhow::Result<Detected> {
+/// `kubernetes-internal-ip`: the first InternalIP of `N`'s family of this
+/// node's Node (in the Kubernetes datastore the kubelet's
+/// `status.addresses`), with the prefix of the interface that holds it.
+async fn internal_ip<N: Family>(
+    cfg: &NodeConfig,
+    ds: &dyn Datastore,
+) -> anyhow::Result<Detected<N>> {
     let node = match ds.get(Kind::Node, &cfg.node_name).await {
         Ok(Resource::Node(n)) => Some(n),
         Ok(_) | Err(DsError::NotFound { .. }) => None,
@@ -56,22 +59,18 @@ async fn internal_ip(cfg: &NodeConfig, ds: &dyn Datastore) -> anyhow::Result<Det
         .iter()
         .flat_map(|n| &n.spec.addresses)
         .filter(|a| a.kind.as_deref() == Some("InternalIP"))
-        .find_map(|a| {
-            a.address
-                .split('/')
-                .next()?
-                .parse::<std::net::Ipv4Addr>()
-                .ok()
-        });
+        .find_map(|a| a.address.split('/').next()?.parse::<N::Ip>().ok());
     let Some(addr) = addr else {
         bail!(
-            "autodetection kubernetes-internal-ip: Node {:?} has no IPv4 InternalIP address \
+            "{}=kubernetes-internal-ip: Node {:?} has no {} InternalIP address \
              (it comes from the kubelet in the Kubernetes datastore); use first-found, \
              interface=, cidr= or can-reach=",
-            cfg.node_name
+            N::METHOD_VAR,
+            cfg.node_name,
+            N::NAME
         );
     };
-    let mut d = autodetect::local_cidr(addr).await?;
+    let mut d = autodetect::local_cidr_of::<N>(addr).await?;
     d.reason = format!("the Node's InternalIP {addr} ({})", d.reason);
     Ok(d)
 }
@@ -198,29 +197,37 @@ pub async fn write_node_address(
 }
 
 /// `IP6=<address>`: checks that the address is on one of this node's
-/// interfaces (else the start fails naming `IP6`) and writes it, with its
-/// prefix, to `spec.bgp.ipv6Address`. `IP6=autodetect` is not run yet
-/// (the agent does not drive the IPv6 dataplane yet): it is logged and no
-/// address is written. `k` is the node's kernel state
+/// interfaces (else the start fails naming `IP6`); `IP6=autodetect` runs
+/// `IP6_AUTODETECTION_METHOD` (finding nothing fails the start naming the
+/// variable and every interface tried). The address, with its prefix, goes
+/// to `spec.bgp.ipv6Address` (the `projectcalico.org/IPv6Address`
+/// annotation in the Kubernetes datastore). `k` is the node's kernel state
 /// ([`KernelSnapshot::read`]).
 pub async fn write_node_ipv6(
     ds: &dyn Datastore,
     cfg: &NodeConfig,
     k: &KernelSnapshot,
-) -> anyhow::Result<Option<ipnet::Ipv6Net>> {
-    let (addr, prefix_len) = match cfg.ipv6.ip6 {
+) -> anyhow::Result<Option<Ipv6Net>> {
+    let net = match cfg.ipv6.ip6 {
         Ip6Setting::None => return Ok(None),
         Ip6Setting::Autodetect => {
-            tracing::warn!(
-                "IP6=autodetect: IPv6 address autodetection is not implemented yet; \
-                 no spec.bgp.ipv6Address written (set IP6 to the node's address)"
-            );
-            return Ok(None);
+            let d: Detected<Ipv6Net> = match &cfg.ipv6.autodetect {
+                Method::KubernetesInternalIp => internal_ip(cfg, ds).await?,
+                m => autodetect::detect(m).await?,
+            };
+            tracing::info!(interface = %d.interface, address = %d.address, reason = %d.reason, "node IPv6 address");
+            for w in &d.warnings {
+                tracing::warn!("{w}");
+            }
+            d.address
         }
-        Ip6Setting::Fixed { addr, prefix_len } => (addr, prefix_len),
+        Ip6Setting::Fixed { addr, prefix_len } => {
+            let (interface, net) =
+                config6::locate_ip6(addr, prefix_len, k).map_err(anyhow::Error::msg)?;
+            tracing::info!(%interface, address = %net, "node IPv6 address (IP6)");
+            net
+        }
     };
-    let (interface, net) = config6::locate_ip6(addr, prefix_len, k).map_err(anyhow::Error::msg)?;
-    tracing::info!(%interface, address = %net, "node IPv6 address (IP6)");
     update_node(ds, &cfg.node_name, |n| {
         n.spec
             .bgp

@@ -1,6 +1,8 @@
-//! Parsing `IP_AUTODETECTION_METHOD` and `IP` the way calico-node reads them.
+//! Parsing `IP_AUTODETECTION_METHOD` / `IP6_AUTODETECTION_METHOD` and `IP`
+//! the way calico-node reads them.
 
-use ipnet::Ipv4Net;
+use super::family::Family;
+use ipnet::{Ipv4Net, Ipv6Net};
 use regex::Regex;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
@@ -30,9 +32,10 @@ pub const DEFAULT_EXCLUDES: &[&str] = &[
     "^nodelocaldns.*",
 ];
 
-/// One `IP_AUTODETECTION_METHOD` value.
+/// One `IP_AUTODETECTION_METHOD` value (`Method<Ipv6Net>`:
+/// `IP6_AUTODETECTION_METHOD`, the same methods with IPv6 CIDRs).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Method {
+pub enum Method<N = Ipv4Net> {
     /// `first-found` (also the empty string).
     FirstFound,
     /// `interface=REGEX[,REGEX]`: only matching interfaces, no default excludes.
@@ -42,13 +45,14 @@ pub enum Method {
     /// `can-reach=DEST`: the source address the kernel would use towards DEST.
     CanReach(String),
     /// `cidr=CIDR[,CIDR]`: the first address inside one of these, on any interface.
-    Cidr(Vec<Ipv4Net>),
+    Cidr(Vec<N>),
     /// `kubernetes-internal-ip`: the caller supplies the Node's InternalIP and
     /// resolves it with [`super::local_cidr`].
     KubernetesInternalIp,
 }
 
-/// Why a `IP_AUTODETECTION_METHOD` or `IP` value was refused.
+/// Why an `IP_AUTODETECTION_METHOD`, `IP6_AUTODETECTION_METHOD` or `IP`
+/// value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{variable}={value:?}: {problem}")]
 pub struct ParseError {
@@ -57,11 +61,9 @@ pub struct ParseError {
     pub problem: String,
 }
 
-const METHOD_VAR: &str = "IP_AUTODETECTION_METHOD";
-
-fn method_err(value: &str, problem: impl Into<String>) -> ParseError {
+fn method_err<N: Family>(value: &str, problem: impl Into<String>) -> ParseError {
     ParseError {
-        variable: METHOD_VAR,
+        variable: N::METHOD_VAR,
         value: value.to_string(),
         problem: problem.into(),
     }
@@ -72,18 +74,18 @@ fn split_list(s: &str) -> Vec<&str> {
     s.split(',').map(str::trim).collect()
 }
 
-fn regex_list(value: &str, what: &str, list: &str) -> Result<Vec<String>, ParseError> {
+fn regex_list<N: Family>(value: &str, what: &str, list: &str) -> Result<Vec<String>, ParseError> {
     let items = split_list(list);
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         if item.is_empty() {
-            return Err(method_err(
+            return Err(method_err::<N>(
                 value,
                 format!("{what}= needs a comma-separated list of interface-name regexes, got an empty item"),
             ));
         }
         Regex::new(item).map_err(|e| {
-            method_err(
+            method_err::<N>(
                 value,
                 format!("{what}=: {item:?} is not a valid regex: {e}"),
             )
@@ -93,55 +95,71 @@ fn regex_list(value: &str, what: &str, list: &str) -> Result<Vec<String>, ParseE
     Ok(out)
 }
 
-impl FromStr for Method {
+impl FromStr for Method<Ipv4Net> {
     type Err = ParseError;
 
     fn from_str(value: &str) -> Result<Self, ParseError> {
-        let s = value.trim();
-        if s.is_empty() || s == "first-found" {
-            return Ok(Method::FirstFound);
-        }
-        if s == "kubernetes-internal-ip" {
-            return Ok(Method::KubernetesInternalIp);
-        }
-        if let Some(rest) = s.strip_prefix("interface=") {
-            return regex_list(value, "interface", rest).map(Method::Interface);
-        }
-        if let Some(rest) = s.strip_prefix("skip-interface=") {
-            return regex_list(value, "skip-interface", rest).map(Method::SkipInterface);
-        }
-        if let Some(rest) = s.strip_prefix("can-reach=") {
-            let dest = rest.trim();
-            if dest.is_empty() || dest.contains(char::is_whitespace) {
-                return Err(method_err(
-                    value,
-                    "can-reach= needs one IPv4 address or host name",
-                ));
-            }
-            return Ok(Method::CanReach(dest.to_string()));
-        }
-        if let Some(rest) = s.strip_prefix("cidr=") {
-            let mut cidrs = Vec::new();
-            for item in split_list(rest) {
-                let net: Ipv4Net = item.parse().map_err(|_| {
-                    method_err(
-                        value,
-                        format!("cidr=: {item:?} is not an IPv4 CIDR (expected A.B.C.D/N)"),
-                    )
-                })?;
-                cidrs.push(net);
-            }
-            return Ok(Method::Cidr(cidrs));
-        }
-        Err(method_err(
-            value,
-            "expected first-found, interface=REGEX[,REGEX], skip-interface=REGEX[,REGEX], \
-             can-reach=DEST, cidr=CIDR[,CIDR] or kubernetes-internal-ip",
-        ))
+        parse_method(value)
     }
 }
 
-impl std::fmt::Display for Method {
+impl FromStr for Method<Ipv6Net> {
+    type Err = ParseError;
+
+    fn from_str(value: &str) -> Result<Self, ParseError> {
+        parse_method(value)
+    }
+}
+
+fn parse_method<N: Family>(value: &str) -> Result<Method<N>, ParseError> {
+    let s = value.trim();
+    if s.is_empty() || s == "first-found" {
+        return Ok(Method::FirstFound);
+    }
+    if s == "kubernetes-internal-ip" {
+        return Ok(Method::KubernetesInternalIp);
+    }
+    if let Some(rest) = s.strip_prefix("interface=") {
+        return regex_list::<N>(value, "interface", rest).map(Method::Interface);
+    }
+    if let Some(rest) = s.strip_prefix("skip-interface=") {
+        return regex_list::<N>(value, "skip-interface", rest).map(Method::SkipInterface);
+    }
+    if let Some(rest) = s.strip_prefix("can-reach=") {
+        let dest = rest.trim();
+        if dest.is_empty() || dest.contains(char::is_whitespace) {
+            return Err(method_err::<N>(
+                value,
+                format!("can-reach= needs one {} address or host name", N::NAME),
+            ));
+        }
+        return Ok(Method::CanReach(dest.to_string()));
+    }
+    if let Some(rest) = s.strip_prefix("cidr=") {
+        let mut cidrs = Vec::new();
+        for item in split_list(rest) {
+            let net: N = item.parse().map_err(|_| {
+                method_err::<N>(
+                    value,
+                    format!(
+                        "cidr=: {item:?} is not an {} CIDR (expected {})",
+                        N::NAME,
+                        N::CIDR_EXAMPLE
+                    ),
+                )
+            })?;
+            cidrs.push(net);
+        }
+        return Ok(Method::Cidr(cidrs));
+    }
+    Err(method_err::<N>(
+        value,
+        "expected first-found, interface=REGEX[,REGEX], skip-interface=REGEX[,REGEX], \
+         can-reach=DEST, cidr=CIDR[,CIDR] or kubernetes-internal-ip",
+    ))
+}
+
+impl<N: std::fmt::Display> std::fmt::Display for Method<N> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Method::FirstFound => write!(f, "first-found"),

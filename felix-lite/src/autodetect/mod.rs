@@ -1,5 +1,8 @@
-//! Node address autodetection (`IP_AUTODETECTION_METHOD`), matching
-//! calico-node's choices, over rtnetlink in the calling thread's namespace.
+//! Node address autodetection (`IP_AUTODETECTION_METHOD`, and with
+//! `Method<Ipv6Net>` `IP6_AUTODETECTION_METHOD`), matching calico-node's
+//! choices, over rtnetlink in the calling thread's namespace. Both families
+//! run the same code through [`Family`]; IPv6 skips link-local fe80::/10
+//! where IPv4 skips 169.254/16.
 //!
 //! Differences from Calico, all additive: `can-reach` asks the kernel's FIB
 //! (RTM_GETROUTE, nothing is sent) instead of connecting a UDP socket; every
@@ -9,22 +12,24 @@
 //! flag a /32 node address (CrossSubnet then never matches, calico#4254), an
 //! address present on several interfaces, and a down interface.
 
+mod family;
 pub mod host;
 mod method;
 mod select;
 
+pub use family::Family;
 pub use host::{HostAddr, HostError, HostInterface};
 pub use method::{IpSetting, Method, ParseError, DEFAULT_EXCLUDES};
 pub use select::{connected_subnets, is_global_unicast, Skipped};
 
 use ipnet::Ipv4Net;
-use std::net::{Ipv4Addr, ToSocketAddrs};
+use std::net::{IpAddr, ToSocketAddrs};
 
 /// The node address and where it lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Detected {
+pub struct Detected<N = Ipv4Net> {
     pub interface: String,
-    pub address: Ipv4Net,
+    pub address: N,
     /// MTU of [`Self::interface`], for [`crate::mtu`].
     pub mtu: u32,
     /// One line for the start-up log: which interface, by which rule, and
@@ -36,18 +41,26 @@ pub struct Detected {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AutodetectError {
-    #[error("IP_AUTODETECTION_METHOD={method}: no usable IPv4 address; looked at {}", list(.looked_at))]
+    #[error("{variable}={method}: no usable {family} address; looked at {}", list(.looked_at))]
     NothingFound {
+        /// `IP_AUTODETECTION_METHOD` or `IP6_AUTODETECTION_METHOD`.
+        variable: &'static str,
+        /// "IPv4" or "IPv6".
+        family: &'static str,
         method: String,
         looked_at: Vec<Skipped>,
     },
-    #[error("IP_AUTODETECTION_METHOD={method}: {problem}")]
-    CanReach { method: String, problem: String },
-    #[error("IP_AUTODETECTION_METHOD=kubernetes-internal-ip needs the Node's InternalIP; call autodetect::local_cidr with it")]
-    NeedsKubernetes,
+    #[error("{variable}={method}: {problem}")]
+    CanReach {
+        variable: &'static str,
+        method: String,
+        problem: String,
+    },
+    #[error("{variable}=kubernetes-internal-ip needs the Node's InternalIP; call autodetect::local_cidr with it")]
+    NeedsKubernetes { variable: &'static str },
     #[error("node address {addr} is not on any interface; interfaces: {}", list(.looked_at))]
     NotLocal {
-        addr: Ipv4Addr,
+        addr: IpAddr,
         looked_at: Vec<Skipped>,
     },
     #[error(transparent)]
@@ -65,18 +78,23 @@ fn list(s: &[Skipped]) -> String {
 }
 
 /// Runs `method` against the current namespace's interfaces.
-pub async fn detect(method: &Method) -> Result<Detected, AutodetectError> {
+pub async fn detect<N: Family>(method: &Method<N>) -> Result<Detected<N>, AutodetectError> {
     let ifaces = host::interfaces().await?;
     match method {
         Method::CanReach(dest) => can_reach(method, dest, &ifaces).await,
-        Method::KubernetesInternalIp => Err(AutodetectError::NeedsKubernetes),
+        Method::KubernetesInternalIp => Err(AutodetectError::NeedsKubernetes {
+            variable: N::METHOD_VAR,
+        }),
         _ => detect_in(method, &ifaces),
     }
 }
 
 /// The enumeration methods over a given snapshot (no kernel access).
-pub fn detect_in(method: &Method, ifaces: &[HostInterface]) -> Result<Detected, AutodetectError> {
-    let (include, exclude, cidrs): (Vec<String>, Vec<String>, Vec<Ipv4Net>) = match method {
+pub fn detect_in<N: Family>(
+    method: &Method<N>,
+    ifaces: &[HostInterface],
+) -> Result<Detected<N>, AutodetectError> {
+    let (include, exclude, cidrs): (Vec<String>, Vec<String>, Vec<N>) = match method {
         Method::FirstFound => (vec![], owned(DEFAULT_EXCLUDES), vec![]),
         Method::Interface(r) => (r.clone(), vec![], vec![]),
         Method::SkipInterface(r) => {
@@ -86,7 +104,9 @@ pub fn detect_in(method: &Method, ifaces: &[HostInterface]) -> Result<Detected, 
         }
         Method::Cidr(c) => (vec![], vec![], c.clone()),
         Method::CanReach(_) | Method::KubernetesInternalIp => {
-            return Err(AutodetectError::NeedsKubernetes)
+            return Err(AutodetectError::NeedsKubernetes {
+                variable: N::METHOD_VAR,
+            })
         }
     };
     let include = select::compile(&include);
@@ -98,6 +118,8 @@ pub fn detect_in(method: &Method, ifaces: &[HostInterface]) -> Result<Detected, 
     };
     let choice =
         select::choose(ifaces, &filter).map_err(|looked_at| AutodetectError::NothingFound {
+            variable: N::METHOD_VAR,
+            family: N::NAME,
             method: method.to_string(),
             looked_at,
         })?;
@@ -134,16 +156,17 @@ fn owned(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
-async fn can_reach(
-    method: &Method,
+async fn can_reach<N: Family>(
+    method: &Method<N>,
     dest: &str,
     ifaces: &[HostInterface],
-) -> Result<Detected, AutodetectError> {
+) -> Result<Detected<N>, AutodetectError> {
     let err = |problem: String| AutodetectError::CanReach {
+        variable: N::METHOD_VAR,
         method: method.to_string(),
         problem,
     };
-    let target: Ipv4Addr = match dest.parse() {
+    let target: N::Ip = match dest.parse() {
         Ok(ip) => ip,
         Err(_) => {
             // A host name, as Calico's Dial accepts: resolve it (that is
@@ -152,15 +175,12 @@ async fn can_reach(
                 .to_socket_addrs()
                 .map_err(|e| err(format!("cannot resolve {dest}: {e}")))?;
             addrs
-                .filter_map(|a| match a.ip() {
-                    std::net::IpAddr::V4(v4) => Some(v4),
-                    _ => None,
-                })
+                .filter_map(|a| N::from_ip(a.ip()))
                 .next()
-                .ok_or_else(|| err(format!("{dest} has no IPv4 address")))?
+                .ok_or_else(|| err(format!("{dest} has no {} address", N::NAME)))?
         }
     };
-    let lookup = host::route_get(target)
+    let lookup = host::route_get_ip(N::to_ip(target))
         .await?
         .ok_or_else(|| err(format!("the kernel has no route to {target}")))?;
     let oif = lookup
@@ -168,12 +188,12 @@ async fn can_reach(
         .and_then(|i| ifaces.iter().find(|f| f.index == i));
     // The preferred source the kernel would use, else the output
     // interface's first usable address (what source selection would pick).
-    let src = lookup.pref_src.or_else(|| {
+    let src = lookup.pref_src.and_then(N::from_ip).or_else(|| {
         oif.and_then(|f| {
-            f.addrs
+            N::addrs(f)
                 .iter()
-                .map(|a| a.net.addr())
-                .find(|a| is_global_unicast(*a))
+                .map(|a| a.net.ip())
+                .find(|a| N::is_global_unicast(*a))
         })
     });
     let Some(src) = src else {
@@ -201,11 +221,11 @@ async fn can_reach(
     })
 }
 
-fn find_addr(ifaces: &[HostInterface], ip: Ipv4Addr) -> Option<(&HostInterface, Ipv4Net)> {
+fn find_addr<N: Family>(ifaces: &[HostInterface], ip: N::Ip) -> Option<(&HostInterface, N)> {
     ifaces.iter().find_map(|f| {
-        f.addrs
+        N::addrs(f)
             .iter()
-            .find(|a| a.net.addr() == ip)
+            .find(|a| a.net.ip() == ip)
             .map(|a| (f, a.net))
     })
 }
@@ -214,22 +234,30 @@ fn find_addr(ifaces: &[HostInterface], ip: Ipv4Addr) -> Option<(&HostInterface, 
 /// `IP=A.B.C.D` and `kubernetes-internal-ip`). Unlike Calico, an address on
 /// no interface is an error (calico#5705: a node advertising an address it
 /// does not have).
-pub async fn local_cidr(addr: Ipv4Addr) -> Result<Detected, AutodetectError> {
+pub async fn local_cidr(addr: std::net::Ipv4Addr) -> Result<Detected, AutodetectError> {
+    local_cidr_of::<Ipv4Net>(addr).await
+}
+
+/// [`local_cidr`] for either family (`IP6=ADDR`, IPv6 `kubernetes-internal-ip`).
+pub async fn local_cidr_of<N: Family>(addr: N::Ip) -> Result<Detected<N>, AutodetectError> {
     let ifaces = host::interfaces().await?;
-    let Some((iface, net)) = find_addr(&ifaces, addr) else {
+    let Some((iface, net)) = find_addr::<N>(&ifaces, addr) else {
         let looked_at = ifaces
             .iter()
             .map(|f| Skipped {
                 interface: f.name.clone(),
-                why: if f.addrs.is_empty() {
-                    "no IPv4 address".into()
+                why: if N::addrs(f).is_empty() {
+                    format!("no {} address", N::NAME)
                 } else {
-                    let a: Vec<String> = f.addrs.iter().map(|a| a.net.to_string()).collect();
+                    let a: Vec<String> = N::addrs(f).iter().map(|a| a.net.to_string()).collect();
                     format!("has {}", a.join(", "))
                 },
             })
             .collect();
-        return Err(AutodetectError::NotLocal { addr, looked_at });
+        return Err(AutodetectError::NotLocal {
+            addr: N::to_ip(addr),
+            looked_at,
+        });
     };
     Ok(Detected {
         interface: iface.name.clone(),
@@ -243,24 +271,25 @@ pub async fn local_cidr(addr: Ipv4Addr) -> Result<Detected, AutodetectError> {
     })
 }
 
-fn warnings_for(chosen: &str, addr: Ipv4Net, ifaces: &[HostInterface]) -> Vec<String> {
+fn warnings_for<N: Family>(chosen: &str, addr: N, ifaces: &[HostInterface]) -> Vec<String> {
     let mut w = Vec::new();
-    if addr.prefix_len() == 32 {
+    if addr.prefix_len() == N::HOST_PREFIX {
         w.push(format!(
-            "node address {addr} on {chosen} is a /32: no other node is ever in its subnet, \
-             so CrossSubnet encapsulates everything (calico#4254); give the address its real prefix"
+            "node address {addr} on {chosen} is a /{}: no other node is ever in its subnet, \
+             so CrossSubnet encapsulates everything (calico#4254); give the address its real prefix",
+            N::HOST_PREFIX
         ));
     }
     let dups: Vec<&str> = ifaces
         .iter()
-        .filter(|f| f.name != chosen && f.addrs.iter().any(|a| a.net.addr() == addr.addr()))
+        .filter(|f| f.name != chosen && N::addrs(f).iter().any(|a| a.net.ip() == addr.ip()))
         .map(|f| f.name.as_str())
         .collect();
     if !dups.is_empty() {
         w.push(format!(
             "address {} is also on {}: an address shared between interfaces (or nodes, like \
              nodelocaldns's) is a poor node address (calico#6910)",
-            addr.addr(),
+            addr.ip(),
             dups.join(", ")
         ));
     }

@@ -1,6 +1,7 @@
 //! Calico's interface filtering (`FilteredEnumeration`), as a pure function
 //! over a snapshot so every rule can be checked without a kernel.
 
+use super::family::Family;
 use super::host::HostInterface;
 use ipnet::Ipv4Net;
 use regex::Regex;
@@ -23,56 +24,51 @@ impl fmt::Display for Skipped {
 /// Go's `net.IP.IsGlobalUnicast` for IPv4, which is what Calico checks:
 /// private ranges count, loopback/link-local/multicast/broadcast don't.
 pub fn is_global_unicast(ip: Ipv4Addr) -> bool {
-    !(ip.is_unspecified()
-        || ip.is_loopback()
-        || ip.is_link_local()
-        || ip.is_multicast()
-        || ip.is_broadcast())
+    <Ipv4Net as Family>::is_global_unicast(ip)
 }
 
-pub struct Filter<'a> {
+pub struct Filter<'a, N> {
     pub include: &'a [Regex],
     pub exclude: &'a [Regex],
-    pub cidrs: &'a [Ipv4Net],
+    pub cidrs: &'a [N],
 }
 
-pub struct Choice<'a> {
+pub struct Choice<'a, N> {
     pub iface: &'a HostInterface,
-    pub addr: Ipv4Net,
+    pub addr: N,
     /// Interfaces examined before the chosen one, in examination order.
     pub skipped: Vec<Skipped>,
     /// Later interfaces that would also have qualified: the choice was
     /// made by order alone, which is worth saying in the log.
-    pub also_eligible: Vec<(String, Ipv4Net)>,
+    pub also_eligible: Vec<(String, N)>,
 }
 
-fn first_match(iface: &HostInterface, cidrs: &[Ipv4Net]) -> Result<Ipv4Net, String> {
-    if iface.addrs.is_empty() {
-        return Err("no IPv4 address".into());
+fn first_match<N: Family>(iface: &HostInterface, cidrs: &[N]) -> Result<N, String> {
+    let addrs = N::addrs(iface);
+    if addrs.is_empty() {
+        return Err(format!("no {} address", N::NAME));
     }
     let mut non_global = Vec::new();
     let mut outside = Vec::new();
-    for a in &iface.addrs {
-        let ip = a.net.addr();
-        if !is_global_unicast(ip) {
+    for a in addrs {
+        let ip = a.net.ip();
+        if !N::is_global_unicast(ip) {
             non_global.push(a.net.to_string());
-        } else if !cidrs.is_empty() && !cidrs.iter().any(|c| c.contains(&ip)) {
+        } else if !cidrs.is_empty() && !cidrs.iter().any(|c| c.contains_ip(&ip)) {
             outside.push(a.net.to_string());
         } else {
             return Ok(a.net);
         }
     }
-    let mut why = Vec::new();
-    if !non_global.is_empty() {
-        why.push(format!(
-            "only loopback/link-local addresses: {}",
-            non_global.join(", ")
-        ));
-    }
+    // A global address outside the list is the interesting part; every
+    // IPv6 link also has its fe80:: address, not worth repeating then.
     if !outside.is_empty() {
-        why.push(format!("{} outside the cidr= list", outside.join(", ")));
+        return Err(format!("{} outside the cidr= list", outside.join(", ")));
     }
-    Err(why.join("; "))
+    Err(format!(
+        "only loopback/link-local addresses: {}",
+        non_global.join(", ")
+    ))
 }
 
 /// Calico walks `net.Interfaces()` in **reverse** kernel-index order ("to
@@ -80,12 +76,12 @@ fn first_match(iface: &HostInterface, cidrs: &[Ipv4Net]) -> Result<Ipv4Net, Stri
 /// highest-index eligible interface wins. Tabby keeps that order so a node
 /// migrating from Calico keeps its address; the reason string names the
 /// other candidates so an unlucky order is visible at start-up.
-pub fn choose<'a>(
+pub fn choose<'a, N: Family>(
     ifaces: &'a [HostInterface],
-    filter: &Filter<'_>,
-) -> Result<Choice<'a>, Vec<Skipped>> {
+    filter: &Filter<'_, N>,
+) -> Result<Choice<'a, N>, Vec<Skipped>> {
     let mut skipped = Vec::new();
-    let mut chosen: Option<(&HostInterface, Ipv4Net)> = None;
+    let mut chosen: Option<(&HostInterface, N)> = None;
     let mut also = Vec::new();
     for iface in ifaces.iter().rev() {
         let why = if !filter.include.is_empty()
@@ -146,6 +142,7 @@ mod tests {
                     scope_link_or_host: false,
                 })
                 .collect(),
+            addrs6: vec![],
         }
     }
 
@@ -161,7 +158,7 @@ mod tests {
         let ex = compile(DEFAULT_EXCLUDES);
         let c = choose(
             &ifaces,
-            &Filter {
+            &Filter::<Ipv4Net> {
                 include: &[],
                 exclude: &ex,
                 cidrs: &[],
@@ -185,7 +182,7 @@ mod tests {
         let cidrs: Vec<Ipv4Net> = vec!["192.168.0.0/16".parse().unwrap()];
         let c = choose(
             &ifaces,
-            &Filter {
+            &Filter::<Ipv4Net> {
                 include: &[],
                 exclude: &[],
                 cidrs: &cidrs,
@@ -197,7 +194,7 @@ mod tests {
         let cidrs: Vec<Ipv4Net> = vec!["172.16.0.0/12".parse().unwrap()];
         let skipped = choose(
             &ifaces,
-            &Filter {
+            &Filter::<Ipv4Net> {
                 include: &[],
                 exclude: &[],
                 cidrs: &cidrs,
@@ -214,23 +211,26 @@ mod tests {
     }
 }
 
-/// Subnets on this host that can hold a native next hop: every IPv4 subnet
+/// Subnets on this host that can hold a native next hop: every subnet of
+/// `N`'s family
 /// wider than /32 and not link- or host-scoped, on interfaces that Calico's
 /// autodetection would consider ([`super::DEFAULT_EXCLUDES`] leaves out
 /// loopback, container bridges, `cali*` and Tabby's own VXLAN devices).
 /// `node` (the node address) is always first, whatever its interface.
-pub fn connected_subnets(node: Option<Ipv4Net>, ifaces: &[HostInterface]) -> Vec<Ipv4Net> {
+pub fn connected_subnets<N: Family>(node: Option<N>, ifaces: &[HostInterface]) -> Vec<N> {
     // The reconciler asks on every pass: compile the list once.
     static EXCLUDES: std::sync::OnceLock<Vec<Regex>> = std::sync::OnceLock::new();
     let excludes = EXCLUDES.get_or_init(|| compile(super::DEFAULT_EXCLUDES));
-    let mut out: Vec<Ipv4Net> = node.into_iter().map(|n| n.trunc()).collect();
+    let mut out: Vec<N> = node.into_iter().map(|n| n.trunc()).collect();
     for f in ifaces {
         if excludes.iter().any(|re| re.is_match(&f.name)) {
             continue;
         }
-        for a in &f.addrs {
+        for a in N::addrs(f) {
             let net = a.net.trunc();
-            if !a.scope_link_or_host && a.net.prefix_len() < 32 && !out.contains(&net) {
+            // fe80::/64 is on every IPv6 link; the kernel gives it link
+            // scope, which leaves it out here.
+            if !a.scope_link_or_host && a.net.prefix_len() < N::HOST_PREFIX && !out.contains(&net) {
                 out.push(net);
             }
         }
@@ -253,6 +253,7 @@ mod connected_tests {
                 net: net.parse().unwrap(),
                 scope_link_or_host: false,
             }],
+            addrs6: vec![],
         }
     }
 

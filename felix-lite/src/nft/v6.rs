@@ -131,6 +131,27 @@ pub fn nat66_rule_expr() -> Value {
     ])
 }
 
+/// [`Nft::drift6`]'s answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Drift6 {
+    /// `table ip6 tabby` is missing or its sets/chain are not the pools'.
+    pub table_differs: bool,
+    /// Some pool has natOutgoing and the NAT66 rule or its sets are not
+    /// as they should be.
+    pub nat66_missing: bool,
+    /// Forward-hook chains (ip6/inet) lacking Tabby's two accepts.
+    pub chains_without_accepts: Vec<Chain6Ref>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain6Ref {
+    pub family: String,
+    pub table: String,
+    pub chain: String,
+    /// `accept` or `drop`.
+    pub policy: String,
+}
+
 struct Desired6 {
     all: Vec<Ipv6Net>,
     masq: Vec<Ipv6Net>,
@@ -307,6 +328,47 @@ fn delete_rule(family: &str, table: &str, chain: &str, handle: u64) -> Value {
 impl Nft {
     fn list6(&self) -> Result<Current6, NftError> {
         parse(&self.list_json()?)
+    }
+
+    /// How the IPv6 nftables state differs from what `pools6` want, read
+    /// only (for `node doctor`): nothing is written.
+    pub fn drift6(&self, pools6: &[Pool6]) -> Result<Drift6, NftError> {
+        let cur = self.list6()?;
+        let mut out = Drift6::default();
+        if pools6.is_empty() {
+            return Ok(out);
+        }
+        let d = Desired6::new(pools6);
+        let own = d.own();
+        out.table_differs = !cur.table || cur.own != own;
+        out.nat66_missing = !d.masq.is_empty() && !own.iter().all(|o| cur.own.contains(o));
+        // Any accept of the pools' shape will do here, tagged or not (an
+        // operator's own, or the doctor's printed fix): the question is
+        // whether pod traffic passes, not whether the rules are Tabby's.
+        let want = ranges_of(&d.all);
+        let covers = |field: &str, c: &Chain6| {
+            c.rules.iter().any(|r| match parse_forward_rule(&r.2) {
+                Some((f, got)) => {
+                    f == field
+                        && want
+                            .iter()
+                            .all(|&(s, e)| got.iter().any(|&(gs, ge)| gs <= s && e <= ge))
+                }
+                None => false,
+            })
+        };
+        for c in &cur.chains {
+            let passes = d.chain_ok(c) || (covers("saddr", c) && covers("daddr", c));
+            if !passes {
+                out.chains_without_accepts.push(Chain6Ref {
+                    family: c.family.clone(),
+                    table: c.table.clone(),
+                    chain: c.name.clone(),
+                    policy: c.policy.clone(),
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Makes the IPv6 state match `pools6` (no pools: removes it all).

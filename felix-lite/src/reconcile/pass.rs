@@ -247,6 +247,8 @@ fn host_interfaces(links: &[KernelLink], addrs: &[KernelAddr]) -> Vec<HostInterf
                     scope_link_or_host: false,
                 })
                 .collect(),
+            // Only IPv4 next hops are checked against these subnets.
+            addrs6: Vec::new(),
         })
         .collect()
 }

@@ -22,6 +22,7 @@
 //! | `forward` | forward drop policies Tabby's accepts do not precede (nftables, iptables-legacy) |
 //! | `offload` | tx checksum offload on `vxlan.calico` against the known-bad kernels and the override |
 //! | `sysctl` | `ip_forward`, per-interface forwarding, strict `rp_filter` |
+//! | `neigh` | the host-wide ARP/NDP tables overflowing now or nearly full, with the `gc_thresh` sysctls to raise |
 //! | `pools` | pools overlapping node subnets, node addresses, service CIDRs, each other; the route budget |
 //! | `cni` | conflists that sort before Tabby's, a missing plugin binary, a foreign conflist |
 //! | `datastore` | unreachable or lagging datastore, IPAM inconsistencies, VTEP addresses that are other hosts' |
@@ -34,6 +35,7 @@ mod forward;
 mod gather;
 mod local;
 mod mtu;
+mod neigh;
 mod offload;
 mod pools;
 mod probe;
@@ -130,6 +132,7 @@ pub async fn run(ctx: &Ctx) -> Vec<Finding> {
     all.extend(bgp::check(ctx).await);
     all.extend(forward::check(ctx).await);
     all.extend(sysctl::check(ctx).await);
+    all.extend(neigh::check(ctx).await);
     for f in &mut all {
         f.node = ctx.node_name.clone();
     }

@@ -19,6 +19,7 @@ mod cni;
 mod down;
 mod fault;
 mod kube;
+mod limits;
 mod pods;
 mod rr;
 mod sh;

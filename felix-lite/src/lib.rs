@@ -13,6 +13,7 @@ pub mod firewall;
 pub mod inspect;
 pub mod model;
 pub mod mtu;
+pub mod neigh_limits;
 pub mod netlink;
 pub mod netns;
 pub mod nft;

@@ -90,6 +90,17 @@ pub fn read(parts: &[&str]) -> Result<String, SysctlError> {
         })
 }
 
+/// Writes `value` as it is (the caller has read the old one and logs).
+pub fn write(parts: &[&str], value: &str) -> Result<(), SysctlError> {
+    let (key, path) = path_of(parts);
+    fs::write(&path, value).map_err(|source| SysctlError::Io {
+        key,
+        op: "write",
+        path,
+        source,
+    })
+}
+
 /// Writes `value` unless it is already set; returns the change, if any.
 pub fn ensure(parts: &[&str], value: &str) -> Result<Option<Change>, SysctlError> {
     settle(parts, value, Mode::Write)

@@ -22,6 +22,7 @@
 //! | `forward` | forward drop policies Tabby's accepts do not precede (nftables, iptables-legacy) |
 //! | `offload` | tx checksum offload on `vxlan.calico` against the known-bad kernels and the override |
 //! | `sysctl` | `ip_forward`, per-interface forwarding, strict `rp_filter` |
+//! | `neigh` | the host-wide ARP/NDP tables overflowing now or nearly full, with the `gc_thresh` sysctls to raise |
 //! | `pools` | pools overlapping node subnets, node addresses, service CIDRs, each other; the route budget |
 //! | `cni` | conflists that sort before Tabby's, a missing plugin binary, a foreign conflist |
 //! | `ipv6` | IPv6 forwarding, `vxlan-v6.calico` VNI/port/parent/MTU, IPv6 block routes via unconnected next hops, NAT66, IPv6 forward accepts |
@@ -36,6 +37,7 @@ mod gather;
 mod ipv6;
 mod local;
 mod mtu;
+mod neigh;
 mod offload;
 mod pools;
 mod probe;
@@ -134,6 +136,7 @@ pub async fn run(ctx: &Ctx) -> Vec<Finding> {
     all.extend(forward::check(ctx).await);
     all.extend(sysctl::check(ctx).await);
     all.extend(ipv6::check(ctx).await);
+    all.extend(neigh::check(ctx).await);
     for f in &mut all {
         f.node = ctx.node_name.clone();
     }

@@ -394,7 +394,12 @@ impl pb::dataplane_server::Dataplane for DataplaneService {
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or(0),
-            errors: pass.failures.iter().map(|f| f.to_string()).collect(),
+            errors: pass
+                .failures
+                .iter()
+                .chain(&pass.standing)
+                .map(|f| f.to_string())
+                .collect(),
             node_name: self.node.clone(),
         }))
     }

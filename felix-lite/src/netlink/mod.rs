@@ -5,6 +5,7 @@
 pub mod family;
 pub mod links;
 pub mod neigh;
+pub mod ntable;
 pub mod routes;
 pub mod socket;
 

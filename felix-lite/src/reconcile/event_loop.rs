@@ -24,9 +24,10 @@
 //! request, when the pools changed, after a failed check, and when it
 //! announced a change.
 
-use super::{events, nft_events, pass, pass6, Config, Input, PassReport, Status};
+use super::{events, neigh, nft_events, pass, pass6, Config, Input, PassReport, Status};
 use super::{DURATIONS_KEPT, FAILURES_KEPT, HEARTBEAT_EVERY};
 use crate::model::{Pool, Pool6};
+use crate::neigh_limits::{demand4, demand6, Family};
 use crate::netlink::NlSocket;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -104,6 +105,7 @@ impl LoopCtx {
         // clock: checks for other reasons do not delay one).
         let mut last_nft_check: Option<tokio::time::Instant> = None;
         let mut sysctl_stuck;
+        let mut neigh_limits = neigh::NeighLimits::default();
         // The first pass is a full one.
         let (mut full, mut scheduled) = (true, false);
         loop {
@@ -124,13 +126,22 @@ impl LoopCtx {
             let nft_due = last_nft_check.is_none_or(|t| t.elapsed() >= NFT_CHECK_GAP);
             let check_nft = full || nft_synced.as_ref() != Some(&pools) || (nft_dirty && nft_due);
             let started = std::time::Instant::now();
-            let (report, outcome) = pass::run(
+            let (workloads, workloads6) = (input_now.workloads(), input_now.workloads6());
+            // Before the pass writes its permanent ARP/NDP entries.
+            let mut limits = PassReport::default();
+            let demand = [
+                (Family::V4, demand4(&input_now.state, workloads.len())),
+                (Family::V6, demand6(&input_now.state, workloads6.len())),
+            ];
+            neigh_limits.reconcile(&mut sock, demand, full, &mut limits);
+            let (mut report, outcome) = pass::run(
                 &mut sock,
                 &input_now.state,
-                &input_now.workloads(),
-                &input_now.workloads6(),
+                &workloads,
+                &workloads6,
                 check_nft,
             );
+            report.absorb(limits);
             vxlan_index = outcome.vxlan_index;
             vxlan6_index = outcome.vxlan6_index;
             sysctl_stuck = outcome.sysctl_failed;

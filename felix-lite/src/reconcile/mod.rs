@@ -56,6 +56,7 @@
 
 mod event_loop;
 mod events;
+mod neigh;
 mod nft_events;
 mod pass;
 mod pass6;
@@ -148,6 +149,11 @@ pub struct PassReport {
     pub applied_count: usize,
     /// Items left unconverged, each with its reason.
     pub failures: Vec<ItemError>,
+    /// Problems that passes do not retry (the same write would fail the
+    /// same way) until something changes: logged once when found, not in
+    /// every pass's warnings, but kept here so the status shows them.
+    /// Today: neighbour-table limits that could not be raised.
+    pub standing: Vec<ItemError>,
     /// Desired routes (blocks and workloads) present in the kernel after the
     /// pass.
     pub routes_programmed: usize,
@@ -173,6 +179,16 @@ impl PassReport {
 
     pub(crate) fn fail(&mut self, item: &str, error: String) {
         self.failures.push(ItemError::new(item, error));
+    }
+
+    /// Adds what `other` (a step run before this pass) did.
+    pub(crate) fn absorb(&mut self, other: PassReport) {
+        for a in other.applied {
+            self.applied(a);
+        }
+        self.failures.extend(other.failures);
+        self.standing.extend(other.standing);
+        self.netlink_errors += other.netlink_errors;
     }
 
     /// A failure whose cause is a netlink request.

@@ -20,6 +20,7 @@ mod down;
 mod family;
 mod fault;
 mod kube;
+mod limits;
 mod pods;
 mod rr;
 mod sh;

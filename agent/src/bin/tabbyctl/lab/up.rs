@@ -62,6 +62,7 @@ pub async fn up(name: &str, dir: &Path, plan: Plan) -> Result<()> {
 
 async fn build(lab: &mut Lab) -> Result<()> {
     let name = lab.name.clone();
+    super::limits::ensure(lab, &[tabby_felix_lite::neigh_limits::Family::V4])?;
     fabric(lab)?;
     for n in &lab.nodes {
         node_netns(lab, n)?;

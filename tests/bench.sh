@@ -2,11 +2,13 @@
 # Every benchmark, each printing its figures next to a reference measured in
 # the same run: IPAM assignment against raw etcd CAS transactions (one
 # assigner, then 8 assigner processes), the dataplane's route writer against
-# `ip -batch`, and the BGP speaker against BIRD 2 and GoBGP. As root
+# `ip -batch`, the BGP speaker against BIRD 2 and GoBGP, and pod-route
+# convergence in an N-node lab against the old 100 ms SQLite poll. As root
 # (network namespaces). Installs what it needs.
 #
 #   bash tests/bench.sh            # full sizes
-#   QUICK=1 bash tests/bench.sh    # smaller sizes (the BGP part < 1 min)
+#   QUICK=1 bash tests/bench.sh    # smaller sizes (the BGP part < 1 min,
+#                                  # convergence 10 nodes x 50 claims)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -25,3 +27,7 @@ echo "== dataplane: 100k routes, Tabby's netlink writer vs ip -batch"
 cargo bench -q -p tabby-felix-lite --bench routes
 echo "== BGP: replay feeders -> system under test -> counting monitor, Tabby vs BIRD 2 vs GoBGP"
 bash tests/bench-bgp.sh
+echo "== SQLite watch: another process's write -> the watcher's event, wake-up vs 100 ms poll"
+cargo run -q -p tabby-bench-converge --bin bench-watch -- "${WATCH_WRITES:-200}"
+echo "== pod-route convergence: CNI ADD on node-1 -> the route in every other node's kernel"
+bash tests/bench-converge.sh

@@ -1,6 +1,7 @@
 //! The embedded store shared by separate processes on one host, as several
 //! `tabby-node`/`tabbyctl` processes share it: races between processes have
-//! exactly one winner, and a watch in one process sees writes of another.
+//! exactly one winner, and a watch in one process sees writes of another
+//! (woken without the poll: the safety poll is set to an hour here).
 
 mod common;
 
@@ -8,8 +9,10 @@ use futures::StreamExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
-use tabby_agent::datastore::{sqlite::SqliteStore, Datastore, EventType};
-use tabby_agent::resources::Kind;
+use tabby_agent::datastore::sqlite::{SqliteStore, WatchOptions};
+use tabby_agent::datastore::{Datastore, EventType, WatchStream};
+use tabby_agent::resources::ippool::IpPoolSpec;
+use tabby_agent::resources::{Kind, Object, Resource};
 
 fn tabbyctl(db: &Path, args: &[&str], stdin: Option<&str>) -> std::process::Child {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tabbyctl"));
@@ -133,6 +136,75 @@ async fn watch_sees_writes_from_another_process() {
             (EventType::Deleted, "x".into())
         ]
     );
+}
+
+/// Long enough that an event arriving within a test came from a wake-up.
+const NO_POLL: WatchOptions = WatchOptions {
+    wake: true,
+    poll: Duration::from_secs(3600),
+};
+
+async fn next_event(w: &mut WatchStream, what: &str) -> (EventType, String) {
+    let ev = tokio::time::timeout(Duration::from_secs(20), w.next())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no event although the safety poll is an hour"))
+        .expect("stream open")
+        .expect("no error");
+    (ev.event_type, ev.resource.name().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_is_woken_by_another_process_without_the_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tabby.db");
+    let store = SqliteStore::open_with(&db, NO_POLL).await.unwrap();
+    let from = store.list(Kind::IpPool, None).await.unwrap().revision;
+    let mut w = store.watch(&[Kind::IpPool], from).await.unwrap();
+    // One process after another, each waited for: every wake-up, not only
+    // the first, must arrive.
+    for n in 0..3 {
+        let name = format!("p{n}");
+        let out = done(tabbyctl(
+            &db,
+            &["apply", "-f", "-"],
+            Some(&pool_yaml(&name, n, None, false)),
+        ));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            next_event(&mut w, &name).await,
+            (EventType::Added, name.clone())
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_from_another_connection_wakes_the_watch_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tabby.db");
+    let reader = SqliteStore::open_with(&db, NO_POLL).await.unwrap();
+    let writer = SqliteStore::open_with(&db, NO_POLL).await.unwrap();
+    let from = reader.list(Kind::IpPool, None).await.unwrap().revision;
+    let mut w = reader.watch(&[Kind::IpPool], from).await.unwrap();
+    let burst = tokio::spawn(async move {
+        for n in 0..50u8 {
+            let mut spec = IpPoolSpec {
+                cidr: format!("10.30.{n}.0/24"),
+                ..Default::default()
+            };
+            spec.fill_defaults(false);
+            let pool = Object::new("IPPool", &format!("b{n}"), spec);
+            writer.create(Resource::IpPool(pool)).await.unwrap();
+        }
+    });
+    for n in 0..50 {
+        let name = format!("b{n}");
+        assert_eq!(next_event(&mut w, &name).await, (EventType::Added, name));
+    }
+    burst.await.unwrap();
 }
 
 /// Nodes started together open the same new file at once (the lab, or a

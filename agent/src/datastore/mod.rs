@@ -17,6 +17,7 @@ pub mod kdd;
 pub mod memory;
 pub mod sqlite;
 mod sqlite_ping;
+mod sqlite_wake;
 mod stream;
 
 pub use config::{connect, DatastoreConfig, DEFAULT_ETCD_ENDPOINTS, DEFAULT_SQLITE_PATH};

@@ -4,6 +4,8 @@
 //! store-wide revision and appends to an event log; watchers in any process
 //! follow the log, which is what makes watch work across processes.
 
+use super::sqlite_wake::Signal;
+pub use super::sqlite_wake::{WatchOptions, SAFETY_POLL};
 use super::stream::polling_stream;
 use super::*;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -15,7 +17,6 @@ use std::time::Duration;
 /// `Compacted` and must list again, as with etcd.
 const EVENT_HISTORY: u64 = 100_000;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
-const WATCH_POLL: Duration = Duration::from_millis(100);
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -24,6 +25,9 @@ pub struct SqliteStore {
     /// The ping's own connection (opened on first use): it must not queue
     /// behind this handle's writes, which is what it measures.
     ping: Arc<Mutex<Option<Connection>>>,
+    /// Wakes watchers after a commit (sqlite_wake.rs).
+    signal: Arc<Signal>,
+    watch: WatchOptions,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> Error {
@@ -73,6 +77,11 @@ CREATE TABLE IF NOT EXISTS events (
 impl SqliteStore {
     /// Opens (creating if needed) the store at `path`.
     pub async fn open(path: &Path) -> Result<SqliteStore, Error> {
+        SqliteStore::open_with(path, WatchOptions::from_env()).await
+    }
+
+    /// As [`SqliteStore::open`], with how its watchers wait spelled out.
+    pub async fn open_with(path: &Path, watch: WatchOptions) -> Result<SqliteStore, Error> {
         let path = path.to_path_buf();
         tokio::task::spawn_blocking(move || {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -86,9 +95,11 @@ impl SqliteStore {
             // busy handler (two nodes opening a new file together).
             retry_busy(|| conn.execute_batch(&format!("BEGIN IMMEDIATE;{SCHEMA}COMMIT;")))?;
             Ok(SqliteStore {
+                signal: Arc::new(Signal::new(&path)),
                 path,
                 conn: Arc::new(Mutex::new(conn)),
                 ping: Arc::default(),
+                watch,
             })
         })
         .await
@@ -117,6 +128,7 @@ impl SqliteStore {
         name: String,
         check: impl FnOnce(Option<(Vec<u8>, Revision)>) -> Result<WriteOp, Error> + Send + 'static,
     ) -> Result<Resource, Error> {
+        let signal = self.signal.clone();
         self.run(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -124,6 +136,7 @@ impl SqliteStore {
             let op = check(current_row(&tx, kind, &name)?)?;
             let rev = apply(&tx, kind, &name, &op)?;
             tx.commit().map_err(unavailable)?;
+            signal.committed(rev);
             let bytes = match op {
                 WriteOp::Put { value, .. } => value,
                 WriteOp::Delete { last } => last,
@@ -398,6 +411,7 @@ impl Datastore for SqliteStore {
     }
 
     async fn transact(&self, writes: Vec<TxnWrite>) -> Result<Vec<Revision>, Error> {
+        let signal = self.signal.clone();
         self.run(move |conn| {
             // One IMMEDIATE transaction: every check, then every write. Each
             // write gets its own revision (the event log has one event per
@@ -433,6 +447,9 @@ impl Datastore for SqliteStore {
                 revs.push(apply(&tx, *kind, name, op)?);
             }
             tx.commit().map_err(unavailable)?;
+            if let Some(&last) = revs.last() {
+                signal.committed(last);
+            }
             Ok(revs)
         })
         .await
@@ -447,6 +464,13 @@ impl Datastore for SqliteStore {
             .map_err(unavailable)??;
         let conn = Arc::new(Mutex::new(conn));
         let kinds = kinds.to_vec();
+        // Subscribed before the first read, so a commit between the two
+        // wakes the second.
+        let signal = self.signal.clone();
+        let opts = self.watch;
+        let waiter = tokio::task::spawn_blocking(move || signal.waiter(opts))
+            .await
+            .map_err(unavailable)?;
         Ok(polling_stream(
             from,
             move |after| {
@@ -461,7 +485,7 @@ impl Datastore for SqliteStore {
                     .map_err(unavailable)?
                 }
             },
-            || tokio::time::sleep(WATCH_POLL),
+            move || waiter.clone().wait(),
         ))
     }
 }

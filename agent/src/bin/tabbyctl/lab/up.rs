@@ -309,6 +309,11 @@ fn node_env(lab: &Lab, n: &Node) -> Vec<(String, String)> {
         ),
     ]);
     env.extend(tor::node_as_env(lab, &n.subnet));
+    // Bench-only: the convergence bench's reference row restores the old
+    // 100 ms SQLite watch poll (tests/bench-converge.sh).
+    if let Ok(ms) = std::env::var("TABBY_SQLITE_WATCH_POLL_MS") {
+        env.push(("TABBY_SQLITE_WATCH_POLL_MS".into(), ms));
+    }
     // Where BGP passwords are read (a Secret mounted on every node).
     env.push((
         "TABBY_BGP_SECRETS_DIR".into(),

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 /// `true` once IPv6 pod routes between nodes exist: then `lab check` must
 /// pass on both families, every pair.
-const CROSS_NODE_V6: bool = false;
+const CROSS_NODE_V6: bool = true;
 
 /// Retried for a few seconds: right after ADD the host end's link-local
 /// gateway may still be settling.

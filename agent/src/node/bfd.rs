@@ -103,7 +103,12 @@ mod tests {
             connect_retry: Duration::from_secs(1),
         };
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        let p = desired_peers(&c, "a", "10.0.0.5".parse::<std::net::Ipv4Addr>().unwrap(), t);
+        let p = desired_peers(
+            &c,
+            "a",
+            "10.0.0.5".parse::<std::net::Ipv4Addr>().unwrap(),
+            t,
+        );
         assert_eq!(p[&ip("10.0.0.1")].config.bfd, Some(BfdSettings::default()));
         assert_eq!(p[&ip("10.8.0.1")].config.bfd, None, "not on our subnet");
         assert_eq!(p[&ip("10.0.0.2")].config.bfd, None, "mode None");
@@ -123,7 +128,12 @@ mod tests {
                 ..Default::default()
             },
         )));
-        let p = desired_peers(&c, "a", "10.0.0.5".parse::<std::net::Ipv4Addr>().unwrap(), t);
+        let p = desired_peers(
+            &c,
+            "a",
+            "10.0.0.5".parse::<std::net::Ipv4Addr>().unwrap(),
+            t,
+        );
         let want = BfdSettings {
             min_rx: Duration::from_millis(300),
             min_tx: Duration::from_millis(100),

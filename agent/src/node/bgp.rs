@@ -50,7 +50,11 @@ fn speaker_settings(cluster: &Cluster, me: &str, my: MyAddrs) -> SpeakerSettings
         asn: node_as(cluster, me),
         port: bgp_cfg.map_or(179, |c| c.spec.effective_listen_port()),
         bind: match bgp_cfg.and_then(|c| c.spec.bind_mode.as_deref()) {
-            Some("NodeIP") => my.v4.map(IpAddr::V4).or(my.v6.map(IpAddr::V6)).unwrap_or(any),
+            Some("NodeIP") => my
+                .v4
+                .map(IpAddr::V4)
+                .or(my.v6.map(IpAddr::V6))
+                .unwrap_or(any),
             _ => any,
         },
         cluster_id: cluster
@@ -126,14 +130,10 @@ fn desired(
 }
 
 impl Bgp {
-    pub async fn start(
-        cfg: &NodeConfig,
-        cluster: &Cluster,
-        my: MyAddrs,
-    ) -> anyhow::Result<Bgp> {
+    pub async fn start(cfg: &NodeConfig, cluster: &Cluster, my: MyAddrs) -> anyhow::Result<Bgp> {
         let me = &cfg.node_name;
-        let router_id = super::router_id::resolve(cfg.router_id, me, my.v4)
-            .map_err(anyhow::Error::msg)?;
+        let router_id =
+            super::router_id::resolve(cfg.router_id, me, my.v4).map_err(anyhow::Error::msg)?;
         let settings = speaker_settings(cluster, me, my);
         let (port, bind) = (settings.port, settings.bind);
         let marker = cfg.run_dir.join(RUNNING_MARKER);

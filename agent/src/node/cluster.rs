@@ -140,7 +140,6 @@ fn node_info(n: &Node) -> NodeInfo {
         mac: tunnel_ip.map(|_| vtep::node_mac(name, n.spec.vxlan_tunnel_mac_addr.as_deref())),
         ip6: node_ipv6(n),
         tunnel_ip6,
-        mac6: tunnel_ip6
-            .map(|_| vtep::node_mac6(name, n.spec.vxlan_tunnel_mac_addr_v6.as_deref())),
+        mac6: tunnel_ip6.map(|_| vtep::node_mac6(name, n.spec.vxlan_tunnel_mac_addr_v6.as_deref())),
     }
 }

@@ -258,13 +258,7 @@ pub fn desired_peers_with(
         for (name, n) in reverse_peers(cluster, s, me, my_node) {
             if let Some(ip) = my.session_to(n) {
                 let asn = node_as(cluster, name);
-                targets.push((
-                    ip,
-                    None,
-                    asn,
-                    cluster_id(n),
-                    PeerType::NodeSpecific,
-                ));
+                targets.push((ip, None, asn, cluster_id(n), PeerType::NodeSpecific));
             }
         }
         if targets.is_empty() {
@@ -278,7 +272,9 @@ pub fn desired_peers_with(
         for (ip, port, asn, peer_cluster, peer_type) in targets {
             // A peer of a family we have no address of cannot be reached
             // from us (BIRD would refuse the protocol the same way).
-            let Some(mine) = my.same_family(ip) else { continue };
+            let Some(mine) = my.same_family(ip) else {
+                continue;
+            };
             if mine == ip || out.contains_key(&ip) {
                 continue;
             }

@@ -2,15 +2,15 @@
 
 use super::cluster::Cluster;
 use super::peers::*;
+use crate::resources::bgp::{BgpConfigurationSpec, BgpPeerSpec};
+use crate::resources::ippool::IpPoolSpec;
+use crate::resources::node::{NodeBgpSpec, NodeSpec};
 use crate::resources::AsNumber;
+use crate::resources::{BgpConfiguration, IpPool, Node, Resource};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 use tabby_bgp::peer_config::DEFAULT_RESTART_TIME;
 use tabby_bgp::policy::PrefixFilter;
-use crate::resources::bgp::{BgpConfigurationSpec, BgpPeerSpec};
-use crate::resources::ippool::IpPoolSpec;
-use crate::resources::node::{NodeBgpSpec, NodeSpec};
-use crate::resources::{BgpConfiguration, IpPool, Node, Resource};
 
 fn node(name: &str, ip: &str, asn: Option<u32>, labels: &[(&str, &str)]) -> Resource {
     let mut n = Node::new(

@@ -76,11 +76,13 @@ mod tests {
             Ok(RouterId::Fixed(Ipv4Addr::new(10, 9, 9, 9)))
         );
         for bad in ["fd00::1", "0.0.0.0", "nope"] {
-            assert!(parse(Some(bad)).unwrap_err().starts_with("CALICO_ROUTER_ID:"));
+            assert!(parse(Some(bad))
+                .unwrap_err()
+                .starts_with("CALICO_ROUTER_ID:"));
         }
-        let ip = Some(Ipv4Addr::new(10, 0, 0, 1));
-        assert_eq!(resolve(RouterId::NodeIp, "a", ip), Ok(ip.unwrap()));
-        assert_eq!(resolve(RouterId::Hash, "abc", ip), Ok(hash("abc")));
+        let ip = Ipv4Addr::new(10, 0, 0, 1);
+        assert_eq!(resolve(RouterId::NodeIp, "a", Some(ip)), Ok(ip));
+        assert_eq!(resolve(RouterId::Hash, "abc", Some(ip)), Ok(hash("abc")));
         assert!(resolve(RouterId::NodeIp, "a", None)
             .unwrap_err()
             .contains("CALICO_ROUTER_ID=hash"));

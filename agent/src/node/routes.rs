@@ -62,7 +62,11 @@ pub fn calculate(inp: &Inputs) -> Output {
     };
     d.vxlan6 = match (me.vtep6, me.ip6) {
         (Some((tunnel_ip, mac)), Some(ip)) => Some(LocalVxlan6 {
-            parent: me.interface.clone(),
+            parent: if me.interface6.is_empty() {
+                me.interface.clone()
+            } else {
+                me.interface6.clone()
+            },
             local_ip: ip.addr(),
             tunnel_ip,
             mac,
@@ -111,8 +115,13 @@ pub fn calculate(inp: &Inputs) -> Output {
         if !push_route(&mut out, block, owner, path) && label != "none" {
             // A next hop of the other family: the rules never pick one,
             // but say so rather than program nonsense.
-            out.rows
-                .push(row(block, owner, "none", "", "next hop of the other address family"));
+            out.rows.push(row(
+                block,
+                owner,
+                "none",
+                "",
+                "next hop of the other address family",
+            ));
             continue;
         }
         out.rows.push(row(block, owner, label, &via, &reason));
@@ -219,7 +228,10 @@ fn learned_routes(inp: &Inputs, blocks: &BTreeSet<IpNet>, out: &mut Output) {
         }
         let owner = format!("bgp peer {from}");
         match l.next_hop {
-            Some(nh) if is_connected(me, nh) && push_route(out, &l.prefix, &owner, Some(Hop::Native(nh))) => {
+            Some(nh)
+                if is_connected(me, nh)
+                    && push_route(out, &l.prefix, &owner, Some(Hop::Native(nh))) =>
+            {
                 out.rows.push(row(
                     &l.prefix,
                     &owner,

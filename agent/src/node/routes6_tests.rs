@@ -78,7 +78,12 @@ fn dual_stack_blocks_go_native_via_the_owners_ipv6_address_on_the_ipv4_session()
     assert_eq!(path6(&out, "fd10::80/122"), vxlan("fd10::81"));
     // IPv4 is untouched by the IPv6 half.
     assert_eq!(out.desired.routes.len(), 3);
-    let pools: Vec<String> = out.desired.pools6.iter().map(|p| p.cidr.to_string()).collect();
+    let pools: Vec<String> = out
+        .desired
+        .pools6
+        .iter()
+        .map(|p| p.cidr.to_string())
+        .collect();
     assert_eq!(pools, ["fd10::/48"]);
     let vx6 = out.desired.vxlan6.as_ref().expect("IPv6 VTEP");
     assert_eq!(vx6.local_ip, ip::<Ipv6Addr>("fd00:1::1"));
@@ -108,7 +113,11 @@ fn the_ipv4_session_down_past_the_hold_time_moves_ipv6_blocks_to_the_tunnel() {
         .find(|r| r.block == net::<ipnet::IpNet>("fd10::40/122"))
         .unwrap();
     assert_eq!(row.path, "vxlan-fallback");
-    assert!(row.reason.contains("10.0.1.2 not Established"), "{}", row.reason);
+    assert!(
+        row.reason.contains("10.0.1.2 not Established"),
+        "{}",
+        row.reason
+    );
 }
 
 #[test]

@@ -2,9 +2,7 @@
 //! doc): Calico's encapsulation modes first, then for `vxlanMode: Never`
 //! the BGP rules — mesh session, learned route, fallback after a hold time.
 
-use super::routes_model::{
-    is_connected, Choice, Family, Inputs, LastPath, NodeInfo, PeerHealth,
-};
+use super::routes_model::{is_connected, Choice, Family, Inputs, LastPath, NodeInfo, PeerHealth};
 use crate::resources::ippool::EncapMode;
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};

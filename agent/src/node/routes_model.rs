@@ -130,6 +130,9 @@ pub struct Local {
     pub vtep: Option<(Ipv4Addr, [u8; 6])>,
     /// `spec.bgp.ipv6Address` (dual stack or IPv6 only).
     pub ip6: Option<Ipv6Net>,
+    /// The interface holding it (`vxlan-v6.calico`'s parent); empty: the
+    /// node interface.
+    pub interface6: String,
     /// This node's IPv6 VTEP on `vxlan-v6.calico`.
     pub vtep6: Option<(Ipv6Addr, [u8; 6])>,
     /// Every subnet on this host's interfaces (the node subnets among

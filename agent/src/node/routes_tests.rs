@@ -68,6 +68,7 @@ pub(super) fn base(mode: EncapMode) -> Inputs {
             disable_tx_checksum_offload: false,
             vxlan_mtu: None,
             ip6: None,
+            interface6: String::new(),
             vtep6: None,
             vxlan_mtu6: None,
         },

@@ -170,7 +170,10 @@ fn my_pools(cluster: &Cluster, me: &str, fam: Family) -> Pools {
     }
     let keep = of_family(fam);
     Pools {
-        enabled: vxlan_pools(&pools, &labels).into_iter().filter(&keep).collect(),
+        enabled: vxlan_pools(&pools, &labels)
+            .into_iter()
+            .filter(&keep)
+            .collect(),
         keep: vxlan_pools(&with_disabled, &labels)
             .into_iter()
             .filter(&keep)
@@ -196,8 +199,18 @@ const WHOLE_SUBNET_FROM: u8 = 16;
 async fn in_use_elsewhere(cluster: &Cluster, fam: Family) -> Vec<IpNet> {
     let mut out: Vec<IpNet> = Vec::new();
     let subnets: Vec<IpNet> = match fam {
-        Family::V4 => cluster.nodes.values().filter_map(node_ipv4).map(IpNet::V4).collect(),
-        Family::V6 => cluster.nodes.values().filter_map(node_ipv6).map(IpNet::V6).collect(),
+        Family::V4 => cluster
+            .nodes
+            .values()
+            .filter_map(node_ipv4)
+            .map(IpNet::V4)
+            .collect(),
+        Family::V6 => cluster
+            .nodes
+            .values()
+            .filter_map(node_ipv6)
+            .map(IpNet::V6)
+            .collect(),
     };
     let whole_from = match fam {
         Family::V4 => WHOLE_SUBNET_FROM,
@@ -302,7 +315,10 @@ fn names(me: &str, fam: Family) -> Names {
 
 fn stored(node: &Node, fam: Family) -> (Option<IpAddr>, Option<&str>) {
     let (addr, mac) = match fam {
-        Family::V4 => (&node.spec.ipv4_vxlan_tunnel_addr, &node.spec.vxlan_tunnel_mac_addr),
+        Family::V4 => (
+            &node.spec.ipv4_vxlan_tunnel_addr,
+            &node.spec.vxlan_tunnel_mac_addr,
+        ),
         Family::V6 => (
             &node.spec.ipv6_vxlan_tunnel_addr,
             &node.spec.vxlan_tunnel_mac_addr_v6,

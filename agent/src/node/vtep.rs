@@ -81,6 +81,9 @@ mod tests {
         assert_eq!(derived_mac6("abc"), derived_mac("abc-v6"));
         assert_ne!(derived_mac6("abc"), derived_mac("abc"));
         assert_eq!(derived_mac6("abc")[0], 0x66);
-        assert_eq!(node_mac6("abc", Some("02:00:00:00:00:06")), [2, 0, 0, 0, 0, 6]);
+        assert_eq!(
+            node_mac6("abc", Some("02:00:00:00:00:06")),
+            [2, 0, 0, 0, 0, 6]
+        );
     }
 }

@@ -58,6 +58,14 @@ pub fn reconcile_routes<N: Net>(
             .iter()
             .find(|k| *replace && k.dst == d.spec.dst && k.is_tabbys() && k.occupies_tabby_slot())
             .map(|k| plan::describe_kernel_route(k, name_of));
+        if let Some(old) = moves_onlink_v6(d, &kernel, *replace) {
+            labels.push((
+                format!("{} (its previous route, first)", d.label),
+                false,
+                None,
+            ));
+            requests.push(routes::delete_request_of(old.dst, old.tos, old.priority));
+        }
         labels.push((d.label.clone(), true, was));
         requests.push(routes::add_request(&d.spec, *replace));
     }
@@ -100,6 +108,32 @@ pub fn reconcile_routes<N: Net>(
             plan.in_sync
         }
     }
+}
+
+/// IPv6 checks an `onlink` gateway against the table (ip6_route_check_nh_
+/// onlink): a route to a remote block through `vxlan-v6.calico` whose
+/// gateway (the owner's tunnel address, inside that block) the route being
+/// replaced still sends out of another device is refused with EINVAL
+/// ("Nexthop has invalid gateway or device mismatch"). So when an IPv6
+/// route moves to another device (native → VXLAN fallback) the old one is
+/// deleted first, in the same batch; IPv4 has no such check.
+fn moves_onlink_v6<'a, N: Net>(
+    d: &DesiredRoute<N>,
+    kernel: &'a [routes::KernelRoute<N>],
+    replace: bool,
+) -> Option<&'a routes::KernelRoute<N>> {
+    let routes::RouteTarget::Gateway {
+        oif, onlink: true, ..
+    } = d.spec.target
+    else {
+        return None;
+    };
+    if N::MAX_LEN != 128 || !replace {
+        return None;
+    }
+    kernel.iter().find(|k| {
+        k.dst == d.spec.dst && k.is_tabbys() && k.occupies_tabby_slot() && k.oif != Some(oif)
+    })
 }
 
 /// Permanent neighbour (ARP or NDP) entries tunnel IP → MAC and FDB

@@ -187,7 +187,8 @@ impl Daemon {
         self.ticks += 1;
         self.observer.tick();
         if self.ticks.is_multiple_of(CONNECTED_EVERY) {
-            self.inputs.local.connected = connected_subnets(self.node_ip, self.inputs.local.ip6).await;
+            self.inputs.local.connected =
+                connected_subnets(self.node_ip, self.inputs.local.ip6).await;
             // The kernel's way to a recursive next hop can change too.
             self.inputs.resolved =
                 paths::resolve_next_hops(&self.inputs, &self.inputs.resolved, true).await;
@@ -325,7 +326,9 @@ async fn connected_subnets(node: Option<Ipv4Net>, node6: Option<Ipv6Net>) -> Vec
     if node6.is_some() {
         match tokio::task::spawn_blocking(connected6).await {
             Ok(Ok(nets)) => out.extend(nets.into_iter().map(IpNet::V6)),
-            Ok(Err(e)) => tracing::warn!(error = %e, "listing IPv6 addresses for connected subnets"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "listing IPv6 addresses for connected subnets")
+            }
             Err(e) => tracing::warn!(error = %e, "listing IPv6 addresses for connected subnets"),
         }
     }

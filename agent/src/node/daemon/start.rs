@@ -62,7 +62,7 @@ impl Daemon {
         installation::log_decisions(&decisions);
         let detected: Option<Detected> = startup::detect_address(&cfg, &*ds).await?;
         let node_ip = detected.as_ref().map(|d| d.address);
-        let interface = detected
+        let mut interface = detected
             .as_ref()
             .map(|d| d.interface.clone())
             .unwrap_or_default();
@@ -76,9 +76,19 @@ impl Daemon {
             startup::ensure_default_pool6(&*ds, &cfg).await?;
         }
         startup::write_node_address(&*ds, &cfg, node_ip).await?;
+        let mut interface6 = String::new();
         if cfg.ipv6.ip6 != crate::node::config6::Ip6Setting::None {
             let k = tokio::task::spawn_blocking(KernelSnapshot::read).await??;
-            startup::write_node_ipv6(&*ds, &cfg, &k).await?;
+            if let Some(net) = startup::write_node_ipv6(&*ds, &cfg, &k).await? {
+                // The interface holding it: the IPv6 VTEP's parent, and the
+                // node interface of an IPv6-only node.
+                if let Some(a) = k.addrs6.iter().find(|a| a.ip == net.addr()) {
+                    interface6 = k.ifname(a.index);
+                }
+            }
+        }
+        if interface.is_empty() {
+            interface = interface6.clone();
         }
 
         let kinds = followed_kinds();
@@ -218,6 +228,7 @@ impl Daemon {
                 name: me.clone(),
                 ip: node_ip,
                 interface,
+                interface6,
                 vtep: tunnel.vtep,
                 ip6: node_ip6,
                 vtep6: tunnel.vtep6,

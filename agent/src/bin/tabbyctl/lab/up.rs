@@ -62,7 +62,13 @@ pub async fn up(name: &str, dir: &Path, plan: Plan) -> Result<()> {
 
 async fn build(lab: &mut Lab) -> Result<()> {
     let name = lab.name.clone();
-    super::limits::ensure(lab, &[tabby_felix_lite::neigh_limits::Family::V4])?;
+    use tabby_felix_lite::neigh_limits::Family as NeighFamily;
+    // The IPv4 fabric carries every lab (an IPv6 one's datastore too).
+    let mut families = vec![NeighFamily::V4];
+    if lab.ip_family.has_v6() {
+        families.push(NeighFamily::V6);
+    }
+    super::limits::ensure(lab, &families)?;
     fabric(lab)?;
     for n in &lab.nodes {
         node_netns(lab, n)?;

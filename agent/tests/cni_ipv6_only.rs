@@ -10,10 +10,7 @@ mod cni_common;
 
 use cni_common::*;
 use std::time::Duration;
-use tabby_agent::grpc::dataplane::restore_workloads;
 use tabby_agent::resources::{Kind, Resource};
-use tabby_felix_lite::model::DesiredState;
-use tabby_felix_lite::reconcile::{Config, Reconciler};
 
 const GW6: &str = "fe80::ecee:eeff:feee:eeee";
 
@@ -107,36 +104,13 @@ async fn ipv6_only_add_check_restore_del() {
     // A node restart: the /128 comes back from the WorkloadEndpoint alone.
     node.reconciler.take().unwrap().stop().unwrap();
     node.netns.ip(&["-6", "route", "del", &v6]);
-    let fresh = Reconciler::start_in_netns(
-        &node.netns.name,
-        Config {
-            resync_interval: Duration::from_secs(30),
-            debounce: Duration::from_millis(20),
-        },
-    )
-    .unwrap();
-    let handle = fresh.handle();
-    let restored = restore_workloads(&*node.ds, &node.name, &handle)
-        .await
-        .unwrap();
+    let (_handle, restored) = node.restart_dataplane().await;
     assert_eq!(restored, 1, "the IPv6-only endpoint was not restored");
-    let generation = handle.set_desired(DesiredState {
-        node_interface: NODE_IF.into(),
-        ..Default::default()
-    });
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        handle.wait_for_generation(generation),
-    )
-    .await
-    .unwrap()
-    .unwrap();
     let route6 = node.netns.ip(&["-6", "route", "show", "proto", "81", &v6]);
     assert!(
         route6.contains(&format!("dev {host}")),
         "after restore: {route6:?}"
     );
-    node.reconciler = Some(fresh);
 
     let del = run_cni(&node, &tabby, "DEL", &pod, &v6_only(&node, Some(&result))).await;
     assert!(del.ok(), "DEL failed: {} {}", del.stdout, del.stderr);

@@ -7,11 +7,8 @@
 mod cni_common;
 
 use cni_common::*;
-use std::time::Duration;
 use tabby_agent::grpc::connect_unix;
 use tabby_agent::grpc::dataplane::restore_workloads;
-use tabby_felix_lite::model::DesiredState;
-use tabby_felix_lite::reconcile::{Config, Reconciler};
 use tabby_proto::dataplane::dataplane_client::DataplaneClient;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,30 +37,8 @@ async fn workloads_come_back_after_a_node_restart() {
     node.netns.ip(&["route", "del", &format!("{ip}/32")]);
     node.netns.ip(&["-6", "route", "del", &v6]);
 
-    let fresh = Reconciler::start_in_netns(
-        &node.netns.name,
-        Config {
-            resync_interval: Duration::from_secs(30),
-            debounce: Duration::from_millis(20),
-        },
-    )
-    .unwrap();
-    let handle = fresh.handle();
-    let restored = restore_workloads(&*node.ds, &node.name, &handle)
-        .await
-        .unwrap();
+    let (handle, restored) = node.restart_dataplane().await;
     assert_eq!(restored, 1);
-    let generation = handle.set_desired(DesiredState {
-        node_interface: NODE_IF.into(),
-        ..Default::default()
-    });
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        handle.wait_for_generation(generation),
-    )
-    .await
-    .unwrap()
-    .unwrap();
     let route = node
         .netns
         .ip(&["route", "show", "proto", "81", &format!("{ip}/32")]);
@@ -77,7 +52,6 @@ async fn workloads_come_back_after_a_node_restart() {
             .unwrap(),
         0
     );
-    node.reconciler = Some(fresh);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -220,6 +220,41 @@ impl Node {
     /// The manifest's conflist entry as libcni renders it for this node:
     /// the list's `cniVersion` and `name` copied in, the placeholders
     /// filled, `prevResult` added when given.
+    /// A node restart's dataplane half: a fresh reconciler (the old one
+    /// must be stopped, and what the test wants gone removed, first), the
+    /// local workloads restored from their WorkloadEndpoints and applied.
+    /// Returns the new handle and how many workloads came back.
+    pub async fn restart_dataplane(
+        &mut self,
+    ) -> (tabby_felix_lite::reconcile::ReconcilerHandle, usize) {
+        let fresh = Reconciler::start_in_netns(
+            &self.netns.name,
+            Config {
+                resync_interval: Duration::from_secs(30),
+                debounce: Duration::from_millis(20),
+            },
+        )
+        .unwrap();
+        let handle = fresh.handle();
+        let restored =
+            tabby_agent::grpc::dataplane::restore_workloads(&*self.ds, &self.name, &handle)
+                .await
+                .unwrap();
+        let generation = handle.set_desired(DesiredState {
+            node_interface: NODE_IF.into(),
+            ..Default::default()
+        });
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            handle.wait_for_generation(generation),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        self.reconciler = Some(fresh);
+        (handle, restored)
+    }
+
     pub fn net_conf(&self, prev: Option<&Value>) -> String {
         let list: Value = serde_json::from_str(
             &std::fs::read_to_string(

@@ -19,6 +19,47 @@ pub struct DesiredRoute<N: Net = Ipv4Net> {
     pub label: String,
 }
 
+/// The desired routes, one per destination, in the order given.
+pub(crate) struct OnePerDst<N: Net> {
+    pub out: Vec<DesiredRoute<N>>,
+    seen: HashMap<N, usize>,
+}
+
+impl<N: Net> OnePerDst<N> {
+    pub fn new() -> Self {
+        OnePerDst {
+            out: Vec::new(),
+            seen: HashMap::new(),
+        }
+    }
+
+    /// A second route to a destination is refused naming the first, except
+    /// that a workload route takes its own block's blackhole's place: with
+    /// `blockSize: 32` (IPv6: 128) the block is the pod's one address, and
+    /// the pod's route is the route it needs.
+    pub fn push(&mut self, spec: RouteSpec<N>, label: String, errors: &mut Vec<ItemError>) {
+        if let Some(&i) = self.seen.get(&spec.dst) {
+            let first = &self.out[i];
+            if first.spec.target == RouteTarget::Blackhole
+                && matches!(spec.target, RouteTarget::Link { .. })
+            {
+                self.out[i] = DesiredRoute { spec, label };
+            } else {
+                errors.push(ItemError::new(
+                    &label,
+                    format!(
+                        "destination {} is already wanted by {}",
+                        spec.dst, first.label
+                    ),
+                ));
+            }
+            return;
+        }
+        self.seen.insert(spec.dst, self.out.len());
+        self.out.push(DesiredRoute { spec, label });
+    }
+}
+
 /// Interface indexes the desired routes refer to; `None` when absent.
 pub struct Interfaces<'a> {
     pub node_interface: Option<u32>,
@@ -108,19 +149,10 @@ pub fn desired_routes(
     // onlink`; Tabby's IPAM never gives a tunnel address on a block edge, so
     // an edge here means a bad Node resource, and it is refused by name.
     let forbidden: Vec<&HashMap<Ipv4Addr, String>> = vec![&of_subnets, &of_blocks];
-    let mut out: Vec<DesiredRoute> = Vec::new();
     let mut errors = Vec::new();
-    let mut seen: HashMap<Ipv4Net, String> = HashMap::new();
+    let mut routes = OnePerDst::new();
     let mut push = |spec: RouteSpec, label: String, errors: &mut Vec<ItemError>| {
-        if let Some(first) = seen.get(&spec.dst) {
-            errors.push(ItemError::new(
-                &label,
-                format!("destination {} is already wanted by {first}", spec.dst),
-            ));
-            return;
-        }
-        seen.insert(spec.dst, label.clone());
-        out.push(DesiredRoute { spec, label });
+        routes.push(spec, label, errors)
     };
     for b in blocks {
         let label = block_label(b, ifaces.node_interface_name);
@@ -180,7 +212,7 @@ pub fn desired_routes(
             )),
         }
     }
-    (out, errors)
+    (routes.out, errors)
 }
 
 fn gateway_target(

@@ -73,19 +73,10 @@ pub fn desired_routes6(
     let block_cidrs: Vec<Ipv6Net> = blocks.iter().map(|b| b.cidr).collect();
     let of_blocks = anycast_addresses(&block_cidrs, "block");
     let of_subnets = anycast_addresses(node_subnets, "connected subnet");
-    let mut out: Vec<DesiredRoute<Ipv6Net>> = Vec::new();
     let mut errors = Vec::new();
-    let mut seen: HashMap<Ipv6Net, String> = HashMap::new();
+    let mut routes = super::plan::OnePerDst::new();
     let mut push = |spec: RouteSpec<Ipv6Net>, label: String, errors: &mut Vec<ItemError>| {
-        if let Some(first) = seen.get(&spec.dst) {
-            errors.push(ItemError::new(
-                &label,
-                format!("destination {} is already wanted by {first}", spec.dst),
-            ));
-            return;
-        }
-        seen.insert(spec.dst, label.clone());
-        out.push(DesiredRoute { spec, label });
+        routes.push(spec, label, errors)
     };
     let on_subnet = |g: Ipv6Addr| node_subnets.iter().any(|n| n.contains(&g));
     for b in blocks {
@@ -170,7 +161,7 @@ pub fn desired_routes6(
             )),
         }
     }
-    (out, errors)
+    (routes.out, errors)
 }
 
 fn forbidden(g: Ipv6Addr, maps: &[&HashMap<Ipv6Addr, String>]) -> Result<(), String> {

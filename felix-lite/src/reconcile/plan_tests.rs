@@ -196,6 +196,34 @@ fn bad_items_are_reported_and_the_rest_go_ahead() {
 }
 
 #[test]
+fn a_pod_route_takes_the_place_of_its_slash_32_blocks_blackhole() {
+    // blockSize 32: the block is the pod's address. The pod's route wins;
+    // a native route to the same destination is still refused.
+    let blocks = [block("10.244.3.7/32", Path::Blackhole)];
+    let pod = Workload {
+        ip: ip("10.244.3.7"),
+        host_interface: "cali1".into(),
+        workload_id: "a".into(),
+    };
+    let (ok, errors) = desired_routes(&blocks, &[pod], &ifaces(), &[]);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(ok.len(), 1);
+    assert_eq!(ok[0].spec.target, RouteTarget::Link { oif: 10 });
+    let blocks = [
+        block("10.244.3.7/32", Path::Blackhole),
+        block(
+            "10.244.3.7/32",
+            Path::Native {
+                gateway: ip("10.0.0.3"),
+            },
+        ),
+    ];
+    let (ok, errors) = desired_routes(&blocks, &[], &ifaces(), &[net("10.0.0.0/24")]);
+    assert_eq!((ok.len(), errors.len()), (1, 1), "{errors:?}");
+    assert_eq!(ok[0].spec.target, RouteTarget::Blackhole);
+}
+
+#[test]
 fn diff_adds_replaces_deletes_and_never_touches_foreign_routes() {
     let want = [
         desired("10.1.0.0/24", "10.0.0.2", 2), // in sync

@@ -58,6 +58,46 @@ impl<N: Net> OnePerDst<N> {
         self.seen.insert(spec.dst, self.out.len());
         self.out.push(DesiredRoute { spec, label });
     }
+
+    /// A block's route: its target, or why it has none.
+    pub fn push_block(
+        &mut self,
+        dst: N,
+        target: Result<RouteTarget<N::Addr>, String>,
+        label: String,
+        errors: &mut Vec<ItemError>,
+    ) {
+        match target {
+            Ok(target) => self.push(RouteSpec { dst, target }, label, errors),
+            Err(e) => errors.push(ItemError::new(&label, e)),
+        }
+    }
+
+    /// A workload's `<ip>/<max> dev <host interface> scope link`.
+    pub fn push_workload(
+        &mut self,
+        dst: N,
+        host_interface: &str,
+        label: String,
+        ifaces: &Interfaces<'_>,
+        errors: &mut Vec<ItemError>,
+    ) {
+        let target = (ifaces.by_name)(host_interface)
+            .map(|oif| RouteTarget::Link { oif })
+            .ok_or_else(|| format!("host interface {host_interface:?} does not exist"));
+        self.push_block(dst, target, label, errors)
+    }
+}
+
+/// A block CIDR with host bits set is refused (the kernel would silently
+/// truncate it into another block's route).
+pub(crate) fn host_bits<N: Net>(cidr: N, trunc: N, label: &str) -> Option<ItemError> {
+    (cidr != trunc).then(|| {
+        ItemError::new(
+            label,
+            format!("cidr has host bits set; expected a network address such as {trunc}"),
+        )
+    })
 }
 
 /// Interface indexes the desired routes refer to; `None` when absent.
@@ -151,19 +191,10 @@ pub fn desired_routes(
     let forbidden: Vec<&HashMap<Ipv4Addr, String>> = vec![&of_subnets, &of_blocks];
     let mut errors = Vec::new();
     let mut routes = OnePerDst::new();
-    let mut push = |spec: RouteSpec, label: String, errors: &mut Vec<ItemError>| {
-        routes.push(spec, label, errors)
-    };
     for b in blocks {
         let label = block_label(b, ifaces.node_interface_name);
-        if b.cidr.trunc() != b.cidr {
-            errors.push(ItemError::new(
-                &label,
-                format!(
-                    "cidr has host bits set; expected a network address such as {}",
-                    b.cidr.trunc()
-                ),
-            ));
+        if let Some(e) = host_bits(b.cidr, b.cidr.trunc(), &label) {
+            errors.push(e);
             continue;
         }
         let target = match &b.path {
@@ -183,34 +214,17 @@ pub fn desired_routes(
                 true,
             ),
         };
-        match target {
-            Ok(target) => push(
-                RouteSpec {
-                    dst: b.cidr,
-                    target,
-                },
-                label,
-                &mut errors,
-            ),
-            Err(e) => errors.push(ItemError::new(&label, e)),
-        }
+        routes.push_block(b.cidr, target, label, &mut errors);
     }
     for w in workloads {
-        let label = workload_label(w);
-        match (ifaces.by_name)(&w.host_interface) {
-            Some(oif) => push(
-                RouteSpec {
-                    dst: Ipv4Net::from(w.ip),
-                    target: RouteTarget::Link { oif },
-                },
-                label,
-                &mut errors,
-            ),
-            None => errors.push(ItemError::new(
-                &label,
-                format!("host interface {:?} does not exist", w.host_interface),
-            )),
-        }
+        let dst = Ipv4Net::from(w.ip);
+        routes.push_workload(
+            dst,
+            &w.host_interface,
+            workload_label(w),
+            ifaces,
+            &mut errors,
+        );
     }
     (routes.out, errors)
 }

@@ -13,7 +13,7 @@
 use super::plan::{DesiredRoute, Interfaces};
 use super::ItemError;
 use crate::model::{BlockRoute6, Path6, Vtep6, Workload6, VXLAN_V6_DEVICE};
-use crate::netlink::routes::{RouteSpec, RouteTarget};
+use crate::netlink::routes::RouteTarget;
 use ipnet::Ipv6Net;
 use std::collections::HashMap;
 use std::net::Ipv6Addr;
@@ -75,20 +75,11 @@ pub fn desired_routes6(
     let of_subnets = anycast_addresses(node_subnets, "connected subnet");
     let mut errors = Vec::new();
     let mut routes = super::plan::OnePerDst::new();
-    let mut push = |spec: RouteSpec<Ipv6Net>, label: String, errors: &mut Vec<ItemError>| {
-        routes.push(spec, label, errors)
-    };
     let on_subnet = |g: Ipv6Addr| node_subnets.iter().any(|n| n.contains(&g));
     for b in blocks {
         let label = block_label6(b, ifaces.node_interface_name);
-        if b.cidr.trunc() != b.cidr {
-            errors.push(ItemError::new(
-                &label,
-                format!(
-                    "cidr has host bits set; expected a network address such as {}",
-                    b.cidr.trunc()
-                ),
-            ));
+        if let Some(e) = super::plan::host_bits(b.cidr, b.cidr.trunc(), &label) {
+            errors.push(e);
             continue;
         }
         let target = match &b.path {
@@ -132,34 +123,17 @@ pub fn desired_routes6(
                     })
             }
         };
-        match target {
-            Ok(target) => push(
-                RouteSpec {
-                    dst: b.cidr,
-                    target,
-                },
-                label,
-                &mut errors,
-            ),
-            Err(e) => errors.push(ItemError::new(&label, e)),
-        }
+        routes.push_block(b.cidr, target, label, &mut errors);
     }
     for w in workloads {
-        let label = workload_label6(w);
-        match (ifaces.by_name)(&w.host_interface) {
-            Some(oif) => push(
-                RouteSpec {
-                    dst: Ipv6Net::from(w.ip),
-                    target: RouteTarget::Link { oif },
-                },
-                label,
-                &mut errors,
-            ),
-            None => errors.push(ItemError::new(
-                &label,
-                format!("host interface {:?} does not exist", w.host_interface),
-            )),
-        }
+        let dst = Ipv6Net::from(w.ip);
+        routes.push_workload(
+            dst,
+            &w.host_interface,
+            workload_label6(w),
+            ifaces,
+            &mut errors,
+        );
     }
     (routes.out, errors)
 }

@@ -63,7 +63,7 @@ async fn run(ds: Arc<dyn Datastore>, cache: Arc<ClusterCache>, kind: Kind) {
                 }
                 Err(e) => {
                     let wait = backoff(attempt, jitter());
-                    if let Some(suppressed) = cache.warn_now(format!("list: {e}")) {
+                    if let Some(suppressed) = cache.warn_now(warn_key("list", &e)) {
                         tracing::warn!(error = %e, suppressed, retry_secs = wait.as_secs(), "listing failed; retrying");
                     } else {
                         tracing::debug!(error = %e, "listing failed; retrying");
@@ -95,7 +95,7 @@ async fn run(ds: Arc<dyn Datastore>, cache: Arc<ClusterCache>, kind: Kind) {
                     attempt = 0;
                 }
                 let wait = backoff(attempt, jitter());
-                if let Some(suppressed) = cache.warn_now(format!("watch: {e}")) {
+                if let Some(suppressed) = cache.warn_now(warn_key("watch", &e)) {
                     tracing::warn!(error = %e, revision = seen, suppressed, retry_secs = wait.as_secs(), "watch failed; resuming");
                 } else {
                     tracing::debug!(error = %e, revision = seen, "watch failed; resuming");
@@ -153,5 +153,16 @@ async fn run_follow(mut stream: FollowStream, cache: &ClusterCache, kind: Kind) 
                 cache.set_error(kind, format!("watching {}: {e}", kind.plural()));
             }
         }
+    }
+}
+
+/// What the warning limiter counts as one warning: every reflector's
+/// failure because the store went away is one, whatever words the
+/// transport used for it (a reset, a canceled stream, a refused connect
+/// arrive together when etcd stops); other errors by their text.
+fn warn_key(op: &str, e: &DsError) -> String {
+    match e {
+        DsError::Unavailable(_) => format!("{op}: datastore unavailable"),
+        e => format!("{op}: {e}"),
     }
 }

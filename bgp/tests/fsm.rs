@@ -234,3 +234,30 @@ fn graceful_restart_negotiation_keeps_negotiated_families_and_caps_time() {
     assert!(gr.preserved(Family::IPV4_UNICAST));
     assert!(!gr.preserved(Family::IPV6_UNICAST));
 }
+
+/// The speaker's sweep when another connection of the peer's came up: a
+/// connection still dialling (or waiting to redial) stops for good, with
+/// its dial cancelled, no timer left to redial, and no error recorded.
+#[test]
+fn a_dial_left_over_when_the_session_came_up_elsewhere_stops_quietly() {
+    for passive in [false, true] {
+        let mut fsm = Fsm::new(local(), peer(64512));
+        fsm.handle(if passive {
+            Event::ManualStartPassive
+        } else {
+            Event::ManualStart
+        });
+        let before = fsm.failures();
+        let a = fsm.handle(Event::OpenCollisionDump);
+        assert_eq!(fsm.state(), State::Idle);
+        assert_eq!(has(&a, &Action::CancelConnect), !passive, "{a:?}");
+        assert!(
+            !a.iter().any(|x| matches!(x, Action::StartTimer(..))),
+            "nothing may redial: {a:?}"
+        );
+        assert!(sent_notification(&a).is_none(), "{a:?}");
+        assert_eq!(fsm.failures(), before);
+        // Stopped: the automatic restart an error wait would bring is off.
+        assert!(fsm.handle(Event::AutomaticStart).is_empty());
+    }
+}

@@ -185,3 +185,89 @@ async fn dial(from: &str, to: &str) -> tokio::net::TcpStream {
         .await
         .unwrap()
 }
+
+/// The race two active speakers run at start, played by hand: Tabby's
+/// session is Established on its own connection when the peer's dial (which
+/// the peer has already given up, having taken Tabby's) arrives and closes
+/// at once. That connection's FSM must not go on to dial the peer a
+/// ConnectRetry later: its OPEN would make both ends take the peer for
+/// restarted (RFC 4724 §4.2) and replace the working session, the flap
+/// `two_active_speakers_settle_on_one_session` caught on a loaded machine.
+#[test]
+fn a_connection_the_peer_gave_up_does_not_redial_an_established_peer() {
+    use common::inproc::runtime;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tabby_bgp::transport::MessageReader;
+    use tabby_bgp::wire::{self, Capability, Message, Open, SessionContext};
+
+    let nt = Netns::new("lot");
+    let nb = Netns::new("lob");
+    let (ta, ba) = link(&nt, &nb, 63, 1, 2);
+    // The peer: answers the first connection with a handshake and keeps it
+    // alive; counts every connection.
+    let rt = runtime(&nb);
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    let (listen, id) = (format!("{ba}:179"), ba.clone());
+    let l = rt.block_on(rt.spawn(async move { tokio::net::TcpListener::bind(&listen).await }));
+    let l = l.unwrap().expect("bind the peer's port 179");
+    rt.spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            if count.fetch_add(1, Ordering::SeqCst) > 0 {
+                continue; // dropped: closed
+            }
+            let (r, mut w) = s.into_split();
+            let ctx = SessionContext::default();
+            let open = Message::Open(Open {
+                version: 4,
+                my_as: 65001,
+                hold_time: 9,
+                bgp_id: id.parse().unwrap(),
+                capabilities: vec![Capability::FourOctetAs(65001)],
+            });
+            let mut buf = Vec::new();
+            wire::encode(&open, &ctx, &mut buf).unwrap();
+            wire::encode(&Message::Keepalive, &ctx, &mut buf).unwrap();
+            let mut ka = Vec::new();
+            wire::encode(&Message::Keepalive, &ctx, &mut ka).unwrap();
+            tokio::spawn(async move {
+                let mut reader = MessageReader::new(r);
+                while reader.next(&ctx).await.is_ok() {}
+            });
+            tokio::spawn(async move {
+                let mut out = buf;
+                while tokio::io::AsyncWriteExt::write_all(&mut w, &out)
+                    .await
+                    .is_ok()
+                {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    out = ka.clone();
+                }
+            });
+        }
+    });
+    let tabby = Tabby::start(
+        &nt,
+        LocalConfig::new(ta.parse().unwrap(), 65000),
+        &ta,
+        vec![peer(&ba, 65001)],
+    );
+    wait_until("Established", 20.0, || tabby.established(&ba));
+    let since = tabby.peer(&ba).since;
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+
+    // The peer's own dial, given up: connected, then closed unsaid.
+    let (to, from) = (ta.clone(), ba.clone());
+    rt.block_on(rt.spawn(async move { drop(dial(&from, &to).await) }))
+        .unwrap();
+    // Two ConnectRetry periods (1 s each in these tests).
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "Tabby dialled a peer whose session is up"
+    );
+    assert!(tabby.established(&ba));
+    assert_eq!(tabby.peer(&ba).since, since, "the session was replaced");
+}

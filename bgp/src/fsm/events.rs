@@ -102,3 +102,19 @@ pub struct DownReason {
     /// hold timer (a peer whose host vanished looks exactly like that).
     pub graceful_restart_time: Option<u16>,
 }
+
+impl Event {
+    /// How an unexpected event is named in the peer's last error.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Event::BgpOpen(_) => "OPEN",
+            Event::NotifMsg(_) => "NOTIFICATION",
+            Event::KeepAliveMsg => "KEEPALIVE",
+            Event::UpdateMsg => "UPDATE",
+            Event::RouteRefreshMsg => "ROUTE-REFRESH",
+            Event::MessageError(_) => "malformed message",
+            Event::OpenCollisionDump => "collision",
+            _ => "event",
+        }
+    }
+}

@@ -191,6 +191,11 @@ impl Fsm {
                 self.record(PeerError::Tcp(reason));
                 self.back_to_active(out);
             }
+            // Another connection of the peer's is Established: stop, no error.
+            Event::OpenCollisionDump => {
+                self.stopped = true;
+                self.enter_idle(None, out);
+            }
             Event::ManualStart
             | Event::ManualStartPassive
             | Event::AutomaticStart
@@ -200,7 +205,7 @@ impl Fsm {
             | Event::BfdDown(_) => {}
             other => {
                 // A message without a connection the FSM knows of.
-                self.record(PeerError::Unexpected(event_name(&other)));
+                self.record(PeerError::Unexpected(other.name()));
                 self.enter_idle(None, out);
             }
         }
@@ -482,18 +487,5 @@ fn seconds(d: Duration) -> String {
         format!("{} s", d.as_secs())
     } else {
         format!("{:.1} s", d.as_secs_f64())
-    }
-}
-
-fn event_name(e: &Event) -> &'static str {
-    match e {
-        Event::BgpOpen(_) => "OPEN",
-        Event::NotifMsg(_) => "NOTIFICATION",
-        Event::KeepAliveMsg => "KEEPALIVE",
-        Event::UpdateMsg => "UPDATE",
-        Event::RouteRefreshMsg => "ROUTE-REFRESH",
-        Event::MessageError(_) => "malformed message",
-        Event::OpenCollisionDump => "collision",
-        _ => "event",
     }
 }

@@ -37,7 +37,39 @@ impl Core {
         for a in actions {
             self.apply(peer, conn, a);
         }
+        self.drop_leftovers(peer);
         self.settle(peer);
+    }
+
+    /// While the peer's session is Established, any other connection of
+    /// its that has no TCP connection (Connect, Active) is a leftover of the
+    /// race to connect: a dial still in flight, or the FSM of an inbound
+    /// connection the peer gave up on (it took ours), waiting for its
+    /// ConnectRetry. Left running, it dials a second or so later and sends
+    /// an OPEN, which both sides take for the peer restarting (RFC 4724
+    /// §4.2, as BIRD does too): the session flaps once, for nothing. A
+    /// connection with a TCP link is left to the collision rules when its
+    /// OPEN comes, so a peer that really restarts still gets the restart
+    /// treatment.
+    fn drop_leftovers(&mut self, peer: IpAddr) {
+        let Some(p) = self.peers.get(&peer) else {
+            return;
+        };
+        if !p.conns.iter().any(|c| c.fsm.state() == State::Established) {
+            return;
+        }
+        let leftovers: Vec<u64> = p
+            .conns
+            .iter()
+            // An inbound connection is attached before its FSM is started
+            // and told of it: that one has its link already.
+            .filter(|c| matches!(c.fsm.state(), State::Connect | State::Active))
+            .filter(|c| c.link.is_none())
+            .map(|c| c.id)
+            .collect();
+        for id in leftovers {
+            self.drive(peer, id, Event::OpenCollisionDump);
+        }
     }
 
     fn apply(&mut self, peer: IpAddr, conn: u64, action: Action) {

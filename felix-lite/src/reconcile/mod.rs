@@ -11,26 +11,19 @@
 //! fixed `resync_interval` schedule that no other pass postpones (Felix's
 //! route refresh). The triggers are spelled out in `event_loop`.
 //!
-//! Steady state is incremental. Dumping and decoding every route of the
-//! main table, and planning and labelling every desired route, were most
-//! of a pass with nothing to do (at 100k routes: ~85 ms dump, ~75 ms plan
-//! and labels, ~20 ms diff, of ~190 ms). So the loop keeps (`memory`):
-//! - a view of each family's main table (`view`): protocol-81 routes and
-//!   routes in Tabby's slot, filled by a dump and then updated from the
-//!   route notifications the loop subscribes to anyway, including those of
-//!   its own writes. A pass diffs against it. It is never trusted in doubt:
-//!   a lost notification (ENOBUFS), a message that does not decode, a
-//!   change it cannot follow exactly, or one after which the kernel may
-//!   have removed routes without a word (a device going down, an IPv4
-//!   address removed, a nexthop object changing) make the next pass dump
-//!   the family; so do the first pass, the resync schedule and
-//!   [`ReconcilerHandle::resync`], so anything the notifications missed
-//!   is still repaired within `resync_interval`. An external `ip route del`
-//!   of a Tabby route is a notification like any other: the view loses
-//!   the route and the pass it wakes puts it back at once;
-//! - the last route plan of each family, reused while the block routes,
-//!   workloads and the interfaces they point at are the same; labels are
-//!   worded only for what is reported.
+//! Steady state is incremental: a dump of every route, and planning and
+//! labelling every desired route, were most of a pass with nothing to do
+//! (100k routes: ~85 ms dump, ~75 ms plan and labels, ~20 ms diff). The
+//! loop keeps (`memory`) a view of each family's main table, filled by a
+//! dump and kept current from route notifications (its own writes' too),
+//! and diffs against that (`view` says when it is not trusted: a lost
+//! notification, a change it cannot follow, one after which the kernel
+//! may have removed routes silently; then the next pass dumps). The first
+//! pass, the resync schedule and [`ReconcilerHandle::resync`] always dump,
+//! so whatever notifications missed is repaired within `resync_interval`;
+//! an external `ip route del` is a notification, repaired at once. The
+//! last route plan per family is reused while its inputs are unchanged;
+//! labels are worded only for what is reported.
 //!
 //! nftables announces every committed change on `NETLINK_NETFILTER`
 //! (protocol 12), group `NFNLGRP_NFTABLES` (7), not on rtnetlink.
@@ -190,6 +183,9 @@ pub struct PassReport {
     pub netlink_errors: usize,
     /// Whether this pass checked nftables (which costs an `nft` spawn).
     pub nft_checked: bool,
+    /// Route tables (IPv4, IPv6) this pass dumped (or tried to) instead of
+    /// trusting its views of them (see `view`).
+    pub routes_dumped: u8,
 }
 
 impl PassReport {

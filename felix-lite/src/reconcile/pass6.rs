@@ -60,6 +60,7 @@ pub fn run6(
         // IPv6 refuses the dump, which then means there are none.
         let view = &mut mem.views.v6;
         if view.is_stale() {
+            report.routes_dumped += 1;
             match routes::dump6(sock) {
                 Ok(k) => view.refill(k),
                 Err(_) => return out,

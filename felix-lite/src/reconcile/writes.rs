@@ -35,6 +35,7 @@ pub fn reconcile_routes<N: Net>(
     report: &mut PassReport,
 ) -> usize {
     if view.is_stale() {
+        report.routes_dumped += 1;
         match routes::dump_family::<N>(sock) {
             Ok(k) => view.refill(k),
             Err(e) => {

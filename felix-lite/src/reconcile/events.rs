@@ -166,10 +166,18 @@ pub(super) fn apply(m: &RouteNetlinkMessage, replace: bool, views: &mut Views) {
                 _ => {}
             }
         }
-        RouteNetlinkMessage::NewLink(l) if !l.header.flags.contains(LinkFlags::Up) => {
+        // AF_BRIDGE link messages are about bridge ports (a DELLINK of
+        // one is `nomaster`, not a device deleted); the device's own come
+        // as AF_UNSPEC.
+        RouteNetlinkMessage::NewLink(l)
+            if l.header.interface_family == AddressFamily::Unspec
+                && !l.header.flags.contains(LinkFlags::Up) =>
+        {
             views.link_down(l.header.index);
         }
-        RouteNetlinkMessage::DelLink(l) => views.link_gone(l.header.index),
+        RouteNetlinkMessage::DelLink(l) if l.header.interface_family == AddressFamily::Unspec => {
+            views.link_gone(l.header.index);
+        }
         // IPv4 drops the routes through a device silently when its last
         // address goes, and routes with that preferred source.
         RouteNetlinkMessage::DelAddress(a) if a.header.family == AddressFamily::Inet => {
@@ -260,6 +268,47 @@ mod tests {
         } else {
             RouteNetlinkMessage::DelRoute(r)
         })
+    }
+
+    /// Measured on 6.18: `ip link set X nomaster` is an AF_BRIDGE DELLINK
+    /// of X, which stays; deleting X is an AF_UNSPEC one.
+    #[test]
+    fn only_a_device_deleted_drops_its_routes_from_the_view() {
+        use netlink_packet_route::link::LinkMessage;
+        use netlink_packet_route::route::{RouteScope, RouteType};
+        let route = crate::netlink::routes::KernelRoute {
+            dst: "10.1.0.0/26".parse().unwrap(),
+            protocol: 81,
+            tos: 0,
+            priority: 0,
+            kind: RouteType::Unicast,
+            scope: RouteScope::Link,
+            gateway: None,
+            oif: Some(5),
+            onlink: false,
+        };
+        let mut views = Views::default();
+        views.v4.refill(vec![route]);
+        let mut port = LinkMessage::default();
+        port.header.index = 5;
+        port.header.interface_family = AddressFamily::Bridge;
+        apply(
+            &RouteNetlinkMessage::DelLink(port.clone()),
+            false,
+            &mut views,
+        );
+        views.end_batch();
+        assert_eq!(views.v4.len(), 1, "a bridge port left its bridge");
+        port.header.interface_family = AddressFamily::Unspec;
+        apply(
+            &RouteNetlinkMessage::NewLink(port.clone()),
+            false,
+            &mut views,
+        );
+        apply(&RouteNetlinkMessage::DelLink(port), false, &mut views);
+        views.end_batch();
+        assert_eq!(views.v4.len(), 0);
+        assert!(!views.v4.is_stale(), "down, then deleted: no dump needed");
     }
 
     /// Seen in `ipv6_vxlan`: DAD ending on eth0 and vxlan-v6.calico a

@@ -23,7 +23,7 @@ fi
 [ -z "${QUICK:-}" ] || export IPAM_BENCH_N=${IPAM_BENCH_N:-300}
 echo "== IPAM assignment (etcd, SQLite) vs raw etcd CAS"
 cargo bench -q -p tabby-agent --bench ipam
-echo "== dataplane: 100k routes, Tabby's netlink writer vs ip -batch"
+echo "== dataplane: 100k routes, Tabby's netlink writer and reconciler (first, no-op, full-dump passes) vs ip -batch"
 cargo bench -q -p tabby-felix-lite --bench routes
 echo "== BGP: replay feeders -> system under test -> counting monitor, Tabby vs BIRD 2 vs GoBGP"
 bash tests/bench-bgp.sh

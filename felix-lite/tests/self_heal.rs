@@ -156,8 +156,10 @@ fn resync_schedule_is_not_postponed_by_netlink_churn() {
     let before = handle.status();
     let since = Instant::now();
 
+    // Not checked in between: the pass the reload's notification wakes
+    // starts at once after a quiet spell, and can put the accepts back
+    // before `nft list` would show them gone.
     ns.must(RELOAD);
-    assert_eq!(accepts(&ns), 0, "the reload removed Tabby's accepts");
     let took = wait_until(
         "forward accepts back under churn",
         resync + Duration::from_secs(2),

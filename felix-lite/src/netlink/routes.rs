@@ -187,7 +187,7 @@ pub fn dump_family<N: Net>(sock: &mut NlSocket) -> Result<Vec<KernelRoute<N>>, N
         .collect())
 }
 
-fn parse<N: Net>(msg: &RouteMessage) -> Option<KernelRoute<N>> {
+pub(crate) fn parse<N: Net>(msg: &RouteMessage) -> Option<KernelRoute<N>> {
     if msg.header.address_family != N::FAMILY {
         return None;
     }

@@ -1,7 +1,12 @@
 //! The reconciler's loop: what starts a pass, and what each pass checks.
 //!
-//! A pass starts, after a [`Config::debounce`] that folds a burst into one,
-//! when:
+//! A pass starts when one of the triggers below fires: at once after a
+//! quiet spell (no pass ended within [`Config::debounce`]), so a sparse
+//! change (one block route learned over BGP) costs no wait; otherwise
+//! `debounce` after the last pass ended, so a burst of triggers, or the
+//! notifications of a pass's own writes, fold into one pass (at most one
+//! per `debounce` while they keep coming; see [`debounce_wait`]). The
+//! triggers:
 //! - the desired state changed;
 //! - rtnetlink reported a change (see `events`);
 //! - the resync schedule ticks: a `tokio::time::interval` created once, at
@@ -20,10 +25,15 @@
 //!   waiting up to a whole resync interval.
 //!
 //! Every pass checks links, addresses, routes, ARP/FDB and the sysctls.
-//! nftables (an `nft` spawn) only on the first pass, on the schedule or on
-//! request, when the pools changed, after a failed check, and when it
-//! announced a change.
+//! Routes are diffed against the loop's views of the main tables, kept
+//! from route notifications (see `view`): a full pass (the first, the
+//! schedule's, a requested one) and any doubt about a view (a lost
+//! notification, routes the kernel may have removed silently) dump the
+//! family instead. nftables (an `nft` spawn) only on the first pass, on
+//! the schedule or on request, when the pools changed, after a failed
+//! check, and when it announced a change.
 
+use super::memory::Memory;
 use super::{events, neigh, nft_events, pass, pass6, Config, Input, PassReport, Status};
 use super::{DURATIONS_KEPT, FAILURES_KEPT, HEARTBEAT_EVERY};
 use crate::model::{Pool, Pool6};
@@ -44,6 +54,21 @@ pub const NFT_CHECK_GAP: Duration = Duration::from_secs(2);
 pub const SYSCTL_CHECK_EVERY: Duration = Duration::from_secs(5);
 /// How many applied items the INFO `reconcile pass` line spells out.
 const WHAT_NAMED: usize = 4;
+
+/// How long a pass woken at `now` waits before it starts: not at all after
+/// a quiet spell (no pass ended within `debounce`, or none ran yet), else
+/// until `debounce` after the last one ended. Triggers that come during the
+/// wait or the pass are covered by it (it reads everything afresh), so
+/// under a stream of triggers passes are `debounce` apart.
+pub(super) fn debounce_wait(
+    last_end: Option<tokio::time::Instant>,
+    now: tokio::time::Instant,
+    debounce: Duration,
+) -> Duration {
+    last_end.map_or(Duration::ZERO, |end| {
+        (end + debounce).saturating_duration_since(now)
+    })
+}
 
 pub(super) struct LoopCtx {
     pub sock: NlSocket,
@@ -106,16 +131,23 @@ impl LoopCtx {
         let mut last_nft_check: Option<tokio::time::Instant> = None;
         let mut sysctl_stuck;
         let mut neigh_limits = neigh::NeighLimits::default();
+        let mut mem = Memory::default();
+        let mut last_end = None;
         // The first pass is a full one.
         let (mut full, mut scheduled) = (true, false);
         loop {
-            // Let a burst of triggers settle; what queued meanwhile is
-            // covered by the pass, which reads the kernel afresh.
-            tokio::time::sleep(config.debounce).await;
+            let wait = debounce_wait(last_end, tokio::time::Instant::now(), config.debounce);
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
             if events_ok {
-                if let Err(e) = events.drain([vxlan_index, vxlan6_index]) {
+                if let Err(e) = events.drain([vxlan_index, vxlan6_index], &mut mem.views) {
                     tracing::warn!(error = %e, "reading netlink notifications");
                 }
+            }
+            // Without notifications nothing keeps the views current.
+            if full || !events_ok {
+                mem.views.invalidate();
             }
             nft_dirty |= drain_nft(&mut nft).any();
             let input_now = input.borrow_and_update().clone();
@@ -140,6 +172,7 @@ impl LoopCtx {
                 &workloads,
                 &workloads6,
                 check_nft,
+                &mut mem,
             );
             report.absorb(limits);
             vxlan_index = outcome.vxlan_index;
@@ -170,6 +203,7 @@ impl LoopCtx {
                 s.recent_durations.push(took);
             });
             beat();
+            last_end = Some(tokio::time::Instant::now());
             (full, scheduled) = (false, false);
             // The heartbeat, nftables-notification and undrifted sysctl
             // arms loop without a pass; every other arm ends the wait.
@@ -178,7 +212,9 @@ impl LoopCtx {
                     if !events_ok {
                         return std::future::pending().await;
                     }
-                    events.changed([vxlan_index, vxlan6_index]).await
+                    events
+                        .changed([vxlan_index, vxlan6_index], &mut mem.views)
+                        .await
                 };
                 let nft_changed = async {
                     match nft.as_mut() {
@@ -298,6 +334,54 @@ pub(super) fn what_applied(report: &PassReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trigger_after_a_quiet_spell_runs_at_once_a_burst_waits() {
+        let debounce = Duration::from_millis(50);
+        let t0 = tokio::time::Instant::now();
+        let ms = Duration::from_millis;
+        // No pass yet: the first runs at once.
+        assert_eq!(debounce_wait(None, t0, debounce), Duration::ZERO);
+        // The last pass ended longer ago than the debounce: at once.
+        assert_eq!(
+            debounce_wait(Some(t0), t0 + ms(50), debounce),
+            Duration::ZERO
+        );
+        assert_eq!(
+            debounce_wait(Some(t0), t0 + ms(900), debounce),
+            Duration::ZERO
+        );
+        // Right after a pass (its own writes' notifications, a burst):
+        // the rest of the debounce.
+        assert_eq!(debounce_wait(Some(t0), t0, debounce), ms(50));
+        assert_eq!(debounce_wait(Some(t0), t0 + ms(20), debounce), ms(30));
+
+        // A burst of 100 triggers 1 ms apart, each pass taking 5 ms: the
+        // loop's own rule, simulated, runs one pass per debounce at most.
+        let mut passes = Vec::new();
+        let mut last_end = None;
+        let mut pending: Option<tokio::time::Instant> = None;
+        for i in 0..100u64 {
+            let now = t0 + ms(i);
+            pending.get_or_insert(now);
+            let woke = pending.expect("set");
+            let start = woke + debounce_wait(last_end, woke, debounce);
+            if start <= now {
+                passes.push(start);
+                last_end = Some(start + ms(5));
+                pending = None;
+            }
+        }
+        assert_eq!(passes[0], t0, "the first trigger ran at once");
+        assert!(
+            passes.len() <= 3,
+            "{} passes for 100 triggers",
+            passes.len()
+        );
+        for pair in passes.windows(2) {
+            assert!(pair[1] - pair[0] >= debounce, "{pair:?}");
+        }
+    }
 
     #[test]
     fn the_info_line_names_the_first_items_and_counts_the_rest() {

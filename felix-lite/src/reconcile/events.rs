@@ -1,8 +1,10 @@
 //! rtnetlink change notifications that should wake the reconciler.
 //!
-//! The reconciler always re-reads the kernel before writing, so an event
-//! only needs to say "look again", not what changed; that also makes a lost
-//! event (ENOBUFS) harmless: it is treated as a change.
+//! An event says "look again". Route notifications also keep the
+//! reconciler's [`Views`] of the main tables current, and link, address
+//! and nexthop notifications tell the views when the kernel may have
+//! removed routes without a word (see `view`). A lost event (ENOBUFS) is
+//! treated as a change, and makes both views stale: the next pass dumps.
 //!
 //! Groups: links, IPv4 and IPv6 addresses and routes, neighbours
 //! (`vxlan.calico`'s and `vxlan-v6.calico`'s only), and IPv4 and IPv6
@@ -11,10 +13,14 @@
 //! admin's `sysctl -w net.ipv4.ip_forward=0` is undone by the pass it wakes.
 //! nftables changes come on another netlink family (see `nft_events`).
 
-use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+use super::view::Views;
+use crate::netlink::routes;
+use ipnet::{Ipv4Net, Ipv6Net};
+use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_REPLACE};
 use netlink_packet_route::address::AddressAttribute;
-use netlink_packet_route::route::{RouteAttribute, RouteMessage};
-use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::link::LinkFlags;
+use netlink_packet_route::route::{RouteAttribute, RouteFlags, RouteMessage};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use std::io;
 use std::net::{IpAddr, Ipv6Addr};
@@ -23,9 +29,16 @@ use tokio::io::unix::AsyncFd;
 // Bit (group - 1) of the legacy bind mask for RTNLGRP_LINK (1),
 // RTNLGRP_NEIGH (3), RTNLGRP_IPV4_IFADDR (5), RTNLGRP_IPV4_ROUTE (7),
 // RTNLGRP_IPV6_IFADDR (9), RTNLGRP_IPV6_ROUTE (11),
-// RTNLGRP_IPV4_NETCONF (24), RTNLGRP_IPV6_NETCONF (25).
+// RTNLGRP_IPV4_NETCONF (24), RTNLGRP_IPV6_NETCONF (25), RTNLGRP_NEXTHOP
+// (32: a nexthop object removed takes its routes along silently; the
+// messages do not decode here, which makes the views stale).
 const GROUPS: u32 =
-    1 | (1 << 2) | (1 << 4) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 23) | (1 << 24);
+    1 | (1 << 2) | (1 << 4) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 23) | (1 << 24) | (1 << 31);
+/// Room for the notifications of a few thousand route writes queued while a
+/// pass runs (the default, about 200 KiB, overflowed at a few hundred and
+/// cost a full dump each time). A cap, not an allocation.
+const EVENTS_RCVBUF: libc::c_int = 8 << 20;
+const RT_TABLE_MAIN: u32 = 254;
 /// RTM_NEWNETCONF and RTM_DELNETCONF: netlink-packet-route has no type for
 /// them, so they are recognised by header before decoding.
 const NETCONF_TYPES: [u16; 2] = [80, 81];
@@ -45,6 +58,10 @@ impl Events {
         let mut sock = Socket::new(NETLINK_ROUTE)?;
         sock.bind(&SocketAddr::new(0, GROUPS))?;
         sock.set_non_blocking(true)?;
+        // SO_RCVBUFFORCE needs CAP_NET_ADMIN; without it the capped size.
+        if setsockopt_int(&sock, libc::SO_RCVBUFFORCE, EVENTS_RCVBUF).is_err() {
+            let _ = setsockopt_int(&sock, libc::SO_RCVBUF, EVENTS_RCVBUF);
+        }
         Ok(Events {
             // SAFETY: the socket is moved into the AsyncFd and its fd stays
             // open and owned by it until the AsyncFd is dropped.
@@ -57,55 +74,136 @@ impl Events {
     /// lost), then consumes everything queued. `vxlan` are the indexes of
     /// `vxlan.calico` and `vxlan-v6.calico`: neighbour churn on other
     /// interfaces (ordinary ARP and NDP) is not Tabby's business.
-    pub async fn changed(&mut self, vxlan: Vxlans) -> io::Result<()> {
+    pub async fn changed(&mut self, vxlan: Vxlans, views: &mut Views) -> io::Result<()> {
         loop {
             self.fd.readable().await?.clear_ready();
             // Level of readiness was just cleared; anything arriving from
             // here on marks the fd ready again, so nothing is missed.
-            let relevant = self.drain(vxlan)?;
+            let relevant = self.drain(vxlan, views)?;
             if relevant {
                 return Ok(());
             }
         }
     }
 
-    /// Reads everything queued without waiting; true if any of it matters.
-    pub fn drain(&mut self, vxlan: Vxlans) -> io::Result<bool> {
+    /// Reads everything queued without waiting, applying it to `views`;
+    /// true if any of it matters.
+    pub fn drain(&mut self, vxlan: Vxlans, views: &mut Views) -> io::Result<bool> {
         let mut relevant = false;
-        loop {
+        let result = loop {
             self.buf.clear();
             match self.fd.get_ref().recv(&mut self.buf, libc::MSG_DONTWAIT) {
-                Ok(_) => relevant |= datagram_matters(&self.buf, vxlan),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(relevant),
-                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => relevant = true,
-                Err(e) => return Err(e),
+                Ok(_) => relevant |= datagram(&self.buf, vxlan, views),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(relevant),
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    views.invalidate();
+                    relevant = true;
+                }
+                Err(e) => {
+                    views.invalidate();
+                    break Err(e);
+                }
             }
-        }
+        };
+        views.end_batch();
+        result
     }
 }
 
-fn datagram_matters(buf: &[u8], vxlan: Vxlans) -> bool {
+/// Applies every message of a datagram to `views`; true if one matters.
+fn datagram(buf: &[u8], vxlan: Vxlans, views: &mut Views) -> bool {
+    let mut relevant = false;
     let mut off = 0;
     while off + 16 <= buf.len() {
         let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
         if len < 16 || off + len > buf.len() {
+            views.invalidate();
             return true;
         }
         let kind = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
         if NETCONF_TYPES.contains(&kind) {
-            return true;
-        }
-        match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[off..off + len]) {
-            Ok(msg) => {
-                if message_matters(&msg.payload, vxlan) {
-                    return true;
+            relevant = true;
+        } else {
+            match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[off..off + len]) {
+                Ok(msg) => {
+                    let replace = msg.header.flags & NLM_F_REPLACE != 0;
+                    if let NetlinkPayload::InnerMessage(m) = &msg.payload {
+                        apply(m, replace, views);
+                    }
+                    relevant |= message_matters(&msg.payload, vxlan);
+                }
+                Err(_) => {
+                    views.invalidate();
+                    relevant = true;
                 }
             }
-            Err(_) => return true,
         }
         off += (len + 3) & !3;
     }
-    false
+    relevant
+}
+
+/// What a notification says about the main tables' routes.
+pub(super) fn apply(m: &RouteNetlinkMessage, replace: bool, views: &mut Views) {
+    match m {
+        RouteNetlinkMessage::NewRoute(r) | RouteNetlinkMessage::DelRoute(r) => {
+            // Exceptions (PMTU, redirects) are not in the dumps either.
+            if route_table(r) != RT_TABLE_MAIN || r.header.flags.contains(RouteFlags::Cloned) {
+                return;
+            }
+            let new = matches!(m, RouteNetlinkMessage::NewRoute(_));
+            match r.header.address_family {
+                AddressFamily::Inet => match routes::parse::<Ipv4Net>(r) {
+                    Some(k) if new => views.v4.added(k, replace),
+                    Some(k) => views.v4.deleted(&k),
+                    None => views.v4.invalidate(),
+                },
+                AddressFamily::Inet6 => match routes::parse::<Ipv6Net>(r) {
+                    Some(k) if new => views.v6.added(k, replace),
+                    Some(k) => views.v6.deleted(&k),
+                    None => views.v6.invalidate(),
+                },
+                _ => {}
+            }
+        }
+        // AF_BRIDGE link messages are about bridge ports (a DELLINK of
+        // one is `nomaster`, not a device deleted); the device's own come
+        // as AF_UNSPEC.
+        RouteNetlinkMessage::NewLink(l)
+            if l.header.interface_family == AddressFamily::Unspec
+                && !l.header.flags.contains(LinkFlags::Up) =>
+        {
+            views.link_down(l.header.index);
+        }
+        RouteNetlinkMessage::DelLink(l) if l.header.interface_family == AddressFamily::Unspec => {
+            views.link_gone(l.header.index);
+        }
+        // IPv4 drops the routes through a device silently when its last
+        // address goes, and routes with that preferred source.
+        RouteNetlinkMessage::DelAddress(a) if a.header.family == AddressFamily::Inet => {
+            views.v4.invalidate();
+        }
+        _ => {}
+    }
+}
+
+fn setsockopt_int(sock: &Socket, opt: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid fd and a pointer to a c_int that outlives the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            opt,
+            &value as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 fn message_matters(payload: &NetlinkPayload<RouteNetlinkMessage>, vxlan: Vxlans) -> bool {
@@ -170,6 +268,47 @@ mod tests {
         } else {
             RouteNetlinkMessage::DelRoute(r)
         })
+    }
+
+    /// Measured on 6.18: `ip link set X nomaster` is an AF_BRIDGE DELLINK
+    /// of X, which stays; deleting X is an AF_UNSPEC one.
+    #[test]
+    fn only_a_device_deleted_drops_its_routes_from_the_view() {
+        use netlink_packet_route::link::LinkMessage;
+        use netlink_packet_route::route::{RouteScope, RouteType};
+        let route = crate::netlink::routes::KernelRoute {
+            dst: "10.1.0.0/26".parse().unwrap(),
+            protocol: 81,
+            tos: 0,
+            priority: 0,
+            kind: RouteType::Unicast,
+            scope: RouteScope::Link,
+            gateway: None,
+            oif: Some(5),
+            onlink: false,
+        };
+        let mut views = Views::default();
+        views.v4.refill(vec![route]);
+        let mut port = LinkMessage::default();
+        port.header.index = 5;
+        port.header.interface_family = AddressFamily::Bridge;
+        apply(
+            &RouteNetlinkMessage::DelLink(port.clone()),
+            false,
+            &mut views,
+        );
+        views.end_batch();
+        assert_eq!(views.v4.len(), 1, "a bridge port left its bridge");
+        port.header.interface_family = AddressFamily::Unspec;
+        apply(
+            &RouteNetlinkMessage::NewLink(port.clone()),
+            false,
+            &mut views,
+        );
+        apply(&RouteNetlinkMessage::DelLink(port), false, &mut views);
+        views.end_batch();
+        assert_eq!(views.v4.len(), 0);
+        assert!(!views.v4.is_stale(), "down, then deleted: no dump needed");
     }
 
     /// Seen in `ipv6_vxlan`: DAD ending on eth0 and vxlan-v6.calico a

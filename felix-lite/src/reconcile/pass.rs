@@ -1,6 +1,7 @@
 //! One reconcile pass: read the kernel, diff against the desired state,
 //! write the difference. Per-item failures are recorded and the pass goes on.
 
+use super::memory::{self, Memory, PlanKey};
 use super::plan::{self, Interfaces};
 use super::{pass6, vxlan, writes, PassReport};
 use crate::autodetect::{connected_subnets, HostAddr, HostInterface};
@@ -10,6 +11,7 @@ use crate::netlink::{links, NlSocket};
 use crate::{ethtool, mtu, nft, sysctl};
 use ipnet::Ipv4Net;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// What a pass found out besides its report.
 pub struct PassOutcome {
@@ -29,13 +31,15 @@ pub struct PassOutcome {
 
 /// `check_nft` false skips nftables, which costs an `nft` spawn: the caller
 /// asks when the pools changed, the last check failed, nftables announced a
-/// change, or on the resync schedule.
+/// change, or on the resync schedule. `mem` is what earlier passes left
+/// (route views, plans); a full pass invalidates its views first.
 pub fn run(
     sock: &mut NlSocket,
-    state: &DesiredState,
+    state: &Arc<DesiredState>,
     workloads: &[Workload],
     workloads6: &[Workload6],
     check_nft: bool,
+    mem: &mut Memory,
 ) -> (PassReport, PassOutcome) {
     let mut report = PassReport::default();
     let links_now = match links::dump_links(sock) {
@@ -90,16 +94,40 @@ pub fn run(
         vxlan: vx.map(|(i, _)| i),
         by_name: &by_name,
     };
-    let (desired, errors) = plan::desired_routes(&state.routes, workloads, &ifaces, &node_subnets);
-    report.failures.extend(errors);
-    report.routes_programmed = writes::reconcile_routes(sock, &desired, &name_of, &mut report);
+    let key = PlanKey {
+        node: ifaces.node_interface,
+        vxlan: ifaces.vxlan,
+        oifs: workloads
+            .iter()
+            .map(|w| by_name(&w.host_interface))
+            .collect(),
+        subnets: node_subnets.clone(),
+    };
+    let planned = memory::plan(
+        &mut mem.plan4,
+        state,
+        memory::same_blocks4,
+        workloads,
+        key,
+        || plan::desired_routes(&state.routes, workloads, &ifaces, &node_subnets),
+    );
+    report.failures.extend(planned.errors.iter().cloned());
+    let label = |o| plan::route_label(o, &state.routes, workloads, &state.node_interface);
+    report.routes_programmed = writes::reconcile_routes(
+        sock,
+        (&planned.desired, planned.version),
+        &mut mem.views.v4,
+        &label,
+        &name_of,
+        &mut report,
+    );
     let v6 = pass6::Ctx {
         links: &links_now,
         node,
         by_name: &by_name,
         name_of: &name_of,
     };
-    let vx6 = pass6::run6(sock, state, workloads6, &v6, &mut report);
+    let vx6 = pass6::run6(sock, state, workloads6, &v6, mem, &mut report);
 
     if let Some((index, _)) = vx {
         reconcile_vteps(sock, index, state, &mut report);

@@ -6,6 +6,7 @@
 //! removed (Tabby's IPv6 routes, `vxlan-v6.calico`), so an IPv4-only node
 //! never writes IPv6 state, and a host with IPv6 disabled is fine.
 
+use super::memory::{self, Memory, PlanKey};
 use super::plan::Interfaces;
 use super::writes::{nft_what, reconcile_neighbours, reconcile_routes};
 use super::{plan6, vxlan6, PassReport};
@@ -14,6 +15,7 @@ use crate::netlink::links::{self, KernelAddr6, KernelLink};
 use crate::netlink::{routes, NlSocket};
 use crate::sysctl;
 use ipnet::Ipv6Net;
+use std::sync::Arc;
 
 /// What the IPv4 part already knows.
 pub struct Ctx<'a> {
@@ -42,9 +44,10 @@ pub fn wants_ipv6(state: &DesiredState, workloads6: &[Workload6]) -> bool {
 
 pub fn run6(
     sock: &mut NlSocket,
-    state: &DesiredState,
+    state: &Arc<DesiredState>,
     workloads6: &[Workload6],
     ctx: &Ctx<'_>,
+    mem: &mut Memory,
     report: &mut PassReport,
 ) -> Outcome6 {
     let mut out = Outcome6::default();
@@ -55,9 +58,17 @@ pub fn run6(
     if !wants_ipv6(state, workloads6) {
         // Only Tabby's leftover IPv6 routes to remove; a kernel without
         // IPv6 refuses the dump, which then means there are none.
-        let stale = routes::dump6(sock).is_ok_and(|k| k.iter().any(|r| r.is_tabbys()));
-        if stale {
-            reconcile_routes::<Ipv6Net>(sock, &[], ctx.name_of, report);
+        let view = &mut mem.views.v6;
+        if view.is_stale() {
+            report.routes_dumped += 1;
+            match routes::dump6(sock) {
+                Ok(k) => view.refill(k),
+                Err(_) => return out,
+            }
+        }
+        if view.routes().any(|r| r.is_tabbys()) {
+            let none = |o| format!("{o:?}");
+            reconcile_routes::<Ipv6Net>(sock, (&[], 0), view, &none, ctx.name_of, report);
         }
         return out;
     }
@@ -91,10 +102,34 @@ pub fn run6(
         vxlan: out.vxlan_index,
         by_name: ctx.by_name,
     };
-    let (desired, errors) =
-        plan6::desired_routes6(&state.routes6, workloads6, &ifaces, &node_subnets);
-    report.failures.extend(errors);
-    report.routes_programmed += reconcile_routes(sock, &desired, ctx.name_of, report);
+    let key = PlanKey {
+        node: ifaces.node_interface,
+        vxlan: ifaces.vxlan,
+        oifs: workloads6
+            .iter()
+            .map(|w| (ctx.by_name)(&w.host_interface))
+            .collect(),
+        subnets: node_subnets.clone(),
+    };
+    let planned = memory::plan(
+        &mut mem.plan6,
+        state,
+        memory::same_blocks6,
+        workloads6,
+        key,
+        || plan6::desired_routes6(&state.routes6, workloads6, &ifaces, &node_subnets),
+    );
+    report.failures.extend(planned.errors.iter().cloned());
+    let node_name = ifaces.node_interface_name;
+    let label = |o| plan6::route_label6(o, &state.routes6, workloads6, node_name);
+    report.routes_programmed += reconcile_routes(
+        sock,
+        (&planned.desired, planned.version),
+        &mut mem.views.v6,
+        &label,
+        ctx.name_of,
+        report,
+    );
 
     if let Some((index, _)) = vx {
         let (vteps, errors) = plan6::desired_vteps6(&state.vteps6);

@@ -2,21 +2,49 @@
 //! (with validation), and kernel state vs desired → the minimal set of
 //! writes. No I/O here, so every rule is unit-tested without root.
 
+use super::view::RouteView;
 use super::ItemError;
-use crate::model::{BlockRoute, Path, Vtep, Workload};
+use crate::model::{BlockRoute, Path, Workload};
 use crate::netlink::family::Net;
-use crate::netlink::neigh::{KernelFdb, KernelNeigh};
 use crate::netlink::routes::{KernelRoute, RouteSpec, RouteTarget};
 use ipnet::Ipv4Net;
 use netlink_packet_route::route::RouteType;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 
-/// A route Tabby wants, with the label its errors and logs carry.
+/// Where a desired route comes from: an index into the block routes or
+/// the workloads it was planned from. Its label (for errors and logs) is
+/// only formatted when one is needed: formatting 100k labels was a third of
+/// a pass with nothing to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Origin {
+    Block(usize),
+    Workload(usize),
+}
+
+/// Turns an [`Origin`] into its label.
+pub type Labeller<'a> = &'a dyn Fn(Origin) -> String;
+
+/// A route Tabby wants, and what it is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredRoute<N: Net = Ipv4Net> {
     pub spec: RouteSpec<N>,
-    pub label: String,
+    pub origin: Origin,
+}
+
+/// The label of an IPv4 route planned from `blocks` and `workloads`.
+pub fn route_label(
+    o: Origin,
+    blocks: &[BlockRoute],
+    workloads: &[Workload],
+    node_interface: &str,
+) -> String {
+    match o {
+        Origin::Block(i) => blocks.get(i).map(|b| block_label(b, node_interface)),
+        Origin::Workload(i) => workloads.get(i).map(workload_label),
+    }
+    .unwrap_or_else(|| format!("{o:?}"))
 }
 
 /// The desired routes, one per destination, in the order given.
@@ -26,10 +54,10 @@ pub(crate) struct OnePerDst<N: Net> {
 }
 
 impl<N: Net> OnePerDst<N> {
-    pub fn new() -> Self {
+    pub fn with_capacity(n: usize) -> Self {
         OnePerDst {
-            out: Vec::new(),
-            seen: HashMap::new(),
+            out: Vec::with_capacity(n),
+            seen: HashMap::with_capacity(n),
         }
     }
 
@@ -37,26 +65,36 @@ impl<N: Net> OnePerDst<N> {
     /// that a workload route takes its own block's blackhole's place: with
     /// `blockSize: 32` (IPv6: 128) the block is the pod's one address, and
     /// the pod's route is the route it needs.
-    pub fn push(&mut self, spec: RouteSpec<N>, label: String, errors: &mut Vec<ItemError>) {
-        if let Some(&i) = self.seen.get(&spec.dst) {
-            let first = &self.out[i];
-            if first.spec.target == RouteTarget::Blackhole
-                && matches!(spec.target, RouteTarget::Link { .. })
-            {
-                self.out[i] = DesiredRoute { spec, label };
-            } else {
-                errors.push(ItemError::new(
-                    &label,
-                    format!(
-                        "destination {} is already wanted by {}",
-                        spec.dst, first.label
-                    ),
-                ));
+    pub fn push(
+        &mut self,
+        spec: RouteSpec<N>,
+        origin: Origin,
+        label: Labeller<'_>,
+        errors: &mut Vec<ItemError>,
+    ) {
+        let i = match self.seen.entry(spec.dst) {
+            Entry::Vacant(e) => {
+                e.insert(self.out.len());
+                self.out.push(DesiredRoute { spec, origin });
+                return;
             }
-            return;
+            Entry::Occupied(e) => *e.get(),
+        };
+        let first = &self.out[i];
+        if first.spec.target == RouteTarget::Blackhole
+            && matches!(spec.target, RouteTarget::Link { .. })
+        {
+            self.out[i] = DesiredRoute { spec, origin };
+        } else {
+            errors.push(ItemError::new(
+                &label(origin),
+                format!(
+                    "destination {} is already wanted by {}",
+                    spec.dst,
+                    label(first.origin)
+                ),
+            ));
         }
-        self.seen.insert(spec.dst, self.out.len());
-        self.out.push(DesiredRoute { spec, label });
     }
 
     /// A block's route: its target, or why it has none.
@@ -64,12 +102,13 @@ impl<N: Net> OnePerDst<N> {
         &mut self,
         dst: N,
         target: Result<RouteTarget<N::Addr>, String>,
-        label: String,
+        origin: Origin,
+        label: Labeller<'_>,
         errors: &mut Vec<ItemError>,
     ) {
         match target {
-            Ok(target) => self.push(RouteSpec { dst, target }, label, errors),
-            Err(e) => errors.push(ItemError::new(&label, e)),
+            Ok(target) => self.push(RouteSpec { dst, target }, origin, label, errors),
+            Err(e) => errors.push(ItemError::new(&label(origin), e)),
         }
     }
 
@@ -78,14 +117,15 @@ impl<N: Net> OnePerDst<N> {
         &mut self,
         dst: N,
         host_interface: &str,
-        label: String,
+        origin: Origin,
         ifaces: &Interfaces<'_>,
+        label: Labeller<'_>,
         errors: &mut Vec<ItemError>,
     ) {
         let target = (ifaces.by_name)(host_interface)
             .map(|oif| RouteTarget::Link { oif })
             .ok_or_else(|| format!("host interface {host_interface:?} does not exist"));
-        self.push_block(dst, target, label, errors)
+        self.push_block(dst, target, origin, label, errors)
     }
 }
 
@@ -159,15 +199,42 @@ pub fn describe_kernel_route<N: Net>(
     out
 }
 
+/// Whose network or broadcast address an address is; worded only when a
+/// next hop turns out to be one (100k blocks make 200k of these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Boundary {
+    pub broadcast: bool,
+    pub what: &'static str,
+    pub net: Ipv4Net,
+}
+
+impl std::fmt::Display for Boundary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let which = if self.broadcast {
+            "broadcast"
+        } else {
+            "network"
+        };
+        write!(f, "the {which} address of {} {}", self.what, self.net)
+    }
+}
+
 /// Network and broadcast addresses of the given prefixes (/31 and /32 have
-/// neither), each with a phrase saying whose it is.
-pub fn boundary_addresses(nets: &[Ipv4Net], what: &str) -> HashMap<Ipv4Addr, String> {
+/// neither), each saying whose it is.
+pub fn boundary_addresses(nets: &[Ipv4Net], what: &'static str) -> HashMap<Ipv4Addr, Boundary> {
     let mut out = HashMap::new();
     for net in nets.iter().filter(|n| n.prefix_len() < 31) {
-        out.entry(net.network())
-            .or_insert_with(|| format!("the network address of {what} {net}"));
-        out.entry(net.broadcast())
-            .or_insert_with(|| format!("the broadcast address of {what} {net}"));
+        let (net, what) = (*net, what);
+        out.entry(net.network()).or_insert(Boundary {
+            broadcast: false,
+            what,
+            net,
+        });
+        out.entry(net.broadcast()).or_insert(Boundary {
+            broadcast: true,
+            what,
+            net,
+        });
     }
     out
 }
@@ -188,13 +255,14 @@ pub fn desired_routes(
     // VXLAN tunnel IP and routes `<block> via <block>.0 dev vxlan.calico
     // onlink`; Tabby's IPAM never gives a tunnel address on a block edge, so
     // an edge here means a bad Node resource, and it is refused by name.
-    let forbidden: Vec<&HashMap<Ipv4Addr, String>> = vec![&of_subnets, &of_blocks];
+    let forbidden: Vec<&HashMap<Ipv4Addr, Boundary>> = vec![&of_subnets, &of_blocks];
     let mut errors = Vec::new();
-    let mut routes = OnePerDst::new();
-    for b in blocks {
-        let label = block_label(b, ifaces.node_interface_name);
-        if let Some(e) = host_bits(b.cidr, b.cidr.trunc(), &label) {
-            errors.push(e);
+    let mut routes = OnePerDst::with_capacity(blocks.len() + workloads.len());
+    let label = |o| route_label(o, blocks, workloads, ifaces.node_interface_name);
+    for (i, b) in blocks.iter().enumerate() {
+        if b.cidr != b.cidr.trunc() {
+            let label = block_label(b, ifaces.node_interface_name);
+            errors.extend(host_bits(b.cidr, b.cidr.trunc(), &label));
             continue;
         }
         let target = match &b.path {
@@ -214,15 +282,16 @@ pub fn desired_routes(
                 true,
             ),
         };
-        routes.push_block(b.cidr, target, label, &mut errors);
+        routes.push_block(b.cidr, target, Origin::Block(i), &label, &mut errors);
     }
-    for w in workloads {
+    for (i, w) in workloads.iter().enumerate() {
         let dst = Ipv4Net::from(w.ip);
         routes.push_workload(
             dst,
             &w.host_interface,
-            workload_label(w),
+            Origin::Workload(i),
             ifaces,
+            &label,
             &mut errors,
         );
     }
@@ -233,7 +302,7 @@ fn gateway_target(
     gateway: Ipv4Addr,
     oif: Option<u32>,
     missing: &str,
-    forbidden: &[&HashMap<Ipv4Addr, String>],
+    forbidden: &[&HashMap<Ipv4Addr, Boundary>],
     onlink: bool,
 ) -> Result<RouteTarget, String> {
     if let Some(why) = forbidden.iter().find_map(|f| f.get(&gateway)) {
@@ -271,155 +340,79 @@ pub struct RoutePlan<N: Net = Ipv4Net> {
 /// installed and the item is reported. It is retried on every pass, so it
 /// goes in as soon as the other route is gone.
 pub fn diff_routes<N: Net>(desired: &[DesiredRoute<N>], kernel: &[KernelRoute<N>]) -> RoutePlan<N> {
-    let mut ours: HashMap<N, &KernelRoute<N>> = HashMap::new();
-    let mut foreign: HashMap<N, u8> = HashMap::new();
+    diff_view(desired, &RouteView::from_routes(kernel.iter().cloned()))
+}
+
+/// Tabby's route in a destination's slot (the first), and the protocol of
+/// a foreign one there (the last) when Tabby has none.
+fn occupant<N: Net>(routes: &[KernelRoute<N>]) -> (Option<&KernelRoute<N>>, Option<u8>) {
+    let ours = routes
+        .iter()
+        .find(|r| r.is_tabbys() && r.occupies_tabby_slot());
+    let foreign = routes
+        .iter()
+        .filter(|r| !r.is_tabbys() && r.occupies_tabby_slot())
+        .last()
+        .map(|r| r.protocol);
+    (ours, foreign)
+}
+
+/// [`diff_routes`] against a [`RouteView`]; `desired` holds one route per
+/// destination (as [`desired_routes`] makes it). Costs one lookup per
+/// desired route and a walk over the view, without hashing it again unless
+/// some route of Tabby's is no longer wanted.
+pub fn diff_view<N: Net>(desired: &[DesiredRoute<N>], view: &RouteView<N>) -> RoutePlan<N> {
     let mut plan = RoutePlan {
         add: Vec::new(),
         delete: Vec::new(),
         blocked: Vec::new(),
         in_sync: 0,
     };
-    for r in kernel {
-        match (r.is_tabbys(), r.occupies_tabby_slot()) {
-            (true, true) => {
-                if ours.insert(r.dst, r).is_some() {
-                    // A second one on the same slot (ip route append): drop it.
-                    plan.delete.push(r.clone());
+    let mut ours_total = 0;
+    for (_, routes) in view.slots() {
+        let mut first = true;
+        for r in routes.iter().filter(|r| r.is_tabbys()) {
+            if r.occupies_tabby_slot() && first {
+                first = false;
+                ours_total += 1;
+            } else {
+                // Off Tabby's slot, or a second one on it (ip route append).
+                plan.delete.push(r.clone());
+            }
+        }
+    }
+    let mut ours_wanted = 0;
+    for (i, d) in desired.iter().enumerate() {
+        match occupant(view.get(&d.spec.dst)) {
+            (Some(k), _) => {
+                ours_wanted += 1;
+                if k.spec().as_ref() == Some(&d.spec) {
+                    plan.in_sync += 1;
+                } else {
+                    plan.add.push((i, true));
                 }
             }
-            (true, false) => plan.delete.push(r.clone()),
-            (false, true) => {
-                foreign.insert(r.dst, r.protocol);
-            }
-            (false, false) => {}
+            (None, Some(proto)) => plan.blocked.push((i, proto)),
+            (None, None) => plan.add.push((i, false)),
         }
     }
-    let wanted: HashSet<N> = desired.iter().map(|d| d.spec.dst).collect();
-    for (i, d) in desired.iter().enumerate() {
-        match ours.get(&d.spec.dst) {
-            Some(k) if k.spec().as_ref() == Some(&d.spec) => plan.in_sync += 1,
-            Some(_) => plan.add.push((i, true)),
-            None => match foreign.get(&d.spec.dst) {
-                Some(proto) => plan.blocked.push((i, *proto)),
-                None => plan.add.push((i, false)),
-            },
-        }
+    if ours_wanted < ours_total {
+        let wanted: HashSet<N> = desired.iter().map(|d| d.spec.dst).collect();
+        let mut stale: Vec<&KernelRoute<N>> = view
+            .slots()
+            .filter(|(dst, _)| !wanted.contains(dst))
+            .filter_map(|(_, routes)| occupant(routes).0)
+            .collect();
+        stale.sort_by_key(|r| r.dst);
+        plan.delete.extend(stale.into_iter().cloned());
     }
-    let mut stale: Vec<&KernelRoute<N>> = ours
-        .values()
-        .filter(|r| !wanted.contains(&r.dst))
-        .copied()
-        .collect();
-    stale.sort_by_key(|r| r.dst);
-    plan.delete.extend(stale.into_iter().cloned());
     plan
 }
 
-/// Checks VTEPs and returns the ones to program, keyed for the ARP
-/// (tunnel IP → MAC) and FDB (MAC → node IP) tables.
-pub fn desired_vteps(vteps: &[Vtep]) -> (Vec<Vtep>, Vec<ItemError>) {
-    let mut out = Vec::new();
-    let mut errors = Vec::new();
-    let mut ips = HashMap::new();
-    let mut macs = HashMap::new();
-    for v in vteps {
-        let label = format!(
-            "VTEP of node {:?} ({} mac {})",
-            v.node,
-            v.tunnel_ip,
-            fmt_mac(&v.mac)
-        );
-        let problem = if v.mac[0] & 1 == 1 || v.mac == [0; 6] {
-            Some("mac must be a unicast, non-zero address".to_string())
-        } else if v.node_ip.is_unspecified() || v.node_ip.is_multicast() || v.node_ip.is_broadcast()
-        {
-            Some(format!("node_ip {} is not a unicast address", v.node_ip))
-        } else if let Some(other) = ips.get(&v.tunnel_ip) {
-            Some(format!(
-                "tunnel_ip {} is already used by node {other:?}",
-                v.tunnel_ip
-            ))
-        } else {
-            macs.get(&v.mac)
-                .map(|other| format!("mac is already used by node {other:?}"))
-        };
-        if let Some(p) = problem {
-            errors.push(ItemError::new(&label, p));
-            continue;
-        }
-        ips.insert(v.tunnel_ip, v.node.clone());
-        macs.insert(v.mac, v.node.clone());
-        out.push(v.clone());
-    }
-    (out, errors)
-}
-
-pub use crate::derive::fmt_mac;
-
-/// ARP entries to set (tunnel IP, MAC) and permanent ones to delete.
-/// Non-permanent entries are the kernel's own and left alone.
-pub fn diff_neighbours(
-    vteps: &[Vtep],
-    kernel: &[KernelNeigh],
-) -> (Vec<(Ipv4Addr, [u8; 6])>, Vec<Ipv4Addr>) {
-    let want: Vec<(Ipv4Addr, [u8; 6])> = vteps.iter().map(|v| (v.tunnel_ip, v.mac)).collect();
-    diff_neighbours_of(&want, kernel)
-}
-
-/// [`diff_neighbours`] for either family: `vteps` are (tunnel IP, MAC).
-pub fn diff_neighbours_of<A: Copy + Eq + std::hash::Hash>(
-    vteps: &[(A, [u8; 6])],
-    kernel: &[KernelNeigh<A>],
-) -> (Vec<(A, [u8; 6])>, Vec<A>) {
-    let have: HashMap<A, &KernelNeigh<A>> = kernel.iter().map(|n| (n.ip, n)).collect();
-    let want: HashMap<A, [u8; 6]> = vteps.iter().copied().collect();
-    let set = vteps
-        .iter()
-        .filter(|(ip, mac)| !matches!(have.get(ip), Some(n) if n.permanent && n.mac == Some(*mac)))
-        .copied()
-        .collect();
-    let delete = kernel
-        .iter()
-        .filter(|n| n.permanent && !want.contains_key(&n.ip))
-        .map(|n| n.ip)
-        .collect();
-    (set, delete)
-}
-
-/// (VTEP MAC, remote node IP).
-pub type FdbEntry = ([u8; 6], Ipv4Addr);
-
-/// FDB entries to set (MAC, node IP) and (MAC, dst) pairs to delete, so each
-/// VTEP MAC ends with exactly one permanent entry to its node.
-pub fn diff_fdb(vteps: &[Vtep], kernel: &[KernelFdb]) -> (Vec<FdbEntry>, Vec<FdbEntry>) {
-    let want: Vec<FdbEntry> = vteps.iter().map(|v| (v.mac, v.node_ip)).collect();
-    diff_fdb_of(&want, kernel)
-}
-
-/// [`diff_fdb`] for either family: `vteps` are (MAC, node IP).
-#[allow(clippy::type_complexity)]
-pub fn diff_fdb_of<A: Copy + Eq>(
-    vteps: &[([u8; 6], A)],
-    kernel: &[KernelFdb<A>],
-) -> (Vec<([u8; 6], A)>, Vec<([u8; 6], A)>) {
-    let want: BTreeMap<[u8; 6], A> = vteps.iter().copied().collect();
-    let mut set = Vec::new();
-    let mut delete = Vec::new();
-    for (mac, dst) in &want {
-        let ok = kernel
-            .iter()
-            .any(|f| f.mac == *mac && f.dst == *dst && f.permanent);
-        if !ok {
-            set.push((*mac, *dst));
-        }
-    }
-    for f in kernel {
-        if want.get(&f.mac) != Some(&f.dst) {
-            delete.push((f.mac, f.dst));
-        }
-    }
-    (set, delete)
-}
+// The VTEP half (ARP/NDP and FDB entries) lives in `plan_vteps`.
+pub use super::plan_vteps::{
+    desired_vteps, diff_fdb, diff_fdb_of, diff_neighbours, diff_neighbours_of, fmt_mac, FdbEntry,
+};
 
 #[cfg(test)]
 #[path = "plan_tests.rs"]

@@ -10,7 +10,7 @@
 //!   of a desired block;
 //! - unspecified, loopback and multicast next hops.
 
-use super::plan::{DesiredRoute, Interfaces};
+use super::plan::{DesiredRoute, Interfaces, Origin};
 use super::ItemError;
 use crate::model::{BlockRoute6, Path6, Vtep6, Workload6, VXLAN_V6_DEVICE};
 use crate::netlink::routes::RouteTarget;
@@ -37,18 +37,34 @@ pub fn workload_label6(w: &Workload6) -> String {
     )
 }
 
+/// [`super::plan::route_label`] for IPv6.
+pub fn route_label6(
+    o: Origin,
+    blocks: &[BlockRoute6],
+    workloads: &[Workload6],
+    node_interface: &str,
+) -> String {
+    match o {
+        Origin::Block(i) => blocks.get(i).map(|b| block_label6(b, node_interface)),
+        Origin::Workload(i) => workloads.get(i).map(workload_label6),
+    }
+    .unwrap_or_else(|| format!("{o:?}"))
+}
+
 pub fn is_link_local(a: Ipv6Addr) -> bool {
     a.segments()[0] & 0xffc0 == 0xfe80
 }
 
-/// Network addresses (subnet-router anycast) of the prefixes, each with a
-/// phrase saying whose it is; /127 and /128 have none.
-fn anycast_addresses(nets: &[Ipv6Net], what: &str) -> HashMap<Ipv6Addr, String> {
+/// Network addresses (subnet-router anycast) of the prefixes, each with
+/// whose it is (worded only when a next hop is one); /127 and /128 have
+/// none.
+fn anycast_addresses(
+    nets: &[Ipv6Net],
+    what: &'static str,
+) -> HashMap<Ipv6Addr, (&'static str, Ipv6Net)> {
     let mut out = HashMap::new();
     for net in nets.iter().filter(|n| n.prefix_len() < 127) {
-        out.entry(net.network()).or_insert_with(|| {
-            format!("the network (subnet-router anycast) address of {what} {net}")
-        });
+        out.entry(net.network()).or_insert((what, *net));
     }
     out
 }
@@ -74,12 +90,13 @@ pub fn desired_routes6(
     let of_blocks = anycast_addresses(&block_cidrs, "block");
     let of_subnets = anycast_addresses(node_subnets, "connected subnet");
     let mut errors = Vec::new();
-    let mut routes = super::plan::OnePerDst::new();
+    let mut routes = super::plan::OnePerDst::with_capacity(blocks.len() + workloads.len());
     let on_subnet = |g: Ipv6Addr| node_subnets.iter().any(|n| n.contains(&g));
-    for b in blocks {
-        let label = block_label6(b, ifaces.node_interface_name);
-        if let Some(e) = super::plan::host_bits(b.cidr, b.cidr.trunc(), &label) {
-            errors.push(e);
+    let label = |o| route_label6(o, blocks, workloads, ifaces.node_interface_name);
+    for (i, b) in blocks.iter().enumerate() {
+        if b.cidr != b.cidr.trunc() {
+            let label = block_label6(b, ifaces.node_interface_name);
+            errors.extend(super::plan::host_bits(b.cidr, b.cidr.trunc(), &label));
             continue;
         }
         let target = match &b.path {
@@ -123,24 +140,30 @@ pub fn desired_routes6(
                     })
             }
         };
-        routes.push_block(b.cidr, target, label, &mut errors);
+        routes.push_block(b.cidr, target, Origin::Block(i), &label, &mut errors);
     }
-    for w in workloads {
+    for (i, w) in workloads.iter().enumerate() {
         let dst = Ipv6Net::from(w.ip);
         routes.push_workload(
             dst,
             &w.host_interface,
-            workload_label6(w),
+            Origin::Workload(i),
             ifaces,
+            &label,
             &mut errors,
         );
     }
     (routes.out, errors)
 }
 
-fn forbidden(g: Ipv6Addr, maps: &[&HashMap<Ipv6Addr, String>]) -> Result<(), String> {
+fn forbidden(
+    g: Ipv6Addr,
+    maps: &[&HashMap<Ipv6Addr, (&'static str, Ipv6Net)>],
+) -> Result<(), String> {
     match maps.iter().find_map(|m| m.get(&g)) {
-        Some(why) => Err(format!("refused: next hop {g} is {why}")),
+        Some((what, net)) => Err(format!(
+            "refused: next hop {g} is the network (subnet-router anycast) address of {what} {net}"
+        )),
         None => Ok(()),
     }
 }

@@ -1,4 +1,6 @@
 use super::*;
+use crate::model::Vtep;
+use crate::netlink::neigh::{KernelFdb, KernelNeigh};
 use netlink_packet_route::route::{RouteScope, RouteType};
 
 fn ip(s: &str) -> Ipv4Addr {
@@ -57,7 +59,7 @@ fn desired(dst: &str, gateway: &str, oif: u32) -> DesiredRoute {
                 onlink: false,
             },
         },
-        label: format!("route {dst}"),
+        origin: Origin::Block(0),
     }
 }
 
@@ -357,8 +359,10 @@ fn labels_name_interfaces_not_just_indexes() {
         block_label(&native, "eth0"),
         "route 10.244.1.0/26 via 10.0.0.2 dev eth0 (native) for node \"n\""
     );
-    let (ok, _) = desired_routes(&[native], &[], &ifaces(), &[]);
-    assert!(ok[0].label.contains("dev eth0"), "{}", ok[0].label);
+    let blocks = [native];
+    let (ok, _) = desired_routes(&blocks, &[], &ifaces(), &[]);
+    let label = route_label(ok[0].origin, &blocks, &[], "eth0");
+    assert!(label.contains("dev eth0"), "{label}");
 
     let names = |i: u32| (i == 2).then(|| "eth0".to_string());
     let mut r = kernel("10.244.9.0/26", 81, Some("10.0.0.7"), 2);

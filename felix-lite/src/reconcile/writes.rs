@@ -2,104 +2,140 @@
 //! and a VXLAN device's permanent neighbour and FDB entries; and the text
 //! an nftables write leaves in the applied list.
 
-use super::plan::{self, DesiredRoute};
+use super::plan::{self, DesiredRoute, Labeller};
+use super::view::RouteView;
 use super::PassReport;
 use crate::netlink::family::{Addr, Net};
-use crate::netlink::{neigh, routes, NlSocket, Request};
+use crate::netlink::routes::KernelRoute;
+use crate::netlink::{neigh, routes, NlSocket};
 use crate::nft;
 
-/// Returns how many desired routes are in the kernel afterwards.
+/// One route write of a pass, worded only when it is reported.
+enum Write<'a, N: Net> {
+    /// A route of Tabby's no longer wanted.
+    Stale(&'a KernelRoute<N>),
+    /// The route a desired one replaces, deleted first (see
+    /// [`moves_onlink_v6`]).
+    Previous(usize, &'a KernelRoute<N>),
+    /// A desired route, and whether it replaces Tabby's own.
+    Add(usize, bool),
+}
+
+/// Returns how many desired routes are in the kernel afterwards. Diffs
+/// against `view`, which a stale view first gets from a dump; the writes'
+/// own notifications update it afterwards. `(desired, version)` is the
+/// plan (version 0: none cached), so a diff that found nothing to do is not
+/// repeated while neither the plan nor the view changed.
 pub fn reconcile_routes<N: Net>(
     sock: &mut NlSocket,
-    desired: &[DesiredRoute<N>],
+    (desired, plan_version): (&[DesiredRoute<N>], u64),
+    view: &mut RouteView<N>,
+    label: Labeller<'_>,
     name_of: &dyn Fn(u32) -> Option<String>,
     report: &mut PassReport,
 ) -> usize {
-    let kernel = match routes::dump_family::<N>(sock) {
-        Ok(k) => k,
-        Err(e) => {
-            let what = if N::MAX_LEN == 128 {
-                "IPv6 routes"
-            } else {
-                "routes"
-            };
-            report.netlink_fail("routes", format!("reading {what}: {e}"));
-            return 0;
+    if view.is_stale() {
+        report.routes_dumped += 1;
+        match routes::dump_family::<N>(sock) {
+            Ok(k) => view.refill(k),
+            Err(e) => {
+                let what = if N::MAX_LEN == 128 {
+                    "IPv6 routes"
+                } else {
+                    "routes"
+                };
+                report.netlink_fail("routes", format!("reading {what}: {e}"));
+                return 0;
+            }
         }
-    };
-    let plan = plan::diff_routes(desired, &kernel);
+    }
+    let seen = (plan_version, view.version());
+    if let Some((p, v, in_sync)) = view.clean {
+        if plan_version != 0 && (p, v) == seen {
+            return in_sync;
+        }
+    }
+    let plan = plan::diff_view(desired, view);
+    let nothing = plan.add.is_empty() && plan.delete.is_empty() && plan.blocked.is_empty();
+    view.clean = nothing.then_some((seen.0, seen.1, plan.in_sync));
+    let view: &RouteView<N> = view;
     for (i, proto) in &plan.blocked {
         report.fail(
-            &desired[*i].label,
+            &label(desired[*i].origin),
             format!(
                 "destination is held by a route of protocol {proto} (not Tabby's); \
                  left alone, retried every pass"
             ),
         );
     }
-    // (label, is an add, what an add replaces): failures carry the bare
-    // label, which callers match on (the CNI server finds its workload's).
-    let mut labels: Vec<(String, bool, Option<String>)> =
-        Vec::with_capacity(plan.delete.len() + plan.add.len());
-    let mut requests: Vec<Request> = Vec::with_capacity(labels.capacity());
-    for r in &plan.delete {
-        let how = plan::describe_kernel_route(r, name_of);
-        labels.push((
-            format!("stale route {} {how} (protocol 81)", r.dst),
-            false,
-            None,
-        ));
-        requests.push(routes::delete_request_of(r.dst, r.tos, r.priority));
-    }
+    let mut writes: Vec<Write<'_, N>> = Vec::with_capacity(plan.delete.len() + plan.add.len());
+    writes.extend(plan.delete.iter().map(Write::Stale));
     for (i, replace) in &plan.add {
         let d = &desired[*i];
-        // A replace says what it replaced: that is what was wrong.
-        let was = kernel
-            .iter()
-            .find(|k| *replace && k.dst == d.spec.dst && k.is_tabbys() && k.occupies_tabby_slot())
-            .map(|k| plan::describe_kernel_route(k, name_of));
-        if let Some(old) = moves_onlink_v6(d, &kernel, *replace) {
-            labels.push((
-                format!("{} (its previous route, first)", d.label),
-                false,
-                None,
-            ));
-            requests.push(routes::delete_request_of(old.dst, old.tos, old.priority));
+        if let Some(old) = moves_onlink_v6(d, view.get(&d.spec.dst), *replace) {
+            writes.push(Write::Previous(*i, old));
         }
-        labels.push((d.label.clone(), true, was));
-        requests.push(routes::add_request(&d.spec, *replace));
+        writes.push(Write::Add(*i, *replace));
     }
-    let total = requests.len();
+    // Encoded as they are sent: 100k messages are not kept at once.
+    let requests = writes.iter().map(|w| match w {
+        Write::Stale(r) | Write::Previous(_, r) => {
+            routes::delete_request_of(r.dst, r.tos, r.priority)
+        }
+        Write::Add(i, replace) => routes::add_request(&desired[*i].spec, *replace),
+    });
+    // Failures carry the bare label, which callers match on (the CNI
+    // server finds its workload's).
+    let text = |w: &Write<'_, N>| match w {
+        Write::Stale(r) => format!(
+            "stale route {} {} (protocol 81)",
+            r.dst,
+            plan::describe_kernel_route(r, name_of)
+        ),
+        Write::Previous(i, _) => {
+            format!("{} (its previous route, first)", label(desired[*i].origin))
+        }
+        Write::Add(i, _) => label(desired[*i].origin),
+    };
+    let total = writes.len();
     let adds = plan.add.len();
     match sock.apply(requests) {
         Ok(failures) => {
             let mut failed_adds = 0;
             let mut failed = vec![false; total];
             for (i, err) in failures {
-                let (label, is_add, _) = &labels[i];
+                let is_add = matches!(writes[i], Write::Add(..));
                 // ESRCH on a delete: already gone, which is what we wanted.
                 if !is_add && err.errno() == Some(libc::ESRCH) {
                     continue;
                 }
                 failed[i] = true;
-                if *is_add {
+                if is_add {
                     failed_adds += 1;
                 }
-                let why = if *is_add && err.errno() == Some(libc::EEXIST) {
+                let why = if is_add && err.errno() == Some(libc::EEXIST) {
                     format!("{err}: another route took the destination; left alone")
                 } else {
                     err.to_string()
                 };
-                report.netlink_fail(label, why);
+                report.netlink_fail(&text(&writes[i]), why);
             }
-            for (i, (label, is_add, was)) in labels.iter().enumerate() {
-                if !failed[i] {
-                    report.applied(match (is_add, was) {
-                        (true, Some(was)) => format!("replaced {label} (was {was})"),
-                        (true, None) => format!("programmed {label}"),
-                        (false, _) => format!("removed {label}"),
-                    });
-                }
+            for (w, _) in writes.iter().zip(&failed).filter(|(_, f)| !**f) {
+                report.applied_with(|| match w {
+                    // A replace says what it replaced: that is what was wrong.
+                    Write::Add(i, true) => {
+                        let d = &desired[*i];
+                        let was = view
+                            .get(&d.spec.dst)
+                            .iter()
+                            .find(|k| k.is_tabbys() && k.occupies_tabby_slot())
+                            .map(|k| plan::describe_kernel_route(k, name_of))
+                            .unwrap_or_default();
+                        format!("replaced {} (was {was})", text(w))
+                    }
+                    Write::Add(_, false) => format!("programmed {}", text(w)),
+                    _ => format!("removed {}", text(w)),
+                });
             }
             plan.in_sync + adds - failed_adds
         }
@@ -116,12 +152,13 @@ pub fn reconcile_routes<N: Net>(
 /// replaced still sends out of another device is refused with EINVAL
 /// ("Nexthop has invalid gateway or device mismatch"). So when an IPv6
 /// route moves to another device (native → VXLAN fallback) the old one is
-/// deleted first, in the same batch; IPv4 has no such check.
+/// deleted first, in the same batch; IPv4 has no such check. `kernel` are
+/// the routes to the desired route's destination.
 fn moves_onlink_v6<'a, N: Net>(
     d: &DesiredRoute<N>,
-    kernel: &'a [routes::KernelRoute<N>],
+    kernel: &'a [KernelRoute<N>],
     replace: bool,
-) -> Option<&'a routes::KernelRoute<N>> {
+) -> Option<&'a KernelRoute<N>> {
     let routes::RouteTarget::Gateway {
         oif, onlink: true, ..
     } = d.spec.target

@@ -6,7 +6,9 @@
 //! arrival in that node's kernel, read from netlink events. Prints one row:
 //! p50/p99/max over all (claim, node) pairs. Benchmark-only.
 
+mod claims;
 mod netlink;
+mod results;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -78,7 +80,10 @@ struct LabRun {
     lat: Vec<f64>,
     cni_ms: Vec<f64>,
     own_ms: Vec<f64>,
+    from_claim: Vec<f64>,
     missing: usize,
+    /// The datastore the lab's nodes use, for the claim watch.
+    datastore: tabby_agent::datastore::DatastoreConfig,
 }
 
 /// Listener ids: lab * STRIDE + node.
@@ -104,6 +109,18 @@ fn load(dir: &std::path::Path, node: &str, label: &str) -> Result<LabRun> {
         .iter()
         .position(|n| n.name == node)
         .with_context(|| format!("no node {node} in {}", dir.display()))?;
+    let datastore = match lab["datastore"].as_str() {
+        Some("sqlite") => tabby_agent::datastore::DatastoreConfig::Sqlite {
+            path: dir.join("tabby.db"),
+        },
+        Some("etcdv3") => tabby_agent::datastore::DatastoreConfig::Etcd {
+            endpoints: vec![lab["etcd_endpoint"]
+                .as_str()
+                .context("lab.json: etcd_endpoint")?
+                .to_string()],
+        },
+        other => bail!("lab.json: datastore {other:?}: the bench follows sqlite and etcdv3 labs"),
+    };
     Ok(LabRun {
         label: label.into(),
         nodes,
@@ -111,7 +128,9 @@ fn load(dir: &std::path::Path, node: &str, label: &str) -> Result<LabRun> {
         lat: vec![],
         cni_ms: vec![],
         own_ms: vec![],
+        from_claim: vec![],
         missing: 0,
+        datastore,
     })
 }
 
@@ -136,6 +155,13 @@ fn main() -> Result<()> {
         }
     }
     drop(tx);
+    let (ctx, crx) = mpsc::channel();
+    for (l, lab) in labs.iter().enumerate() {
+        let a = &lab.nodes[lab.a];
+        claims::watch(l, lab.datastore.clone(), &a.netns, &a.name, ctx.clone())?;
+    }
+    drop(ctx);
+    let mut claimed: HashMap<(usize, (Ipv4Addr, u8)), Instant> = HashMap::new();
     let mut pods = PodNetns(Vec::new());
     // Events per destination, kept across claims: a route can reach a node
     // before the plugin has answered with its address.
@@ -198,29 +224,50 @@ fn main() -> Result<()> {
             lab.missing += others - remote.len();
             let ms = |t: Instant| t.saturating_duration_since(t0).as_secs_f64() * 1e3;
             lab.own_ms.extend(own.map(ms));
+            while let Ok(c) = crx.try_recv() {
+                claimed.insert((c.lab, c.block), c.at);
+            }
+            if let Some(at) = claimed.remove(&(l, key)) {
+                let after = |t: &Instant| t.saturating_duration_since(at).as_secs_f64() * 1e3;
+                lab.from_claim.extend(remote.iter().map(after));
+            }
             lab.lat.extend(remote.into_iter().map(ms));
         }
     }
     let mut missing = 0;
     for lab in &mut labs {
-        lab.lat.sort_by(f64::total_cmp);
-        lab.cni_ms.sort_by(f64::total_cmp);
-        lab.own_ms.sort_by(f64::total_cmp);
-        println!(
-            "{:<24} nodes {:>3}  claims {:>4}  pairs {:>6}  p50 {:>6.1} ms  p99 {:>6.1} ms  max {:>6.1} ms  missing {}  (CNI ADD p50 {:.1} ms, {} own route p50 {:.1} ms)",
-            lab.label,
-            lab.nodes.len(),
-            o.claims,
-            lab.lat.len(),
-            pct(&lab.lat, 0.50),
-            pct(&lab.lat, 0.99),
-            lab.lat.last().copied().unwrap_or(f64::NAN),
-            lab.missing,
-            pct(&lab.cni_ms, 0.50),
-            o.node,
-            pct(&lab.own_ms, 0.50),
-        );
+        for v in [
+            &mut lab.lat,
+            &mut lab.cni_ms,
+            &mut lab.own_ms,
+            &mut lab.from_claim,
+        ] {
+            v.sort_by(f64::total_cmp);
+        }
         missing += lab.missing;
+    }
+    fn row(lab: &LabRun, claims: usize) -> results::Row<'_> {
+        results::Row {
+            label: &lab.label,
+            nodes: lab.nodes.len(),
+            claims,
+            lat: &lab.lat,
+            from_claim: &lab.from_claim,
+            cni: &lab.cni_ms,
+            own: &lab.own_ms,
+            missing: lab.missing,
+        }
+    }
+    // The row labelled "(ref)" is every other row's reference.
+    let reference = labs
+        .iter()
+        .find(|l| l.label.ends_with("(ref)"))
+        .map(|l| row(l, o.claims));
+    for lab in &labs {
+        let r = row(lab, o.claims);
+        results::print(&r, &o.node);
+        let reference = reference.as_ref().filter(|x| x.label != r.label);
+        results::emit(&r, reference).context("appending to $BENCH_RESULTS")?;
     }
     if missing > 0 {
         bail!(
@@ -258,13 +305,6 @@ fn block_of(ip: Ipv4Addr, len: u8) -> Ipv4Addr {
         .checked_shl(32 - u32::from(len.min(32)))
         .unwrap_or(0);
     Ipv4Addr::from(u32::from(ip) & mask)
-}
-
-fn pct(v: &[f64], q: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1]
 }
 
 fn run(c: &mut Command) -> Result<()> {

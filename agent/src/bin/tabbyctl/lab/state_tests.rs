@@ -72,6 +72,9 @@ fn bad_plans_and_names_are_refused() {
     assert!(plan(2, 3).validate().is_err());
     assert!(plan(0, 1).validate().is_err());
     assert!(plan(4, 2).validate().is_ok());
+    assert!(plan(MAX_NODES, 1).validate().is_ok());
+    let e = plan(MAX_NODES + 1, 1).validate().unwrap_err().to_string();
+    assert!(e.contains("--nodes 101: expected 1 to 100"), "{e}");
     assert!(check_name("e2e-mesh-1").is_ok());
     // '_' separates the lab from the namespace's own name.
     let e = check_name("a_b").unwrap_err().to_string();

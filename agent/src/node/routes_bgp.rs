@@ -181,6 +181,23 @@ fn usable(inp: &Inputs, h: PeerHealth, hold: Duration) -> bool {
     }
 }
 
+/// Whether the passing of time alone can change what [`calculate`]
+/// returns for `inp`: only while a session is down but not yet past the
+/// hold time (rules 1 and 2 still count it, and the reasons count its
+/// seconds) or while some block has no BGP path (its hold time runs out,
+/// its reason counts seconds). Otherwise a recalculation with a later
+/// `now` gives the same routes and rows, and the run loop's 1 s ticker
+/// need not recalculate (with thousands of learned routes that was most
+/// of an idle node's CPU).
+///
+/// [`calculate`]: super::routes::calculate
+pub fn clock_matters(inp: &Inputs) -> bool {
+    let counting = |h: &PeerHealth| matches!(h, PeerHealth::DownSince(_));
+    !inp.lost_since.is_empty()
+        || inp.mesh.values().any(counting)
+        || inp.peers.values().any(|p| counting(&p.health))
+}
+
 /// Since when `block` has had no rule 1/2 path: the run loop's record, else
 /// (it just went) when the session its last path depended on went down;
 /// with no last path, when the last non-mesh session went down (none has

@@ -246,3 +246,54 @@ fn mesh_routes_never_count_as_learned_paths() {
     let out = calculate(&inp);
     assert_eq!(row_of(&out, C_BLOCK).path, "vxlan-fallback");
 }
+
+/// The run loop recalculates on its 1 s tick only while `clock_matters`:
+/// whenever it says no, a later clock must give the same routes and rows
+/// (else an idle node would miss a hold-time expiry).
+#[test]
+fn the_clock_matters_only_while_a_session_or_a_block_waits_out_the_hold_time() {
+    use super::routes_bgp::clock_matters;
+    let same_an_hour_later = |inp: &Inputs| {
+        let mut later = inp.clone();
+        later.now = inp.now + Duration::from_secs(3600);
+        let (a, b) = (calculate(inp), calculate(&later));
+        a.desired == b.desired && a.rows == b.rows
+    };
+    // Idle: the mesh session to b and a ToR session Established; the ToR
+    // taught c's block (c is off-subnet) and prefixes of the pool outside
+    // every block, as the idle bench's external peer does.
+    let mut inp = base(EncapMode::Never);
+    inp.peers = tor(PeerHealth::Established).peers;
+    inp.learned = vec![learned(C_BLOCK, TOR, TOR)];
+    for i in 0..8 {
+        inp.learned
+            .push(learned(&format!("192.168.9.{}/30", i * 4), TOR, TOR));
+    }
+    let out = calculate(&inp);
+    (inp.last, inp.lost_since) = remember(&inp, &out);
+    assert!(inp.lost_since.is_empty(), "{:?}", out.rows);
+    assert!(!clock_matters(&inp));
+    assert!(same_an_hour_later(&inp));
+
+    // b's mesh session drops: its block stays native for the hold time.
+    let mut down = inp.clone();
+    down.mesh
+        .insert(ip("10.0.1.2"), PeerHealth::DownSince(inp.now));
+    assert!(clock_matters(&down));
+    assert!(!same_an_hour_later(&down));
+
+    // The ToR session drops and its routes go: c's block keeps the last
+    // path for the hold time, then falls back; while it has no BGP path
+    // its reason counts seconds, so the clock keeps mattering.
+    let t0 = inp.now;
+    inp.peers.get_mut(&ip(TOR)).unwrap().health = PeerHealth::DownSince(t0);
+    inp.learned.clear();
+    assert!(clock_matters(&inp));
+    assert!(!same_an_hour_later(&inp));
+    inp.now = t0 + Duration::from_secs(10);
+    let out = calculate(&inp);
+    (inp.last, inp.lost_since) = remember(&inp, &out);
+    inp.peers.get_mut(&ip(TOR)).unwrap().health = PeerHealth::Established;
+    assert!(!inp.lost_since.is_empty());
+    assert!(clock_matters(&inp));
+}

@@ -180,29 +180,38 @@ impl Daemon {
         }
     }
 
-    /// The fallback clock moves on (so the routes are recalculated: a
-    /// peer may just have been down for a hold time); connected subnets
-    /// are re-read now and then (a NIC can gain an address after start).
+    /// The fallback clock moves on (so the routes are recalculated while
+    /// that can change them: a peer may just have been down for a hold
+    /// time); connected subnets are re-read now and then (a NIC can gain
+    /// an address after start). True only when something the calculation
+    /// reads changed or the clock matters: an idle node's tick costs no
+    /// recalculation.
     async fn on_tick(&mut self) -> bool {
         self.ticks += 1;
         self.observer.tick();
+        let mut changed = super::routes_bgp::clock_matters(&self.inputs);
         if self.ticks.is_multiple_of(CONNECTED_EVERY) {
-            self.inputs.local.connected =
-                connected_subnets(self.node_ip, self.inputs.local.ip6).await;
+            let connected = connected_subnets(self.node_ip, self.inputs.local.ip6).await;
+            changed |= connected != self.inputs.local.connected;
+            self.inputs.local.connected = connected;
             // The kernel's way to a recursive next hop can change too.
-            self.inputs.resolved =
+            let resolved =
                 paths::resolve_next_hops(&self.inputs, &self.inputs.resolved, true).await;
+            changed |= resolved != self.inputs.resolved;
+            self.inputs.resolved = resolved;
             // A tunnel update that failed (IPAM's view may lag) is retried
             // here; otherwise this returns at once.
+            let vteps = (self.tunnel.vtep, self.tunnel.vtep6);
             self.tunnel
                 .on_cluster(&*self.ds, &self.ipam, &self.cfg, &self.cluster)
                 .await;
+            changed |= vteps != (self.tunnel.vtep, self.tunnel.vtep6);
             if self.installation_retry {
                 self.installation_gen = None;
-                self.on_installation().await;
+                changed |= self.on_installation().await;
             }
         }
-        true
+        changed
     }
 
     /// Computes the routes, hands them to felix-lite when they changed, and

@@ -55,7 +55,9 @@ command -v bird >/dev/null && command -v gobgpd >/dev/null || {
 # The daemon packages enable system-wide services; ours run in namespaces.
 systemctl stop bird gobgpd >/dev/null 2>&1 || true
 
-cargo build -q --release -p tabby-agent --bin tabby-node -p tabby-bench-bgp
+# Two builds: with --bin, cargo would build only tabby-node of both packages.
+cargo build -q --release -p tabby-agent --bin tabby-node
+cargo build -q --release -p tabby-bench-bgp
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 TABBY=$BIN/tabby-node FEEDER=$BIN/bgp-feeder MONITOR=$BIN/bgp-monitor
 
@@ -223,6 +225,53 @@ best_of() { # args of run_one -> BEST, the fastest of REPEAT runs
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a != "-" && b+0 > 0) printf "%.2f", a/b; else print "-" }'; }
 mib() { awk -v k="$1" 'BEGIN{ if (k == "-") print "-"; else printf "%.1f", k/1024 }'; }
 
+# BENCH_RESULTS (issue 16's results convention, read by tests/bench/report):
+# one JSON line per figure, appended; "-" (a SUT that timed out) is null.
+# emit CASE METRIC UNIT VALUE [REFERENCE REF_VALUE [GOAL_RATIO GOAL_WORDS]]
+emit() {
+  [ -n "${BENCH_RESULTS:-}" ] || return 0
+  awk -v c="$1" -v m="$2" -v u="$3" -v v="$4" -v r="${5:-}" -v rv="${6:--}" \
+    -v g="${7:-}" -v gw="${8:-}" '
+    function num(x) { return x ~ /^-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?$/ }
+    function str(x) { if (x == "") return "null"; gsub(/[\\"]/, "\\\\&", x); return "\"" x "\"" }
+    BEGIN {
+      ratio = "null"; met = "null"
+      if (num(v) && num(rv) && rv + 0 > 0) ratio = sprintf("%.4g", v / rv)
+      if (g != "" && ratio != "null") met = (ratio + 0 <= g + 0) ? "true" : "false"
+      else if (g != "" && !num(v) && num(rv)) met = "false"
+      printf "{\"section\":\"4\",\"bench\":\"bgp\",\"case\":%s,\"metric\":%s,\"unit\":%s,\"value\":%s,", str(c), str(m), str(u), num(v) ? v + 0 : "null"
+      printf "\"reference\":%s,\"reference_value\":%s,\"ratio\":%s,\"goal\":%s,\"met\":%s}\n", str(r), num(rv) ? rv + 0 : "null", ratio, str(gw), met
+    }' >>"$BENCH_RESULTS"
+}
+
+# The results of one case (called by case_table, whose T C R A it reads).
+emit_case() { # title
+  local title=$1 sut name
+  declare -A NAME=([tabby]=Tabby [bird]="BIRD 2" [gobgp]=GoBGP)
+  emit "$title: direct (no SUT)" time s "${T[direct]}"
+  for sut in $SUTS; do
+    name="$title: ${NAME[$sut]:-$sut}"
+    # The goals are Tabby's: added time and CPU <= 0.7x BIRD, RSS <= 1.0x.
+    local g7=() g1=()
+    [ "$sut" != tabby ] || { g7=(0.7 "<= 0.7x BIRD"); g1=(1.0 "<= 1.0x BIRD"); }
+    if [ "$sut" != bird ] && [ -n "${T[bird]:-}" ]; then
+      emit "$name" time s "${T[$sut]}" "BIRD 2" "${T[bird]}"
+      emit "$name, added time" time s "${A[$sut]}" "BIRD 2" "${A[bird]}" "${g7[@]}"
+      emit "$name" cpu s "${C[$sut]}" "BIRD 2" "${C[bird]}" "${g7[@]}"
+      emit "$name" rss MiB "$(mib "${R[$sut]}")" "BIRD 2" "$(mib "${R[bird]}")" "${g1[@]}"
+    else
+      emit "$name" time s "${T[$sut]}"
+      emit "$name, added time" time s "${A[$sut]}"
+      emit "$name" cpu s "${C[$sut]}"
+      emit "$name" rss MiB "$(mib "${R[$sut]}")"
+    fi
+  done
+  if [ -n "${T[tabby]:-}" ] && [ -n "${T[gobgp]:-}" ]; then
+    emit "$title: Tabby vs GoBGP" time s "${T[tabby]}" GoBGP "${T[gobgp]}" 0.2 "<= 0.2x GoBGP"
+    emit "$title: Tabby vs GoBGP, added time" time s "${A[tabby]}" GoBGP "${A[gobgp]}"
+  fi
+}
+
 # One table: every SUT for one case.
 case_table() { # title feeders n phases
   local title=$1 nf=$2 n=$3 phases=$4 sut
@@ -249,6 +298,7 @@ case_table() { # title feeders n phases
   if [ -n "${T[tabby]:-}" ] && [ -n "${T[bird]:-}" ]; then
     echo "goals vs BIRD: added <= 0.7, CPU <= 0.7, RSS <= 1.0"
   fi
+  emit_case "$title"
 }
 
 echo "BGP speaker: replay feeders -> SUT -> counting monitor, IPv4 /32s, eBGP"

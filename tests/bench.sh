@@ -9,8 +9,28 @@
 #   bash tests/bench.sh            # full sizes
 #   QUICK=1 bash tests/bench.sh    # smaller sizes (the BGP part < 1 min,
 #                                  # convergence 10 nodes x 50 claims)
+#
+# Every bench also appends its figures as JSON lines to $BENCH_RESULTS
+# (target/bench/results.jsonl, fresh each run); at the end, even after a
+# bench failed, tests/bench/report turns them into target/bench/report.md
+# with convergence.svg and ratios.svg beside it, naming what did not run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+TARGET=${CARGO_TARGET_DIR:-target}
+# Absolute: cargo bench runs each bench binary in its own package's folder.
+case $TARGET in /*) ;; *) TARGET=$PWD/$TARGET ;; esac
+export BENCH_RESULTS=$TARGET/bench/results.jsonl
+mkdir -p "$TARGET/bench"
+: >"$BENCH_RESULTS"
+report() {
+  local rc=$?
+  echo "== report"
+  if cargo run -q -p tabby-bench-report -- "$BENCH_RESULTS" "$TARGET/bench"; then
+    echo "benchmark report: $TARGET/bench/report.md (results: $BENCH_RESULTS)"
+  fi
+  exit "$rc"
+}
+trap report EXIT
 need=()
 for pair in etcd:etcd-server protoc:protobuf-compiler ip:iproute2 \
   bird:bird2 gobgpd:gobgpd; do

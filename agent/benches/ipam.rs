@@ -9,6 +9,8 @@
 mod common;
 #[path = "ipam_parts/concurrent.rs"]
 mod concurrent;
+#[path = "../../tests/bench/emit.rs"]
+mod emit;
 
 use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
 use std::sync::Arc;
@@ -155,6 +157,17 @@ fn row(name: &str, s: &Stats) {
     );
 }
 
+/// Issue 16 §5's results (BENCH_RESULTS): a rate, and its latencies.
+fn rate(case: &str, rate: f64) -> emit::Line {
+    emit::figure("5", "ipam", case, "rate", "ops/s", rate)
+}
+
+fn emit_latencies(case: &str, s: &Stats) {
+    for (metric, d) in [("latency_p50", s.p50), ("latency_p99", s.p99)] {
+        emit::figure("5", "ipam", case, metric, "ms", d.as_secs_f64() * 1e3).write();
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     concurrent::child_if_asked().await;
@@ -194,6 +207,29 @@ async fn main() {
         "ratio etcd assign / raw txn of the same shape: {:.2}x",
         on_etcd.rate / shaped.rate
     );
+    let raw_name = "raw etcd CAS transaction";
+    let shaped_name = format!("raw etcd txn, {block_len}+{handle_len} B");
+    rate(raw_name, raw.rate).write();
+    emit_latencies(raw_name, &raw);
+    rate(&shaped_name, shaped.rate).write();
+    emit_latencies(&shaped_name, &shaped);
+    rate("assign (etcd), one assigner", on_etcd.rate)
+        .reference(raw_name, raw.rate)
+        .goal(">= 0.80x raw etcd CAS", ratio >= 0.8)
+        .write();
+    rate(
+        "assign (etcd), one assigner, vs the same transaction shape",
+        on_etcd.rate,
+    )
+    .reference(&shaped_name, shaped.rate)
+    .write();
+    emit_latencies("assign (etcd), one assigner", &on_etcd);
+    rate("assign (etcd, no cache)", uncached.rate)
+        .reference(raw_name, raw.rate)
+        .write();
+    emit_latencies("assign (etcd, no cache)", &uncached);
+    rate("assign (sqlite)", on_sqlite.rate).write();
+    emit_latencies("assign (sqlite)", &on_sqlite);
     let (p, each) = (concurrent::PROCESSES, concurrent::EACH);
     println!("{p} concurrent processes (one node each) x {each} assignments, same etcd:");
     println!(
@@ -214,4 +250,19 @@ async fn main() {
         "ratio concurrent assign / raw concurrent txn: {ratio:.2}x (goal >= 0.60x){}",
         if ratio >= 0.6 { "" } else { "  BELOW GOAL" }
     );
+    let raw_name = format!("raw etcd CAS, {p} clients");
+    rate(&raw_name, raw_many).write();
+    rate(&format!("assign (etcd), {p} processes at once"), many.rate)
+        .reference(&raw_name, raw_many)
+        .goal(&format!(">= 0.60x raw etcd CAS, {p} clients"), ratio >= 0.6)
+        .write();
+    let cpu = |case: &str, ms: f64| emit::figure("5", "ipam", case, "cpu", "ms", ms);
+    cpu(
+        "CPU per assignment, assigner processes",
+        many.cpu_assigners_ms,
+    )
+    .write();
+    cpu("CPU per assignment, etcd", many.cpu_etcd_ms)
+        .reference("etcd CPU per raw CAS", raw_etcd_ms)
+        .write();
 }

@@ -5,6 +5,9 @@
 //! event in the watcher, both read from the system-wide monotonic clock.
 //! Benchmark-only.
 
+#[path = "../../emit.rs"]
+mod emit;
+
 use anyhow::{bail, Context, Result};
 use futures::StreamExt;
 use std::io::{BufRead, BufReader};
@@ -56,7 +59,7 @@ async fn row(
     opts: WatchOptions,
     writes: usize,
     round: usize,
-) -> Result<()> {
+) -> Result<[f64; 3]> {
     let store = SqliteStore::open_with(db, opts).await?;
     let from = store.list(Kind::IpPool, None).await?.revision;
     let mut w = store.watch(&[Kind::IpPool], from).await?;
@@ -110,7 +113,7 @@ async fn row(
         p(&after_commit, 0.5),
         p(&after_commit, 0.99),
     );
-    Ok(())
+    Ok([p(&lat, 0.5), p(&lat, 0.99), lat[lat.len() - 1]])
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -130,7 +133,7 @@ async fn main() -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let db = dir.join("tabby.db");
     let r = async {
-        row(
+        let wake = row(
             "sqlite watch, other process: wake-up",
             &db,
             WatchOptions::default(),
@@ -142,7 +145,17 @@ async fn main() -> Result<()> {
             wake: false,
             poll: Duration::from_millis(100),
         };
-        row("  reference: 100 ms poll", &db, poll, writes, 1).await
+        let polled = row("  reference: 100 ms poll", &db, poll, writes, 1).await?;
+        // Issue 16 §1's results (BENCH_RESULTS): the wake-up against the
+        // poll it replaced, from the start of each write.
+        let case = format!("sqlite watch, another process's write -> event, {writes} writes");
+        let metrics = ["latency_p50", "latency_p99", "latency_max"];
+        for ((metric, w), p) in metrics.into_iter().zip(wake).zip(polled) {
+            emit::figure("1", "watch", &case, metric, "ms", w)
+                .reference("100 ms poll", p)
+                .write();
+        }
+        anyhow::Ok(())
     }
     .await;
     let _ = std::fs::remove_dir_all(&dir);

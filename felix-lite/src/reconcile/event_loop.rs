@@ -56,8 +56,11 @@ pub const SYSCTL_CHECK_EVERY: Duration = Duration::from_secs(5);
 const WHAT_NAMED: usize = 4;
 
 /// How long a pass woken at `now` waits before it starts: not at all after
-/// a quiet spell (no pass ended within `debounce`, or none ran yet), else
-/// until `debounce` after the last one ended. Triggers that come during the
+/// a quiet spell (no pass ended within `debounce`), else until `debounce`
+/// after the last one ended. The first pass waits a whole `debounce`: at
+/// start the agent hands over the restored workloads and then its first
+/// full desired state, and a pass between the two would tear down what the
+/// node had (the VXLAN device, the blocks' routes) until the next one. Triggers that come during the
 /// wait or the pass are covered by it (it reads everything afresh), so
 /// under a stream of triggers passes are `debounce` apart.
 pub(super) fn debounce_wait(
@@ -65,7 +68,7 @@ pub(super) fn debounce_wait(
     now: tokio::time::Instant,
     debounce: Duration,
 ) -> Duration {
-    last_end.map_or(Duration::ZERO, |end| {
+    last_end.map_or(debounce, |end| {
         (end + debounce).saturating_duration_since(now)
     })
 }
@@ -341,7 +344,8 @@ mod tests {
         let t0 = tokio::time::Instant::now();
         let ms = Duration::from_millis;
         // No pass yet: the first runs at once.
-        assert_eq!(debounce_wait(None, t0, debounce), Duration::ZERO);
+        // The first pass folds the agent's start-up hand-over.
+        assert_eq!(debounce_wait(None, t0, debounce), debounce);
         // The last pass ended longer ago than the debounce: at once.
         assert_eq!(
             debounce_wait(Some(t0), t0 + ms(50), debounce),
@@ -359,7 +363,8 @@ mod tests {
         // A burst of 100 triggers 1 ms apart, each pass taking 5 ms: the
         // loop's own rule, simulated, runs one pass per debounce at most.
         let mut passes = Vec::new();
-        let mut last_end = None;
+        // A pass ran long before the burst.
+        let mut last_end = Some(t0 - ms(1000));
         let mut pending: Option<tokio::time::Instant> = None;
         for i in 0..100u64 {
             let now = t0 + ms(i);

@@ -285,7 +285,13 @@ fn align4(len: usize) -> usize {
     (len + 3) & !3
 }
 
-fn setsockopt_int(sock: &Socket, opt: libc::c_int, value: libc::c_int) -> io::Result<()> {
+/// A `SOL_SOCKET` integer option (receive buffer sizes), shared with the
+/// reconciler's notification socket.
+pub(crate) fn setsockopt_int(
+    sock: &Socket,
+    opt: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: a valid fd and a pointer to a c_int that outlives the call.
     let rc = unsafe {
         libc::setsockopt(

@@ -15,6 +15,7 @@
 
 use super::view::Views;
 use crate::netlink::routes;
+use crate::netlink::socket::setsockopt_int;
 use ipnet::{Ipv4Net, Ipv6Net};
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_REPLACE};
 use netlink_packet_route::address::AddressAttribute;
@@ -184,25 +185,6 @@ pub(super) fn apply(m: &RouteNetlinkMessage, replace: bool, views: &mut Views) {
             views.v4.invalidate();
         }
         _ => {}
-    }
-}
-
-fn setsockopt_int(sock: &Socket, opt: libc::c_int, value: libc::c_int) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a valid fd and a pointer to a c_int that outlives the call.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            opt,
-            &value as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
     }
 }
 

@@ -24,17 +24,8 @@ target=${CARGO_TARGET_DIR:-target}
 cargo build -q --release -p tabby-agent --bins -p tabby-bench-converge
 bin=$(cd "$target/release" && pwd)
 
-# Host-wide limits a big lab needs, raised only (never lowered): the shared
-# neighbour table (49 VTEP/ARP entries per node) and one inotify instance
-# per tabby-node (SQLite watch wake-up).
-raise() { # sysctl minimum
-  local cur; cur=$(sysctl -n "$1")
-  [ "$cur" -ge "$2" ] || sysctl -q -w "$1=$2"
-}
-raise net.ipv4.neigh.default.gc_thresh1 4096
-raise net.ipv4.neigh.default.gc_thresh2 8192
-raise net.ipv4.neigh.default.gc_thresh3 16384
-raise fs.inotify.max_user_instances 1024
+# The host-wide limits a big lab needs (the shared neighbour tables,
+# inotify instances) are raised by `lab up` itself for its size.
 
 pool=$(mktemp)
 labs=()

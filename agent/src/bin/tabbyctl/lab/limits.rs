@@ -7,7 +7,7 @@
 //! a few nodes needs nothing and changes nothing.
 
 use super::sh::step;
-use super::state::Lab;
+use super::state::{DatastoreKind, Lab};
 use anyhow::{Context, Result};
 use tabby_felix_lite::neigh_limits::{self, Family, Thresholds};
 use tabby_felix_lite::netlink::{ntable, NlSocket};
@@ -54,6 +54,50 @@ pub fn ensure(lab: &Lab, families: &[Family]) -> Result<()> {
     Ok(())
 }
 
+/// The host-wide per-user inotify limit: every tabby-node of a SQLite lab
+/// follows the database's wake-up sidecar with one instance (see the
+/// SQLite store's `sqlite_wake`), and past the limit (128 by default) a
+/// node falls back to the 2 s safety poll. A lab that would leave less
+/// than `INOTIFY_SPARE` for what else the host runs (systemd, containerd,
+/// editors) raises it to its nodes + `INOTIFY_HEADROOM`; smaller labs
+/// change nothing.
+const INOTIFY_LIMIT: &str = "/proc/sys/fs/inotify/max_user_instances";
+const INOTIFY_SPARE: u64 = 64;
+const INOTIFY_HEADROOM: u64 = 128;
+
+/// The limit a lab of `nodes` SQLite nodes needs, when `now` is short of it.
+pub fn inotify_target(now: u64, nodes: usize) -> Option<u64> {
+    let nodes = nodes as u64;
+    (nodes + INOTIFY_SPARE > now).then_some(nodes + INOTIFY_HEADROOM)
+}
+
+/// Raises `fs.inotify.max_user_instances` for a SQLite lab where its size
+/// needs it (never lowers it), saying so.
+pub fn ensure_inotify(lab: &Lab) -> Result<()> {
+    if lab.datastore != DatastoreKind::Sqlite {
+        return Ok(());
+    }
+    let now: u64 = std::fs::read_to_string(INOTIFY_LIMIT)
+        .with_context(|| format!("reading {INOTIFY_LIMIT}"))?
+        .trim()
+        .parse()
+        .with_context(|| format!("{INOTIFY_LIMIT}: expected a number"))?;
+    let Some(want) = inotify_target(now, lab.nodes.len()) else {
+        return Ok(());
+    };
+    std::fs::write(INOTIFY_LIMIT, want.to_string())
+        .with_context(|| format!("raising {INOTIFY_LIMIT} to {want} (root?)"))?;
+    step(
+        &lab.name,
+        "host",
+        format_args!(
+            "raised fs.inotify.max_user_instances from {now} to {want}: every tabby-node \
+             of a SQLite lab takes one for the datastore's wake-up"
+        ),
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +115,15 @@ mod tests {
             (t.gc_thresh1, t.gc_thresh2, t.gc_thresh3),
             (1536, 6144, 12288)
         );
+    }
+
+    #[test]
+    fn inotify_is_raised_for_big_sqlite_labs_only_and_never_lowered() {
+        // The kernel's default holds the CI labs and 50 nodes.
+        assert_eq!(inotify_target(128, 3), None);
+        assert_eq!(inotify_target(128, 50), None);
+        assert_eq!(inotify_target(128, 100), Some(228));
+        assert_eq!(inotify_target(150, 100), Some(228));
+        assert_eq!(inotify_target(1024, 100), None);
     }
 }

@@ -69,6 +69,7 @@ async fn build(lab: &mut Lab) -> Result<()> {
         families.push(NeighFamily::V6);
     }
     super::limits::ensure(lab, &families)?;
+    super::limits::ensure_inotify(lab)?;
     fabric(lab)?;
     for n in &lab.nodes {
         node_netns(lab, n)?;

@@ -17,6 +17,7 @@ pub mod kdd;
 pub mod memory;
 pub mod sqlite;
 mod sqlite_ping;
+mod sqlite_tail;
 mod sqlite_wake;
 mod stream;
 

@@ -4,6 +4,7 @@
 //! store-wide revision and appends to an event log; watchers in any process
 //! follow the log, which is what makes watch work across processes.
 
+use super::sqlite_tail::{fetch_events, Fetch, Tail};
 use super::sqlite_wake::Signal;
 pub use super::sqlite_wake::{WatchOptions, SAFETY_POLL};
 use super::stream::polling_stream;
@@ -27,6 +28,9 @@ pub struct SqliteStore {
     ping: Arc<Mutex<Option<Connection>>>,
     /// Wakes watchers after a commit (sqlite_wake.rs).
     signal: Arc<Signal>,
+    /// The log's newest rows, read once per wake-up for every watcher of
+    /// this handle (sqlite_tail.rs).
+    tail: Arc<Tail>,
     watch: WatchOptions,
 }
 
@@ -96,6 +100,7 @@ impl SqliteStore {
             retry_busy(|| conn.execute_batch(&format!("BEGIN IMMEDIATE;{SCHEMA}COMMIT;")))?;
             Ok(SqliteStore {
                 signal: Arc::new(Signal::new(&path)),
+                tail: Arc::new(Tail::new(path.clone(), open_conn)),
                 path,
                 conn: Arc::new(Mutex::new(conn)),
                 ping: Arc::default(),
@@ -217,67 +222,6 @@ fn apply(
 enum WriteOp {
     Put { value: Vec<u8>, created: bool },
     Delete { last: Vec<u8> },
-}
-
-fn event_type(ty: i64) -> EventType {
-    match ty {
-        0 => EventType::Added,
-        1 => EventType::Modified,
-        _ => EventType::Deleted,
-    }
-}
-
-fn fetch_events(
-    conn: &Connection,
-    after: Revision,
-    kinds: &[Kind],
-) -> Result<(Vec<WatchEvent>, Revision), Error> {
-    let compacted: i64 = conn
-        .query_row("SELECT value FROM meta WHERE key = 'compacted'", [], |r| {
-            r.get(0)
-        })
-        .map_err(unavailable)?;
-    if (after as i64) < compacted {
-        return Err(Error::Compacted {
-            requested: after,
-            compacted: compacted as Revision,
-        });
-    }
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT revision, kind, name, type, value FROM events WHERE revision > ?1
-             ORDER BY revision LIMIT 1000",
-        )
-        .map_err(unavailable)?;
-    let rows = stmt
-        .query_map(params![after as i64], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, Vec<u8>>(4)?,
-            ))
-        })
-        .map_err(unavailable)?;
-    let mut out = Vec::new();
-    let mut cursor = after;
-    for row in rows {
-        let (rev, kind_s, name, ty, value) = row.map_err(unavailable)?;
-        cursor = rev as Revision;
-        let Some(kind) = Kind::from_kind_field(&kind_s) else {
-            continue;
-        };
-        if !wants(kinds, kind) {
-            continue;
-        }
-        out.push(WatchEvent {
-            revision: rev as Revision,
-            event_type: event_type(ty),
-            resource: decode(kind, &name, &value, rev as Revision)?,
-        });
-    }
-    Ok((out, cursor))
 }
 
 #[async_trait]
@@ -456,36 +400,62 @@ impl Datastore for SqliteStore {
     }
 
     async fn watch(&self, kinds: &[Kind], from: Revision) -> Result<WatchStream, Error> {
-        // Each watch reads through its own connection so that it never
-        // waits behind this handle's writes.
+        // A watch behind the shared tail (or after a compaction) reads the
+        // log through its own connection, opened when first needed, so
+        // that it never waits behind this handle's writes.
         let path = self.path.clone();
-        let conn = tokio::task::spawn_blocking(move || open_conn(&path))
-            .await
-            .map_err(unavailable)??;
-        let conn = Arc::new(Mutex::new(conn));
+        let own: Arc<Mutex<Option<Connection>>> = Arc::default();
         let kinds = kinds.to_vec();
         // Subscribed before the first read, so a commit between the two
         // wakes the second.
         let signal = self.signal.clone();
         let opts = self.watch;
-        let waiter = tokio::task::spawn_blocking(move || signal.waiter(opts))
-            .await
-            .map_err(unavailable)?;
+        let waiter = tokio::task::spawn_blocking({
+            let signal = signal.clone();
+            move || signal.waiter(opts)
+        })
+        .await
+        .map_err(unavailable)?;
+        // Set when the last wait ended without a wake-up: the safety poll
+        // (or polling only) reads the log whatever the tail thinks.
+        let force = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tail = self.tail.clone();
+        let force_w = force.clone();
         Ok(polling_stream(
             from,
             move |after| {
-                let conn = conn.clone();
-                let kinds = kinds.clone();
+                let (own, kinds, path) = (own.clone(), kinds.clone(), path.clone());
+                let (tail, force, signal) = (tail.clone(), force.clone(), signal.clone());
                 async move {
+                    let f = Fetch {
+                        after,
+                        kinds: &kinds,
+                        generation: signal.generation(),
+                        force: force.swap(false, std::sync::atomic::Ordering::AcqRel),
+                    };
+                    if let Some(r) = tail.fetch(f).await? {
+                        return Ok(r);
+                    }
                     tokio::task::spawn_blocking(move || {
-                        let g = conn.lock().unwrap_or_else(|p| p.into_inner());
-                        fetch_events(&g, after, &kinds)
+                        let mut g = own.lock().unwrap_or_else(|p| p.into_inner());
+                        let conn = match &mut *g {
+                            Some(c) => c,
+                            slot @ None => slot.insert(open_conn(&path)?),
+                        };
+                        fetch_events(conn, after, &kinds)
                     })
                     .await
                     .map_err(unavailable)?
                 }
             },
-            move || waiter.clone().wait(),
+            move || {
+                let (waiter, force) = (waiter.clone(), force_w.clone());
+                async move {
+                    if !waiter.wait().await {
+                        force.store(true, std::sync::atomic::Ordering::Release);
+                    }
+                }
+            },
         ))
     }
 }

@@ -286,6 +286,13 @@ impl Signal {
     fn ensure_armed(&self) {
         ensure_armed(&self.sidecar, &self.channel);
     }
+
+    /// How many wake-ups this process has seen for the database: a read of
+    /// the log that starts after this value was taken sees every commit
+    /// whose wake-up it counts (a wake-up is sent after its commit).
+    pub(super) fn generation(&self) -> u64 {
+        *self.channel.tx.borrow()
+    }
 }
 
 fn ensure_armed(sidecar: &Path, ch: &Arc<Channel>) {
@@ -306,10 +313,11 @@ pub(super) struct Waiter {
 }
 
 impl Waiter {
-    pub(super) async fn wait(self) {
+    /// True when a wake-up ended the wait, false when the poll did.
+    pub(super) async fn wait(self) -> bool {
         let Some(rx) = self.rx else {
             tokio::time::sleep(self.poll).await;
-            return;
+            return false;
         };
         if !self.channel.armed.load(Ordering::Acquire) {
             let (sidecar, ch) = (self.sidecar.clone(), self.channel.clone());
@@ -319,6 +327,6 @@ impl Waiter {
         // `changed` returns at once for a bump made since the last wait,
         // e.g. during the read that found nothing: no wake-up is lost. The
         // sender lives in the process-wide map, so it never closes.
-        let _ = tokio::time::timeout(self.poll, rx.changed()).await;
+        tokio::time::timeout(self.poll, rx.changed()).await.is_ok()
     }
 }

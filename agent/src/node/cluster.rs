@@ -55,12 +55,28 @@ impl Cluster {
     /// The view as the cache holds it now.
     pub fn from_cache(cache: &ClusterCache) -> Cluster {
         let mut c = Cluster::default();
-        for k in KINDS {
+        c.refresh(cache, KINDS);
+        c
+    }
+
+    /// Takes `kinds` again from the cache, leaving the others as they are:
+    /// a block claim changes only affinities, and copying every Node (the
+    /// biggest objects) for each one was a measurable share of a node's
+    /// CPU per claim in a 50-node cluster.
+    pub fn refresh(&mut self, cache: &ClusterCache, kinds: &[Kind]) {
+        for k in kinds {
+            match k {
+                Kind::Node => self.nodes.clear(),
+                Kind::IpPool => self.pools.clear(),
+                Kind::BlockAffinity => self.affinities.clear(),
+                Kind::BgpPeer => self.peers.clear(),
+                Kind::BgpConfiguration => self.bgp_configs.clear(),
+                _ => continue,
+            }
             for r in cache.list(*k) {
-                c.insert(Resource::clone(&r));
+                self.insert(Resource::clone(&r));
             }
         }
-        c
     }
 
     pub fn node_infos(&self) -> BTreeMap<String, NodeInfo> {

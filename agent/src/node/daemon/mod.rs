@@ -134,9 +134,14 @@ impl Daemon {
             // IPAM blocks or readiness only: nothing routes on them.
             return inst_changed;
         }
+        let changed: Vec<crate::resources::Kind> = CLUSTER_KINDS
+            .iter()
+            .copied()
+            .filter(|k| self.seen.get(k) != now.get(k))
+            .collect();
         self.seen = now;
         let pools_before = pool_cidrs(&self.cluster);
-        self.cluster = Cluster::from_cache(&self.cache);
+        self.cluster.refresh(&self.cache, &changed);
         self.tunnel
             .on_cluster(&*self.ds, &self.ipam, &self.cfg, &self.cluster)
             .await;

@@ -130,6 +130,7 @@ fn datagram(buf: &[u8], vxlan: Vxlans, views: &mut Views) -> bool {
                     let replace = msg.header.flags & NLM_F_REPLACE != 0;
                     if let NetlinkPayload::InnerMessage(m) = &msg.payload {
                         apply(m, replace, views);
+                        neighbour_seen(m, vxlan, views);
                     }
                     relevant |= message_matters(&msg.payload, vxlan);
                 }
@@ -185,6 +186,18 @@ pub(super) fn apply(m: &RouteNetlinkMessage, replace: bool, views: &mut Views) {
             views.v4.invalidate();
         }
         _ => {}
+    }
+}
+
+/// Marks the neighbours of the VXLAN device an ARP/NDP or FDB message is
+/// about as needing a dump.
+fn neighbour_seen(m: &RouteNetlinkMessage, vxlan: Vxlans, views: &mut Views) {
+    if let RouteNetlinkMessage::NewNeighbour(n) | RouteNetlinkMessage::DelNeighbour(n) = m {
+        for (fam, dev) in vxlan.iter().enumerate() {
+            if *dev == Some(n.header.ifindex) {
+                views.neigh_stale[fam] = true;
+            }
+        }
     }
 }
 

@@ -15,8 +15,20 @@ use std::sync::Arc;
 #[derive(Debug, Default)]
 pub struct Memory {
     pub views: Views,
+    /// What the last complete neighbour reconcile of each VXLAN device
+    /// left in the kernel.
+    pub neigh4: Option<NeighMemo<std::net::Ipv4Addr>>,
+    pub neigh6: Option<NeighMemo<std::net::Ipv6Addr>>,
     pub plan4: Option<PlanCache<Ipv4Net, crate::model::Workload>>,
     pub plan6: Option<PlanCache<Ipv6Net, crate::model::Workload6>>,
+}
+
+/// One VXLAN device's ARP/NDP and FDB entries as a reconcile left them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeighMemo<A> {
+    pub index: u32,
+    pub neigh: Vec<(A, [u8; 6])>,
+    pub fdb: Vec<([u8; 6], A)>,
 }
 
 /// Everything a plan depends on besides the block routes and workloads:

@@ -1,7 +1,7 @@
 //! One reconcile pass: read the kernel, diff against the desired state,
 //! write the difference. Per-item failures are recorded and the pass goes on.
 
-use super::memory::{self, Memory, PlanKey};
+use super::memory::{self, Memory, NeighMemo, PlanKey};
 use super::plan::{self, Interfaces};
 use super::{pass6, vxlan, writes, PassReport};
 use crate::autodetect::{connected_subnets, HostAddr, HostInterface};
@@ -130,7 +130,7 @@ pub fn run(
     let vx6 = pass6::run6(sock, state, workloads6, &v6, mem, &mut report);
 
     if let Some((index, _)) = vx {
-        reconcile_vteps(sock, index, state, &mut report);
+        reconcile_vteps(sock, index, state, mem, &mut report);
     }
     let sysctl_failed = !reconcile_sysctls(workloads, &index_of, &mut report);
     let (nft_ok, nft_commits) = if check_nft {
@@ -177,12 +177,25 @@ pub fn sysctls_drifted(workloads: &[Workload]) -> bool {
             .any(|w| drifted(sysctl::check_workload(&w.host_interface)))
 }
 
-fn reconcile_vteps(sock: &mut NlSocket, index: u32, state: &DesiredState, report: &mut PassReport) {
+fn reconcile_vteps(
+    sock: &mut NlSocket,
+    index: u32,
+    state: &DesiredState,
+    mem: &mut Memory,
+    report: &mut PassReport,
+) {
     let (vteps, errors) = plan::desired_vteps(&state.vteps);
     report.failures.extend(errors);
-    let neigh: Vec<_> = vteps.iter().map(|v| (v.tunnel_ip, v.mac)).collect();
-    let fdb: Vec<_> = vteps.iter().map(|v| (v.mac, v.node_ip)).collect();
-    writes::reconcile_neighbours(sock, index, VXLAN_DEVICE, &neigh, &fdb, report);
+    let memo = NeighMemo {
+        index,
+        neigh: vteps.iter().map(|v| (v.tunnel_ip, v.mac)).collect(),
+        fdb: vteps.iter().map(|v| (v.mac, v.node_ip)).collect(),
+    };
+    let st = writes::NeighState {
+        memo: &mut mem.neigh4,
+        stale: &mut mem.views.neigh_stale[0],
+    };
+    writes::reconcile_neighbours(sock, memo, st, VXLAN_DEVICE, report);
 }
 
 /// `ip_forward` for the host; proxy ARP and forwarding on each workload's

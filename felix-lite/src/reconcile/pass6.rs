@@ -6,9 +6,9 @@
 //! removed (Tabby's IPv6 routes, `vxlan-v6.calico`), so an IPv4-only node
 //! never writes IPv6 state, and a host with IPv6 disabled is fine.
 
-use super::memory::{self, Memory, PlanKey};
+use super::memory::{self, Memory, NeighMemo, PlanKey};
 use super::plan::Interfaces;
-use super::writes::{nft_what, reconcile_neighbours, reconcile_routes};
+use super::writes::{nft_what, reconcile_neighbours, reconcile_routes, NeighState};
 use super::{plan6, vxlan6, PassReport};
 use crate::model::{DesiredState, Workload6, POD_GATEWAY_V6, VXLAN_V6_DEVICE};
 use crate::netlink::links::{self, KernelAddr6, KernelLink};
@@ -134,9 +134,16 @@ pub fn run6(
     if let Some((index, _)) = vx {
         let (vteps, errors) = plan6::desired_vteps6(&state.vteps6);
         report.failures.extend(errors);
-        let neigh: Vec<_> = vteps.iter().map(|v| (v.tunnel_ip, v.mac)).collect();
-        let fdb: Vec<_> = vteps.iter().map(|v| (v.mac, v.node_ip)).collect();
-        reconcile_neighbours(sock, index, VXLAN_V6_DEVICE, &neigh, &fdb, report);
+        let memo = NeighMemo {
+            index,
+            neigh: vteps.iter().map(|v| (v.tunnel_ip, v.mac)).collect(),
+            fdb: vteps.iter().map(|v| (v.mac, v.node_ip)).collect(),
+        };
+        let st = NeighState {
+            memo: &mut mem.neigh6,
+            stale: &mut mem.views.neigh_stale[1],
+        };
+        reconcile_neighbours(sock, memo, st, VXLAN_V6_DEVICE, report);
     }
     out
 }

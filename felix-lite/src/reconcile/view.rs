@@ -218,6 +218,13 @@ impl<N: Net> RouteView<N> {
 pub struct Views {
     pub v4: RouteView<ipnet::Ipv4Net>,
     pub v6: RouteView<ipnet::Ipv6Net>,
+    /// Per family (IPv4, IPv6): a notification about an ARP/NDP or FDB
+    /// entry of that family's VXLAN device arrived (or some were lost)
+    /// since its neighbours were last reconciled. While false and the
+    /// wanted entries are what the last reconcile wrote, a pass skips
+    /// dumping the neighbour table, which the kernel shares between all
+    /// network namespaces and walks whole for every dump.
+    pub neigh_stale: [bool; 2],
     went_down: Vec<u32>,
     gone: Vec<u32>,
 }
@@ -226,6 +233,7 @@ impl Views {
     pub fn invalidate(&mut self) {
         self.v4.invalidate();
         self.v6.invalidate();
+        self.neigh_stale = [true, true];
     }
 
     pub fn link_down(&mut self, index: u32) {

@@ -2,6 +2,7 @@
 //! and a VXLAN device's permanent neighbour and FDB entries; and the text
 //! an nftables write leaves in the applied list.
 
+use super::memory::NeighMemo;
 use super::plan::{self, DesiredRoute, Labeller};
 use super::view::RouteView;
 use super::PassReport;
@@ -173,9 +174,35 @@ fn moves_onlink_v6<'a, N: Net>(
     })
 }
 
+/// The neighbour reconcile's memory of one device: what it last wrote,
+/// and whether a notification (or a full pass) says the kernel may differ.
+pub struct NeighState<'a, A> {
+    pub memo: &'a mut Option<NeighMemo<A>>,
+    pub stale: &'a mut bool,
+}
+
 /// Permanent neighbour (ARP or NDP) entries tunnel IP → MAC and FDB
-/// entries MAC → node IP on `device`, exactly those.
+/// entries MAC → node IP on `device`, exactly those. Skipped (no dump)
+/// when they are what the last complete reconcile wrote and no
+/// notification about the device's entries came since.
 pub fn reconcile_neighbours<A: Addr>(
+    sock: &mut NlSocket,
+    memo: NeighMemo<A>,
+    st: NeighState<'_, A>,
+    device: &str,
+    report: &mut PassReport,
+) {
+    if !*st.stale && st.memo.as_ref() == Some(&memo) {
+        return;
+    }
+    let failures = report.failures.len();
+    reconcile_neighbours_now(sock, memo.index, device, &memo.neigh, &memo.fdb, report);
+    let clean = report.failures.len() == failures;
+    *st.memo = clean.then_some(memo);
+    *st.stale = !clean;
+}
+
+fn reconcile_neighbours_now<A: Addr>(
     sock: &mut NlSocket,
     index: u32,
     device: &str,

@@ -7,8 +7,9 @@
 # lab's datastore for the claim (the block's affinity confirmed). Prints
 # p50/p99/max from the claim to the route (proto 81) in each other node,
 # over all (claim, node) pairs, per row, and the same from the start of
-# the CNI ADD. The "poll 100ms" row restores the old SQLite watch poll as
-# the reference, in the same run. Release builds (as the other benches).
+# the CNI ADD, and each other node's CPU per claim (utime+stime). The
+# "poll 100ms" row restores the old SQLite watch poll as the reference,
+# in the same run. Release builds (as the other benches).
 # Rows run two labs at a time (BATCH=1: one), their claims alternating, so
 # both see the same background load. As root.
 #

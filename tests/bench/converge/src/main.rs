@@ -7,6 +7,9 @@
 //! p50/p99/max over all (claim, node) pairs. Benchmark-only.
 
 mod claims;
+// The /proc reader bench-idle uses; only its CPU counter is read here.
+#[allow(dead_code)]
+mod idle_proc;
 mod netlink;
 mod results;
 
@@ -59,6 +62,7 @@ struct NodeInfo {
     name: String,
     netns: String,
     run_dir: String,
+    pid: u32,
 }
 
 /// Pod namespaces this run created, removed however it ends.
@@ -82,6 +86,10 @@ struct LabRun {
     own_ms: Vec<f64>,
     from_claim: Vec<f64>,
     missing: usize,
+    /// Each other node's CPU ticks when the counted claims start.
+    cpu_start: Vec<u64>,
+    /// CPU ms per counted claim of each other node, sorted.
+    cpu_per_claim: Vec<f64>,
     /// The datastore the lab's nodes use, for the claim watch.
     datastore: tabby_agent::datastore::DatastoreConfig,
 }
@@ -103,6 +111,7 @@ fn load(dir: &std::path::Path, node: &str, label: &str) -> Result<LabRun> {
             name: n["name"].as_str().unwrap_or_default().into(),
             netns: n["netns"].as_str().unwrap_or_default().into(),
             run_dir: n["run_dir"].as_str().unwrap_or_default().into(),
+            pid: n["pid"].as_u64().unwrap_or(0) as u32,
         })
         .collect();
     let a = nodes
@@ -130,6 +139,8 @@ fn load(dir: &std::path::Path, node: &str, label: &str) -> Result<LabRun> {
         own_ms: vec![],
         from_claim: vec![],
         missing: 0,
+        cpu_start: vec![],
+        cpu_per_claim: vec![],
         datastore,
     })
 }
@@ -173,6 +184,9 @@ fn main() -> Result<()> {
     for c in 0..o.claims + o.warmup {
         for (l, lab) in labs.iter_mut().enumerate() {
             let counted = c >= o.warmup;
+            if c == o.warmup {
+                lab.cpu_start = other_cpu(lab);
+            }
             let others = lab.nodes.len() - 1;
             let a = lab.a;
             let pod_ns = format!("tbc{tag}-{l}-{c}");
@@ -236,6 +250,14 @@ fn main() -> Result<()> {
     }
     let mut missing = 0;
     for lab in &mut labs {
+        let end = other_cpu(lab);
+        let tick_ms = 1e3 / idle_proc::clock_ticks();
+        lab.cpu_per_claim = end
+            .iter()
+            .zip(&lab.cpu_start)
+            .map(|(b, a)| b.saturating_sub(*a) as f64 * tick_ms / o.claims.max(1) as f64)
+            .collect();
+        lab.cpu_per_claim.sort_by(f64::total_cmp);
         for v in [
             &mut lab.lat,
             &mut lab.cni_ms,
@@ -256,6 +278,7 @@ fn main() -> Result<()> {
             cni: &lab.cni_ms,
             own: &lab.own_ms,
             missing: lab.missing,
+            cpu_per_claim: &lab.cpu_per_claim,
         }
     }
     // The row labelled "(ref)" is every other row's reference.
@@ -276,6 +299,17 @@ fn main() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// utime+stime ticks of every node but the claiming one (0 for a node
+/// whose /proc cannot be read: it shows as a 0 ms row, not a failed run).
+fn other_cpu(lab: &LabRun) -> Vec<u64> {
+    lab.nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != lab.a)
+        .map(|(_, n)| idle_proc::Counters::read(n.pid).map_or(0, |c| c.cpu_ticks))
+        .collect()
 }
 
 /// Moves arrived events into `seen`; with a deadline, waits for the first.

@@ -17,6 +17,9 @@ pub struct Row<'a> {
     pub cni: &'a [f64],
     pub own: &'a [f64],
     pub missing: usize,
+    /// CPU ms each other node spent per claim (the untimed fill pod's
+    /// work included), sorted.
+    pub cpu_per_claim: &'a [f64],
 }
 
 /// The goal for p99 (§1).
@@ -48,6 +51,15 @@ pub fn print(r: &Row, claimer: &str) {
         pct(r.lat, 0.99),
         pct(r.cni, 0.50),
         pct(r.own, 0.50),
+    );
+    let total: f64 = r.cpu_per_claim.iter().sum();
+    println!(
+        "{:<28}   CPU per claim per other node: median {:.2} ms  max {:.2} ms; all {} other nodes together {:.1} ms",
+        "",
+        pct(r.cpu_per_claim, 0.50),
+        r.cpu_per_claim.last().copied().unwrap_or(f64::NAN),
+        r.cpu_per_claim.len(),
+        total,
     );
 }
 
@@ -99,6 +111,19 @@ pub fn emit(r: &Row, reference: Option<&Row>) -> std::io::Result<()> {
                 "met": judged.then_some(value <= GOAL_P99_MS),
             }));
         }
+    }
+    let total: f64 = r.cpu_per_claim.iter().sum();
+    for (metric, value) in [
+        ("cpu_ms_per_claim_per_node_p50", pct(r.cpu_per_claim, 0.5)),
+        ("cpu_ms_per_claim_all_nodes", total),
+    ] {
+        lines.push(serde_json::json!({
+            "section": "1", "bench": "converge",
+            "case": format!("{case}: CPU per claim of the other nodes"),
+            "metric": metric, "unit": "ms", "value": finite(value),
+            "reference": null, "reference_value": null, "ratio": null,
+            "goal": null, "met": null,
+        }));
     }
     for l in lines {
         f.write_all(format!("{l}\n").as_bytes())?;

@@ -277,6 +277,7 @@ impl Daemon {
             observer,
             on_fallback: Default::default(),
             fallback_activations: 0,
+            trim_due: false,
             ticks: 0,
             started: started_at,
         })

@@ -30,7 +30,7 @@ const KEEP_ROWS: usize = 512;
 const KEEP_BYTES: usize = 1 << 20;
 
 /// One event as the log stores it.
-pub(super) struct Row {
+struct Row {
     rev: Revision,
     kind: Option<Kind>,
     name: String,
@@ -44,7 +44,7 @@ fn unavailable(e: impl std::fmt::Display) -> Error {
 
 /// Up to [`READ_LIMIT`] rows after `after`, oldest first, and whether the
 /// limit was hit. `Compacted` when `after` is older than the log keeps.
-pub(super) fn read_rows(conn: &Connection, after: Revision) -> Result<(Vec<Row>, bool), Error> {
+fn read_rows(conn: &Connection, after: Revision) -> Result<(Vec<Row>, bool), Error> {
     let compacted: i64 = conn
         .prepare_cached("SELECT value FROM meta WHERE key = 'compacted'")
         .and_then(|mut s| s.query_row([], |r| r.get(0)))

@@ -25,9 +25,10 @@
 #   mostly the sessions: 49 mesh peers at the lab's 9 s hold time send and
 #   receive a keepalive every 3 s each (~100 wake-ups/s).
 # - RSS: ~17 MB of it is the binary's code (RssFile, shared clean pages;
-#   24 MB of text), ~10 MB anonymous without the routes, ~+1.5 KB per
+#   24 MB of text), ~9 MB anonymous without the routes, ~+0.95 KB per
 #   learned route (held by the speaker's RIB, the run loop's learned map
-#   and inputs, the status rows, felix-lite's desired and kernel models).
+#   and inputs, the status rows, felix-lite's desired and kernel models;
+#   ~1.5 KB before tabby-node trimmed its heap after a change).
 #
 #   bash tests/bench-idle.sh              # 50 nodes, 10k routes, 60 s windows
 #   QUICK=1 bash tests/bench-idle.sh      # 10 nodes, 1k routes, 20 s
